@@ -1,0 +1,3 @@
+//! `bittorrent-cli`: download torrents from the command line.
+
+fn main() {}

@@ -1,0 +1,68 @@
+//! Persistence of verified pieces behind the [`Store`] trait.
+//!
+//! The engine hands a store only pieces whose SHA-1 matched. Store methods are
+//! blocking; the engine calls them from `spawn_blocking`, never on an async
+//! worker thread.
+
+mod file;
+mod layout;
+mod memory;
+
+pub use file::FileStore;
+pub use layout::{FileSlice, Layout};
+pub use memory::MemoryStore;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+/// Where verified pieces are kept. Implementations must be safe to call from
+/// several blocking threads at once.
+pub trait Store: Send + Sync + 'static {
+    /// Writes verified piece `index`. `blocks` are the piece's bytes in order;
+    /// their concatenation is exactly the piece.
+    ///
+    /// # Errors
+    /// Any IO error, or an index/length that does not fit the torrent.
+    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError>;
+
+    /// Reads `length` bytes at offset `begin` of piece `index`.
+    ///
+    /// # Errors
+    /// Any IO error, or a range outside the piece.
+    fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError>;
+
+    /// Called once when every wanted piece is verified: create what no piece
+    /// touched (zero-length files), flush buffers.
+    ///
+    /// # Errors
+    /// Any IO error.
+    fn finalize(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Errors of a [`Store`].
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An IO error on a file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("create", "write", "read", ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A piece index or byte range outside the torrent.
+    #[error("range out of bounds: piece {index}, offset {begin}, length {length}")]
+    OutOfRange {
+        /// Piece index.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// Length.
+        length: u64,
+    },
+}

@@ -1,0 +1,68 @@
+//! Talking to HTTP(S) trackers (BEP 3, BEP 23 compact peers, BEP 12 tiers).
+//!
+//! The request/response formats are pure functions; [`HttpTracker`] does the
+//! IO with reqwest and [`run_announcer`] is the per-torrent announce loop.
+
+mod announcer;
+mod http;
+mod response;
+
+pub use announcer::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
+pub use http::{announce_url, HttpTracker};
+pub use response::{parse_announce_response, AnnounceResponse};
+
+use crate::types::{InfoHash, PeerId};
+
+/// The `event` parameter of an announce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceEvent {
+    /// First announce of a download.
+    Started,
+    /// The download just finished (sent once).
+    Completed,
+    /// The torrent is being stopped.
+    Stopped,
+}
+
+/// Everything an announce sends.
+#[derive(Clone, Debug)]
+pub struct AnnounceRequest {
+    /// The torrent.
+    pub info_hash: InfoHash,
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// Port we accept connections on.
+    pub port: u16,
+    /// Payload bytes uploaded since `started`.
+    pub uploaded: u64,
+    /// Payload bytes downloaded (verified) since `started`.
+    pub downloaded: u64,
+    /// Bytes still missing.
+    pub left: u64,
+    /// Event, if any.
+    pub event: Option<AnnounceEvent>,
+    /// How many peers we want.
+    pub num_want: Option<u32>,
+    /// Echo of a previous response's `tracker id`.
+    pub tracker_id: Option<String>,
+}
+
+/// Errors of a tracker exchange.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackerError {
+    /// The URL's scheme is not one we speak (e.g. udp:// before BEP 15 lands).
+    #[error("unsupported tracker URL {0}")]
+    Unsupported(String),
+    /// Connection, TLS, timeout, ...
+    #[error("request failed: {0}")]
+    Request(#[from] reqwest::Error),
+    /// A non-2xx HTTP status.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// The body is not a valid announce response.
+    #[error("invalid response: {0}")]
+    Decode(String),
+    /// The tracker said `failure reason`.
+    #[error("tracker failure: {0}")]
+    Failure(String),
+}

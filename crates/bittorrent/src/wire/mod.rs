@@ -1,0 +1,77 @@
+//! The peer wire protocol (BEP 3): the handshake and the length-prefixed
+//! messages, as tokio-util codecs. Pure: no sockets here.
+
+mod codec;
+
+pub use codec::{HandshakeCodec, MessageCodec, WireError};
+
+use bytes::Bytes;
+
+use crate::types::{BlockInfo, InfoHash, PeerId};
+
+/// The 68-byte opening message of every connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handshake {
+    /// Reserved bits (extension negotiation: BEP 10 is bit 20 from the right, BEP 6 bit 2 ...).
+    pub reserved: [u8; 8],
+    /// Which torrent the connection is for.
+    pub info_hash: InfoHash,
+    /// The sender's peer id.
+    pub peer_id: PeerId,
+}
+
+impl Handshake {
+    /// Wire length of a handshake.
+    pub const LEN: usize = 68;
+
+    /// A handshake with no extension bits set.
+    pub fn new(info_hash: InfoHash, peer_id: PeerId) -> Self {
+        Self {
+            reserved: [0; 8],
+            info_hash,
+            peer_id,
+        }
+    }
+}
+
+/// One peer wire message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message {
+    /// Zero-length message.
+    KeepAlive,
+    /// id 0.
+    Choke,
+    /// id 1.
+    Unchoke,
+    /// id 2.
+    Interested,
+    /// id 3.
+    NotInterested,
+    /// id 4: the sender has verified this piece.
+    Have(u32),
+    /// id 5: raw bitfield payload (validated against the piece count by the receiver).
+    Bitfield(Bytes),
+    /// id 6.
+    Request(BlockInfo),
+    /// id 7: a block of data.
+    Piece {
+        /// Piece index.
+        piece: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// The block's bytes.
+        data: Bytes,
+    },
+    /// id 8.
+    Cancel(BlockInfo),
+    /// id 9: DHT port (ignored until DHT exists).
+    Port(u16),
+    /// Any id we do not understand yet (extensions); ignored by the peer.
+    Unknown {
+        /// Message id.
+        id: u8,
+        /// Payload after the id.
+        payload: Bytes,
+    },
+}

@@ -1,0 +1,1 @@
+//! End-to-end tests of `bittorrent-cli` against independent BitTorrent peers on loopback.
