@@ -42,6 +42,8 @@ pub mod wire;
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
 pub mod prelude {
     pub use crate::metainfo::MetaInfo;
+    pub use crate::session::{Event, EventReceiver, Session, SessionConfig, SessionHandle};
     pub use crate::store::{FileStore, MemoryStore, Store};
+    pub use crate::torrent::{Torrent, TorrentHandle, TorrentStats};
     pub use crate::types::{InfoHash, PeerId};
 }

@@ -1,1 +1,203 @@
-//! The session actor.
+//! The session: the root actor. It owns every torrent actor and the event
+//! stream an embedder watches.
+//!
+//! [`Session::spawn`] starts it and returns a [`SessionHandle`] (cheap to
+//! clone, usable from any task) and an [`EventReceiver`].
+
+mod actor;
+mod command;
+mod error;
+mod event;
+
+pub use error::SessionError;
+pub use event::{Event, EventReceiver};
+
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::session::command::SessionCommand;
+use crate::torrent::{Torrent, TorrentHandle};
+use crate::types::{InfoHash, PeerId};
+
+/// Settings shared by every torrent of a session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Our peer id, sent in handshakes and announces.
+    pub peer_id: PeerId,
+    /// The TCP port announced to trackers.
+    pub port: u16,
+    /// Outbound connections a torrent keeps open at most.
+    pub max_peers_per_torrent: usize,
+    /// Time allowed for a TCP connect plus handshake.
+    pub connect_timeout: Duration,
+    /// Whether torrents announce to the trackers listed in their metainfo.
+    /// Tests and `--peer`-only use turn this off.
+    pub use_trackers: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            peer_id: PeerId::generate(),
+            port: 6881,
+            max_peers_per_torrent: 30,
+            connect_timeout: Duration::from_secs(10),
+            use_trackers: true,
+        }
+    }
+}
+
+/// Namespace for starting a session: `Session::spawn()`.
+#[derive(Debug)]
+pub struct Session;
+
+impl Session {
+    /// Capacity of the session's command mailbox.
+    const MAILBOX: usize = 64;
+    /// Events buffered per subscriber before a slow one starts losing them.
+    const EVENT_BUFFER: usize = 4096;
+
+    /// Starts a session with default settings on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime (like `tokio::spawn`).
+    pub fn spawn() -> (SessionHandle, EventReceiver) {
+        Self::spawn_with(SessionConfig::default())
+    }
+
+    /// Starts a session with `config` on the current tokio runtime.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime (like `tokio::spawn`).
+    pub fn spawn_with(config: SessionConfig) -> (SessionHandle, EventReceiver) {
+        let (tx, rx) = mpsc::channel(Self::MAILBOX);
+        let (events_tx, events_rx) = broadcast::channel(Self::EVENT_BUFFER);
+        let cancel = CancellationToken::new();
+        let finished = CancellationToken::new();
+        let handle = SessionHandle {
+            tx,
+            cancel: cancel.clone(),
+            finished: finished.clone(),
+            events: events_tx.downgrade(),
+        };
+        tokio::spawn(actor::run(config, rx, events_tx, cancel, finished));
+        (handle, EventReceiver::new(events_rx))
+    }
+}
+
+/// A cloneable handle to a running session.
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    tx: mpsc::Sender<SessionCommand>,
+    cancel: CancellationToken,
+    finished: CancellationToken,
+    events: broadcast::WeakSender<Event>,
+}
+
+impl SessionHandle {
+    /// Adds a torrent and starts downloading it. Returns its info-hash at once;
+    /// the outcome arrives as [`Event::TorrentAdded`] or [`Event::Error`] (a
+    /// torrent that is already in the session is refused).
+    pub fn add_torrent(&self, torrent: Torrent) -> InfoHash {
+        let info_hash = torrent.info_hash();
+        match self.tx.try_send(SessionCommand::AddTorrent {
+            torrent,
+            reply: None,
+        }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(cmd)) => {
+                // The mailbox is momentarily full: queue the command from a task
+                // rather than blocking the caller.
+                let tx = self.tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(cmd).await;
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                log::error!(
+                    "[{}] cannot add torrent: session has stopped",
+                    info_hash.short()
+                );
+            }
+        }
+        info_hash
+    }
+
+    /// Adds a torrent and waits until its actor runs.
+    ///
+    /// # Errors
+    /// [`SessionError::DuplicateTorrent`] if it is already in the session,
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn add_torrent_and_wait(
+        &self,
+        torrent: Torrent,
+    ) -> Result<TorrentHandle, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionCommand::AddTorrent {
+                torrent,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        rx.await.map_err(|_| SessionError::Stopped)?
+    }
+
+    /// The handle of a torrent in the session.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn torrent(
+        &self,
+        info_hash: InfoHash,
+    ) -> Result<Option<TorrentHandle>, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionCommand::GetTorrent { info_hash, reply })
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        rx.await.map_err(|_| SessionError::Stopped)
+    }
+
+    /// Handles of every torrent in the session.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn torrents(&self) -> Result<Vec<TorrentHandle>, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionCommand::ListTorrents { reply })
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        rx.await.map_err(|_| SessionError::Stopped)
+    }
+
+    /// Starts a graceful shutdown: every torrent stops (announcing `stopped`
+    /// to its trackers, with a short timeout), every peer connection closes.
+    /// Returns at once; [`join`](Self::join) waits for the end.
+    pub fn shutdown(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits until the session and all its tasks have ended (after
+    /// [`shutdown`](Self::shutdown), or when every handle is dropped).
+    pub async fn join(&self) {
+        self.finished.cancelled().await;
+    }
+
+    /// True once the session and all its tasks have ended.
+    pub fn is_finished(&self) -> bool {
+        self.finished.is_cancelled()
+    }
+
+    /// A new receiver of the session's events (from now on).
+    pub fn subscribe(&self) -> EventReceiver {
+        match self.events.upgrade() {
+            Some(tx) => EventReceiver::new(tx.subscribe()),
+            // The session has ended: a receiver that reports the end at once.
+            None => EventReceiver::new(broadcast::channel(1).1),
+        }
+    }
+}

@@ -1,1 +1,164 @@
-//! The torrent actor.
+//! The torrent actor: one per torrent. It owns the piece picker, the peer
+//! connections and the announce loop; it assembles blocks into pieces,
+//! verifies them off the async workers and hands verified pieces to the store.
+
+mod actor;
+mod command;
+mod error;
+mod piece;
+mod rate;
+mod swarm;
+
+pub use error::TorrentError;
+pub use rate::RateMeter;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::metainfo::MetaInfo;
+use crate::session::{Event, SessionConfig};
+use crate::store::Store;
+pub(crate) use crate::torrent::command::{PeerEvent, TorrentCommand};
+use crate::types::InfoHash;
+
+/// A torrent to add to a session: its metainfo, where its data goes, and
+/// per-torrent options.
+pub struct Torrent {
+    pub(crate) meta: MetaInfo,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) use_trackers: bool,
+}
+
+impl std::fmt::Debug for Torrent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Torrent")
+            .field("info_hash", &self.meta.info_hash)
+            .field("name", &self.meta.name)
+            .field("peers", &self.peers)
+            .field("use_trackers", &self.use_trackers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Torrent {
+    /// A torrent described by `meta_info`, stored in `store`.
+    pub fn new(meta_info: MetaInfo, store: impl Store) -> Self {
+        Self {
+            meta: meta_info,
+            store: Arc::new(store),
+            peers: Vec::new(),
+            use_trackers: true,
+        }
+    }
+
+    /// Peers to connect to directly, beside whatever the trackers return.
+    pub fn with_peers(mut self, peers: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.peers.extend(peers);
+        self
+    }
+
+    /// Whether to announce to the metainfo's trackers (default true; the
+    /// session's `use_trackers` must allow it too).
+    pub fn with_trackers(mut self, use_trackers: bool) -> Self {
+        self.use_trackers = use_trackers;
+        self
+    }
+
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        self.meta.info_hash
+    }
+
+    /// The torrent's name.
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+}
+
+/// Counters of one torrent, as of the moment they were taken.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TorrentStats {
+    /// Number of pieces.
+    pub pieces_total: usize,
+    /// Verified pieces.
+    pub pieces_have: usize,
+    /// Total payload bytes.
+    pub bytes_total: u64,
+    /// Verified payload bytes.
+    pub bytes_have: u64,
+    /// Payload bytes received from peers (including discarded duplicates).
+    pub downloaded: u64,
+    /// Payload bytes sent to peers.
+    pub uploaded: u64,
+    /// Bytes received but thrown away (duplicates, unrequested, failed pieces).
+    pub wasted: u64,
+    /// Download rate, bytes per second (over the last few seconds).
+    pub download_rate: f64,
+    /// Upload rate, bytes per second.
+    pub upload_rate: f64,
+    /// Connected peers (handshake done).
+    pub peers: usize,
+    /// Connected peers interested in our pieces.
+    pub interested_peers: usize,
+    /// Every wanted piece is verified.
+    pub complete: bool,
+}
+
+/// A cloneable handle to a running torrent actor.
+#[derive(Clone, Debug)]
+pub struct TorrentHandle {
+    info_hash: InfoHash,
+    tx: mpsc::Sender<TorrentCommand>,
+}
+
+impl TorrentHandle {
+    /// Capacity of a torrent's command mailbox.
+    const MAILBOX: usize = 64;
+
+    /// Starts the actor for `torrent`; returns its handle and task.
+    pub(crate) fn spawn(
+        torrent: Torrent,
+        config: Arc<SessionConfig>,
+        events: broadcast::Sender<Event>,
+        cancel: CancellationToken,
+    ) -> (Self, JoinHandle<()>) {
+        let info_hash = torrent.info_hash();
+        let (tx, rx) = mpsc::channel(Self::MAILBOX);
+        let task = tokio::spawn(actor::run(torrent, config, rx, events, cancel));
+        (Self { info_hash, tx }, task)
+    }
+
+    /// The torrent's info-hash.
+    pub fn info_hash(&self) -> InfoHash {
+        self.info_hash
+    }
+
+    /// Current statistics.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn stats(&self) -> Result<TorrentStats, TorrentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(TorrentCommand::Stats { reply })
+            .await
+            .map_err(|_| TorrentError::Stopped)?;
+        rx.await.map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Adds peers to connect to.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn add_peers(&self, peers: Vec<SocketAddr>) -> Result<(), TorrentError> {
+        self.tx
+            .send(TorrentCommand::AddPeers { peers })
+            .await
+            .map_err(|_| TorrentError::Stopped)
+    }
+}

@@ -67,3 +67,15 @@ pub async fn run_announcer(
     let _ = (config, stats, updates, cancel);
     todo!()
 }
+
+impl AnnouncerConfig {
+    /// An announcer configuration with default timings.
+    pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
+        Self {
+            tiers,
+            info_hash,
+            peer_id,
+            port,
+        }
+    }
+}

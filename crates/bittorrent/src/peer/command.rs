@@ -1,0 +1,16 @@
+//! Commands from the torrent to a peer actor.
+
+use crate::types::BlockInfo;
+
+/// What the torrent tells a peer actor to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCommand {
+    /// Request these blocks (one `request` message each, flushed together).
+    Request(Vec<BlockInfo>),
+    /// Cancel a request (endgame duplicate arrived elsewhere).
+    Cancel(BlockInfo),
+    /// Announce a newly verified piece.
+    Have(u32),
+    /// Send `interested` (true) or `not interested` (false).
+    Interested(bool),
+}

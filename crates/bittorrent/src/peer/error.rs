@@ -1,0 +1,37 @@
+//! Why a peer connection ended.
+
+use crate::bitfield::BitfieldError;
+use crate::types::InfoHash;
+use crate::wire::WireError;
+
+/// Why a peer connection ended. Each ends that peer only.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// TCP connect failed.
+    #[error("connect failed: {0}")]
+    Connect(std::io::Error),
+    /// Connect plus handshake took too long.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// A protocol or socket error.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The peer's handshake names another torrent.
+    #[error("peer answered for torrent {0}")]
+    WrongInfoHash(InfoHash),
+    /// We connected to ourselves.
+    #[error("connected to ourselves")]
+    SelfConnection,
+    /// A malformed bitfield.
+    #[error("bad bitfield: {0}")]
+    Bitfield(#[from] BitfieldError),
+    /// A piece index past the end of the torrent.
+    #[error("piece index {0} out of range")]
+    PieceOutOfRange(u32),
+    /// Nothing received for too long.
+    #[error("peer silent for {0} s")]
+    Idle(u64),
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+}

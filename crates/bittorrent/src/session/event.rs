@@ -1,0 +1,121 @@
+//! Events a session publishes to embedders.
+
+use std::net::SocketAddr;
+
+use tokio::sync::broadcast;
+
+use crate::torrent::TorrentStats;
+use crate::types::InfoHash;
+
+/// Something that happened in the session. Watch them with an
+/// [`EventReceiver`]; no polling is needed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// A torrent was added and its actor started.
+    TorrentAdded {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Its name.
+        name: String,
+    },
+    /// A piece passed its hash check and was stored.
+    PieceVerified {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Piece index.
+        piece: u32,
+    },
+    /// A piece failed its hash check and will be downloaded again.
+    PieceFailed {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Piece index.
+        piece: u32,
+    },
+    /// Every wanted piece of the torrent is verified and stored.
+    TorrentComplete {
+        /// The torrent.
+        info_hash: InfoHash,
+    },
+    /// A peer completed the handshake.
+    PeerConnected {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The peer's address.
+        addr: SocketAddr,
+    },
+    /// A peer connection ended (or could not be made).
+    PeerDisconnected {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The peer's address.
+        addr: SocketAddr,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A tracker answered an announce.
+    TrackerAnnounced {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The tracker.
+        url: String,
+        /// Number of peers it returned.
+        peers: usize,
+    },
+    /// A tracker announce failed, or the tracker sent a warning.
+    TrackerError {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The tracker.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Periodic statistics of a torrent (about once a second).
+    Stats {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Its counters.
+        stats: TorrentStats,
+    },
+    /// The torrent stopped because of an error (e.g. its storage failed).
+    TorrentError {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// What went wrong.
+        message: String,
+    },
+    /// A session-level error (e.g. a duplicate torrent was refused).
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Receives a session's [`Event`]s. Each receiver sees every event published
+/// after it was created; one that falls more than a few thousand events behind
+/// skips the oldest (with a warning in the log).
+#[derive(Debug)]
+pub struct EventReceiver {
+    rx: broadcast::Receiver<Event>,
+}
+
+impl EventReceiver {
+    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+
+    /// The next event, or `None` once the session has ended.
+    pub async fn recv(&mut self) -> Option<Event> {
+        loop {
+            match self.rx.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    log::warn!("event receiver lagged; {n} events skipped");
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Messages into the torrent actor: commands from handles, events from peers.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use crate::bitfield::Bitfield;
+use crate::torrent::TorrentStats;
+use crate::types::{BlockInfo, PeerId};
+
+/// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
+#[derive(Debug)]
+pub(crate) enum TorrentCommand {
+    /// Report statistics.
+    Stats {
+        reply: oneshot::Sender<TorrentStats>,
+    },
+    /// Connect to these peers.
+    AddPeers { peers: Vec<SocketAddr> },
+}
+
+/// What a peer actor reports to its torrent. Peers send these with
+/// `send().await`, so a busy torrent slows its peers' reading (TCP
+/// backpressure) instead of losing blocks; the torrent never awaits a peer.
+#[derive(Debug)]
+pub(crate) enum PeerEvent {
+    /// The handshake completed.
+    Connected { addr: SocketAddr, peer_id: PeerId },
+    /// The peer's bitfield (validated against the piece count).
+    Bitfield {
+        addr: SocketAddr,
+        bitfield: Bitfield,
+    },
+    /// The peer has a new piece (index validated).
+    Have { addr: SocketAddr, piece: u32 },
+    /// The peer choked us: our outstanding requests are void.
+    Choked { addr: SocketAddr },
+    /// The peer unchoked us.
+    Unchoked { addr: SocketAddr },
+    /// The peer is (not) interested in our pieces.
+    Interest { addr: SocketAddr, interested: bool },
+    /// A block arrived.
+    Block {
+        addr: SocketAddr,
+        block: BlockInfo,
+        data: Bytes,
+    },
+    /// The connection ended (or never started).
+    Disconnected { addr: SocketAddr, reason: String },
+}
