@@ -55,9 +55,9 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// A file on disk is shorter than the range being read: that part of the
-    /// torrent was never written.
-    #[error("short read {path}: {length} bytes at offset {offset} are past the end of the file")]
+    /// A file on disk is missing or shorter than the range being read: that
+    /// part of the torrent was never written.
+    #[error("short read {path}: {length} bytes at offset {offset} are not on disk")]
     ShortRead {
         /// The file.
         path: PathBuf,
