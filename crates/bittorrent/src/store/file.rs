@@ -24,10 +24,10 @@ use crate::store::{Layout, Store, StoreError};
 /// becomes `dir/name`, a multi-file torrent `dir/name/...`.
 ///
 /// Files are opened lazily, on first use, and kept in a small cache of open
-/// handles (at most [`DEFAULT_MAX_OPEN_FILES`](Self::DEFAULT_MAX_OPEN_FILES) by default, least recently used
-/// closed first). Directories are created on the first write below them. Pad
-/// files (BEP 47) are never created: their bytes are dropped on write and read
-/// back as zeros.
+/// handles (at most [`FileStore::DEFAULT_MAX_OPEN_FILES`] by default, least
+/// recently used closed first). Directories are created on the first write
+/// below them. Pad files (BEP 47) are never created: their bytes are dropped
+/// on write and read back as zeros.
 ///
 /// Every path is checked to be relative and made only of normal components,
 /// so nothing is written outside the download directory (symbolic links
@@ -445,5 +445,373 @@ impl<'a> BlockCursor<'a> {
             }
             n -= chunk.len() as u64;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::FileEntry;
+    use crate::types::InfoHash;
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A multi-file torrent "t" with the given (path under t, length, pad).
+    fn meta(piece_length: u32, files: &[(&str, u64, bool)]) -> MetaInfo {
+        let mut offset = 0;
+        let files: Vec<FileEntry> = files
+            .iter()
+            .map(|&(path, length, pad)| {
+                let entry = FileEntry {
+                    path: Path::new("t").join(path),
+                    length,
+                    offset,
+                    pad,
+                };
+                offset += length;
+                entry
+            })
+            .collect();
+        let pieces = offset.div_ceil(u64::from(piece_length)) as usize;
+        MetaInfo {
+            info_hash: InfoHash([7; 20]),
+            name: "t".into(),
+            piece_length,
+            piece_hashes: vec![[0; 20]; pieces],
+            files,
+            total_length: offset,
+            trackers: Vec::new(),
+            private: false,
+            multi_file: true,
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            url_list: Vec::new(),
+            info_bytes: Bytes::new(),
+        }
+    }
+
+    /// Nested folders, uneven sizes, zero-length files (one at the very end,
+    /// one in a folder nothing else uses) and a pad file.
+    fn sample() -> MetaInfo {
+        meta(
+            32,
+            &[
+                ("a.bin", 100, false),
+                ("empty", 0, false),
+                ("sub/deep/b.bin", 33, false),
+                (".pad/15", 15, true),
+                ("sub/c.bin", 64, false),
+                ("d", 1, false),
+                ("only-empty/zero", 0, false),
+                ("sub/deep/last", 50, false),
+                ("sub/deep/zero2", 0, false),
+            ],
+        )
+    }
+
+    /// Random bytes for the torrent, zeros in pad files.
+    fn stream(meta: &MetaInfo, seed: u64) -> Vec<u8> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut data = vec![0u8; meta.total_length as usize];
+        rng.fill(&mut data[..]);
+        for f in meta.files.iter().filter(|f| f.pad) {
+            data[f.offset as usize..(f.offset + f.length) as usize].fill(0);
+        }
+        data
+    }
+
+    fn layout(meta: &MetaInfo) -> Layout {
+        Layout::from_meta_info(meta)
+    }
+
+    /// Piece `index` of `data` as blocks of 10 bytes (and a shorter last one).
+    fn blocks(meta: &MetaInfo, data: &[u8], index: u32) -> Vec<Bytes> {
+        let l = layout(meta);
+        let start = l.piece_offset(index).unwrap() as usize;
+        let piece = &data[start..start + l.piece_len(index) as usize];
+        piece.chunks(10).map(Bytes::copy_from_slice).collect()
+    }
+
+    /// Writes every piece in random order from four threads.
+    fn write_all(store: &FileStore, meta: &MetaInfo, data: &[u8], seed: u64) {
+        let mut order: Vec<u32> = (0..layout(meta).piece_count() as u32).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = order.get(i) else { break };
+                    store
+                        .write_piece(index, &blocks(meta, data, index))
+                        .unwrap();
+                });
+            }
+        });
+    }
+
+    fn round_trip(max_open_files: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 1);
+        let store = FileStore::from_meta_info(dir.path(), &meta)
+            .unwrap()
+            .with_max_open_files(max_open_files);
+        assert_eq!(store.root(), dir.path());
+        // Nothing on disk before the first write.
+        assert!(!dir.path().join("t").exists());
+
+        write_all(&store, &meta, &data, max_open_files as u64);
+        assert!(store.open_files() <= max_open_files);
+        store.finalize().unwrap();
+
+        for (i, f) in meta.files.iter().enumerate() {
+            let path = store.path_of(i).unwrap();
+            assert_eq!(path, dir.path().join(&f.path));
+            if f.pad {
+                assert!(!path.exists(), "pad file {} exists", path.display());
+                continue;
+            }
+            let on_disk = std::fs::read(path).unwrap();
+            let start = f.offset as usize;
+            assert_eq!(on_disk, &data[start..start + f.length as usize], "{i}");
+        }
+        assert!(!dir.path().join("t/.pad").exists());
+        assert!(dir.path().join("t/only-empty/zero").is_file());
+        assert_eq!(store.path_of(meta.files.len()), None);
+
+        // Every block reads back, pad bytes as zeros, across file boundaries.
+        let l = layout(&meta);
+        for index in 0..l.piece_count() as u32 {
+            let start = l.piece_offset(index).unwrap() as usize;
+            let len = l.piece_len(index);
+            let whole = store.read_block(index, 0, len).unwrap();
+            assert_eq!(whole, data[start..start + len as usize]);
+            for begin in (0..len).step_by(7) {
+                let n = 7.min(len - begin);
+                let got = store.read_block(index, begin, n).unwrap();
+                let from = start + begin as usize;
+                assert_eq!(got, data[from..from + n as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_from_many_threads() {
+        round_trip(FileStore::DEFAULT_MAX_OPEN_FILES);
+    }
+
+    #[test]
+    fn round_trip_with_two_open_files() {
+        round_trip(2);
+    }
+
+    #[test]
+    fn single_file_torrent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = meta(16, &[("x", 40, false)]);
+        meta.files[0].path = PathBuf::from("movie.mkv");
+        meta.multi_file = false;
+        let data = stream(&meta, 2);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        write_all(&store, &meta, &data, 3);
+        store.finalize().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("movie.mkv")).unwrap(), data);
+        assert_eq!(store.read_block(2, 4, 4).unwrap(), data[36..40]);
+    }
+
+    #[test]
+    fn rewriting_a_piece_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 3);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        write_all(&store, &meta, &data, 4);
+        store.write_piece(2, &blocks(&meta, &data, 2)).unwrap();
+        store
+            .write_piece(2, &[Bytes::copy_from_slice(&data[64..96])])
+            .unwrap();
+        assert_eq!(store.read_block(2, 0, 32).unwrap(), data[64..96]);
+    }
+
+    #[test]
+    fn reading_unwritten_data_is_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 4);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        // The file does not exist yet.
+        match store.read_block(0, 0, 32) {
+            Err(StoreError::ShortRead {
+                path,
+                offset,
+                length,
+            }) => {
+                assert_eq!(path, dir.path().join("t/a.bin"));
+                assert_eq!((offset, length), (0, 32));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The file exists but ends before the range.
+        store.write_piece(0, &blocks(&meta, &data, 0)).unwrap();
+        assert_eq!(store.read_block(0, 0, 32).unwrap(), data[..32]);
+        match store.read_block(1, 0, 32) {
+            Err(StoreError::ShortRead { path, offset, .. }) => {
+                assert_eq!(path, dir.path().join("t/a.bin"));
+                assert_eq!(offset, 32);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let count = layout(&meta).piece_count() as u32;
+        let oor = |r: Result<(), StoreError>| matches!(r, Err(StoreError::OutOfRange { .. }));
+        let oor_read =
+            |r: Result<Bytes, StoreError>| matches!(r, Err(StoreError::OutOfRange { .. }));
+        assert!(oor(store.write_piece(0, &[Bytes::from(vec![1; 31])])));
+        assert!(oor(store.write_piece(0, &[Bytes::from(vec![1; 33])])));
+        assert!(oor(store.write_piece(count, &[Bytes::from(vec![1; 32])])));
+        assert!(oor(store.write_piece(count, &[])));
+        assert!(oor_read(store.read_block(0, 30, 3)));
+        assert!(oor_read(store.read_block(count, 0, 1)));
+        assert!(oor_read(store.read_block(u32::MAX, u32::MAX, u32::MAX)));
+        // The failed writes touched nothing.
+        assert!(!dir.path().join("t").exists());
+    }
+
+    #[test]
+    fn unsafe_paths_are_rejected() {
+        for bad in ["../escape", "/etc/passwd", "", "a/../../b", "./a"] {
+            let mut m = meta(16, &[("x", 10, false)]);
+            m.files[0].path = PathBuf::from(bad);
+            let err = FileStore::from_meta_info("/tmp/unused", &m).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::UnsafePath { path } if path == Path::new(bad)),
+                "{bad}: {err:?}"
+            );
+        }
+        // Pad files are never touched, so their names do not matter.
+        let mut m = meta(16, &[("x", 10, false), ("p", 6, true)]);
+        m.files[1].path = PathBuf::from("../.pad/6");
+        assert!(FileStore::from_meta_info("/tmp/unused", &m).is_ok());
+    }
+
+    #[test]
+    fn colliding_and_misplaced_files_are_rejected() {
+        let same = meta(16, &[("x", 10, false), ("x", 6, false)]);
+        let file_and_dir = meta(16, &[("x", 10, false), ("x/y", 6, false)]);
+        let dir_and_file = meta(16, &[("x/y", 10, false), ("x", 6, false)]);
+        let mut gap = meta(16, &[("x", 10, false), ("y", 6, false)]);
+        gap.files[1].offset = 11;
+        let mut short = meta(16, &[("x", 10, false)]);
+        short.total_length = 11;
+        for m in [same, file_and_dir, dir_and_file, gap, short] {
+            let err = FileStore::from_meta_info("/tmp/unused", &m).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidLayout(_)), "{err:?}");
+        }
+        // Pad files may share a name.
+        let pads = meta(
+            8,
+            &[
+                ("a", 5, false),
+                (".pad/3", 3, true),
+                ("b", 5, false),
+                (".pad/3", 3, true),
+            ],
+        );
+        assert!(FileStore::from_meta_info("/tmp/unused", &pads).is_ok());
+    }
+
+    #[test]
+    fn io_errors_carry_the_path() {
+        // A regular file where the torrent needs a directory: fails even as root.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), b"in the way").unwrap();
+        let meta = sample();
+        let data = stream(&meta, 5);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        match store.write_piece(0, &blocks(&meta, &data, 0)) {
+            Err(StoreError::Io { op, path, .. }) => {
+                assert_eq!(op, "create directory");
+                assert_eq!(path, dir.path().join("t"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_only_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("t");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let restore =
+            || std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if std::fs::File::create(folder.join("probe")).is_ok() {
+            // Running with privileges that ignore permissions (root).
+            restore();
+            eprintln!("skipped: permissions are not enforced for this user");
+            return;
+        }
+        let meta = sample();
+        let data = stream(&meta, 6);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let result = store.write_piece(0, &blocks(&meta, &data, 0));
+        restore();
+        match result {
+            Err(StoreError::Io { op, path, source }) => {
+                assert_eq!(op, "open for writing");
+                assert_eq!(path, folder.join("a.bin"));
+                assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn handle_cache_evicts_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| Arc::new(File::create(dir.path().join(name)).unwrap());
+        let mut cache = HandleCache::new(2);
+        cache.insert(0, open("a"), true);
+        cache.insert(1, open("b"), false);
+        assert!(cache.get(0, true).is_some());
+        // 1 is read-only: a writer must reopen it.
+        assert!(cache.get(1, true).is_none());
+        assert!(cache.get(1, false).is_some());
+        assert!(cache.get(0, false).is_some());
+        cache.insert(2, open("c"), true); // evicts 1, used least recently
+        assert_eq!(cache.open.len(), 2);
+        assert!(cache.get(1, false).is_none());
+        assert!(cache.get(0, true).is_some());
+        assert!(cache.get(2, true).is_some());
+        // Upgrading to a writable handle keeps one entry.
+        cache.insert(2, open("c"), false);
+        assert!(cache.get(2, true).is_some());
+        assert_eq!(cache.open.len(), 2);
+    }
+
+    #[test]
+    fn block_cursor_crosses_blocks() {
+        let blocks = [
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+        ];
+        let mut c = BlockCursor::new(&blocks);
+        assert_eq!(c.take(2), b"ab");
+        assert_eq!(c.take(5), b"c");
+        c.skip(2);
+        assert_eq!(c.take(9), b"fg");
+        assert_eq!(c.take(1), b"");
     }
 }
