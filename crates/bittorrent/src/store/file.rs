@@ -1,6 +1,19 @@
 //! [`FileStore`]: pieces written into the torrent's files on disk.
+//!
+//! All IO is positional (`pwrite`/`pread` through
+//! [`std::os::unix::fs::FileExt`]): no file has a shared cursor, so any number
+//! of threads may read and write at once through the same handles.
 
-use std::path::{Path, PathBuf};
+#[cfg(not(unix))]
+compile_error!("FileStore needs positional file IO (std::os::unix::fs::FileExt): unix only");
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
@@ -9,33 +22,796 @@ use crate::store::{Layout, Store, StoreError};
 
 /// Writes a torrent's files under a download directory: a single-file torrent
 /// becomes `dir/name`, a multi-file torrent `dir/name/...`.
+///
+/// Files are opened lazily, on first use, and kept in a small cache of open
+/// handles (at most [`FileStore::DEFAULT_MAX_OPEN_FILES`] by default, least
+/// recently used closed first). Directories are created on the first write
+/// below them. Pad files (BEP 47) are never created: their bytes are dropped
+/// on write and read back as zeros.
+///
+/// Every path is checked to be relative and made only of normal components,
+/// so nothing is written outside the download directory (symbolic links
+/// already present under it are followed as the OS does).
 #[derive(Debug)]
 pub struct FileStore {
     root: PathBuf,
     layout: Layout,
+    /// `root.join(file.path)` for every file of the layout.
+    paths: Vec<PathBuf>,
+    /// Files written since the last [`Store::finalize`], to sync there.
+    written: Vec<AtomicBool>,
+    handles: Mutex<HandleCache>,
+    /// Directories known to exist.
+    dirs: Mutex<HashSet<PathBuf>>,
 }
 
 impl FileStore {
+    /// How many files a store keeps open unless told otherwise.
+    pub const DEFAULT_MAX_OPEN_FILES: usize = 128;
+
     /// A store for `meta`'s files under `dir`. Touches nothing on disk yet.
     ///
     /// # Errors
-    /// Reserved for layout checks; currently infallible in practice.
+    /// [`StoreError::UnsafePath`] if a file path is empty, absolute or has a
+    /// `.`/`..` component; [`StoreError::InvalidLayout`] if the files do not
+    /// tile the torrent's byte stream or two files would share a path.
     pub fn from_meta_info(dir: impl AsRef<Path>, meta: &MetaInfo) -> Result<Self, StoreError> {
+        Self::from_layout(dir, Layout::from_meta_info(meta))
+    }
+
+    /// A store for `layout`'s files under `dir`. Touches nothing on disk yet.
+    ///
+    /// # Errors
+    /// As [`FileStore::from_meta_info`].
+    pub fn from_layout(dir: impl AsRef<Path>, layout: Layout) -> Result<Self, StoreError> {
+        layout.check().map_err(StoreError::InvalidLayout)?;
+        check_paths(&layout)?;
+        let root = dir.as_ref().to_path_buf();
+        let paths = layout.files.iter().map(|f| root.join(&f.path)).collect();
+        let written = layout
+            .files
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Ok(Self {
-            root: dir.as_ref().to_path_buf(),
-            layout: Layout::from_meta_info(meta),
+            root,
+            layout,
+            paths,
+            written,
+            handles: Mutex::new(HandleCache::new(Self::DEFAULT_MAX_OPEN_FILES)),
+            dirs: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Keeps at most `max` files open (at least one) instead of
+    /// [`FileStore::DEFAULT_MAX_OPEN_FILES`].
+    pub fn with_max_open_files(self, max: usize) -> Self {
+        self.handles_lock().capacity = max.max(1);
+        self
+    }
+
+    /// The download directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The torrent's piece geometry and files.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Where file `file` (an index into [`Layout::files`]) lives on disk;
+    /// `None` for an index past the last file.
+    pub fn path_of(&self, file: usize) -> Option<&Path> {
+        self.paths.get(file).map(PathBuf::as_path)
+    }
+
+    /// How many files are open right now (at most the configured maximum).
+    pub fn open_files(&self) -> usize {
+        self.handles_lock().open.len()
+    }
+
+    fn handles_lock(&self) -> MutexGuard<'_, HandleCache> {
+        // The cache holds no invariant a panic could break half-way.
+        self.handles.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An open handle on file `index`, for writing (created if missing, with
+    /// its directories) or for reading only.
+    fn file(&self, index: usize, write: bool) -> Result<Arc<File>, StoreError> {
+        if let Some(file) = self.handles_lock().get(index, write) {
+            return Ok(file);
+        }
+        // Open without holding the lock: opening may be slow, and two threads
+        // racing to open the same file only cost one extra open.
+        let path = &self.paths[index];
+        let opened = if write {
+            self.ensure_parent(path)?;
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+        } else {
+            File::open(path)
+        };
+        let file = Arc::new(opened.map_err(|source| StoreError::Io {
+            op: if write { "open for writing" } else { "open" },
+            path: path.clone(),
+            source,
+        })?);
+        self.handles_lock().insert(index, Arc::clone(&file), write);
+        Ok(file)
+    }
+
+    /// Creates `path`'s parent directory unless it is known to exist.
+    fn ensure_parent(&self, path: &Path) -> Result<(), StoreError> {
+        let Some(parent) = path.parent() else {
+            return Ok(());
+        };
+        if parent.as_os_str().is_empty() || self.dirs_lock().contains(parent) {
+            return Ok(());
+        }
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            op: "create directory",
+            path: parent.to_path_buf(),
+            source,
+        })?;
+        self.dirs_lock().insert(parent.to_path_buf());
+        Ok(())
+    }
+
+    fn dirs_lock(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        self.dirs.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl Store for FileStore {
     fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
-        let _ = (index, blocks, &self.root, &self.layout);
-        todo!()
+        let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+        let out_of_range = || StoreError::OutOfRange {
+            index,
+            begin: 0,
+            length: total,
+        };
+        let piece_len = self.layout.piece_len(index);
+        if piece_len == 0 || total != u64::from(piece_len) {
+            return Err(out_of_range());
+        }
+        let slices = self
+            .layout
+            .slices(index, 0, total)
+            .ok_or_else(out_of_range)?;
+        let mut cursor = BlockCursor::new(blocks);
+        for slice in slices {
+            if self.layout.files[slice.file].pad {
+                cursor.skip(slice.length);
+                continue;
+            }
+            let file = self.file(slice.file, true)?;
+            self.written[slice.file].store(true, Ordering::Relaxed);
+            let mut done = 0;
+            while done < slice.length {
+                let chunk = cursor.take(slice.length - done);
+                if chunk.is_empty() {
+                    // Unreachable: the blocks add up to the piece length.
+                    return Err(out_of_range());
+                }
+                file.write_all_at(chunk, slice.offset + done)
+                    .map_err(|source| StoreError::Io {
+                        op: "write",
+                        path: self.paths[slice.file].clone(),
+                        source,
+                    })?;
+                done += chunk.len() as u64;
+            }
+        }
+        Ok(())
     }
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
-        let _ = (index, begin, length);
-        todo!()
+        let slices =
+            self.layout
+                .slices(index, begin, u64::from(length))
+                .ok_or(StoreError::OutOfRange {
+                    index,
+                    begin,
+                    length: u64::from(length),
+                })?;
+        // `slices` checked the range against the piece, so this allocation is
+        // at most one piece long.
+        let mut buf = vec![0u8; length as usize];
+        let mut pos = 0;
+        for slice in slices {
+            let len = slice.length as usize;
+            let dest = &mut buf[pos..pos + len];
+            pos += len;
+            if self.layout.files[slice.file].pad {
+                continue; // Pad bytes are zeros.
+            }
+            let path = &self.paths[slice.file];
+            let short_read = || StoreError::ShortRead {
+                path: path.clone(),
+                offset: slice.offset,
+                length: slice.length,
+            };
+            let file = match self.file(slice.file, false) {
+                Ok(file) => file,
+                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    return Err(short_read());
+                }
+                Err(e) => return Err(e),
+            };
+            file.read_exact_at(dest, slice.offset)
+                .map_err(|source| match source.kind() {
+                    io::ErrorKind::UnexpectedEof => short_read(),
+                    _ => StoreError::Io {
+                        op: "read",
+                        path: path.clone(),
+                        source,
+                    },
+                })?;
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    fn finalize(&self) -> Result<(), StoreError> {
+        for (index, entry) in self.layout.files.iter().enumerate() {
+            if entry.pad || entry.length != 0 {
+                continue;
+            }
+            let path = &self.paths[index];
+            self.ensure_parent(path)?;
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(|source| StoreError::Io {
+                    op: "create",
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        for (index, written) in self.written.iter().enumerate() {
+            // Cleared before syncing, so a write racing with this sync marks
+            // the file again and the next finalize syncs it.
+            if !written.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            let synced = self.file(index, false).and_then(|file| {
+                file.sync_data().map_err(|source| StoreError::Io {
+                    op: "sync",
+                    path: self.paths[index].clone(),
+                    source,
+                })
+            });
+            if let Err(e) = synced {
+                written.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks that every non-pad path stays under the download directory and
+/// that no two files collide (same path, or a file where another needs a
+/// directory). Pad files are never touched on disk, so their paths are not
+/// checked.
+fn check_paths(layout: &Layout) -> Result<(), StoreError> {
+    let mut files = HashSet::new();
+    let mut dirs = HashSet::new();
+    for entry in layout.files.iter().filter(|f| !f.pad) {
+        let path = entry.path.as_path();
+        let safe = path.components().next().is_some()
+            && path.components().all(|c| matches!(c, Component::Normal(_)));
+        if !safe {
+            return Err(StoreError::UnsafePath {
+                path: path.to_path_buf(),
+            });
+        }
+        if dirs.contains(path) || !files.insert(path) {
+            return Err(StoreError::InvalidLayout(format!(
+                "two files at {}",
+                path.display()
+            )));
+        }
+        for dir in path.ancestors().skip(1) {
+            if dir.as_os_str().is_empty() {
+                break;
+            }
+            if files.contains(dir) {
+                return Err(StoreError::InvalidLayout(format!(
+                    "{} is both a file and a directory",
+                    dir.display()
+                )));
+            }
+            if !dirs.insert(dir) {
+                break; // Its ancestors were seen with it.
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Open files, closed least recently used first when over capacity. A handle
+/// evicted while another thread still uses it closes when that use ends.
+#[derive(Debug)]
+struct HandleCache {
+    open: HashMap<usize, Handle>,
+    capacity: usize,
+    /// Incremented on every use; `Handle::last_used` compares against it.
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Handle {
+    file: Arc<File>,
+    writable: bool,
+    last_used: u64,
+}
+
+impl HandleCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            open: HashMap::new(),
+            capacity,
+            clock: 0,
+        }
+    }
+
+    /// The open handle on `index`, if any (and writable, if `write`).
+    fn get(&mut self, index: usize, write: bool) -> Option<Arc<File>> {
+        self.clock += 1;
+        let handle = self.open.get_mut(&index)?;
+        if write && !handle.writable {
+            return None;
+        }
+        handle.last_used = self.clock;
+        Some(Arc::clone(&handle.file))
+    }
+
+    fn insert(&mut self, index: usize, file: Arc<File>, writable: bool) {
+        self.clock += 1;
+        if let Some(handle) = self.open.get_mut(&index) {
+            // Another thread opened it meanwhile; keep the writable one.
+            if writable || !handle.writable {
+                handle.file = file;
+                handle.writable = writable;
+            }
+            handle.last_used = self.clock;
+            return;
+        }
+        while self.open.len() >= self.capacity {
+            // A linear scan: the cache is small and misses cost a syscall
+            // anyway.
+            let Some(oldest) = self
+                .open
+                .iter()
+                .min_by_key(|(_, h)| h.last_used)
+                .map(|(&i, _)| i)
+            else {
+                break;
+            };
+            self.open.remove(&oldest);
+        }
+        self.open.insert(
+            index,
+            Handle {
+                file,
+                writable,
+                last_used: self.clock,
+            },
+        );
+    }
+}
+
+/// Walks the bytes of a piece given as blocks.
+struct BlockCursor<'a> {
+    blocks: &'a [Bytes],
+    /// Offset inside `blocks[0]`.
+    pos: usize,
+}
+
+impl<'a> BlockCursor<'a> {
+    fn new(blocks: &'a [Bytes]) -> Self {
+        Self { blocks, pos: 0 }
+    }
+
+    /// Up to `max` next bytes, all from one block; empty at the end.
+    fn take(&mut self, max: u64) -> &'a [u8] {
+        while let Some((first, rest)) = self.blocks.split_first() {
+            let left = &first[self.pos..];
+            if left.is_empty() {
+                self.blocks = rest;
+                self.pos = 0;
+                continue;
+            }
+            let n = left.len().min(usize::try_from(max).unwrap_or(usize::MAX));
+            self.pos += n;
+            return &left[..n];
+        }
+        &[]
+    }
+
+    /// Skips `n` bytes.
+    fn skip(&mut self, mut n: u64) {
+        while n > 0 {
+            let chunk = self.take(n);
+            if chunk.is_empty() {
+                return;
+            }
+            n -= chunk.len() as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metainfo::FileEntry;
+    use crate::types::InfoHash;
+    use rand::rngs::StdRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A multi-file torrent "t" with the given (path under t, length, pad).
+    fn meta(piece_length: u32, files: &[(&str, u64, bool)]) -> MetaInfo {
+        let mut offset = 0;
+        let files: Vec<FileEntry> = files
+            .iter()
+            .map(|&(path, length, pad)| {
+                let entry = FileEntry {
+                    path: Path::new("t").join(path),
+                    length,
+                    offset,
+                    pad,
+                };
+                offset += length;
+                entry
+            })
+            .collect();
+        let pieces = offset.div_ceil(u64::from(piece_length)) as usize;
+        MetaInfo {
+            info_hash: InfoHash([7; 20]),
+            name: "t".into(),
+            piece_length,
+            piece_hashes: vec![[0; 20]; pieces],
+            files,
+            total_length: offset,
+            trackers: Vec::new(),
+            private: false,
+            multi_file: true,
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            url_list: Vec::new(),
+            info_bytes: Bytes::new(),
+        }
+    }
+
+    /// Nested folders, uneven sizes, zero-length files (one at the very end,
+    /// one in a folder nothing else uses) and a pad file.
+    fn sample() -> MetaInfo {
+        meta(
+            32,
+            &[
+                ("a.bin", 100, false),
+                ("empty", 0, false),
+                ("sub/deep/b.bin", 33, false),
+                (".pad/15", 15, true),
+                ("sub/c.bin", 64, false),
+                ("d", 1, false),
+                ("only-empty/zero", 0, false),
+                ("sub/deep/last", 50, false),
+                ("sub/deep/zero2", 0, false),
+            ],
+        )
+    }
+
+    /// Random bytes for the torrent, zeros in pad files.
+    fn stream(meta: &MetaInfo, seed: u64) -> Vec<u8> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut data = vec![0u8; meta.total_length as usize];
+        rng.fill(&mut data[..]);
+        for f in meta.files.iter().filter(|f| f.pad) {
+            data[f.offset as usize..(f.offset + f.length) as usize].fill(0);
+        }
+        data
+    }
+
+    fn layout(meta: &MetaInfo) -> Layout {
+        Layout::from_meta_info(meta)
+    }
+
+    /// Piece `index` of `data` as blocks of 10 bytes (and a shorter last one).
+    fn blocks(meta: &MetaInfo, data: &[u8], index: u32) -> Vec<Bytes> {
+        let l = layout(meta);
+        let start = l.piece_offset(index).unwrap() as usize;
+        let piece = &data[start..start + l.piece_len(index) as usize];
+        piece.chunks(10).map(Bytes::copy_from_slice).collect()
+    }
+
+    /// Writes every piece in random order from four threads.
+    fn write_all(store: &FileStore, meta: &MetaInfo, data: &[u8], seed: u64) {
+        let mut order: Vec<u32> = (0..layout(meta).piece_count() as u32).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = order.get(i) else { break };
+                    store
+                        .write_piece(index, &blocks(meta, data, index))
+                        .unwrap();
+                });
+            }
+        });
+    }
+
+    fn round_trip(max_open_files: usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 1);
+        let store = FileStore::from_meta_info(dir.path(), &meta)
+            .unwrap()
+            .with_max_open_files(max_open_files);
+        assert_eq!(store.root(), dir.path());
+        // Nothing on disk before the first write.
+        assert!(!dir.path().join("t").exists());
+
+        write_all(&store, &meta, &data, max_open_files as u64);
+        assert!(store.open_files() <= max_open_files);
+        store.finalize().unwrap();
+
+        for (i, f) in meta.files.iter().enumerate() {
+            let path = store.path_of(i).unwrap();
+            assert_eq!(path, dir.path().join(&f.path));
+            if f.pad {
+                assert!(!path.exists(), "pad file {} exists", path.display());
+                continue;
+            }
+            let on_disk = std::fs::read(path).unwrap();
+            let start = f.offset as usize;
+            assert_eq!(on_disk, &data[start..start + f.length as usize], "{i}");
+        }
+        assert!(!dir.path().join("t/.pad").exists());
+        assert!(dir.path().join("t/only-empty/zero").is_file());
+        assert_eq!(store.path_of(meta.files.len()), None);
+
+        // Every block reads back, pad bytes as zeros, across file boundaries.
+        let l = layout(&meta);
+        for index in 0..l.piece_count() as u32 {
+            let start = l.piece_offset(index).unwrap() as usize;
+            let len = l.piece_len(index);
+            let whole = store.read_block(index, 0, len).unwrap();
+            assert_eq!(whole, data[start..start + len as usize]);
+            for begin in (0..len).step_by(7) {
+                let n = 7.min(len - begin);
+                let got = store.read_block(index, begin, n).unwrap();
+                let from = start + begin as usize;
+                assert_eq!(got, data[from..from + n as usize]);
+            }
+        }
+    }
+
+    #[test]
+    fn round_trip_from_many_threads() {
+        round_trip(FileStore::DEFAULT_MAX_OPEN_FILES);
+    }
+
+    #[test]
+    fn round_trip_with_two_open_files() {
+        round_trip(2);
+    }
+
+    #[test]
+    fn single_file_torrent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut meta = meta(16, &[("x", 40, false)]);
+        meta.files[0].path = PathBuf::from("movie.mkv");
+        meta.multi_file = false;
+        let data = stream(&meta, 2);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        write_all(&store, &meta, &data, 3);
+        store.finalize().unwrap();
+        assert_eq!(std::fs::read(dir.path().join("movie.mkv")).unwrap(), data);
+        assert_eq!(store.read_block(2, 4, 4).unwrap(), data[36..40]);
+    }
+
+    #[test]
+    fn rewriting_a_piece_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 3);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        write_all(&store, &meta, &data, 4);
+        store.write_piece(2, &blocks(&meta, &data, 2)).unwrap();
+        store
+            .write_piece(2, &[Bytes::copy_from_slice(&data[64..96])])
+            .unwrap();
+        assert_eq!(store.read_block(2, 0, 32).unwrap(), data[64..96]);
+    }
+
+    #[test]
+    fn reading_unwritten_data_is_a_short_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 4);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        // The file does not exist yet.
+        match store.read_block(0, 0, 32) {
+            Err(StoreError::ShortRead {
+                path,
+                offset,
+                length,
+            }) => {
+                assert_eq!(path, dir.path().join("t/a.bin"));
+                assert_eq!((offset, length), (0, 32));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The file exists but ends before the range.
+        store.write_piece(0, &blocks(&meta, &data, 0)).unwrap();
+        assert_eq!(store.read_block(0, 0, 32).unwrap(), data[..32]);
+        match store.read_block(1, 0, 32) {
+            Err(StoreError::ShortRead { path, offset, .. }) => {
+                assert_eq!(path, dir.path().join("t/a.bin"));
+                assert_eq!(offset, 32);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn out_of_range_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let count = layout(&meta).piece_count() as u32;
+        let oor = |r: Result<(), StoreError>| matches!(r, Err(StoreError::OutOfRange { .. }));
+        let oor_read =
+            |r: Result<Bytes, StoreError>| matches!(r, Err(StoreError::OutOfRange { .. }));
+        assert!(oor(store.write_piece(0, &[Bytes::from(vec![1; 31])])));
+        assert!(oor(store.write_piece(0, &[Bytes::from(vec![1; 33])])));
+        assert!(oor(store.write_piece(count, &[Bytes::from(vec![1; 32])])));
+        assert!(oor(store.write_piece(count, &[])));
+        assert!(oor_read(store.read_block(0, 30, 3)));
+        assert!(oor_read(store.read_block(count, 0, 1)));
+        assert!(oor_read(store.read_block(u32::MAX, u32::MAX, u32::MAX)));
+        // The failed writes touched nothing.
+        assert!(!dir.path().join("t").exists());
+    }
+
+    #[test]
+    fn unsafe_paths_are_rejected() {
+        for bad in ["../escape", "/etc/passwd", "", "a/../../b", "./a"] {
+            let mut m = meta(16, &[("x", 10, false)]);
+            m.files[0].path = PathBuf::from(bad);
+            let err = FileStore::from_meta_info("/tmp/unused", &m).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::UnsafePath { path } if path == Path::new(bad)),
+                "{bad}: {err:?}"
+            );
+        }
+        // Pad files are never touched, so their names do not matter.
+        let mut m = meta(16, &[("x", 10, false), ("p", 6, true)]);
+        m.files[1].path = PathBuf::from("../.pad/6");
+        assert!(FileStore::from_meta_info("/tmp/unused", &m).is_ok());
+    }
+
+    #[test]
+    fn colliding_and_misplaced_files_are_rejected() {
+        let same = meta(16, &[("x", 10, false), ("x", 6, false)]);
+        let file_and_dir = meta(16, &[("x", 10, false), ("x/y", 6, false)]);
+        let dir_and_file = meta(16, &[("x/y", 10, false), ("x", 6, false)]);
+        let mut gap = meta(16, &[("x", 10, false), ("y", 6, false)]);
+        gap.files[1].offset = 11;
+        let mut short = meta(16, &[("x", 10, false)]);
+        short.total_length = 11;
+        for m in [same, file_and_dir, dir_and_file, gap, short] {
+            let err = FileStore::from_meta_info("/tmp/unused", &m).unwrap_err();
+            assert!(matches!(err, StoreError::InvalidLayout(_)), "{err:?}");
+        }
+        // Pad files may share a name.
+        let pads = meta(
+            8,
+            &[
+                ("a", 5, false),
+                (".pad/3", 3, true),
+                ("b", 5, false),
+                (".pad/3", 3, true),
+            ],
+        );
+        assert!(FileStore::from_meta_info("/tmp/unused", &pads).is_ok());
+    }
+
+    #[test]
+    fn io_errors_carry_the_path() {
+        // A regular file where the torrent needs a directory: fails even as root.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t"), b"in the way").unwrap();
+        let meta = sample();
+        let data = stream(&meta, 5);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        match store.write_piece(0, &blocks(&meta, &data, 0)) {
+            Err(StoreError::Io { op, path, .. }) => {
+                assert_eq!(op, "create directory");
+                assert_eq!(path, dir.path().join("t"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn read_only_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("t");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let restore =
+            || std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if std::fs::File::create(folder.join("probe")).is_ok() {
+            // Running with privileges that ignore permissions (root).
+            restore();
+            eprintln!("skipped: permissions are not enforced for this user");
+            return;
+        }
+        let meta = sample();
+        let data = stream(&meta, 6);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let result = store.write_piece(0, &blocks(&meta, &data, 0));
+        restore();
+        match result {
+            Err(StoreError::Io { op, path, source }) => {
+                assert_eq!(op, "open for writing");
+                assert_eq!(path, folder.join("a.bin"));
+                assert_eq!(source.kind(), io::ErrorKind::PermissionDenied);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn handle_cache_evicts_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |name: &str| Arc::new(File::create(dir.path().join(name)).unwrap());
+        let mut cache = HandleCache::new(2);
+        cache.insert(0, open("a"), true);
+        cache.insert(1, open("b"), false);
+        assert!(cache.get(0, true).is_some());
+        // 1 is read-only: a writer must reopen it.
+        assert!(cache.get(1, true).is_none());
+        assert!(cache.get(1, false).is_some());
+        assert!(cache.get(0, false).is_some());
+        cache.insert(2, open("c"), true); // evicts 1, used least recently
+        assert_eq!(cache.open.len(), 2);
+        assert!(cache.get(1, false).is_none());
+        assert!(cache.get(0, true).is_some());
+        assert!(cache.get(2, true).is_some());
+        // Upgrading to a writable handle keeps one entry.
+        cache.insert(2, open("c"), false);
+        assert!(cache.get(2, true).is_some());
+        assert_eq!(cache.open.len(), 2);
+    }
+
+    #[test]
+    fn block_cursor_crosses_blocks() {
+        let blocks = [
+            Bytes::from_static(b"abc"),
+            Bytes::new(),
+            Bytes::from_static(b"defg"),
+        ];
+        let mut c = BlockCursor::new(&blocks);
+        assert_eq!(c.take(2), b"ab");
+        assert_eq!(c.take(5), b"c");
+        c.skip(2);
+        assert_eq!(c.take(9), b"fg");
+        assert_eq!(c.take(1), b"");
     }
 }

@@ -55,6 +55,29 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A file on disk is missing or shorter than the range being read: that
+    /// part of the torrent was never written.
+    #[error("short read {path}: {length} bytes at offset {offset} are not on disk")]
+    ShortRead {
+        /// The file.
+        path: PathBuf,
+        /// Offset in the file of the requested run.
+        offset: u64,
+        /// Length of the requested run.
+        length: u64,
+    },
+    /// A file path that could escape the download directory (absolute, `..`,
+    /// empty, ...). Metainfo parsing rejects these already; the store checks
+    /// again before touching the disk.
+    #[error("unsafe file path in torrent: {path}")]
+    UnsafePath {
+        /// The offending relative path.
+        path: PathBuf,
+    },
+    /// The torrent's files do not tile its byte stream, or two files share a
+    /// path.
+    #[error("invalid file layout: {0}")]
+    InvalidLayout(String),
     /// A piece index or byte range outside the torrent.
     #[error("range out of bounds: piece {index}, offset {begin}, length {length}")]
     OutOfRange {
