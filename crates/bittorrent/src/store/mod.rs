@@ -42,6 +42,22 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
+/// A shared store is a store: an embedder can keep an `Arc` to the store it
+/// hands to a torrent (to read what was written, for instance).
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        (**self).write_piece(index, blocks)
+    }
+
+    fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
+        (**self).read_block(index, begin, length)
+    }
+
+    fn finalize(&self) -> Result<(), StoreError> {
+        (**self).finalize()
+    }
+}
+
 /// Errors of a [`Store`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
