@@ -24,6 +24,10 @@ impl Handshake {
     /// Wire length of a handshake.
     pub const LEN: usize = 68;
 
+    /// The first 20 bytes of every handshake: the protocol string's length (19)
+    /// followed by the protocol string.
+    pub const PROTOCOL: &'static [u8; 20] = b"\x13BitTorrent protocol";
+
     /// A handshake with no extension bits set.
     pub fn new(info_hash: InfoHash, peer_id: PeerId) -> Self {
         Self {
@@ -74,4 +78,48 @@ pub enum Message {
         /// Payload after the id.
         payload: Bytes,
     },
+}
+
+impl Message {
+    /// Length of the 4-byte big-endian length prefix before every message.
+    pub const PREFIX_LEN: usize = 4;
+
+    /// The message id byte, or `None` for a keep-alive (which has no id).
+    pub fn id(&self) -> Option<u8> {
+        Some(match self {
+            Message::KeepAlive => return None,
+            Message::Choke => 0,
+            Message::Unchoke => 1,
+            Message::Interested => 2,
+            Message::NotInterested => 3,
+            Message::Have(_) => 4,
+            Message::Bitfield(_) => 5,
+            Message::Request(_) => 6,
+            Message::Piece { .. } => 7,
+            Message::Cancel(_) => 8,
+            Message::Port(_) => 9,
+            Message::Unknown { id, .. } => *id,
+        })
+    }
+
+    /// The value of the length prefix for this message: the id byte plus the
+    /// payload (0 for a keep-alive). May exceed `u32::MAX` for an oversized
+    /// `Piece`, `Bitfield` or `Unknown`, which the encoder then refuses.
+    pub fn frame_len(&self) -> usize {
+        match self {
+            Message::KeepAlive => 0,
+            Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => 1,
+            Message::Have(_) => 5,
+            Message::Bitfield(bits) => 1 + bits.len(),
+            Message::Request(_) | Message::Cancel(_) => 13,
+            Message::Piece { data, .. } => 9 + data.len(),
+            Message::Port(_) => 3,
+            Message::Unknown { payload, .. } => 1 + payload.len(),
+        }
+    }
+
+    /// Total bytes on the wire: the length prefix plus [`frame_len`](Self::frame_len).
+    pub fn encoded_len(&self) -> usize {
+        Self::PREFIX_LEN + self.frame_len()
+    }
 }
