@@ -21,8 +21,9 @@
 //!   `_`; a file whose components were all dropped is called `_`. A torrent name
 //!   that is empty, `.` or `..` is replaced by the info-hash in hex. So every
 //!   [`FileEntry::path`] is relative and made only of normal components.
-//! - A pad file (BEP 47 `attr` containing `p`) without a path is called
-//!   `.pad/<length>`; pad files take part in offsets but not in duplicate checks.
+//! - A pad file (BEP 47 `attr` containing `p`, or BitComet's older
+//!   `_____padding_file_*` name) without a path is called `.pad/<length>`; pad
+//!   files take part in offsets but not in duplicate checks.
 //! - A file whose path repeats an earlier file (or directory) is renamed like
 //!   libtorrent does: `foo/bar.txt` → `foo/bar.1.txt`; more than
 //!   [`MAX_DUPLICATE_FILES`] renames is an error, and so is a file path used
@@ -48,6 +49,9 @@ pub const MAX_PIECES: u64 = 1 << 22;
 
 /// How many duplicate file paths are renamed before the torrent is rejected.
 pub const MAX_DUPLICATE_FILES: usize = 100;
+
+/// File names starting with this are pad files even without a BEP 47 `attr`.
+const OLD_PAD_FILE_PREFIX: &str = "_____padding_file_";
 
 /// The largest .torrent file [`MetaInfo::load`] reads.
 pub const MAX_TORRENT_FILE_SIZE: u64 = 64 * 1024 * 1024;
@@ -424,6 +428,11 @@ fn multi_files(info: &Node<'_>, name: &str) -> Result<Vec<FileEntry>, MetaInfoEr
             None if pad => components.extend([".pad".to_owned(), length.to_string()]),
             None => return Err(invalid("file without 'path'")),
         }
+        // BitComet's pad files predate BEP 47 and are recognised by name.
+        let pad = pad
+            || components
+                .last()
+                .is_some_and(|c| c.starts_with(OLD_PAD_FILE_PREFIX));
         if !pad {
             tree.insert(&mut components)?;
         }
@@ -763,6 +772,9 @@ mod tests {
         assert_eq!(paths(&m), ["t/a", "t/.pad/5", "t/.pad/5"]);
         assert!(m.files[1].pad && m.files[2].pad);
         assert_eq!(m.total_length, 11);
+        let m =
+            multi("d6:lengthi1e4:pathl1:aeed6:lengthi2e4:pathl19:_____padding_file_0eee").unwrap();
+        assert!(!m.files[0].pad && m.files[1].pad);
     }
 
     #[test]
