@@ -773,7 +773,7 @@ mod tests {
         assert!(m.files[1].pad && m.files[2].pad);
         assert_eq!(m.total_length, 11);
         let m =
-            multi("d6:lengthi1e4:pathl1:aeed6:lengthi2e4:pathl19:_____padding_file_0eee").unwrap();
+            multi("d6:lengthi1e4:pathl1:aeed6:lengthi2e4:pathl19:_____padding_file_0ee").unwrap();
         assert!(!m.files[0].pad && m.files[1].pad);
     }
 
