@@ -424,6 +424,8 @@ impl Announcer {
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => return Wake::Shutdown,
+                // Before `stats` so frequent stats updates cannot starve it.
+                _ = &mut sleep => return Wake::Announce,
                 changed = self.stats.changed() => {
                     if changed.is_err() {
                         debug!("{}: transfer stats closed, stopping announcer", self.short);
@@ -435,7 +437,6 @@ impl Announcer {
                         return Wake::Announce;
                     }
                 }
-                _ = &mut sleep => return Wake::Announce,
             }
         }
     }
