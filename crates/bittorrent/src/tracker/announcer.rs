@@ -1,10 +1,24 @@
 //! The per-torrent announce loop: tiers, intervals, events, backoff.
+//!
+//! The loop keeps a little state machine over the announce events:
+//! `started` is sent (and retried) until one tracker accepts it; `completed`
+//! is owed once `stats.left` reaches 0 after having been non-zero and is sent
+//! right away; every other announce carries no event; `stopped` goes to the
+//! last tracker that answered, on shutdown, if `started` was ever accepted.
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use log::{debug, error, info, warn};
+use rand::seq::SliceRandom;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::tracker::{
+    is_http_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker, DEFAULT_TIMEOUT,
+};
 use crate::types::{InfoHash, PeerId};
 
 /// Transfer counters the announcer reports; published by the torrent on a
@@ -41,6 +55,9 @@ pub enum TrackerUpdate {
 }
 
 /// Fixed inputs of an announcer.
+///
+/// Build it with [`AnnouncerConfig::new`], which fills the tuning fields
+/// with their defaults, then adjust fields as needed.
 #[derive(Clone, Debug)]
 pub struct AnnouncerConfig {
     /// Announce URLs in BEP 12 tiers.
@@ -51,6 +68,55 @@ pub struct AnnouncerConfig {
     pub peer_id: PeerId,
     /// Port we announce.
     pub port: u16,
+    /// `numwant` of regular announces (`stopped` asks for 0).
+    pub num_want: u32,
+    /// Floor under the tracker's `interval` and `min interval`, protecting
+    /// trackers from a misconfigured tiny interval.
+    pub min_announce_interval: Duration,
+    /// Delay before retrying after every tracker failed; doubles after each
+    /// failed round up to `max_retry_delay`.
+    pub retry_delay: Duration,
+    /// Cap of the retry delay.
+    pub max_retry_delay: Duration,
+    /// Total timeout of one announce.
+    pub request_timeout: Duration,
+    /// Total timeout of the `stopped` announce on shutdown.
+    pub stopped_timeout: Duration,
+    /// HTTP client to use (share one per session for its connection pool);
+    /// `None` builds a private one.
+    pub client: Option<reqwest::Client>,
+}
+
+impl AnnouncerConfig {
+    /// Default [`num_want`](Self::num_want).
+    pub const DEFAULT_NUM_WANT: u32 = 50;
+    /// Default [`min_announce_interval`](Self::min_announce_interval).
+    pub const DEFAULT_MIN_ANNOUNCE_INTERVAL: Duration = Duration::from_secs(30);
+    /// Default [`retry_delay`](Self::retry_delay).
+    pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(15);
+    /// Default [`max_retry_delay`](Self::max_retry_delay).
+    pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 60);
+    /// Default [`stopped_timeout`](Self::stopped_timeout).
+    pub const DEFAULT_STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
+
+    /// A configuration with default tuning: `num_want` 50, intervals of at
+    /// least 30 s, retries after 15 s doubling up to 30 min, 15 s request
+    /// timeout ([`DEFAULT_TIMEOUT`]), 3 s `stopped` timeout, private client.
+    pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
+        Self {
+            tiers,
+            info_hash,
+            peer_id,
+            port,
+            num_want: Self::DEFAULT_NUM_WANT,
+            min_announce_interval: Self::DEFAULT_MIN_ANNOUNCE_INTERVAL,
+            retry_delay: Self::DEFAULT_RETRY_DELAY,
+            max_retry_delay: Self::DEFAULT_MAX_RETRY_DELAY,
+            request_timeout: DEFAULT_TIMEOUT,
+            stopped_timeout: Self::DEFAULT_STOPPED_TIMEOUT,
+            client: None,
+        }
+    }
 }
 
 /// Runs until `cancel` fires: announces `started`, re-announces every
@@ -58,14 +124,716 @@ pub struct AnnouncerConfig {
 /// `stats.left` drops to 0 after having been non-zero, and on cancellation
 /// sends `stopped` with a short timeout. Results go to `updates` (with
 /// `send().await`: the torrent drains it).
+///
+/// Trackers follow BEP 12: each tier is shuffled once, tiers are tried in
+/// order and the URLs of a tier in order until one answers; that URL moves to
+/// the front of its tier. URLs that are not http(s) (e.g. `udp://`) are
+/// skipped; with none left this returns at once. When every tracker fails the
+/// round is retried after [`AnnouncerConfig::retry_delay`], doubling up to
+/// [`AnnouncerConfig::max_retry_delay`].
+///
+/// The loop also ends, after the `stopped` announce, when the `updates`
+/// receiver or the `stats` sender is dropped (the torrent is gone).
 pub async fn run_announcer(
     config: AnnouncerConfig,
     stats: watch::Receiver<TransferStats>,
     updates: mpsc::Sender<TrackerUpdate>,
     cancel: CancellationToken,
 ) {
-    let _ = (config, stats, updates, cancel);
-    todo!()
+    let short = config.info_hash.short();
+    let tiers = usable_tiers(&config.tiers, &short);
+    if tiers.is_empty() {
+        debug!("{short}: no http(s) tracker, not announcing");
+        return;
+    }
+    let client = match config.client.clone() {
+        Some(client) => client,
+        None => match reqwest::Client::builder().build() {
+            Ok(client) => client,
+            Err(e) => {
+                error!("{short}: cannot build an HTTP client, not announcing: {e}");
+                return;
+            }
+        },
+    };
+    let announcer = Announcer {
+        config,
+        short,
+        tiers,
+        client,
+        stats,
+        updates,
+        cancel,
+        started_ok: false,
+        seen_incomplete: false,
+        completed_owed: false,
+        completed_done: false,
+        last_working: None,
+        tracker_ids: HashMap::new(),
+        failures: HashMap::new(),
+    };
+    announcer.run().await;
+}
+
+/// The http(s) URLs of `tiers`, each URL once (first occurrence), empty tiers
+/// dropped, each tier shuffled.
+fn usable_tiers(tiers: &[Vec<String>], short: &str) -> Vec<Vec<String>> {
+    let mut rng = rand::thread_rng();
+    let mut seen = HashSet::new();
+    let mut usable = Vec::new();
+    for tier in tiers {
+        let mut urls = Vec::new();
+        for url in tier {
+            if !is_http_url(url) {
+                debug!("{short}: skipping tracker {url}: unsupported scheme");
+            } else if seen.insert(url.as_str()) {
+                urls.push(url.clone());
+            }
+        }
+        if !urls.is_empty() {
+            urls.shuffle(&mut rng);
+            usable.push(urls);
+        }
+    }
+    usable
+}
+
+/// The outcome of one pass over the tiers.
+enum Round {
+    /// A tracker answered; the next regular announce is due after this.
+    Announced(Duration),
+    /// Every tracker failed.
+    AllFailed,
+    /// The update receiver is gone.
+    ReceiverGone,
+}
+
+/// Why a wait between rounds ended.
+enum Wake {
+    /// Time for the next round.
+    Announce,
+    /// Cancelled, or the torrent is gone.
+    Shutdown,
+}
+
+struct Announcer {
+    config: AnnouncerConfig,
+    short: String,
+    /// Shuffled http(s) tiers; a URL that answers moves to its tier's front.
+    tiers: Vec<Vec<String>>,
+    client: reqwest::Client,
+    stats: watch::Receiver<TransferStats>,
+    updates: mpsc::Sender<TrackerUpdate>,
+    cancel: CancellationToken,
+    /// A `started` announce was accepted by some tracker.
+    started_ok: bool,
+    /// `left` was non-zero at some point since start.
+    seen_incomplete: bool,
+    /// `left` reached 0 after `seen_incomplete`; `completed` not yet accepted.
+    completed_owed: bool,
+    /// `completed` was accepted (or made moot); never owed again.
+    completed_done: bool,
+    /// The URL that answered last: where `stopped` goes.
+    last_working: Option<String>,
+    /// `tracker id` per URL, echoed in later announces to that URL.
+    tracker_ids: HashMap<String, String>,
+    /// Consecutive failures per URL, to log the first at warn only.
+    failures: HashMap<String, u32>,
+}
+
+impl Announcer {
+    async fn run(mut self) {
+        let initial = *self.stats.borrow_and_update();
+        self.observe(initial);
+        let cancel = self.cancel.clone();
+        let mut retry_delay = self.config.retry_delay;
+        loop {
+            let round = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => break,
+                round = self.announce_round() => round,
+            };
+            let (wait, succeeded) = match round {
+                Round::Announced(wait) => {
+                    retry_delay = self.config.retry_delay;
+                    (wait, true)
+                }
+                Round::AllFailed => {
+                    let wait = retry_delay;
+                    retry_delay = (retry_delay * 2).min(self.config.max_retry_delay);
+                    debug!(
+                        "{}: every tracker failed, retrying in {:?}",
+                        self.short, wait
+                    );
+                    (wait, false)
+                }
+                Round::ReceiverGone => {
+                    debug!("{}: tracker update receiver gone", self.short);
+                    break;
+                }
+            };
+            match self.wait(wait, succeeded).await {
+                Wake::Announce => {}
+                Wake::Shutdown => break,
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Tracks `left` to know when `completed` is owed.
+    fn observe(&mut self, stats: TransferStats) {
+        if stats.left > 0 {
+            self.seen_incomplete = true;
+        } else if self.seen_incomplete && !self.completed_done {
+            self.completed_owed = true;
+        }
+    }
+
+    fn next_event(&self) -> Option<AnnounceEvent> {
+        if !self.started_ok {
+            Some(AnnounceEvent::Started)
+        } else if self.completed_owed {
+            Some(AnnounceEvent::Completed)
+        } else {
+            None
+        }
+    }
+
+    fn request(
+        &self,
+        url: &str,
+        stats: TransferStats,
+        event: Option<AnnounceEvent>,
+        num_want: u32,
+    ) -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: self.config.info_hash,
+            peer_id: self.config.peer_id,
+            port: self.config.port,
+            uploaded: stats.uploaded,
+            downloaded: stats.downloaded,
+            left: stats.left,
+            event,
+            num_want: Some(num_want),
+            tracker_id: self.tracker_ids.get(url).cloned(),
+        }
+    }
+
+    /// One BEP 12 pass: tiers in order, URLs of a tier in order, until one
+    /// answers.
+    async fn announce_round(&mut self) -> Round {
+        let stats = *self.stats.borrow_and_update();
+        self.observe(stats);
+        let event = self.next_event();
+        for t in 0..self.tiers.len() {
+            for i in 0..self.tiers[t].len() {
+                let url = self.tiers[t][i].clone();
+                let req = self.request(&url, stats, event, self.config.num_want);
+                let tracker = HttpTracker::new(url.clone(), self.client.clone())
+                    .with_timeout(self.config.request_timeout);
+                let update = match tracker.announce(&req).await {
+                    Ok(response) => {
+                        self.tiers[t][..=i].rotate_right(1);
+                        let wait = self.on_success(&url, event, stats, &response);
+                        let update = TrackerUpdate::Announced {
+                            url,
+                            peers: response.peers,
+                            warning: response.warning,
+                        };
+                        if self.updates.send(update).await.is_err() {
+                            return Round::ReceiverGone;
+                        }
+                        return Round::Announced(wait);
+                    }
+                    Err(e) => {
+                        let count = self.failures.entry(url.clone()).or_insert(0);
+                        *count += 1;
+                        if *count == 1 {
+                            warn!("{}: announce to {url} failed: {e}", self.short);
+                        } else {
+                            debug!(
+                                "{}: announce to {url} failed ({count} times in a row): {e}",
+                                self.short
+                            );
+                        }
+                        TrackerUpdate::Failed {
+                            url,
+                            error: e.to_string(),
+                        }
+                    }
+                };
+                if self.updates.send(update).await.is_err() {
+                    return Round::ReceiverGone;
+                }
+            }
+        }
+        Round::AllFailed
+    }
+
+    /// Records a successful announce; returns the delay until the next one.
+    fn on_success(
+        &mut self,
+        url: &str,
+        event: Option<AnnounceEvent>,
+        stats: TransferStats,
+        response: &AnnounceResponse,
+    ) -> Duration {
+        self.failures.remove(url);
+        self.last_working = Some(url.to_string());
+        if let Some(id) = &response.tracker_id {
+            self.tracker_ids.insert(url.to_string(), id.clone());
+        }
+        match event {
+            Some(AnnounceEvent::Started) => {
+                self.started_ok = true;
+                if stats.left == 0 {
+                    // The tracker learnt from `started` that we are complete.
+                    self.completed_owed = false;
+                    self.completed_done = true;
+                }
+            }
+            Some(AnnounceEvent::Completed) => {
+                self.completed_owed = false;
+                self.completed_done = true;
+            }
+            Some(AnnounceEvent::Stopped) | None => {}
+        }
+        let wait = response
+            .interval
+            .max(response.min_interval.unwrap_or_default())
+            .max(self.config.min_announce_interval);
+        let event = event.map_or(String::new(), |e| format!(" {}", e.as_str()));
+        info!(
+            "{}: announced{event} to {url}: {} peers, next in {}s",
+            self.short,
+            response.peers.len(),
+            wait.as_secs()
+        );
+        if let Some(warning) = &response.warning {
+            warn!("{}: tracker {url} warns: {warning}", self.short);
+        }
+        wait
+    }
+
+    /// Sleeps `wait`, waking early for shutdown, or to announce `completed`
+    /// if `early_completed` (the last round succeeded).
+    async fn wait(&mut self, wait: Duration, early_completed: bool) -> Wake {
+        let sleep = tokio::time::sleep_until(Instant::now() + wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return Wake::Shutdown,
+                // Before `stats` so frequent stats updates cannot starve it.
+                _ = &mut sleep => return Wake::Announce,
+                changed = self.stats.changed() => {
+                    if changed.is_err() {
+                        debug!("{}: transfer stats closed, stopping announcer", self.short);
+                        return Wake::Shutdown;
+                    }
+                    let stats = *self.stats.borrow_and_update();
+                    self.observe(stats);
+                    if early_completed && self.started_ok && self.completed_owed {
+                        return Wake::Announce;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `stopped` to the last tracker that answered, if `started` was
+    /// accepted; bounded by [`AnnouncerConfig::stopped_timeout`].
+    async fn stop(&mut self) {
+        if !self.started_ok {
+            return;
+        }
+        let Some(url) = self.last_working.clone() else {
+            return;
+        };
+        let stats = *self.stats.borrow();
+        let req = self.request(&url, stats, Some(AnnounceEvent::Stopped), 0);
+        let timeout = self.config.stopped_timeout;
+        let tracker = HttpTracker::new(url.clone(), self.client.clone()).with_timeout(timeout);
+        match tokio::time::timeout(timeout, tracker.announce(&req)).await {
+            Ok(Ok(_)) => info!("{}: announced stopped to {url}", self.short),
+            Ok(Err(e)) => debug!("{}: stopped announce to {url} failed: {e}", self.short),
+            Err(_) => debug!("{}: stopped announce to {url} timed out", self.short),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+    use tokio::time::timeout;
+
+    const STEP: Duration = Duration::from_secs(3);
+
+    /// A tracker on 127.0.0.1 that records each request target and answers
+    /// `body`; with `hang_on_stopped` it never answers `event=stopped`.
+    struct FakeTracker {
+        url: String,
+        requests: mpsc::UnboundedReceiver<String>,
+        _server: tokio::task::JoinHandle<()>,
+    }
+
+    impl FakeTracker {
+        async fn start(body: &[u8], hang_on_stopped: bool) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/announce", listener.local_addr().unwrap());
+            let (tx, requests) = mpsc::unbounded_channel();
+            let body = body.to_vec();
+            let server = tokio::spawn(async move {
+                while let Ok((mut conn, _)) = listener.accept().await {
+                    let tx = tx.clone();
+                    let body = body.clone();
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match conn.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head).into_owned();
+                        let target = head.split(' ').nth(1).unwrap_or("").to_string();
+                        let stopped = target.contains("event=stopped");
+                        let _ = tx.send(target);
+                        if hang_on_stopped && stopped {
+                            std::future::pending::<()>().await;
+                        }
+                        let mut response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        response.extend_from_slice(&body);
+                        let _ = conn.write_all(&response).await;
+                        let _ = conn.shutdown().await;
+                    });
+                }
+            });
+            Self {
+                url,
+                requests,
+                _server: server,
+            }
+        }
+
+        /// The next request target, within [`STEP`].
+        async fn next(&mut self) -> String {
+            timeout(STEP, self.requests.recv())
+                .await
+                .expect("no request in time")
+                .expect("tracker gone")
+        }
+    }
+
+    /// The `event` query parameter of a request target, if any.
+    fn event_of(target: &str) -> Option<&str> {
+        let query = target.split_once('?')?.1;
+        query.split('&').find_map(|p| p.strip_prefix("event="))
+    }
+
+    fn param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+        let query = target.split_once('?')?.1;
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+    }
+
+    /// A URL on 127.0.0.1 where nothing listens.
+    async fn dead_url() -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/announce", listener.local_addr().unwrap());
+        drop(listener);
+        url
+    }
+
+    fn config(tiers: Vec<Vec<String>>) -> AnnouncerConfig {
+        let mut config = AnnouncerConfig::new(
+            tiers,
+            InfoHash([7; 20]),
+            PeerId(*b"-BT0001-testtesttest"),
+            6881,
+        );
+        config.client = Some(reqwest::Client::builder().no_proxy().build().unwrap());
+        config.request_timeout = Duration::from_secs(2);
+        config.stopped_timeout = Duration::from_millis(300);
+        config
+    }
+
+    struct Running {
+        stats: watch::Sender<TransferStats>,
+        updates: mpsc::Receiver<TrackerUpdate>,
+        cancel: CancellationToken,
+        task: JoinHandle<()>,
+    }
+
+    fn spawn(config: AnnouncerConfig, left: u64) -> Running {
+        let (stats, stats_rx) = watch::channel(TransferStats {
+            left,
+            ..TransferStats::default()
+        });
+        let (updates_tx, updates) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run_announcer(config, stats_rx, updates_tx, cancel.clone()));
+        Running {
+            stats,
+            updates,
+            cancel,
+            task,
+        }
+    }
+
+    impl Running {
+        async fn next(&mut self) -> TrackerUpdate {
+            timeout(STEP, self.updates.recv())
+                .await
+                .expect("no update in time")
+                .expect("announcer ended")
+        }
+
+        async fn shutdown(self) {
+            self.cancel.cancel();
+            timeout(STEP, self.task)
+                .await
+                .expect("announcer did not stop in time")
+                .unwrap();
+        }
+    }
+
+    fn body_with_peer(extra: &str) -> Vec<u8> {
+        let mut body = format!("d{extra}8:intervali1800e5:peers6:").into_bytes();
+        body.extend_from_slice(&[127, 0, 0, 1, 0x1a, 0xe1]);
+        body.push(b'e');
+        body
+    }
+
+    #[test]
+    fn announcer_future_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let (_stats, stats_rx) = watch::channel(TransferStats::default());
+        let (updates_tx, _updates) = mpsc::channel(1);
+        let fut = run_announcer(
+            config(vec![]),
+            stats_rx,
+            updates_tx,
+            CancellationToken::new(),
+        );
+        assert_send(&fut);
+    }
+
+    #[tokio::test]
+    async fn started_then_completed_then_stopped() {
+        let mut tracker = FakeTracker::start(&body_with_peer("10:tracker id3:abc"), false).await;
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+
+        let first = tracker.next().await;
+        assert_eq!(event_of(&first), Some("started"), "{first}");
+        assert_eq!(param(&first, "left"), Some("100"));
+        assert_eq!(param(&first, "numwant"), Some("50"));
+        assert_eq!(param(&first, "trackerid"), None);
+        match run.next().await {
+            TrackerUpdate::Announced {
+                url,
+                peers,
+                warning,
+            } => {
+                assert_eq!(url, tracker.url);
+                assert_eq!(peers, vec!["127.0.0.1:6881".parse().unwrap()]);
+                assert_eq!(warning, None);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Finishing the download announces `completed` at once, although
+        // the interval is 30 minutes.
+        run.stats.send_modify(|s| {
+            s.left = 0;
+            s.downloaded = 100;
+        });
+        let second = tracker.next().await;
+        assert_eq!(event_of(&second), Some("completed"), "{second}");
+        assert_eq!(param(&second, "left"), Some("0"));
+        assert_eq!(param(&second, "downloaded"), Some("100"));
+        assert_eq!(param(&second, "trackerid"), Some("abc"));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+
+        run.shutdown().await;
+        let third = tracker.next().await;
+        assert_eq!(event_of(&third), Some("stopped"), "{third}");
+        assert_eq!(param(&third, "numwant"), Some("0"));
+        assert!(tracker.requests.try_recv().is_err(), "only three announces");
+    }
+
+    #[tokio::test]
+    async fn reannounces_after_interval_and_seeder_never_completes() {
+        let body = b"d8:intervali1e12:min intervali1e5:peers0:e";
+        let mut tracker = FakeTracker::start(body, false).await;
+        let mut config = config(vec![vec![tracker.url.clone()]]);
+        config.min_announce_interval = Duration::from_millis(100);
+        // Seeding from the start: `left` is 0 throughout.
+        let mut run = spawn(config, 0);
+
+        let first = tracker.next().await;
+        assert_eq!(event_of(&first), Some("started"), "{first}");
+        let at = Instant::now();
+        let second = tracker.next().await;
+        assert_eq!(event_of(&second), None, "{second}");
+        // The tracker's (clamped) one-second interval is respected.
+        assert!(
+            at.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            at.elapsed()
+        );
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+
+        run.shutdown().await;
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+    }
+
+    #[tokio::test]
+    async fn dead_tier_falls_through_and_working_url_is_promoted() {
+        let mut alive = FakeTracker::start(&body_with_peer(""), false).await;
+        let dead1 = dead_url().await;
+        let dead2 = dead_url().await;
+        let tiers = vec![vec![dead1.clone()], vec![dead2.clone(), alive.url.clone()]];
+        let mut run = spawn(config(tiers), 100);
+
+        // First round: tier 1 fails, then tier 2 in its shuffled order.
+        match run.next().await {
+            TrackerUpdate::Failed { url, .. } => assert_eq!(url, dead1),
+            other => panic!("{other:?}"),
+        }
+        loop {
+            match run.next().await {
+                TrackerUpdate::Failed { url, .. } => assert_eq!(url, dead2),
+                TrackerUpdate::Announced { url, .. } => {
+                    assert_eq!(url, alive.url);
+                    break;
+                }
+            }
+        }
+        assert_eq!(event_of(&alive.next().await), Some("started"));
+
+        // Second round (`completed`): tier 1 is retried first, but in tier 2
+        // the working URL now comes first, so dead2 is not tried.
+        run.stats.send_modify(|s| s.left = 0);
+        match run.next().await {
+            TrackerUpdate::Failed { url, .. } => assert_eq!(url, dead1),
+            other => panic!("{other:?}"),
+        }
+        match run.next().await {
+            TrackerUpdate::Announced { url, .. } => assert_eq!(url, alive.url),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(event_of(&alive.next().await), Some("completed"));
+
+        run.shutdown().await;
+        assert_eq!(event_of(&alive.next().await), Some("stopped"));
+    }
+
+    #[tokio::test]
+    async fn retries_with_backoff_and_skips_udp() {
+        let dead = dead_url().await;
+        let mut config = config(vec![
+            vec!["udp://127.0.0.1:1/announce".into()],
+            vec![dead.clone()],
+        ]);
+        config.retry_delay = Duration::from_millis(20);
+        config.max_retry_delay = Duration::from_millis(40);
+        let mut run = spawn(config, 100);
+        for _ in 0..4 {
+            match run.next().await {
+                TrackerUpdate::Failed { url, error } => {
+                    assert_eq!(url, dead);
+                    assert!(error.starts_with("request failed"), "{error}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // `started` never succeeded: no `stopped`, and a prompt return.
+        run.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn retries_started_until_a_tracker_accepts_it() {
+        let mut tracker = FakeTracker::start(b"d14:failure reason4:busye", false).await;
+        let mut config = config(vec![vec![tracker.url.clone()]]);
+        config.retry_delay = Duration::from_millis(20);
+        let mut run = spawn(config, 100);
+        for _ in 0..2 {
+            assert_eq!(event_of(&tracker.next().await), Some("started"));
+            match run.next().await {
+                TrackerUpdate::Failed { error, .. } => {
+                    assert_eq!(error, "tracker failure: busy")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        run.shutdown().await;
+        // Never started, so no `stopped`; drain retries made before cancel.
+        while let Ok(target) = tracker.requests.try_recv() {
+            assert_eq!(event_of(&target), Some("started"), "{target}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_to_announce_returns_at_once() {
+        for tiers in [
+            vec![],
+            vec![vec![]],
+            vec![vec!["udp://127.0.0.1:1".to_string()]],
+        ] {
+            let run = spawn(config(tiers), 100);
+            timeout(STEP, run.task)
+                .await
+                .expect("announcer should return without cancel")
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_hang_on_a_silent_tracker() {
+        let mut tracker = FakeTracker::start(&body_with_peer(""), true).await;
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        assert_eq!(event_of(&tracker.next().await), Some("started"));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        let at = Instant::now();
+        run.shutdown().await;
+        assert!(at.elapsed() < Duration::from_secs(2), "{:?}", at.elapsed());
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+    }
+
+    #[tokio::test]
+    async fn ends_when_the_torrent_is_gone() {
+        let mut tracker = FakeTracker::start(&body_with_peer(""), false).await;
+        let run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        drop(run.updates);
+        timeout(STEP, run.task)
+            .await
+            .expect("announcer should end without cancel")
+            .unwrap();
+        assert_eq!(event_of(&tracker.next().await), Some("started"));
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+
+        // Dropping the stats sender ends it too.
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        drop(run.stats);
+        timeout(STEP, run.task)
+            .await
+            .expect("announcer should end without cancel")
+            .unwrap();
+        assert_eq!(event_of(&tracker.next().await), Some("started"));
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+    }
 }
 
 impl AnnouncerConfig {

@@ -8,8 +8,10 @@ mod http;
 mod response;
 
 pub use announcer::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
-pub use http::{announce_url, HttpTracker};
-pub use response::{parse_announce_response, AnnounceResponse};
+pub use http::{announce_url, is_http_url, HttpTracker, DEFAULT_TIMEOUT, MAX_BODY_SIZE};
+pub use response::{
+    parse_announce_response, AnnounceResponse, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
+};
 
 use crate::types::{InfoHash, PeerId};
 
@@ -22,6 +24,18 @@ pub enum AnnounceEvent {
     Completed,
     /// The torrent is being stopped.
     Stopped,
+}
+
+impl AnnounceEvent {
+    /// The value of the `event` query parameter: `started`, `completed` or
+    /// `stopped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Completed => "completed",
+            Self::Stopped => "stopped",
+        }
+    }
 }
 
 /// Everything an announce sends.
@@ -62,6 +76,12 @@ pub enum TrackerError {
     /// The body is not a valid announce response.
     #[error("invalid response: {0}")]
     Decode(String),
+    /// The response body is larger than [`MAX_BODY_SIZE`].
+    #[error("response body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The cap that was exceeded, in bytes.
+        limit: usize,
+    },
     /// The tracker said `failure reason`.
     #[error("tracker failure: {0}")]
     Failure(String),
