@@ -835,15 +835,3 @@ mod tests {
         assert_eq!(event_of(&tracker.next().await), Some("stopped"));
     }
 }
-
-impl AnnouncerConfig {
-    /// An announcer configuration with default timings.
-    pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
-        Self {
-            tiers,
-            info_hash,
-            peer_id,
-            port,
-        }
-    }
-}
