@@ -1,0 +1,1719 @@
+//! Which block to request next: rarest-first piece selection with random
+//! first pieces, strict completion of started pieces, priorities, and endgame.
+//! Pure state; the torrent actor owns one.
+//!
+//! # Piece states
+//! Every piece is in exactly one of four states (see `PieceState`):
+//!
+//! - **missing**: no block of it is requested or received;
+//! - **partial**: at least one block is requested or received, but not all
+//!   blocks are received. Only partial pieces carry per-block state
+//!   (`Free`, `Requested(n)`, `Received`); the torrent buffers them in RAM;
+//! - **complete**: every block is received, the torrent is hashing it;
+//! - **verified**: the hash matched, the piece is in [`Picker::have`].
+//!
+//! The invariant is enforced by keeping the state in one `Vec<PieceState>`
+//! and moving pieces only through the private transition helpers
+//! (`start_piece`, `make_missing`, `make_verified`), which also keep the
+//! derived bitfields and counters in step.
+//!
+//! # Order of a [`Picker::pick`]
+//! 1. Free blocks of partial pieces the peer has: `High` pieces before
+//!    `Normal` ones, the oldest started first. Finishing started pieces
+//!    bounds the memory the torrent spends on buffers.
+//! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. While
+//!    fewer than [`Picker::RANDOM_FIRST_PIECES`] pieces are started or
+//!    verified, a random one (a new downloader gets something to trade
+//!    quickly); afterwards the rarest one (lowest availability), ties broken
+//!    at random. One call may start several pieces when `max` is large.
+//! 3. Endgame: once no wanted block is free anywhere, blocks requested from
+//!    other peers (never one already in flight to this peer, never a received
+//!    one), fewest requesters first, so the last pieces do not wait on the
+//!    slowest peer.
+//!
+//! # Cost
+//! Startable pieces are kept ordered by (priority, availability) in
+//! `rarity::RarityOrder`, so an availability change is `O(1)` and starting a
+//! piece usually is too (it costs the pieces skipped because the peer lacks
+//! them). A pick is `O(partial pieces + blocks returned)` besides; endgame
+//! picks scan the requested blocks of partial pieces.
+//!
+//! # Where future features plug in
+//! Which new piece to start is decided in one place, `Picker::choose_new_piece`:
+//! sequential mode or streaming deadlines go there (e.g. walk pieces by
+//! index, or put deadline pieces in front of `High` as a new class).
+//! Per-file priorities map onto [`Picker::set_priorities`].
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use crate::bitfield::Bitfield;
+use crate::picker::rarity::{bucket, RarityOrder};
+use crate::types::{BlockInfo, BLOCK_SIZE};
+
+mod rarity;
+
+/// Download priority of a piece. `Skip` pieces are never requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Priority {
+    /// Not wanted.
+    Skip,
+    /// Rarest-first.
+    #[default]
+    Normal,
+    /// Picked before every `Normal` piece.
+    High,
+}
+
+/// What [`Picker::block_received`] made of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Received {
+    /// First copy of a block we requested. `piece_complete` is true when every
+    /// block of its piece has now arrived (the piece is ready to verify).
+    Fresh {
+        /// All blocks of the piece are in.
+        piece_complete: bool,
+    },
+    /// We already had this block (an endgame duplicate, or a late arrival).
+    Duplicate,
+    /// Not a block we asked anyone for (wrong geometry, piece we have, ...).
+    Unexpected,
+}
+
+/// The one state a piece is in (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PieceState {
+    /// Nothing requested nor received.
+    Missing,
+    /// Some blocks requested or received; its blocks are in `Picker::partials`.
+    Partial,
+    /// Every block received, awaiting the hash check.
+    Complete,
+    /// Hash checked and stored.
+    Verified,
+}
+
+/// State of one block of a partial piece.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BlockState {
+    /// Nobody is asked for it.
+    Free,
+    /// Requested from this many peers (more than one only in endgame; never 0).
+    Requested(u32),
+    /// Arrived.
+    Received,
+}
+
+/// Per-block bookkeeping of a partial piece, with counts kept in step with
+/// `blocks` so no scan is needed to classify the piece.
+#[derive(Debug)]
+struct PartialPiece {
+    blocks: Vec<BlockState>,
+    free: u32,
+    requested: u32,
+    received: u32,
+}
+
+/// Piece and block bookkeeping for one torrent.
+///
+/// Geometry (piece count, lengths) comes from validated metainfo and is
+/// trusted; everything a peer can influence (bitfields, indices, block
+/// addresses) is checked, and bogus values are ignored or reported as
+/// [`Received::Unexpected`], never a panic.
+#[derive(Debug)]
+pub struct Picker {
+    piece_count: usize,
+    piece_length: u32,
+    total_length: u64,
+    /// The single source of truth for a piece's state.
+    state: Vec<PieceState>,
+    priority: Vec<Priority>,
+    /// How many connected peers have each piece (saturating).
+    availability: Vec<u32>,
+    /// Verified pieces (`state == Verified`).
+    have: Bitfield,
+    /// Pieces not `Skip` and not verified: what makes a peer interesting.
+    wanted: Bitfield,
+    /// Pieces not `Skip` and `Missing`: the candidates to start, by rarity.
+    rarity: RarityOrder,
+    /// Block state of the partial pieces (`state == Partial`).
+    partials: HashMap<u32, PartialPiece>,
+    /// Partial pieces, oldest started first.
+    order: Vec<u32>,
+    /// Pieces in `Missing` state (any priority).
+    missing_count: usize,
+    /// Free blocks in partial pieces that are not `Skip`.
+    free_wanted_in_partials: usize,
+    /// Cap on partial pieces (see [`Picker::set_max_partial_pieces`]).
+    max_partial: usize,
+    rng: StdRng,
+}
+
+impl Picker {
+    /// Random pieces picked before switching to rarest-first.
+    pub const RANDOM_FIRST_PIECES: usize = 4;
+
+    /// A picker for `piece_count` pieces of `piece_length` bytes (the last one
+    /// shorter), nothing had yet.
+    pub fn new(piece_count: usize, piece_length: u32, total_length: u64) -> Self {
+        let mut wanted = Bitfield::new(piece_count);
+        let mut rarity = RarityOrder::new(piece_count);
+        for i in 0..piece_count {
+            wanted.set(i);
+            rarity.insert(i as u32, NORMAL, 0);
+        }
+        Self {
+            piece_count,
+            piece_length,
+            total_length,
+            state: vec![PieceState::Missing; piece_count],
+            priority: vec![Priority::Normal; piece_count],
+            availability: vec![0; piece_count],
+            have: Bitfield::new(piece_count),
+            rarity,
+            wanted,
+            partials: HashMap::new(),
+            order: Vec::new(),
+            missing_count: piece_count,
+            free_wanted_in_partials: 0,
+            max_partial: usize::MAX,
+            rng: StdRng::from_entropy(),
+        }
+    }
+
+    /// Replaces the random source with a seeded one, for reproducible picks
+    /// (tests, simulations).
+    pub fn with_rng_seed(mut self, seed: u64) -> Self {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Caps the number of partial pieces (default: unlimited; 0 is treated
+    /// as 1). Each partial piece costs the torrent a piece-sized buffer.
+    ///
+    /// At the cap, [`Picker::pick`] starts no new piece for a peer that got
+    /// blocks of partial pieces in the same call. A peer that has none of
+    /// the partial pieces with free blocks is never starved by the cap: for
+    /// it new pieces are started as usual (so the cap can be exceeded by
+    /// about one pipeline's worth of pieces per such peer).
+    pub fn set_max_partial_pieces(&mut self, max: usize) {
+        self.max_partial = max.max(1);
+    }
+
+    /// The cap set by [`Picker::set_max_partial_pieces`].
+    pub fn max_partial_pieces(&self) -> usize {
+        self.max_partial
+    }
+
+    /// Number of pieces of the torrent.
+    pub fn piece_count(&self) -> usize {
+        self.piece_count
+    }
+
+    /// Number of partial pieces (some blocks requested or received, not all
+    /// received).
+    pub fn partial_pieces(&self) -> usize {
+        self.partials.len()
+    }
+
+    /// Number of wanted (non-`Skip`) pieces not yet verified.
+    pub fn pieces_left(&self) -> usize {
+        self.wanted.count_ones()
+    }
+
+    /// How many connected peers announced piece `index` (0 out of range).
+    pub fn availability(&self, index: u32) -> u32 {
+        self.availability.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// Priority of piece `index` (`Skip` out of range).
+    pub fn priority(&self, index: u32) -> Priority {
+        self.priority
+            .get(index as usize)
+            .copied()
+            .unwrap_or(Priority::Skip)
+    }
+
+    /// Marks piece `index` as already verified (e.g. found on disk).
+    /// Out-of-range indices are ignored.
+    pub fn mark_have(&mut self, index: u32) {
+        if (index as usize) < self.piece_count {
+            self.make_verified(index);
+        }
+    }
+
+    /// A peer announced its bitfield (or connected with one). Bits past the
+    /// piece count are ignored.
+    pub fn add_peer(&mut self, has: &Bitfield) {
+        for i in ones(has.as_bytes(), self.piece_count) {
+            self.availability_up(i);
+        }
+    }
+
+    /// A peer with bitfield `has` disconnected. Counters never go below 0.
+    pub fn remove_peer(&mut self, has: &Bitfield) {
+        for i in ones(has.as_bytes(), self.piece_count) {
+            self.availability_down(i);
+        }
+    }
+
+    /// A peer sent `have index` (the caller checks the peer did not have it).
+    /// Out-of-range indices are ignored.
+    pub fn peer_has(&mut self, index: u32) {
+        if (index as usize) < self.piece_count {
+            self.availability_up(index as usize);
+        }
+    }
+
+    /// Whether a peer with bitfield `has` has a wanted piece we lack
+    /// (`O(pieces / 8)`).
+    pub fn is_interesting(&self, has: &Bitfield) -> bool {
+        has.as_bytes()
+            .iter()
+            .zip(self.wanted.as_bytes())
+            .any(|(h, w)| h & w != 0)
+    }
+
+    /// Chooses up to `max` blocks to request from a peer with bitfield `has`,
+    /// and marks them requested. `in_flight` are the blocks already requested
+    /// from this peer; in endgame they are not handed out again.
+    ///
+    /// See the module docs for the order. A block in `in_flight` is never
+    /// returned, and outside endgame no block requested from anyone is.
+    pub fn pick(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+    ) -> Vec<BlockInfo> {
+        let mut picked = Vec::new();
+        if max == 0 {
+            return picked;
+        }
+
+        // 1. Finish what is started.
+        for prio in [Priority::High, Priority::Normal] {
+            let mut k = 0;
+            while k < self.order.len() && picked.len() < max {
+                let piece = self.order[k];
+                k += 1;
+                if self.priority[piece as usize] == prio && has.get(piece as usize) {
+                    self.take_free_blocks(piece, in_flight, max, &mut picked);
+                }
+            }
+        }
+
+        // 2. Start new pieces. The cap binds only peers that got blocks above.
+        let starved = picked.is_empty();
+        while picked.len() < max && (starved || self.partials.len() < self.max_partial) {
+            let Some(piece) = self.choose_new_piece(has) else {
+                break;
+            };
+            self.start_piece(piece);
+            self.take_free_blocks(piece, in_flight, max, &mut picked);
+            if self.partials.get(&piece).is_some_and(|p| p.requested == 0) {
+                // Every block was in `in_flight` (a caller inconsistency):
+                // give the piece back rather than loop on it.
+                self.make_missing(piece);
+                break;
+            }
+        }
+
+        // 3. Endgame: duplicate requests, fewest requesters first.
+        if picked.len() < max && self.in_endgame() {
+            self.pick_endgame(has, in_flight, max, &mut picked);
+        }
+        picked
+    }
+
+    /// A request for `block` was dropped (choke, disconnect, cancel) without
+    /// the block arriving. One call undoes one request: a block requested
+    /// from n peers in endgame needs n cancels to be free again. When a
+    /// partial piece has no requested nor received block left, it is missing
+    /// again. Unknown, received or malformed blocks are ignored.
+    pub fn cancel(&mut self, block: BlockInfo) {
+        let Some(b) = self.block_index(block) else {
+            return;
+        };
+        let wanted = self.priority[block.piece as usize] != Priority::Skip;
+        let Some(partial) = self.partials.get_mut(&block.piece) else {
+            return;
+        };
+        let BlockState::Requested(n) = partial.blocks[b] else {
+            return;
+        };
+        if n > 1 {
+            partial.blocks[b] = BlockState::Requested(n - 1);
+            return;
+        }
+        partial.blocks[b] = BlockState::Free;
+        partial.requested -= 1;
+        partial.free += 1;
+        if wanted {
+            self.free_wanted_in_partials += 1;
+        }
+        if partial.requested == 0 && partial.received == 0 {
+            self.make_missing(block.piece);
+        }
+    }
+
+    /// A block arrived.
+    ///
+    /// Wrong geometry (piece out of range, `begin` not a multiple of
+    /// [`BLOCK_SIZE`], length not exactly the block's length) and blocks
+    /// nobody requested (including late arrivals after every request for
+    /// them was cancelled) are `Unexpected`; blocks of verified or complete
+    /// pieces and blocks already received are `Duplicate`.
+    pub fn block_received(&mut self, block: BlockInfo) -> Received {
+        let Some(b) = self.block_index(block) else {
+            return Received::Unexpected;
+        };
+        match self.state[block.piece as usize] {
+            PieceState::Verified | PieceState::Complete => return Received::Duplicate,
+            PieceState::Missing => return Received::Unexpected,
+            PieceState::Partial => {}
+        }
+        let Some(partial) = self.partials.get_mut(&block.piece) else {
+            return Received::Unexpected;
+        };
+        match partial.blocks[b] {
+            BlockState::Received => Received::Duplicate,
+            BlockState::Free => Received::Unexpected,
+            BlockState::Requested(_) => {
+                partial.blocks[b] = BlockState::Received;
+                partial.requested -= 1;
+                partial.received += 1;
+                let piece_complete = partial.received as usize == partial.blocks.len();
+                if piece_complete {
+                    self.remove_partial(block.piece);
+                    self.state[block.piece as usize] = PieceState::Complete;
+                }
+                Received::Fresh { piece_complete }
+            }
+        }
+    }
+
+    /// Piece `index` passed its hash check and was stored. Out-of-range
+    /// indices are ignored.
+    pub fn piece_verified(&mut self, index: u32) {
+        if (index as usize) < self.piece_count {
+            self.make_verified(index);
+        }
+    }
+
+    /// Piece `index` failed its hash check: all its blocks are wanted again
+    /// (the piece is missing). Also drops a partial piece. Verified,
+    /// missing and out-of-range pieces are left alone.
+    pub fn piece_failed(&mut self, index: u32) {
+        if let Some(PieceState::Complete | PieceState::Partial) = self.state.get(index as usize) {
+            self.make_missing(index);
+        }
+    }
+
+    /// Sets the priority of piece `index`. Out-of-range indices are ignored.
+    /// Blocks of a partial piece set to `Skip` stay requested (their
+    /// arrival is still accepted) but no more are handed out.
+    pub fn set_priority(&mut self, index: u32, priority: Priority) {
+        let i = index as usize;
+        let Some(&old) = self.priority.get(i) else {
+            return;
+        };
+        if old == priority {
+            return;
+        }
+        if self.state[i] == PieceState::Missing {
+            let b = bucket(self.availability[i]);
+            if let Some(class) = class_of(old) {
+                self.rarity.remove(index, class, b);
+            }
+            if let Some(class) = class_of(priority) {
+                self.rarity.insert(index, class, b);
+            }
+        }
+        self.priority[i] = priority;
+        let was_wanted = old != Priority::Skip;
+        let is_wanted = priority != Priority::Skip;
+        if was_wanted == is_wanted || self.state[i] == PieceState::Verified {
+            return;
+        }
+        if is_wanted {
+            self.wanted.set(i);
+        } else {
+            self.wanted.clear(i);
+        }
+        if let Some(partial) = self.partials.get(&index) {
+            if is_wanted {
+                self.free_wanted_in_partials += partial.free as usize;
+            } else {
+                self.free_wanted_in_partials -= partial.free as usize;
+            }
+        }
+    }
+
+    /// Sets the priority of every piece in `pieces` (e.g. the pieces of one
+    /// file); the range is clamped to the piece count.
+    pub fn set_priorities(&mut self, pieces: Range<u32>, priority: Priority) {
+        let end = pieces
+            .end
+            .min(u32::try_from(self.piece_count).unwrap_or(u32::MAX));
+        for i in pieces.start..end {
+            self.set_priority(i, priority);
+        }
+    }
+
+    /// True when every wanted (non-`Skip`) piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.wanted.count_ones() == 0
+    }
+
+    /// True when no wanted block is left unrequested (duplicates are handed
+    /// out), and the download is not complete. `O(1)`.
+    pub fn in_endgame(&self) -> bool {
+        self.rarity.len() == 0 && self.free_wanted_in_partials == 0 && !self.is_complete()
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// Geometry: length of piece `index` (0 out of range).
+    pub fn piece_len(&self, index: u32) -> u32 {
+        let i = index as usize;
+        if i >= self.piece_count {
+            return 0;
+        }
+        if i + 1 < self.piece_count {
+            return self.piece_length;
+        }
+        let before = u64::from(self.piece_length) * (self.piece_count as u64 - 1);
+        let last = self.total_length.saturating_sub(before);
+        u32::try_from(last)
+            .unwrap_or(u32::MAX)
+            .min(self.piece_length)
+    }
+
+    /// Geometry: number of blocks of piece `index` (0 out of range).
+    pub fn blocks_in_piece(&self, index: u32) -> u32 {
+        self.piece_len(index).div_ceil(BLOCK_SIZE)
+    }
+
+    /// Geometry: the address of block `block` (0-based) of piece `index`,
+    /// or `None` if there is no such block.
+    pub fn block_info(&self, index: u32, block: u32) -> Option<BlockInfo> {
+        let piece_len = self.piece_len(index);
+        (block < piece_len.div_ceil(BLOCK_SIZE)).then(|| make_block(index, block, piece_len))
+    }
+
+    // ----- private helpers -----
+
+    /// Index of `block` inside its piece if its geometry is exactly ours.
+    fn block_index(&self, block: BlockInfo) -> Option<usize> {
+        let piece_len = self.piece_len(block.piece);
+        if piece_len == 0 || block.begin % BLOCK_SIZE != 0 || block.begin >= piece_len {
+            return None;
+        }
+        let expected = BLOCK_SIZE.min(piece_len - block.begin);
+        (block.length == expected).then(|| block.index_in_piece())
+    }
+
+    /// The missing wanted piece to start for a peer with `has`: `High`
+    /// before `Normal`; at random while fewer than
+    /// [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, else
+    /// the rarest, ties at random.
+    fn choose_new_piece(&mut self, has: &Bitfield) -> Option<u32> {
+        let random = self.piece_count - self.missing_count < Self::RANDOM_FIRST_PIECES;
+        self.rarity.choose(has, random, &mut self.rng)
+    }
+
+    fn availability_up(&mut self, i: usize) {
+        let old = self.availability[i];
+        self.availability[i] = old.saturating_add(1);
+        if bucket(old) != bucket(self.availability[i]) {
+            if let Some(class) = class_of(self.priority[i]) {
+                self.rarity.bump_up(i as u32, class, bucket(old));
+            }
+        }
+    }
+
+    fn availability_down(&mut self, i: usize) {
+        let old = self.availability[i];
+        self.availability[i] = old.saturating_sub(1);
+        if bucket(old) != bucket(self.availability[i]) {
+            if let Some(class) = class_of(self.priority[i]) {
+                self.rarity.bump_down(i as u32, class, bucket(old));
+            }
+        }
+    }
+
+    /// Missing → partial, every block free.
+    fn start_piece(&mut self, piece: u32) {
+        let i = piece as usize;
+        debug_assert_eq!(self.state[i], PieceState::Missing);
+        let n = self.blocks_in_piece(piece);
+        self.state[i] = PieceState::Partial;
+        self.missing_count -= 1;
+        if let Some(class) = class_of(self.priority[i]) {
+            self.rarity
+                .remove(piece, class, bucket(self.availability[i]));
+        }
+        self.partials.insert(
+            piece,
+            PartialPiece {
+                blocks: vec![BlockState::Free; n as usize],
+                free: n,
+                requested: 0,
+                received: 0,
+            },
+        );
+        self.order.push(piece);
+        if self.priority[i] != Priority::Skip {
+            self.free_wanted_in_partials += n as usize;
+        }
+    }
+
+    /// Marks free blocks of partial `piece` (wanted) requested, in order,
+    /// until `picked` holds `max`. Skips blocks in `in_flight`.
+    fn take_free_blocks(
+        &mut self,
+        piece: u32,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let piece_len = self.piece_len(piece);
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        if partial.free == 0 {
+            return;
+        }
+        for (b, state) in partial.blocks.iter_mut().enumerate() {
+            if picked.len() >= max || partial.free == 0 {
+                break;
+            }
+            if *state != BlockState::Free {
+                continue;
+            }
+            let block = make_block(piece, b as u32, piece_len);
+            if in_flight.contains(&block) {
+                continue;
+            }
+            *state = BlockState::Requested(1);
+            partial.free -= 1;
+            partial.requested += 1;
+            self.free_wanted_in_partials -= 1;
+            picked.push(block);
+        }
+    }
+
+    /// Endgame: blocks requested from others, not in `in_flight` nor already
+    /// picked in this call, fewest requesters first.
+    fn pick_endgame(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let mut fresh = picked.clone();
+        fresh.sort_unstable();
+        let mut candidates: Vec<(u32, BlockInfo)> = Vec::new();
+        for &piece in &self.order {
+            if self.priority[piece as usize] == Priority::Skip || !has.get(piece as usize) {
+                continue;
+            }
+            let Some(partial) = self.partials.get(&piece) else {
+                continue;
+            };
+            let piece_len = self.piece_len(piece);
+            for (b, state) in partial.blocks.iter().enumerate() {
+                if let BlockState::Requested(n) = *state {
+                    let block = make_block(piece, b as u32, piece_len);
+                    if !in_flight.contains(&block) && fresh.binary_search(&block).is_err() {
+                        candidates.push((n, block));
+                    }
+                }
+            }
+        }
+        // Stable: equal counts keep oldest-piece-first order.
+        candidates.sort_by_key(|&(n, _)| n);
+        for (_, block) in candidates.into_iter().take(max - picked.len()) {
+            if let Some(partial) = self.partials.get_mut(&block.piece) {
+                if let BlockState::Requested(n) = &mut partial.blocks[block.index_in_piece()] {
+                    *n = n.saturating_add(1);
+                    picked.push(block);
+                }
+            }
+        }
+    }
+
+    /// Drops the per-block state of partial `piece` (the caller sets the new
+    /// state).
+    fn remove_partial(&mut self, piece: u32) {
+        if let Some(partial) = self.partials.remove(&piece) {
+            if self.priority[piece as usize] != Priority::Skip {
+                self.free_wanted_in_partials -= partial.free as usize;
+            }
+            if let Some(pos) = self.order.iter().position(|&p| p == piece) {
+                self.order.remove(pos);
+            }
+        }
+    }
+
+    /// Partial or complete → missing.
+    fn make_missing(&mut self, piece: u32) {
+        let i = piece as usize;
+        match self.state[i] {
+            PieceState::Missing | PieceState::Verified => return,
+            PieceState::Partial => self.remove_partial(piece),
+            PieceState::Complete => {}
+        }
+        self.state[i] = PieceState::Missing;
+        self.missing_count += 1;
+        if let Some(class) = class_of(self.priority[i]) {
+            self.rarity
+                .insert(piece, class, bucket(self.availability[i]));
+        }
+    }
+
+    /// Any state → verified.
+    fn make_verified(&mut self, piece: u32) {
+        let i = piece as usize;
+        match self.state[i] {
+            PieceState::Verified => return,
+            PieceState::Missing => {
+                self.missing_count -= 1;
+                if let Some(class) = class_of(self.priority[i]) {
+                    self.rarity
+                        .remove(piece, class, bucket(self.availability[i]));
+                }
+            }
+            PieceState::Partial => self.remove_partial(piece),
+            PieceState::Complete => {}
+        }
+        self.state[i] = PieceState::Verified;
+        self.have.set(i);
+        self.wanted.clear(i);
+    }
+
+    /// Recomputes every derived field and asserts it matches (tests only).
+    #[cfg(test)]
+    fn assert_consistent(&self) {
+        let mut missing = 0;
+        let mut free_wanted = 0;
+        for i in 0..self.piece_count {
+            let st = self.state[i];
+            let wanted = self.priority[i] != Priority::Skip;
+            assert_eq!(self.have.get(i), st == PieceState::Verified, "have {i}");
+            assert_eq!(
+                self.wanted.get(i),
+                wanted && st != PieceState::Verified,
+                "wanted {i}"
+            );
+            assert_eq!(
+                self.partials.contains_key(&(i as u32)),
+                st == PieceState::Partial,
+                "partial {i}"
+            );
+            if st == PieceState::Missing {
+                missing += 1;
+            }
+            if let Some(p) = self.partials.get(&(i as u32)) {
+                let count = |f: fn(&BlockState) -> bool| p.blocks.iter().filter(|b| f(b)).count();
+                assert_eq!(p.free as usize, count(|b| *b == BlockState::Free));
+                assert_eq!(p.received as usize, count(|b| *b == BlockState::Received));
+                assert_eq!(
+                    p.requested as usize,
+                    count(|b| matches!(b, BlockState::Requested(_)))
+                );
+                assert!(!p.blocks.contains(&BlockState::Requested(0)));
+                assert!(p.requested + p.received > 0, "empty partial {i}");
+                assert!((p.received as usize) < p.blocks.len(), "full partial {i}");
+                if wanted {
+                    free_wanted += p.free as usize;
+                }
+            }
+        }
+        assert_eq!(self.missing_count, missing);
+        self.rarity.assert_matches(|piece| {
+            let i = piece as usize;
+            (self.state[i] == PieceState::Missing)
+                .then(|| class_of(self.priority[i]))
+                .flatten()
+                .map(|class| (class, bucket(self.availability[i])))
+        });
+        assert_eq!(self.free_wanted_in_partials, free_wanted);
+        assert_eq!(self.order.len(), self.partials.len());
+        assert!(self.order.iter().all(|p| self.partials.contains_key(p)));
+    }
+}
+
+/// Rarity class of the `Normal` priority.
+const NORMAL: usize = 1;
+
+/// Rarity class of a priority (`None`: never started).
+fn class_of(priority: Priority) -> Option<usize> {
+    match priority {
+        Priority::High => Some(0),
+        Priority::Normal => Some(NORMAL),
+        Priority::Skip => None,
+    }
+}
+
+/// Address of block `b` of a piece of `piece_len` bytes (the last block may
+/// be short).
+fn make_block(piece: u32, b: u32, piece_len: u32) -> BlockInfo {
+    let begin = b * BLOCK_SIZE;
+    BlockInfo {
+        piece,
+        begin,
+        length: BLOCK_SIZE.min(piece_len - begin),
+    }
+}
+
+/// Indices of the set bits of a wire-order bitfield, below `limit`.
+fn ones(bytes: &[u8], limit: usize) -> impl Iterator<Item = usize> + '_ {
+    bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, &byte)| byte != 0)
+        .flat_map(|(k, &byte)| {
+            (0..8)
+                .filter(move |bit| byte & (0x80 >> bit) != 0)
+                .map(move |bit| k * 8 + bit)
+        })
+        .filter(move |&i| i < limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    // Explicit, so proptest's own `Rng` re-export does not shadow ours.
+    use rand::Rng;
+    use std::collections::BTreeSet;
+
+    const B: u32 = BLOCK_SIZE;
+
+    fn bf(len: usize, set: &[usize]) -> Bitfield {
+        let mut b = Bitfield::new(len);
+        for &i in set {
+            b.set(i);
+        }
+        b
+    }
+
+    fn none() -> HashSet<BlockInfo> {
+        HashSet::new()
+    }
+
+    /// `count` pieces of `blocks` full blocks each.
+    fn picker(count: usize, blocks: u32, seed: u64) -> Picker {
+        Picker::new(count, blocks * B, u64::from(blocks * B) * count as u64).with_rng_seed(seed)
+    }
+
+    /// Requests and receives every block of `piece`, then verifies it.
+    fn download(p: &mut Picker, piece: u32, count: usize) {
+        let blocks = p.pick(&bf(count, &[piece as usize]), &none(), usize::MAX);
+        assert!(!blocks.is_empty());
+        for b in blocks {
+            assert!(matches!(p.block_received(b), Received::Fresh { .. }));
+        }
+        p.piece_verified(piece);
+    }
+
+    fn pieces_of(blocks: &[BlockInfo]) -> BTreeSet<u32> {
+        blocks.iter().map(|b| b.piece).collect()
+    }
+
+    #[test]
+    fn geometry_last_piece_and_last_block_are_short() {
+        // 3 pieces of 2.5 blocks (not a multiple of BLOCK_SIZE); the last
+        // piece is 1 block + 100 bytes.
+        let plen = 2 * B + B / 2;
+        let total = 2 * u64::from(plen) + u64::from(B) + 100;
+        let p = Picker::new(3, plen, total);
+        assert_eq!(p.piece_len(0), plen);
+        assert_eq!(p.piece_len(1), plen);
+        assert_eq!(p.piece_len(2), B + 100);
+        assert_eq!(p.piece_len(3), 0);
+        assert_eq!(p.blocks_in_piece(0), 3);
+        assert_eq!(p.blocks_in_piece(2), 2);
+        assert_eq!(p.block_info(0, 2).unwrap().length, B / 2);
+        assert_eq!(p.block_info(2, 1).unwrap().length, 100);
+        assert_eq!(p.block_info(2, 2), None);
+        assert_eq!(p.block_info(9, 0), None);
+        // Exact multiple: the last piece is full.
+        let p = Picker::new(2, 2 * B, 4 * u64::from(B));
+        assert_eq!(p.piece_len(1), 2 * B);
+        assert_eq!(Picker::new(1, B, 10).piece_len(0), 10);
+    }
+
+    #[test]
+    fn last_piece_short_last_block_is_picked_and_received_with_its_length() {
+        let total = 3 * u64::from(2 * B) + 100;
+        let mut p = Picker::new(4, 2 * B, total).with_rng_seed(1);
+        let blocks = p.pick(&bf(4, &[3]), &none(), 10);
+        assert_eq!(
+            blocks,
+            vec![BlockInfo {
+                piece: 3,
+                begin: 0,
+                length: 100
+            }]
+        );
+        let wrong = BlockInfo {
+            length: B,
+            ..blocks[0]
+        };
+        assert_eq!(p.block_received(wrong), Received::Unexpected);
+        assert_eq!(
+            p.block_received(blocks[0]),
+            Received::Fresh {
+                piece_complete: true
+            }
+        );
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn random_first_pieces_then_rarest_first() {
+        let n = 20;
+        let mut firsts = BTreeSet::new();
+        for seed in 0..40 {
+            let mut p = picker(n, 1, seed);
+            p.add_peer(&Bitfield::full(n));
+            p.add_peer(&Bitfield::full(n));
+            p.add_peer(&bf(n, &[7])); // piece 7 is the most available
+            p.add_peer(&bf(n, &[7]));
+            let all = Bitfield::full(n);
+            // Random phase: pieces the peer has, any availability.
+            let mut started = Vec::new();
+            for _ in 0..Picker::RANDOM_FIRST_PIECES {
+                let got = p.pick(&all, &none(), 1);
+                assert_eq!(got.len(), 1);
+                started.push(got[0].piece);
+            }
+            firsts.insert(started[0]);
+            // Make piece 13 the rarest: every other remaining piece gets
+            // one more peer.
+            let others: Vec<usize> = (0..n).filter(|&i| i != 13).collect();
+            p.add_peer(&bf(n, &others));
+            if !started.contains(&13) {
+                assert_eq!(p.pick(&all, &none(), 1)[0].piece, 13, "seed {seed}");
+            }
+            p.assert_consistent();
+        }
+        assert!(firsts.len() > 5, "first pieces not random: {firsts:?}");
+        assert!(firsts.iter().any(|&f| f != 7));
+    }
+
+    #[test]
+    fn rarest_first_after_random_phase_and_random_ties() {
+        let n = 12;
+        let mut chosen = BTreeSet::new();
+        for seed in 0..50 {
+            let mut p = picker(n, 1, seed);
+            for i in 0..4 {
+                p.mark_have(i); // the random phase is over
+            }
+            p.add_peer(&Bitfield::full(n));
+            p.add_peer(&Bitfield::full(n));
+            // Pieces 4..8 have availability 2, pieces 8, 9, 10 have 1
+            // (tied rarest), 11 has 3.
+            p.remove_peer(&bf(n, &[8, 9, 10]));
+            p.add_peer(&bf(n, &[11]));
+            assert_eq!(p.availability(8), 1);
+            assert_eq!(p.availability(4), 2);
+            assert_eq!(p.availability(11), 3);
+            let got = p.pick(&Bitfield::full(n), &none(), 1);
+            assert!([8, 9, 10].contains(&got[0].piece), "seed {seed}: {got:?}");
+            chosen.insert(got[0].piece);
+            // Then the other two rarest before any more common piece.
+            let got = p.pick(&Bitfield::full(n), &none(), 2);
+            assert!(got.iter().all(|b| [8, 9, 10].contains(&b.piece)));
+            let got = p.pick(&Bitfield::full(n), &none(), 4);
+            assert_eq!(pieces_of(&got), BTreeSet::from([4, 5, 6, 7]));
+            assert_eq!(p.pick(&Bitfield::full(n), &none(), 4)[0].piece, 11);
+        }
+        assert_eq!(chosen.len(), 3, "ties not broken randomly: {chosen:?}");
+    }
+
+    #[test]
+    fn rarest_among_pieces_the_peer_has() {
+        let n = 10;
+        let mut p = picker(n, 1, 3);
+        for i in 0..4 {
+            p.mark_have(i);
+        }
+        p.add_peer(&bf(n, &[4])); // 4 is rarest overall, peer lacks it
+        p.add_peer(&bf(n, &[5, 6, 7, 8, 9]));
+        p.add_peer(&bf(n, &[5, 6, 7, 9]));
+        let got = p.pick(&bf(n, &[5, 6, 7, 8, 9]), &none(), 1);
+        assert_eq!(got[0].piece, 8);
+    }
+
+    #[test]
+    fn peer_lacking_a_piece_never_gets_its_blocks() {
+        let n = 8;
+        let mut p = picker(n, 4, 5);
+        let has = bf(n, &[2, 6]);
+        let got = p.pick(&has, &none(), 100);
+        assert_eq!(got.len(), 8);
+        assert_eq!(pieces_of(&got), BTreeSet::from([2, 6]));
+        assert!(p.pick(&has, &got.iter().copied().collect(), 100).is_empty());
+        assert!(p.pick(&Bitfield::new(n), &none(), 100).is_empty());
+        // Wrong-length bitfields are not a reason to panic.
+        assert!(p.pick(&Bitfield::new(3), &none(), 100).is_empty());
+        let long = p.pick(&Bitfield::full(100), &none(), 100);
+        assert!(long.iter().all(|b| (b.piece as usize) < n));
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn partial_pieces_are_finished_before_new_ones_start() {
+        let n = 10;
+        let mut p = picker(n, 4, 9);
+        let all = Bitfield::full(n);
+        let first = p.pick(&all, &none(), 1);
+        assert_eq!(p.partial_pieces(), 1);
+        let piece = first[0].piece;
+        // Another peer gets the 3 remaining blocks of that piece first.
+        let second = p.pick(&all, &none(), 5);
+        assert_eq!(second.len(), 5);
+        assert!(second[..3].iter().all(|b| b.piece == piece));
+        assert_ne!(second[3].piece, piece);
+        assert_eq!(second[3].piece, second[4].piece);
+        // Received blocks are not handed out again; a cancelled one is, first.
+        assert!(matches!(
+            p.block_received(first[0]),
+            Received::Fresh {
+                piece_complete: false
+            }
+        ));
+        p.cancel(second[1]);
+        let third = p.pick(&all, &none(), 1);
+        assert_eq!(third, vec![second[1]]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn oldest_partial_first_and_high_partials_before_normal() {
+        let n = 10;
+        let mut p = picker(n, 2, 2);
+        let all = Bitfield::full(n);
+        let a = p.pick(&all, &none(), 1)[0].piece;
+        let b = p.pick(
+            &bf(
+                n,
+                &((0..n).filter(|&i| i != a as usize).collect::<Vec<_>>()),
+            ),
+            &none(),
+            1,
+        )[0]
+        .piece;
+        assert_ne!(a, b);
+        // Oldest first.
+        assert_eq!(p.pick(&all, &none(), 1)[0].piece, a);
+        p.cancel(BlockInfo {
+            piece: a,
+            begin: B,
+            length: B,
+        });
+        // b goes High: its free block comes before a's.
+        p.set_priority(b, Priority::High);
+        assert_eq!(p.pick(&all, &none(), 1)[0].piece, b);
+        assert_eq!(p.pick(&all, &none(), 1)[0].piece, a);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn one_pick_starts_several_pieces_for_deep_pipelines() {
+        let n = 100;
+        let mut p = picker(n, 4, 4);
+        let got = p.pick(&Bitfield::full(n), &none(), 200);
+        assert_eq!(got.len(), 200);
+        assert_eq!(pieces_of(&got).len(), 50);
+        assert_eq!(p.partial_pieces(), 50);
+        let unique: HashSet<_> = got.iter().collect();
+        assert_eq!(unique.len(), 200);
+        // Each started piece's blocks are handed out whole.
+        for piece in pieces_of(&got) {
+            assert_eq!(got.iter().filter(|b| b.piece == piece).count(), 4);
+        }
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn skip_pieces_are_never_requested() {
+        let n = 6;
+        let mut p = picker(n, 2, 1);
+        p.set_priorities(0..n as u32, Priority::Skip);
+        p.set_priority(4, Priority::Normal);
+        p.set_priorities(5..1000, Priority::Skip); // clamped
+        assert!(!p.is_interesting(&bf(n, &[0, 1, 2, 3, 5])));
+        assert!(p.is_interesting(&bf(n, &[4])));
+        assert_eq!(p.pieces_left(), 1);
+        let got = p.pick(&Bitfield::full(n), &none(), 100);
+        assert_eq!(pieces_of(&got), BTreeSet::from([4]));
+        // Endgame does not hand out Skip pieces either.
+        assert!(p.in_endgame());
+        assert!(p
+            .pick(&Bitfield::full(n), &got.iter().copied().collect(), 100)
+            .is_empty());
+        for b in got {
+            p.block_received(b);
+        }
+        p.piece_verified(4);
+        assert!(p.is_complete());
+        assert!(!p.in_endgame());
+        assert!(p.pick(&Bitfield::full(n), &none(), 100).is_empty());
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn skipping_a_partial_piece_stops_handing_out_its_blocks() {
+        let n = 3;
+        let mut p = picker(n, 4, 1);
+        let got = p.pick(&bf(n, &[1]), &none(), 2);
+        p.set_priority(1, Priority::Skip);
+        assert!(p.pick(&bf(n, &[1]), &none(), 10).is_empty());
+        // Requested blocks still arrive fine.
+        assert!(matches!(p.block_received(got[0]), Received::Fresh { .. }));
+        p.set_priority(1, Priority::Normal);
+        assert_eq!(p.pick(&bf(n, &[1]), &none(), 10).len(), 2);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn high_before_normal() {
+        let n = 10;
+        for seed in 0..20 {
+            let mut p = picker(n, 1, seed);
+            p.add_peer(&Bitfield::full(n));
+            // Past the random phase, 7 is the rarest piece.
+            p.add_peer(&bf(n, &[0, 1, 2, 3, 4, 5, 6, 8, 9]));
+            for i in [0, 2, 4, 5] {
+                p.mark_have(i);
+            }
+            p.add_peer(&Bitfield::full(n));
+            p.set_priority(3, Priority::High);
+            p.set_priority(9, Priority::High);
+            let got = p.pick(&Bitfield::full(n), &none(), 2);
+            assert_eq!(pieces_of(&got), BTreeSet::from([3, 9]), "seed {seed}");
+            // A peer without High pieces still gets Normal ones.
+            let got = p.pick(&bf(n, &[1]), &none(), 1);
+            assert_eq!(got[0].piece, 1);
+            // Then rarest-first among Normal pieces.
+            assert_eq!(p.pick(&Bitfield::full(n), &none(), 1)[0].piece, 7);
+        }
+    }
+
+    #[test]
+    fn endgame_hands_out_duplicates_only_when_nothing_is_free() {
+        let n = 2;
+        let mut p = picker(n, 2, 7);
+        let a_has = bf(n, &[0]);
+        let a = p.pick(&a_has, &none(), 10);
+        assert_eq!(a.len(), 2);
+        // Piece 1 is still free: no endgame, and A (lacking it) gets nothing.
+        assert!(!p.in_endgame());
+        assert!(p.pick(&a_has, &a.iter().copied().collect(), 10).is_empty());
+        // B has both: gets piece 1's free blocks, no duplicates yet.
+        let b_has = Bitfield::full(n);
+        let b = p.pick(&b_has, &none(), 1);
+        assert_eq!(b[0].piece, 1);
+        assert!(!p.in_endgame());
+        let mut b_flight: HashSet<_> = b.iter().copied().collect();
+        // The last free block goes to B, then duplicates of A's blocks in the
+        // same call (endgame starts).
+        let b2 = p.pick(&b_has, &b_flight, 10);
+        assert!(p.in_endgame());
+        assert_eq!(b2.len(), 3);
+        assert_eq!(b2[0].piece, 1);
+        assert_eq!(pieces_of(&b2[1..]), BTreeSet::from([0]));
+        b_flight.extend(b2.iter().copied());
+        // B never gets a block twice.
+        assert!(p.pick(&b_has, &b_flight, 10).is_empty());
+        // C: fewest requesters first. Piece 1's blocks have 1 requester,
+        // piece 0's have 2.
+        let c = p.pick(&b_has, &none(), 2);
+        assert_eq!(pieces_of(&c), BTreeSet::from([1]));
+        let c2 = p.pick(&b_has, &c.iter().copied().collect(), 10);
+        assert_eq!(pieces_of(&c2), BTreeSet::from([0]));
+        // Piece 0 block 0 is requested by A, B, C. It arrives from A.
+        let blk = a[0];
+        assert_eq!(
+            p.block_received(blk),
+            Received::Fresh {
+                piece_complete: false
+            }
+        );
+        assert_eq!(p.block_received(blk), Received::Duplicate);
+        // The torrent cancels the copies at B and C: ignored, it is received.
+        p.cancel(blk);
+        p.cancel(blk);
+        p.assert_consistent();
+        // Piece 0 block 1 (A, B, C): cancel twice, still requested by one,
+        // so not free; the third cancel frees it.
+        let blk1 = a[1];
+        p.cancel(blk1);
+        p.cancel(blk1);
+        assert!(p.in_endgame());
+        p.cancel(blk1);
+        assert!(!p.in_endgame());
+        let d = p.pick(&b_has, &none(), 1);
+        assert_eq!(d, vec![blk1]);
+        assert!(matches!(
+            p.block_received(blk1),
+            Received::Fresh {
+                piece_complete: true
+            }
+        ));
+        p.piece_verified(0);
+        p.assert_consistent();
+        // Cancel everything for piece 1 (B and C): it becomes missing again.
+        for blk in c.iter().chain(&b).chain(&b2[..1]) {
+            p.cancel(*blk);
+        }
+        assert_eq!(p.partial_pieces(), 0);
+        assert!(!p.in_endgame());
+        p.assert_consistent();
+        assert_eq!(p.pick(&b_has, &none(), 10).len(), 2);
+    }
+
+    #[test]
+    fn cancel_returns_an_untouched_piece_to_missing() {
+        let n = 4;
+        let mut p = picker(n, 2, 1);
+        let got = p.pick(&bf(n, &[2]), &none(), 2);
+        p.cancel(got[0]);
+        assert_eq!(p.partial_pieces(), 1);
+        p.cancel(got[1]);
+        assert_eq!(p.partial_pieces(), 0);
+        p.assert_consistent();
+        // Unknown blocks are ignored.
+        p.cancel(got[1]);
+        p.cancel(BlockInfo {
+            piece: 99,
+            begin: 0,
+            length: B,
+        });
+        p.cancel(BlockInfo {
+            piece: 2,
+            begin: 1,
+            length: B,
+        });
+        p.assert_consistent();
+        // A received block keeps the piece partial.
+        let got = p.pick(&bf(n, &[2]), &none(), 2);
+        p.block_received(got[0]);
+        p.cancel(got[1]);
+        assert_eq!(p.partial_pieces(), 1);
+        assert_eq!(p.pick(&bf(n, &[2]), &none(), 5), vec![got[1]]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn failed_piece_is_pickable_again() {
+        let n = 3;
+        let mut p = picker(n, 2, 1);
+        let got = p.pick(&bf(n, &[1]), &none(), 5);
+        assert_eq!(
+            p.block_received(got[0]),
+            Received::Fresh {
+                piece_complete: false
+            }
+        );
+        assert_eq!(
+            p.block_received(got[1]),
+            Received::Fresh {
+                piece_complete: true
+            }
+        );
+        // Complete, awaiting verification: no more blocks, duplicates.
+        assert_eq!(p.block_received(got[1]), Received::Duplicate);
+        assert!(p.pick(&bf(n, &[1]), &none(), 5).is_empty());
+        p.piece_failed(1);
+        p.assert_consistent();
+        assert_eq!(p.block_received(got[0]), Received::Unexpected);
+        let again = p.pick(&bf(n, &[1]), &none(), 5);
+        assert_eq!(again, got);
+        // Failing a verified or out-of-range piece is ignored.
+        p.piece_failed(0);
+        p.piece_failed(77);
+        p.mark_have(2);
+        p.piece_failed(2);
+        assert!(p.have().get(2));
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn block_received_rejects_bad_geometry_and_unrequested_blocks() {
+        let n = 3;
+        let mut p = Picker::new(n, 2 * B, 5 * u64::from(B) + 10).with_rng_seed(1);
+        let got = p.pick(&bf(n, &[0]), &none(), 1);
+        let ok = got[0];
+        for bad in [
+            BlockInfo { piece: 3, ..ok },
+            BlockInfo {
+                piece: u32::MAX,
+                ..ok
+            },
+            BlockInfo { begin: 1, ..ok },
+            BlockInfo { begin: 2 * B, ..ok },
+            BlockInfo {
+                begin: u32::MAX,
+                ..ok
+            },
+            BlockInfo {
+                length: B - 1,
+                ..ok
+            },
+            BlockInfo {
+                length: B + 1,
+                ..ok
+            },
+            BlockInfo { length: 0, ..ok },
+        ] {
+            assert_eq!(p.block_received(bad), Received::Unexpected, "{bad:?}");
+        }
+        // Free block of a partial piece, block of a missing piece: never asked.
+        assert_eq!(
+            p.block_received(BlockInfo { begin: B, ..ok }),
+            Received::Unexpected
+        );
+        assert_eq!(
+            p.block_received(BlockInfo { piece: 1, ..ok }),
+            Received::Unexpected
+        );
+        assert!(matches!(p.block_received(ok), Received::Fresh { .. }));
+        assert_eq!(p.block_received(ok), Received::Duplicate);
+        p.mark_have(1);
+        assert_eq!(
+            p.block_received(BlockInfo { piece: 1, ..ok }),
+            Received::Duplicate
+        );
+        // The last piece is 1 block + 10 bytes.
+        let last = BlockInfo {
+            piece: 2,
+            begin: B,
+            length: 10,
+        };
+        assert_eq!(
+            p.block_received(BlockInfo { length: B, ..last }),
+            Received::Unexpected
+        );
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn verifying_everything_completes() {
+        let n = 5;
+        let mut p = picker(n, 3, 11);
+        p.mark_have(0);
+        p.mark_have(0);
+        p.mark_have(99);
+        assert!(!p.is_complete());
+        for i in 1..n as u32 {
+            assert!(p.is_interesting(&Bitfield::full(n)));
+            download(&mut p, i, n);
+        }
+        assert!(p.is_complete());
+        assert!(p.have().is_full());
+        assert!(!p.is_interesting(&Bitfield::full(n)));
+        assert!(!p.in_endgame());
+        assert_eq!(p.pieces_left(), 0);
+        p.assert_consistent();
+        // A zero-piece torrent is complete from the start.
+        assert!(Picker::new(0, B, 0).is_complete());
+    }
+
+    #[test]
+    fn is_interesting_tracks_wanted_pieces() {
+        let n = 20;
+        let mut p = picker(n, 1, 1);
+        assert!(!p.is_interesting(&Bitfield::new(n)));
+        assert!(p.is_interesting(&bf(n, &[19])));
+        p.mark_have(19);
+        assert!(!p.is_interesting(&bf(n, &[19])));
+        p.set_priority(18, Priority::Skip);
+        assert!(!p.is_interesting(&bf(n, &[18, 19])));
+        // Partial and complete pieces are still interesting.
+        let got = p.pick(&bf(n, &[3]), &none(), 1);
+        assert!(p.is_interesting(&bf(n, &[3])));
+        p.block_received(got[0]);
+        assert!(p.is_interesting(&bf(n, &[3])));
+        // Wrong-length bitfields don't panic.
+        assert!(p.is_interesting(&Bitfield::full(3)));
+        assert!(!p.is_interesting(&Bitfield::new(0)));
+    }
+
+    #[test]
+    fn availability_never_underflows() {
+        let n = 9;
+        let mut p = picker(n, 1, 1);
+        p.remove_peer(&Bitfield::full(n));
+        assert_eq!(p.availability(0), 0);
+        p.add_peer(&bf(n, &[8]));
+        p.peer_has(8);
+        p.peer_has(9);
+        p.peer_has(u32::MAX);
+        assert_eq!(p.availability(8), 2);
+        p.remove_peer(&Bitfield::full(40));
+        p.remove_peer(&Bitfield::full(40));
+        p.remove_peer(&Bitfield::full(40));
+        assert_eq!(p.availability(8), 0);
+        assert_eq!(p.availability(100), 0);
+        p.add_peer(&Bitfield::full(40)); // bits past the piece count ignored
+        assert_eq!(p.availability(8), 1);
+    }
+
+    #[test]
+    fn partial_cap_limits_new_pieces_but_never_starves_a_peer() {
+        let n = 10;
+        let mut p = picker(n, 4, 1);
+        p.set_max_partial_pieces(2);
+        let all = Bitfield::full(n);
+        let a = p.pick(&all, &none(), 1);
+        let b = p.pick(&all, &none(), 4);
+        // b: 3 blocks of a's piece, then one new piece (cap 2 not reached).
+        assert_eq!(pieces_of(&b).len(), 2);
+        assert_eq!(p.partial_pieces(), 2);
+        // At the cap: the rest of the second piece only.
+        let c = p.pick(&all, &none(), 10);
+        assert_eq!(c.len(), 3);
+        assert_eq!(p.partial_pieces(), 2);
+        // Nothing free in partials for this peer: it may start pieces.
+        let d = p.pick(&all, &none(), 8);
+        assert_eq!(d.len(), 8);
+        assert_eq!(p.partial_pieces(), 4);
+        // A peer that lacks the partial pieces is not starved either.
+        let partial: BTreeSet<u32> = pieces_of(&a)
+            .into_iter()
+            .chain(pieces_of(&b))
+            .chain(pieces_of(&d))
+            .collect();
+        let other: Vec<usize> = (0..n).filter(|i| !partial.contains(&(*i as u32))).collect();
+        let e = p.pick(&bf(n, &other), &none(), 1);
+        assert_eq!(e.len(), 1);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn in_flight_blocks_are_never_returned() {
+        let n = 2;
+        let mut p = picker(n, 3, 1);
+        // The caller claims blocks in flight that the picker thinks free.
+        let claimed: HashSet<_> = [p.block_info(0, 0).unwrap(), p.block_info(1, 1).unwrap()]
+            .into_iter()
+            .collect();
+        let got = p.pick(&Bitfield::full(n), &claimed, 100);
+        assert_eq!(got.len(), 4);
+        assert!(got.iter().all(|b| !claimed.contains(b)));
+        p.assert_consistent();
+        // All blocks of a new piece in flight: the piece stays missing.
+        let mut q = picker(1, 1, 1);
+        let only: HashSet<_> = [q.block_info(0, 0).unwrap()].into_iter().collect();
+        assert!(q.pick(&Bitfield::full(1), &only, 5).is_empty());
+        assert_eq!(q.partial_pieces(), 0);
+        q.assert_consistent();
+    }
+
+    /// One simulated peer.
+    struct SimPeer {
+        has: Bitfield,
+        in_flight: HashSet<BlockInfo>,
+    }
+
+    fn random_peer(rng: &mut StdRng, n: usize) -> SimPeer {
+        let density: f64 = rng.gen_range(0.1..1.0);
+        let mut has = Bitfield::new(n);
+        for i in 0..n {
+            if rng.gen_bool(density) {
+                has.set(i);
+            }
+        }
+        SimPeer {
+            has,
+            in_flight: HashSet::new(),
+        }
+    }
+
+    /// Drives the picker like a torrent would, with random peers that request,
+    /// deliver, cancel, disconnect and corrupt pieces.
+    fn simulate(seed: u64) -> SimStats {
+        let mut stats = SimStats::default();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let n = rng.gen_range(1..40);
+        let piece_blocks = rng.gen_range(1..5u32);
+        let piece_length = piece_blocks * B - rng.gen_range(0..2) * 1000;
+        let total =
+            u64::from(piece_length) * (n as u64 - 1) + rng.gen_range(1..=u64::from(piece_length));
+        let mut p = Picker::new(n, piece_length, total).with_rng_seed(seed);
+        if rng.gen_bool(0.3) {
+            p.set_max_partial_pieces(rng.gen_range(1..5));
+        }
+        let mut skipped = BTreeSet::new();
+        for i in 0..n as u32 {
+            match rng.gen_range(0..10) {
+                0 => {
+                    p.set_priority(i, Priority::Skip);
+                    skipped.insert(i);
+                }
+                1 => p.set_priority(i, Priority::High),
+                2 => p.mark_have(i),
+                _ => {}
+            }
+        }
+        let mut peers: Vec<SimPeer> = Vec::new();
+        // A seed guarantees completion is possible.
+        peers.push(SimPeer {
+            has: Bitfield::full(n),
+            in_flight: HashSet::new(),
+        });
+        for _ in 0..rng.gen_range(1..6) {
+            peers.push(random_peer(&mut rng, n));
+        }
+        for peer in &peers {
+            p.add_peer(&peer.has);
+        }
+        let mut steps = 0;
+        while !p.is_complete() {
+            steps += 1;
+            assert!(steps < 200_000, "seed {seed}: no progress");
+            let k = rng.gen_range(0..peers.len());
+            match rng.gen_range(0..100) {
+                // Request.
+                0..=39 => {
+                    let max = if rng.gen_bool(0.1) {
+                        200
+                    } else {
+                        rng.gen_range(0..6)
+                    };
+                    let got = p.pick(&peers[k].has, &peers[k].in_flight, max);
+                    assert!(got.len() <= max);
+                    let mut seen = HashSet::new();
+                    for b in &got {
+                        assert!(seen.insert(*b), "seed {seed}: twice in one pick");
+                        assert!(peers[k].has.get(b.piece as usize), "peer lacks it");
+                        assert!(!skipped.contains(&b.piece), "skip piece picked");
+                        assert!(!peers[k].in_flight.contains(b), "same peer twice");
+                        let elsewhere = peers.iter().any(|q| q.in_flight.contains(b));
+                        if elsewhere {
+                            assert!(p.in_endgame(), "seed {seed}: duplicate outside endgame");
+                            stats.duplicates += 1;
+                        }
+                        assert_eq!(Some(*b), p.block_info(b.piece, b.index_in_piece() as u32));
+                    }
+                    peers[k].in_flight.extend(got);
+                }
+                // Deliver a block.
+                40..=79 => {
+                    let Some(&b) = peers[k].in_flight.iter().min() else {
+                        continue;
+                    };
+                    peers[k].in_flight.remove(&b);
+                    match p.block_received(b) {
+                        Received::Fresh { piece_complete } => {
+                            // Cancel the endgame copies at other peers.
+                            for q in peers.iter_mut() {
+                                if q.in_flight.remove(&b) {
+                                    p.cancel(b);
+                                }
+                            }
+                            if piece_complete {
+                                if rng.gen_bool(0.1) {
+                                    stats.failures += 1;
+                                    p.piece_failed(b.piece);
+                                } else {
+                                    p.piece_verified(b.piece);
+                                }
+                            }
+                        }
+                        Received::Duplicate => {}
+                        Received::Unexpected => panic!("seed {seed}: requested block unexpected"),
+                    }
+                }
+                // Cancel one request (timeout, choke).
+                80..=91 => {
+                    if let Some(&b) = peers[k].in_flight.iter().max() {
+                        peers[k].in_flight.remove(&b);
+                        p.cancel(b);
+                    }
+                }
+                // Disconnect and replace.
+                92..=96 => {
+                    if k == 0 {
+                        continue; // keep the seed
+                    }
+                    stats.disconnects += 1;
+                    let gone = peers.swap_remove(k);
+                    for b in gone.in_flight {
+                        p.cancel(b);
+                    }
+                    p.remove_peer(&gone.has);
+                    let fresh = random_peer(&mut rng, n);
+                    p.add_peer(&fresh.has);
+                    peers.push(fresh);
+                }
+                // A peer announces a piece.
+                _ => {
+                    let i = rng.gen_range(0..n);
+                    if peers[k].has.set(i) {
+                        p.peer_has(i as u32);
+                    }
+                }
+            }
+            if steps % 64 == 0 {
+                p.assert_consistent();
+            }
+        }
+        p.assert_consistent();
+        for i in 0..n as u32 {
+            if !skipped.contains(&i) {
+                assert!(p.have().get(i as usize), "seed {seed}: piece {i} missing");
+            }
+        }
+        assert!(!p.in_endgame());
+        stats
+    }
+
+    /// What a simulation exercised, so the test can check it was not vacuous.
+    #[derive(Default)]
+    struct SimStats {
+        duplicates: usize,
+        failures: usize,
+        disconnects: usize,
+    }
+
+    #[test]
+    fn simulation_always_completes_without_early_duplicates() {
+        let mut total = SimStats::default();
+        for seed in 0..60 {
+            let s = simulate(seed);
+            total.duplicates += s.duplicates;
+            total.failures += s.failures;
+            total.disconnects += s.disconnects;
+        }
+        assert!(total.duplicates > 0, "endgame never reached");
+        assert!(total.failures > 0, "no piece ever failed");
+        assert!(total.disconnects > 0, "no peer ever left");
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Pick(Vec<u8>, usize),
+        Received(u32, u32, u32),
+        Cancel(u32, u32, u32),
+        Verified(u32),
+        Failed(u32),
+        Have(u32),
+        AddPeer(Vec<u8>),
+        RemovePeer(Vec<u8>),
+        PeerHas(u32),
+        Priority(u32, u8),
+        Priorities(u32, u32, u8),
+    }
+
+    fn bogus_u32() -> impl Strategy<Value = u32> {
+        prop_oneof![0..12u32, Just(u32::MAX), any::<u32>()]
+    }
+
+    fn bogus_begin() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            (0..4u32).prop_map(|b| b * B),
+            0..(4 * B),
+            Just(u32::MAX),
+            any::<u32>()
+        ]
+    }
+
+    fn bogus_len() -> impl Strategy<Value = u32> {
+        prop_oneof![Just(B), Just(100u32), 0..(2 * B), any::<u32>()]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (prop::collection::vec(any::<u8>(), 0..4), 0..300usize)
+                .prop_map(|(b, m)| Op::Pick(b, m)),
+            (bogus_u32(), bogus_begin(), bogus_len()).prop_map(|(p, b, l)| Op::Received(p, b, l)),
+            (bogus_u32(), bogus_begin(), bogus_len()).prop_map(|(p, b, l)| Op::Cancel(p, b, l)),
+            bogus_u32().prop_map(Op::Verified),
+            bogus_u32().prop_map(Op::Failed),
+            bogus_u32().prop_map(Op::Have),
+            prop::collection::vec(any::<u8>(), 0..4).prop_map(Op::AddPeer),
+            prop::collection::vec(any::<u8>(), 0..4).prop_map(Op::RemovePeer),
+            bogus_u32().prop_map(Op::PeerHas),
+            (bogus_u32(), 0..3u8).prop_map(|(i, p)| Op::Priority(i, p)),
+            (bogus_u32(), bogus_u32(), 0..3u8).prop_map(|(a, b, p)| Op::Priorities(a, b, p)),
+        ]
+    }
+
+    /// A bitfield of any length from raw bytes (spare bits cleared the
+    /// way `from_bytes` would refuse them, so build bit by bit).
+    fn raw_bitfield(bytes: &[u8]) -> Bitfield {
+        let len = bytes.len() * 8 - bytes.first().map_or(0, |b| usize::from(b % 8));
+        let mut b = Bitfield::new(len);
+        for i in 0..len {
+            if bytes[i / 8] & (0x80 >> (i % 8)) != 0 {
+                b.set(i);
+            }
+        }
+        b
+    }
+
+    fn prio(p: u8) -> Priority {
+        [Priority::Skip, Priority::Normal, Priority::High][usize::from(p % 3)]
+    }
+
+    proptest! {
+        #[test]
+        fn bogus_inputs_never_panic(
+            count in 0..12usize,
+            blocks in 1..4u32,
+            short in 0..B,
+            ops in prop::collection::vec(op(), 0..80),
+        ) {
+            let plen = blocks * B;
+            let total = (u64::from(plen) * count as u64).saturating_sub(u64::from(short));
+            let mut p = Picker::new(count, plen, total).with_rng_seed(0);
+            let mut in_flight = HashSet::new();
+            for op in ops {
+                match op {
+                    Op::Pick(bytes, max) => {
+                        let got = p.pick(&raw_bitfield(&bytes), &in_flight, max);
+                        prop_assert!(got.len() <= max);
+                        for b in got {
+                            prop_assert!(in_flight.insert(b));
+                        }
+                    }
+                    Op::Received(piece, begin, length) => {
+                        let b = BlockInfo { piece, begin, length };
+                        in_flight.remove(&b);
+                        p.block_received(b);
+                    }
+                    Op::Cancel(piece, begin, length) => {
+                        let b = BlockInfo { piece, begin, length };
+                        in_flight.remove(&b);
+                        p.cancel(b);
+                    }
+                    Op::Verified(i) => p.piece_verified(i),
+                    Op::Failed(i) => p.piece_failed(i),
+                    Op::Have(i) => p.mark_have(i),
+                    Op::AddPeer(bytes) => p.add_peer(&raw_bitfield(&bytes)),
+                    Op::RemovePeer(bytes) => p.remove_peer(&raw_bitfield(&bytes)),
+                    Op::PeerHas(i) => p.peer_has(i),
+                    Op::Priority(i, x) => p.set_priority(i, prio(x)),
+                    Op::Priorities(a, b, x) => p.set_priorities(a..b, prio(x)),
+                }
+                p.assert_consistent();
+                let _ = (p.is_complete(), p.in_endgame(), p.is_interesting(&raw_bitfield(&[0xff])));
+            }
+        }
+    }
+}
