@@ -69,8 +69,9 @@ impl Fixture {
 
     /// Downloads with `leecher` (dialing `peers` too) and checks the bytes.
     fn leech_and_check(&self, leecher: Leecher, peers: &[u16]) {
-        harness::leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let (_took, _leecher) =
+            harness::leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
+                .unwrap_or_else(|e| panic!("{e}"));
         harness::assert_same_content(&self.content, &self.downloaded());
     }
 }
@@ -192,4 +193,56 @@ fn harness_self_check_aria2_leeches_from_libtorrent() {
         Tool::Aria2
     );
     via_tracker_from_libtorrent(Leecher::Aria2, "tree", TREE);
+}
+
+/// The info-hash the harness computes (for the tracker whitelist) is libtorrent's.
+#[test]
+fn harness_info_hash_matches_libtorrent() {
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    let fx = Fixture::new("tree", TREE, None, PIECE_LOG2);
+    let out = std::process::Command::new(harness::python().expect("python"))
+        .args([
+            "-c",
+            "import sys, libtorrent as lt; print(lt.torrent_info(sys.argv[1]).info_hash())",
+        ])
+        .arg(&fx.torrent)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        hex::encode(fx.hash)
+    );
+}
+
+/// The content check sees a single changed byte in a nested file.
+#[test]
+#[should_panic(expected = "differs from")]
+fn harness_content_check_sees_one_changed_byte() {
+    let dir = harness::scratch();
+    let (a, b) = (dir.path().join("a/tree"), dir.path().join("b/tree"));
+    harness::write_tree(&a, TREE);
+    harness::write_tree(&b, TREE);
+    harness::assert_same_content(&a, &b);
+    let victim = b.join("docs/deep/er/nested.bin");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    bytes[PIECE as usize] ^= 1;
+    std::fs::write(&victim, bytes).expect("write");
+    harness::assert_same_content(&a, &b);
+}
+
+/// The content check sees a missing empty file.
+#[test]
+#[should_panic(expected = "different file sets")]
+fn harness_content_check_sees_missing_empty_file() {
+    let dir = harness::scratch();
+    let (a, b) = (dir.path().join("a/tree"), dir.path().join("b/tree"));
+    harness::write_tree(&a, TREE);
+    harness::write_tree(&b, TREE);
+    std::fs::remove_file(b.join("empty.bin")).expect("remove");
+    harness::assert_same_content(&a, &b);
 }

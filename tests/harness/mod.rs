@@ -683,15 +683,17 @@ impl Leecher {
 }
 
 /// Downloads `torrent` into `out_dir` with `leecher`, dialing `peers` directly (the tracker in
-/// the torrent is used too). Returns the elapsed time, or a description of the failure with
-/// the tail of the leecher's log. Kills it after [`LEECH_TIMEOUT`].
+/// the torrent is used too). Returns the elapsed time and the exited process (keep it while
+/// checking the output: if that panics, its drop prints the leecher's log tail), or a
+/// description of the failure with the tail of the leecher's log. Kills it after
+/// [`LEECH_TIMEOUT`].
 pub fn leech_with(
     leecher: Leecher,
     torrent: &Path,
     out_dir: &Path,
     peers: &[u16],
     log_dir: &Path,
-) -> Result<Duration, String> {
+) -> Result<(Duration, Proc), String> {
     let leecher = if leecher == Leecher::Aria2 && !peers.is_empty() {
         eprintln!("aria2 cannot dial a given peer: leeching with libtorrent instead");
         Leecher::Libtorrent
@@ -741,7 +743,7 @@ pub fn leech_with(
         Some(status) if status.success() => {
             let took = start.elapsed();
             eprintln!("{name} downloaded {} in {took:.2?}", torrent.display());
-            Ok(took)
+            Ok((took, proc))
         }
         Some(status) => Err(proc.failure(&format!("failed ({status})"))),
         None => Err(proc.failure(&format!("did not finish within {LEECH_TIMEOUT:?}, killed"))),

@@ -39,6 +39,20 @@ def fail(msg, code=1):
     os._exit(code)
 
 
+def flush_and_wait(ses, handle, timeout=60.0):
+    """Writes every buffered block to disk; returns when libtorrent says it is done."""
+    handle.flush_cache()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.cache_flushed_alert):
+                return
+            if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail(a.message(), 2)
+    fail("disk flush did not finish in %.0fs" % timeout, 2)
+
+
 def parse_peer(text):
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
@@ -150,9 +164,11 @@ def main():
 
         if args.leech:
             if st.is_seeding or st.state in (lt.torrent_status.finished, lt.torrent_status.seeding):
+                # "finished" can come before the disk threads wrote the last blocks: flush them,
+                # or a reader (and os._exit) may see holes.
+                flush_and_wait(ses, handle)
                 secs = time.monotonic() - start
                 say("DONE seconds=%.3f bytes=%d" % (secs, st.total_wanted_done))
-                ses.pause()
                 os._exit(0)
             now = time.monotonic()
             if now - last_progress >= 5:
