@@ -166,9 +166,10 @@ def main():
             if st.is_seeding or st.state in (lt.torrent_status.finished, lt.torrent_status.seeding):
                 # "finished" can come before the disk threads wrote the last blocks: flush them,
                 # or a reader (and os._exit) may see holes.
+                finished = time.monotonic() - start
                 flush_and_wait(ses, handle)
                 secs = time.monotonic() - start
-                say("DONE seconds=%.3f bytes=%d" % (secs, st.total_wanted_done))
+                say("DONE seconds=%.3f finished_at=%.3f bytes=%d" % (secs, finished, st.total_wanted_done))
                 os._exit(0)
             now = time.monotonic()
             if now - last_progress >= 5:
