@@ -1,1 +1,248 @@
 //! End-to-end tests of `bittorrent-cli` against independent BitTorrent peers on loopback.
+//!
+//! Seeders are libtorrent (tests/peers/lt_peer.py) and aria2; the tracker is opentracker;
+//! torrents are made by mktorrent. Everything listens on and dials 127.0.0.1 only; `scripts/test`
+//! also runs these tests in a loopback-only network namespace. Run them alone with
+//! `cargo test -p bittorrent-cli --test interop -- --nocapture`; see `harness` for the
+//! environment variables (`BT_INTEROP_REQUIRED`, `BT_INTEROP_LEECHER`, `BT_PYTHON`).
+
+#[macro_use]
+mod harness;
+
+use std::path::{Path, PathBuf};
+
+use harness::{Leecher, Tool, Tracker};
+
+/// Piece length exponent: 256 KiB pieces.
+const PIECE_LOG2: u32 = 18;
+const PIECE: u64 = 1 << PIECE_LOG2;
+const MIB: u64 = 1 << 20;
+
+/// A payload on disk, its torrent and info-hash.
+struct Fixture {
+    /// The test's scratch directory (logs go here too).
+    dir: tempfile::TempDir,
+    /// Directory the seeders serve from (`seed/<name>` is the content).
+    seed_dir: PathBuf,
+    /// The torrent's content: `seed/<name>`, a file or a directory.
+    content: PathBuf,
+    torrent: PathBuf,
+    hash: [u8; 20],
+}
+
+impl Fixture {
+    /// Writes `files` (relative path, size) under `seed/<name>`; a single `("", size)` entry
+    /// makes a single-file torrent named `name`. Makes the torrent with `announce`.
+    fn new(name: &str, files: &[(&str, u64)], announce: Option<&str>, piece_log2: u32) -> Self {
+        let dir = harness::scratch();
+        let seed_dir = dir.path().join("seed");
+        let content = seed_dir.join(name);
+        match files {
+            [("", len)] => harness::write_payload(&content, *len, 7),
+            _ => harness::write_tree(&content, files),
+        }
+        let torrent = dir.path().join(format!("{name}.torrent"));
+        harness::make_torrent(&content, announce, piece_log2, &torrent);
+        let hash = harness::info_hash(&torrent);
+        Fixture {
+            dir,
+            seed_dir,
+            content,
+            torrent,
+            hash,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn out_dir(&self) -> PathBuf {
+        self.path().join("out")
+    }
+
+    /// Where a leecher puts the content: `out/<name>`.
+    fn downloaded(&self) -> PathBuf {
+        self.out_dir()
+            .join(self.content.file_name().expect("content name"))
+    }
+
+    /// Downloads with `leecher` (dialing `peers` too) and checks the bytes.
+    fn leech_and_check(&self, leecher: Leecher, peers: &[u16]) {
+        let (_took, _leecher) =
+            harness::leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
+                .unwrap_or_else(|e| panic!("{e}"));
+        harness::assert_same_content(&self.content, &self.downloaded());
+    }
+}
+
+fn tracker_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/announce")
+}
+
+/// 3 MiB + 12345 bytes: the last of the 256 KiB pieces is short.
+const SINGLE: &[(&str, u64)] = &[("", 3 * MIB + 12345)];
+
+/// Nested folders, files smaller than a piece, one over many pieces, an empty one; files
+/// straddle piece boundaries.
+const TREE: &[(&str, u64)] = &[
+    ("a.txt", 1000),
+    ("empty.bin", 0),
+    ("docs/readme.md", 4321),
+    ("docs/deep/er/nested.bin", PIECE + 1),
+    ("media/big.bin", 9 * PIECE / 2 + 777),
+    ("media/small.bin", 17),
+    ("z-last.bin", 200_000),
+];
+
+/// opentracker + one libtorrent seeder; `leecher` downloads via the tracker.
+fn via_tracker_from_libtorrent(leecher: Leecher, name: &str, files: &[(&str, u64)]) {
+    let port = harness::free_port();
+    let fx = Fixture::new(name, files, Some(&tracker_url(port)), PIECE_LOG2);
+    let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
+    let (_seeder, _) = harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
+    tracker.wait_seeders(&fx.hash, 1);
+    fx.leech_and_check(leecher, &[]);
+}
+
+#[test]
+fn single_file_short_last_piece_from_libtorrent_via_tracker() {
+    let leecher = Leecher::under_test();
+    require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
+    require!(@leecher leecher);
+    via_tracker_from_libtorrent(leecher, "single.bin", SINGLE);
+}
+
+#[test]
+fn multi_file_nested_with_empty_file_from_libtorrent_via_tracker() {
+    let leecher = Leecher::under_test();
+    require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
+    require!(@leecher leecher);
+    via_tracker_from_libtorrent(leecher, "tree", TREE);
+}
+
+#[test]
+fn single_file_from_aria2_via_tracker() {
+    let leecher = Leecher::under_test();
+    require!(Tool::Opentracker, Tool::Mktorrent, Tool::Aria2);
+    require!(@leecher leecher);
+    let port = harness::free_port();
+    let fx = Fixture::new("single.bin", SINGLE, Some(&tracker_url(port)), PIECE_LOG2);
+    let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
+    let (_seeder, _) = harness::aria2_seeder("aria2-seeder", &fx.torrent, &fx.seed_dir, fx.path());
+    tracker.wait_seeders(&fx.hash, 1);
+    fx.leech_and_check(leecher, &[]);
+}
+
+#[test]
+fn direct_peer_without_working_tracker() {
+    let leecher = Leecher::under_test();
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    require!(@leecher leecher);
+    // Nothing listens on the announce port: the tracker fails, the --peer must carry it.
+    let dead = harness::free_port();
+    let fx = Fixture::new("single.bin", SINGLE, Some(&tracker_url(dead)), PIECE_LOG2);
+    let (_seeder, seed_port) =
+        harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
+    fx.leech_and_check(leecher, &[seed_port]);
+}
+
+#[test]
+fn three_seeders_each_upload() {
+    let leecher = Leecher::under_test();
+    require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
+    require!(@leecher leecher);
+    let size = 32 * MIB;
+    let port = harness::free_port();
+    let fx = Fixture::new(
+        "big.bin",
+        &[("", size)],
+        Some(&tracker_url(port)),
+        PIECE_LOG2,
+    );
+    let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
+    let mut seeders: Vec<_> = (0..3)
+        .map(|i| {
+            let name = format!("lt-seeder-{i}");
+            harness::lt_seeder(&name, &fx.torrent, &fx.seed_dir, fx.path()).0
+        })
+        .collect();
+    tracker.wait_seeders(&fx.hash, 3);
+    fx.leech_and_check(leecher, &[]);
+    let uploaded: Vec<u64> = seeders.iter_mut().map(harness::lt_uploaded).collect();
+    eprintln!("uploaded by each seeder: {uploaded:?}");
+    assert!(
+        uploaded.iter().all(|&n| n > 0),
+        "every seeder should have uploaded something, got {uploaded:?}"
+    );
+    assert!(
+        uploaded.iter().sum::<u64>() >= size,
+        "seeders uploaded {uploaded:?}, less than the {size} bytes downloaded"
+    );
+}
+
+/// The harness and the seeders checked without our client: aria2 downloads the multi-file
+/// torrent from libtorrent via opentracker. If this fails, the other failures say nothing
+/// about bittorrent-cli.
+#[test]
+fn harness_self_check_aria2_leeches_from_libtorrent() {
+    require!(
+        Tool::Opentracker,
+        Tool::Mktorrent,
+        Tool::Libtorrent,
+        Tool::Aria2
+    );
+    via_tracker_from_libtorrent(Leecher::Aria2, "tree", TREE);
+}
+
+/// The info-hash the harness computes (for the tracker whitelist) is libtorrent's.
+#[test]
+fn harness_info_hash_matches_libtorrent() {
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    let fx = Fixture::new("tree", TREE, None, PIECE_LOG2);
+    let out = std::process::Command::new(harness::python().expect("python"))
+        .args([
+            "-c",
+            "import sys, libtorrent as lt; print(lt.torrent_info(sys.argv[1]).info_hash())",
+        ])
+        .arg(&fx.torrent)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        hex::encode(fx.hash)
+    );
+}
+
+/// The content check sees a single changed byte in a nested file.
+#[test]
+#[should_panic(expected = "differs from")]
+fn harness_content_check_sees_one_changed_byte() {
+    let dir = harness::scratch();
+    let (a, b) = (dir.path().join("a/tree"), dir.path().join("b/tree"));
+    harness::write_tree(&a, TREE);
+    harness::write_tree(&b, TREE);
+    harness::assert_same_content(&a, &b);
+    let victim = b.join("docs/deep/er/nested.bin");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    bytes[PIECE as usize] ^= 1;
+    std::fs::write(&victim, bytes).expect("write");
+    harness::assert_same_content(&a, &b);
+}
+
+/// The content check sees a missing empty file.
+#[test]
+#[should_panic(expected = "different file sets")]
+fn harness_content_check_sees_missing_empty_file() {
+    let dir = harness::scratch();
+    let (a, b) = (dir.path().join("a/tree"), dir.path().join("b/tree"));
+    harness::write_tree(&a, TREE);
+    harness::write_tree(&b, TREE);
+    std::fs::remove_file(b.join("empty.bin")).expect("remove");
+    harness::assert_same_content(&a, &b);
+}

@@ -1,0 +1,751 @@
+//! Harness for the interop tests: real peers (opentracker, libtorrent, aria2) on 127.0.0.1.
+//!
+//! Every external process lives in a [`Proc`] guard that kills it on drop (also while a test
+//! panics, when it prints the tail of that process's log first). Peers are told to stop by
+//! themselves if the test process disappears (`--stop-with-pid`, aria2's `--stop-with-process`).
+//! Ports come from binding 127.0.0.1:0; every test has its own temporary directory, so the
+//! tests may run in parallel.
+//!
+//! Environment:
+//! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
+//! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
+//!   `cli`, our binary); the others check the harness and the seeders on their own.
+//! - `BT_PYTHON`: python interpreter that has the `libtorrent` module (else `python3`, then
+//!   `/usr/bin/python3` are probed).
+
+#![allow(dead_code)]
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use sha1::{Digest, Sha1};
+
+/// Our binary under test.
+pub const CLI: &str = env!("CARGO_BIN_EXE_bittorrent-cli");
+
+/// How long a leecher may take before the test fails.
+pub const LEECH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a peer or tracker may take to come up.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// The source tree's root (the workspace), from the bittorrent-cli package's manifest dir.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Path of the libtorrent peer script.
+pub fn lt_peer_script() -> PathBuf {
+    workspace_root().join("tests/peers/lt_peer.py")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Required tools
+// ---------------------------------------------------------------------------------------------
+
+fn interop_required() -> bool {
+    std::env::var("BT_INTEROP_REQUIRED")
+        .map(|v| v == "1")
+        .unwrap_or(false)
+}
+
+/// Finds `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// A python interpreter that can `import libtorrent`, probed once.
+pub fn python() -> Option<&'static str> {
+    static PYTHON: OnceLock<Option<String>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let mut candidates = Vec::new();
+            if let Ok(p) = std::env::var("BT_PYTHON") {
+                candidates.push(p);
+            }
+            candidates.push("python3".into());
+            candidates.push("/usr/bin/python3".into());
+            candidates.into_iter().find(|py| {
+                Command::new(py)
+                    .args(["-c", "import libtorrent"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false)
+            })
+        })
+        .as_deref()
+}
+
+/// A tool a test needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Opentracker,
+    Mktorrent,
+    Aria2,
+    /// python3 with the libtorrent module.
+    Libtorrent,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Opentracker => "opentracker",
+            Tool::Mktorrent => "mktorrent",
+            Tool::Aria2 => "aria2c",
+            Tool::Libtorrent => "python3 module libtorrent",
+        }
+    }
+
+    fn present(self) -> bool {
+        match self {
+            Tool::Opentracker => which("opentracker").is_some(),
+            Tool::Mktorrent => which("mktorrent").is_some(),
+            Tool::Aria2 => which("aria2c").is_some(),
+            Tool::Libtorrent => python().is_some(),
+        }
+    }
+}
+
+/// True when every tool is installed. Otherwise panics under `BT_INTEROP_REQUIRED=1`, or
+/// prints "skipping" and returns false.
+pub fn have(tools: &[Tool]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|t| !t.present())
+        .map(|t| t.name())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if interop_required() {
+        panic!("{what} not installed (BT_INTEROP_REQUIRED=1); run scripts/install-test-deps");
+    }
+    eprintln!("skipping: {what} not installed");
+    false
+}
+
+/// Returns from the test early (skip) unless all the tools are installed:
+/// `require!(Tool::Aria2, ...)`, or `require!(@leecher l)` for what a [`Leecher`] needs.
+macro_rules! require {
+    (@leecher $leecher:expr) => {
+        if !$crate::harness::have(&$leecher.tools()) {
+            return;
+        }
+    };
+    ($($tool:expr),* $(,)?) => {
+        if !$crate::harness::have(&[$($tool),*]) {
+            return;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes
+// ---------------------------------------------------------------------------------------------
+
+/// A child process whose stdout and stderr go to a log file; killed on drop.
+pub struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    exited: Option<std::process::ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with its output in `log_dir/<name>.log`.
+    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        let out = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let err = out.try_clone().expect("clone log file handle");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name} ({cmd:?}): {e}"));
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+            exited: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the process wrote so far.
+    pub fn output(&self) -> String {
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// The last `n` lines of its output.
+    pub fn tail(&self, n: usize) -> String {
+        let out = self.output();
+        let lines: Vec<&str> = out.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Exit status if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited
+    }
+
+    /// Waits up to `timeout` for a line of output that starts with `prefix`; returns it.
+    pub fn wait_line(&mut self, prefix: &str, timeout: Duration) -> Result<String, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.output().lines().find(|l| l.starts_with(prefix)) {
+                return Ok(line.to_string());
+            }
+            if let Some(status) = self.try_wait() {
+                // One last look: the line may have been written just before it exited.
+                if let Some(line) = self.output().lines().find(|l| l.starts_with(prefix)) {
+                    return Ok(line.to_string());
+                }
+                return Err(self.failure(&format!("exited ({status}) before printing {prefix:?}")));
+            }
+            if Instant::now() > deadline {
+                return Err(self.failure(&format!("no {prefix:?} line after {timeout:?}")));
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Sends SIGTERM and waits (10 s at most, then SIGKILL) for it to exit; returns its output.
+    pub fn terminate(&mut self) -> String {
+        if self.try_wait().is_none() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.pid().to_string()])
+                .stderr(Stdio::null())
+                .status();
+            if self.wait_exit(Duration::from_secs(10)).is_none() {
+                let _ = self.child.kill();
+                self.exited = self.child.wait().ok();
+            }
+        }
+        self.output()
+    }
+
+    /// A one-paragraph description of what went wrong, with the tail of its log.
+    pub fn failure(&self, what: &str) -> String {
+        format!(
+            "{} (pid {}) {what}; last lines of {}:\n{}",
+            self.name,
+            self.pid(),
+            self.log.display(),
+            indent(&self.tail(40))
+        )
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} log tail ({}) ----\n{}",
+                self.name,
+                self.log.display(),
+                self.tail(25)
+            );
+        }
+        if self.try_wait().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:port.
+pub fn wait_port(port: u16, timeout: Duration) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        sleep(POLL);
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads, torrents, comparison
+// ---------------------------------------------------------------------------------------------
+
+/// A temporary directory for one test (deleted at the end).
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bt-interop-")
+        .tempdir()
+        .expect("create temp dir")
+}
+
+/// Writes `len` deterministic pseudo-random bytes (splitmix64 seeded with `seed`) to `path`.
+pub fn write_payload(path: &Path, len: u64, seed: u64) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("create payload dir");
+    }
+    let mut file = std::io::BufWriter::new(File::create(path).expect("create payload file"));
+    let mut state = seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let mut left = len;
+    while left > 0 {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let n = left.min(8) as usize;
+        file.write_all(&z.to_le_bytes()[..n])
+            .expect("write payload");
+        left -= n as u64;
+    }
+    file.flush().expect("flush payload");
+}
+
+/// Writes a tree of files: `(relative path, size)` under `root`, each with its own seed.
+pub fn write_tree(root: &Path, files: &[(&str, u64)]) {
+    fs::create_dir_all(root).expect("create tree root");
+    for (i, (rel, len)) in files.iter().enumerate() {
+        write_payload(&root.join(rel), *len, 1000 + i as u64);
+    }
+}
+
+/// Makes `out` from the file or directory `content` with mktorrent (pieces of 2^piece_log2
+/// bytes); `announce` is the tracker URL, if any.
+pub fn make_torrent(content: &Path, announce: Option<&str>, piece_log2: u32, out: &Path) {
+    let mut cmd = Command::new("mktorrent");
+    cmd.arg("-l")
+        .arg(piece_log2.to_string())
+        .arg("-o")
+        .arg(out)
+        .arg("-t")
+        .arg("2");
+    if let Some(url) = announce {
+        cmd.arg("-a").arg(url);
+    }
+    cmd.arg(content);
+    let res = cmd.output().expect("run mktorrent");
+    assert!(
+        res.status.success(),
+        "mktorrent failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// Index just past the bencoded value that starts at `i`.
+fn bencode_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'i' => Some(i + b[i..].iter().position(|&c| c == b'e')? + 1),
+        b'l' | b'd' => {
+            let mut j = i + 1;
+            while *b.get(j)? != b'e' {
+                j = bencode_end(b, j)?;
+            }
+            Some(j + 1)
+        }
+        c if c.is_ascii_digit() => {
+            let colon = i + b[i..].iter().position(|&c| c == b':')?;
+            let len: usize = std::str::from_utf8(&b[i..colon]).ok()?.parse().ok()?;
+            let end = colon + 1 + len;
+            (end <= b.len()).then_some(end)
+        }
+        _ => None,
+    }
+}
+
+/// SHA-1 of the bencoded `info` value of a .torrent file (independent of the engine's code).
+pub fn info_hash(torrent: &Path) -> [u8; 20] {
+    let b = fs::read(torrent).expect("read torrent");
+    assert_eq!(b.first(), Some(&b'd'), "torrent is not a dictionary");
+    let mut j = 1;
+    while b.get(j).is_some_and(|&c| c != b'e') {
+        let key_end = bencode_end(&b, j).expect("bad bencode key");
+        let val_end = bencode_end(&b, key_end).expect("bad bencode value");
+        if &b[j..key_end] == b"4:info" {
+            return Sha1::digest(&b[key_end..val_end]).into();
+        }
+        j = val_end;
+    }
+    panic!("no info dictionary in {}", torrent.display());
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read dir {}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            walk(root, &path, out);
+        } else {
+            out.push(path.strip_prefix(root).expect("under root").to_path_buf());
+        }
+    }
+}
+
+/// Panics unless `actual` (file or directory) has exactly the files and bytes of `expected`.
+pub fn assert_same_content(expected: &Path, actual: &Path) {
+    assert!(actual.exists(), "{} was not created", actual.display());
+    if expected.is_file() {
+        assert!(actual.is_file(), "{} is not a file", actual.display());
+        assert_same_file(expected, actual);
+        return;
+    }
+    let (mut want, mut got) = (Vec::new(), Vec::new());
+    walk(expected, expected, &mut want);
+    walk(actual, actual, &mut got);
+    assert_eq!(
+        want,
+        got,
+        "different file sets under {} and {}",
+        expected.display(),
+        actual.display()
+    );
+    for rel in &want {
+        assert_same_file(&expected.join(rel), &actual.join(rel));
+    }
+}
+
+fn assert_same_file(expected: &Path, actual: &Path) {
+    let (a, b) = (
+        fs::read(expected).expect("read expected"),
+        fs::read(actual).expect("read actual"),
+    );
+    assert_eq!(a.len(), b.len(), "size of {} differs", actual.display());
+    if let Some(pos) = a.iter().zip(&b).position(|(x, y)| x != y) {
+        panic!(
+            "{} differs from {} at byte {pos}",
+            actual.display(),
+            expected.display()
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracker
+// ---------------------------------------------------------------------------------------------
+
+/// An opentracker on 127.0.0.1 (HTTP and UDP on the same port), whitelisting the given hashes.
+pub struct Tracker {
+    pub port: u16,
+    proc: Proc,
+}
+
+impl Tracker {
+    /// Starts it on `port` (from [`free_port`]; the torrents carry the URL, so choose it first)
+    /// with its files in `dir/tracker`. opentracker chroots there and drops to `nobody` before
+    /// it reads the whitelist, so that directory and file must be world-readable.
+    pub fn start(dir: &Path, port: u16, hashes: &[[u8; 20]]) -> Tracker {
+        let root = dir.join("tracker");
+        fs::create_dir_all(&root).expect("create tracker dir");
+        let list: String = hashes
+            .iter()
+            .map(|h| format!("{}\n", hex::encode(h)))
+            .collect();
+        fs::write(root.join("whitelist"), list).expect("write whitelist");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod tracker dir");
+        fs::set_permissions(root.join("whitelist"), fs::Permissions::from_mode(0o644))
+            .expect("chmod whitelist");
+        let mut cmd = Command::new("opentracker");
+        cmd.args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-P",
+            &port.to_string(),
+        ])
+        .args(["-w", "whitelist", "-d"])
+        .arg(&root);
+        let mut proc = Proc::spawn("opentracker", cmd, dir);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline && proc.try_wait().is_none() {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Tracker { port, proc };
+            }
+            sleep(POLL);
+        }
+        panic!("{}", proc.failure("did not start listening"));
+    }
+
+    pub fn announce_url(&self) -> String {
+        format!("http://127.0.0.1:{}/announce", self.port)
+    }
+
+    /// The number of seeders ("complete") the tracker has for `hash`, from a scrape.
+    pub fn seeders(&self, hash: &[u8; 20]) -> Option<u64> {
+        let query: String = hash.iter().map(|b| format!("%{b:02X}")).collect();
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET /scrape?info_hash={query} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+        )
+        .ok()?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).ok()?;
+        let key = b"8:completei";
+        let at = resp.windows(key.len()).position(|w| w == key)? + key.len();
+        let digits: Vec<u8> = resp[at..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .copied()
+            .collect();
+        std::str::from_utf8(&digits).ok()?.parse().ok()
+    }
+
+    /// Waits until the tracker lists at least `n` seeders for `hash`.
+    pub fn wait_seeders(&self, hash: &[u8; 20], n: u64) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let have = self.seeders(hash).unwrap_or(0);
+            if have >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tracker knows {have} seeders of {}, want {n}",
+                hex::encode(hash)
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeders
+// ---------------------------------------------------------------------------------------------
+
+/// A libtorrent seeder (tests/peers/lt_peer.py in seed_mode) of `data_dir`; returns it when
+/// it is listening and seeding.
+pub fn lt_seeder(name: &str, torrent: &Path, data_dir: &Path, log_dir: &Path) -> (Proc, u16) {
+    let py = python().expect("python with libtorrent");
+    let mut cmd = Command::new(py);
+    cmd.arg(lt_peer_script())
+        .arg("--torrent")
+        .arg(torrent)
+        .arg("--save")
+        .arg(data_dir)
+        .args(["--seed", "--seed-mode", "--port", "0"])
+        .args(["--stop-with-pid", &std::process::id().to_string()])
+        .env("PYTHONUNBUFFERED", "1");
+    let mut proc = Proc::spawn(name, cmd, log_dir);
+    let line = proc
+        .wait_line("READY", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = line
+        .strip_prefix("READY port=")
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("bad READY line {line:?}"));
+    (proc, port)
+}
+
+/// Payload bytes a libtorrent seeder uploaded: stops it and reads its `UPLOADED` line.
+pub fn lt_uploaded(seeder: &mut Proc) -> u64 {
+    let out = seeder.terminate();
+    out.lines()
+        .find_map(|l| l.strip_prefix("UPLOADED bytes="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", seeder.failure("printed no UPLOADED line")))
+}
+
+/// Flags that keep aria2 on loopback, quiet, and gone with the test process.
+fn aria2_base(cmd: &mut Command, port: u16) {
+    cmd.args([
+        "--no-conf=true",
+        "--enable-dht=false",
+        "--enable-dht6=false",
+        "--bt-enable-lpd=false",
+        "--enable-peer-exchange=false",
+        "--disable-ipv6=true",
+        "--interface=127.0.0.1",
+        "--summary-interval=0",
+        "--console-log-level=notice",
+        "--file-allocation=none",
+        "--auto-file-renaming=false",
+        "--allow-overwrite=true",
+        "--bt-save-metadata=false",
+    ])
+    .arg(format!("--listen-port={port}"))
+    .arg(format!("--stop-with-process={}", std::process::id()));
+}
+
+/// An aria2 seeder of `data_dir` (no hashing first). aria2 prints no "ready" line: wait for
+/// it with [`Tracker::wait_seeders`] or [`wait_port`].
+pub fn aria2_seeder(name: &str, torrent: &Path, data_dir: &Path, log_dir: &Path) -> (Proc, u16) {
+    let port = free_port();
+    let mut cmd = Command::new("aria2c");
+    aria2_base(&mut cmd, port);
+    cmd.args([
+        "--seed-ratio=0.0",
+        "--bt-seed-unverified=true",
+        "--check-integrity=false",
+    ])
+    .arg("-d")
+    .arg(data_dir)
+    .arg(torrent);
+    (Proc::spawn(name, cmd, log_dir), port)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leechers
+// ---------------------------------------------------------------------------------------------
+
+/// A downloading client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leecher {
+    /// Our `bittorrent-cli`.
+    Cli,
+    /// aria2c: checks the harness and the seeders independently of our client. It cannot dial
+    /// a given peer, so [`leech_with`] uses libtorrent instead when peers are given.
+    Aria2,
+    /// libtorrent, through tests/peers/lt_peer.py --leech.
+    Libtorrent,
+}
+
+impl Leecher {
+    /// The leecher the scenarios drive: `BT_INTEROP_LEECHER` (cli, aria2, libtorrent), else Cli.
+    pub fn under_test() -> Leecher {
+        match std::env::var("BT_INTEROP_LEECHER").as_deref() {
+            Ok("aria2") => Leecher::Aria2,
+            Ok("libtorrent") => Leecher::Libtorrent,
+            Ok("cli") | Ok("") | Err(_) => Leecher::Cli,
+            Ok(other) => panic!("BT_INTEROP_LEECHER={other}: expected cli, aria2 or libtorrent"),
+        }
+    }
+
+    /// The tools it needs.
+    pub fn tools(self) -> Vec<Tool> {
+        match self {
+            Leecher::Cli => vec![],
+            Leecher::Aria2 => vec![Tool::Aria2, Tool::Libtorrent],
+            Leecher::Libtorrent => vec![Tool::Libtorrent],
+        }
+    }
+}
+
+/// Downloads `torrent` into `out_dir` with `leecher`, dialing `peers` directly (the tracker in
+/// the torrent is used too). Returns the elapsed time and the exited process (keep it while
+/// checking the output: if that panics, its drop prints the leecher's log tail), or a
+/// description of the failure with the tail of the leecher's log. Kills it after
+/// [`LEECH_TIMEOUT`].
+pub fn leech_with(
+    leecher: Leecher,
+    torrent: &Path,
+    out_dir: &Path,
+    peers: &[u16],
+    log_dir: &Path,
+) -> Result<(Duration, Proc), String> {
+    let leecher = if leecher == Leecher::Aria2 && !peers.is_empty() {
+        eprintln!("aria2 cannot dial a given peer: leeching with libtorrent instead");
+        Leecher::Libtorrent
+    } else {
+        leecher
+    };
+    fs::create_dir_all(out_dir).expect("create output dir");
+    let peer_args: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let (name, cmd) = match leecher {
+        Leecher::Cli => {
+            let mut cmd = Command::new(CLI);
+            cmd.arg("-o")
+                .arg(out_dir)
+                .arg("-p")
+                .arg(free_port().to_string());
+            for p in &peer_args {
+                cmd.arg("--peer").arg(p);
+            }
+            cmd.arg(torrent).env("RUST_LOG", "info");
+            ("bittorrent-cli", cmd)
+        }
+        Leecher::Aria2 => {
+            let mut cmd = Command::new("aria2c");
+            aria2_base(&mut cmd, free_port());
+            cmd.arg("--seed-time=0").arg("-d").arg(out_dir).arg(torrent);
+            ("aria2c-leecher", cmd)
+        }
+        Leecher::Libtorrent => {
+            let mut cmd = Command::new(python().expect("python with libtorrent"));
+            cmd.arg(lt_peer_script())
+                .arg("--torrent")
+                .arg(torrent)
+                .arg("--save")
+                .arg(out_dir)
+                .args(["--leech", "--port", "0"])
+                .args(["--stop-with-pid", &std::process::id().to_string()])
+                .env("PYTHONUNBUFFERED", "1");
+            for p in &peer_args {
+                cmd.arg("--peer").arg(p);
+            }
+            ("lt-leecher", cmd)
+        }
+    };
+    let start = Instant::now();
+    let mut proc = Proc::spawn(name, cmd, log_dir);
+    match proc.wait_exit(LEECH_TIMEOUT) {
+        Some(status) if status.success() => {
+            let took = start.elapsed();
+            eprintln!("{name} downloaded {} in {took:.2?}", torrent.display());
+            Ok((took, proc))
+        }
+        Some(status) => Err(proc.failure(&format!("failed ({status})"))),
+        None => Err(proc.failure(&format!("did not finish within {LEECH_TIMEOUT:?}, killed"))),
+    }
+}

@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""A libtorrent peer (python bindings) for loopback interop tests and benchmarks.
+
+It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off, and the session is
+created without default plugins, so there is no PEX (only ut_metadata and smart_ban are added).
+
+    lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
+    lt_peer.py --torrent T --save DIR --leech [--port P] [--peer H:P ...] [--timeout S]
+    (both take --stop-with-pid PID: exit when that process is gone)
+
+Lines printed on stdout (flushed at once), for a harness to parse:
+    READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
+                            --wait-tracker, the tracker accepted an announce)
+    DONE seconds=S bytes=B  leecher: every piece downloaded and checked (then it exits 0)
+    UPLOADED bytes=B        seeder: payload uploaded, printed when stopped by SIGTERM/SIGINT
+    ERROR ...               something failed (exit code non-zero)
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import warnings
+
+import libtorrent as lt
+
+warnings.simplefilter("ignore", DeprecationWarning)
+
+
+def say(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def fail(msg, code=1):
+    say("ERROR " + msg)
+    os._exit(code)
+
+
+def flush_and_wait(ses, handle, timeout=60.0):
+    """Writes every buffered block to disk; returns when libtorrent says it is done."""
+    handle.flush_cache()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ses.wait_for_alert(100)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.cache_flushed_alert):
+                return
+            if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail(a.message(), 2)
+    fail("disk flush did not finish in %.0fs" % timeout, 2)
+
+
+def parse_peer(text):
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+    return (host, int(port))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--torrent", required=True, help=".torrent file")
+    ap.add_argument("--save", required=True, help="save path (data dir; multi-file -> SAVE/<name>/)")
+    ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any)")
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--seed", action="store_true", help="seed existing data until killed")
+    mode.add_argument("--leech", action="store_true", help="download, then exit 0")
+    ap.add_argument("--seed-mode", action="store_true", help="trust existing data, no recheck")
+    ap.add_argument("--peer", action="append", type=parse_peer, default=[],
+                    help="HOST:PORT to dial directly (repeatable)")
+    ap.add_argument("--wait-tracker", action="store_true",
+                    help="print READY only after the tracker answered an announce")
+    ap.add_argument("--stop-with-pid", type=int, default=0,
+                    help="exit when process PID is gone (no orphans if a test harness dies)")
+    ap.add_argument("--timeout", type=float, default=0.0,
+                    help="leecher: give up (exit 3) after this many seconds (0: never)")
+    args = ap.parse_args()
+    start = time.monotonic()
+
+    stop = {"now": False}
+
+    def on_signal(_signum, _frame):
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    settings = {
+        "listen_interfaces": "127.0.0.1:%d" % args.port,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_bootstrap_nodes": "",
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "connections_limit": 500,
+        "upload_rate_limit": 0,
+        "download_rate_limit": 0,
+        "stop_tracker_timeout": 1,
+        "alert_mask": lt.alert_category.error | lt.alert_category.status
+        | lt.alert_category.tracker | lt.alert_category.storage,
+        "user_agent": "lt_peer.py/libtorrent " + lt.__version__,
+    }
+    # flags=0: no default plugins (ut_pex among them) and no default features.
+    ses = lt.session(settings, 0)
+    ses.add_extension("ut_metadata")
+    ses.add_extension("smart_ban")
+
+    try:
+        info = lt.torrent_info(args.torrent)
+    except RuntimeError as e:
+        fail("cannot load torrent %s: %s" % (args.torrent, e), 2)
+    has_tracker = any(True for _ in info.trackers())
+
+    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    if args.seed and args.seed_mode:
+        flags |= lt.torrent_flags.seed_mode
+    params = lt.add_torrent_params()
+    params.ti = info
+    params.save_path = args.save
+    params.flags = (lt.torrent_flags.default_flags | flags) & ~lt.torrent_flags.auto_managed \
+        & ~lt.torrent_flags.paused
+    handle = ses.add_torrent(params)
+
+    listening = False
+    announced = not (args.wait_tracker and has_tracker)
+    ready = False
+    dialed = False
+    last_progress = start
+    last_parent_check = start
+
+    while True:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.listen_failed_alert):
+                fail("listen failed: %s" % a.message(), 2)
+            elif isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                fail(a.message(), 2)
+            elif isinstance(a, lt.tracker_reply_alert):
+                announced = True
+            elif isinstance(a, lt.tracker_error_alert):
+                say("WARN %s" % a.message())
+
+        if not listening and ses.listen_port() != 0:
+            listening = True
+
+        st = handle.status()
+        if listening and not dialed and st.state not in (
+            lt.torrent_status.checking_files, lt.torrent_status.queued_for_checking,
+            lt.torrent_status.checking_resume_data,
+        ):
+            for peer in args.peer:
+                handle.connect_peer(peer)
+            dialed = True
+
+        if not ready and listening and announced:
+            if args.leech or st.state == lt.torrent_status.seeding:
+                say("READY port=%d" % ses.listen_port())
+                ready = True
+
+        if args.leech:
+            if st.is_seeding or st.state in (lt.torrent_status.finished, lt.torrent_status.seeding):
+                # "finished" can come before the disk threads wrote the last blocks: flush them,
+                # or a reader (and os._exit) may see holes.
+                finished = time.monotonic() - start
+                flush_and_wait(ses, handle)
+                secs = time.monotonic() - start
+                say("DONE seconds=%.3f finished_at=%.3f bytes=%d" % (secs, finished, st.total_wanted_done))
+                os._exit(0)
+            now = time.monotonic()
+            if now - last_progress >= 5:
+                last_progress = now
+                say("PROGRESS %.1f%% peers=%d rate=%.1fMB/s"
+                    % (st.progress * 100, st.num_peers, st.download_payload_rate / 1e6))
+            if args.timeout and now - start > args.timeout:
+                fail("timeout after %.0fs at %.1f%%" % (args.timeout, st.progress * 100), 3)
+            if stop["now"]:
+                fail("interrupted at %.1f%%" % (st.progress * 100), 4)
+        elif stop["now"]:
+            say("UPLOADED bytes=%d" % st.total_payload_upload)
+            os._exit(0)
+
+        if args.stop_with_pid and time.monotonic() - last_parent_check >= 1:
+            last_parent_check = time.monotonic()
+            try:
+                os.kill(args.stop_with_pid, 0)
+            except ProcessLookupError:
+                fail("process %d is gone, stopping" % args.stop_with_pid, 5)
+            except PermissionError:
+                pass
+
+        ses.wait_for_alert(50)
+
+
+if __name__ == "__main__":
+    main()
