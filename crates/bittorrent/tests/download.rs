@@ -18,7 +18,9 @@ use tokio_util::codec::{Framed, FramedParts};
 
 /// Deterministic pseudo-random payload.
 fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;
@@ -30,8 +32,10 @@ fn payload(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn meta_for(data: &[u8], piece_length: u32) -> MetaInfo {
-    let piece_hashes: Vec<[u8; 20]> =
-        data.chunks(piece_length as usize).map(|c| Sha1::digest(c).into()).collect();
+    let piece_hashes: Vec<[u8; 20]> = data
+        .chunks(piece_length as usize)
+        .map(|c| Sha1::digest(c).into())
+        .collect();
     let mut info_hash = [0u8; 20];
     info_hash.copy_from_slice(&Sha1::digest(data)[..]);
     MetaInfo {
@@ -78,7 +82,9 @@ async fn spawn_seeder(meta: &MetaInfo, data: Arc<Vec<u8>>, corrupt: bool) -> Tes
             let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let mut hs = Framed::new(stream, HandshakeCodec);
-                let Some(Ok(theirs)) = hs.next().await else { return };
+                let Some(Ok(theirs)) = hs.next().await else {
+                    return;
+                };
                 assert_eq!(theirs.info_hash, info_hash);
                 let me = PeerId::generate();
                 if hs.send(Handshake::new(info_hash, me)).await.is_err() {
@@ -121,7 +127,10 @@ async fn spawn_seeder(meta: &MetaInfo, data: Arc<Vec<u8>>, corrupt: bool) -> Tes
 /// Runs a session until the torrent completes (or 60 s pass) and returns the
 /// events seen.
 async fn download(meta: MetaInfo, store: Arc<MemoryStore>, peers: Vec<SocketAddr>) -> Vec<Event> {
-    let config = SessionConfig { use_trackers: false, ..SessionConfig::default() };
+    let config = SessionConfig {
+        use_trackers: false,
+        ..SessionConfig::default()
+    };
     let (session, mut events) = Session::spawn_with(config);
     session.add_torrent(Torrent::new(meta, store).with_peers(peers));
     let mut seen = Vec::new();
@@ -139,7 +148,10 @@ async fn download(meta: MetaInfo, store: Arc<MemoryStore>, peers: Vec<SocketAddr
     tokio::time::timeout(Duration::from_secs(10), session.join())
         .await
         .expect("session shuts down promptly");
-    assert!(outcome.is_ok(), "download did not complete; events: {seen:?}");
+    assert!(
+        outcome.is_ok(),
+        "download did not complete; events: {seen:?}"
+    );
     seen
 }
 
@@ -151,7 +163,10 @@ async fn downloads_from_one_seeder_with_short_last_piece() {
     let store = Arc::new(MemoryStore::new(&meta));
     let events = download(meta.clone(), Arc::clone(&store), vec![seeder.addr]).await;
     assert_eq!(store.contents(), *data);
-    let verified = events.iter().filter(|e| matches!(e, Event::PieceVerified { .. })).count();
+    let verified = events
+        .iter()
+        .filter(|e| matches!(e, Event::PieceVerified { .. }))
+        .count();
     assert_eq!(verified, meta.piece_count());
 }
 
@@ -164,10 +179,19 @@ async fn downloads_from_three_seeders_using_all_of_them() {
         seeders.push(spawn_seeder(&meta, Arc::clone(&data), false).await);
     }
     let store = Arc::new(MemoryStore::new(&meta));
-    download(meta, Arc::clone(&store), seeders.iter().map(|s| s.addr).collect()).await;
+    download(
+        meta,
+        Arc::clone(&store),
+        seeders.iter().map(|s| s.addr).collect(),
+    )
+    .await;
     assert_eq!(store.contents(), *data);
     for s in &seeders {
-        assert!(s.served.load(Ordering::Relaxed) > 0, "seeder {} served nothing", s.addr);
+        assert!(
+            s.served.load(Ordering::Relaxed) > 0,
+            "seeder {} served nothing",
+            s.addr
+        );
     }
 }
 
@@ -179,9 +203,19 @@ async fn corrupt_seeder_is_banned_and_download_completes() {
     let good = spawn_seeder(&meta, Arc::clone(&data), false).await;
     let store = Arc::new(MemoryStore::new(&meta));
     let events = download(meta, Arc::clone(&store), vec![bad.addr, good.addr]).await;
-    assert_eq!(store.contents(), *data, "only verified data reached the store");
-    let failed = events.iter().filter(|e| matches!(e, Event::PieceFailed { .. })).count();
-    assert!(failed > 0, "the corrupt seeder's pieces failed verification");
+    assert_eq!(
+        store.contents(),
+        *data,
+        "only verified data reached the store"
+    );
+    let failed = events
+        .iter()
+        .filter(|e| matches!(e, Event::PieceFailed { .. }))
+        .count();
+    assert!(
+        failed > 0,
+        "the corrupt seeder's pieces failed verification"
+    );
     let bad_connects = events
         .iter()
         .filter(|e| matches!(e, Event::PeerConnected { addr, .. } if *addr == bad.addr))
@@ -193,7 +227,12 @@ async fn corrupt_seeder_is_banned_and_download_completes() {
 async fn shutdown_ends_an_idle_session() {
     let (session, mut events) = Session::spawn();
     session.shutdown();
-    tokio::time::timeout(Duration::from_secs(5), session.join()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), session.join())
+        .await
+        .unwrap();
     assert!(session.is_finished());
-    assert!(events.recv().await.is_none(), "the event stream ends with the session");
+    assert!(
+        events.recv().await.is_none(),
+        "the event stream ends with the session"
+    );
 }
