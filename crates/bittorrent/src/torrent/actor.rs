@@ -8,7 +8,7 @@
 //!   leaves it when complete and is then verified exactly once;
 //! - only pieces whose SHA-1 matched reach the store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,10 +32,13 @@ use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStat
 use crate::types::{BlockInfo, InfoHash, BLOCK_SIZE};
 
 /// Capacity of the mailbox all peers of a torrent report into.
-const PEER_EVENTS: usize = 1024;
+const PEER_EVENTS: usize = 256;
 /// Pipeline depth bounds (blocks requested and not yet received, per peer).
 const MIN_PIPELINE: usize = 32;
 const MAX_PIPELINE: usize = 256;
+/// Bytes of complete pieces allowed to wait for verification before we stop
+/// requesting (backpressure when hashing and disk are slower than the network).
+const MAX_VERIFY_BACKLOG: u64 = 16 * 1024 * 1024;
 /// A peer that owes us blocks and sends none for this long is dropped.
 const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of blocks we never asked for that a peer may send before it is dropped.
@@ -99,6 +102,8 @@ pub(crate) async fn run(
         peer_tasks: JoinSet::new(),
         peer_tx,
         verifying: JoinSet::new(),
+        verify_queue: VecDeque::new(),
+        max_verifying: std::thread::available_parallelism().map_or(2, |n| n.get()),
         finalizing: JoinSet::new(),
         swarm,
         bytes_have: 0,
@@ -125,6 +130,10 @@ struct TorrentActor {
     peer_tasks: JoinSet<()>,
     peer_tx: mpsc::Sender<PeerEvent>,
     verifying: JoinSet<Verified>,
+    /// Complete pieces waiting for a verification slot.
+    verify_queue: VecDeque<(u32, PieceBuffer)>,
+    /// Verifications allowed at once (one per core): bounds threads and memory.
+    max_verifying: usize,
     finalizing: JoinSet<Result<(), StoreError>>,
     swarm: Swarm,
     bytes_have: u64,
@@ -227,6 +236,8 @@ impl TorrentActor {
         for peer in self.peers.values() {
             peer.handle.disconnect();
         }
+        // Pieces already downloaded are still verified and stored.
+        self.start_verifications();
         // Keep draining peer events so no peer blocks on a full mailbox.
         while !self.peer_tasks.is_empty() {
             tokio::select! {
@@ -235,6 +246,7 @@ impl TorrentActor {
             }
         }
         while let Some(done) = self.verifying.join_next().await {
+            self.start_verifications();
             if let Ok(v) = &done {
                 if let Err(e) = &v.result {
                     log::error!("{} piece {} could not be stored: {e}", self.tag, v.index);
@@ -459,7 +471,24 @@ impl TorrentActor {
         }
     }
 
+    /// Queues a complete piece for verification.
     fn verify(&mut self, index: u32, buffer: PieceBuffer) {
+        self.verify_queue.push_back((index, buffer));
+        self.start_verifications();
+    }
+
+    /// Starts queued verifications while slots are free.
+    fn start_verifications(&mut self) {
+        while self.verifying.len() < self.max_verifying {
+            let Some((index, buffer)) = self.verify_queue.pop_front() else {
+                break;
+            };
+            self.spawn_verification(index, buffer);
+        }
+    }
+
+    /// Hashes a piece on a blocking thread and, if it matches, stores it.
+    fn spawn_verification(&mut self, index: u32, buffer: PieceBuffer) {
         let contributors = buffer.contributors.clone();
         let Some(blocks) = buffer.into_blocks() else {
             // Cannot happen (the picker said complete), but never store a hole.
@@ -490,6 +519,11 @@ impl TorrentActor {
     }
 
     fn on_verified(&mut self, done: Result<Verified, JoinError>) {
+        let was_backlogged = self.verify_backlogged();
+        self.start_verifications();
+        if was_backlogged && !self.verify_backlogged() {
+            self.request_more_all();
+        }
         let verified = match done {
             Ok(v) => v,
             Err(e) => {
@@ -641,8 +675,18 @@ impl TorrentActor {
         }
     }
 
-    /// Fills `addr`'s request pipeline up to its target depth.
+    /// True while too many complete pieces wait for verification.
+    fn verify_backlogged(&self) -> bool {
+        let piece = u64::from(self.meta.piece_length).max(1);
+        self.verify_queue.len() as u64 * piece >= MAX_VERIFY_BACKLOG.max(piece)
+    }
+
+    /// Fills `addr`'s request pipeline up to its target depth, unless
+    /// verification is backlogged.
     fn request_more(&mut self, addr: SocketAddr) {
+        if self.verify_backlogged() {
+            return;
+        }
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
