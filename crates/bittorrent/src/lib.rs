@@ -29,6 +29,7 @@
 
 pub mod bencode;
 pub mod bitfield;
+pub mod choker;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
