@@ -1,13 +1,14 @@
-//! `bittorrent-cli`: download torrents from the command line.
+//! `bittorrent-cli`: download and seed torrents from the command line.
 //!
 //! A thin shell over the `bittorrent` library: arguments become a
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
 //! and the exit code.
 
 mod progress;
+mod summary;
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,21 +17,25 @@ use clap::Parser;
 
 use crate::progress::Progress;
 
-/// Download torrents from BitTorrent peers.
+/// Download torrents from BitTorrent peers, and seed them.
 #[derive(Parser, Debug)]
 #[command(name = "bittorrent-cli", version, about)]
 struct Args {
-    /// .torrent files to download.
+    /// .torrent files to download (or seed).
     #[arg(required = true, value_name = "TORRENT")]
     torrents: Vec<PathBuf>,
 
-    /// Directory to download into (multi-file torrents get a folder inside it).
+    /// Data directory (multi-file torrents get a folder inside it).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     output: PathBuf,
 
-    /// TCP port announced to trackers.
+    /// TCP port to accept peers on and announce to trackers (0: any free port).
     #[arg(short, long, default_value_t = 6881)]
     port: u16,
+
+    /// Address to accept peers on [default: every interface, IPv6 and IPv4].
+    #[arg(long, value_name = "IP")]
+    bind: Option<IpAddr>,
 
     /// Connect to this peer directly (repeatable), with or without trackers.
     #[arg(long = "peer", value_name = "ADDR")]
@@ -40,10 +45,24 @@ struct Args {
     #[arg(long)]
     no_tracker: bool,
 
-    /// Ignore any resume data and start from scratch. (Resume data does not
-    /// exist yet, so today every start is from scratch.)
+    /// Keep seeding after the download completes, until Ctrl-C. Data that is
+    /// already complete in the data directory is checked and seeded at once.
+    #[arg(long)]
+    seed: bool,
+
+    /// Regular upload slots (the choke algorithm adds one optimistic slot).
+    #[arg(long, default_value_t = 3)]
+    upload_slots: usize,
+
+    /// Ignore resume data. There is none yet: every start checks the data
+    /// directory by hashing what is there.
     #[arg(long)]
     skip_resume: bool,
+
+    /// On exit, print one JSON object per torrent on stdout (name, info_hash,
+    /// complete, downloaded, uploaded, wasted).
+    #[arg(long)]
+    json: bool,
 
     /// No progress display.
     #[arg(short, long)]
@@ -81,15 +100,26 @@ async fn run(args: Args) -> Result<(), String> {
         metas.push(meta);
     }
     if args.skip_resume {
-        log::debug!("--skip-resume: starting from scratch");
+        log::debug!("--skip-resume: there is no resume data yet; the data is checked by hash");
     }
 
+    let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let listen = SocketAddr::new(bind, args.port);
     let config = SessionConfig {
+        listen: Some(listen),
         port: args.port,
         use_trackers: !args.no_tracker,
+        upload_slots: args.upload_slots,
         ..SessionConfig::default()
     };
     let (session, mut events) = Session::spawn_with(config);
+    if session.listen_addr().is_none() {
+        session.shutdown();
+        session.join().await;
+        return Err(format!(
+            "cannot listen on {listen} (is the port in use? try -p)"
+        ));
+    }
     let mut progress = Progress::new(args.quiet);
     let mut pending = HashSet::new();
     for meta in metas {
@@ -102,6 +132,8 @@ async fn run(args: Args) -> Result<(), String> {
 
     let mut interrupts = 0;
     let mut failure = None;
+    let mut stopping = false;
+    let mut summaries = Vec::new();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -110,17 +142,29 @@ async fn run(args: Args) -> Result<(), String> {
                 match event {
                     Event::TorrentComplete { info_hash } => {
                         pending.remove(&info_hash);
-                        if pending.is_empty() {
+                        if args.seed {
+                            log::info!("{}: seeding", progress.name(&info_hash));
+                        } else if pending.is_empty() && !stopping {
+                            stopping = true;
+                            summaries = summary::collect(&session).await;
                             session.shutdown();
                         }
                     }
                     Event::TorrentError { info_hash, message } => {
                         failure.get_or_insert(format!("{}: {message}", progress.name(&info_hash)));
-                        session.shutdown();
+                        if !stopping {
+                            stopping = true;
+                            summaries = summary::collect(&session).await;
+                            session.shutdown();
+                        }
                     }
                     Event::Error { message } => {
                         failure.get_or_insert(message);
-                        session.shutdown();
+                        if !stopping {
+                            stopping = true;
+                            summaries = summary::collect(&session).await;
+                            session.shutdown();
+                        }
                     }
                     _ => {}
                 }
@@ -130,15 +174,23 @@ async fn run(args: Args) -> Result<(), String> {
                 if interrupts > 1 {
                     return Err("interrupted twice; exiting now".into());
                 }
-                eprintln!("stopping (Ctrl-C again to exit at once)");
-                failure.get_or_insert_with(|| "interrupted".into());
-                session.shutdown();
+                if !args.quiet {
+                    eprintln!("stopping (Ctrl-C again to exit at once)");
+                }
+                if !stopping {
+                    stopping = true;
+                    summaries = summary::collect(&session).await;
+                    session.shutdown();
+                }
             }
             _ = session.join() => break,
         }
     }
     session.join().await;
     progress.finish();
+    if args.json {
+        summary::print_json(&summaries);
+    }
     match failure {
         Some(message) => Err(message),
         None if pending.is_empty() => Ok(()),

@@ -129,6 +129,7 @@ async fn spawn_seeder(meta: &MetaInfo, data: Arc<Vec<u8>>, corrupt: bool) -> Tes
 async fn download(meta: MetaInfo, store: Arc<MemoryStore>, peers: Vec<SocketAddr>) -> Vec<Event> {
     let config = SessionConfig {
         use_trackers: false,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         ..SessionConfig::default()
     };
     let (session, mut events) = Session::spawn_with(config);
@@ -225,7 +226,12 @@ async fn corrupt_seeder_is_banned_and_download_completes() {
 
 #[tokio::test]
 async fn shutdown_ends_an_idle_session() {
-    let (session, mut events) = Session::spawn();
+    let config = SessionConfig {
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..SessionConfig::default()
+    };
+    let (session, mut events) = Session::spawn_with(config);
+    assert!(session.listen_addr().is_some());
     session.shutdown();
     tokio::time::timeout(Duration::from_secs(5), session.join())
         .await

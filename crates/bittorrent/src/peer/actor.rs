@@ -3,16 +3,20 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
-use crate::peer::{PeerCommand, PeerError, PeerParams};
+use crate::peer::upload::{validate_request, UploadQueue};
+use crate::peer::{Origin, PeerCommand, PeerError, PeerParams};
+use crate::store::StoreError;
 use crate::torrent::PeerEvent;
-use crate::types::{BlockInfo, BLOCK_SIZE};
+use crate::types::BlockInfo;
 use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
 
 /// A peer silent this long is dropped.
@@ -21,16 +25,19 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const KEEP_ALIVE: Duration = Duration::from_secs(60);
 
 type Conn = Framed<TcpStream, MessageCodec>;
+type BlockRead = Result<Vec<(BlockInfo, Bytes)>, StoreError>;
 
-/// Runs one outbound connection to its end, then reports why it ended.
+/// Runs one connection to its end, then reports why it ended.
 pub(crate) async fn run(
     addr: SocketAddr,
+    origin: Origin,
     params: PeerParams,
     commands: mpsc::Receiver<PeerCommand>,
     events: mpsc::Sender<PeerEvent>,
     cancel: CancellationToken,
 ) {
-    let tag = format!("[{} {addr}]", params.info_hash.short());
+    let tag = format!("[{} {addr}]", params.meta.info_hash.short());
+    let have = params.have.clone();
     let mut actor = PeerActor {
         addr,
         tag,
@@ -38,8 +45,11 @@ pub(crate) async fn run(
         events,
         cancel,
         commands,
+        have,
+        am_choking: true,
+        uploads: UploadQueue::default(),
     };
-    let reason = match actor.run().await {
+    let reason = match actor.run(origin).await {
         Ok(()) => "closed".to_owned(),
         Err(e) => e.to_string(),
     };
@@ -58,36 +68,54 @@ struct PeerActor {
     events: mpsc::Sender<PeerEvent>,
     cancel: CancellationToken,
     commands: mpsc::Receiver<PeerCommand>,
+    /// Our verified pieces (what we may serve).
+    have: Bitfield,
+    /// Whether we choke the peer (requests are refused while we do).
+    am_choking: bool,
+    /// The peer's requests waiting to be served.
+    uploads: UploadQueue,
 }
 
 impl PeerActor {
-    async fn run(&mut self) -> Result<(), PeerError> {
+    async fn run(&mut self, origin: Origin) -> Result<(), PeerError> {
         let cancel = self.cancel.clone();
         let conn = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
-            conn = tokio::time::timeout(self.params.connect_timeout, self.handshake()) => {
+            conn = tokio::time::timeout(self.params.connect_timeout, self.handshake(origin)) => {
                 conn.map_err(|_| PeerError::HandshakeTimeout)??
             }
         };
         self.message_loop(conn).await
     }
 
-    /// Connects, exchanges handshakes, and switches to the message codec
-    /// keeping any bytes that arrived after the handshake.
-    async fn handshake(&mut self) -> Result<Conn, PeerError> {
-        let stream = TcpStream::connect(self.addr)
-            .await
-            .map_err(PeerError::Connect)?;
-        stream.set_nodelay(true).map_err(PeerError::Connect)?;
-        let mut framed = Framed::new(stream, HandshakeCodec);
-        framed
-            .send(Handshake::new(self.params.info_hash, self.params.our_id))
-            .await?;
-        let theirs = match framed.next().await {
-            Some(hs) => hs?,
-            None => return Err(PeerError::Closed),
+    /// Completes the handshake (dialling first for an outbound connection),
+    /// and switches to the message codec keeping any bytes that arrived after
+    /// the handshake.
+    async fn handshake(&mut self, origin: Origin) -> Result<Conn, PeerError> {
+        let ours = Handshake::new(self.params.meta.info_hash, self.params.our_id);
+        let (framed, theirs) = match origin {
+            Origin::Outbound => {
+                let stream = TcpStream::connect(self.addr)
+                    .await
+                    .map_err(PeerError::Connect)?;
+                stream.set_nodelay(true).map_err(PeerError::Connect)?;
+                let mut framed = Framed::new(stream, HandshakeCodec);
+                framed.send(ours).await?;
+                let theirs = match framed.next().await {
+                    Some(hs) => hs?,
+                    None => return Err(PeerError::Closed),
+                };
+                (framed, theirs)
+            }
+            Origin::Inbound {
+                mut conn,
+                handshake,
+            } => {
+                conn.send(ours).await?;
+                (conn, handshake)
+            }
         };
-        if theirs.info_hash != self.params.info_hash {
+        if theirs.info_hash != self.params.meta.info_hash {
             return Err(PeerError::WrongInfoHash(theirs.info_hash));
         }
         if theirs.peer_id == self.params.our_id {
@@ -101,7 +129,8 @@ impl PeerActor {
         .await?;
 
         let parts = framed.into_parts();
-        let max_frame = MessageCodec::DEFAULT_MAX_FRAME_LEN.max(self.params.piece_count / 8 + 16);
+        let piece_count = self.params.meta.piece_count();
+        let max_frame = MessageCodec::DEFAULT_MAX_FRAME_LEN.max(piece_count / 8 + 16);
         let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::new(max_frame));
         next.read_buf = parts.read_buf;
         next.write_buf = parts.write_buf;
@@ -109,16 +138,21 @@ impl PeerActor {
     }
 
     async fn message_loop(&mut self, mut conn: Conn) -> Result<(), PeerError> {
-        if self.params.have.count_ones() > 0 {
-            let bytes = bytes::Bytes::copy_from_slice(self.params.have.as_bytes());
+        if self.have.count_ones() > 0 {
+            let bytes = Bytes::copy_from_slice(self.have.as_bytes());
             conn.send(Message::Bitfield(bytes)).await?;
         }
         let mut last_recv = Instant::now();
         let mut last_send = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // At most one store read in flight per peer (up to 256 KiB).
+        let mut reads: JoinSet<BlockRead> = JoinSet::new();
         let cancel = self.cancel.clone();
         loop {
+            if reads.is_empty() && !self.am_choking {
+                self.start_read(&mut reads);
+            }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 frame = conn.next() => {
@@ -137,6 +171,16 @@ impl PeerActor {
                     // The torrent dropped our handle: it is done with us.
                     None => return Ok(()),
                 },
+                Some(read) = reads.join_next(), if !reads.is_empty() => {
+                    let blocks = read.map_err(|e| StoreError::Io {
+                        op: "read task",
+                        path: Default::default(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+                    if self.send_blocks(blocks, &mut conn).await? {
+                        last_send = Instant::now();
+                    }
+                }
                 _ = tick.tick() => {
                     let now = Instant::now();
                     if now.duration_since(last_recv) >= IDLE_TIMEOUT {
@@ -150,6 +194,57 @@ impl PeerActor {
                 }
             }
         }
+    }
+
+    /// Reads the next run of queued requests from the store on a blocking
+    /// thread.
+    fn start_read(&mut self, reads: &mut JoinSet<BlockRead>) {
+        let run = self.uploads.next_run();
+        let Some(first) = run.first().copied() else {
+            return;
+        };
+        let total: u32 = run.iter().map(|b| b.length).sum();
+        let store = std::sync::Arc::clone(&self.params.store);
+        reads.spawn_blocking(move || {
+            let data = store.read_block(first.piece, first.begin, total)?;
+            let mut offset = 0usize;
+            let mut blocks = Vec::with_capacity(run.len());
+            for block in run {
+                let end = offset + block.length as usize;
+                blocks.push((block, data.slice(offset..end.min(data.len()))));
+                offset = end;
+            }
+            Ok(blocks)
+        });
+    }
+
+    /// Sends blocks read for the peer unless we choked it meanwhile. Returns
+    /// whether anything was sent.
+    async fn send_blocks(
+        &mut self,
+        blocks: Vec<(BlockInfo, Bytes)>,
+        conn: &mut Conn,
+    ) -> Result<bool, PeerError> {
+        if self.am_choking {
+            return Ok(false);
+        }
+        let mut bytes = 0u64;
+        for (block, data) in blocks {
+            bytes += data.len() as u64;
+            conn.feed(Message::Piece {
+                piece: block.piece,
+                begin: block.begin,
+                data,
+            })
+            .await?;
+        }
+        conn.flush().await?;
+        self.emit(PeerEvent::Uploaded {
+            addr: self.addr,
+            bytes,
+        })
+        .await?;
+        Ok(true)
     }
 
     async fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
@@ -172,7 +267,7 @@ impl PeerActor {
                 PeerEvent::Have { addr, piece }
             }
             Message::Bitfield(bytes) => {
-                let bitfield = Bitfield::from_bytes(&bytes, self.params.piece_count)?;
+                let bitfield = Bitfield::from_bytes(&bytes, self.params.meta.piece_count())?;
                 PeerEvent::Bitfield { addr, bitfield }
             }
             Message::Piece { piece, begin, data } => {
@@ -185,14 +280,20 @@ impl PeerActor {
                 PeerEvent::Block { addr, block, data }
             }
             Message::Request(block) => {
-                // Serving comes with seeding; until then every peer stays choked
-                // and its requests are dropped, as BEP 3 allows.
-                if block.length > 8 * BLOCK_SIZE {
-                    log::debug!("{} oversized request {block:?}", self.tag);
+                validate_request(block, &self.params.meta, &self.have)?;
+                if self.am_choking {
+                    // BEP 3: requests from a choked peer are dropped.
+                    log::trace!("{} request while choked: {block:?}", self.tag);
+                } else {
+                    self.uploads.push(block)?;
                 }
                 return Ok(());
             }
-            Message::Cancel(_) | Message::Port(_) => return Ok(()),
+            Message::Cancel(block) => {
+                self.uploads.cancel(block);
+                return Ok(());
+            }
+            Message::Port(_) => return Ok(()),
             Message::Unknown { id, .. } => {
                 log::trace!("{} ignoring message id {id}", self.tag);
                 return Ok(());
@@ -203,16 +304,47 @@ impl PeerActor {
 
     /// Writes `cmd` and whatever else is already queued, then flushes once.
     async fn on_command(&mut self, cmd: PeerCommand, conn: &mut Conn) -> Result<(), PeerError> {
-        feed(conn, cmd).await?;
+        self.feed(conn, cmd).await?;
         while let Ok(cmd) = self.commands.try_recv() {
-            feed(conn, cmd).await?;
+            self.feed(conn, cmd).await?;
         }
         conn.flush().await?;
         Ok(())
     }
 
+    /// Applies one command and queues its message(s) without flushing.
+    async fn feed(&mut self, conn: &mut Conn, cmd: PeerCommand) -> Result<(), PeerError> {
+        log::trace!("{} -> {cmd:?}", self.tag);
+        match cmd {
+            PeerCommand::Request(blocks) => {
+                for block in blocks {
+                    conn.feed(Message::Request(block)).await?;
+                }
+            }
+            PeerCommand::Cancel(block) => conn.feed(Message::Cancel(block)).await?,
+            PeerCommand::Have(piece) => {
+                self.have.set(piece as usize);
+                conn.feed(Message::Have(piece)).await?;
+            }
+            PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
+            PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
+            PeerCommand::Choke(choke) => {
+                if choke != self.am_choking {
+                    self.am_choking = choke;
+                    if choke {
+                        self.uploads.clear();
+                        conn.feed(Message::Choke).await?;
+                    } else {
+                        conn.feed(Message::Unchoke).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn check_piece(&self, piece: u32) -> Result<(), PeerError> {
-        if (piece as usize) < self.params.piece_count {
+        if (piece as usize) < self.params.meta.piece_count() {
             Ok(())
         } else {
             Err(PeerError::PieceOutOfRange(piece))
@@ -227,23 +359,6 @@ impl PeerActor {
             _ = self.cancel.cancelled() => Err(PeerError::Closed),
         }
     }
-}
-
-/// Queues the message(s) for one command without flushing.
-async fn feed(conn: &mut Conn, cmd: PeerCommand) -> Result<(), PeerError> {
-    log::trace!("-> {cmd:?}");
-    match cmd {
-        PeerCommand::Request(blocks) => {
-            for block in blocks {
-                conn.feed(Message::Request(block)).await?;
-            }
-        }
-        PeerCommand::Cancel(block) => conn.feed(Message::Cancel(block)).await?,
-        PeerCommand::Have(piece) => conn.feed(Message::Have(piece)).await?,
-        PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
-        PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
-    }
-    Ok(())
 }
 
 fn describe(msg: &Message) -> String {

@@ -2,7 +2,7 @@
 
 use crate::types::BlockInfo;
 
-/// What the torrent tells a peer actor to send.
+/// What the torrent tells a peer actor to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerCommand {
     /// Request these blocks (one `request` message each, flushed together).
@@ -13,4 +13,7 @@ pub enum PeerCommand {
     Have(u32),
     /// Send `interested` (true) or `not interested` (false).
     Interested(bool),
+    /// Choke (true) or unchoke (false) the peer. Choking drops its queued
+    /// requests, as BEP 3 specifies.
+    Choke(bool),
 }

@@ -1,7 +1,7 @@
 //! Why a peer connection ended.
 
 use crate::bitfield::BitfieldError;
-use crate::types::InfoHash;
+use crate::types::{BlockInfo, InfoHash};
 use crate::wire::WireError;
 
 /// Why a peer connection ended. Each ends that peer only.
@@ -28,6 +28,23 @@ pub enum PeerError {
     /// A piece index past the end of the torrent.
     #[error("piece index {0} out of range")]
     PieceOutOfRange(u32),
+    /// The peer asked for something we cannot or will not serve.
+    #[error("bad request {block:?}: {why}")]
+    BadRequest {
+        /// The request.
+        block: BlockInfo,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// The peer queued more requests than we accept.
+    #[error("more than {0} requests queued")]
+    RequestFlood(usize),
+    /// Reading a block to serve failed.
+    #[error("cannot read a block to serve: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The torrent refused the connection (limits, duplicate, ban).
+    #[error("refused: {0}")]
+    Refused(&'static str),
     /// Nothing received for too long.
     #[error("peer silent for {0} s")]
     Idle(u64),

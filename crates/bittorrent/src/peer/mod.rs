@@ -1,40 +1,65 @@
-//! The peer actor: one per connection. It performs the handshake, then
-//! translates between the wire and its torrent: messages from the socket
-//! become [`PeerEvent`](crate::torrent::PeerEvent)s, [`PeerCommand`]s from the
-//! torrent become messages. Decisions (what to request, whom to trust) are
+//! The peer actor: one per connection, outbound or inbound. It performs (or
+//! completes) the handshake, then translates between the wire and its
+//! torrent: messages from the socket become
+//! [`PeerEvent`](crate::torrent::PeerEvent)s, [`PeerCommand`]s from the torrent
+//! become messages. It serves the peer's requests from the store itself
+//! (validated, bounded, read off the async workers) while the torrent has it
+//! unchoked. Decisions (what to request, whom to unchoke, whom to trust) are
 //! the torrent's.
 
 mod actor;
 mod command;
 mod error;
+mod upload;
 
 pub use command::PeerCommand;
 pub use error::PeerError;
+pub use upload::{validate_request, MAX_QUEUED_REQUESTS, MAX_REQUEST_LEN};
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
+use crate::metainfo::MetaInfo;
+use crate::store::Store;
 use crate::torrent::PeerEvent;
-use crate::types::{InfoHash, PeerId};
+use crate::types::PeerId;
+use crate::wire::{Handshake, HandshakeCodec};
 
 /// What a peer actor needs to know about its torrent and session.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct PeerParams {
     /// The torrent.
-    pub info_hash: InfoHash,
+    pub meta: Arc<MetaInfo>,
+    /// Where verified pieces are read from to serve requests.
+    pub store: Arc<dyn Store>,
     /// Our peer id.
     pub our_id: PeerId,
-    /// Pieces in the torrent (to validate `have` and `bitfield`).
-    pub piece_count: usize,
-    /// Our verified pieces at connection time (sent as our bitfield).
+    /// Our verified pieces at connection time (sent as our bitfield; kept up
+    /// to date by [`PeerCommand::Have`]).
     pub have: Bitfield,
     /// Time allowed for connect plus handshake.
     pub connect_timeout: Duration,
+}
+
+/// How the connection came about.
+pub(crate) enum Origin {
+    /// We dial the address.
+    Outbound,
+    /// The session's listener accepted it and read the peer's handshake.
+    Inbound {
+        /// The connection, still in handshake framing (early bytes kept).
+        conn: Framed<TcpStream, HandshakeCodec>,
+        /// The handshake the peer sent.
+        handshake: Handshake,
+    },
 }
 
 /// The torrent's handle to one peer actor. Sending never waits: a peer whose
@@ -49,17 +74,18 @@ impl PeerHandle {
     /// Capacity of a peer's mailbox.
     const MAILBOX: usize = 512;
 
-    /// Prepares an outbound connection to `addr`; the returned future is the
-    /// actor (to be spawned by the torrent). It always ends by sending
+    /// Prepares the actor for a connection to or from `addr`; the returned
+    /// future is the actor (the torrent spawns it). It always ends by sending
     /// [`PeerEvent::Disconnected`].
-    pub(crate) fn connect(
+    pub(crate) fn start(
         addr: SocketAddr,
+        origin: Origin,
         params: PeerParams,
         events: mpsc::Sender<PeerEvent>,
         cancel: CancellationToken,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
-        let task = actor::run(addr, params, rx, events, cancel.clone());
+        let task = actor::run(addr, origin, params, rx, events, cancel.clone());
         (Self { tx, cancel }, task)
     }
 

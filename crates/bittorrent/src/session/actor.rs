@@ -4,104 +4,167 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError};
-use crate::torrent::TorrentHandle;
+use crate::torrent::{TorrentCommand, TorrentHandle};
 use crate::types::InfoHash;
 
+/// A torrent of the session and what stops it.
+struct Entry {
+    handle: TorrentHandle,
+    cancel: CancellationToken,
+}
+
+struct SessionActor {
+    config: Arc<SessionConfig>,
+    torrents: HashMap<InfoHash, Entry>,
+    tasks: JoinSet<InfoHash>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+}
+
 /// Runs the session until `cancel` fires or every handle is dropped, then
-/// stops every torrent, waits for them, and fires `finished`.
+/// stops the listener and every torrent, waits for them, and fires `finished`.
 pub(crate) async fn run(
     config: SessionConfig,
     mut rx: mpsc::Receiver<SessionCommand>,
     events: broadcast::Sender<Event>,
+    listener: Option<JoinHandle<()>>,
     cancel: CancellationToken,
     finished: CancellationToken,
 ) {
-    let config = Arc::new(config);
-    let mut torrents: HashMap<InfoHash, TorrentHandle> = HashMap::new();
-    let mut tasks: JoinSet<InfoHash> = JoinSet::new();
-    log::debug!("session started, peer id {:?}", config.peer_id);
+    let mut actor = SessionActor {
+        config: Arc::new(config),
+        torrents: HashMap::new(),
+        tasks: JoinSet::new(),
+        events,
+        cancel: cancel.clone(),
+    };
+    log::debug!("session started, peer id {:?}", actor.config.peer_id);
 
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             cmd = rx.recv() => match cmd {
-                Some(cmd) => handle(cmd, &config, &mut torrents, &mut tasks, &events, &cancel),
+                Some(cmd) => actor.handle(cmd),
                 None => break,
             },
-            Some(ended) = tasks.join_next(), if !tasks.is_empty() => match ended {
+            Some(ended) = actor.tasks.join_next(), if !actor.tasks.is_empty() => match ended {
                 Ok(info_hash) => {
                     log::debug!("[{}] torrent task ended", info_hash.short());
-                    torrents.remove(&info_hash);
+                    actor.torrents.remove(&info_hash);
                 }
                 Err(e) => log::error!("a torrent task failed: {e}"),
             },
         }
     }
 
-    log::info!("session shutting down ({} torrents)", torrents.len());
+    log::info!("session shutting down ({} torrents)", actor.torrents.len());
     cancel.cancel();
-    drop(torrents);
-    while let Some(res) = tasks.join_next().await {
+    // Inbound connections still queued in our mailbox are dropped with it.
+    drop(rx);
+    if let Some(listener) = listener {
+        let _ = listener.await;
+    }
+    actor.torrents.clear();
+    while let Some(res) = actor.tasks.join_next().await {
         if let Err(e) = res {
             log::error!("a torrent task failed during shutdown: {e}");
         }
     }
-    drop(events);
+    drop(actor);
     finished.cancel();
     log::debug!("session ended");
 }
 
-fn handle(
-    cmd: SessionCommand,
-    config: &Arc<SessionConfig>,
-    torrents: &mut HashMap<InfoHash, TorrentHandle>,
-    tasks: &mut JoinSet<InfoHash>,
-    events: &broadcast::Sender<Event>,
-    cancel: &CancellationToken,
-) {
-    match cmd {
-        SessionCommand::AddTorrent { torrent, reply } => {
-            let info_hash = torrent.info_hash();
-            let result = if torrents.contains_key(&info_hash) {
-                let err = SessionError::DuplicateTorrent(info_hash);
-                log::warn!("{err}");
-                let _ = events.send(Event::Error {
-                    message: err.to_string(),
-                });
-                Err(err)
-            } else {
-                let name = torrent.name().to_owned();
-                let (handle, task) = TorrentHandle::spawn(
-                    torrent,
-                    Arc::clone(config),
-                    events.clone(),
-                    cancel.child_token(),
-                );
-                tasks.spawn(async move {
-                    if let Err(e) = task.await {
-                        log::error!("[{}] torrent task failed: {e}", info_hash.short());
+impl SessionActor {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn handle(&mut self, cmd: SessionCommand) {
+        match cmd {
+            SessionCommand::AddTorrent { torrent, reply } => {
+                let result = self.add(torrent);
+                if let Some(reply) = reply {
+                    let _ = reply.send(result);
+                }
+            }
+            SessionCommand::GetTorrent { info_hash, reply } => {
+                let _ = reply.send(self.torrents.get(&info_hash).map(|e| e.handle.clone()));
+            }
+            SessionCommand::ListTorrents { reply } => {
+                let _ = reply.send(self.torrents.values().map(|e| e.handle.clone()).collect());
+            }
+            SessionCommand::RemoveTorrent { info_hash, reply } => {
+                let found = match self.torrents.remove(&info_hash) {
+                    Some(entry) => {
+                        log::info!("[{}] removing torrent", info_hash.short());
+                        entry.cancel.cancel();
+                        self.emit(Event::TorrentRemoved { info_hash });
+                        true
                     }
-                    info_hash
-                });
-                torrents.insert(info_hash, handle.clone());
-                log::info!("[{}] added torrent {name:?}", info_hash.short());
-                let _ = events.send(Event::TorrentAdded { info_hash, name });
-                Ok(handle)
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
+                    None => false,
+                };
+                let _ = reply.send(found);
+            }
+            SessionCommand::Inbound {
+                addr,
+                conn,
+                handshake,
+            } => {
+                let info_hash = handshake.info_hash;
+                match self.torrents.get(&info_hash) {
+                    Some(entry) => {
+                        let cmd = TorrentCommand::Inbound {
+                            addr,
+                            conn,
+                            handshake,
+                        };
+                        entry.handle.offer_inbound(cmd);
+                    }
+                    None => log::debug!("{addr} asked for unknown torrent {info_hash}; refused"),
+                }
             }
         }
-        SessionCommand::GetTorrent { info_hash, reply } => {
-            let _ = reply.send(torrents.get(&info_hash).cloned());
+    }
+
+    fn add(&mut self, torrent: crate::torrent::Torrent) -> Result<TorrentHandle, SessionError> {
+        let info_hash = torrent.info_hash();
+        if self.torrents.contains_key(&info_hash) {
+            let err = SessionError::DuplicateTorrent(info_hash);
+            log::warn!("{err}");
+            self.emit(Event::Error {
+                message: err.to_string(),
+            });
+            return Err(err);
         }
-        SessionCommand::ListTorrents { reply } => {
-            let _ = reply.send(torrents.values().cloned().collect());
-        }
+        let name = torrent.name().to_owned();
+        let cancel = self.cancel.child_token();
+        let (handle, task) = TorrentHandle::spawn(
+            torrent,
+            Arc::clone(&self.config),
+            self.events.clone(),
+            cancel.clone(),
+        );
+        self.tasks.spawn(async move {
+            if let Err(e) = task.await {
+                log::error!("[{}] torrent task failed: {e}", info_hash.short());
+            }
+            info_hash
+        });
+        self.torrents.insert(
+            info_hash,
+            Entry {
+                handle: handle.clone(),
+                cancel,
+            },
+        );
+        log::info!("[{}] added torrent {name:?}", info_hash.short());
+        self.emit(Event::TorrentAdded { info_hash, name });
+        Ok(handle)
     }
 }

@@ -1,10 +1,16 @@
-//! Commands a [`SessionHandle`](crate::session::SessionHandle) sends to the session actor.
+//! Commands a [`SessionHandle`](crate::session::SessionHandle) (or the
+//! listener) sends to the session actor.
 
+use std::net::SocketAddr;
+
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_util::codec::Framed;
 
 use crate::session::SessionError;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
+use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request to the session actor.
 pub(crate) enum SessionCommand {
@@ -21,5 +27,16 @@ pub(crate) enum SessionCommand {
     /// List every torrent.
     ListTorrents {
         reply: oneshot::Sender<Vec<TorrentHandle>>,
+    },
+    /// Stop a torrent and forget it; its data stays in its store.
+    RemoveTorrent {
+        info_hash: InfoHash,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A connection accepted by the listener, handshake read.
+    Inbound {
+        addr: SocketAddr,
+        conn: Framed<TcpStream, HandshakeCodec>,
+        handshake: Handshake,
     },
 }

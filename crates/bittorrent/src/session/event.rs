@@ -19,6 +19,29 @@ pub enum Event {
         /// Its name.
         name: String,
     },
+    /// The data already in the store was checked; the torrent starts
+    /// downloading (or seeding, if it is complete).
+    TorrentChecked {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Pieces found valid.
+        pieces_have: usize,
+    },
+    /// The torrent was paused.
+    TorrentPaused {
+        /// The torrent.
+        info_hash: InfoHash,
+    },
+    /// The torrent was resumed.
+    TorrentResumed {
+        /// The torrent.
+        info_hash: InfoHash,
+    },
+    /// The torrent was removed from the session (its data stays on disk).
+    TorrentRemoved {
+        /// The torrent.
+        info_hash: InfoHash,
+    },
     /// A piece passed its hash check and was stored.
     PieceVerified {
         /// The torrent.

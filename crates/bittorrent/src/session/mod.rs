@@ -8,10 +8,12 @@ mod actor;
 mod command;
 mod error;
 mod event;
+mod listener;
 
 pub use error::SessionError;
 pub use event::{Event, EventReceiver};
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -26,10 +28,19 @@ use crate::types::{InfoHash, PeerId};
 pub struct SessionConfig {
     /// Our peer id, sent in handshakes and announces.
     pub peer_id: PeerId,
-    /// The TCP port announced to trackers.
+    /// Where to accept peer connections; `None` accepts none. The default,
+    /// `[::]:6881`, is every interface, IPv6 and IPv4 (dual-stack). Port 0
+    /// picks a free port; [`SessionHandle::listen_addr`] tells which.
+    pub listen: Option<SocketAddr>,
+    /// The TCP port announced to trackers when not listening (when
+    /// listening, the listener's port is announced).
     pub port: u16,
-    /// Outbound connections a torrent keeps open at most.
+    /// A torrent dials out only while it has fewer connections than this.
     pub max_peers_per_torrent: usize,
+    /// A torrent refuses inbound connections once it has this many.
+    pub max_connections_per_torrent: usize,
+    /// Regular upload slots of the choke algorithm (plus one optimistic).
+    pub upload_slots: usize,
     /// Time allowed for a TCP connect plus handshake.
     pub connect_timeout: Duration,
     /// Whether torrents announce to the trackers listed in their metainfo.
@@ -41,8 +52,11 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             peer_id: PeerId::generate(),
+            listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 6881))),
             port: 6881,
             max_peers_per_torrent: 30,
+            max_connections_per_torrent: 50,
+            upload_slots: 3,
             connect_timeout: Duration::from_secs(10),
             use_trackers: true,
         }
@@ -67,13 +81,30 @@ impl Session {
         Self::spawn_with(SessionConfig::default())
     }
 
-    /// Starts a session with `config` on the current tokio runtime.
+    /// Starts a session with `config` on the current tokio runtime. If the
+    /// listen address cannot be bound, the session runs without accepting
+    /// connections, logs the error and publishes an [`Event::Error`]
+    /// ([`SessionHandle::listen_addr`] is then `None`).
     ///
     /// # Panics
     /// When called outside a tokio runtime (like `tokio::spawn`).
-    pub fn spawn_with(config: SessionConfig) -> (SessionHandle, EventReceiver) {
+    pub fn spawn_with(mut config: SessionConfig) -> (SessionHandle, EventReceiver) {
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
         let (events_tx, events_rx) = broadcast::channel(Self::EVENT_BUFFER);
+        let listener = config.listen.and_then(|addr| match listener::bind(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let message = format!("cannot listen on {addr}: {e}");
+                log::error!("{message}");
+                let _ = events_tx.send(Event::Error { message });
+                None
+            }
+        });
+        let listen_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
+        if let Some(addr) = listen_addr {
+            log::info!("listening on {addr}");
+            config.port = addr.port();
+        }
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
         let handle = SessionHandle {
@@ -81,8 +112,18 @@ impl Session {
             cancel: cancel.clone(),
             finished: finished.clone(),
             events: events_tx.downgrade(),
+            listen_addr,
         };
-        tokio::spawn(actor::run(config, rx, events_tx, cancel, finished));
+        let listener = listener.map(|l| {
+            tokio::spawn(listener::run(
+                l,
+                handle.tx.downgrade(),
+                cancel.child_token(),
+            ))
+        });
+        tokio::spawn(actor::run(
+            config, rx, events_tx, listener, cancel, finished,
+        ));
         (handle, EventReceiver::new(events_rx))
     }
 }
@@ -94,9 +135,29 @@ pub struct SessionHandle {
     cancel: CancellationToken,
     finished: CancellationToken,
     events: broadcast::WeakSender<Event>,
+    listen_addr: Option<SocketAddr>,
 }
 
 impl SessionHandle {
+    /// The address the session accepts peer connections on, if it listens.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        self.listen_addr
+    }
+
+    /// Stops a torrent (announcing `stopped`) and removes it from the
+    /// session; its data stays in its store. Returns whether it was there.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn remove_torrent(&self, info_hash: InfoHash) -> Result<bool, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionCommand::RemoveTorrent { info_hash, reply })
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        rx.await.map_err(|_| SessionError::Stopped)
+    }
+
     /// Adds a torrent and starts downloading it. Returns its info-hash at once;
     /// the outcome arrives as [`Event::TorrentAdded`] or [`Event::Error`] (a
     /// torrent that is already in the session is refused).

@@ -20,16 +20,17 @@ use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
+use crate::choker::{Choker, ChokerConfig, PeerView};
 use crate::metainfo::MetaInfo;
-use crate::peer::{PeerCommand, PeerHandle, PeerParams};
+use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::picker::{Picker, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
 use crate::torrent::piece::PieceBuffer;
 use crate::torrent::swarm::Swarm;
-use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentStats};
+use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentState, TorrentStats};
 use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
-use crate::types::{BlockInfo, InfoHash, BLOCK_SIZE};
+use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
 
 /// Capacity of the mailbox all peers of a torrent report into.
 const PEER_EVENTS: usize = 256;
@@ -46,8 +47,10 @@ const MAX_UNREQUESTED: u64 = 2 * 1024 * 1024;
 /// Hash-failure weight at which a peer is banned (a sole contributor of a bad
 /// piece adds 2, a co-contributor 1).
 const BAN_THRESHOLD: u32 = 4;
+/// Seconds (ticks) between rounds of the choke algorithm.
+const CHOKE_ROUND_TICKS: u64 = 10;
 
-/// Runs a torrent until `cancel` fires or storage fails.
+/// Runs a torrent until `cancel` fires, it is removed, or storage fails.
 pub(crate) async fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
@@ -60,33 +63,21 @@ pub(crate) async fn run(
     let info_hash = meta.info_hash;
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
     let picker = Picker::new(meta.piece_count(), meta.piece_length, meta.total_length);
-    let left = meta.total_length;
-    let (stats_tx, stats_rx) = watch::channel(TransferStats {
+    let (stats_tx, _) = watch::channel(TransferStats {
         uploaded: 0,
         downloaded: 0,
-        left,
+        left: meta.total_length,
     });
     let mut swarm = Swarm::default();
     for addr in &torrent.peers {
         swarm.add(*addr, true, now);
     }
-
     let (tracker_tx, tracker_rx) = mpsc::channel(16);
-    let tracker =
-        (torrent.use_trackers && config.use_trackers && !meta.trackers.is_empty()).then(|| {
-            let cfg = AnnouncerConfig::new(
-                meta.trackers.clone(),
-                info_hash,
-                config.peer_id,
-                config.port,
-            );
-            tokio::spawn(run_announcer(
-                cfg,
-                stats_rx,
-                tracker_tx,
-                cancel.child_token(),
-            ))
-        });
+    let use_trackers = torrent.use_trackers && config.use_trackers && !meta.trackers.is_empty();
+    let choker = Choker::new(ChokerConfig {
+        slots: config.upload_slots,
+        ..ChokerConfig::default()
+    });
 
     let mut actor = TorrentActor {
         info_hash,
@@ -96,7 +87,9 @@ pub(crate) async fn run(
         config,
         events,
         cancel,
+        state: State::Checking,
         picker,
+        choker,
         pieces: HashMap::new(),
         peers: HashMap::new(),
         peer_tasks: JoinSet::new(),
@@ -112,8 +105,24 @@ pub(crate) async fn run(
         wasted: 0,
         stats_tx,
         complete: false,
+        use_trackers,
+        tracker_tx,
+        announcer: None,
+        announcers: JoinSet::new(),
+        ticks: 0,
     };
-    actor.run(commands, peer_rx, tracker_rx, tracker).await;
+    actor.run(commands, peer_rx, tracker_rx).await;
+}
+
+/// The torrent's life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Hashing what is already in the store.
+    Checking,
+    /// Downloading and/or seeding.
+    Active,
+    /// No connections, no announces; state kept.
+    Paused,
 }
 
 struct TorrentActor {
@@ -124,7 +133,9 @@ struct TorrentActor {
     config: Arc<SessionConfig>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
+    state: State,
     picker: Picker,
+    choker: Choker<SocketAddr>,
     pieces: HashMap<u32, PieceBuffer>,
     peers: HashMap<SocketAddr, PeerEntry>,
     peer_tasks: JoinSet<()>,
@@ -142,6 +153,14 @@ struct TorrentActor {
     wasted: u64,
     stats_tx: watch::Sender<TransferStats>,
     complete: bool,
+    use_trackers: bool,
+    tracker_tx: mpsc::Sender<TrackerUpdate>,
+    /// Cancels the running announce loop, if one runs.
+    announcer: Option<CancellationToken>,
+    /// Announce loops, the running one and any still sending `stopped`.
+    announcers: JoinSet<()>,
+    /// One-second ticks since start (the choker runs every `CHOKE_ROUND` ticks).
+    ticks: u64,
 }
 
 /// The torrent's view of one peer connection.
@@ -149,18 +168,30 @@ struct PeerEntry {
     handle: PeerHandle,
     /// Handshake done.
     connected: bool,
+    /// The peer dialled us.
+    inbound: bool,
+    /// From its handshake.
+    peer_id: Option<PeerId>,
     /// Pieces the peer has (exactly what was added to the picker's availability).
     bitfield: Bitfield,
     /// Blocks requested from this peer and not yet answered.
     in_flight: HashSet<BlockInfo>,
     choking_us: bool,
     am_interested: bool,
+    am_choking: bool,
     peer_interested: bool,
+    /// Payload it sent us.
     rate: RateMeter,
+    /// Payload we sent it.
+    upload: RateMeter,
     /// Current pipeline depth target.
     target: usize,
     /// Last time a requested block arrived (or the pipeline was empty).
     last_block: Instant,
+    /// Last time any block arrived from it (for the choker's snubbing).
+    last_piece: Option<Instant>,
+    connected_at: Instant,
+    last_unchoked: Option<Instant>,
     /// Bytes of blocks received that we never requested from it.
     unrequested: u64,
     /// Weighted count of failed pieces it contributed to.
@@ -180,24 +211,26 @@ impl TorrentActor {
         mut commands: mpsc::Receiver<TorrentCommand>,
         mut peer_rx: mpsc::Receiver<PeerEvent>,
         mut tracker_rx: mpsc::Receiver<TrackerUpdate>,
-        tracker: Option<JoinHandle<()>>,
     ) {
         log::info!(
-            "{} starting {:?}: {} pieces of {} bytes, {} bytes",
+            "{} checking {:?}: {} pieces of {} bytes, {} bytes",
             self.tag,
             self.meta.name,
             self.meta.piece_count(),
             self.meta.piece_length,
             self.meta.total_length
         );
-        let mut tracker_open = tracker.is_some();
+        let mut check = Some(self.spawn_check());
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        self.connect_more();
         let cancel = self.cancel.clone();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                checked = async { check.as_mut().expect("guarded").await }, if check.is_some() => {
+                    check = None;
+                    self.on_checked(checked);
+                }
                 event = peer_rx.recv() => match event {
                     Some(event) => self.on_peer_event(event),
                     // We hold a sender ourselves, so this cannot happen.
@@ -214,23 +247,24 @@ impl TorrentActor {
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                update = tracker_rx.recv(), if tracker_open => match update {
+                update = tracker_rx.recv() => match update {
                     Some(update) => self.on_tracker(update),
-                    None => tracker_open = false,
+                    // We hold a sender ourselves, so this cannot happen.
+                    None => break,
                 },
                 Some(_) = self.peer_tasks.join_next(), if !self.peer_tasks.is_empty() => {}
+                Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
                 _ = tick.tick() => self.on_tick(),
             }
         }
-        self.shutdown(peer_rx, tracker).await;
+        if let Some(check) = check {
+            check.abort();
+        }
+        self.shutdown(peer_rx).await;
     }
 
     /// Stops every child and waits for them; pieces being written finish.
-    async fn shutdown(
-        &mut self,
-        mut peer_rx: mpsc::Receiver<PeerEvent>,
-        tracker: Option<JoinHandle<()>>,
-    ) {
+    async fn shutdown(&mut self, mut peer_rx: mpsc::Receiver<PeerEvent>) {
         log::debug!("{} stopping", self.tag);
         self.cancel.cancel();
         for peer in self.peers.values() {
@@ -254,10 +288,94 @@ impl TorrentActor {
             }
         }
         while self.finalizing.join_next().await.is_some() {}
-        if let Some(t) = tracker {
-            let _ = t.await;
-        }
+        self.stop_announcer();
+        while self.announcers.join_next().await.is_some() {}
         log::info!("{} stopped", self.tag);
+    }
+
+    /// Hashes every piece already in the store, on a blocking thread.
+    fn spawn_check(&self) -> JoinHandle<Bitfield> {
+        let store = Arc::clone(&self.store);
+        let meta = Arc::clone(&self.meta);
+        let cancel = self.cancel.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut have = Bitfield::new(meta.piece_count());
+            for (index, expected) in meta.piece_hashes.iter().enumerate() {
+                if cancel.is_cancelled() {
+                    break;
+                }
+                let index = index as u32;
+                // A missing or short file is simply a piece we do not have.
+                let Ok(data) = store.read_block(index, 0, meta.piece_len(index)) else {
+                    continue;
+                };
+                if Sha1::digest(&data).as_slice() == expected {
+                    have.set(index as usize);
+                }
+            }
+            have
+        })
+    }
+
+    fn on_checked(&mut self, checked: Result<Bitfield, JoinError>) {
+        let have = checked.unwrap_or_else(|e| {
+            log::error!("{} checking failed: {e}; starting from scratch", self.tag);
+            Bitfield::new(self.meta.piece_count())
+        });
+        for index in have.iter_ones() {
+            let index = index as u32;
+            self.picker.mark_have(index);
+            self.bytes_have += u64::from(self.meta.piece_len(index));
+        }
+        let count = have.count_ones();
+        log::info!(
+            "{} {count} of {} pieces already present",
+            self.tag,
+            self.meta.piece_count()
+        );
+        self.emit(Event::TorrentChecked {
+            info_hash: self.info_hash,
+            pieces_have: count,
+        });
+        self.state = State::Active;
+        self.publish_transfer();
+        if self.picker.is_complete() {
+            self.complete = true;
+            log::info!("{} seeding", self.tag);
+            self.emit(Event::TorrentComplete {
+                info_hash: self.info_hash,
+            });
+        }
+        self.start_announcer();
+        self.connect_more();
+    }
+
+    fn start_announcer(&mut self) {
+        if !self.use_trackers || self.announcer.is_some() {
+            return;
+        }
+        let cfg = AnnouncerConfig::new(
+            self.meta.trackers.clone(),
+            self.info_hash,
+            self.config.peer_id,
+            self.config.port,
+        );
+        let token = self.cancel.child_token();
+        self.announcers.spawn(run_announcer(
+            cfg,
+            self.stats_tx.subscribe(),
+            self.tracker_tx.clone(),
+            token.clone(),
+        ));
+        self.announcer = Some(token);
+    }
+
+    /// Stops the announce loop; it sends `stopped` (with a short timeout) in
+    /// the background and is reaped from `announcers`.
+    fn stop_announcer(&mut self) {
+        if let Some(token) = self.announcer.take() {
+            token.cancel();
+        }
     }
 
     fn emit(&self, event: Event) {
@@ -278,7 +396,87 @@ impl TorrentActor {
                 }
                 self.connect_more();
             }
+            TorrentCommand::Inbound {
+                addr,
+                conn,
+                handshake,
+            } => {
+                self.accept(addr, Origin::Inbound { conn, handshake });
+            }
+            TorrentCommand::Pause => self.pause(),
+            TorrentCommand::Resume => self.resume(),
         }
+    }
+
+    /// Disconnects every peer and stops announcing; what was downloaded stays.
+    fn pause(&mut self) {
+        if self.state != State::Active {
+            return;
+        }
+        log::info!("{} paused", self.tag);
+        self.state = State::Paused;
+        for peer in self.peers.values() {
+            peer.handle.disconnect();
+        }
+        self.stop_announcer();
+        self.emit(Event::TorrentPaused {
+            info_hash: self.info_hash,
+        });
+    }
+
+    fn resume(&mut self) {
+        if self.state != State::Paused {
+            return;
+        }
+        log::info!("{} resumed", self.tag);
+        self.state = State::Active;
+        self.start_announcer();
+        self.connect_more();
+        self.emit(Event::TorrentResumed {
+            info_hash: self.info_hash,
+        });
+    }
+
+    /// Takes an inbound connection unless a limit or rule says no.
+    fn accept(&mut self, addr: SocketAddr, origin: Origin) {
+        let refusal = if self.state != State::Active {
+            Some("torrent not active")
+        } else if self.peers.len() >= self.config.max_connections_per_torrent {
+            Some("connection limit reached")
+        } else if self.peers.contains_key(&addr) {
+            Some("already connected")
+        } else if self.swarm.is_banned(&addr) {
+            Some("banned")
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            log::debug!("{} refusing inbound {addr}: {why}", self.tag);
+            return;
+        }
+        self.spawn_peer(addr, origin, true);
+    }
+
+    /// Starts a peer actor for `addr`.
+    fn spawn_peer(&mut self, addr: SocketAddr, origin: Origin, inbound: bool) {
+        let params = PeerParams {
+            meta: Arc::clone(&self.meta),
+            store: Arc::clone(&self.store),
+            our_id: self.config.peer_id,
+            have: self.picker.have().clone(),
+            connect_timeout: self.config.connect_timeout,
+        };
+        let (handle, task) = PeerHandle::start(
+            addr,
+            origin,
+            params,
+            self.peer_tx.clone(),
+            self.cancel.child_token(),
+        );
+        self.peer_tasks.spawn(task);
+        let now = Instant::now();
+        let entry = PeerEntry::new(handle, self.meta.piece_count(), inbound, now);
+        self.peers.insert(addr, entry);
     }
 
     fn on_tracker(&mut self, update: TrackerUpdate) {
@@ -321,7 +519,7 @@ impl TorrentActor {
     /// Dials candidates while below the connection limit. A complete torrent
     /// does not dial out (seeding arrives with inbound connections).
     fn connect_more(&mut self) {
-        if self.complete || self.cancel.is_cancelled() {
+        if self.state != State::Active || self.cancel.is_cancelled() {
             return;
         }
         let now = Instant::now();
@@ -330,34 +528,29 @@ impl TorrentActor {
             let Some(addr) = self.swarm.next(now, |a| peers.contains_key(a)) else {
                 break;
             };
-            let params = PeerParams {
-                info_hash: self.info_hash,
-                our_id: self.config.peer_id,
-                piece_count: self.meta.piece_count(),
-                have: self.picker.have().clone(),
-                connect_timeout: self.config.connect_timeout,
-            };
-            let (handle, task) = PeerHandle::connect(
-                addr,
-                params,
-                self.peer_tx.clone(),
-                self.cancel.child_token(),
-            );
-            self.peer_tasks.spawn(task);
             log::debug!("{} connecting to {addr}", self.tag);
-            self.peers
-                .insert(addr, PeerEntry::new(handle, self.meta.piece_count(), now));
+            self.spawn_peer(addr, Origin::Outbound, false);
         }
     }
 
     fn on_peer_event(&mut self, event: PeerEvent) {
         match event {
             PeerEvent::Connected { addr, peer_id } => {
+                let duplicate = self.peers.values().any(|p| p.peer_id == Some(peer_id));
                 let Some(peer) = self.peers.get_mut(&addr) else {
                     return;
                 };
+                if duplicate {
+                    // The same client reached through a second address (or
+                    // both sides dialled each other): keep one connection.
+                    log::debug!("{} {addr} is a duplicate of a connected peer", self.tag);
+                    peer.handle.disconnect();
+                    return;
+                }
                 peer.connected = true;
+                peer.peer_id = Some(peer_id);
                 peer.last_block = Instant::now();
+                peer.connected_at = Instant::now();
                 self.swarm.connected(addr);
                 log::debug!("{} {addr} connected ({peer_id:?})", self.tag);
                 self.emit(Event::PeerConnected {
@@ -373,6 +566,7 @@ impl TorrentActor {
                 self.picker.add_peer(&bitfield);
                 peer.bitfield = bitfield;
                 self.update_interest(addr);
+                self.drop_if_both_seeds(addr);
             }
             PeerEvent::Have { addr, piece } => {
                 let Some(peer) = self.peers.get_mut(&addr) else {
@@ -383,6 +577,7 @@ impl TorrentActor {
                     if !peer.am_interested {
                         self.update_interest(addr);
                     }
+                    self.drop_if_both_seeds(addr);
                 }
             }
             PeerEvent::Choked { addr } => {
@@ -407,12 +602,34 @@ impl TorrentActor {
                 self.request_more(addr);
             }
             PeerEvent::Interest { addr, interested } => {
+                let Some(peer) = self.peers.get_mut(&addr) else {
+                    return;
+                };
+                peer.peer_interested = interested;
+                if interested {
+                    self.unchoke_if_slot_free(addr);
+                }
+            }
+            PeerEvent::Uploaded { addr, bytes } => {
+                let now = Instant::now();
+                self.upload.add(bytes, now);
                 if let Some(peer) = self.peers.get_mut(&addr) {
-                    peer.peer_interested = interested;
+                    peer.upload.add(bytes, now);
                 }
             }
             PeerEvent::Block { addr, block, data } => self.on_block(addr, block, data),
             PeerEvent::Disconnected { addr, reason } => self.on_disconnected(addr, reason),
+        }
+    }
+
+    /// Two seeds have nothing to exchange: close the connection.
+    fn drop_if_both_seeds(&mut self, addr: SocketAddr) {
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        if self.complete && peer.bitfield.is_full() {
+            log::debug!("{} {addr} is a seed too; disconnecting", self.tag);
+            peer.handle.disconnect();
         }
     }
 
@@ -424,6 +641,7 @@ impl TorrentActor {
             return;
         };
         peer.rate.add(len, now);
+        peer.last_piece = Some(now);
         if !peer.in_flight.remove(&block) {
             // Late after a cancel or choke, or never asked for.
             self.wasted += len;
@@ -594,10 +812,11 @@ impl TorrentActor {
     fn on_complete(&mut self) {
         self.complete = true;
         log::info!("{} all pieces verified; finalizing storage", self.tag);
-        // No longer interested in anyone.
+        // No longer interested in anyone, and other seeds are of no use.
         let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
         for addr in addrs {
             self.update_interest(addr);
+            self.drop_if_both_seeds(addr);
         }
         let store = Arc::clone(&self.store);
         self.finalizing.spawn_blocking(move || store.finalize());
@@ -613,7 +832,7 @@ impl TorrentActor {
         });
         match result {
             Ok(()) => {
-                log::info!("{} download complete", self.tag);
+                log::info!("{} download complete; seeding", self.tag);
                 self.emit(Event::TorrentComplete {
                     info_hash: self.info_hash,
                 });
@@ -737,6 +956,10 @@ impl TorrentActor {
                 peer.handle.disconnect();
             }
         }
+        self.ticks += 1;
+        if self.ticks % CHOKE_ROUND_TICKS == 0 {
+            self.run_choke_round(now);
+        }
         self.request_more_all();
         self.connect_more();
         self.publish_transfer();
@@ -745,6 +968,51 @@ impl TorrentActor {
             info_hash: self.info_hash,
             stats,
         });
+    }
+
+    /// One round of the choke algorithm: unchoke whom the choker picks,
+    /// choke everyone else.
+    fn run_choke_round(&mut self, now: Instant) {
+        let views: Vec<PeerView<SocketAddr>> = self
+            .peers
+            .iter_mut()
+            .filter(|(_, p)| p.connected)
+            .map(|(addr, p)| PeerView {
+                id: *addr,
+                interested: p.peer_interested,
+                choked: p.am_choking,
+                download_rate: p.rate.rate(now),
+                upload_rate: p.upload.rate(now),
+                connected_at: p.connected_at,
+                last_unchoked: p.last_unchoked,
+                last_piece_received: p.last_piece,
+                am_interested: p.am_interested,
+            })
+            .collect();
+        let decision = self.choker.run_round(&views, self.complete, now);
+        let unchoke: HashSet<SocketAddr> = decision.unchoke.into_iter().collect();
+        log::debug!("{} choke round: unchoking {unchoke:?}", self.tag);
+        for (addr, peer) in &mut self.peers {
+            if peer.connected {
+                peer.set_choke(!unchoke.contains(addr), now);
+            }
+        }
+    }
+
+    /// A peer became interested: unchoke it at once if an upload slot is
+    /// free, rather than make it wait for the next round.
+    fn unchoke_if_slot_free(&mut self, addr: SocketAddr) {
+        let unchoked = self
+            .peers
+            .values()
+            .filter(|p| p.connected && !p.am_choking)
+            .count();
+        if unchoked > self.config.upload_slots {
+            return;
+        }
+        if let Some(peer) = self.peers.get_mut(&addr) {
+            peer.set_choke(false, Instant::now());
+        }
     }
 
     fn publish_transfer(&self) {
@@ -768,26 +1036,63 @@ impl TorrentActor {
             upload_rate: self.upload.rate(now),
             peers: self.peers.values().filter(|p| p.connected).count(),
             interested_peers: self.peers.values().filter(|p| p.peer_interested).count(),
+            inbound_peers: self
+                .peers
+                .values()
+                .filter(|p| p.connected && p.inbound)
+                .count(),
+            unchoked_peers: self
+                .peers
+                .values()
+                .filter(|p| p.connected && !p.am_choking)
+                .count(),
             complete: self.complete,
+            state: match self.state {
+                State::Checking => TorrentState::Checking,
+                State::Paused => TorrentState::Paused,
+                State::Active if self.complete => TorrentState::Seeding,
+                State::Active => TorrentState::Downloading,
+            },
         }
     }
 }
 
 impl PeerEntry {
-    fn new(handle: PeerHandle, piece_count: usize, now: Instant) -> Self {
+    fn new(handle: PeerHandle, piece_count: usize, inbound: bool, now: Instant) -> Self {
         Self {
             handle,
             connected: false,
+            inbound,
+            peer_id: None,
             bitfield: Bitfield::new(piece_count),
             in_flight: HashSet::new(),
             choking_us: true,
             am_interested: false,
+            am_choking: true,
             peer_interested: false,
             rate: RateMeter::new(now),
+            upload: RateMeter::new(now),
             target: MIN_PIPELINE,
             last_block: now,
+            last_piece: None,
+            connected_at: now,
+            last_unchoked: None,
             unrequested: 0,
             strikes: 0,
+        }
+    }
+
+    /// Chokes or unchokes the peer if that changes anything.
+    fn set_choke(&mut self, choke: bool, now: Instant) {
+        if self.am_choking == choke {
+            return;
+        }
+        self.am_choking = choke;
+        if !choke {
+            self.last_unchoked = Some(now);
+        }
+        if self.handle.send(PeerCommand::Choke(choke)).is_err() {
+            self.handle.disconnect();
         }
     }
 }

@@ -3,11 +3,14 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_util::codec::Framed;
 
 use crate::bitfield::Bitfield;
 use crate::torrent::TorrentStats;
 use crate::types::{BlockInfo, PeerId};
+use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
 #[derive(Debug)]
@@ -18,6 +21,16 @@ pub(crate) enum TorrentCommand {
     },
     /// Connect to these peers.
     AddPeers { peers: Vec<SocketAddr> },
+    /// A connection accepted by the session's listener, handshake read.
+    Inbound {
+        addr: SocketAddr,
+        conn: Framed<TcpStream, HandshakeCodec>,
+        handshake: Handshake,
+    },
+    /// Disconnect everyone, stop announcing.
+    Pause,
+    /// Undo [`TorrentCommand::Pause`].
+    Resume,
 }
 
 /// What a peer actor reports to its torrent. Peers send these with
@@ -46,6 +59,8 @@ pub(crate) enum PeerEvent {
         block: BlockInfo,
         data: Bytes,
     },
+    /// We sent the peer this many payload bytes.
+    Uploaded { addr: SocketAddr, bytes: u64 },
     /// The connection ended (or never started).
     Disconnected { addr: SocketAddr, reason: String },
 }

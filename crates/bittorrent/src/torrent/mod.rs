@@ -105,14 +105,35 @@ pub struct TorrentStats {
     pub peers: usize,
     /// Connected peers interested in our pieces.
     pub interested_peers: usize,
+    /// Connected peers that dialled us.
+    pub inbound_peers: usize,
+    /// Connected peers we currently upload to (unchoked).
+    pub unchoked_peers: usize,
     /// Every wanted piece is verified.
     pub complete: bool,
+    /// Where the torrent is in its life cycle.
+    pub state: TorrentState,
+}
+
+/// Where a torrent is in its life cycle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TorrentState {
+    /// Hashing the data already on disk.
+    #[default]
+    Checking,
+    /// Downloading (and uploading what it has).
+    Downloading,
+    /// Complete and uploading.
+    Seeding,
+    /// Paused: no connections, no announces.
+    Paused,
 }
 
 /// A cloneable handle to a running torrent actor.
 #[derive(Clone, Debug)]
 pub struct TorrentHandle {
     info_hash: InfoHash,
+    name: Arc<str>,
     tx: mpsc::Sender<TorrentCommand>,
 }
 
@@ -128,9 +149,22 @@ impl TorrentHandle {
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
+        let name = Arc::from(torrent.name());
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
         let task = tokio::spawn(actor::run(torrent, config, rx, events, cancel));
-        (Self { info_hash, tx }, task)
+        (
+            Self {
+                info_hash,
+                name,
+                tx,
+            },
+            task,
+        )
+    }
+
+    /// The torrent's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The torrent's info-hash.
@@ -149,6 +183,40 @@ impl TorrentHandle {
             .await
             .map_err(|_| TorrentError::Stopped)?;
         rx.await.map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Pauses the torrent: every peer is disconnected and trackers are told
+    /// `stopped`; downloaded data and state are kept.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn pause(&self) -> Result<(), TorrentError> {
+        self.tx
+            .send(TorrentCommand::Pause)
+            .await
+            .map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Resumes a paused torrent.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn resume(&self) -> Result<(), TorrentError> {
+        self.tx
+            .send(TorrentCommand::Resume)
+            .await
+            .map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Hands an inbound connection (handshake read) to the torrent; dropped
+    /// if its mailbox is full.
+    pub(crate) fn offer_inbound(&self, cmd: TorrentCommand) {
+        if self.tx.try_send(cmd).is_err() {
+            log::debug!(
+                "[{}] busy; inbound connection dropped",
+                self.info_hash.short()
+            );
+        }
     }
 
     /// Adds peers to connect to.
