@@ -1065,7 +1065,7 @@ mod tests {
                 let d = c.run_round(&live, seeding, now);
                 let ids: HashSet<u32> = live.iter().map(|p| p.id).collect();
                 assert!(d.unchoke.iter().all(|id| ids.contains(id)), "{d:?}");
-                assert!(d.optimistic.map_or(true, |o| ids.contains(&o)));
+                assert!(d.optimistic.is_none_or(|o| ids.contains(&o)));
                 apply(&mut live, &d, now);
                 now += ROUND;
             }
