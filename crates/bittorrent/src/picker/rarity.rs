@@ -203,7 +203,7 @@ impl RarityOrder {
         for c in &self.classes {
             assert!(c.start.windows(2).all(|w| w[0] <= w[1]));
             assert!(c.start.first().is_none_or(|&s| s == 0));
-            assert!(c.start.last().map_or(true, |&s| s <= c.pieces.len()));
+            assert!(c.start.last().is_none_or(|&s| s <= c.pieces.len()));
         }
     }
 }

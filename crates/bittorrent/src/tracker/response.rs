@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_without_recursion() {
         let mut body = b"d1:x".to_vec();
-        body.extend(std::iter::repeat(b'l').take(100_000));
+        body.extend(std::iter::repeat_n(b'l', 100_000));
         body.extend(std::iter::repeat(b'e').take(100_001));
         assert!(decode_err(&body).contains("nesting"));
     }
