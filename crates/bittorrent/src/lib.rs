@@ -45,6 +45,6 @@ pub mod prelude {
     pub use crate::metainfo::MetaInfo;
     pub use crate::session::{Event, EventReceiver, Session, SessionConfig, SessionHandle};
     pub use crate::store::{FileStore, MemoryStore, Store};
-    pub use crate::torrent::{Torrent, TorrentHandle, TorrentStats};
+    pub use crate::torrent::{Torrent, TorrentHandle, TorrentState, TorrentStats};
     pub use crate::types::{InfoHash, PeerId};
 }

@@ -2,137 +2,21 @@
 //! loopback, built from the crate's own wire codec. (Interop with real clients
 //! is tested against libtorrent, aria2 and others in the workspace's tests/.)
 
+mod common;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bittorrent::metainfo::FileEntry;
 use bittorrent::prelude::*;
-use bittorrent::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
-use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
-use sha1::{Digest, Sha1};
-use tokio::net::TcpListener;
-use tokio_util::codec::{Framed, FramedParts};
 
-/// Deterministic pseudo-random payload.
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn meta_for(data: &[u8], piece_length: u32) -> MetaInfo {
-    let piece_hashes: Vec<[u8; 20]> = data
-        .chunks(piece_length as usize)
-        .map(|c| Sha1::digest(c).into())
-        .collect();
-    let mut info_hash = [0u8; 20];
-    info_hash.copy_from_slice(&Sha1::digest(data)[..]);
-    MetaInfo {
-        info_hash: InfoHash(info_hash),
-        name: "payload.bin".into(),
-        piece_length,
-        piece_hashes,
-        files: vec![FileEntry {
-            path: "payload.bin".into(),
-            length: data.len() as u64,
-            offset: 0,
-            pad: false,
-        }],
-        total_length: data.len() as u64,
-        trackers: Vec::new(),
-        private: false,
-        multi_file: false,
-        comment: None,
-        created_by: None,
-        creation_date: None,
-        url_list: Vec::new(),
-        info_bytes: Bytes::new(),
-    }
-}
-
-/// A seeder that serves `data` to everyone; if `corrupt`, every block it
-/// sends has its first byte flipped. Counts the blocks it served.
-struct TestSeeder {
-    addr: SocketAddr,
-    served: Arc<AtomicUsize>,
-}
-
-async fn spawn_seeder(meta: &MetaInfo, data: Arc<Vec<u8>>, corrupt: bool) -> TestSeeder {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = Arc::new(AtomicUsize::new(0));
-    let info_hash = meta.info_hash;
-    let piece_length = meta.piece_length as usize;
-    let piece_count = meta.piece_count();
-    let counter = Arc::clone(&served);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let data = Arc::clone(&data);
-            let counter = Arc::clone(&counter);
-            tokio::spawn(async move {
-                let mut hs = Framed::new(stream, HandshakeCodec);
-                let Some(Ok(theirs)) = hs.next().await else {
-                    return;
-                };
-                assert_eq!(theirs.info_hash, info_hash);
-                let me = PeerId::generate();
-                if hs.send(Handshake::new(info_hash, me)).await.is_err() {
-                    return;
-                }
-                let parts = hs.into_parts();
-                let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::default());
-                next.read_buf = parts.read_buf;
-                let mut conn = Framed::from_parts(next);
-                let mut bits = vec![0u8; piece_count.div_ceil(8)];
-                for i in 0..piece_count {
-                    bits[i / 8] |= 0x80 >> (i % 8);
-                }
-                let _ = conn.send(Message::Bitfield(Bytes::from(bits))).await;
-                let _ = conn.send(Message::Unchoke).await;
-                while let Some(Ok(msg)) = conn.next().await {
-                    if let Message::Request(b) = msg {
-                        let start = b.piece as usize * piece_length + b.begin as usize;
-                        let mut block = data[start..start + b.length as usize].to_vec();
-                        if corrupt {
-                            block[0] ^= 0xff;
-                        }
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        let piece = Message::Piece {
-                            piece: b.piece,
-                            begin: b.begin,
-                            data: Bytes::from(block),
-                        };
-                        if conn.send(piece).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            });
-        }
-    });
-    TestSeeder { addr, served }
-}
+use crate::common::{loopback_config, meta_for, payload, spawn_seeder};
 
 /// Runs a session until the torrent completes (or 60 s pass) and returns the
 /// events seen.
 async fn download(meta: MetaInfo, store: Arc<MemoryStore>, peers: Vec<SocketAddr>) -> Vec<Event> {
-    let config = SessionConfig {
-        use_trackers: false,
-        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        ..SessionConfig::default()
-    };
-    let (session, mut events) = Session::spawn_with(config);
+    let (session, mut events) = Session::spawn_with(loopback_config());
     session.add_torrent(Torrent::new(meta, store).with_peers(peers));
     let mut seen = Vec::new();
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {

@@ -1,0 +1,157 @@
+//! Test peers and fixtures shared by the library's integration tests. Every
+//! socket is on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bittorrent::metainfo::FileEntry;
+use bittorrent::prelude::*;
+use bittorrent::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use sha1::{Digest, Sha1};
+use tokio::net::TcpListener;
+use tokio_util::codec::{Framed, FramedParts};
+
+/// A session config for tests: loopback listener on a free port, no trackers.
+pub fn loopback_config() -> SessionConfig {
+    SessionConfig {
+        use_trackers: false,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+        ..SessionConfig::default()
+    }
+}
+
+/// Deterministic pseudo-random payload.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn meta_for(data: &[u8], piece_length: u32) -> MetaInfo {
+    let piece_hashes: Vec<[u8; 20]> = data
+        .chunks(piece_length as usize)
+        .map(|c| Sha1::digest(c).into())
+        .collect();
+    let mut info_hash = [0u8; 20];
+    info_hash.copy_from_slice(&Sha1::digest(data)[..]);
+    MetaInfo {
+        info_hash: InfoHash(info_hash),
+        name: "payload.bin".into(),
+        piece_length,
+        piece_hashes,
+        files: vec![FileEntry {
+            path: "payload.bin".into(),
+            length: data.len() as u64,
+            offset: 0,
+            pad: false,
+        }],
+        total_length: data.len() as u64,
+        trackers: Vec::new(),
+        private: false,
+        multi_file: false,
+        comment: None,
+        created_by: None,
+        creation_date: None,
+        url_list: Vec::new(),
+        info_bytes: Bytes::new(),
+    }
+}
+
+/// A seeder that serves `data` to everyone; if `corrupt`, every block it
+/// sends has its first byte flipped. Counts the blocks it served.
+pub struct TestSeeder {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Blocks it served.
+    pub served: Arc<AtomicUsize>,
+    /// Connections it accepted.
+    pub accepted: Arc<AtomicUsize>,
+}
+
+pub async fn spawn_seeder(meta: &MetaInfo, data: Arc<Vec<u8>>, corrupt: bool) -> TestSeeder {
+    spawn_peer(meta, data, corrupt, true).await
+}
+
+/// A test peer with every piece; `unchoke` false makes it hold the
+/// connection without ever serving.
+pub async fn spawn_peer(
+    meta: &MetaInfo,
+    data: Arc<Vec<u8>>,
+    corrupt: bool,
+    unchoke: bool,
+) -> TestSeeder {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let info_hash = meta.info_hash;
+    let piece_length = meta.piece_length as usize;
+    let piece_count = meta.piece_count();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
+    let accepts = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            accepts.fetch_add(1, Ordering::Relaxed);
+            let data = Arc::clone(&data);
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut hs = Framed::new(stream, HandshakeCodec);
+                let Some(Ok(theirs)) = hs.next().await else {
+                    return;
+                };
+                assert_eq!(theirs.info_hash, info_hash);
+                let me = PeerId::generate();
+                if hs.send(Handshake::new(info_hash, me)).await.is_err() {
+                    return;
+                }
+                let parts = hs.into_parts();
+                let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::default());
+                next.read_buf = parts.read_buf;
+                let mut conn = Framed::from_parts(next);
+                let mut bits = vec![0u8; piece_count.div_ceil(8)];
+                for i in 0..piece_count {
+                    bits[i / 8] |= 0x80 >> (i % 8);
+                }
+                let _ = conn.send(Message::Bitfield(Bytes::from(bits))).await;
+                if unchoke {
+                    let _ = conn.send(Message::Unchoke).await;
+                }
+                while let Some(Ok(msg)) = conn.next().await {
+                    if let Message::Request(b) = msg {
+                        let start = b.piece as usize * piece_length + b.begin as usize;
+                        let mut block = data[start..start + b.length as usize].to_vec();
+                        if corrupt {
+                            block[0] ^= 0xff;
+                        }
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let piece = Message::Piece {
+                            piece: b.piece,
+                            begin: b.begin,
+                            data: Bytes::from(block),
+                        };
+                        if conn.send(piece).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    TestSeeder {
+        addr,
+        served,
+        accepted,
+    }
+}

@@ -1,0 +1,205 @@
+//! Seeding, connection limits and torrent control through the public API,
+//! on loopback.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bittorrent::prelude::*;
+use bittorrent::store::Store;
+use bittorrent::wire::{Handshake, HandshakeCodec};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+
+use crate::common::{loopback_config, meta_for, payload, spawn_peer};
+
+/// A store already holding every piece of `data`.
+fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new(meta));
+    for (i, chunk) in data.chunks(meta.piece_length as usize).enumerate() {
+        store
+            .write_piece(i as u32, &[Bytes::copy_from_slice(chunk)])
+            .unwrap();
+    }
+    store
+}
+
+/// Polls `stats` until `pred` holds or `timeout` passes; returns the last stats.
+async fn wait_for(
+    torrent: &TorrentHandle,
+    timeout: Duration,
+    pred: impl Fn(&TorrentStats) -> bool,
+) -> TorrentStats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let stats = torrent.stats().await.unwrap();
+        if pred(&stats) || Instant::now() > deadline {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn seeding_session(meta: &MetaInfo, data: &[u8]) -> (SessionHandle, TorrentHandle) {
+    let (seeder, _) = Session::spawn_with(loopback_config());
+    let torrent = Torrent::new(meta.clone(), full_store(meta, data));
+    let handle = seeder.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(10), |s| s.complete).await;
+    assert_eq!(
+        stats.state,
+        TorrentState::Seeding,
+        "complete data starts in seed mode"
+    );
+    (seeder, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_seeder_serves_our_leecher() {
+    let data = payload(5 * 1024 * 1024 + 999, 11);
+    let meta = meta_for(&data, 64 * 1024);
+    let (seeder, seed_torrent) = seeding_session(&meta, &data).await;
+    let seed_addr = seeder.listen_addr().unwrap();
+
+    let (leecher, _) = Session::spawn_with(loopback_config());
+    let store = Arc::new(MemoryStore::new(&meta));
+    let torrent = Torrent::new(meta.clone(), Arc::clone(&store)).with_peers([seed_addr]);
+    let handle = leecher.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(30), |s| s.complete).await;
+    assert!(stats.complete, "leecher did not complete: {stats:?}");
+    assert_eq!(store.contents(), data);
+
+    let seed_stats = seed_torrent.stats().await.unwrap();
+    assert!(
+        seed_stats.uploaded >= meta.total_length,
+        "seeder stats: {seed_stats:?}"
+    );
+    // The seeder never learns the leecher's address: every byte went over the
+    // inbound connection. Once the leecher is complete, two seeds have nothing
+    // to say to each other and the connection is closed.
+    let seed_stats = wait_for(&seed_torrent, Duration::from_secs(5), |s| s.peers == 0).await;
+    assert_eq!(seed_stats.peers, 0, "seed-to-seed connection closed");
+    for s in [&seeder, &leecher] {
+        s.shutdown();
+        tokio::time::timeout(Duration::from_secs(10), s.join())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_thirty_first_outbound_connection_is_not_opened() {
+    let data = payload(256 * 1024, 12);
+    let meta = meta_for(&data, 16 * 1024);
+    let data = Arc::new(data);
+    let mut peers = Vec::new();
+    for _ in 0..40 {
+        // Peers that never unchoke: connections stay open, nothing completes.
+        peers.push(spawn_peer(&meta, Arc::clone(&data), false, false).await);
+    }
+    let (session, _) = Session::spawn_with(loopback_config());
+    let torrent = Torrent::new(meta.clone(), MemoryStore::new(&meta))
+        .with_peers(peers.iter().map(|p| p.addr));
+    let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(10), |s| s.peers >= 30).await;
+    assert_eq!(stats.peers, 30);
+    // Give it time to (wrongly) open more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let accepted: usize = peers
+        .iter()
+        .map(|p| p.accepted.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(accepted, 30, "outbound connections opened");
+    assert_eq!(handle.stats().await.unwrap().peers, 30);
+    session.shutdown();
+    session.join().await;
+}
+
+/// Connects to `addr`, sends a handshake and reports whether one came back.
+async fn handshake_answered(addr: SocketAddr, info_hash: InfoHash) -> Option<TcpStream> {
+    let stream = TcpStream::connect(addr).await.ok()?;
+    let mut conn = Framed::new(stream, HandshakeCodec);
+    conn.send(Handshake::new(info_hash, PeerId::generate()))
+        .await
+        .ok()?;
+    match tokio::time::timeout(Duration::from_secs(3), conn.next()).await {
+        Ok(Some(Ok(hs))) if hs.info_hash == info_hash => Some(conn.into_inner()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fifty_first_inbound_connection_is_refused() {
+    let data = payload(256 * 1024, 13);
+    let meta = meta_for(&data, 16 * 1024);
+    let (seeder, _torrent) = seeding_session(&meta, &data).await;
+    let addr = seeder.listen_addr().unwrap();
+    let mut open = Vec::new();
+    for _ in 0..50 {
+        let conn = handshake_answered(addr, meta.info_hash).await;
+        open.push(conn.expect("one of the first 50 inbound connections was refused"));
+    }
+    for _ in 0..3 {
+        assert!(
+            handshake_answered(addr, meta.info_hash).await.is_none(),
+            "51st accepted"
+        );
+    }
+    // Unknown torrents are refused too.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(handshake_answered(addr, InfoHash([7; 20])).await.is_none());
+    seeder.shutdown();
+    seeder.join().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_remove() {
+    let data = payload(256 * 1024, 14);
+    let meta = meta_for(&data, 16 * 1024);
+    let idle = spawn_peer(&meta, Arc::new(data), false, false).await;
+    let (session, mut events) = Session::spawn_with(loopback_config());
+    let torrent = Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([idle.addr]);
+    let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+    wait_for(&handle, Duration::from_secs(10), |s| s.peers == 1).await;
+
+    handle.pause().await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(5), |s| s.peers == 0).await;
+    assert_eq!(stats.state, TorrentState::Paused);
+    assert_eq!(stats.peers, 0);
+
+    handle.resume().await.unwrap();
+    // The pinned peer is dialled again once its short backoff has passed.
+    let stats = wait_for(&handle, Duration::from_secs(30), |s| s.peers == 1).await;
+    assert_eq!(stats.state, TorrentState::Downloading);
+    assert_eq!(stats.peers, 1);
+
+    assert!(session.remove_torrent(meta.info_hash).await.unwrap());
+    assert!(!session.remove_torrent(meta.info_hash).await.unwrap());
+    let mut removed = false;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = events.recv().await {
+            if matches!(e, Event::TorrentRemoved { info_hash } if info_hash == meta.info_hash) {
+                removed = true;
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(removed, "TorrentRemoved event");
+    // The actor has ended: its handle reports that instead of hanging.
+    let stopped = tokio::time::timeout(Duration::from_secs(5), async {
+        while handle.stats().await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(stopped.is_ok(), "removed torrent's actor ended");
+    assert!(session.torrent(meta.info_hash).await.unwrap().is_none());
+    session.shutdown();
+    session.join().await;
+}
