@@ -106,6 +106,11 @@ async fn corrupt_seeder_is_banned_and_download_completes() {
         .filter(|e| matches!(e, Event::PeerConnected { addr, .. } if *addr == bad.addr))
         .count();
     assert_eq!(bad_connects, 1, "a banned peer is never reconnected");
+    assert_eq!(
+        good.accepted.load(Ordering::Relaxed),
+        1,
+        "the honest seeder was never dropped (an innocent co-contributor is not banned)"
+    );
 }
 
 #[tokio::test]

@@ -44,8 +44,8 @@ const MAX_VERIFY_BACKLOG: u64 = 16 * 1024 * 1024;
 const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of blocks we never asked for that a peer may send before it is dropped.
 const MAX_UNREQUESTED: u64 = 2 * 1024 * 1024;
-/// Hash-failure weight at which a peer is banned (a sole contributor of a bad
-/// piece adds 2, a co-contributor 1).
+/// Failed pieces a peer may have co-contributed to (without being identified
+/// as the culprit) before it is banned anyway.
 const BAN_THRESHOLD: u32 = 4;
 /// Seconds (ticks) between rounds of the choke algorithm.
 const CHOKE_ROUND_TICKS: u64 = 10;
@@ -95,6 +95,7 @@ pub(crate) async fn run(
         peer_tasks: JoinSet::new(),
         peer_tx,
         verifying: JoinSet::new(),
+        suspects: HashMap::new(),
         verify_queue: VecDeque::new(),
         max_verifying: std::thread::available_parallelism().map_or(2, |n| n.get()),
         finalizing: JoinSet::new(),
@@ -141,6 +142,9 @@ struct TorrentActor {
     peer_tasks: JoinSet<()>,
     peer_tx: mpsc::Sender<PeerEvent>,
     verifying: JoinSet<Verified>,
+    /// Blocks of failed pieces from several senders, kept until the piece
+    /// verifies so the sender of the bad block can be identified.
+    suspects: HashMap<u32, Vec<SuspectBlock>>,
     /// Complete pieces waiting for a verification slot.
     verify_queue: VecDeque<(u32, PieceBuffer)>,
     /// Verifications allowed at once (one per core): bounds threads and memory.
@@ -202,8 +206,17 @@ struct PeerEntry {
 struct Verified {
     index: u32,
     result: Result<bool, StoreError>,
-    contributors: Vec<SocketAddr>,
+    /// Who sent each block.
+    senders: Vec<SocketAddr>,
+    /// For a failed piece: each block's index, sender and SHA-1.
+    block_hashes: Vec<SuspectBlock>,
+    /// For a piece that failed before and is now good: peers whose blocks in
+    /// the failed copy differed from the good data.
+    liars: Vec<SocketAddr>,
 }
+
+/// A block of a piece that failed its hash check: index, sender, SHA-1.
+type SuspectBlock = (usize, SocketAddr, [u8; 20]);
 
 impl TorrentActor {
     async fn run(
@@ -706,8 +719,9 @@ impl TorrentActor {
     }
 
     /// Hashes a piece on a blocking thread and, if it matches, stores it.
+    /// If the piece failed before, the blocks of that failed copy are
+    /// compared with the good ones to find who sent the bad data.
     fn spawn_verification(&mut self, index: u32, buffer: PieceBuffer) {
-        let contributors = buffer.contributors.clone();
         let Some(blocks) = buffer.into_blocks() else {
             // Cannot happen (the picker said complete), but never store a hole.
             log::warn!("{} piece {index} complete without all blocks", self.tag);
@@ -717,21 +731,45 @@ impl TorrentActor {
         let Some(expected) = self.meta.piece_hashes.get(index as usize).copied() else {
             return;
         };
+        let suspects = self.suspects.remove(&index).unwrap_or_default();
         let store = Arc::clone(&self.store);
         self.verifying.spawn_blocking(move || {
             let mut hasher = Sha1::new();
-            for block in &blocks {
+            for (block, _) in &blocks {
                 hasher.update(block);
             }
-            let result = if hasher.finalize().as_slice() == expected {
-                store.write_piece(index, &blocks).map(|()| true)
-            } else {
-                Ok(false)
-            };
+            let senders: Vec<SocketAddr> = blocks.iter().map(|(_, from)| *from).collect();
+            if hasher.finalize().as_slice() != expected {
+                let block_hashes = blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (data, from))| (i, *from, Sha1::digest(data).into()))
+                    .collect();
+                return Verified {
+                    index,
+                    result: Ok(false),
+                    senders,
+                    block_hashes,
+                    liars: Vec::new(),
+                };
+            }
+            let liars = suspects
+                .iter()
+                .filter(|(i, _, hash)| {
+                    blocks
+                        .get(*i)
+                        .is_some_and(|(data, _)| Sha1::digest(data).as_slice() != hash)
+                })
+                .map(|(_, from, _)| *from)
+                .collect();
+            let data: Vec<Bytes> = blocks.into_iter().map(|(data, _)| data).collect();
+            let result = store.write_piece(index, &data).map(|()| true);
             Verified {
                 index,
                 result,
-                contributors,
+                senders,
+                block_hashes: Vec::new(),
+                liars,
             }
         });
     }
@@ -750,6 +788,12 @@ impl TorrentActor {
             }
         };
         let index = verified.index;
+        for liar in &verified.liars {
+            self.ban(
+                *liar,
+                "its block of a failed piece differed from the verified data",
+            );
+        }
         match verified.result {
             Ok(true) => {
                 self.picker.piece_verified(index);
@@ -767,7 +811,7 @@ impl TorrentActor {
                     self.on_complete();
                 }
             }
-            Ok(false) => self.on_hash_failure(index, &verified.contributors),
+            Ok(false) => self.on_hash_failure(index, &verified.senders, verified.block_hashes),
             Err(e) => {
                 let message = format!("storage failed on piece {index}: {e}");
                 log::error!("{} {message}; stopping the torrent", self.tag);
@@ -780,7 +824,18 @@ impl TorrentActor {
         }
     }
 
-    fn on_hash_failure(&mut self, index: u32, contributors: &[SocketAddr]) {
+    /// A piece failed its hash check. A sole sender is banned at once; when
+    /// several peers sent blocks, each gets a strike and the failed copy's
+    /// block hashes are kept to identify the culprit once the piece verifies.
+    fn on_hash_failure(
+        &mut self,
+        index: u32,
+        senders: &[SocketAddr],
+        block_hashes: Vec<SuspectBlock>,
+    ) {
+        let mut contributors = senders.to_vec();
+        contributors.sort_unstable();
+        contributors.dedup();
         log::warn!(
             "{} piece {index} failed its hash check (from {contributors:?})",
             self.tag
@@ -791,22 +846,36 @@ impl TorrentActor {
             info_hash: self.info_hash,
             piece: index,
         });
-        let weight = if contributors.len() == 1 { 2 } else { 1 };
-        for addr in contributors {
-            let Some(peer) = self.peers.get_mut(addr) else {
-                continue;
-            };
-            peer.strikes += weight;
-            if peer.strikes >= BAN_THRESHOLD {
-                log::warn!(
-                    "{} banning {addr}: it sent data that failed hash checks",
-                    self.tag
-                );
-                self.swarm.ban(*addr);
-                peer.handle.disconnect();
+        if let [only] = contributors[..] {
+            self.ban(only, "it alone sent a piece that failed its hash check");
+        } else {
+            self.suspects.entry(index).or_default().extend(block_hashes);
+            for addr in contributors {
+                let Some(peer) = self.peers.get_mut(&addr) else {
+                    continue;
+                };
+                peer.strikes += 1;
+                if peer.strikes >= BAN_THRESHOLD {
+                    self.ban(
+                        addr,
+                        "it sent data to too many pieces that failed hash checks",
+                    );
+                }
             }
         }
         self.request_more_all();
+    }
+
+    /// Disconnects `addr` and never connects to it again in this session.
+    fn ban(&mut self, addr: SocketAddr, why: &str) {
+        if self.swarm.is_banned(&addr) {
+            return;
+        }
+        log::warn!("{} banning {addr}: {why}", self.tag);
+        self.swarm.ban(addr);
+        if let Some(peer) = self.peers.get(&addr) {
+            peer.handle.disconnect();
+        }
     }
 
     fn on_complete(&mut self) {

@@ -6,13 +6,11 @@ use bytes::Bytes;
 
 use crate::types::{BlockInfo, BLOCK_SIZE};
 
-/// The blocks of one partially downloaded piece and who sent them.
+/// The blocks of one partially downloaded piece and who sent each.
 #[derive(Debug)]
 pub(crate) struct PieceBuffer {
-    blocks: Vec<Option<Bytes>>,
+    blocks: Vec<Option<(Bytes, SocketAddr)>>,
     received: usize,
-    /// Peers that sent at least one block of this piece (to blame on a hash failure).
-    pub(crate) contributors: Vec<SocketAddr>,
 }
 
 impl PieceBuffer {
@@ -22,7 +20,6 @@ impl PieceBuffer {
         Self {
             blocks: vec![None; count],
             received: 0,
-            contributors: Vec::new(),
         }
     }
 
@@ -31,12 +28,9 @@ impl PieceBuffer {
     pub(crate) fn insert(&mut self, block: BlockInfo, data: Bytes, from: SocketAddr) -> bool {
         if let Some(slot) = self.blocks.get_mut(block.index_in_piece()) {
             if slot.is_none() {
-                *slot = Some(data);
+                *slot = Some((data, from));
                 self.received += 1;
             }
-        }
-        if !self.contributors.contains(&from) {
-            self.contributors.push(from);
         }
         self.is_complete()
     }
@@ -46,8 +40,40 @@ impl PieceBuffer {
         self.received == self.blocks.len()
     }
 
-    /// The blocks in order, once complete.
-    pub(crate) fn into_blocks(self) -> Option<Vec<Bytes>> {
+    /// The blocks in order with their senders, once complete.
+    pub(crate) fn into_blocks(self) -> Option<Vec<(Bytes, SocketAddr)>> {
         self.blocks.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completes_when_every_block_is_in_and_keeps_senders() {
+        let a = SocketAddr::from(([127, 0, 0, 1], 1));
+        let b = SocketAddr::from(([127, 0, 0, 1], 2));
+        let mut p = PieceBuffer::new(BLOCK_SIZE + 10);
+        let first = BlockInfo {
+            piece: 0,
+            begin: 0,
+            length: BLOCK_SIZE,
+        };
+        let last = BlockInfo {
+            piece: 0,
+            begin: BLOCK_SIZE,
+            length: 10,
+        };
+        assert!(!p.insert(first, Bytes::from(vec![1; BLOCK_SIZE as usize]), a));
+        assert!(
+            !p.insert(first, Bytes::from(vec![9; BLOCK_SIZE as usize]), b),
+            "first copy kept"
+        );
+        assert!(p.insert(last, Bytes::from(vec![2; 10]), b));
+        let blocks = p.into_blocks().unwrap();
+        assert_eq!(blocks[0].1, a);
+        assert_eq!(blocks[0].0[0], 1);
+        assert_eq!(blocks[1].1, b);
     }
 }
