@@ -130,6 +130,17 @@ impl Fixture {
     }
 }
 
+/// Waits until the tracker counts `n` seeders of the fixture; fails at once if one of
+/// `watched` exits.
+fn wait_seeders(tracker: &Tracker, fx: &Fixture, n: u64, watched: &mut [&mut Proc]) {
+    harness::wait_for(
+        &format!("{n} seeder(s) at the tracker"),
+        harness::START_TIMEOUT,
+        watched,
+        || tracker.seeders(&fx.hash).unwrap_or(0) >= n,
+    );
+}
+
 fn tracker_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}/announce")
 }
@@ -142,7 +153,7 @@ fn cli_seeds_to(leecher: Leecher, name: &str, files: &[(&str, u64)]) {
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let (mut seeder, _) =
         harness::cli_seeder("cli-seeder", &fx.torrent, &fx.seed_dir, fx.path(), &[], &[]);
-    tracker.wait_seeders(&fx.hash, 1);
+    wait_seeders(&tracker, &fx, 1, &mut [&mut seeder]);
     let out = fx.path().join("out");
     let (_took, _leecher) = harness::leech_with(leecher, &fx.torrent, &out, &[], fx.path())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -189,12 +200,17 @@ fn transmission_leeches(start_seeder: impl FnOnce(&Fixture, u16) -> Proc) -> (Fi
     let out = fx.path().join("out");
     let (mut tr, tr_port) =
         harness::transmission_leecher("transmission", &fx.torrent, &out, fx.path());
-    let seeder = start_seeder(&fx, tr_port);
+    let mut seeder = start_seeder(&fx, tr_port);
     let start = Instant::now();
-    match tr.wait_exit(harness::LEECH_TIMEOUT) {
+    harness::wait_for(
+        "transmission-cli's exit",
+        harness::LEECH_TIMEOUT,
+        &mut [&mut seeder],
+        || tr.try_wait().is_some(),
+    );
+    match tr.try_wait() {
         Some(status) if status.success() => {}
-        Some(status) => panic!("{}", tr.failure(&format!("failed ({status})"))),
-        None => panic!("{}", tr.failure("did not finish in time")),
+        status => panic!("{}", tr.failure(&format!("failed ({status:?})"))),
     }
     eprintln!("transmission-cli finished in {:.2?}", start.elapsed());
     fx.check(&out);
@@ -341,7 +357,14 @@ fn swarm(seed: Client, leechers: &[Client]) {
             data,
         });
         // One at a time, so that each announce returns the leechers before it.
-        tracker.wait_leechers(&fx.hash, i as u64 + 1, harness::START_TIMEOUT);
+        let n = i as u64 + 1;
+        let last = &mut members.last_mut().expect("just pushed").proc;
+        harness::wait_for(
+            &format!("{n} leechers at the tracker"),
+            harness::START_TIMEOUT,
+            &mut [last],
+            || tracker.leechers(&fx.hash).unwrap_or(0) >= n,
+        );
     }
     eprintln!(
         "swarm: {} leechers registered after {:.2?}; starting the seed",
@@ -364,7 +387,15 @@ fn swarm(seed: Client, leechers: &[Client]) {
     // Everyone complete: the tracker counts the seed and every leecher as seeders (a leecher
     // announces `completed`); libtorrent leechers also print DONE once their data is flushed.
     let all = leechers.len() as u64 + 1;
-    tracker.wait_seeders_for(&fx.hash, all, Duration::from_secs(90));
+    {
+        let mut watched: Vec<&mut Proc> = members.iter_mut().map(|m| &mut m.proc).collect();
+        harness::wait_for(
+            &format!("{all} seeders at the tracker"),
+            Duration::from_secs(90),
+            &mut watched,
+            || tracker.seeders(&fx.hash).unwrap_or(0) >= all,
+        );
+    }
     for m in members
         .iter_mut()
         .filter(|m| m.client == Client::Libtorrent)
@@ -476,7 +507,12 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
     let (mut seeder, seed_port) =
         harness::cli_seeder("cli-seeder", &fx.torrent, &fx.seed_dir, fx.path(), &[], &[]);
     // It is not a seeder: it registers as a leecher (after checking its data, presumably).
-    tracker.wait_leechers(&fx.hash, 1, harness::START_TIMEOUT);
+    harness::wait_for(
+        "our seeder at the tracker, as a leecher",
+        harness::START_TIMEOUT,
+        &mut [&mut seeder],
+        || tracker.leechers(&fx.hash).unwrap_or(0) >= 1,
+    );
     assert!(harness::wait_port(seed_port, harness::START_TIMEOUT));
     let out = fx.path().join("out");
     let mut lt = harness::lt_leecher(
@@ -489,10 +525,12 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
         Duration::from_millis(500),
     );
     let all_but_one = format!("pieces={}/{pieces}", pieces - 1);
-    assert!(
-        lt.wait_contains(&all_but_one, Duration::from_secs(40)),
-        "{}",
-        lt.failure(&format!("never reported {all_but_one}"))
+    let lt_log = fx.path().join("lt-leecher.log");
+    harness::wait_for(
+        &format!("{all_but_one} from the libtorrent leecher"),
+        Duration::from_secs(40),
+        &mut [&mut seeder, &mut lt],
+        || std::fs::read_to_string(&lt_log).is_ok_and(|t| t.contains(&all_but_one)),
     );
     // Give a wrong piece time to arrive, if the seeder were to send it.
     std::thread::sleep(Duration::from_secs(2));

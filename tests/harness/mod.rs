@@ -10,6 +10,8 @@
 //! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
 //! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
 //!   `cli`, our binary); the others check the harness and the seeders on their own.
+//! - `BT_INTEROP_CLI`: run this program instead of our bittorrent-cli as the seeder of the
+//!   seeding tests (tests/peers/lt_cli.py, a libtorrent stand-in, checks the tests themselves).
 //! - `BT_PYTHON`: python interpreter that has the `libtorrent` module (else `python3`, then
 //!   `/usr/bin/python3` are probed).
 
@@ -373,6 +375,32 @@ impl Drop for Proc {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Polls `cond` (every 100 ms) until it holds; panics after `timeout`, or as soon as one of
+/// `watched` exits (with its log tail), so that a peer that died does not cost a timeout.
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    watched: &mut [&mut Proc],
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        for p in watched.iter_mut() {
+            if let Some(status) = p.try_wait() {
+                panic!(
+                    "{}",
+                    p.failure(&format!("exited ({status}) while waiting for {what}"))
+                );
+            }
+        }
+        assert!(Instant::now() < deadline, "no {what} after {timeout:?}");
+        sleep(Duration::from_millis(100));
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -879,7 +907,7 @@ pub fn cli_seeder(
 ) -> (Proc, u16) {
     fs::create_dir_all(data_dir).expect("create data dir");
     let port = free_port();
-    let mut cmd = Command::new(CLI);
+    let mut cmd = cli_command();
     cmd.args(["--seed", "--bind", "127.0.0.1", "-p", &port.to_string()])
         .arg("-o")
         .arg(data_dir)
@@ -889,6 +917,21 @@ pub fn cli_seeder(
     }
     cmd.args(extra).arg(torrent).env("RUST_LOG", "info");
     (Proc::spawn_split(name, cmd, log_dir), port)
+}
+
+/// A command that runs our CLI: [`CLI`], or `BT_INTEROP_CLI` if set (a stand-in to check the
+/// tests themselves, e.g. tests/peers/lt_cli.py, run with the libtorrent python when it ends
+/// in `.py`).
+pub fn cli_command() -> Command {
+    match std::env::var_os("BT_INTEROP_CLI") {
+        Some(path) if Path::new(&path).extension().is_some_and(|e| e == "py") => {
+            let mut cmd = Command::new(python().expect("python with libtorrent"));
+            cmd.arg(path).env("PYTHONUNBUFFERED", "1");
+            cmd
+        }
+        Some(path) => Command::new(path),
+        None => Command::new(CLI),
+    }
 }
 
 /// One line of our CLI's `--json` output.
