@@ -9,6 +9,8 @@
 //! only; `scripts/test` also runs these tests in a loopback-only network namespace. Run them
 //! alone with `cargo test -p bittorrent-cli --test interop_seed -- --nocapture`; see `harness`
 //! for the environment variables (`BT_INTEROP_REQUIRED`, `BT_PYTHON`).
+//! `BT_INTEROP_CLI=$PWD/tests/peers/lt_cli.py` runs every test with a libtorrent stand-in for our
+//! CLI (same flags and `--json`): that checks the tests themselves, and all pass with it.
 //!
 //! The `harness_self_check_*` tests run the same set-ups with libtorrent in our client's place:
 //! if they fail, the other failures say nothing about bittorrent-cli.
