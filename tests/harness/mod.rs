@@ -10,6 +10,8 @@
 //! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
 //! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
 //!   `cli`, our binary); the others check the harness and the seeders on their own.
+//! - `BT_INTEROP_CLI`: run this program instead of our bittorrent-cli as the seeder of the
+//!   seeding tests (tests/peers/lt_cli.py, a libtorrent stand-in, checks the tests themselves).
 //! - `BT_PYTHON`: python interpreter that has the `libtorrent` module (else `python3`, then
 //!   `/usr/bin/python3` are probed).
 
@@ -103,6 +105,7 @@ pub enum Tool {
     Aria2,
     /// python3 with the libtorrent module.
     Libtorrent,
+    Transmission,
 }
 
 impl Tool {
@@ -112,6 +115,7 @@ impl Tool {
             Tool::Mktorrent => "mktorrent",
             Tool::Aria2 => "aria2c",
             Tool::Libtorrent => "python3 module libtorrent",
+            Tool::Transmission => "transmission-cli",
         }
     }
 
@@ -121,6 +125,7 @@ impl Tool {
             Tool::Mktorrent => which("mktorrent").is_some(),
             Tool::Aria2 => which("aria2c").is_some(),
             Tool::Libtorrent => python().is_some(),
+            Tool::Transmission => which("transmission-cli").is_some(),
         }
     }
 }
@@ -163,20 +168,40 @@ macro_rules! require {
 // Processes
 // ---------------------------------------------------------------------------------------------
 
-/// A child process whose stdout and stderr go to a log file; killed on drop.
+/// A child process whose stdout and stderr go to a log file (or stdout to a file of its own,
+/// see [`Proc::spawn_split`]); killed on drop.
 pub struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Where stdout goes when it is kept apart from the log.
+    stdout: Option<PathBuf>,
     exited: Option<std::process::ExitStatus>,
 }
 
 impl Proc {
     /// Spawns `cmd` with its output in `log_dir/<name>.log`.
-    pub fn spawn(name: &str, mut cmd: Command, log_dir: &Path) -> Proc {
+    pub fn spawn(name: &str, cmd: Command, log_dir: &Path) -> Proc {
+        Self::spawn_inner(name, cmd, log_dir, false)
+    }
+
+    /// Spawns `cmd` with its stderr in `log_dir/<name>.log` and its stdout apart, in
+    /// `log_dir/<name>.stdout` (read it with [`Proc::stdout`]): for output a test parses.
+    pub fn spawn_split(name: &str, cmd: Command, log_dir: &Path) -> Proc {
+        Self::spawn_inner(name, cmd, log_dir, true)
+    }
+
+    fn spawn_inner(name: &str, mut cmd: Command, log_dir: &Path, split: bool) -> Proc {
         let log = log_dir.join(format!("{name}.log"));
-        let out = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
-        let err = out.try_clone().expect("clone log file handle");
+        let err = File::create(&log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let (out, stdout) = if split {
+            let path = log_dir.join(format!("{name}.stdout"));
+            let file =
+                File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+            (file, Some(path))
+        } else {
+            (err.try_clone().expect("clone log file handle"), None)
+        };
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err));
@@ -187,7 +212,18 @@ impl Proc {
             name: name.to_string(),
             child,
             log,
+            stdout,
             exited: None,
+        }
+    }
+
+    /// What it wrote on stdout: the separate file of [`Proc::spawn_split`], else the log.
+    pub fn stdout(&self) -> String {
+        match &self.stdout {
+            Some(path) => fs::read(path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default(),
+            None => self.output(),
         }
     }
 
@@ -256,13 +292,40 @@ impl Proc {
         }
     }
 
+    /// Sends `signal` ("TERM", "INT", ...) unless it has exited.
+    pub fn signal(&mut self, signal: &str) {
+        if self.try_wait().is_none() {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &self.pid().to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// Sends SIGINT (Ctrl-C) once and waits up to `timeout` for it to exit.
+    pub fn interrupt(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.signal("INT");
+        self.wait_exit(timeout)
+    }
+
+    /// Waits up to `timeout` for a line of output that contains `needle`; true if one came.
+    pub fn wait_contains(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.output().lines().any(|l| l.contains(needle)) {
+                return true;
+            }
+            if self.try_wait().is_some() || Instant::now() > deadline {
+                return self.output().lines().any(|l| l.contains(needle));
+            }
+            sleep(POLL);
+        }
+    }
+
     /// Sends SIGTERM and waits (10 s at most, then SIGKILL) for it to exit; returns its output.
     pub fn terminate(&mut self) -> String {
         if self.try_wait().is_none() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.pid().to_string()])
-                .stderr(Stdio::null())
-                .status();
+            self.signal("TERM");
             if self.wait_exit(Duration::from_secs(10)).is_none() {
                 let _ = self.child.kill();
                 self.exited = self.child.wait().ok();
@@ -273,13 +336,23 @@ impl Proc {
 
     /// A one-paragraph description of what went wrong, with the tail of its log.
     pub fn failure(&self, what: &str) -> String {
-        format!(
+        let mut text = format!(
             "{} (pid {}) {what}; last lines of {}:\n{}",
             self.name,
             self.pid(),
             self.log.display(),
             indent(&self.tail(40))
-        )
+        );
+        if let Some(path) = &self.stdout {
+            let out = self.stdout();
+            let lines: Vec<&str> = out.lines().collect();
+            text += &format!(
+                "stdout ({}):\n{}",
+                path.display(),
+                indent(&lines[lines.len().saturating_sub(10)..].join("\n"))
+            );
+        }
+        text
     }
 }
 
@@ -302,6 +375,32 @@ impl Drop for Proc {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// Polls `cond` (every 100 ms) until it holds; panics after `timeout`, or as soon as one of
+/// `watched` exits (with its log tail), so that a peer that died does not cost a timeout.
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    watched: &mut [&mut Proc],
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return;
+        }
+        for p in watched.iter_mut() {
+            if let Some(status) = p.try_wait() {
+                panic!(
+                    "{}",
+                    p.failure(&format!("exited ({status}) while waiting for {what}"))
+                );
+            }
+        }
+        assert!(Instant::now() < deadline, "no {what} after {timeout:?}");
+        sleep(Duration::from_millis(100));
+    }
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
@@ -470,6 +569,9 @@ fn assert_same_file(expected: &Path, actual: &Path) {
         fs::read(actual).expect("read actual"),
     );
     assert_eq!(a.len(), b.len(), "size of {} differs", actual.display());
+    if a == b {
+        return; // memcmp; the byte loop below is slow in debug builds
+    }
     if let Some(pos) = a.iter().zip(&b).position(|(x, y)| x != y) {
         panic!(
             "{} differs from {} at byte {pos}",
@@ -532,6 +634,16 @@ impl Tracker {
 
     /// The number of seeders ("complete") the tracker has for `hash`, from a scrape.
     pub fn seeders(&self, hash: &[u8; 20]) -> Option<u64> {
+        self.scrape(hash, "complete")
+    }
+
+    /// The number of leechers ("incomplete") the tracker has for `hash`, from a scrape.
+    pub fn leechers(&self, hash: &[u8; 20]) -> Option<u64> {
+        self.scrape(hash, "incomplete")
+    }
+
+    /// One integer of the scrape of `hash`: `complete`, `incomplete` or `downloaded`.
+    pub fn scrape(&self, hash: &[u8; 20], field: &str) -> Option<u64> {
         let query: String = hash.iter().map(|b| format!("%{b:02X}")).collect();
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -542,7 +654,8 @@ impl Tracker {
         .ok()?;
         let mut resp = Vec::new();
         s.read_to_end(&mut resp).ok()?;
-        let key = b"8:completei";
+        let key = format!("{}:{field}i", field.len());
+        let key = key.as_bytes();
         let at = resp.windows(key.len()).position(|w| w == key)? + key.len();
         let digits: Vec<u8> = resp[at..]
             .iter()
@@ -552,9 +665,31 @@ impl Tracker {
         std::str::from_utf8(&digits).ok()?.parse().ok()
     }
 
+    /// Waits up to `timeout` until the tracker lists at least `n` leechers for `hash`.
+    pub fn wait_leechers(&self, hash: &[u8; 20], n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let have = self.leechers(hash).unwrap_or(0);
+            if have >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tracker knows {have} leechers of {}, want {n}",
+                hex::encode(hash)
+            );
+            sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the tracker lists at least `n` seeders for `hash`.
     pub fn wait_seeders(&self, hash: &[u8; 20], n: u64) {
-        let deadline = Instant::now() + START_TIMEOUT;
+        self.wait_seeders_for(hash, n, START_TIMEOUT)
+    }
+
+    /// Waits up to `timeout` until the tracker lists at least `n` seeders for `hash`.
+    pub fn wait_seeders_for(&self, hash: &[u8; 20], n: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             let have = self.seeders(hash).unwrap_or(0);
             if have >= n {
@@ -748,4 +883,250 @@ pub fn leech_with(
         Some(status) => Err(proc.failure(&format!("failed ({status})"))),
         None => Err(proc.failure(&format!("did not finish within {LEECH_TIMEOUT:?}, killed"))),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeding: our CLI as a seeder, leechers that report their uploads
+// ---------------------------------------------------------------------------------------------
+
+/// How long our CLI may take to exit after one SIGINT (graceful stop: `stopped` announce).
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Starts our CLI as a seeder (`--seed --bind 127.0.0.1 -p PORT -o data_dir --json`,
+/// `RUST_LOG=info`), dialing `peers` (`--peer 127.0.0.1:P`), with `extra` arguments before the
+/// torrent. On complete data it checks it and seeds; on an empty `data_dir` it downloads, then
+/// keeps seeding. It prints nothing for a harness when ready: wait with
+/// [`Tracker::wait_seeders`]. Stop it with [`cli_stop`]. Returns it and its listening port.
+pub fn cli_seeder(
+    name: &str,
+    torrent: &Path,
+    data_dir: &Path,
+    log_dir: &Path,
+    peers: &[u16],
+    extra: &[&str],
+) -> (Proc, u16) {
+    fs::create_dir_all(data_dir).expect("create data dir");
+    let port = free_port();
+    let mut cmd = cli_command();
+    cmd.args(["--seed", "--bind", "127.0.0.1", "-p", &port.to_string()])
+        .arg("-o")
+        .arg(data_dir)
+        .arg("--json");
+    for p in peers {
+        cmd.arg("--peer").arg(format!("127.0.0.1:{p}"));
+    }
+    cmd.args(extra).arg(torrent).env("RUST_LOG", "info");
+    (Proc::spawn_split(name, cmd, log_dir), port)
+}
+
+/// A command that runs our CLI: [`CLI`], or `BT_INTEROP_CLI` if set (a stand-in to check the
+/// tests themselves, e.g. tests/peers/lt_cli.py, run with the libtorrent python when it ends
+/// in `.py`).
+pub fn cli_command() -> Command {
+    match std::env::var_os("BT_INTEROP_CLI") {
+        Some(path) if Path::new(&path).extension().is_some_and(|e| e == "py") => {
+            let mut cmd = Command::new(python().expect("python with libtorrent"));
+            cmd.arg(path).env("PYTHONUNBUFFERED", "1");
+            cmd
+        }
+        Some(path) => Command::new(path),
+        None => Command::new(CLI),
+    }
+}
+
+/// One line of our CLI's `--json` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliStats {
+    pub info_hash: String,
+    pub name: String,
+    pub complete: bool,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    pub wasted: u64,
+}
+
+/// The raw text of `key`'s value in a flat JSON object (a string without its quotes; escapes
+/// are left as they are, which is enough for the names the tests use).
+fn json_value<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    let mut at = obj.find(&quoted)? + quoted.len();
+    let rest = obj[at..].trim_start();
+    at = obj.len() - rest.strip_prefix(':')?.trim_start().len();
+    let rest = &obj[at..];
+    if let Some(body) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => return Some(&body[..i]),
+                _ => escaped = false,
+            }
+        }
+        None
+    } else {
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim())
+    }
+}
+
+/// Parses the `--json` lines (`{"info_hash":...}`, one per torrent) out of `stdout`.
+pub fn parse_cli_json(stdout: &str) -> Result<Vec<CliStats>, String> {
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with('{'))
+        .map(|line| {
+            let field = |k: &str| json_value(line, k).ok_or(format!("no {k:?} in {line}"));
+            let number = |k: &str| -> Result<u64, String> {
+                field(k)?
+                    .parse()
+                    .map_err(|e| format!("{k:?} in {line}: {e}"))
+            };
+            Ok(CliStats {
+                info_hash: field("info_hash")?.to_ascii_lowercase(),
+                name: field("name")?.to_string(),
+                complete: match field("complete")? {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("\"complete\" is {other} in {line}")),
+                },
+                downloaded: number("downloaded")?,
+                uploaded: number("uploaded")?,
+                wasted: number("wasted")?,
+            })
+        })
+        .collect()
+}
+
+/// Stops our CLI with one SIGINT (a graceful stop), checks that it exits 0 within
+/// [`STOP_TIMEOUT`], and returns its `--json` lines (at least one).
+pub fn cli_stop(cli: &mut Proc) -> Vec<CliStats> {
+    cli.signal("INT");
+    cli_stopped(cli)
+}
+
+/// [`cli_stop`] for a CLI that was already sent its one SIGINT (to stop several at once).
+pub fn cli_stopped(cli: &mut Proc) -> Vec<CliStats> {
+    match cli.wait_exit(STOP_TIMEOUT) {
+        None => panic!(
+            "{}",
+            cli.failure(&format!("did not exit within {STOP_TIMEOUT:?} of a SIGINT"))
+        ),
+        Some(status) if !status.success() => {
+            panic!(
+                "{}",
+                cli.failure(&format!("exited with {status} after a SIGINT"))
+            )
+        }
+        Some(_) => {}
+    }
+    let stats = parse_cli_json(&cli.stdout()).unwrap_or_else(|e| panic!("{}", cli.failure(&e)));
+    assert!(
+        !stats.is_empty(),
+        "{}",
+        cli.failure("printed no --json line")
+    );
+    stats
+}
+
+/// The `--json` line of the torrent `hash` among `stats`.
+pub fn stats_for<'a>(stats: &'a [CliStats], hash: &[u8; 20]) -> &'a CliStats {
+    let hex = hex::encode(hash);
+    stats
+        .iter()
+        .find(|s| s.info_hash == hex)
+        .unwrap_or_else(|| panic!("no --json line for {hex} in {stats:?}"))
+}
+
+/// A libtorrent leecher (tests/peers/lt_peer.py --leech) that runs in the background: wait for
+/// its `DONE` line with [`Proc::wait_line`]. With `keep_seeding` it then goes on seeding until
+/// stopped; [`lt_uploaded`] stops it (or reads the line of one that exited) and returns its
+/// `UPLOADED` bytes. `progress` is the interval of its `PROGRESS ... pieces=H/T` lines.
+pub fn lt_leecher(
+    name: &str,
+    torrent: &Path,
+    out_dir: &Path,
+    log_dir: &Path,
+    peers: &[u16],
+    keep_seeding: bool,
+    progress: Duration,
+) -> Proc {
+    fs::create_dir_all(out_dir).expect("create output dir");
+    let mut cmd = Command::new(python().expect("python with libtorrent"));
+    cmd.arg(lt_peer_script())
+        .arg("--torrent")
+        .arg(torrent)
+        .arg("--save")
+        .arg(out_dir)
+        .args(["--leech", "--port", "0"])
+        .args(["--stop-with-pid", &std::process::id().to_string()])
+        .arg("--progress-interval")
+        .arg(format!("{:.2}", progress.as_secs_f64()))
+        .env("PYTHONUNBUFFERED", "1");
+    if keep_seeding {
+        cmd.arg("--keep-seeding");
+    }
+    for p in peers {
+        cmd.arg("--peer").arg(format!("127.0.0.1:{p}"));
+    }
+    Proc::spawn(name, cmd, log_dir)
+}
+
+/// transmission-cli 3.00 as a leecher of `torrent` into `out_dir`, listening on a fixed port
+/// (returned) once it is accepting connections. It ignores peers at 127.x that a tracker
+/// gives it, so the seeder must dial it. Its settings.json (in `log_dir/<name>-config`) turns
+/// off DHT, LPD, PEX, port mapping and uTP, binds it to 127.0.0.1 / ::1, and sets a seed ratio
+/// limit of 0, so it stops and exits 0 once the download is complete and checked (it idles
+/// ~13 s before it starts downloading).
+pub fn transmission_leecher(
+    name: &str,
+    torrent: &Path,
+    out_dir: &Path,
+    log_dir: &Path,
+) -> (Proc, u16) {
+    let config = log_dir.join(format!("{name}-config"));
+    fs::create_dir_all(&config).expect("create transmission config dir");
+    fs::create_dir_all(out_dir).expect("create output dir");
+    fs::write(
+        config.join("settings.json"),
+        r#"{
+    "dht-enabled": false,
+    "lpd-enabled": false,
+    "pex-enabled": false,
+    "port-forwarding-enabled": false,
+    "utp-enabled": false,
+    "blocklist-enabled": false,
+    "bind-address-ipv4": "127.0.0.1",
+    "bind-address-ipv6": "::1",
+    "peer-port-random-on-start": false,
+    "encryption": 0,
+    "ratio-limit-enabled": true,
+    "ratio-limit": 0,
+    "idle-seeding-limit-enabled": false,
+    "rename-partial-files": true,
+    "incomplete-dir-enabled": false,
+    "start-added-torrents": true,
+    "message-level": 2
+}
+"#,
+    )
+    .expect("write transmission settings.json");
+    let port = free_port();
+    let mut cmd = Command::new("transmission-cli");
+    cmd.arg("-g")
+        .arg(&config)
+        .args(["-p", &port.to_string(), "-M", "-D", "-U", "-et", "-w"])
+        .arg(out_dir)
+        .arg(torrent);
+    let mut proc = Proc::spawn(name, cmd, log_dir);
+    if !wait_port(port, START_TIMEOUT) {
+        panic!(
+            "{}",
+            proc.failure(&format!("does not listen on port {port}"))
+        );
+    }
+    if proc.try_wait().is_some() {
+        panic!("{}", proc.failure("exited at start-up"));
+    }
+    (proc, port)
 }

@@ -5,14 +5,20 @@ It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off, and th
 created without default plugins, so there is no PEX (only ut_metadata and smart_ban are added).
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
-    lt_peer.py --torrent T --save DIR --leech [--port P] [--peer H:P ...] [--timeout S]
-    (both take --stop-with-pid PID: exit when that process is gone)
+    lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
+    (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
                             --wait-tracker, the tracker accepted an announce)
-    DONE seconds=S bytes=B  leecher: every piece downloaded and checked (then it exits 0)
-    UPLOADED bytes=B        seeder: payload uploaded, printed when stopped by SIGTERM/SIGINT
+    PROGRESS P% peers=N rate=R pieces=H/T
+                            leecher: every --progress-interval seconds (default 5)
+    HASHFAIL piece=I        a piece received from peers failed its hash check
+    DONE seconds=S bytes=B  leecher: every piece downloaded and checked; then it exits 0 (after an
+                            UPLOADED line), or with --keep-seeding goes on seeding until stopped
+    UPLOADED bytes=B        payload uploaded since start: a seeder (or a --keep-seeding leecher)
+                            prints it when stopped by SIGTERM/SIGINT (then exits 0); a leecher
+                            prints it right after DONE, and before the ERROR when interrupted
     ERROR ...               something failed (exit code non-zero)
 """
 
@@ -77,6 +83,10 @@ def main():
                     help="exit when process PID is gone (no orphans if a test harness dies)")
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="leecher: give up (exit 3) after this many seconds (0: never)")
+    ap.add_argument("--keep-seeding", action="store_true",
+                    help="leecher: after DONE, seed until SIGTERM/SIGINT (then UPLOADED, exit 0)")
+    ap.add_argument("--progress-interval", type=float, default=5.0,
+                    help="leecher: seconds between PROGRESS lines")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -131,6 +141,7 @@ def main():
     announced = not (args.wait_tracker and has_tracker)
     ready = False
     dialed = False
+    done = False  # leecher: DONE printed (--keep-seeding)
     last_progress = start
     last_parent_check = start
 
@@ -144,6 +155,8 @@ def main():
                 announced = True
             elif isinstance(a, lt.tracker_error_alert):
                 say("WARN %s" % a.message())
+            elif isinstance(a, lt.hash_failed_alert):
+                say("HASHFAIL piece=%d" % a.piece_index)
 
         if not listening and ses.listen_port() != 0:
             listening = True
@@ -162,7 +175,7 @@ def main():
                 say("READY port=%d" % ses.listen_port())
                 ready = True
 
-        if args.leech:
+        if args.leech and not done:
             if st.is_seeding or st.state in (lt.torrent_status.finished, lt.torrent_status.seeding):
                 # "finished" can come before the disk threads wrote the last blocks: flush them,
                 # or a reader (and os._exit) may see holes.
@@ -170,15 +183,21 @@ def main():
                 flush_and_wait(ses, handle)
                 secs = time.monotonic() - start
                 say("DONE seconds=%.3f finished_at=%.3f bytes=%d" % (secs, finished, st.total_wanted_done))
-                os._exit(0)
+                if not args.keep_seeding:
+                    say("UPLOADED bytes=%d" % handle.status().total_payload_upload)
+                    os._exit(0)
+                done = True
             now = time.monotonic()
-            if now - last_progress >= 5:
+            if now - last_progress >= args.progress_interval:
                 last_progress = now
-                say("PROGRESS %.1f%% peers=%d rate=%.1fMB/s"
-                    % (st.progress * 100, st.num_peers, st.download_payload_rate / 1e6))
+                say("PROGRESS %.1f%% peers=%d rate=%.1fMB/s pieces=%d/%d"
+                    % (st.progress * 100, st.num_peers, st.download_payload_rate / 1e6,
+                       st.num_pieces, info.num_pieces()))
             if args.timeout and now - start > args.timeout:
+                say("UPLOADED bytes=%d" % st.total_payload_upload)
                 fail("timeout after %.0fs at %.1f%%" % (args.timeout, st.progress * 100), 3)
             if stop["now"]:
+                say("UPLOADED bytes=%d" % st.total_payload_upload)
                 fail("interrupted at %.1f%%" % (st.progress * 100), 4)
         elif stop["now"]:
             say("UPLOADED bytes=%d" % st.total_payload_upload)
