@@ -552,7 +552,8 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
         "{}",
         lt.failure("completed although the only seeder lacks a piece")
     );
-    let stats = harness::cli_stop(&mut seeder);
+    // Interrupted with a piece still missing: a graceful stop, but a failure exit.
+    let stats = harness::cli_stop_incomplete(&mut seeder);
     let s = harness::stats_for(&stats, &fx.hash);
     eprintln!("seeder --json: {s:?}");
     assert!(

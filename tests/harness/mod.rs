@@ -999,7 +999,7 @@ pub fn parse_cli_json(stdout: &str) -> Result<Vec<CliStats>, String> {
 }
 
 /// Stops our CLI with one SIGINT (a graceful stop), checks that it exits 0 within
-/// [`STOP_TIMEOUT`], and returns its `--json` lines (at least one).
+/// [`STOP_TIMEOUT`] (every torrent complete), and returns its `--json` lines (at least one).
 pub fn cli_stop(cli: &mut Proc) -> Vec<CliStats> {
     cli.signal("INT");
     cli_stopped(cli)
@@ -1007,12 +1007,23 @@ pub fn cli_stop(cli: &mut Proc) -> Vec<CliStats> {
 
 /// [`cli_stop`] for a CLI that was already sent its one SIGINT (to stop several at once).
 pub fn cli_stopped(cli: &mut Proc) -> Vec<CliStats> {
+    cli_stopped_with(cli, true)
+}
+
+/// Stops our CLI with one SIGINT while a torrent is incomplete: it must still stop
+/// gracefully and print its `--json` lines, but exit non-zero (the download did not finish).
+pub fn cli_stop_incomplete(cli: &mut Proc) -> Vec<CliStats> {
+    cli.signal("INT");
+    cli_stopped_with(cli, false)
+}
+
+fn cli_stopped_with(cli: &mut Proc, expect_success: bool) -> Vec<CliStats> {
     match cli.wait_exit(STOP_TIMEOUT) {
         None => panic!(
             "{}",
             cli.failure(&format!("did not exit within {STOP_TIMEOUT:?} of a SIGINT"))
         ),
-        Some(status) if !status.success() => {
+        Some(status) if status.success() != expect_success => {
             panic!(
                 "{}",
                 cli.failure(&format!("exited with {status} after a SIGINT"))

@@ -116,9 +116,11 @@ def main():
                 "wasted": st.total_failed_bytes + st.total_redundant_bytes,
             }, separators=(",", ":")) + "\n")
         sys.stdout.flush()
+    complete = all(h.status().is_seeding for h in handles)
     ses.pause()
     time.sleep(0.2)  # let the `stopped` announces go out
-    os._exit(0)
+    # Like bittorrent-cli: success only when every torrent is complete.
+    os._exit(0 if complete else 1)
 
 
 if __name__ == "__main__":
