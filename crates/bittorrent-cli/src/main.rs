@@ -54,8 +54,9 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     upload_slots: usize,
 
-    /// Ignore resume data. There is none yet: every start checks the data
-    /// directory by hashing what is there.
+    /// Do not read the resume record (DIR/.bittorrent/<info-hash>.resume):
+    /// check every piece already in DIR by hash instead. A new record is still
+    /// written as pieces complete.
     #[arg(long)]
     skip_resume: bool,
 
@@ -99,9 +100,6 @@ async fn run(args: Args) -> Result<(), String> {
         let meta = MetaInfo::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
         metas.push(meta);
     }
-    if args.skip_resume {
-        log::debug!("--skip-resume: there is no resume data yet; the data is checked by hash");
-    }
 
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let listen = SocketAddr::new(bind, args.port);
@@ -123,8 +121,11 @@ async fn run(args: Args) -> Result<(), String> {
     let mut progress = Progress::new(args.quiet);
     let mut pending = HashSet::new();
     for meta in metas {
-        let store = FileStore::from_meta_info(&args.output, &meta)
+        let mut store = FileStore::from_meta_info(&args.output, &meta)
             .map_err(|e| format!("{}: {e}", meta.name))?;
+        if args.skip_resume {
+            store = store.skip_resume();
+        }
         progress.add(&meta);
         pending.insert(meta.info_hash);
         session.add_torrent(Torrent::new(meta, store).with_peers(args.peers.iter().copied()));

@@ -8,13 +8,15 @@ mod file;
 mod layout;
 mod memory;
 
-pub use file::FileStore;
+pub use file::{FileStore, RESUME_DIR};
 pub use layout::{FileSlice, Layout};
 pub use memory::MemoryStore;
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
+
+use crate::bitfield::Bitfield;
 
 /// Where verified pieces are kept. Implementations must be safe to call from
 /// several blocking threads at once.
@@ -40,6 +42,24 @@ pub trait Store: Send + Sync + 'static {
     fn finalize(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// The pieces this store vouches for without hashing: those of a resume
+    /// record that still matches the data. `None` when there is no usable
+    /// record (then every piece is checked by hash).
+    fn load_resume(&self) -> Option<Bitfield> {
+        None
+    }
+
+    /// Records that the pieces in `have` are verified and stored. Called
+    /// from a blocking thread after pieces were written, at most about once
+    /// a second, and at completion and shutdown.
+    ///
+    /// # Errors
+    /// Any IO error (the engine logs it and goes on).
+    fn save_resume(&self, have: &Bitfield) -> Result<(), StoreError> {
+        let _ = have;
+        Ok(())
+    }
 }
 
 /// A shared store is a store: an embedder can keep an `Arc` to the store it
@@ -55,6 +75,14 @@ impl<S: Store> Store for std::sync::Arc<S> {
 
     fn finalize(&self) -> Result<(), StoreError> {
         (**self).finalize()
+    }
+
+    fn load_resume(&self) -> Option<Bitfield> {
+        (**self).load_resume()
+    }
+
+    fn save_resume(&self, have: &Bitfield) -> Result<(), StoreError> {
+        (**self).save_resume(have)
     }
 }
 

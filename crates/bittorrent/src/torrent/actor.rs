@@ -111,6 +111,8 @@ pub(crate) async fn run(
         announcer: None,
         announcers: JoinSet::new(),
         ticks: 0,
+        resume_dirty: false,
+        saving: JoinSet::new(),
     };
     actor.run(commands, peer_rx, tracker_rx).await;
 }
@@ -165,6 +167,10 @@ struct TorrentActor {
     announcers: JoinSet<()>,
     /// One-second ticks since start (the choker runs every `CHOKE_ROUND` ticks).
     ticks: u64,
+    /// Pieces were verified since the last resume record.
+    resume_dirty: bool,
+    /// The resume record being written (at most one at a time).
+    saving: JoinSet<Result<(), StoreError>>,
 }
 
 /// The torrent's view of one peer connection.
@@ -267,6 +273,9 @@ impl TorrentActor {
                 },
                 Some(_) = self.peer_tasks.join_next(), if !self.peer_tasks.is_empty() => {}
                 Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
+                Some(saved) = self.saving.join_next(), if !self.saving.is_empty() => {
+                    self.on_resume_saved(saved);
+                }
                 _ = tick.tick() => self.on_tick(),
             }
         }
@@ -301,6 +310,16 @@ impl TorrentActor {
             }
         }
         while self.finalizing.join_next().await.is_some() {}
+        // The last word on what is verified.
+        while let Some(saved) = self.saving.join_next().await {
+            self.on_resume_saved(saved);
+        }
+        if self.resume_dirty {
+            self.save_resume();
+            while let Some(saved) = self.saving.join_next().await {
+                self.on_resume_saved(saved);
+            }
+        }
         self.stop_announcer();
         while self.announcers.join_next().await.is_some() {}
         log::info!("{} stopped", self.tag);
@@ -312,6 +331,10 @@ impl TorrentActor {
         let meta = Arc::clone(&self.meta);
         let cancel = self.cancel.clone();
         tokio::task::spawn_blocking(move || {
+            if let Some(have) = store.load_resume() {
+                log::debug!("[{}] using the resume record", meta.info_hash.short());
+                return have;
+            }
             let mut have = Bitfield::new(meta.piece_count());
             for (index, expected) in meta.piece_hashes.iter().enumerate() {
                 if cancel.is_cancelled() {
@@ -796,6 +819,7 @@ impl TorrentActor {
         }
         match verified.result {
             Ok(true) => {
+                self.resume_dirty = true;
                 self.picker.piece_verified(index);
                 self.bytes_have += u64::from(self.meta.piece_len(index));
                 log::trace!("{} piece {index} verified", self.tag);
@@ -901,6 +925,9 @@ impl TorrentActor {
         });
         match result {
             Ok(()) => {
+                if self.saving.is_empty() {
+                    self.save_resume();
+                }
                 log::info!("{} download complete; seeding", self.tag);
                 self.emit(Event::TorrentComplete {
                     info_hash: self.info_hash,
@@ -1026,6 +1053,9 @@ impl TorrentActor {
             }
         }
         self.ticks += 1;
+        if self.resume_dirty && self.saving.is_empty() {
+            self.save_resume();
+        }
         if self.ticks % CHOKE_ROUND_TICKS == 0 {
             self.run_choke_round(now);
         }
@@ -1081,6 +1111,23 @@ impl TorrentActor {
         }
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.set_choke(false, Instant::now());
+        }
+    }
+
+    /// Writes the resume record (verified pieces) on a blocking thread.
+    fn save_resume(&mut self) {
+        self.resume_dirty = false;
+        let store = Arc::clone(&self.store);
+        let have = self.picker.have().clone();
+        self.saving.spawn_blocking(move || store.save_resume(&have));
+    }
+
+    fn on_resume_saved(&mut self, saved: Result<Result<(), StoreError>, JoinError>) {
+        match saved {
+            Ok(Ok(())) => {}
+            // Not fatal: without a record the next start checks by hash.
+            Ok(Err(e)) => log::warn!("{} cannot write the resume record: {e}", self.tag),
+            Err(e) => log::warn!("{} resume record task failed: {e}", self.tag),
         }
     }
 
