@@ -325,15 +325,17 @@ impl TorrentActor {
         log::info!("{} stopped", self.tag);
     }
 
-    /// Hashes every piece already in the store, on a blocking thread.
-    fn spawn_check(&self) -> JoinHandle<Bitfield> {
+    /// Finds the pieces already in the store, on a blocking thread: from its
+    /// resume record if that is still valid (second value true), else by
+    /// hashing every piece.
+    fn spawn_check(&self) -> JoinHandle<(Bitfield, bool)> {
         let store = Arc::clone(&self.store);
         let meta = Arc::clone(&self.meta);
         let cancel = self.cancel.clone();
         tokio::task::spawn_blocking(move || {
             if let Some(have) = store.load_resume() {
                 log::debug!("[{}] using the resume record", meta.info_hash.short());
-                return have;
+                return (have, true);
             }
             let mut have = Bitfield::new(meta.piece_count());
             for (index, expected) in meta.piece_hashes.iter().enumerate() {
@@ -349,23 +351,30 @@ impl TorrentActor {
                     have.set(index as usize);
                 }
             }
-            have
+            (have, false)
         })
     }
 
-    fn on_checked(&mut self, checked: Result<Bitfield, JoinError>) {
-        let have = checked.unwrap_or_else(|e| {
+    fn on_checked(&mut self, checked: Result<(Bitfield, bool), JoinError>) {
+        let (have, from_record) = checked.unwrap_or_else(|e| {
             log::error!("{} checking failed: {e}; starting from scratch", self.tag);
-            Bitfield::new(self.meta.piece_count())
+            (Bitfield::new(self.meta.piece_count()), false)
         });
+        // What hashing found is recorded, so the next start need not hash.
+        self.resume_dirty = !from_record && have.count_ones() > 0;
         for index in have.iter_ones() {
             let index = index as u32;
             self.picker.mark_have(index);
             self.bytes_have += u64::from(self.meta.piece_len(index));
         }
         let count = have.count_ones();
+        let how = if from_record {
+            "resume record"
+        } else {
+            "hash check"
+        };
         log::info!(
-            "{} {count} of {} pieces already present",
+            "{} {count} of {} pieces already present ({how})",
             self.tag,
             self.meta.piece_count()
         );
