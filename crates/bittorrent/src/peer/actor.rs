@@ -294,6 +294,10 @@ impl PeerActor {
                 return Ok(());
             }
             Message::Port(_) => return Ok(()),
+            Message::Extended { id, .. } => {
+                log::trace!("{} ignoring extended message {id}", self.tag);
+                return Ok(());
+            }
             Message::Unknown { id, .. } => {
                 log::trace!("{} ignoring message id {id}", self.tag);
                 return Ok(());

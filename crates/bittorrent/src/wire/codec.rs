@@ -134,6 +134,7 @@ mod id {
     pub const PIECE: u8 = 7;
     pub const CANCEL: u8 = 8;
     pub const PORT: u8 = 9;
+    pub const EXTENDED: u8 = 20;
 }
 
 /// Checks a frame length (id included, so at least 1) against what message
@@ -146,6 +147,7 @@ fn check_len(msg_id: u8, len: usize) -> Result<(), WireError> {
         id::REQUEST | id::CANCEL => len == 13,
         id::PIECE => len >= 9,
         id::PORT => len == 3,
+        id::EXTENDED => len >= 2,
         _ => true,
     };
     if ok {
@@ -230,6 +232,15 @@ impl Decoder for MessageCodec {
                 src.advance(P + 1);
                 return Ok(Some(Message::Bitfield(src.split_to(len - 1).freeze())));
             }
+            id::EXTENDED => {
+                let ext_id = body[0];
+                src.advance(P + 2);
+                let payload = src.split_to(len - 2).freeze();
+                return Ok(Some(Message::Extended {
+                    id: ext_id,
+                    payload,
+                }));
+            }
             other => {
                 src.advance(P + 1);
                 let payload = src.split_to(len - 1).freeze();
@@ -279,6 +290,10 @@ impl Encoder<Message> for MessageCodec {
                 dst.put_slice(&data);
             }
             Message::Port(port) => dst.put_u16(port),
+            Message::Extended { id, payload } => {
+                dst.put_u8(id);
+                dst.put_slice(&payload);
+            }
             Message::Bitfield(payload) | Message::Unknown { payload, .. } => {
                 dst.put_slice(&payload)
             }
@@ -325,8 +340,8 @@ mod tests {
             },
             Message::Cancel(block(3, 0, BLOCK)),
             Message::Port(6881),
-            Message::Unknown {
-                id: 20,
+            Message::Extended {
+                id: 0,
                 payload: Bytes::from_static(b"d1:md11:ut_metadatai1eee"),
             },
             Message::Unknown {
@@ -407,9 +422,9 @@ mod tests {
             ),
             (Message::Port(0x1ae1), vec![0, 0, 0, 3, 9, 0x1a, 0xe1]),
             (
-                Message::Unknown {
-                    id: 20,
-                    payload: Bytes::from_static(&[0, b'd', b'e']),
+                Message::Extended {
+                    id: 0,
+                    payload: Bytes::from_static(&[b'd', b'e']),
                 },
                 vec![0, 0, 0, 4, 20, 0, b'd', b'e'],
             ),
@@ -579,8 +594,25 @@ mod tests {
     }
 
     #[test]
+    fn extended_messages_carry_their_extended_id() {
+        let wire = [0, 0, 0, 4, 20, 3, b'd', b'e'];
+        assert_eq!(
+            decode_one(&wire).expect("decode"),
+            Some(Message::Extended {
+                id: 3,
+                payload: Bytes::from_static(b"de")
+            })
+        );
+        // An extended message needs at least its extended id.
+        assert!(matches!(
+            decode_one(&[0, 0, 0, 1, 20]),
+            Err(WireError::BadLength { id: 20, len: 1 })
+        ));
+    }
+
+    #[test]
     fn unknown_ids_are_passed_through() {
-        for id in [10u8, 13, 17, 20, 255] {
+        for id in [10u8, 13, 17, 21, 255] {
             let wire = [0, 0, 0, 3, id, 0xaa, 0xbb];
             assert_eq!(
                 decode_one(&wire).expect("decode"),
@@ -726,7 +758,11 @@ mod tests {
                 .prop_map(|(piece, begin, data)| Message::Piece { piece, begin, data }),
             arb_block().prop_map(Message::Cancel),
             any::<u16>().prop_map(Message::Port),
-            (10u8..=255, arb_bytes(64)).prop_map(|(id, payload)| Message::Unknown { id, payload }),
+            (10u8..=255, arb_bytes(64))
+                .prop_filter("20 is Extended", |(id, _)| *id != Message::EXTENDED_ID)
+                .prop_map(|(id, payload)| Message::Unknown { id, payload }),
+            (any::<u8>(), arb_bytes(64))
+                .prop_map(|(id, payload)| Message::Extended { id, payload }),
         ]
     }
 

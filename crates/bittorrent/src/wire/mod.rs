@@ -24,6 +24,18 @@ impl Handshake {
     /// Wire length of a handshake.
     pub const LEN: usize = 68;
 
+    /// Whether the sender supports the extension protocol (BEP 10: reserved
+    /// byte 5, bit 0x10).
+    pub fn supports_extensions(&self) -> bool {
+        self.reserved[5] & 0x10 != 0
+    }
+
+    /// Sets the BEP 10 extension-protocol bit.
+    pub fn with_extensions(mut self) -> Self {
+        self.reserved[5] |= 0x10;
+        self
+    }
+
     /// The first 20 bytes of every handshake: the protocol string's length (19)
     /// followed by the protocol string.
     pub const PROTOCOL: &'static [u8; 20] = b"\x13BitTorrent protocol";
@@ -71,6 +83,14 @@ pub enum Message {
     Cancel(BlockInfo),
     /// id 9: DHT port (ignored until DHT exists).
     Port(u16),
+    /// id 20 (BEP 10): an extension message. `id` is the extended message
+    /// id (0 = extended handshake, others as negotiated); `payload` follows it.
+    Extended {
+        /// Extended message id.
+        id: u8,
+        /// Bencoded dictionary (plus, for some messages, trailing data).
+        payload: Bytes,
+    },
     /// Any id we do not understand yet (extensions); ignored by the peer.
     Unknown {
         /// Message id.
@@ -83,6 +103,8 @@ pub enum Message {
 impl Message {
     /// Length of the 4-byte big-endian length prefix before every message.
     pub const PREFIX_LEN: usize = 4;
+    /// The message id of BEP 10 extension messages.
+    pub const EXTENDED_ID: u8 = 20;
 
     /// The message id byte, or `None` for a keep-alive (which has no id).
     pub fn id(&self) -> Option<u8> {
@@ -98,6 +120,7 @@ impl Message {
             Message::Piece { .. } => 7,
             Message::Cancel(_) => 8,
             Message::Port(_) => 9,
+            Message::Extended { .. } => Self::EXTENDED_ID,
             Message::Unknown { id, .. } => *id,
         })
     }
@@ -114,6 +137,7 @@ impl Message {
             Message::Request(_) | Message::Cancel(_) => 13,
             Message::Piece { data, .. } => 9 + data.len(),
             Message::Port(_) => 3,
+            Message::Extended { payload, .. } => 2 + payload.len(),
             Message::Unknown { payload, .. } => 1 + payload.len(),
         }
     }
