@@ -424,7 +424,7 @@ mod tests {
             (
                 Message::Extended {
                     id: 0,
-                    payload: Bytes::from_static(&[b'd', b'e']),
+                    payload: Bytes::from_static(b"de"),
                 },
                 vec![0, 0, 0, 4, 20, 0, b'd', b'e'],
             ),
