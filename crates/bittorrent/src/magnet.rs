@@ -121,11 +121,9 @@ impl Magnet {
                         info_hash = Some(parse_btih(hash)?);
                     }
                 }
-                "dn" => {
-                    if name.is_none() {
-                        let spaced = raw.replace('+', " ");
-                        name = Some(percent_decode_str(&spaced).decode_utf8_lossy().into_owned());
-                    }
+                "dn" if name.is_none() => {
+                    let spaced = raw.replace('+', " ");
+                    name = Some(percent_decode_str(&spaced).decode_utf8_lossy().into_owned());
                 }
                 "tr" => {
                     let Ok(url) = percent_decode_str(raw).decode_utf8() else {

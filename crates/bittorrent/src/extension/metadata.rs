@@ -422,7 +422,7 @@ mod tests {
 
         // BEP 9's data example: piece 0 of a 34256-byte dictionary, 16 KiB follow.
         let mut body = b"d8:msg_typei1e5:piecei0e10:total_sizei34256ee".to_vec();
-        body.extend(std::iter::repeat(b'x').take(METADATA_PIECE_SIZE));
+        body.extend(std::iter::repeat_n(b'x', METADATA_PIECE_SIZE));
         let msg = MetadataMessage::decode(Bytes::from(body.clone())).unwrap();
         let MetadataMessage::Data {
             piece,

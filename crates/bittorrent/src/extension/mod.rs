@@ -271,8 +271,10 @@ mod tests {
         // We encode with the peer's ids; the peer decodes with its local ids, which are
         // the ones it advertised to us. Model the peer as using our default ids.
         let mut ours = ExtensionIds::new();
-        let mut theirs_hs = ExtendedHandshake::default();
-        theirs_hs.m = ExtensionIds::new().local_m();
+        let theirs_hs = ExtendedHandshake {
+            m: ExtensionIds::new().local_m(),
+            ..ExtendedHandshake::default()
+        };
         ours.update_remote(&theirs_hs);
         let peer = ExtensionIds::new();
         let msgs = [
