@@ -30,6 +30,8 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod extension;
+pub mod magnet;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
