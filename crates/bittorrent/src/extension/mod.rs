@@ -139,7 +139,16 @@ impl ExtendedMessage {
     /// [`ExtendedMessage::Unknown`].
     pub fn decode(payload: Bytes, ids: &ExtensionIds) -> Result<Self, ExtensionError> {
         let id = *payload.first().ok_or(ExtensionError::Empty)?;
-        let body = payload.slice(1..);
+        Self::decode_parts(id, payload.slice(1..), ids)
+    }
+
+    /// [`decode`](Self::decode) for a payload already split into the extended
+    /// id and the body after it (as [`Message::Extended`](crate::wire::Message)
+    /// carries it).
+    ///
+    /// # Errors
+    /// As [`decode`](Self::decode).
+    pub fn decode_parts(id: u8, body: Bytes, ids: &ExtensionIds) -> Result<Self, ExtensionError> {
         if id == HANDSHAKE_ID {
             return ExtendedHandshake::decode(&body).map(Self::Handshake);
         }
@@ -156,17 +165,27 @@ impl ExtendedMessage {
     /// # Errors
     /// [`ExtensionError::NotSupported`] when the peer has not enabled the extension.
     pub fn encode(&self, ids: &ExtensionIds) -> Result<Vec<u8>, ExtensionError> {
-        let remote = |ext| ids.remote_id(ext).ok_or(ExtensionError::NotSupported(ext));
-        let (id, body) = match self {
-            Self::Handshake(hs) => (HANDSHAKE_ID, hs.encode()),
-            Self::Metadata(msg) => (remote(Extension::Metadata)?, msg.encode()),
-            Self::Pex(msg) => (remote(Extension::Pex)?, msg.encode()),
-            Self::Unknown { id, payload } => (*id, payload.to_vec()),
-        };
+        let (id, body) = self.encode_parts(ids)?;
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(id);
         out.extend_from_slice(&body);
         Ok(out)
+    }
+}
+
+impl ExtendedMessage {
+    /// [`encode`](Self::encode) split into the extended id and the body.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub fn encode_parts(&self, ids: &ExtensionIds) -> Result<(u8, Vec<u8>), ExtensionError> {
+        let remote = |ext| ids.remote_id(ext).ok_or(ExtensionError::NotSupported(ext));
+        Ok(match self {
+            Self::Handshake(hs) => (HANDSHAKE_ID, hs.encode()),
+            Self::Metadata(msg) => (remote(Extension::Metadata)?, msg.encode()),
+            Self::Pex(msg) => (remote(Extension::Pex)?, msg.encode()),
+            Self::Unknown { id, payload } => (*id, payload.to_vec()),
+        })
     }
 }
 

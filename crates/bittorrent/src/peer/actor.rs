@@ -12,6 +12,11 @@ use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
+use crate::extension::{
+    metadata_piece, ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataMessage,
+    HANDSHAKE_ID,
+};
+use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
 use crate::peer::{Origin, PeerCommand, PeerError, PeerParams};
 use crate::store::StoreError;
@@ -38,7 +43,13 @@ pub(crate) async fn run(
 ) {
     let tag = format!("[{} {addr}]", params.meta.info_hash.short());
     let have = params.have.clone();
+    let mut ext = ExtensionIds::new();
+    if !params.pex {
+        ext.set_local(Extension::Pex, 0);
+    }
     let mut actor = PeerActor {
+        ext,
+        peer_extensions: false,
         addr,
         tag,
         params,
@@ -74,6 +85,10 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
+    /// Extension ids: ours (advertised) and the peer's (from its handshake).
+    ext: ExtensionIds,
+    /// The peer set the BEP 10 bit in its handshake.
+    peer_extensions: bool,
 }
 
 impl PeerActor {
@@ -92,7 +107,7 @@ impl PeerActor {
     /// and switches to the message codec keeping any bytes that arrived after
     /// the handshake.
     async fn handshake(&mut self, origin: Origin) -> Result<Conn, PeerError> {
-        let ours = Handshake::new(self.params.meta.info_hash, self.params.our_id);
+        let ours = Handshake::new(self.params.meta.info_hash, self.params.our_id).with_extensions();
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let stream = TcpStream::connect(self.addr)
@@ -122,6 +137,7 @@ impl PeerActor {
             return Err(PeerError::SelfConnection);
         }
         log::debug!("{} handshake ok, peer id {:?}", self.tag, theirs.peer_id);
+        self.peer_extensions = theirs.supports_extensions();
         self.emit(PeerEvent::Connected {
             addr: self.addr,
             peer_id: theirs.peer_id,
@@ -138,6 +154,21 @@ impl PeerActor {
     }
 
     async fn message_loop(&mut self, mut conn: Conn) -> Result<(), PeerError> {
+        if self.peer_extensions {
+            let mut hs = ExtendedHandshake::new(&self.ext);
+            hs.v = Some(concat!("bittorrent-rs ", env!("CARGO_PKG_VERSION")).to_owned());
+            hs.p = Some(self.params.listen_port).filter(|&p| p != 0);
+            hs.reqq = Some(MAX_QUEUED_REQUESTS as u32);
+            let info_len = self.params.meta.info_bytes.len() as u64;
+            hs.metadata_size = Some(info_len).filter(|&n| n > 0);
+            hs.yourip = Some(self.addr.ip());
+            let payload = Bytes::from(hs.encode());
+            conn.feed(Message::Extended {
+                id: HANDSHAKE_ID,
+                payload,
+            })
+            .await?;
+        }
         if self.have.count_ones() > 0 {
             let bytes = Bytes::copy_from_slice(self.have.as_bytes());
             conn.send(Message::Bitfield(bytes)).await?;
@@ -161,7 +192,7 @@ impl PeerActor {
                         None => return Err(PeerError::Closed),
                     };
                     last_recv = Instant::now();
-                    self.on_message(msg).await?;
+                    self.on_message(msg, &mut conn).await?;
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
@@ -247,7 +278,7 @@ impl PeerActor {
         Ok(true)
     }
 
-    async fn on_message(&mut self, msg: Message) -> Result<(), PeerError> {
+    async fn on_message(&mut self, msg: Message, conn: &mut Conn) -> Result<(), PeerError> {
         log::trace!("{} <- {}", self.tag, describe(&msg));
         let addr = self.addr;
         let event = match msg {
@@ -294,16 +325,77 @@ impl PeerActor {
                 return Ok(());
             }
             Message::Port(_) => return Ok(()),
-            Message::Extended { id, .. } => {
-                log::trace!("{} ignoring extended message {id}", self.tag);
-                return Ok(());
-            }
+            Message::Extended { id, payload } => return self.on_extended(id, payload, conn).await,
             Message::Unknown { id, .. } => {
                 log::trace!("{} ignoring message id {id}", self.tag);
                 return Ok(());
             }
         };
         self.emit(event).await
+    }
+
+    /// Handles a BEP 10 message: the peer's extended handshake, metadata
+    /// requests (served from our info dictionary), peer exchange. Malformed
+    /// or unknown extension messages are ignored.
+    async fn on_extended(&mut self, id: u8, body: Bytes, conn: &mut Conn) -> Result<(), PeerError> {
+        let msg = match ExtendedMessage::decode_parts(id, body, &self.ext) {
+            Ok(msg) => msg,
+            Err(e) => {
+                log::debug!("{} ignoring a bad extension message: {e}", self.tag);
+                return Ok(());
+            }
+        };
+        match msg {
+            ExtendedMessage::Handshake(hs) => {
+                log::debug!("{} extensions {:?}, client {:?}", self.tag, hs.m, hs.v);
+                self.ext.update_remote(&hs);
+            }
+            ExtendedMessage::Metadata(MetadataMessage::Request { piece }) => {
+                let info = &self.params.meta.info_bytes;
+                let reply = match metadata_piece(info, piece) {
+                    Some(data) => MetadataMessage::Data {
+                        piece,
+                        total_size: info.len() as u64,
+                        data: info.slice_ref(data),
+                    },
+                    None => MetadataMessage::Reject { piece },
+                };
+                self.send_extended(ExtendedMessage::Metadata(reply), conn)
+                    .await?;
+                conn.flush().await?;
+            }
+            ExtendedMessage::Pex(pex) => {
+                if self.params.pex {
+                    let added = pex.added.iter().map(|p| p.addr).collect();
+                    self.emit(PeerEvent::Pex {
+                        addr: self.addr,
+                        added,
+                    })
+                    .await?;
+                }
+            }
+            ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Queues an extension message if the peer supports it.
+    async fn send_extended(
+        &mut self,
+        msg: ExtendedMessage,
+        conn: &mut Conn,
+    ) -> Result<(), PeerError> {
+        match msg.encode_parts(&self.ext) {
+            Ok((id, body)) => {
+                conn.feed(Message::Extended {
+                    id,
+                    payload: Bytes::from(body),
+                })
+                .await?;
+            }
+            Err(e) => log::trace!("{} not sent: {e}", self.tag),
+        }
+        Ok(())
     }
 
     /// Writes `cmd` and whatever else is already queued, then flushes once.
@@ -332,6 +424,7 @@ impl PeerActor {
             }
             PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
             PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
+            PeerCommand::Pex(pex) => self.send_extended(ExtendedMessage::Pex(pex), conn).await?,
             PeerCommand::Choke(choke) => {
                 if choke != self.am_choking {
                     self.am_choking = choke;

@@ -1,5 +1,6 @@
 //! Commands from the torrent to a peer actor.
 
+use crate::extension::PexMessage;
 use crate::types::BlockInfo;
 
 /// What the torrent tells a peer actor to do.
@@ -16,4 +17,6 @@ pub enum PeerCommand {
     /// Choke (true) or unchoke (false) the peer. Choking drops its queued
     /// requests, as BEP 3 specifies.
     Choke(bool),
+    /// Send a `ut_pex` message (dropped if the peer does not support it).
+    Pex(PexMessage),
 }

@@ -47,6 +47,10 @@ pub(crate) struct PeerParams {
     pub have: Bitfield,
     /// Time allowed for connect plus handshake.
     pub connect_timeout: Duration,
+    /// The port we accept connections on (sent in the extended handshake).
+    pub listen_port: u16,
+    /// Whether peer exchange is allowed (not for private torrents).
+    pub pex: bool,
 }
 
 /// How the connection came about.

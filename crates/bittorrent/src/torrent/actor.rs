@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerView};
+use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::metainfo::MetaInfo;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::picker::{Picker, Received};
@@ -206,6 +207,8 @@ struct PeerEntry {
     unrequested: u64,
     /// Weighted count of failed pieces it contributed to.
     strikes: u32,
+    /// What we last told it through peer exchange.
+    pex: PexState,
 }
 
 /// Outcome of hashing (and, if good, storing) one piece.
@@ -510,6 +513,8 @@ impl TorrentActor {
             our_id: self.config.peer_id,
             have: self.picker.have().clone(),
             connect_timeout: self.config.connect_timeout,
+            listen_port: self.config.port,
+            pex: !self.meta.private,
         };
         let (handle, task) = PeerHandle::start(
             addr,
@@ -654,6 +659,14 @@ impl TorrentActor {
                 if interested {
                     self.unchoke_if_slot_free(addr);
                 }
+            }
+            PeerEvent::Pex { addr, added } => {
+                log::debug!("{} {addr} told us of {} peers (PEX)", self.tag, added.len());
+                let now = Instant::now();
+                for peer in added {
+                    self.swarm.add(peer, false, now);
+                }
+                self.connect_more();
             }
             PeerEvent::Uploaded { addr, bytes } => {
                 let now = Instant::now();
@@ -1070,6 +1083,7 @@ impl TorrentActor {
         }
         self.request_more_all();
         self.connect_more();
+        self.send_pex(now);
         self.publish_transfer();
         let stats = self.stats(now);
         self.emit(Event::Stats {
@@ -1120,6 +1134,34 @@ impl TorrentActor {
         }
         if let Some(peer) = self.peers.get_mut(&addr) {
             peer.set_choke(false, Instant::now());
+        }
+    }
+
+    /// Peer exchange (BEP 11): tells each peer, at most once a minute, which
+    /// peers we connected to or dropped since. Only addresses we dialled are
+    /// shared (an inbound peer's source port is not where it listens).
+    /// Private torrents never exchange peers.
+    fn send_pex(&mut self, now: Instant) {
+        if self.meta.private {
+            return;
+        }
+        let known: Vec<SocketAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected && !p.inbound)
+            .map(|(a, _)| *a)
+            .collect();
+        for (addr, peer) in &mut self.peers {
+            if !peer.connected {
+                continue;
+            }
+            let others = known.iter().filter(|a| *a != addr).map(|a| PexPeer {
+                addr: *a,
+                flags: PexFlags::default(),
+            });
+            if let Some(msg) = peer.pex.next_message(now, others) {
+                let _ = peer.handle.send(PeerCommand::Pex(msg));
+            }
         }
     }
 
@@ -1204,6 +1246,7 @@ impl PeerEntry {
             last_unchoked: None,
             unrequested: 0,
             strikes: 0,
+            pex: PexState::new(),
         }
     }
 

@@ -59,6 +59,11 @@ pub(crate) enum PeerEvent {
         block: BlockInfo,
         data: Bytes,
     },
+    /// Peers learnt through peer exchange (BEP 11).
+    Pex {
+        addr: SocketAddr,
+        added: Vec<SocketAddr>,
+    },
     /// We sent the peer this many payload bytes.
     Uploaded { addr: SocketAddr, bytes: u64 },
     /// The connection ended (or never started).
