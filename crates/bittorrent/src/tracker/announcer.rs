@@ -4,7 +4,9 @@
 //! `started` is sent (and retried) until one tracker accepts it; `completed`
 //! is owed once `stats.left` reaches 0 after having been non-zero and is sent
 //! right away; every other announce carries no event; `stopped` goes to the
-//! last tracker that answered, on shutdown, if `started` was ever accepted.
+//! last tracker that answered, on shutdown, if `started` was ever accepted —
+//! preceded by a `completed` still owed (a download that finishes just as the
+//! torrent stops is still counted by the tracker).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -490,7 +492,8 @@ impl Announcer {
     }
 
     /// Sends `stopped` to the last tracker that answered, if `started` was
-    /// accepted; bounded by [`AnnouncerConfig::stopped_timeout`].
+    /// accepted, after a `completed` that is still owed; both together are
+    /// bounded by [`AnnouncerConfig::stopped_timeout`].
     async fn stop(&mut self) {
         if !self.started_ok {
             return;
@@ -498,13 +501,32 @@ impl Announcer {
         let Some(url) = self.last_working.clone() else {
             return;
         };
+        let deadline = Instant::now() + self.config.stopped_timeout;
         let stats = *self.stats.borrow();
-        let req = self.request(&url, stats, Some(AnnounceEvent::Stopped), 0);
-        let timeout = self.config.stopped_timeout;
-        match tokio::time::timeout(timeout, self.announce_to(&url, &req, timeout)).await {
-            Ok(Ok(_)) => info!("{}: announced stopped to {url}", self.short),
-            Ok(Err(e)) => debug!("{}: stopped announce to {url} failed: {e}", self.short),
-            Err(_) => debug!("{}: stopped announce to {url} timed out", self.short),
+        self.observe(stats);
+        if self.completed_owed {
+            self.final_announce(&url, stats, AnnounceEvent::Completed, deadline)
+                .await;
+        }
+        self.final_announce(&url, stats, AnnounceEvent::Stopped, deadline)
+            .await;
+    }
+
+    /// One announce of shutdown, `numwant` 0, given up at `deadline`.
+    async fn final_announce(
+        &mut self,
+        url: &str,
+        stats: TransferStats,
+        event: AnnounceEvent,
+        deadline: Instant,
+    ) {
+        let req = self.request(url, stats, Some(event), 0);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let event = event.as_str();
+        match tokio::time::timeout_at(deadline, self.announce_to(url, &req, timeout)).await {
+            Ok(Ok(_)) => info!("{}: announced {event} to {url}", self.short),
+            Ok(Err(e)) => debug!("{}: {event} announce to {url} failed: {e}", self.short),
+            Err(_) => debug!("{}: {event} announce to {url} timed out", self.short),
         }
     }
 }
@@ -1046,6 +1068,23 @@ mod tests {
             udp_announce(&mut fake).await.event,
             Some(AnnounceEvent::Stopped)
         );
+    }
+
+    #[tokio::test]
+    async fn completed_is_still_sent_when_stopping_right_after_finishing() {
+        let mut tracker = FakeTracker::start(&body_with_peer(""), false).await;
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        assert_eq!(event_of(&tracker.next().await), Some("started"));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        // Finished and stopped at once: the loop sees the cancellation
+        // first (biased select), so `completed` goes out while stopping.
+        run.stats.send_modify(|s| s.left = 0);
+        run.shutdown().await;
+        let completed = tracker.next().await;
+        assert_eq!(event_of(&completed), Some("completed"), "{completed}");
+        assert_eq!(param(&completed, "left"), Some("0"));
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+        assert!(tracker.requests.try_recv().is_err());
     }
 
     #[tokio::test]
