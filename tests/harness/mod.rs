@@ -28,6 +28,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
+pub mod trackers;
 
 /// Our binary under test.
 pub const CLI: &str = env!("CARGO_BIN_EXE_bittorrent-cli");

@@ -4,7 +4,9 @@
 //! `started` is sent (and retried) until one tracker accepts it; `completed`
 //! is owed once `stats.left` reaches 0 after having been non-zero and is sent
 //! right away; every other announce carries no event; `stopped` goes to the
-//! last tracker that answered, on shutdown, if `started` was ever accepted.
+//! last tracker that answered, on shutdown, if `started` was ever accepted —
+//! preceded by a `completed` still owed (a download that finishes just as the
+//! torrent stops is still counted by the tracker).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -17,7 +19,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::tracker::{
-    is_http_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker, DEFAULT_TIMEOUT,
+    is_http_url, is_udp_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker,
+    TrackerError, UdpTracker, UdpTrackerConfig, DEFAULT_TIMEOUT,
 };
 use crate::types::{InfoHash, PeerId};
 
@@ -85,6 +88,11 @@ pub struct AnnouncerConfig {
     /// HTTP client to use (share one per session for its connection pool);
     /// `None` builds a private one.
     pub client: Option<reqwest::Client>,
+    /// Retransmission and connection-id timing of UDP trackers. Its
+    /// `timeout` is ignored: each announce is bounded by
+    /// [`request_timeout`](Self::request_timeout) (or
+    /// [`stopped_timeout`](Self::stopped_timeout)) instead.
+    pub udp: UdpTrackerConfig,
 }
 
 impl AnnouncerConfig {
@@ -98,10 +106,20 @@ impl AnnouncerConfig {
     pub const DEFAULT_MAX_RETRY_DELAY: Duration = Duration::from_secs(30 * 60);
     /// Default [`stopped_timeout`](Self::stopped_timeout).
     pub const DEFAULT_STOPPED_TIMEOUT: Duration = Duration::from_secs(3);
+    /// Default [`udp`](Self::udp): BEP 15's doubling schedule from a 4 s base
+    /// (not 15 s, so that a lost datagram is resent twice within the 15 s
+    /// request timeout: at 4 s and 12 s), one-minute connection ids.
+    pub const DEFAULT_UDP: UdpTrackerConfig = UdpTrackerConfig {
+        retransmit_base: Duration::from_secs(4),
+        max_retransmits: UdpTrackerConfig::BEP_MAX_RETRANSMITS,
+        connection_id_ttl: UdpTrackerConfig::BEP_CONNECTION_ID_TTL,
+        timeout: None,
+    };
 
     /// A configuration with default tuning: `num_want` 50, intervals of at
     /// least 30 s, retries after 15 s doubling up to 30 min, 15 s request
-    /// timeout ([`DEFAULT_TIMEOUT`]), 3 s `stopped` timeout, private client.
+    /// timeout ([`DEFAULT_TIMEOUT`]), 3 s `stopped` timeout, private client,
+    /// UDP timing [`DEFAULT_UDP`](Self::DEFAULT_UDP).
     pub fn new(tiers: Vec<Vec<String>>, info_hash: InfoHash, peer_id: PeerId, port: u16) -> Self {
         Self {
             tiers,
@@ -115,6 +133,7 @@ impl AnnouncerConfig {
             request_timeout: DEFAULT_TIMEOUT,
             stopped_timeout: Self::DEFAULT_STOPPED_TIMEOUT,
             client: None,
+            udp: Self::DEFAULT_UDP,
         }
     }
 }
@@ -127,8 +146,10 @@ impl AnnouncerConfig {
 ///
 /// Trackers follow BEP 12: each tier is shuffled once, tiers are tried in
 /// order and the URLs of a tier in order until one answers; that URL moves to
-/// the front of its tier. URLs that are not http(s) (e.g. `udp://`) are
-/// skipped; with none left this returns at once. When every tracker fails the
+/// the front of its tier. `http(s)://` URLs go to an [`HttpTracker`],
+/// `udp://` URLs to a [`UdpTracker`] (kept for the announcer's life, so its
+/// connection id is reused); tiers may mix both. Other schemes are skipped;
+/// with no URL left this returns at once. When every tracker fails the
 /// round is retried after [`AnnouncerConfig::retry_delay`], doubling up to
 /// [`AnnouncerConfig::max_retry_delay`].
 ///
@@ -143,7 +164,7 @@ pub async fn run_announcer(
     let short = config.info_hash.short();
     let tiers = usable_tiers(&config.tiers, &short);
     if tiers.is_empty() {
-        debug!("{short}: no http(s) tracker, not announcing");
+        debug!("{short}: no http(s) or udp tracker, not announcing");
         return;
     }
     let client = match config.client.clone() {
@@ -171,11 +192,12 @@ pub async fn run_announcer(
         last_working: None,
         tracker_ids: HashMap::new(),
         failures: HashMap::new(),
+        udp: HashMap::new(),
     };
     announcer.run().await;
 }
 
-/// The http(s) URLs of `tiers`, each URL once (first occurrence), empty tiers
+/// The http(s) and udp URLs of `tiers`, each URL once (first occurrence), empty tiers
 /// dropped, each tier shuffled.
 fn usable_tiers(tiers: &[Vec<String>], short: &str) -> Vec<Vec<String>> {
     let mut rng = rand::thread_rng();
@@ -184,7 +206,7 @@ fn usable_tiers(tiers: &[Vec<String>], short: &str) -> Vec<Vec<String>> {
     for tier in tiers {
         let mut urls = Vec::new();
         for url in tier {
-            if !is_http_url(url) {
+            if !(is_http_url(url) || is_udp_url(url)) {
                 debug!("{short}: skipping tracker {url}: unsupported scheme");
             } else if seen.insert(url.as_str()) {
                 urls.push(url.clone());
@@ -219,7 +241,8 @@ enum Wake {
 struct Announcer {
     config: AnnouncerConfig,
     short: String,
-    /// Shuffled http(s) tiers; a URL that answers moves to its tier's front.
+    /// Shuffled http(s) and udp tiers; a URL that answers moves to its
+    /// tier's front.
     tiers: Vec<Vec<String>>,
     client: reqwest::Client,
     stats: watch::Receiver<TransferStats>,
@@ -239,6 +262,8 @@ struct Announcer {
     tracker_ids: HashMap<String, String>,
     /// Consecutive failures per URL, to log the first at warn only.
     failures: HashMap<String, u32>,
+    /// UDP trackers by URL, created on first use.
+    udp: HashMap<String, UdpTracker>,
 }
 
 impl Announcer {
@@ -329,9 +354,8 @@ impl Announcer {
             for i in 0..self.tiers[t].len() {
                 let url = self.tiers[t][i].clone();
                 let req = self.request(&url, stats, event, self.config.num_want);
-                let tracker = HttpTracker::new(url.clone(), self.client.clone())
-                    .with_timeout(self.config.request_timeout);
-                let update = match tracker.announce(&req).await {
+                let timeout = self.config.request_timeout;
+                let update = match self.announce_to(&url, &req, timeout).await {
                     Ok(response) => {
                         self.tiers[t][..=i].rotate_right(1);
                         let wait = self.on_success(&url, event, stats, &response);
@@ -368,6 +392,32 @@ impl Announcer {
             }
         }
         Round::AllFailed
+    }
+
+    /// One announce to `url`, by its scheme, bounded by `timeout`.
+    async fn announce_to(
+        &mut self,
+        url: &str,
+        req: &AnnounceRequest,
+        timeout: Duration,
+    ) -> Result<AnnounceResponse, TrackerError> {
+        if is_udp_url(url) {
+            let config = UdpTrackerConfig {
+                timeout: Some(timeout),
+                ..self.config.udp
+            };
+            let tracker = self
+                .udp
+                .entry(url.to_string())
+                .or_insert_with(|| UdpTracker::new(url, config));
+            tracker.set_config(config);
+            tracker.announce(req).await
+        } else {
+            HttpTracker::new(url, self.client.clone())
+                .with_timeout(timeout)
+                .announce(req)
+                .await
+        }
     }
 
     /// Records a successful announce; returns the delay until the next one.
@@ -442,7 +492,8 @@ impl Announcer {
     }
 
     /// Sends `stopped` to the last tracker that answered, if `started` was
-    /// accepted; bounded by [`AnnouncerConfig::stopped_timeout`].
+    /// accepted, after a `completed` that is still owed; both together are
+    /// bounded by [`AnnouncerConfig::stopped_timeout`].
     async fn stop(&mut self) {
         if !self.started_ok {
             return;
@@ -450,14 +501,32 @@ impl Announcer {
         let Some(url) = self.last_working.clone() else {
             return;
         };
+        let deadline = Instant::now() + self.config.stopped_timeout;
         let stats = *self.stats.borrow();
-        let req = self.request(&url, stats, Some(AnnounceEvent::Stopped), 0);
-        let timeout = self.config.stopped_timeout;
-        let tracker = HttpTracker::new(url.clone(), self.client.clone()).with_timeout(timeout);
-        match tokio::time::timeout(timeout, tracker.announce(&req)).await {
-            Ok(Ok(_)) => info!("{}: announced stopped to {url}", self.short),
-            Ok(Err(e)) => debug!("{}: stopped announce to {url} failed: {e}", self.short),
-            Err(_) => debug!("{}: stopped announce to {url} timed out", self.short),
+        self.observe(stats);
+        if self.completed_owed {
+            self.final_announce(&url, stats, AnnounceEvent::Completed, deadline)
+                .await;
+        }
+        self.final_announce(&url, stats, AnnounceEvent::Stopped, deadline)
+            .await;
+    }
+
+    /// One announce of shutdown, `numwant` 0, given up at `deadline`.
+    async fn final_announce(
+        &mut self,
+        url: &str,
+        stats: TransferStats,
+        event: AnnounceEvent,
+        deadline: Instant,
+    ) {
+        let req = self.request(url, stats, Some(event), 0);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let event = event.as_str();
+        match tokio::time::timeout_at(deadline, self.announce_to(url, &req, timeout)).await {
+            Ok(Ok(_)) => info!("{}: announced {event} to {url}", self.short),
+            Ok(Err(e)) => debug!("{}: {event} announce to {url} failed: {e}", self.short),
+            Err(_) => debug!("{}: {event} announce to {url} timed out", self.short),
         }
     }
 }
@@ -465,8 +534,10 @@ impl Announcer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::udp::fake::{FakeUdpTracker, Mode};
+    use crate::tracker::udp::packet::{AnnouncePacket, Request};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, UdpSocket};
     use tokio::task::JoinHandle;
     use tokio::time::timeout;
 
@@ -740,10 +811,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn retries_with_backoff_and_skips_udp() {
+    async fn retries_with_backoff_and_skips_unknown_schemes() {
         let dead = dead_url().await;
         let mut config = config(vec![
-            vec!["udp://127.0.0.1:1/announce".into()],
+            vec!["wss://127.0.0.1:1/announce".into()],
             vec![dead.clone()],
         ]);
         config.retry_delay = Duration::from_millis(20);
@@ -789,7 +860,7 @@ mod tests {
         for tiers in [
             vec![],
             vec![vec![]],
-            vec![vec!["udp://127.0.0.1:1".to_string()]],
+            vec![vec!["wss://127.0.0.1:1".to_string(), "dht://x".to_string()]],
         ] {
             let run = spawn(config(tiers), 100);
             timeout(STEP, run.task)
@@ -833,5 +904,202 @@ mod tests {
             .unwrap();
         assert_eq!(event_of(&tracker.next().await), Some("started"));
         assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+    }
+
+    /// A `udp://` URL on 127.0.0.1 where nothing listens.
+    async fn dead_udp_url() -> String {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+        drop(socket);
+        url
+    }
+
+    /// The next request of `fake`, which must be an announce.
+    async fn udp_announce(fake: &mut FakeUdpTracker) -> AnnouncePacket {
+        match fake.next().await {
+            Request::Announce(a) => a,
+            other => panic!("expected an announce, got {other:?}"),
+        }
+    }
+
+    async fn udp_connect(fake: &mut FakeUdpTracker) {
+        match fake.next().await {
+            Request::Connect { .. } => {}
+            other => panic!("expected a connect, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn udp_started_then_completed_then_stopped() {
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        let mut run = spawn(config(vec![vec![fake.url.clone()]]), 100);
+
+        udp_connect(&mut fake).await;
+        let first = udp_announce(&mut fake).await;
+        assert_eq!(first.event, Some(AnnounceEvent::Started));
+        assert_eq!((first.left, first.num_want, first.port), (100, 50, 6881));
+        assert_eq!(first.info_hash, InfoHash([7; 20]));
+        match run.next().await {
+            TrackerUpdate::Announced { url, peers, .. } => {
+                assert_eq!(url, fake.url);
+                assert_eq!(peers, fake.peers);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        run.stats.send_modify(|s| {
+            s.left = 0;
+            s.downloaded = 100;
+        });
+        // Within the minute: the connection id is reused, no new connect.
+        let second = udp_announce(&mut fake).await;
+        assert_eq!(second.event, Some(AnnounceEvent::Completed));
+        assert_eq!((second.left, second.downloaded), (0, 100));
+        assert_eq!(second.connection_id, first.connection_id);
+        assert_eq!(second.key, first.key);
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+
+        run.shutdown().await;
+        let third = udp_announce(&mut fake).await;
+        assert_eq!(third.event, Some(AnnounceEvent::Stopped));
+        assert_eq!(third.num_want, 0);
+        assert!(fake.requests.try_recv().is_err(), "only three announces");
+    }
+
+    #[tokio::test]
+    async fn udp_connection_id_is_reused_then_renewed_after_expiry() {
+        // Announces every second; connection ids last 1.5 s.
+        let mut fake = FakeUdpTracker::start_with_interval(Mode::Answer, 1).await;
+        let mut config = config(vec![vec![fake.url.clone()]]);
+        config.min_announce_interval = Duration::from_millis(100);
+        config.udp.connection_id_ttl = Duration::from_millis(1500);
+        let mut run = spawn(config, 0);
+
+        udp_connect(&mut fake).await;
+        let first = udp_announce(&mut fake).await;
+        assert_eq!(first.connection_id, fake.issued(0));
+        let second = udp_announce(&mut fake).await;
+        assert_eq!(second.event, None);
+        assert_eq!(second.connection_id, fake.issued(0));
+        udp_connect(&mut fake).await;
+        let third = udp_announce(&mut fake).await;
+        assert_eq!(third.connection_id, fake.issued(1));
+        for _ in 0..3 {
+            assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        }
+        run.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn udp_retransmits_when_the_first_datagram_is_dropped() {
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        fake.drop_datagrams(&[0]);
+        let mut config = config(vec![vec![fake.url.clone()]]);
+        config.udp.retransmit_base = Duration::from_millis(200);
+        let mut run = spawn(config, 100);
+        match run.next().await {
+            TrackerUpdate::Announced { url, .. } => assert_eq!(url, fake.url),
+            other => panic!("{other:?}"),
+        }
+        udp_connect(&mut fake).await;
+        udp_connect(&mut fake).await;
+        assert_eq!(
+            udp_announce(&mut fake).await.event,
+            Some(AnnounceEvent::Started)
+        );
+        run.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn udp_error_action_is_a_failed_update() {
+        let fake = FakeUdpTracker::start(Mode::Error("torrent not registered".into())).await;
+        let mut config = config(vec![vec![fake.url.clone()]]);
+        config.retry_delay = Duration::from_millis(20);
+        let mut run = spawn(config, 100);
+        for _ in 0..2 {
+            match run.next().await {
+                TrackerUpdate::Failed { url, error } => {
+                    assert_eq!(url, fake.url);
+                    assert_eq!(error, "tracker failure: torrent not registered");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        run.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn dead_mixed_tier_falls_through_to_udp() {
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        let dead_http = dead_url().await;
+        let dead_udp = dead_udp_url().await;
+        let tiers = vec![
+            vec![dead_http.clone(), dead_udp.clone()],
+            vec![fake.url.clone()],
+        ];
+        let mut run = spawn(config(tiers), 100);
+        let at = Instant::now();
+        let mut failed = HashSet::new();
+        for _ in 0..2 {
+            match run.next().await {
+                TrackerUpdate::Failed { url, error } => {
+                    if url == dead_udp {
+                        assert!(error.starts_with("UDP: "), "{error}");
+                    }
+                    failed.insert(url);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(failed, HashSet::from([dead_http, dead_udp]));
+        match run.next().await {
+            TrackerUpdate::Announced { url, .. } => assert_eq!(url, fake.url),
+            other => panic!("{other:?}"),
+        }
+        // Refused at once: no waiting for a retransmission timeout.
+        assert!(at.elapsed() < Duration::from_secs(2), "{:?}", at.elapsed());
+        udp_connect(&mut fake).await;
+        assert_eq!(
+            udp_announce(&mut fake).await.event,
+            Some(AnnounceEvent::Started)
+        );
+        run.shutdown().await;
+        assert_eq!(
+            udp_announce(&mut fake).await.event,
+            Some(AnnounceEvent::Stopped)
+        );
+    }
+
+    #[tokio::test]
+    async fn completed_is_still_sent_when_stopping_right_after_finishing() {
+        let mut tracker = FakeTracker::start(&body_with_peer(""), false).await;
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        assert_eq!(event_of(&tracker.next().await), Some("started"));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        // Finished and stopped at once: the loop sees the cancellation
+        // first (biased select), so `completed` goes out while stopping.
+        run.stats.send_modify(|s| s.left = 0);
+        run.shutdown().await;
+        let completed = tracker.next().await;
+        assert_eq!(event_of(&completed), Some("completed"), "{completed}");
+        assert_eq!(param(&completed, "left"), Some("0"));
+        assert_eq!(event_of(&tracker.next().await), Some("stopped"));
+        assert!(tracker.requests.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn udp_shutdown_does_not_hang_on_a_silent_tracker() {
+        let mut fake = FakeUdpTracker::start(Mode::SilentOnStopped).await;
+        let mut run = spawn(config(vec![vec![fake.url.clone()]]), 100);
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        let at = Instant::now();
+        run.shutdown().await;
+        assert!(at.elapsed() < Duration::from_secs(2), "{:?}", at.elapsed());
+        udp_connect(&mut fake).await;
+        udp_announce(&mut fake).await;
+        assert_eq!(
+            udp_announce(&mut fake).await.event,
+            Some(AnnounceEvent::Stopped)
+        );
     }
 }

@@ -1,17 +1,21 @@
-//! Talking to HTTP(S) trackers (BEP 3, BEP 23 compact peers, BEP 12 tiers).
+//! Talking to trackers: HTTP(S) (BEP 3, BEP 23 compact peers) and UDP
+//! (BEP 15), in BEP 12 tiers.
 //!
 //! The request/response formats are pure functions; [`HttpTracker`] does the
-//! IO with reqwest and [`run_announcer`] is the per-torrent announce loop.
+//! IO with reqwest, [`UdpTracker`] over a tokio UDP socket, and
+//! [`run_announcer`] is the per-torrent announce loop over both.
 
 mod announcer;
 mod http;
 mod response;
+pub mod udp;
 
 pub use announcer::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
 pub use http::{announce_url, is_http_url, HttpTracker, DEFAULT_TIMEOUT, MAX_BODY_SIZE};
 pub use response::{
     parse_announce_response, AnnounceResponse, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
 };
+pub use udp::{is_udp_url, ScrapeInfo, UdpTracker, UdpTrackerConfig};
 
 use crate::types::{InfoHash, PeerId};
 
@@ -64,9 +68,30 @@ pub struct AnnounceRequest {
 /// Errors of a tracker exchange.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackerError {
-    /// The URL's scheme is not one we speak (e.g. udp:// before BEP 15 lands).
+    /// The URL's scheme is not one this tracker type speaks.
     #[error("unsupported tracker URL {0}")]
     Unsupported(String),
+    /// A `udp://` URL without a host or a valid port.
+    #[error("invalid tracker URL {0}")]
+    InvalidUrl(String),
+    /// The tracker's host name did not resolve.
+    #[error("cannot resolve {host}: {reason}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// A UDP socket error (an ICMP "port unreachable" included).
+    #[error("UDP: {0}")]
+    Io(#[from] std::io::Error),
+    /// A malformed UDP datagram, or an answer of the wrong action.
+    #[error("invalid UDP response: {0}")]
+    Packet(#[from] udp::PacketError),
+    /// No answer in time (after the last UDP retransmission or the overall
+    /// timeout).
+    #[error("no answer from the tracker in time")]
+    Timeout,
     /// Connection, TLS, timeout, ...
     #[error("request failed: {0}")]
     Request(#[from] reqwest::Error),
@@ -82,7 +107,8 @@ pub enum TrackerError {
         /// The cap that was exceeded, in bytes.
         limit: usize,
     },
-    /// The tracker said `failure reason`.
+    /// The tracker said `failure reason` (HTTP) or sent an error (UDP
+    /// action 3).
     #[error("tracker failure: {0}")]
     Failure(String),
 }

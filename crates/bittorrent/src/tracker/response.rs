@@ -189,7 +189,7 @@ fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn clamp_interval(secs: i64) -> Duration {
+pub(crate) fn clamp_interval(secs: i64) -> Duration {
     let secs = u64::try_from(secs).unwrap_or(0);
     Duration::from_secs(secs).clamp(MIN_INTERVAL, MAX_INTERVAL)
 }

@@ -1,0 +1,192 @@
+//! A scriptable BEP 15 tracker on 127.0.0.1 for unit tests.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::tracker::udp::packet::{AnnounceReply, Request, Response, ScrapeInfo};
+use crate::tracker::AnnounceEvent;
+
+/// How the fake answers.
+#[derive(Clone, Debug)]
+pub(crate) enum Mode {
+    /// Answers every request properly.
+    Answer,
+    /// Never answers.
+    Silent,
+    /// Answers connects, and announces/scrapes with an error (action 3).
+    Error(String),
+    /// Answers properly, but first sends a datagram with another
+    /// transaction id.
+    StrayFirst,
+    /// Answers announces with a 12-byte announce response.
+    Truncated,
+    /// Answers announces with a scrape response.
+    WrongAction,
+    /// Answers properly, except `stopped` announces.
+    SilentOnStopped,
+}
+
+/// Each request received (also those it did not answer) goes to
+/// `requests`. Connection ids are `issued(0)`, `issued(1)`, ... in order; an
+/// announce or scrape with an id never issued gets an error response.
+pub(crate) struct FakeUdpTracker {
+    pub(crate) url: String,
+    pub(crate) peers: Vec<SocketAddr>,
+    pub(crate) requests: mpsc::UnboundedReceiver<Request>,
+    drop: Arc<Mutex<HashSet<usize>>>,
+    _task: JoinHandle<()>,
+}
+
+const FIRST_CONNECTION_ID: u64 = 0x00c0_ffee_0000_0000;
+
+impl FakeUdpTracker {
+    pub(crate) async fn start(mode: Mode) -> Self {
+        Self::start_with_interval(mode, 1800).await
+    }
+
+    pub(crate) async fn start_with_interval(mode: Mode, interval: u32) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("udp://{}/announce", socket.local_addr().unwrap());
+        let peers: Vec<SocketAddr> = vec![
+            "127.0.0.1:6881".parse().unwrap(),
+            "127.0.0.2:51413".parse().unwrap(),
+        ];
+        let (tx, requests) = mpsc::unbounded_channel();
+        let drop = Arc::new(Mutex::new(HashSet::new()));
+        let task = tokio::spawn(serve(
+            socket,
+            mode,
+            interval,
+            peers.clone(),
+            tx,
+            Arc::clone(&drop),
+        ));
+        Self {
+            url,
+            peers,
+            requests,
+            drop,
+            _task: task,
+        }
+    }
+
+    /// The `i`-th connection id handed out.
+    pub(crate) fn issued(&self, i: u64) -> u64 {
+        FIRST_CONNECTION_ID + i
+    }
+
+    /// Leaves the datagrams with these indices (from 0) unanswered.
+    pub(crate) fn drop_datagrams(&self, indices: &[usize]) {
+        self.drop.lock().unwrap().extend(indices);
+    }
+
+    /// The next request, within 3 s.
+    pub(crate) async fn next(&mut self) -> Request {
+        tokio::time::timeout(Duration::from_secs(3), self.requests.recv())
+            .await
+            .expect("no request in time")
+            .expect("fake tracker gone")
+    }
+}
+
+async fn serve(
+    socket: UdpSocket,
+    mode: Mode,
+    interval: u32,
+    peers: Vec<SocketAddr>,
+    tx: mpsc::UnboundedSender<Request>,
+    drop: Arc<Mutex<HashSet<usize>>>,
+) {
+    let mut buf = vec![0u8; 65536];
+    let mut issued = 0u64;
+    let mut index = 0usize;
+    loop {
+        let Ok((len, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        let Ok(request) = Request::decode(&buf[..len]) else {
+            continue;
+        };
+        let _ = tx.send(request.clone());
+        let dropped = drop.lock().unwrap().contains(&index);
+        index += 1;
+        if dropped || matches!(mode, Mode::Silent) {
+            continue;
+        }
+        let transaction_id = request.transaction_id();
+        let known = |id: u64| (FIRST_CONNECTION_ID..FIRST_CONNECTION_ID + issued).contains(&id);
+        let error = |message: &str| Response::Error {
+            transaction_id,
+            message: message.to_string(),
+        };
+        let response = match (&request, &mode) {
+            (Request::Connect { .. }, _) => {
+                issued += 1;
+                Response::Connect {
+                    transaction_id,
+                    connection_id: FIRST_CONNECTION_ID + issued - 1,
+                }
+                .encode()
+            }
+            (Request::Announce(a), _) if !known(a.connection_id) => {
+                error("bad connection id").encode()
+            }
+            (Request::Scrape { connection_id, .. }, _) if !known(*connection_id) => {
+                error("bad connection id").encode()
+            }
+            (_, Mode::Error(message)) => error(message).encode(),
+            (Request::Announce(_), Mode::Truncated) => {
+                let mut bytes = vec![0, 0, 0, 1];
+                bytes.extend_from_slice(&transaction_id.to_be_bytes());
+                bytes.extend_from_slice(&[0, 0, 0, 9]);
+                bytes
+            }
+            (Request::Announce(_), Mode::WrongAction) => Response::Scrape {
+                transaction_id,
+                entries: vec![],
+            }
+            .encode(),
+            (Request::Announce(a), Mode::SilentOnStopped)
+                if a.event == Some(AnnounceEvent::Stopped) =>
+            {
+                continue
+            }
+            (Request::Announce(_), _) => Response::Announce {
+                transaction_id,
+                reply: AnnounceReply {
+                    interval,
+                    leechers: 2,
+                    seeders: 1,
+                    peers: peers.clone(),
+                },
+            }
+            .encode(),
+            (Request::Scrape { info_hashes, .. }, _) => Response::Scrape {
+                transaction_id,
+                entries: info_hashes
+                    .iter()
+                    .map(|h| ScrapeInfo {
+                        seeders: u32::from(h.0[0]),
+                        completed: 7,
+                        leechers: 3,
+                    })
+                    .collect(),
+            }
+            .encode(),
+        };
+        if matches!(mode, Mode::StrayFirst) {
+            let stray = error("not yours");
+            let mut bytes = stray.encode();
+            bytes[4..8].copy_from_slice(&transaction_id.wrapping_add(1).to_be_bytes());
+            let _ = socket.send_to(&bytes, from).await;
+            let _ = socket.send_to(&[1, 2, 3], from).await;
+        }
+        let _ = socket.send_to(&response, from).await;
+    }
+}
