@@ -9,10 +9,12 @@ mod summary;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bittorrent::magnet::Magnet;
 use bittorrent::prelude::*;
+use bittorrent::store::{StoreError, RESUME_DIR};
 use clap::Parser;
 
 use crate::progress::Progress;
@@ -21,9 +23,9 @@ use crate::progress::Progress;
 #[derive(Parser, Debug)]
 #[command(name = "bittorrent-cli", version, about)]
 struct Args {
-    /// .torrent files to download (or seed).
-    #[arg(required = true, value_name = "TORRENT")]
-    torrents: Vec<PathBuf>,
+    /// .torrent files or magnet links to download (or seed).
+    #[arg(required = true, value_name = "TORRENT|MAGNET")]
+    torrents: Vec<String>,
 
     /// Data directory (multi-file torrents get a folder inside it).
     #[arg(short, long, value_name = "DIR", default_value = ".")]
@@ -94,11 +96,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// A torrent named on the command line.
+enum Source {
+    File(MetaInfo),
+    Magnet(Magnet),
+}
+
+/// The store for a torrent's data under `output`.
+fn open_store(output: &Path, meta: &MetaInfo, skip_resume: bool) -> Result<FileStore, StoreError> {
+    let store = FileStore::from_meta_info(output, meta)?;
+    Ok(if skip_resume {
+        store.skip_resume()
+    } else {
+        store
+    })
+}
+
+/// Keeps the metainfo of a torrent that came from a magnet link as
+/// `OUTPUT/.bittorrent/<info-hash>.torrent` (best effort).
+fn save_torrent(output: &Path, meta: &MetaInfo) {
+    let dir = output.join(RESUME_DIR);
+    let path = dir.join(format!("{}.torrent", meta.info_hash.to_hex()));
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, meta.to_torrent_bytes()));
+    match written {
+        Ok(()) => log::info!("saved the torrent's metainfo as {}", path.display()),
+        Err(e) => log::warn!("cannot save {}: {e}", path.display()),
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
-    let mut metas = Vec::new();
-    for path in &args.torrents {
-        let meta = MetaInfo::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        metas.push(meta);
+    let mut sources = Vec::new();
+    for arg in &args.torrents {
+        if arg
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
+        {
+            let magnet = Magnet::parse(arg).map_err(|e| format!("{arg}: {e}"))?;
+            sources.push(Source::Magnet(magnet));
+        } else {
+            let meta = MetaInfo::load(arg).map_err(|e| format!("{arg}: {e}"))?;
+            sources.push(Source::File(meta));
+        }
     }
 
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
@@ -120,15 +159,24 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let mut progress = Progress::new(args.quiet);
     let mut pending = HashSet::new();
-    for meta in metas {
-        let mut store = FileStore::from_meta_info(&args.output, &meta)
-            .map_err(|e| format!("{}: {e}", meta.name))?;
-        if args.skip_resume {
-            store = store.skip_resume();
-        }
-        progress.add(&meta);
-        pending.insert(meta.info_hash);
-        session.add_torrent(Torrent::new(meta, store).with_peers(args.peers.iter().copied()));
+    for source in sources {
+        let torrent = match source {
+            Source::File(meta) => {
+                let store = open_store(&args.output, &meta, args.skip_resume)
+                    .map_err(|e| format!("{}: {e}", meta.name))?;
+                Torrent::new(meta, store)
+            }
+            Source::Magnet(magnet) => {
+                let (output, skip_resume) = (args.output.clone(), args.skip_resume);
+                Torrent::from_magnet(magnet, move |meta| {
+                    save_torrent(&output, meta);
+                    open_store(&output, meta, skip_resume)
+                })
+            }
+        };
+        progress.add(torrent.info_hash(), &torrent.name());
+        pending.insert(torrent.info_hash());
+        session.add_torrent(torrent.with_peers(args.peers.iter().copied()));
     }
 
     let mut interrupts = 0;

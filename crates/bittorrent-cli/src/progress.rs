@@ -44,11 +44,11 @@ impl Progress {
         }
     }
 
-    /// Registers a torrent.
-    pub fn add(&mut self, meta: &MetaInfo) {
+    /// Registers a torrent (its size becomes known from its first stats).
+    pub fn add(&mut self, info_hash: InfoHash, name: &str) {
         let bar = match &self.mode {
             Mode::Bars(multi) => {
-                let bar = multi.add(ProgressBar::new(meta.total_length));
+                let bar = multi.add(ProgressBar::new(0));
                 bar.set_style(
                     ProgressStyle::with_template(
                         "{prefix:20!} [{bar:30}] {percent:>3}% {binary_bytes_per_sec:>12} \
@@ -57,15 +57,15 @@ impl Progress {
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
                 );
-                bar.set_prefix(meta.name.clone());
+                bar.set_prefix(name.to_owned());
                 Some(bar)
             }
             _ => None,
         };
         self.torrents.insert(
-            meta.info_hash,
+            info_hash,
             Entry {
-                name: meta.name.clone(),
+                name: name.to_owned(),
                 bar,
                 last_line: None,
             },
@@ -88,6 +88,7 @@ impl Progress {
                     return;
                 };
                 if let Some(bar) = &entry.bar {
+                    bar.set_length(stats.bytes_total);
                     bar.set_position(stats.bytes_have);
                     bar.set_message(format!("{} peers", stats.peers));
                 } else if lines {
@@ -110,6 +111,14 @@ impl Progress {
                     bar.finish_with_message("done");
                 } else if lines {
                     eprintln!("{}: complete", entry.name);
+                }
+            }
+            Event::MetadataReceived { info_hash, name } => {
+                if let Some(entry) = self.torrents.get_mut(info_hash) {
+                    entry.name = name.clone();
+                    if let Some(bar) = &entry.bar {
+                        bar.set_prefix(name.clone());
+                    }
                 }
             }
             Event::TrackerError { url, message, .. } if lines => {

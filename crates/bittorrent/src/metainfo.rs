@@ -305,6 +305,36 @@ impl MetaInfo {
         })
     }
 
+    /// A .torrent file for this torrent: its `info` dictionary exactly as
+    /// received (so the info-hash is the same) with `announce` and
+    /// `announce-list` from [`trackers`](Self::trackers). Used to save a
+    /// torrent whose metadata came from a magnet link.
+    pub fn to_torrent_bytes(&self) -> Vec<u8> {
+        use crate::bencode::{encode_into, Node, Value};
+        let mut out = b"d".to_vec();
+        if let Some(first) = self.trackers.iter().flatten().next() {
+            encode_into(&Value::Bytes(b"announce"), &mut out);
+            encode_into(&Value::Bytes(first.as_bytes()), &mut out);
+            let tiers = self
+                .trackers
+                .iter()
+                .map(|tier| {
+                    let urls = tier
+                        .iter()
+                        .map(|u| Node::new(Value::Bytes(u.as_bytes())))
+                        .collect();
+                    Node::new(Value::List(urls))
+                })
+                .collect();
+            encode_into(&Value::Bytes(b"announce-list"), &mut out);
+            encode_into(&Value::List(tiers), &mut out);
+        }
+        out.extend_from_slice(b"4:info");
+        out.extend_from_slice(&self.info_bytes);
+        out.push(b'e');
+        out
+    }
+
     /// Number of pieces.
     pub fn piece_count(&self) -> usize {
         self.piece_hashes.len()
@@ -813,5 +843,21 @@ mod tests {
             MetaInfo::load("/nonexistent/x.torrent"),
             Err(MetaInfoError::Io { .. })
         ));
+    }
+
+    #[test]
+    fn to_torrent_bytes_round_trips_with_the_same_info_hash() {
+        for name in [
+            "alice.torrent",
+            "lots-of-numbers.torrent",
+            "sintel-webtorrent.torrent",
+        ] {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../torrents/").to_owned() + name;
+            let meta = MetaInfo::load(&path).unwrap();
+            let again = MetaInfo::from_bytes(&meta.to_torrent_bytes()).unwrap();
+            assert_eq!(again.info_hash, meta.info_hash, "{name}");
+            assert_eq!(again.trackers, meta.trackers, "{name}");
+            assert_eq!(again.files, meta.files, "{name}");
+        }
     }
 }

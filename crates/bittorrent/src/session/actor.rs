@@ -142,7 +142,7 @@ impl SessionActor {
             });
             return Err(err);
         }
-        let name = torrent.name().to_owned();
+        let name = torrent.name();
         let cancel = self.cancel.child_token();
         let (handle, task) = TorrentHandle::spawn(
             torrent,

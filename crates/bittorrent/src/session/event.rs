@@ -19,6 +19,14 @@ pub enum Event {
         /// Its name.
         name: String,
     },
+    /// A magnet's info dictionary was fetched and verified; the torrent now
+    /// proceeds as if loaded from a file.
+    MetadataReceived {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// Its name from the metadata.
+        name: String,
+    },
     /// The data already in the store was checked; the torrent starts
     /// downloading (or seeding, if it is complete).
     TorrentChecked {

@@ -21,14 +21,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerView};
+use crate::extension::metadata::metainfo_from_metadata;
 use crate::extension::{PexFlags, PexPeer, PexState};
+use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::picker::{Picker, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
+use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::piece::PieceBuffer;
 use crate::torrent::swarm::Swarm;
+use crate::torrent::Source;
 use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentState, TorrentStats};
 use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
 use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
@@ -55,12 +59,45 @@ const CHOKE_ROUND_TICKS: u64 = 10;
 pub(crate) async fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
-    commands: mpsc::Receiver<TorrentCommand>,
+    mut commands: mpsc::Receiver<TorrentCommand>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
 ) {
+    let Torrent {
+        source,
+        peers,
+        use_trackers,
+    } = torrent;
+    let (meta, store) = match source {
+        Source::Meta { meta, store } => (meta, store),
+        Source::Magnet { magnet, make_store } => {
+            let phase = MagnetPhase {
+                config: &config,
+                events: &events,
+                cancel: &cancel,
+            };
+            let Some(meta) = phase
+                .run(&magnet, &peers, use_trackers, &mut commands)
+                .await
+            else {
+                return;
+            };
+            match make_store(&meta) {
+                Ok(store) => (meta, store),
+                Err(e) => {
+                    let message = format!("cannot create the storage: {e}");
+                    log::error!("[{}] {message}", meta.info_hash.short());
+                    let _ = events.send(Event::TorrentError {
+                        info_hash: meta.info_hash,
+                        message,
+                    });
+                    return;
+                }
+            }
+        }
+    };
     let now = Instant::now();
-    let meta = Arc::new(torrent.meta);
+    let meta = Arc::new(meta);
     let info_hash = meta.info_hash;
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
     let picker = Picker::new(meta.piece_count(), meta.piece_length, meta.total_length);
@@ -70,11 +107,11 @@ pub(crate) async fn run(
         left: meta.total_length,
     });
     let mut swarm = Swarm::default();
-    for addr in &torrent.peers {
+    for addr in &peers {
         swarm.add(*addr, true, now);
     }
     let (tracker_tx, tracker_rx) = mpsc::channel(16);
-    let use_trackers = torrent.use_trackers && config.use_trackers && !meta.trackers.is_empty();
+    let use_trackers = use_trackers && config.use_trackers && !meta.trackers.is_empty();
     let choker = Choker::new(ChokerConfig {
         slots: config.upload_slots,
         ..ChokerConfig::default()
@@ -84,7 +121,7 @@ pub(crate) async fn run(
         info_hash,
         tag: format!("[{}]", info_hash.short()),
         meta,
-        store: torrent.store,
+        store,
         config,
         events,
         cancel,
@@ -116,6 +153,123 @@ pub(crate) async fn run(
         saving: JoinSet::new(),
     };
     actor.run(commands, peer_rx, tracker_rx).await;
+}
+
+/// The first phase of a magnet's torrent: find peers, fetch and verify the
+/// info dictionary.
+struct MagnetPhase<'a> {
+    config: &'a Arc<SessionConfig>,
+    events: &'a broadcast::Sender<Event>,
+    cancel: &'a CancellationToken,
+}
+
+impl MagnetPhase<'_> {
+    /// Returns the torrent's metainfo, or `None` if cancelled or invalid.
+    async fn run(
+        &self,
+        magnet: &Magnet,
+        peers: &[SocketAddr],
+        use_trackers: bool,
+        commands: &mut mpsc::Receiver<TorrentCommand>,
+    ) -> Option<MetaInfo> {
+        let info_hash = magnet.info_hash;
+        let tag = format!("[{}]", info_hash.short());
+        log::info!("{tag} fetching metadata from peers");
+        let (candidates, candidates_rx) = mpsc::channel(1024);
+        for addr in peers {
+            let _ = candidates.try_send(*addr);
+        }
+        // Announce while fetching (as a leecher with unknown size: left = 1).
+        let (tracker_tx, mut tracker_rx) = mpsc::channel(16);
+        let (_stats_tx, stats_rx) = watch::channel(TransferStats {
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+        });
+        let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+        let token = self.cancel.child_token();
+        let announcer =
+            (use_trackers && self.config.use_trackers && !tiers.is_empty()).then(|| {
+                let cfg =
+                    AnnouncerConfig::new(tiers, info_hash, self.config.peer_id, self.config.port);
+                tokio::spawn(run_announcer(cfg, stats_rx, tracker_tx, token.clone()))
+            });
+        let params = FetchParams {
+            info_hash,
+            our_id: self.config.peer_id,
+            connect_timeout: self.config.connect_timeout,
+        };
+        let fetch = metadata::fetch(params, candidates_rx, self.cancel.clone());
+        tokio::pin!(fetch);
+        let mut tracker_open = announcer.is_some();
+        let info = loop {
+            tokio::select! {
+                info = &mut fetch => break info,
+                cmd = commands.recv() => match cmd {
+                    Some(TorrentCommand::Stats { reply }) => {
+                        let stats = TorrentStats {
+                            state: TorrentState::FetchingMetadata,
+                            ..TorrentStats::default()
+                        };
+                        let _ = reply.send(stats);
+                    }
+                    Some(TorrentCommand::AddPeers { peers }) => {
+                        for addr in peers {
+                            let _ = candidates.try_send(addr);
+                        }
+                    }
+                    Some(TorrentCommand::Inbound { addr, .. }) => {
+                        log::debug!("{tag} refusing inbound {addr}: no metadata yet");
+                    }
+                    Some(TorrentCommand::Pause | TorrentCommand::Resume) => {
+                        log::debug!("{tag} pause/resume ignored while fetching metadata");
+                    }
+                    None => break None,
+                },
+                update = tracker_rx.recv(), if tracker_open => match update {
+                    Some(TrackerUpdate::Announced { url, peers, .. }) => {
+                        for addr in &peers {
+                            let _ = candidates.try_send(*addr);
+                        }
+                        let _ = self.events.send(Event::TrackerAnnounced {
+                            info_hash,
+                            url,
+                            peers: peers.len(),
+                        });
+                    }
+                    Some(TrackerUpdate::Failed { url, error }) => {
+                        let _ = self.events.send(Event::TrackerError {
+                            info_hash,
+                            url,
+                            message: error,
+                        });
+                    }
+                    None => tracker_open = false,
+                },
+            }
+        };
+        token.cancel();
+        if let Some(announcer) = announcer {
+            let _ = announcer.await;
+        }
+        let info = info?;
+        match metainfo_from_metadata(&info, &magnet.trackers) {
+            Ok(meta) => {
+                log::info!("{tag} metadata received: {:?}", meta.name);
+                let _ = self.events.send(Event::MetadataReceived {
+                    info_hash,
+                    name: meta.name.clone(),
+                });
+                Some(meta)
+            }
+            Err(e) => {
+                let message = format!("the fetched metadata is not a valid torrent: {e}");
+                log::error!("{tag} {message}");
+                let _ = self.events.send(Event::TorrentError { info_hash, message });
+                None
+            }
+        }
+    }
 }
 
 /// The torrent's life cycle.

@@ -5,6 +5,7 @@
 mod actor;
 mod command;
 mod error;
+mod metadata;
 mod piece;
 mod rate;
 mod swarm;
@@ -19,26 +20,44 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::session::{Event, SessionConfig};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::{PeerEvent, TorrentCommand};
 use crate::types::InfoHash;
 
-/// A torrent to add to a session: its metainfo, where its data goes, and
-/// per-torrent options.
+/// A torrent to add to a session: its metainfo (or a magnet link), where its
+/// data goes, and per-torrent options.
 pub struct Torrent {
-    pub(crate) meta: MetaInfo,
-    pub(crate) store: Arc<dyn Store>,
+    pub(crate) source: Source,
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) use_trackers: bool,
+}
+
+/// Makes the store of a magnet's torrent once its metadata is known.
+pub type StoreFactory = Box<dyn FnOnce(&MetaInfo) -> Result<Arc<dyn Store>, StoreError> + Send>;
+
+/// Where a torrent's metainfo comes from.
+pub(crate) enum Source {
+    /// A .torrent file, and the store for its data.
+    Meta {
+        meta: MetaInfo,
+        store: Arc<dyn Store>,
+    },
+    /// A magnet link: the metainfo is fetched from peers (BEP 9), then the
+    /// store is made.
+    Magnet {
+        magnet: Magnet,
+        make_store: StoreFactory,
+    },
 }
 
 impl std::fmt::Debug for Torrent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Torrent")
-            .field("info_hash", &self.meta.info_hash)
-            .field("name", &self.meta.name)
+            .field("info_hash", &self.info_hash())
+            .field("name", &self.name())
             .field("peers", &self.peers)
             .field("use_trackers", &self.use_trackers)
             .finish_non_exhaustive()
@@ -49,9 +68,39 @@ impl Torrent {
     /// A torrent described by `meta_info`, stored in `store`.
     pub fn new(meta_info: MetaInfo, store: impl Store) -> Self {
         Self {
-            meta: meta_info,
-            store: Arc::new(store),
+            source: Source::Meta {
+                meta: meta_info,
+                store: Arc::new(store),
+            },
             peers: Vec::new(),
+            use_trackers: true,
+        }
+    }
+
+    /// A torrent known only by a magnet link. Its info dictionary is fetched
+    /// from peers (the magnet's `x.pe` peers, its trackers, peers added with
+    /// [`with_peers`](Self::with_peers), the DHT when the session runs one),
+    /// verified against the info-hash, and then `make_store` creates the store;
+    /// from there on it is like a torrent from a file.
+    ///
+    /// ```no_run
+    /// # use bittorrent::prelude::*;
+    /// # use bittorrent::magnet::Magnet;
+    /// # fn f(magnet: Magnet) -> Torrent {
+    /// Torrent::from_magnet(magnet, |meta| FileStore::from_meta_info("downloads", meta))
+    /// # }
+    /// ```
+    pub fn from_magnet<S, F>(magnet: Magnet, make_store: F) -> Self
+    where
+        S: Store,
+        F: FnOnce(&MetaInfo) -> Result<S, StoreError> + Send + 'static,
+    {
+        let peers = magnet.peers.clone();
+        let make_store: StoreFactory =
+            Box::new(move |meta| make_store(meta).map(|s| Arc::new(s) as Arc<dyn Store>));
+        Self {
+            source: Source::Magnet { magnet, make_store },
+            peers,
             use_trackers: true,
         }
     }
@@ -71,12 +120,22 @@ impl Torrent {
 
     /// The torrent's info-hash.
     pub fn info_hash(&self) -> InfoHash {
-        self.meta.info_hash
+        match &self.source {
+            Source::Meta { meta, .. } => meta.info_hash,
+            Source::Magnet { magnet, .. } => magnet.info_hash,
+        }
     }
 
-    /// The torrent's name.
-    pub fn name(&self) -> &str {
-        &self.meta.name
+    /// The torrent's name (a magnet's `dn`, or its info-hash in hex until the
+    /// metadata arrives).
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::Meta { meta, .. } => meta.name.clone(),
+            Source::Magnet { magnet, .. } => magnet
+                .name
+                .clone()
+                .unwrap_or_else(|| magnet.info_hash.to_hex()),
+        }
     }
 }
 
@@ -118,6 +177,8 @@ pub struct TorrentStats {
 /// Where a torrent is in its life cycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TorrentState {
+    /// Fetching the info dictionary of a magnet link from peers.
+    FetchingMetadata,
     /// Hashing the data already on disk.
     #[default]
     Checking,
@@ -149,7 +210,7 @@ impl TorrentHandle {
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
-        let name = Arc::from(torrent.name());
+        let name = Arc::from(torrent.name().as_str());
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
         let task = tokio::spawn(actor::run(torrent, config, rx, events, cancel));
         (

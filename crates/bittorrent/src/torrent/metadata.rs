@@ -1,0 +1,258 @@
+//! Fetching a magnet's info dictionary from peers (BEP 9 over BEP 10).
+//!
+//! Each candidate peer gets a short-lived connection of its own: handshake
+//! with the extension bit, extended handshake, then `ut_metadata` requests
+//! for the pieces a shared [`MetadataAssembler`] hands out (so several peers
+//! fill one dictionary). The assembler checks the SHA-1 against the
+//! info-hash; on a mismatch it starts over and the fetch goes on with
+//! whoever answers. The connections close once the dictionary is complete;
+//! the torrent then dials its peers again as for a .torrent.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::sync::CancellationToken;
+
+use crate::extension::{
+    ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataAssembler, MetadataError,
+    MetadataMessage, HANDSHAKE_ID,
+};
+use crate::types::{InfoHash, PeerId};
+use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
+
+/// Peers asked at once.
+const MAX_ACTIVE: usize = 8;
+/// Time one peer gets to deliver (connect, handshakes, pieces).
+const PEER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Metadata pieces requested from one peer at a time.
+const PIPELINE: usize = 4;
+/// Times one address is tried.
+const MAX_ATTEMPTS: u32 = 2;
+
+/// What the fetch needs to know.
+pub(crate) struct FetchParams {
+    pub info_hash: InfoHash,
+    pub our_id: PeerId,
+    pub connect_timeout: Duration,
+}
+
+/// Runs until the info dictionary is fetched and verified (returned), or
+/// `cancel` fires (`None`). Candidates arrive on `candidates`.
+pub(crate) async fn fetch(
+    params: FetchParams,
+    mut candidates: mpsc::Receiver<SocketAddr>,
+    cancel: CancellationToken,
+) -> Option<Bytes> {
+    let params = Arc::new(params);
+    let assembler: Shared = Arc::new(Mutex::new(None));
+    let mut tasks: JoinSet<(SocketAddr, Result<Option<Bytes>, String>)> = JoinSet::new();
+    let mut queue: Vec<SocketAddr> = Vec::new();
+    let mut attempts: std::collections::HashMap<SocketAddr, u32> = Default::default();
+    let mut active: HashSet<SocketAddr> = HashSet::new();
+    let tag = format!("[{}]", params.info_hash.short());
+    let mut open = true;
+    loop {
+        while active.len() < MAX_ACTIVE {
+            let Some(addr) = queue.pop() else { break };
+            let n = attempts.entry(addr).or_insert(0);
+            if *n >= MAX_ATTEMPTS || active.contains(&addr) {
+                continue;
+            }
+            *n += 1;
+            active.insert(addr);
+            let (params, assembler) = (Arc::clone(&params), Arc::clone(&assembler));
+            tasks.spawn(async move {
+                let result =
+                    tokio::time::timeout(PEER_TIMEOUT, from_peer(addr, &params, &assembler))
+                        .await
+                        .unwrap_or_else(|_| Err("timed out".into()));
+                (addr, result)
+            });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return None,
+            addr = candidates.recv(), if open => match addr {
+                Some(addr) => {
+                    if !queue.contains(&addr) {
+                        queue.push(addr);
+                    }
+                }
+                None => open = false,
+            },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => match done {
+                Ok((addr, Ok(Some(info)))) => {
+                    log::info!("{tag} metadata ({} bytes) received from {addr}", info.len());
+                    return Some(info);
+                }
+                Ok((addr, Ok(None))) => {
+                    active.remove(&addr);
+                }
+                Ok((addr, Err(e))) => {
+                    log::debug!("{tag} no metadata from {addr}: {e}");
+                    active.remove(&addr);
+                }
+                Err(e) => log::warn!("{tag} a metadata task failed: {e}"),
+            },
+        }
+    }
+}
+
+type Shared = Arc<Mutex<Option<MetadataAssembler>>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Option<MetadataAssembler>> {
+    // A panic elsewhere cannot leave the assembler half-updated in a way that
+    // matters: at worst a piece is requested twice.
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Fetches what one peer can give. `Ok(Some)` is the verified dictionary.
+async fn from_peer(
+    addr: SocketAddr,
+    params: &FetchParams,
+    shared: &Shared,
+) -> Result<Option<Bytes>, String> {
+    let stream = tokio::time::timeout(params.connect_timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| "connect timed out".to_string())?
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut hs = Framed::new(stream, HandshakeCodec);
+    let ours = Handshake::new(params.info_hash, params.our_id).with_extensions();
+    hs.send(ours).await.map_err(|e| e.to_string())?;
+    let theirs = match hs.next().await {
+        Some(Ok(h)) => h,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("closed during handshake".into()),
+    };
+    if theirs.info_hash != params.info_hash {
+        return Err("wrong info-hash".into());
+    }
+    if !theirs.supports_extensions() {
+        return Err("no extension protocol".into());
+    }
+    let parts = hs.into_parts();
+    let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::default());
+    next.read_buf = parts.read_buf;
+    let mut conn = Framed::from_parts(next);
+
+    let mut ids = ExtensionIds::new();
+    ids.set_local(Extension::Pex, 0);
+    let payload = Bytes::from(ExtendedHandshake::new(&ids).encode());
+    conn.send(Message::Extended {
+        id: HANDSHAKE_ID,
+        payload,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+
+    let mut outstanding: Vec<u32> = Vec::new();
+    let result = exchange(&mut conn, &mut ids, params, shared, &mut outstanding).await;
+    // Whatever this peer still owed goes back to the others.
+    if let Some(asm) = lock(shared).as_mut() {
+        for piece in outstanding {
+            asm.release(piece);
+        }
+    }
+    result
+}
+
+async fn exchange(
+    conn: &mut Framed<TcpStream, MessageCodec>,
+    ids: &mut ExtensionIds,
+    params: &FetchParams,
+    shared: &Shared,
+    outstanding: &mut Vec<u32>,
+) -> Result<Option<Bytes>, String> {
+    // Wakes the loop to pick up pieces that other peers released.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut handshaken = false;
+    loop {
+        let msg = tokio::select! {
+            msg = conn.next() => match msg {
+                Some(Ok(Message::Extended { id, payload })) => {
+                    Some(ExtendedMessage::decode_parts(id, payload, ids).map_err(|e| e.to_string())?)
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed".into()),
+            },
+            _ = tick.tick() => None,
+        };
+        match msg {
+            None => {}
+            Some(msg) => match msg {
+                ExtendedMessage::Handshake(hs) => {
+                    ids.update_remote(&hs);
+                    if ids.remote_id(Extension::Metadata).is_none() {
+                        return Err("peer does not offer ut_metadata".into());
+                    }
+                    let size = hs.metadata_size.ok_or("peer sent no metadata_size")?;
+                    let mut guard = lock(shared);
+                    if guard.is_none() {
+                        let asm = MetadataAssembler::new(params.info_hash, size)
+                            .map_err(|e| e.to_string())?;
+                        *guard = Some(asm);
+                    } else if guard.as_ref().is_some_and(|a| a.total_size() != size) {
+                        return Err(format!("metadata_size {size} differs from other peers'"));
+                    }
+                    handshaken = true;
+                }
+                ExtendedMessage::Metadata(MetadataMessage::Data { piece, data, .. }) => {
+                    outstanding.retain(|p| *p != piece);
+                    let added = match lock(shared).as_mut() {
+                        Some(asm) => asm.add_piece(piece, data),
+                        None => continue,
+                    };
+                    match added {
+                        Ok(Some(info)) => return Ok(Some(info)),
+                        Ok(None) => {}
+                        Err(MetadataError::HashMismatch { .. }) => {
+                            log::warn!("metadata did not match the info-hash; starting over");
+                            outstanding.clear();
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                ExtendedMessage::Metadata(MetadataMessage::Reject { piece }) => {
+                    outstanding.retain(|p| *p != piece);
+                    if let Some(asm) = lock(shared).as_mut() {
+                        asm.reject(piece);
+                    }
+                    return Err(format!("rejected metadata piece {piece}"));
+                }
+                _ => continue,
+            },
+        }
+        if !handshaken {
+            continue;
+        }
+        // Keep a few requests in flight.
+        while outstanding.len() < PIPELINE {
+            let next = match lock(shared).as_mut() {
+                Some(asm) if asm.is_complete() => return Ok(None),
+                Some(asm) => asm.next_request(),
+                None => None,
+            };
+            let Some(piece) = next else { break };
+            let msg = ExtendedMessage::Metadata(MetadataMessage::Request { piece });
+            let (id, body) = msg.encode_parts(ids).map_err(|e| e.to_string())?;
+            conn.send(Message::Extended {
+                id,
+                payload: Bytes::from(body),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            outstanding.push(piece);
+        }
+        // With nothing outstanding, everything is requested from others: the
+        // tick brings us back in case one of them gives its pieces back.
+    }
+}
