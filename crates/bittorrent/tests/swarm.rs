@@ -203,3 +203,64 @@ async fn pause_resume_and_remove() {
     session.shutdown();
     session.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magnet_leecher_fetches_metadata_from_our_seeder() {
+    use bittorrent::magnet::Magnet;
+
+    let data = payload(3 * 1024 * 1024 + 17, 15);
+    let mut meta = meta_for(&data, 64 * 1024);
+    // A real info dictionary, so the metadata can be verified against the hash.
+    let info = format!(
+        "d6:lengthi{}e4:name11:payload.bin12:piece lengthi{}e6:pieces{}:",
+        data.len(),
+        meta.piece_length,
+        meta.piece_hashes.len() * 20
+    );
+    let mut info = info.into_bytes();
+    for h in &meta.piece_hashes {
+        info.extend_from_slice(h);
+    }
+    info.push(b'e');
+    let mut torrent = b"d4:info".to_vec();
+    torrent.extend_from_slice(&info);
+    torrent.push(b'e');
+    meta = MetaInfo::from_bytes(&torrent).unwrap();
+    let (seeder, _seed_torrent) = seeding_session(&meta, &data).await;
+
+    let mut magnet = Magnet::new(meta.info_hash);
+    magnet.peers.push(seeder.listen_addr().unwrap());
+    let (leecher, mut events) = Session::spawn_with(loopback_config());
+    let store = Arc::new(MemoryStore::new(&meta));
+    let kept = Arc::clone(&store);
+    let torrent = Torrent::from_magnet(magnet, move |m: &MetaInfo| {
+        assert_eq!(m.total_length, kept.contents().len() as u64);
+        Ok::<_, bittorrent::store::StoreError>(kept)
+    });
+    let handle = leecher.add_torrent_and_wait(torrent).await.unwrap();
+    let mut got_metadata = false;
+    let done = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = events.recv().await {
+            match e {
+                Event::MetadataReceived { name, .. } => {
+                    assert_eq!(name, "payload.bin");
+                    got_metadata = true;
+                }
+                Event::TorrentComplete { .. } => break,
+                _ => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        done.is_ok(),
+        "magnet download did not complete: {:?}",
+        handle.stats().await
+    );
+    assert!(got_metadata);
+    assert_eq!(store.contents(), data);
+    for s in [&seeder, &leecher] {
+        s.shutdown();
+        s.join().await;
+    }
+}
