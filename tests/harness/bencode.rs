@@ -93,7 +93,10 @@ impl Bencode {
     pub fn decode(input: &[u8]) -> Result<Bencode, String> {
         let (value, end) = decode_at(input, 0, 0)?;
         if end != input.len() {
-            return Err(format!("{} trailing bytes after the value", input.len() - end));
+            return Err(format!(
+                "{} trailing bytes after the value",
+                input.len() - end
+            ));
         }
         Ok(value)
     }

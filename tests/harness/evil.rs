@@ -75,7 +75,9 @@ impl EvilPeer {
     /// Starts listening on 127.0.0.1 (a free port) for the torrents in `served`.
     pub fn start(mode: Mode, served: Vec<Served>) -> EvilPeer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
         let port = listener.local_addr().expect("local addr").port();
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -94,7 +96,8 @@ impl EvilPeer {
                             if let Ok(clone) = stream.try_clone() {
                                 streams.lock().unwrap().push(clone);
                             }
-                            let (stats, served, stop) = (stats.clone(), served.clone(), stop.clone());
+                            let (stats, served, stop) =
+                                (stats.clone(), served.clone(), stop.clone());
                             thread::spawn(move || {
                                 let start = Instant::now();
                                 let mut conn = Conn {
@@ -242,7 +245,8 @@ impl Conn {
     }
 
     fn session(&mut self, served: &[Served]) -> std::io::Result<String> {
-        self.stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(30)))?;
         let mut hs = [0u8; 68];
         self.stream.read_exact(&mut hs)?;
         if hs[0] != 19 || &hs[1..20] != b"BitTorrent protocol" {

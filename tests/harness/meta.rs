@@ -33,12 +33,18 @@ impl Meta {
         let root = Bencode::decode(bytes)?;
         let info = root.get("info").ok_or("no info")?;
         let info_hash: [u8; 20] = Sha1::digest(info.encode()).into();
-        let name = info.get("name").and_then(Bencode::as_bytes).ok_or("no name")?;
+        let name = info
+            .get("name")
+            .and_then(Bencode::as_bytes)
+            .ok_or("no name")?;
         let piece_len = info
             .get("piece length")
             .and_then(Bencode::as_int)
             .ok_or("no piece length")? as u64;
-        let raw = info.get("pieces").and_then(Bencode::as_bytes).ok_or("no pieces")?;
+        let raw = info
+            .get("pieces")
+            .and_then(Bencode::as_bytes)
+            .ok_or("no pieces")?;
         let pieces = raw
             .chunks(20)
             .map(|c| c.try_into().map_err(|_| "pieces not a multiple of 20"))
@@ -47,7 +53,10 @@ impl Meta {
             Some(list) => {
                 let mut files = Vec::new();
                 for f in list {
-                    let len = f.get("length").and_then(Bencode::as_int).ok_or("file length")?;
+                    let len = f
+                        .get("length")
+                        .and_then(Bencode::as_int)
+                        .ok_or("file length")?;
                     let path = f
                         .get("path")
                         .and_then(Bencode::as_list)
@@ -60,7 +69,10 @@ impl Meta {
                 (files, true)
             }
             None => {
-                let len = info.get("length").and_then(Bencode::as_int).ok_or("no length")?;
+                let len = info
+                    .get("length")
+                    .and_then(Bencode::as_int)
+                    .ok_or("no length")?;
                 (vec![(Vec::new(), len as u64)], false)
             }
         };
@@ -90,9 +102,9 @@ impl Meta {
         self.files
             .iter()
             .map(|(comps, _)| {
-                comps
-                    .iter()
-                    .fold(base.clone(), |p, c| p.join(String::from_utf8_lossy(c).as_ref()))
+                comps.iter().fold(base.clone(), |p, c| {
+                    p.join(String::from_utf8_lossy(c).as_ref())
+                })
             })
             .collect()
     }
@@ -158,7 +170,11 @@ impl Resume {
     /// Parses and checks the record's own consistency (sizes, spare bits).
     pub fn parse(bytes: &[u8]) -> Result<Resume, String> {
         let root = Bencode::decode(bytes)?;
-        let int = |k: &str| root.get(k).and_then(Bencode::as_int).ok_or(format!("no {k:?}"));
+        let int = |k: &str| {
+            root.get(k)
+                .and_then(Bencode::as_int)
+                .ok_or(format!("no {k:?}"))
+        };
         let version = int("version")?;
         let piece_count = usize::try_from(int("piece-count")?).map_err(|e| e.to_string())?;
         let info_hash = root
@@ -188,7 +204,10 @@ impl Resume {
             .ok_or("no \"files\"")?
             .iter()
             .map(|f| {
-                let l = f.as_list().filter(|l| l.len() == 3).ok_or("bad file stamp")?;
+                let l = f
+                    .as_list()
+                    .filter(|l| l.len() == 3)
+                    .ok_or("bad file stamp")?;
                 let mut out = [0i64; 3];
                 for (o, v) in out.iter_mut().zip(l) {
                     *o = v.as_int().ok_or("file stamp not an integer")?;

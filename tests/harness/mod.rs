@@ -1222,7 +1222,13 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
         fs::create_dir_all(dir).expect("create mount point");
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .output()
             .map_err(|e| format!("run mount: {e}"))?;
