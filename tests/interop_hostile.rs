@@ -383,6 +383,8 @@ fn sigkill_restart_until_done() {
             Kill::Uploaded(6 * MIB),
             Kill::After(ms(1500)),
             Kill::Uploaded(8 * MIB),
+            // During the hash check of the ~23 MiB on disk.
+            Kill::After(ms(250)),
             Kill::Uploaded(4 * MIB),
         ],
     );
@@ -403,6 +405,7 @@ fn sigkill_restart_until_done_multi_file() {
         &[
             Kill::Uploaded(3 * MIB),
             Kill::After(ms(1000)),
+            Kill::After(ms(200)),
             Kill::Uploaded(4 * MIB),
         ],
     );
@@ -450,6 +453,9 @@ fn malicious_peer_beside_honest_seeder() {
         Mode::BadHave,
         Mode::WrongBitfield,
         Mode::SpareBits,
+        Mode::ShortHave,
+        Mode::BadPieceIndex,
+        Mode::HugeRequest,
     ]
     .into_iter()
     .map(|m| EvilPeer::start(m, served.clone()))
@@ -509,6 +515,14 @@ fn malicious_peer_beside_honest_seeder() {
         assert!(
             peer.handshakes() >= 1,
             "the CLI never completed a handshake with the {:?} peer:\n{report}",
+            peer.mode
+        );
+        // Disconnected for its misbehaviour, not merely when the CLI exited.
+        let first = peer.durations().first().copied();
+        assert!(
+            first.is_some_and(|d| d + Duration::from_secs(1) < took),
+            "the CLI did not disconnect the {:?} peer (first connection lasted {first:?}, the \
+             download {took:?}):\n{report}",
             peer.mode
         );
         assert!(
@@ -816,17 +830,23 @@ fn enospc_then_resume() {
         "{}",
         cli.failure("exited 0 although the disk is too small")
     );
-    assert!(
-        log.contains("No space left on device") && log.contains("error"),
-        "{}",
-        cli.failure(&format!(
-            "exited with {status}, but its output does not say 'error' and 'No space left on device'"
-        ))
-    );
+    // The CLI's last word: `error: <name>: storage failed on piece N: write ...: No space ...`.
     let error_line = log
         .lines()
-        .find(|l| l.contains("No space left on device"))
-        .unwrap_or_default()
+        .find(|l| {
+            l.starts_with("error: big.bin")
+                && l.contains("No space left on device")
+                && l.contains("storage")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}",
+                cli.failure(&format!(
+                    "exited with {status}, but printed no line 'error: big.bin: ...storage... \
+                     No space left on device'"
+                ))
+            )
+        })
         .to_string();
     let (record, verified) = check_resume_record(meta, &mnt, "after the disk filled up");
     let kept = bytes_of(meta, &verified);

@@ -37,6 +37,12 @@ pub enum Mode {
     /// A bitfield of the right size with the spare bits of its last byte set (only meaningful
     /// when the piece count is not a multiple of 8).
     SpareBits,
+    /// Full bitfield, unchoke, then a `have` message of the wrong length (3-byte body).
+    ShortHave,
+    /// Full bitfield, unchoke, then a `piece` message for index = piece count + 5.
+    BadPieceIndex,
+    /// An empty bitfield (a leecher), `interested`, then a `request` of 1 MiB (over 128 KiB).
+    HugeRequest,
 }
 
 /// A torrent the peer knows: what it needs to answer (the data only for [`Mode::Honest`]).
@@ -60,6 +66,8 @@ pub struct Stats {
     pub piece_bytes: AtomicU64,
     /// One line per finished connection: duration, bytes, how it ended.
     pub log: Mutex<Vec<String>>,
+    /// How long each finished connection lasted, in the order they ended.
+    pub durations: Mutex<Vec<Duration>>,
 }
 
 pub struct EvilPeer {
@@ -114,6 +122,7 @@ impl EvilPeer {
                                     conn.sent
                                 );
                                 stats.log.lock().unwrap().push(line);
+                                stats.durations.lock().unwrap().push(start.elapsed());
                             });
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -144,6 +153,11 @@ impl EvilPeer {
 
     pub fn requests(&self) -> u64 {
         self.stats.requests.load(Ordering::Relaxed)
+    }
+
+    /// How long each finished connection lasted (a connection still open is not listed).
+    pub fn durations(&self) -> Vec<Duration> {
+        self.stats.durations.lock().unwrap().clone()
     }
 
     /// A few lines on what happened, for diagnostics.
@@ -272,6 +286,17 @@ impl Conn {
         if count % 8 != 0 && self.mode != Mode::SpareBits {
             *bits.last_mut().unwrap() = 0xffu8 << (8 - count % 8);
         }
+        if self.mode == Mode::HugeRequest {
+            bits.fill(0);
+            self.send(&frame(5, &bits))?;
+            self.send(&frame(2, &[]))?; // interested
+            let mut req = Vec::new();
+            for v in [0u32, 0, 1 << 20] {
+                req.extend_from_slice(&v.to_be_bytes());
+            }
+            self.send(&frame(6, &req))?;
+            return self.drain("after the 1 MiB request");
+        }
         if self.mode == Mode::WrongBitfield {
             bits.push(0xff);
         }
@@ -281,6 +306,15 @@ impl Conn {
         }
         self.send(&frame(1, &[]))?; // unchoke
         match self.mode {
+            Mode::ShortHave => {
+                self.send(&frame(4, &[0, 0, 1]))?;
+                self.drain("after the short have")
+            }
+            Mode::BadPieceIndex => {
+                let block = garbage(BLOCK as usize, 5);
+                self.send(&piece_msg(count as u32 + 5, 0, &block))?;
+                self.drain("after the piece with a bad index")
+            }
             Mode::BadHave => {
                 self.send(&frame(4, &(count as u32 + 1000).to_be_bytes()))?;
                 self.drain("after the bad have")
@@ -296,7 +330,7 @@ impl Conn {
             }
             Mode::UnrequestedFlood => self.flood_unrequested(torrent),
             Mode::Corrupt | Mode::Honest => self.serve(torrent),
-            Mode::WrongBitfield | Mode::SpareBits => unreachable!(),
+            Mode::WrongBitfield | Mode::SpareBits | Mode::HugeRequest => unreachable!(),
         }
     }
 
