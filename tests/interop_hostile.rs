@@ -564,6 +564,9 @@ fn tree(root: &Path) -> BTreeSet<PathBuf> {
     out
 }
 
+/// A file of a crafted torrent: raw path components and content.
+type CraftedFile = (Vec<Vec<u8>>, Vec<u8>);
+
 /// Deterministic bytes for crafted file `seed`.
 fn crafted_bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -605,7 +608,7 @@ fn torrent_paths_cannot_escape_the_download_dir() {
     abs_comps.extend(sb.trim_start_matches('/').split('/').map(b));
     abs_comps.push(b("abs-split.bin"));
     // (name, files) — no components: a single-file torrent.
-    let torrents: Vec<(Vec<u8>, Vec<(Vec<Vec<u8>>, Vec<u8>)>)> = vec![
+    let torrents: Vec<(Vec<u8>, Vec<CraftedFile>)> = vec![
         (
             b("evil"),
             vec![

@@ -6,6 +6,10 @@
 //! Ports come from binding 127.0.0.1:0; every test has its own temporary directory, so the
 //! tests may run in parallel.
 //!
+//! Submodules: [`bencode`] (a reader/writer of its own), [`meta`] (.torrent metadata, piece
+//! checks of data on disk, our CLI's resume records, crafted torrents), [`evil`] (an
+//! in-process peer, honest or malicious, that counts its connections).
+//!
 //! Environment:
 //! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
 //! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
