@@ -6,6 +6,10 @@
 //! Ports come from binding 127.0.0.1:0; every test has its own temporary directory, so the
 //! tests may run in parallel.
 //!
+//! Submodules: [`bencode`] (a reader/writer of its own), [`meta`] (.torrent metadata, piece
+//! checks of data on disk, our CLI's resume records, crafted torrents), [`evil`] (an
+//! in-process peer, honest or malicious, that counts its connections).
+//!
 //! Environment:
 //! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
 //! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
@@ -16,6 +20,10 @@
 //!   `/usr/bin/python3` are probed).
 
 #![allow(dead_code)]
+
+pub mod bencode;
+pub mod evil;
+pub mod meta;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -713,6 +721,18 @@ impl Tracker {
 /// A libtorrent seeder (tests/peers/lt_peer.py in seed_mode) of `data_dir`; returns it when
 /// it is listening and seeding.
 pub fn lt_seeder(name: &str, torrent: &Path, data_dir: &Path, log_dir: &Path) -> (Proc, u16) {
+    lt_seeder_with(name, torrent, data_dir, log_dir, &[])
+}
+
+/// [`lt_seeder`] with more lt_peer.py arguments, e.g. `--upload-limit 8000000` (bytes/s) and
+/// `--report-interval 0.1` (its `UPLOADED_NOW` lines, see [`lt_uploaded_now`]).
+pub fn lt_seeder_with(
+    name: &str,
+    torrent: &Path,
+    data_dir: &Path,
+    log_dir: &Path,
+    extra: &[&str],
+) -> (Proc, u16) {
     let py = python().expect("python with libtorrent");
     let mut cmd = Command::new(py);
     cmd.arg(lt_peer_script())
@@ -722,6 +742,7 @@ pub fn lt_seeder(name: &str, torrent: &Path, data_dir: &Path, log_dir: &Path) ->
         .arg(data_dir)
         .args(["--seed", "--seed-mode", "--port", "0"])
         .args(["--stop-with-pid", &std::process::id().to_string()])
+        .args(extra)
         .env("PYTHONUNBUFFERED", "1");
     let mut proc = Proc::spawn(name, cmd, log_dir);
     let line = proc
@@ -1141,4 +1162,117 @@ pub fn transmission_leecher(
         panic!("{}", proc.failure("exited at start-up"));
     }
     (proc, port)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile conditions: upload meters, file lists, memory, small file systems
+// ---------------------------------------------------------------------------------------------
+
+/// The latest `UPLOADED_NOW bytes=N` of a libtorrent peer started with `--report-interval`
+/// (0 before the first one).
+pub fn lt_uploaded_now(peer: &Proc) -> u64 {
+    peer.output()
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("UPLOADED_NOW bytes="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// libtorrent's (sanitized) relative path and size of every file of `torrent`
+/// (lt_peer.py --list-files), or its error when it refuses the torrent.
+pub fn lt_list_files(torrent: &Path) -> Result<Vec<(PathBuf, u64)>, String> {
+    let out = Command::new(python().expect("python with libtorrent"))
+        .arg(lt_peer_script())
+        .arg("--torrent")
+        .arg(torrent)
+        .arg("--list-files")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run lt_peer.py --list-files");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("{}{}", text, String::from_utf8_lossy(&out.stderr)));
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("FILE "))
+        .map(|rest| {
+            let mut parts = rest.splitn(3, ' ');
+            let (_index, size, path) = (parts.next(), parts.next(), parts.next());
+            match (size.and_then(|s| s.parse().ok()), path) {
+                (Some(size), Some(path)) => Ok((PathBuf::from(path), size)),
+                _ => Err(format!("bad FILE line {rest:?}")),
+            }
+        })
+        .collect()
+}
+
+/// Peak resident set size (VmHWM) of a running process in KiB, from /proc.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A tmpfs mounted on a directory, unmounted on drop (lazily, if something still uses it).
+pub struct Tmpfs {
+    pub dir: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (mount's syntax: "12m") on `dir`; Err if mount failed (not
+    /// root, no CAP_SYS_ADMIN).
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        fs::create_dir_all(dir).expect("create mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "mount -t tmpfs failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Changes its size (`mount -o remount,size=...`).
+    pub fn resize(&self, size: &str) {
+        let out = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .output()
+            .expect("run mount -o remount");
+        assert!(
+            out.status.success(),
+            "remount {} with size={size} failed: {}",
+            self.dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        }
+    }
 }

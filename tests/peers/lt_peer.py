@@ -6,7 +6,10 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
-    (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S)
+    lt_peer.py --torrent T --list-files
+    (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S;
+    --upload-limit B caps the upload rate at B bytes/s, for loopback peers too; --report-interval S
+    prints an UPLOADED_NOW line every S seconds)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -19,6 +22,9 @@ Lines printed on stdout (flushed at once), for a harness to parse:
     UPLOADED bytes=B        payload uploaded since start: a seeder (or a --keep-seeding leecher)
                             prints it when stopped by SIGTERM/SIGINT (then exits 0); a leecher
                             prints it right after DONE, and before the ERROR when interrupted
+    UPLOADED_NOW bytes=B    payload uploaded so far (every --report-interval seconds)
+    FILE i size path        --list-files: libtorrent's (sanitized) path of file i under the save
+                            path; then it exits 0 (or prints ERROR when it cannot load the torrent)
     ERROR ...               something failed (exit code non-zero)
 """
 
@@ -69,10 +75,12 @@ def parse_peer(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--torrent", required=True, help=".torrent file")
-    ap.add_argument("--save", required=True, help="save path (data dir; multi-file -> SAVE/<name>/)")
+    ap.add_argument("--save", default=None, help="save path (data dir; multi-file -> SAVE/<name>/)")
     ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any)")
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--seed", action="store_true", help="seed existing data until killed")
+    mode.add_argument("--list-files", action="store_true",
+                      help="print libtorrent's path of every file (FILE lines), then exit")
     mode.add_argument("--leech", action="store_true", help="download, then exit 0")
     ap.add_argument("--seed-mode", action="store_true", help="trust existing data, no recheck")
     ap.add_argument("--peer", action="append", type=parse_peer, default=[],
@@ -87,8 +95,24 @@ def main():
                     help="leecher: after DONE, seed until SIGTERM/SIGINT (then UPLOADED, exit 0)")
     ap.add_argument("--progress-interval", type=float, default=5.0,
                     help="leecher: seconds between PROGRESS lines")
+    ap.add_argument("--upload-limit", type=int, default=0,
+                    help="upload rate limit in bytes/s (0: none); applies to loopback peers too")
+    ap.add_argument("--report-interval", type=float, default=0.0,
+                    help="print UPLOADED_NOW bytes=B every this many seconds (0: never)")
     args = ap.parse_args()
     start = time.monotonic()
+
+    if args.list_files:
+        try:
+            info = lt.torrent_info(args.torrent)
+        except RuntimeError as e:
+            fail("cannot load torrent %s: %s" % (args.torrent, e), 2)
+        files = info.files()
+        for i in range(files.num_files()):
+            say("FILE %d %d %s" % (i, files.file_size(i), files.file_path(i)))
+        os._exit(0)
+    if args.save is None:
+        ap.error("--save is required")
 
     stop = {"now": False}
 
@@ -116,6 +140,10 @@ def main():
         | lt.alert_category.tracker | lt.alert_category.storage,
         "user_agent": "lt_peer.py/libtorrent " + lt.__version__,
     }
+    if args.report_interval:
+        # Transfer counters are updated once per tick (default 500 ms): tick faster, so that
+        # UPLOADED_NOW lags less.
+        settings["tick_interval"] = 50
     # flags=0: no default plugins (ut_pex among them) and no default features.
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")
@@ -136,6 +164,10 @@ def main():
     params.flags = (lt.torrent_flags.default_flags | flags) & ~lt.torrent_flags.auto_managed \
         & ~lt.torrent_flags.paused
     handle = ses.add_torrent(params)
+    if args.upload_limit:
+        # The per-torrent limit; the session-wide upload_rate_limit would spare loopback peers,
+        # which libtorrent puts in its unlimited local peer class.
+        handle.set_upload_limit(args.upload_limit)
 
     listening = False
     announced = not (args.wait_tracker and has_tracker)
@@ -143,6 +175,7 @@ def main():
     dialed = False
     done = False  # leecher: DONE printed (--keep-seeding)
     last_progress = start
+    last_report = start
     last_parent_check = start
 
     while True:
@@ -202,6 +235,10 @@ def main():
         elif stop["now"]:
             say("UPLOADED bytes=%d" % st.total_payload_upload)
             os._exit(0)
+
+        if args.report_interval and time.monotonic() - last_report >= args.report_interval:
+            last_report = time.monotonic()
+            say("UPLOADED_NOW bytes=%d" % handle.status().total_payload_upload)
 
         if args.stop_with_pid and time.monotonic() - last_parent_check >= 1:
             last_parent_check = time.monotonic()
