@@ -30,6 +30,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod dht;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
