@@ -48,7 +48,7 @@ impl NodeId {
         n
     }
 
-    /// The id from a byte slice of exactly [`ID_LEN`] bytes.
+    /// The id from a byte slice of exactly 20 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         bytes.try_into().ok().map(Self)
     }
