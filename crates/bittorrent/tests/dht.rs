@@ -346,3 +346,25 @@ fn default_config_bootstraps_from_nothing() {
     assert!(config.state_file.is_none());
     assert!(!PUBLIC_ROUTERS.is_empty());
 }
+
+#[tokio::test]
+async fn a_corrupt_state_file_is_ignored() {
+    let cancel = CancellationToken::new();
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("dht.state");
+    std::fs::write(&state_file, b"d7:versioni1e2:id3:abce").unwrap();
+    let config = DhtConfig {
+        state_file: Some(state_file.clone()),
+        node_id: Some(NodeId([0x33; 20])),
+        ..loopback(Vec::new())
+    };
+    let (node, task) = spawn(config, &cancel).await;
+    assert_eq!(node.node_id(), NodeId([0x33; 20]));
+    assert_eq!(node.routing_table_size().await, 0);
+    cancel.cancel();
+    task.await.unwrap();
+    // Shutdown replaced it with a valid state holding the configured id.
+    let saved = std::fs::read(&state_file).unwrap();
+    let saved = bittorrent::dht::SavedState::decode(&saved).unwrap();
+    assert_eq!(saved.node_id, NodeId([0x33; 20]));
+}
