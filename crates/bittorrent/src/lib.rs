@@ -30,6 +30,7 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+pub mod dht;
 pub mod extension;
 pub mod magnet;
 pub mod metainfo;
