@@ -861,7 +861,7 @@ pub fn leech_with(
     let peer_args: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let (name, cmd) = match leecher {
         Leecher::Cli => {
-            let mut cmd = Command::new(CLI);
+            let mut cmd = cli_command();
             cmd.arg("-o")
                 .arg(out_dir)
                 .arg("-p")
@@ -945,7 +945,7 @@ pub fn cli_seeder(
 /// tests themselves, e.g. tests/peers/lt_cli.py, run with the libtorrent python when it ends
 /// in `.py`).
 pub fn cli_command() -> Command {
-    match std::env::var_os("BT_INTEROP_CLI") {
+    let mut cmd = match std::env::var_os("BT_INTEROP_CLI") {
         Some(path) if Path::new(&path).extension().is_some_and(|e| e == "py") => {
             let mut cmd = Command::new(python().expect("python with libtorrent"));
             cmd.arg(path).env("PYTHONUNBUFFERED", "1");
@@ -953,7 +953,10 @@ pub fn cli_command() -> Command {
         }
         Some(path) => Command::new(path),
         None => Command::new(CLI),
-    }
+    };
+    // The network rule: no test may reach the DHT's public bootstrap routers.
+    cmd.arg("--no-dht");
+    cmd
 }
 
 /// One line of our CLI's `--json` output.
