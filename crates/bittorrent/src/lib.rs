@@ -33,6 +33,7 @@ pub mod choker;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
+pub mod resume;
 pub mod session;
 pub mod store;
 pub mod torrent;

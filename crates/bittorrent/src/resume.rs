@@ -1,0 +1,640 @@
+//! The resume record: which pieces of a torrent were verified on disk, and
+//! what its files looked like at the time. Pure: the engine writes the bytes
+//! atomically (write to a temporary file, then rename) as pieces complete, and
+//! on the next start trusts the pieces only if every file still has the same
+//! size and modification time.
+//!
+//! # Format
+//! A bencoded dictionary, keys in sorted order:
+//!
+//! ```text
+//! d
+//!   5:files       l li<length>e i<mtime_secs>e i<mtime_nanos>e e ... e
+//!   9:info-hash   20:<the torrent's info-hash>
+//!   11:piece-count i<n>e
+//!   6:pieces      <ceil(n / 8) bytes: the bitfield, wire bit order>
+//!   7:version     i1e
+//! e
+//! ```
+//!
+//! - `files` has one `[length, mtime_secs, mtime_nanos]` triple per file of the
+//!   torrent, in torrent order (pad files included). `length` is in bytes and
+//!   non-negative; `mtime_secs` is seconds since the Unix epoch (negative
+//!   before 1970); `mtime_nanos` is in `0..1_000_000_000`.
+//! - `pieces` is exactly `ceil(piece-count / 8)` bytes, the high bit of byte 0
+//!   is piece 0, and the spare bits of the last byte are zero (the `bitfield`
+//!   message's layout, see [`Bitfield::from_bytes`]).
+//! - `version` is [`ResumeRecord::VERSION`]; any other version is refused with
+//!   [`ResumeError::Version`], so a future layout is never misread.
+//!
+//! Everything is plain integers and byte strings, so a record does not depend
+//! on the Rust version, the platform or any hasher.
+//!
+//! # Strictness
+//! [`ResumeRecord::decode`] uses the strict [`crate::bencode`] decoder (no
+//! trailing bytes, no duplicate keys) and checks every field as above; a
+//! piece count above [`MAX_PIECES`] or more than [`MAX_FILES`] files is
+//! refused. Unknown keys are *accepted* and ignored, so a later version can add
+//! optional fields without breaking older readers; [`ResumeRecord::encode`]
+//! always writes the five keys above and nothing else. Nothing is allocated by
+//! a size read from the record: the bitfield is copied from the input bytes
+//! and the file list is as long as the decoded list.
+
+use crate::bencode::{self, Node, Value};
+use crate::bitfield::Bitfield;
+use crate::types::InfoHash;
+
+/// The largest piece count a record may declare (4 Mi, as
+/// [`crate::metainfo::MAX_PIECES`]).
+pub const MAX_PIECES: usize = 1 << 22;
+
+/// The largest number of files a record may list.
+pub const MAX_FILES: usize = 1_000_000;
+
+/// Nanoseconds per second: `mtime_nanos` must be below it.
+const NANOS_PER_SEC: i64 = 1_000_000_000;
+
+const KEY_FILES: &[u8] = b"files";
+const KEY_INFO_HASH: &[u8] = b"info-hash";
+const KEY_PIECE_COUNT: &[u8] = b"piece-count";
+const KEY_PIECES: &[u8] = b"pieces";
+const KEY_VERSION: &[u8] = b"version";
+
+/// Size and modification time of one file as it was when the record was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Length of the file in bytes.
+    pub length: u64,
+    /// Modification time: whole seconds since the Unix epoch.
+    pub mtime_secs: i64,
+    /// Modification time: nanoseconds within the second (`< 1_000_000_000`).
+    pub mtime_nanos: u32,
+}
+
+/// What a torrent had verified on disk, written atomically as pieces complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumeRecord {
+    /// The torrent the record belongs to.
+    pub info_hash: InfoHash,
+    /// The verified pieces; its length is the torrent's piece count.
+    pub have: Bitfield,
+    /// One stamp per file of the torrent, in torrent order.
+    pub files: Vec<FileStamp>,
+}
+
+/// Why resume data was refused. The caller then starts from a full check of
+/// the files instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    /// The bytes are not (strict) bencode.
+    #[error("resume data is not valid bencode: {0}")]
+    Bencode(String),
+    /// The record was written in a format version we do not read.
+    #[error("unsupported resume data version {0} (expected {v})", v = ResumeRecord::VERSION)]
+    Version(i64),
+    /// A key is missing, has the wrong type or an out-of-range value.
+    #[error("invalid resume data: {0}")]
+    Invalid(String),
+    /// The record is valid but belongs to another torrent.
+    #[error("resume data is for torrent {found}, not {expected}")]
+    WrongTorrent {
+        /// The torrent we are resuming.
+        expected: InfoHash,
+        /// The info-hash in the record.
+        found: InfoHash,
+    },
+    /// The record's piece or file count does not match the torrent's.
+    #[error("resume data has {found} {what}, the torrent has {expected}")]
+    CountMismatch {
+        /// `"pieces"` or `"files"`.
+        what: &'static str,
+        /// The torrent's count.
+        expected: usize,
+        /// The record's count.
+        found: usize,
+    },
+}
+
+impl ResumeRecord {
+    /// The format version [`encode`](Self::encode) writes and
+    /// [`decode`](Self::decode) accepts.
+    pub const VERSION: i64 = 1;
+
+    /// The bencoded record (see the [module docs](self) for the format), keys
+    /// sorted. A file length above `i64::MAX` (which no .torrent can declare)
+    /// is written as `i64::MAX`.
+    pub fn encode(&self) -> Vec<u8> {
+        let files = self
+            .files
+            .iter()
+            .map(|f| {
+                Node::new(Value::List(vec![
+                    Node::new(Value::Int(i64::try_from(f.length).unwrap_or(i64::MAX))),
+                    Node::new(Value::Int(f.mtime_secs)),
+                    Node::new(Value::Int(i64::from(f.mtime_nanos))),
+                ]))
+            })
+            .collect();
+        let piece_count = i64::try_from(self.have.len()).unwrap_or(i64::MAX);
+        // Sorted: "files" < "info-hash" < "piece-count" < "pieces" < "version".
+        let dict = Value::Dict(vec![
+            (KEY_FILES, Node::new(Value::List(files))),
+            (KEY_INFO_HASH, Node::new(Value::Bytes(&self.info_hash.0))),
+            (KEY_PIECE_COUNT, Node::new(Value::Int(piece_count))),
+            (KEY_PIECES, Node::new(Value::Bytes(self.have.as_bytes()))),
+            (KEY_VERSION, Node::new(Value::Int(Self::VERSION))),
+        ]);
+        bencode::encode(&dict)
+    }
+
+    /// Decodes and validates a record (see the [module docs](self)).
+    ///
+    /// # Errors
+    /// [`ResumeError::Bencode`] if the bytes are not strict bencode,
+    /// [`ResumeError::Version`] for a version other than
+    /// [`VERSION`](Self::VERSION), [`ResumeError::Invalid`] for a missing key,
+    /// a wrong type or an out-of-range value.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ResumeError> {
+        let root = bencode::decode(bytes).map_err(|e| ResumeError::Bencode(e.to_string()))?;
+        if root.value.as_dict().is_none() {
+            return Err(invalid("not a dictionary"));
+        }
+
+        // The version first: a future format may change every other key.
+        let version = int(&root, KEY_VERSION)?;
+        if version != Self::VERSION {
+            return Err(ResumeError::Version(version));
+        }
+
+        let hash = required(&root, KEY_INFO_HASH)?
+            .value
+            .as_bytes()
+            .ok_or_else(|| invalid("info-hash is not a byte string"))?;
+        let info_hash = <[u8; 20]>::try_from(hash)
+            .map(InfoHash)
+            .map_err(|_| invalid(format!("info-hash is {} bytes, not 20", hash.len())))?;
+
+        let piece_count = int(&root, KEY_PIECE_COUNT)?;
+        let piece_count = usize::try_from(piece_count)
+            .ok()
+            .filter(|&n| n <= MAX_PIECES)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "piece-count {piece_count} is not in 0..={MAX_PIECES}"
+                ))
+            })?;
+        let pieces = required(&root, KEY_PIECES)?
+            .value
+            .as_bytes()
+            .ok_or_else(|| invalid("pieces is not a byte string"))?;
+        // Only copies the input's bytes, after checking their length.
+        let have = Bitfield::from_bytes(pieces, piece_count)
+            .map_err(|e| invalid(format!("pieces: {e}")))?;
+
+        let list = required(&root, KEY_FILES)?
+            .value
+            .as_list()
+            .ok_or_else(|| invalid("files is not a list"))?;
+        if list.len() > MAX_FILES {
+            return Err(invalid(format!(
+                "{} files, at most {MAX_FILES} allowed",
+                list.len()
+            )));
+        }
+        let files = list
+            .iter()
+            .enumerate()
+            .map(|(i, node)| file_stamp(i, node))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Self {
+            info_hash,
+            have,
+            files,
+        })
+    }
+
+    /// Decodes and checks it belongs to this torrent: same info-hash,
+    /// `piece_count` pieces, `file_count` files.
+    ///
+    /// # Errors
+    /// Everything [`decode`](Self::decode) returns, plus
+    /// [`ResumeError::WrongTorrent`] for another info-hash and
+    /// [`ResumeError::CountMismatch`] for another piece or file count.
+    pub fn decode_for(
+        bytes: &[u8],
+        info_hash: InfoHash,
+        piece_count: usize,
+        file_count: usize,
+    ) -> Result<Self, ResumeError> {
+        let record = Self::decode(bytes)?;
+        if record.info_hash != info_hash {
+            return Err(ResumeError::WrongTorrent {
+                expected: info_hash,
+                found: record.info_hash,
+            });
+        }
+        if record.have.len() != piece_count {
+            return Err(ResumeError::CountMismatch {
+                what: "pieces",
+                expected: piece_count,
+                found: record.have.len(),
+            });
+        }
+        if record.files.len() != file_count {
+            return Err(ResumeError::CountMismatch {
+                what: "files",
+                expected: file_count,
+                found: record.files.len(),
+            });
+        }
+        Ok(record)
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> ResumeError {
+    ResumeError::Invalid(msg.into())
+}
+
+/// The value of a key that must be present.
+fn required<'n, 'a>(dict: &'n Node<'a>, key: &[u8]) -> Result<&'n Node<'a>, ResumeError> {
+    dict.get(key)
+        .ok_or_else(|| invalid(format!("missing {}", String::from_utf8_lossy(key))))
+}
+
+/// The integer value of a key that must be present.
+fn int(dict: &Node<'_>, key: &[u8]) -> Result<i64, ResumeError> {
+    required(dict, key)?.value.as_int().ok_or_else(|| {
+        invalid(format!(
+            "{} is not an integer",
+            String::from_utf8_lossy(key)
+        ))
+    })
+}
+
+/// One `[length, mtime_secs, mtime_nanos]` entry of `files`.
+fn file_stamp(index: usize, node: &Node<'_>) -> Result<FileStamp, ResumeError> {
+    let bad = |what: &str| invalid(format!("file {index}: {what}"));
+    let ints = match node.value.as_list() {
+        Some([a, b, c]) => [&a.value, &b.value, &c.value].map(Value::as_int),
+        _ => return Err(bad("not a list of three integers")),
+    };
+    let [Some(length), Some(mtime_secs), Some(nanos)] = ints else {
+        return Err(bad("not a list of three integers"));
+    };
+    let length = u64::try_from(length).map_err(|_| bad("negative length"))?;
+    let mtime_nanos = u32::try_from(nanos)
+        .ok()
+        .filter(|&n| i64::from(n) < NANOS_PER_SEC)
+        .ok_or_else(|| bad("mtime nanoseconds not in 0..1000000000"))?;
+    Ok(FileStamp {
+        length,
+        mtime_secs,
+        mtime_nanos,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> ResumeRecord {
+        let mut have = Bitfield::new(10);
+        have.set(0);
+        have.set(3);
+        have.set(9);
+        ResumeRecord {
+            info_hash: InfoHash([0xab; 20]),
+            have,
+            files: vec![
+                FileStamp {
+                    length: 12_345,
+                    mtime_secs: 1_700_000_000,
+                    mtime_nanos: 999_999_999,
+                },
+                FileStamp {
+                    length: 0,
+                    mtime_secs: -5,
+                    mtime_nanos: 0,
+                },
+            ],
+        }
+    }
+
+    /// A record built by hand: `files` and `extra` are spliced in as raw
+    /// bencode, `extra` (already-encoded key/value pairs) before `version`.
+    fn raw(
+        files: &str,
+        hash: &[u8],
+        count: i64,
+        pieces: &[u8],
+        extra: &str,
+        version: i64,
+    ) -> Vec<u8> {
+        let mut out = format!("d5:files{files}9:info-hash{}:", hash.len()).into_bytes();
+        out.extend_from_slice(hash);
+        out.extend_from_slice(
+            format!("11:piece-counti{count}e6:pieces{}:", pieces.len()).as_bytes(),
+        );
+        out.extend_from_slice(pieces);
+        out.extend_from_slice(format!("{extra}7:versioni{version}ee").as_bytes());
+        out
+    }
+
+    fn invalid_msg(bytes: &[u8]) -> String {
+        match ResumeRecord::decode(bytes) {
+            Err(ResumeError::Invalid(msg)) => msg,
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    const FILES: &str = "lli5ei6ei7eee";
+
+    #[test]
+    fn round_trip() {
+        let record = sample();
+        let bytes = record.encode();
+        assert_eq!(ResumeRecord::decode(&bytes).unwrap(), record);
+        // Canonical: the decoder's view re-encodes to the same bytes.
+        let node = bencode::decode(&bytes).unwrap();
+        assert_eq!(bencode::encode(&node.value), bytes);
+    }
+
+    #[test]
+    fn encoding_is_the_documented_format() {
+        let record = ResumeRecord {
+            info_hash: InfoHash([b'h'; 20]),
+            have: Bitfield::from_bytes(&[0xa0], 3).unwrap(),
+            files: vec![FileStamp {
+                length: 7,
+                mtime_secs: -1,
+                mtime_nanos: 5,
+            }],
+        };
+        assert_eq!(
+            record.encode(),
+            b"d5:fileslli7ei-1ei5eee9:info-hash20:hhhhhhhhhhhhhhhhhhhh\
+              11:piece-counti3e6:pieces1:\xa07:versioni1ee"
+        );
+        assert_eq!(
+            raw("lli7ei-1ei5eee", &[b'h'; 20], 3, &[0xa0], "", 1),
+            record.encode()
+        );
+    }
+
+    #[test]
+    fn empty_torrent_geometry_round_trips() {
+        let record = ResumeRecord {
+            info_hash: InfoHash([0; 20]),
+            have: Bitfield::new(0),
+            files: vec![],
+        };
+        assert_eq!(ResumeRecord::decode(&record.encode()).unwrap(), record);
+    }
+
+    #[test]
+    fn huge_length_is_clamped_when_encoding() {
+        let mut record = sample();
+        record.files[0].length = u64::MAX;
+        let decoded = ResumeRecord::decode(&record.encode()).unwrap();
+        assert_eq!(decoded.files[0].length, i64::MAX as u64);
+    }
+
+    #[test]
+    fn hand_built_record_decodes() {
+        let record = ResumeRecord::decode(&raw(FILES, &[1; 20], 9, &[0xff, 0x80], "", 1)).unwrap();
+        assert_eq!(record.info_hash, InfoHash([1; 20]));
+        assert!(record.have.is_full());
+        assert_eq!(record.have.len(), 9);
+        assert_eq!(
+            record.files,
+            vec![FileStamp {
+                length: 5,
+                mtime_secs: 6,
+                mtime_nanos: 7
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_accepted() {
+        // Forward compatibility: a later writer may add optional keys.
+        let bytes = raw(FILES, &[1; 20], 9, &[0xff, 0x80], "5:zzzzzli1ee", 1);
+        assert!(ResumeRecord::decode(&bytes).is_ok());
+        let bytes = b"d1:ai1e5:filesle9:info-hash20:aaaaaaaaaaaaaaaaaaaa\
+            11:piece-counti0e6:pieces0:7:versioni1ee";
+        assert!(ResumeRecord::decode(bytes).is_ok());
+    }
+
+    #[test]
+    fn wrong_version_is_refused() {
+        for v in [0, 2, -1, i64::MAX] {
+            let bytes = raw(FILES, &[1; 20], 9, &[0xff, 0x80], "", v);
+            assert!(
+                matches!(ResumeRecord::decode(&bytes), Err(ResumeError::Version(got)) if got == v)
+            );
+        }
+        // The version is checked before anything else.
+        let future = b"d7:versioni2ee";
+        assert!(matches!(
+            ResumeRecord::decode(future),
+            Err(ResumeError::Version(2))
+        ));
+        assert!(invalid_msg(b"d7:version1:1e").contains("version"));
+        assert!(invalid_msg(b"de").contains("version"));
+    }
+
+    #[test]
+    fn wrong_hash_length_is_refused() {
+        for len in [0, 19, 21, 40] {
+            let bytes = raw(FILES, &vec![1; len], 9, &[0xff, 0x80], "", 1);
+            assert!(invalid_msg(&bytes).contains("info-hash"), "len {len}");
+        }
+        let bytes = b"d5:filesle9:info-hashi1e11:piece-counti0e6:pieces0:7:versioni1ee";
+        assert!(invalid_msg(bytes).contains("info-hash"));
+    }
+
+    #[test]
+    fn bad_bitfields_are_refused() {
+        let hash = [1; 20];
+        // Too short, too long, spare bits set.
+        for (count, pieces) in [
+            (9, &[0xff][..]),
+            (9, &[0xff, 0x80, 0x00][..]),
+            (9, &[0xff, 0xc0][..]),
+            (0, &[0x00][..]),
+            (8, &[][..]),
+        ] {
+            let bytes = raw(FILES, &hash, count, pieces, "", 1);
+            assert!(invalid_msg(&bytes).contains("pieces"), "{count} {pieces:?}");
+        }
+        // Piece counts out of range, huge ones without allocating.
+        for count in [-1, MAX_PIECES as i64 + 1, i64::MAX] {
+            let bytes = raw(FILES, &hash, count, &[], "", 1);
+            assert!(invalid_msg(&bytes).contains("piece-count"), "{count}");
+        }
+        let bytes = b"d5:filesle9:info-hash20:aaaaaaaaaaaaaaaaaaaa11:piece-counti0e6:piecesi0e7:versioni1ee";
+        assert!(invalid_msg(bytes).contains("pieces"));
+    }
+
+    #[test]
+    fn bad_file_entries_are_refused() {
+        for files in [
+            "lli-1ei0ei0eee",         // negative length
+            "lli0ei0ei1000000000eee", // nanos out of range
+            "lli0ei0ei-1eee",         // negative nanos
+            "lli0ei0eee",             // two fields
+            "lli0ei0ei0ei0eee",       // four fields
+            "lli0e1:xi0eee",          // not an integer
+            "li0ee",                  // not a list
+            "d1:ai1ee",               // files not a list
+            "1:x",                    // files not a list
+        ] {
+            let bytes = raw(files, &[1; 20], 9, &[0xff, 0x80], "", 1);
+            assert!(invalid_msg(&bytes).contains("file"), "{files}");
+        }
+    }
+
+    #[test]
+    fn missing_keys_are_refused() {
+        let full = sample().encode();
+        let node = bencode::decode(&full).unwrap();
+        let entries = node.value.as_dict().unwrap();
+        for skip in 0..entries.len() {
+            let kept: Vec<_> = entries
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != skip)
+                .map(|(_, e)| e.clone())
+                .collect();
+            let bytes = bencode::encode(&Value::Dict(kept));
+            assert!(ResumeRecord::decode(&bytes).is_err(), "without key {skip}");
+        }
+    }
+
+    #[test]
+    fn not_a_dictionary_or_not_bencode() {
+        assert!(invalid_msg(b"le").contains("dictionary"));
+        assert!(invalid_msg(b"i1e").contains("dictionary"));
+        assert!(matches!(
+            ResumeRecord::decode(b""),
+            Err(ResumeError::Bencode(_))
+        ));
+        assert!(matches!(
+            ResumeRecord::decode(b"hello"),
+            Err(ResumeError::Bencode(_))
+        ));
+        let mut trailing = sample().encode();
+        trailing.push(b'\n');
+        assert!(matches!(
+            ResumeRecord::decode(&trailing),
+            Err(ResumeError::Bencode(_))
+        ));
+    }
+
+    #[test]
+    fn every_truncation_is_refused() {
+        let full = sample().encode();
+        for cut in 0..full.len() {
+            assert!(ResumeRecord::decode(&full[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn decode_for_checks_the_torrent() {
+        let record = sample();
+        let bytes = record.encode();
+        let hash = record.info_hash;
+        assert_eq!(
+            ResumeRecord::decode_for(&bytes, hash, 10, 2).unwrap(),
+            record
+        );
+        let other = InfoHash([0xcd; 20]);
+        assert!(matches!(
+            ResumeRecord::decode_for(&bytes, other, 10, 2),
+            Err(ResumeError::WrongTorrent { expected, found }) if expected == other && found == hash
+        ));
+        assert!(matches!(
+            ResumeRecord::decode_for(&bytes, hash, 11, 2),
+            Err(ResumeError::CountMismatch {
+                what: "pieces",
+                expected: 11,
+                found: 10
+            })
+        ));
+        assert!(matches!(
+            ResumeRecord::decode_for(&bytes, hash, 10, 3),
+            Err(ResumeError::CountMismatch {
+                what: "files",
+                expected: 3,
+                found: 2
+            })
+        ));
+        assert!(matches!(
+            ResumeRecord::decode_for(b"x", hash, 10, 2),
+            Err(ResumeError::Bencode(_))
+        ));
+    }
+
+    fn arb_record() -> impl Strategy<Value = ResumeRecord> {
+        let stamp = (0..=i64::MAX as u64, any::<i64>(), 0..1_000_000_000u32).prop_map(
+            |(length, mtime_secs, mtime_nanos)| FileStamp {
+                length,
+                mtime_secs,
+                mtime_nanos,
+            },
+        );
+        (
+            any::<[u8; 20]>(),
+            0..200usize,
+            proptest::collection::vec(any::<proptest::sample::Index>(), 0..50),
+            proptest::collection::vec(stamp, 0..20),
+        )
+            .prop_map(|(hash, len, ones, files)| {
+                let mut have = Bitfield::new(len);
+                if len > 0 {
+                    for i in ones {
+                        have.set(i.index(len));
+                    }
+                }
+                ResumeRecord {
+                    info_hash: InfoHash(hash),
+                    have,
+                    files,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = ResumeRecord::decode(&bytes);
+        }
+
+        #[test]
+        fn mutated_records_never_panic(
+            record in arb_record(),
+            edits in proptest::collection::vec((any::<proptest::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = record.encode();
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            if let Ok(decoded) = ResumeRecord::decode(&bytes) {
+                prop_assert_eq!(ResumeRecord::decode(&decoded.encode()).unwrap(), decoded);
+            }
+        }
+
+        #[test]
+        fn random_records_round_trip(record in arb_record()) {
+            let bytes = record.encode();
+            let decoded = ResumeRecord::decode(&bytes).unwrap();
+            prop_assert_eq!(&decoded, &record);
+            let checked = ResumeRecord::decode_for(
+                &bytes, record.info_hash, record.have.len(), record.files.len()).unwrap();
+            prop_assert_eq!(checked, record);
+        }
+    }
+}
