@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => panic!("an accepted record re-encodes to something refused: {e}"),
     }
     assert_eq!(
-        ResumeRecord::decode(&encoded).map(|r| r.encode()).ok().as_deref(),
+        ResumeRecord::decode(&encoded)
+            .map(|r| r.encode())
+            .ok()
+            .as_deref(),
         Some(&encoded[..]),
         "encoding is not canonical"
     );

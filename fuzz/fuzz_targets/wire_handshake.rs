@@ -33,14 +33,21 @@ fuzz_target!(|data: &[u8]| {
         match HandshakeCodec.decode(&mut buf) {
             Ok(Some(handshake)) => {
                 assert!(proto_ok, "accepted a bad protocol string");
-                assert_eq!(fed - buf.len(), Handshake::LEN, "handshake used != 68 bytes");
+                assert_eq!(
+                    fed - buf.len(),
+                    Handshake::LEN,
+                    "handshake used != 68 bytes"
+                );
                 let mut encoded = BytesMut::new();
                 HandshakeCodec
                     .encode(handshake.clone(), &mut encoded)
                     .expect("handshake encodes");
                 assert_eq!(&encoded[..], &stream[..Handshake::LEN]);
                 let mut again = encoded.clone();
-                assert_eq!(HandshakeCodec.decode(&mut again).ok().flatten(), Some(handshake));
+                assert_eq!(
+                    HandshakeCodec.decode(&mut again).ok().flatten(),
+                    Some(handshake)
+                );
                 // Switch codecs, keeping what arrived behind the handshake.
                 let mut next = MessageStream::new(MessageCodec::default());
                 next.feed(&buf.split());
@@ -48,7 +55,10 @@ fuzz_target!(|data: &[u8]| {
             }
             Ok(None) => {
                 assert!(proto_ok, "waited on a bad protocol string");
-                assert!(fed < Handshake::LEN, "waited with a whole handshake buffered");
+                assert!(
+                    fed < Handshake::LEN,
+                    "waited with a whole handshake buffered"
+                );
                 assert_eq!(buf.len(), fed, "Ok(None) consumed bytes");
             }
             Err(WireError::BadProtocol) => {
