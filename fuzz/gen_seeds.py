@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Writes the handcrafted seed inputs of the wire, tracker and resume targets
+into corpus/<target>/. Run from fuzz/: python3 gen_seeds.py. (The metainfo
+seeds are copies of ../torrents/*.torrent and ../tests/hostile/*.torrent.)"""
+import os
+import struct
+
+
+def msg(msg_id=None, payload=b""):
+    if msg_id is None:
+        return struct.pack(">I", 0)
+    return struct.pack(">IB", 1 + len(payload), msg_id) + payload
+
+
+def handshake(reserved=b"\0" * 8, info_hash=b"\xab" * 20, peer_id=b"-BT0001-abcdefghijkl"):
+    return b"\x13BitTorrent protocol" + reserved + info_hash + peer_id
+
+
+def bstr(b):
+    return str(len(b)).encode() + b":" + b
+
+
+def write(target, name, data):
+    os.makedirs(f"corpus/{target}", exist_ok=True)
+    with open(f"corpus/{target}/{name}", "wb") as f:
+        f.write(data)
+
+
+block = struct.pack(">III", 3, 16384, 16384)
+stream = b"".join([
+    msg(), msg(0), msg(1), msg(2), msg(3), msg(4, struct.pack(">I", 7)),
+    msg(5, b"\xff\xfe\x80"), msg(6, block), msg(7, struct.pack(">II", 3, 0) + b"data" * 8),
+    msg(8, block), msg(9, struct.pack(">H", 6881)), msg(20, b"\x00d1:mde"),
+])
+
+# wire_messages: [chunk control, cap control, stream]
+write("wire_messages", "all-whole", b"\x00\x00" + stream)
+write("wire_messages", "all-bytewise", b"\x01\x00" + stream)
+write("wire_messages", "all-chunks7", b"\x07\x00" + stream)
+write("wire_messages", "small-cap", b"\x05\x90" + stream)
+write("wire_messages", "partial-tail", b"\x03\x00" + stream + msg(7, b"\0" * 8)[:-3])
+write("wire_messages", "bad-have-len", b"\x00\x00" + msg(1) + struct.pack(">IB", 4, 4) + b"\0\0\0")
+write("wire_messages", "too-long", b"\x00\x00" + struct.pack(">I", 0x7FFFFFFF) + b"\x07")
+
+# wire_handshake: [chunk control, stream]
+write("wire_handshake", "bare", b"\x00" + handshake())
+write("wire_handshake", "bytewise", b"\x01" + handshake())
+write("wire_handshake", "ext-bits-then-messages", b"\x0b" + handshake(reserved=b"\0\0\0\0\0\x10\0\x05") + stream)
+write("wire_handshake", "early-bitfield", b"\x45" + handshake() + msg(5, b"\xf0") + msg(1))
+write("wire_handshake", "bad-protocol", b"\x04" + b"\x13BitTorrent protocoX" + b"\0" * 48)
+write("wire_handshake", "short", b"\x00" + handshake()[:40])
+
+# tracker_response
+peers = bytes([10, 0, 0, 1, 0x1a, 0xe1, 192, 168, 1, 2, 0x1a, 0xe2])
+peers6 = bytes(15) + b"\x01" + b"\x1a\xe1"
+write("tracker_response", "compact",
+      b"d8:completei5e10:incompletei3e8:intervali1800e12:min intervali900e5:peers" + bstr(peers) + b"e")
+write("tracker_response", "compact-v6",
+      b"d8:intervali60e5:peers" + bstr(peers) + b"6:peers6" + bstr(peers6) + b"10:tracker id3:abce")
+def dict_peer(ip, port, peer_id=b""):
+    out = b"d2:ip" + bstr(ip)
+    if peer_id:
+        out += b"7:peer id" + bstr(peer_id)
+    return out + b"4:porti%dee" % port
+
+
+write("tracker_response", "dict-peers",
+      b"d8:intervali900e5:peersl" + dict_peer(b"10.0.0.1", 6881, b"-XX0001-abcdefghijkl")
+      + dict_peer(b"[::1]", 51413) + dict_peer(b"example.com", 80) + dict_peer(b"10.0.0.1", 6881) + b"ee")
+write("tracker_response", "failure", b"d14:failure reason17:torrent not founde")
+write("tracker_response", "warning", b"d15:warning message4:slow8:intervali-5e5:peers0:e")
+
+# resume: records as ResumeRecord::encode writes them
+def resume(files, info_hash, count, pieces, extra=b""):
+    out = b"d5:filesl" + b"".join(b"li%dei%dei%dee" % f for f in files) + b"e"
+    out += b"9:info-hash" + bstr(info_hash) + b"11:piece-counti%de" % count
+    out += b"6:pieces" + bstr(pieces) + extra + b"7:versioni1ee"
+    return out
+
+write("resume", "empty", resume([(1000, 1700000000, 5)], b"\x11" * 20, 10, b"\x00\x00"))
+write("resume", "partial", resume([(5, 6, 7), (0, -1, 999999999), (65536, 0, 0)], b"\xab" * 20, 9, b"\xa5\x80"))
+write("resume", "full", resume([(16384 * 16, 1, 2)], b"h" * 20, 16, b"\xff\xff"))
+write("resume", "unknown-key", resume([(1, 2, 3)], b"\x00" * 20, 1, b"\x80", extra=b"8:zz-extrali1ee"))
