@@ -8,10 +8,11 @@ mod progress;
 mod summary;
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bittorrent::dht::{self, DhtConfig};
 use bittorrent::magnet::Magnet;
 use bittorrent::prelude::*;
 use bittorrent::store::{StoreError, RESUME_DIR};
@@ -51,6 +52,19 @@ struct Args {
     /// already complete in the data directory is checked and seeded at once.
     #[arg(long)]
     seed: bool,
+
+    /// Run no DHT node (BEP 5). Without it the DHT is a peer source for
+    /// torrents that are not private, and for magnet links.
+    #[arg(long)]
+    no_dht: bool,
+
+    /// DHT node to bootstrap from (repeatable); replaces the public routers.
+    #[arg(long = "dht-bootstrap", value_name = "ADDR")]
+    dht_bootstrap: Vec<SocketAddr>,
+
+    /// UDP port of the DHT node [default: the -p port].
+    #[arg(long, value_name = "PORT")]
+    dht_port: Option<u16>,
 
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3)]
@@ -142,8 +156,29 @@ async fn run(args: Args) -> Result<(), String> {
 
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let listen = SocketAddr::new(bind, args.port);
+    let dht = if args.no_dht {
+        None
+    } else {
+        let bootstrap = if args.dht_bootstrap.is_empty() {
+            dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
+        } else {
+            args.dht_bootstrap.clone()
+        };
+        // The DHT speaks IPv4 here: an IPv6 or unspecified --bind means 0.0.0.0.
+        let ip = match bind {
+            IpAddr::V4(v4) => v4,
+            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        };
+        Some(DhtConfig {
+            bind: SocketAddr::from((ip, args.dht_port.unwrap_or(args.port))),
+            bootstrap,
+            state_file: Some(args.output.join(RESUME_DIR).join("dht.state")),
+            ..DhtConfig::default()
+        })
+    };
     let config = SessionConfig {
         listen: Some(listen),
+        dht,
         port: args.port,
         use_trackers: !args.no_tracker,
         upload_slots: args.upload_slots,

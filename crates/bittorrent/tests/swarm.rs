@@ -18,6 +18,27 @@ use tokio_util::codec::Framed;
 
 use crate::common::{loopback_config, meta_for, payload, spawn_peer};
 
+/// The metainfo of a single-file torrent of `data` with a real info
+/// dictionary, so that fetched metadata can be verified against its hash.
+fn real_meta(data: &[u8]) -> MetaInfo {
+    let hashes = meta_for(data, 64 * 1024).piece_hashes;
+    let info = format!(
+        "d6:lengthi{}e4:name11:payload.bin12:piece lengthi{}e6:pieces{}:",
+        data.len(),
+        64 * 1024,
+        hashes.len() * 20
+    );
+    let mut info = info.into_bytes();
+    for h in &hashes {
+        info.extend_from_slice(h);
+    }
+    info.push(b'e');
+    let mut torrent = b"d4:info".to_vec();
+    torrent.extend_from_slice(&info);
+    torrent.push(b'e');
+    MetaInfo::from_bytes(&torrent).unwrap()
+}
+
 /// A store already holding every piece of `data`.
 fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
     let store = Arc::new(MemoryStore::new(meta));
@@ -209,23 +230,7 @@ async fn magnet_leecher_fetches_metadata_from_our_seeder() {
     use bittorrent::magnet::Magnet;
 
     let data = payload(3 * 1024 * 1024 + 17, 15);
-    let mut meta = meta_for(&data, 64 * 1024);
-    // A real info dictionary, so the metadata can be verified against the hash.
-    let info = format!(
-        "d6:lengthi{}e4:name11:payload.bin12:piece lengthi{}e6:pieces{}:",
-        data.len(),
-        meta.piece_length,
-        meta.piece_hashes.len() * 20
-    );
-    let mut info = info.into_bytes();
-    for h in &meta.piece_hashes {
-        info.extend_from_slice(h);
-    }
-    info.push(b'e');
-    let mut torrent = b"d4:info".to_vec();
-    torrent.extend_from_slice(&info);
-    torrent.push(b'e');
-    meta = MetaInfo::from_bytes(&torrent).unwrap();
+    let meta = real_meta(&data);
     let (seeder, _seed_torrent) = seeding_session(&meta, &data).await;
 
     let mut magnet = Magnet::new(meta.info_hash);
@@ -262,5 +267,76 @@ async fn magnet_leecher_fetches_metadata_from_our_seeder() {
     for s in [&seeder, &leecher] {
         s.shutdown();
         s.join().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magnet_without_tracker_or_peers_is_found_through_the_dht() {
+    use bittorrent::dht::{DhtConfig, DhtHandle, RateLimit};
+    use bittorrent::magnet::Magnet;
+    use tokio_util::sync::CancellationToken;
+
+    // Loopback nodes share one IP: lift the per-IP rate limit.
+    let dht_config = |bootstrap: Vec<SocketAddr>| DhtConfig {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        bootstrap,
+        query_timeout: Duration::from_millis(800),
+        rate_limit: RateLimit {
+            per_second: 100_000.0,
+            burst: 100_000,
+        },
+        ..DhtConfig::default()
+    };
+    // A local DHT of 20 nodes, each bootstrapped from the one before.
+    let cancel = CancellationToken::new();
+    let mut nodes: Vec<DhtHandle> = Vec::new();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let bootstrap = nodes.last().map(|n: &DhtHandle| n.local_addr()).into_iter();
+        let (node, task) = DhtHandle::spawn(dht_config(bootstrap.collect()), cancel.child_token())
+            .await
+            .unwrap();
+        if i > 0 {
+            node.bootstrap().await.unwrap();
+        }
+        nodes.push(node);
+        tasks.push(task);
+    }
+    let addr_of = |i: usize| nodes[i].local_addr();
+
+    let data = payload(2 * 1024 * 1024 + 5, 16);
+    let meta = real_meta(&data);
+    // The seeder: a session with its own DHT node, bootstrapped from node 3.
+    let seed_config = SessionConfig {
+        dht: Some(dht_config(vec![addr_of(3)])),
+        ..loopback_config()
+    };
+    let (seeder, _) = Session::spawn_with(seed_config);
+    let seed_torrent = Torrent::new(meta.clone(), full_store(&meta, &data));
+    let seed_handle = seeder.add_torrent_and_wait(seed_torrent).await.unwrap();
+    wait_for(&seed_handle, Duration::from_secs(10), |s| s.complete).await;
+
+    // The leecher knows only the info-hash, and node 15 of the DHT.
+    let leech_config = SessionConfig {
+        dht: Some(dht_config(vec![addr_of(15)])),
+        ..loopback_config()
+    };
+    let (leecher, _) = Session::spawn_with(leech_config);
+    let store = Arc::new(MemoryStore::new(&meta));
+    let kept = Arc::clone(&store);
+    let torrent = Torrent::from_magnet(Magnet::new(meta.info_hash), move |_: &MetaInfo| {
+        Ok::<_, bittorrent::store::StoreError>(kept)
+    });
+    let handle = leecher.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(60), |s| s.complete).await;
+    assert!(stats.complete, "not found through the DHT: {stats:?}");
+    assert_eq!(store.contents(), data);
+    for s in [&seeder, &leecher] {
+        s.shutdown();
+        s.join().await;
+    }
+    cancel.cancel();
+    for t in tasks {
+        t.await.unwrap();
     }
 }

@@ -7,6 +7,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use crate::dht::DhtHandle;
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError};
 use crate::torrent::{TorrentCommand, TorrentHandle};
@@ -20,6 +21,7 @@ struct Entry {
 
 struct SessionActor {
     config: Arc<SessionConfig>,
+    dht: Option<DhtHandle>,
     torrents: HashMap<InfoHash, Entry>,
     tasks: JoinSet<InfoHash>,
     events: broadcast::Sender<Event>,
@@ -36,7 +38,38 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     finished: CancellationToken,
 ) {
+    let mut children = JoinSet::new();
+    let dht = match config.dht.clone() {
+        Some(dht_config) => match DhtHandle::spawn(dht_config, cancel.child_token()).await {
+            Ok((dht, task)) => {
+                log::info!("DHT node listening on {:?}", dht.local_addr());
+                children.spawn(async move {
+                    let _ = task.await;
+                });
+                let bootstrapping = dht.clone();
+                let stop = cancel.clone();
+                children.spawn(async move {
+                    tokio::select! {
+                        found = bootstrapping.bootstrap() => match found {
+                            Ok(n) => log::info!("DHT bootstrapped: {n} nodes"),
+                            Err(e) => log::warn!("DHT bootstrap failed: {e}"),
+                        },
+                        _ = stop.cancelled() => {}
+                    }
+                });
+                Some(dht)
+            }
+            Err(e) => {
+                let message = format!("cannot start the DHT: {e}");
+                log::error!("{message}");
+                let _ = events.send(Event::Error { message });
+                None
+            }
+        },
+        None => None,
+    };
     let mut actor = SessionActor {
+        dht,
         config: Arc::new(config),
         torrents: HashMap::new(),
         tasks: JoinSet::new(),
@@ -76,6 +109,7 @@ pub(crate) async fn run(
         }
     }
     drop(actor);
+    while children.join_next().await.is_some() {}
     finished.cancel();
     log::debug!("session ended");
 }
@@ -147,6 +181,7 @@ impl SessionActor {
         let (handle, task) = TorrentHandle::spawn(
             torrent,
             Arc::clone(&self.config),
+            self.dht.clone(),
             self.events.clone(),
             cancel.clone(),
         );

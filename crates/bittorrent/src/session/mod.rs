@@ -19,6 +19,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::dht::DhtConfig;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::{InfoHash, PeerId};
@@ -41,6 +42,10 @@ pub struct SessionConfig {
     pub max_connections_per_torrent: usize,
     /// Regular upload slots of the choke algorithm (plus one optimistic).
     pub upload_slots: usize,
+    /// The mainline DHT (BEP 5) as a peer source for torrents that are not
+    /// private, and for magnet links. `None` (the default) runs no DHT; its
+    /// bootstrap nodes come only from this configuration.
+    pub dht: Option<DhtConfig>,
     /// Time allowed for a TCP connect plus handshake.
     pub connect_timeout: Duration,
     /// Whether torrents announce to the trackers listed in their metainfo.
@@ -57,6 +62,7 @@ impl Default for SessionConfig {
             max_peers_per_torrent: 30,
             max_connections_per_torrent: 50,
             upload_slots: 3,
+            dht: None,
             connect_timeout: Duration::from_secs(10),
             use_trackers: true,
         }

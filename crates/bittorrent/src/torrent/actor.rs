@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig, PeerView};
+use crate::dht::{Announced, DhtError, DhtHandle};
 use crate::extension::metadata::metainfo_from_metadata;
 use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::magnet::Magnet;
@@ -59,6 +60,7 @@ const CHOKE_ROUND_TICKS: u64 = 10;
 pub(crate) async fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
+    dht: Option<DhtHandle>,
     mut commands: mpsc::Receiver<TorrentCommand>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
@@ -73,6 +75,7 @@ pub(crate) async fn run(
         Source::Magnet { magnet, make_store } => {
             let phase = MagnetPhase {
                 config: &config,
+                dht: dht.as_ref(),
                 events: &events,
                 cancel: &cancel,
             };
@@ -99,6 +102,8 @@ pub(crate) async fn run(
     let now = Instant::now();
     let meta = Arc::new(meta);
     let info_hash = meta.info_hash;
+    // BEP 27: a private torrent gets its peers from its trackers only.
+    let meta_private = meta.private;
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
     let picker = Picker::new(meta.piece_count(), meta.piece_length, meta.total_length);
     let (stats_tx, _) = watch::channel(TransferStats {
@@ -149,6 +154,9 @@ pub(crate) async fn run(
         announcer: None,
         announcers: JoinSet::new(),
         ticks: 0,
+        dht: dht.filter(|_| !meta_private),
+        dht_lookup: JoinSet::new(),
+        next_dht: now,
         resume_dirty: false,
         saving: JoinSet::new(),
     };
@@ -159,6 +167,7 @@ pub(crate) async fn run(
 /// info dictionary.
 struct MagnetPhase<'a> {
     config: &'a Arc<SessionConfig>,
+    dht: Option<&'a DhtHandle>,
     events: &'a broadcast::Sender<Event>,
     cancel: &'a CancellationToken,
 }
@@ -202,9 +211,25 @@ impl MagnetPhase<'_> {
         let fetch = metadata::fetch(params, candidates_rx, self.cancel.clone());
         tokio::pin!(fetch);
         let mut tracker_open = announcer.is_some();
+        // DHT lookups for peers, every 10 s while the metadata is missing.
+        let mut lookups: JoinSet<Result<Vec<SocketAddr>, DhtError>> = JoinSet::new();
+        let mut dht_tick = tokio::time::interval(Duration::from_secs(10));
         let info = loop {
             tokio::select! {
                 info = &mut fetch => break info,
+                _ = dht_tick.tick(), if self.dht.is_some() && lookups.is_empty() => {
+                    if let Some(dht) = self.dht.cloned() {
+                        lookups.spawn(async move { dht.get_peers(info_hash).await });
+                    }
+                }
+                Some(found) = lookups.join_next(), if !lookups.is_empty() => {
+                    if let Ok(Ok(peers)) = found {
+                        log::debug!("{tag} DHT: {} peers", peers.len());
+                        for addr in peers {
+                            let _ = candidates.try_send(addr);
+                        }
+                    }
+                }
                 cmd = commands.recv() => match cmd {
                     Some(TorrentCommand::Stats { reply }) => {
                         let stats = TorrentStats {
@@ -249,6 +274,7 @@ impl MagnetPhase<'_> {
             }
         };
         token.cancel();
+        lookups.shutdown().await;
         if let Some(announcer) = announcer {
             let _ = announcer.await;
         }
@@ -322,6 +348,12 @@ struct TorrentActor {
     announcers: JoinSet<()>,
     /// One-second ticks since start (the choker runs every `CHOKE_ROUND` ticks).
     ticks: u64,
+    /// The session's DHT, unless it runs none or the torrent is private.
+    dht: Option<DhtHandle>,
+    /// The running DHT announce (at most one).
+    dht_lookup: JoinSet<Result<Announced, DhtError>>,
+    /// When to announce on the DHT next.
+    next_dht: Instant,
     /// Pieces were verified since the last resume record.
     resume_dirty: bool,
     /// The resume record being written (at most one at a time).
@@ -432,6 +464,9 @@ impl TorrentActor {
                 Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
                 Some(saved) = self.saving.join_next(), if !self.saving.is_empty() => {
                     self.on_resume_saved(saved);
+                }
+                Some(found) = self.dht_lookup.join_next(), if !self.dht_lookup.is_empty() => {
+                    self.on_dht(found);
                 }
                 _ = tick.tick() => self.on_tick(),
             }
@@ -1238,6 +1273,7 @@ impl TorrentActor {
         self.request_more_all();
         self.connect_more();
         self.send_pex(now);
+        self.dht_announce(now);
         self.publish_transfer();
         let stats = self.stats(now);
         self.emit(Event::Stats {
@@ -1315,6 +1351,48 @@ impl TorrentActor {
             });
             if let Some(msg) = peer.pex.next_message(now, others) {
                 let _ = peer.handle.send(PeerCommand::Pex(msg));
+            }
+        }
+    }
+
+    /// Announces on the DHT (which also finds peers) when due: right after the
+    /// check, then every 5 minutes, or after 30 s when nobody was found.
+    fn dht_announce(&mut self, now: Instant) {
+        if self.state != State::Active || !self.dht_lookup.is_empty() || now < self.next_dht {
+            return;
+        }
+        let Some(dht) = self.dht.clone() else {
+            return;
+        };
+        let (info_hash, port) = (self.info_hash, self.config.port);
+        self.dht_lookup
+            .spawn(async move { dht.announce(info_hash, port).await });
+    }
+
+    fn on_dht(&mut self, found: Result<Result<Announced, DhtError>, JoinError>) {
+        let now = Instant::now();
+        match found {
+            Ok(Ok(announced)) => {
+                log::debug!(
+                    "{} DHT: {} peers, announced to {} nodes",
+                    self.tag,
+                    announced.peers.len(),
+                    announced.nodes
+                );
+                let again = if announced.peers.is_empty() { 30 } else { 300 };
+                self.next_dht = now + Duration::from_secs(again);
+                for addr in announced.peers {
+                    self.swarm.add(addr, false, now);
+                }
+                self.connect_more();
+            }
+            Ok(Err(e)) => {
+                log::debug!("{} DHT lookup failed: {e}", self.tag);
+                self.next_dht = now + Duration::from_secs(30);
+            }
+            Err(e) => {
+                log::warn!("{} DHT task failed: {e}", self.tag);
+                self.next_dht = now + Duration::from_secs(30);
             }
         }
     }

@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::dht::DhtHandle;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::session::{Event, SessionConfig};
@@ -206,13 +207,14 @@ impl TorrentHandle {
     pub(crate) fn spawn(
         torrent: Torrent,
         config: Arc<SessionConfig>,
+        dht: Option<DhtHandle>,
         events: broadcast::Sender<Event>,
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
         let name = Arc::from(torrent.name().as_str());
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
-        let task = tokio::spawn(actor::run(torrent, config, rx, events, cancel));
+        let task = tokio::spawn(actor::run(torrent, config, dht, rx, events, cancel));
         (
             Self {
                 info_hash,
