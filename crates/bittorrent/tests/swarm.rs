@@ -340,3 +340,60 @@ async fn magnet_without_tracker_or_peers_is_found_through_the_dht() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leecher_learns_other_peers_through_pex() {
+    let data = payload(1024 * 1024, 17);
+    let meta = meta_for(&data, 64 * 1024);
+    let data = Arc::new(data);
+    // A and B hold every piece but never unchoke: C's connections to them stay
+    // open (C never completes), so C keeps telling its peers about them.
+    let a = spawn_peer(&meta, Arc::clone(&data), false, false).await;
+    let b = spawn_peer(&meta, Arc::clone(&data), false, false).await;
+
+    // C dials A and B.
+    let (c, _) = Session::spawn_with(loopback_config());
+    let c_torrent =
+        Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([a.addr, b.addr]);
+    let c_handle = c.add_torrent_and_wait(c_torrent).await.unwrap();
+    let c_stats = wait_for(&c_handle, Duration::from_secs(10), |s| s.peers == 2).await;
+    assert_eq!(c_stats.peers, 2, "C should be connected to A and B");
+
+    // L knows only C, and must learn A and B from C's PEX message.
+    let (l, mut events) = Session::spawn_with(loopback_config());
+    let l_torrent =
+        Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([c.listen_addr().unwrap()]);
+    l.add_torrent_and_wait(l_torrent).await.unwrap();
+    let mut met = std::collections::HashSet::new();
+    let learnt = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(e) = events.recv().await {
+            if let Event::PeerConnected { addr, .. } = e {
+                met.insert(addr);
+                if met.contains(&a.addr) && met.contains(&b.addr) {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(
+        learnt.is_ok(),
+        "L met only {met:?}, not A {} and B {}",
+        a.addr,
+        b.addr
+    );
+    assert_eq!(
+        a.accepted.load(Ordering::Relaxed),
+        2,
+        "A was dialled by C and by L"
+    );
+    assert_eq!(
+        b.accepted.load(Ordering::Relaxed),
+        2,
+        "B was dialled by C and by L"
+    );
+    for s in [&c, &l] {
+        s.shutdown();
+        s.join().await;
+    }
+}

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bitfield::Bitfield;
 use crate::extension::{
     metadata_piece, ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataMessage,
-    HANDSHAKE_ID,
+    PexMessage, HANDSHAKE_ID,
 };
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
@@ -50,6 +50,8 @@ pub(crate) async fn run(
     let mut actor = PeerActor {
         ext,
         peer_extensions: false,
+        ext_handshake_seen: false,
+        pending_pex: None,
         addr,
         tag,
         params,
@@ -89,6 +91,11 @@ struct PeerActor {
     ext: ExtensionIds,
     /// The peer set the BEP 10 bit in its handshake.
     peer_extensions: bool,
+    /// The peer's extended handshake has arrived.
+    ext_handshake_seen: bool,
+    /// A PEX message that came before the peer's extended handshake said
+    /// whether it takes PEX; sent (or dropped) once it does.
+    pending_pex: Option<PexMessage>,
 }
 
 impl PeerActor {
@@ -171,8 +178,10 @@ impl PeerActor {
         }
         if self.have.count_ones() > 0 {
             let bytes = Bytes::copy_from_slice(self.have.as_bytes());
-            conn.send(Message::Bitfield(bytes)).await?;
+            conn.feed(Message::Bitfield(bytes)).await?;
         }
+        // The opening messages go out now, whatever follows (or does not).
+        conn.flush().await?;
         let mut last_recv = Instant::now();
         let mut last_send = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -349,6 +358,11 @@ impl PeerActor {
             ExtendedMessage::Handshake(hs) => {
                 log::debug!("{} extensions {:?}, client {:?}", self.tag, hs.m, hs.v);
                 self.ext.update_remote(&hs);
+                self.ext_handshake_seen = true;
+                if let Some(pex) = self.pending_pex.take() {
+                    self.send_extended(ExtendedMessage::Pex(pex), conn).await?;
+                    conn.flush().await?;
+                }
             }
             ExtendedMessage::Metadata(MetadataMessage::Request { piece }) => {
                 let info = &self.params.meta.info_bytes;
@@ -424,7 +438,14 @@ impl PeerActor {
             }
             PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
             PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
-            PeerCommand::Pex(pex) => self.send_extended(ExtendedMessage::Pex(pex), conn).await?,
+            PeerCommand::Pex(pex) => {
+                if self.peer_extensions && !self.ext_handshake_seen {
+                    // Keep the latest until we know whether the peer takes PEX.
+                    self.pending_pex = Some(pex);
+                } else {
+                    self.send_extended(ExtendedMessage::Pex(pex), conn).await?;
+                }
+            }
             PeerCommand::Choke(choke) => {
                 if choke != self.am_choking {
                     self.am_choking = choke;
