@@ -246,3 +246,36 @@ fn harness_content_check_sees_missing_empty_file() {
     std::fs::remove_file(b.join("empty.bin")).expect("remove");
     harness::assert_same_content(&a, &b);
 }
+
+/// A magnet link with only a direct peer (`x.pe`): our CLI fetches the metadata (BEP 9) from a
+/// libtorrent seeder, then downloads a multi-file torrent byte-identically, and keeps the
+/// metainfo as a .torrent with the same info-hash.
+#[test]
+fn magnet_with_direct_peer_from_libtorrent() {
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    let fx = Fixture::new("tree", TREE, None, PIECE_LOG2);
+    let (_seeder, seed_port) =
+        harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=tree&x.pe=127.0.0.1:{seed_port}",
+        hex::encode(fx.hash)
+    );
+    harness::leech_with(
+        Leecher::Cli,
+        Path::new(&magnet),
+        &fx.out_dir(),
+        &[],
+        fx.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    harness::assert_same_content(&fx.content, &fx.downloaded());
+    let saved = fx
+        .out_dir()
+        .join(".bittorrent")
+        .join(format!("{}.torrent", hex::encode(fx.hash)));
+    assert_eq!(
+        harness::info_hash(&saved),
+        fx.hash,
+        "the saved .torrent has the magnet's info-hash"
+    );
+}
