@@ -91,6 +91,9 @@ pub async fn serve(
         Ok(addr) => info!("HTTP server listening on http://{addr}/"),
         Err(e) => info!("HTTP server listening (address unknown: {e})"),
     }
+    // The connections' own token: cancelled by `shutdown`, or by this function when it
+    // returns early, without cancelling the caller's token.
+    let connections_token = shutdown.child_token();
     let mut connections = JoinSet::new();
     let mut failures = 0u32;
     let result = loop {
@@ -106,8 +109,8 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     failures = 0;
                     let source = Arc::clone(&source);
-                    let shutdown = shutdown.child_token();
-                    connections.spawn(connection(stream, peer, source, shutdown));
+                    let token = connections_token.child_token();
+                    connections.spawn(connection(stream, peer, source, token));
                 }
                 Err(e) if is_connection_error(&e) => debug!("HTTP accept: {e}"),
                 Err(e) => {
@@ -127,8 +130,7 @@ pub async fn serve(
         }
     };
     drop(listener);
-    // Connection tasks watch (a child of) the same token, so they all end.
-    shutdown.cancel();
+    connections_token.cancel();
     while let Some(joined) = connections.join_next().await {
         if let Err(e) = joined {
             error!("HTTP connection task failed: {e}");
