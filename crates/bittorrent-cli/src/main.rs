@@ -4,6 +4,9 @@
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
 //! and the exit code.
 
+// Not wired to the CLI flags yet.
+#[allow(dead_code)]
+mod http;
 mod progress;
 mod summary;
 
