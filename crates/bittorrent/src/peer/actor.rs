@@ -1,5 +1,6 @@
 //! The peer actor's connection loop.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::JoinHandle;
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +25,10 @@ use crate::torrent::PeerEvent;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
 
+/// Bytes buffered for writing before a flush is forced.
+const WRITE_BUFFER: usize = 512 * 1024;
+/// Store reads (of up to 256 KiB) in flight per peer we upload to.
+const READS_IN_FLIGHT: usize = 2;
 /// A peer silent this long is dropped.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// We send a keep-alive after this long without sending anything.
@@ -157,7 +162,10 @@ impl PeerActor {
         let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::new(max_frame));
         next.read_buf = parts.read_buf;
         next.write_buf = parts.write_buf;
-        Ok(Framed::from_parts(next))
+        let mut conn = Framed::from_parts(next);
+        // Uploads send runs of up to 256 KiB: let a whole run go out in one write.
+        conn.set_backpressure_boundary(WRITE_BUFFER);
+        Ok(conn)
     }
 
     async fn message_loop(&mut self, mut conn: Conn) -> Result<(), PeerError> {
@@ -186,12 +194,14 @@ impl PeerActor {
         let mut last_send = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // At most one store read in flight per peer (up to 256 KiB).
-        let mut reads: JoinSet<BlockRead> = JoinSet::new();
+        // Store reads for the peer, in request order: up to READS_IN_FLIGHT of
+        // up to 256 KiB each, so reading the next run overlaps sending this one.
+        let mut reads: VecDeque<JoinHandle<BlockRead>> = VecDeque::new();
         let cancel = self.cancel.clone();
         loop {
-            if reads.is_empty() && !self.am_choking {
-                self.start_read(&mut reads);
+            while reads.len() < READS_IN_FLIGHT && !self.am_choking {
+                let Some(read) = self.start_read() else { break };
+                reads.push_back(read);
             }
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
@@ -211,7 +221,8 @@ impl PeerActor {
                     // The torrent dropped our handle: it is done with us.
                     None => return Ok(()),
                 },
-                Some(read) = reads.join_next(), if !reads.is_empty() => {
+                read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
+                    reads.pop_front();
                     let blocks = read.map_err(|e| StoreError::Io {
                         op: "read task",
                         path: Default::default(),
@@ -238,14 +249,12 @@ impl PeerActor {
 
     /// Reads the next run of queued requests from the store on a blocking
     /// thread.
-    fn start_read(&mut self, reads: &mut JoinSet<BlockRead>) {
+    fn start_read(&mut self) -> Option<JoinHandle<BlockRead>> {
         let run = self.uploads.next_run();
-        let Some(first) = run.first().copied() else {
-            return;
-        };
+        let first = run.first().copied()?;
         let total: u32 = run.iter().map(|b| b.length).sum();
         let store = std::sync::Arc::clone(&self.params.store);
-        reads.spawn_blocking(move || {
+        Some(tokio::task::spawn_blocking(move || {
             let data = store.read_block(first.piece, first.begin, total)?;
             let mut offset = 0usize;
             let mut blocks = Vec::with_capacity(run.len());
@@ -255,7 +264,7 @@ impl PeerActor {
                 offset = end;
             }
             Ok(blocks)
-        });
+        }))
     }
 
     /// Sends blocks read for the peer unless we choked it meanwhile. Returns
