@@ -17,35 +17,81 @@
 //! (`start_piece`, `make_missing`, `make_verified`), which also keep the
 //! derived bitfields and counters in step.
 //!
-//! # Order of a [`Picker::pick`]
+//! # Pick modes
+//! [`PickMode`] decides how the *next new piece* is chosen and whether
+//! deadlines count (set with [`Picker::set_mode`]):
+//!
+//! - [`PickMode::RarestFirst`] (default): random first pieces, then rarest
+//!   first. Deadlines are kept but **ignored**: this is the swarm-friendly
+//!   mode, and a torrent that stops streaming only has to switch modes.
+//! - [`PickMode::Sequential`]: the lowest-index wanted piece first (`High`
+//!   pieces still before `Normal` ones, `Skip` never). Deadlines ignored.
+//! - [`PickMode::Streaming`]: exactly `RarestFirst`, plus deadlines: pieces
+//!   with a deadline ("urgent") come before everything else. The torrent
+//!   keeps deadlines on a read-ahead window in front of the reader.
+//!
+//! # Deadlines (time-critical pieces)
+//! [`Picker::set_deadline`] makes a piece urgent. A deadline exists only on
+//! a wanted, unverified piece: it is refused on `Skip`, verified and
+//! out-of-range pieces, and dropped when the piece is verified or set to
+//! `Skip`. In `Streaming` mode, [`Picker::pick_at`] treats urgent pieces so:
+//!
+//! - earliest deadline first, before partial pieces and `High` pieces, and
+//!   regardless of the partial-piece cap;
+//! - a deadline is **near** when `now + URGENT_NEAR >= deadline` (also
+//!   when it has passed);
+//! - **fast peers first**: the torrent says whether the peer is among its
+//!   fastest. A fast peer gets free blocks of every urgent piece it has. A
+//!   slow peer gets free blocks of an urgent piece only once its deadline
+//!   is near, i.e. when no fast peer took them in time; until then the
+//!   piece is reserved (a slow peer gets no block of it, not even through
+//!   the partial-first or rarest-first steps);
+//! - near the deadline a fast peer also gets **duplicates**: blocks of the
+//!   piece already requested from someone else (never from itself), as
+//!   long as fewer than [`Picker::MAX_URGENT_REQUESTERS`] peers have them,
+//!   so a slow peer cannot stall the reader. The torrent cancels the other
+//!   copies when a block arrives, as in endgame (see
+//!   [`Picker::may_have_duplicates`]).
+//!
+//! [`Picker::pick`] is `pick_at` for a fast peer with no notion of time: in
+//! `Streaming` mode it puts urgent pieces first but never hands out
+//! urgent duplicates.
+//!
+//! # Order of a [`Picker::pick_at`]
+//! 0. `Streaming` mode with deadlines: urgent pieces, as above.
 //! 1. Free blocks of partial pieces the peer has: `High` pieces before
 //!    `Normal` ones, the oldest started first. Finishing started pieces
 //!    bounds the memory the torrent spends on buffers.
-//! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. While
-//!    fewer than [`Picker::RANDOM_FIRST_PIECES`] pieces are started or
-//!    verified, a random one (a new downloader gets something to trade
-//!    quickly); afterwards the rarest one (lowest availability), ties broken
-//!    at random. One call may start several pieces when `max` is large.
+//! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. In
+//!    `Sequential` mode the lowest index. Otherwise, while fewer than
+//!    [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, a
+//!    random one (a new downloader gets something to trade quickly);
+//!    afterwards the rarest one (lowest availability), ties broken at
+//!    random. One call may start several pieces when `max` is large.
 //! 3. Endgame: once no wanted block is free anywhere, blocks requested from
 //!    other peers (never one already in flight to this peer, never a received
 //!    one), fewest requesters first, so the last pieces do not wait on the
-//!    slowest peer.
+//!    slowest peer. Endgame ignores deadlines, speed and the urgent
+//!    duplicate limit.
 //!
 //! # Cost
 //! Startable pieces are kept ordered by (priority, availability) in
 //! `rarity::RarityOrder`, so an availability change is `O(1)` and starting a
 //! piece usually is too (it costs the pieces skipped because the peer lacks
 //! them). A pick is `O(partial pieces + blocks returned)` besides; endgame
-//! picks scan the requested blocks of partial pieces.
+//! picks scan the requested blocks of partial pieces. Without deadlines
+//! (or outside `Streaming` mode) the urgent step costs one comparison.
+//! Deadlines are few (a read-ahead window): a sorted `Vec`, so setting one
+//! is `O(deadlines)` and the urgent step `O(deadlines + their blocks)`.
+//! `Sequential` mode keeps a cursor below which no piece is startable.
 //!
 //! # Where future features plug in
-//! Which new piece to start is decided in one place, `Picker::choose_new_piece`:
-//! sequential mode or streaming deadlines go there (e.g. walk pieces by
-//! index, or put deadline pieces in front of `High` as a new class).
+//! Which new piece to start is decided in one place, `Picker::choose_new_piece`.
 //! Per-file priorities map onto [`Picker::set_priorities`].
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -66,6 +112,20 @@ pub enum Priority {
     Normal,
     /// Picked before every `Normal` piece.
     High,
+}
+
+/// How new pieces are chosen, and whether deadlines count (see the module
+/// docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PickMode {
+    /// Random first pieces, then rarest first. Deadlines are ignored.
+    #[default]
+    RarestFirst,
+    /// Lowest-index wanted piece first (`High` before `Normal`). Deadlines
+    /// are ignored.
+    Sequential,
+    /// `RarestFirst`, plus pieces with a deadline first (earliest first).
+    Streaming,
 }
 
 /// What [`Picker::block_received`] made of a block.
@@ -149,12 +209,29 @@ pub struct Picker {
     free_wanted_in_partials: usize,
     /// Cap on partial pieces (see [`Picker::set_max_partial_pieces`]).
     max_partial: usize,
+    mode: PickMode,
+    /// Deadlines, sorted by (deadline, piece); at most one per piece, only
+    /// on wanted unverified pieces.
+    deadlines: Vec<(Instant, u32)>,
+    /// Pieces in `deadlines`, for `O(1)` membership.
+    urgent: Bitfield,
+    /// No piece below this index is startable (in `rarity`): where the
+    /// `Sequential` scan starts.
+    seq_hint: usize,
     rng: StdRng,
 }
 
 impl Picker {
     /// Random pieces picked before switching to rarest-first.
     pub const RANDOM_FIRST_PIECES: usize = 4;
+
+    /// A deadline is near when `now + URGENT_NEAR >= deadline`: slow peers
+    /// may then take its free blocks, and fast peers duplicates.
+    pub const URGENT_NEAR: Duration = Duration::from_secs(2);
+
+    /// Most peers an urgent block is requested from at once by the urgent
+    /// step (endgame may add more).
+    pub const MAX_URGENT_REQUESTERS: u32 = 2;
 
     /// A picker for `piece_count` pieces of `piece_length` bytes (the last one
     /// shorter), nothing had yet.
@@ -180,6 +257,10 @@ impl Picker {
             missing_count: piece_count,
             free_wanted_in_partials: 0,
             max_partial: usize::MAX,
+            mode: PickMode::RarestFirst,
+            deadlines: Vec::new(),
+            urgent: Bitfield::new(piece_count),
+            seq_hint: 0,
             rng: StdRng::from_entropy(),
         }
     }
@@ -277,56 +358,132 @@ impl Picker {
             .any(|(h, w)| h & w != 0)
     }
 
+    /// Sets how new pieces are chosen and whether deadlines count (see
+    /// [`PickMode`]). Deadlines are kept across mode changes.
+    pub fn set_mode(&mut self, mode: PickMode) {
+        self.mode = mode;
+    }
+
+    /// The mode set by [`Picker::set_mode`].
+    pub fn mode(&self) -> PickMode {
+        self.mode
+    }
+
+    /// Makes piece `index` urgent: in [`PickMode::Streaming`] it is picked
+    /// before everything else, earliest deadline first (see the module
+    /// docs). Replaces an earlier deadline of the piece. Returns false, and
+    /// records nothing, for out-of-range, `Skip` and verified pieces (a
+    /// `Skip` piece is never requested, deadline or not).
+    pub fn set_deadline(&mut self, index: u32, deadline: Instant) -> bool {
+        let i = index as usize;
+        if i >= self.piece_count
+            || self.priority[i] == Priority::Skip
+            || self.state[i] == PieceState::Verified
+        {
+            return false;
+        }
+        self.remove_deadline(index);
+        let at = self
+            .deadlines
+            .partition_point(|&entry| entry < (deadline, index));
+        self.deadlines.insert(at, (deadline, index));
+        self.urgent.set(i);
+        true
+    }
+
+    /// Piece `index` is no longer urgent (no-op if it was not).
+    pub fn clear_deadline(&mut self, index: u32) {
+        self.remove_deadline(index);
+    }
+
+    /// No piece is urgent any more.
+    pub fn clear_deadlines(&mut self) {
+        for (_, piece) in self.deadlines.drain(..) {
+            self.urgent.clear(piece as usize);
+        }
+    }
+
+    /// The deadline of piece `index`, if it has one.
+    pub fn deadline(&self, index: u32) -> Option<Instant> {
+        if !self.urgent.get(index as usize) {
+            return None;
+        }
+        self.deadlines
+            .iter()
+            .find(|&&(_, p)| p == index)
+            .map(|&(d, _)| d)
+    }
+
+    /// Number of pieces with a deadline.
+    pub fn deadline_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// True when a block may be requested from several peers at once: in
+    /// endgame, or in `Streaming` mode while deadlines are set (urgent
+    /// duplicates). The torrent then withdraws the other requests of a
+    /// block that arrived. (Duplicates handed out before the last deadline
+    /// was cleared may still arrive; they are reported
+    /// [`Received::Duplicate`].)
+    pub fn may_have_duplicates(&self) -> bool {
+        self.deadlines_active() || self.in_endgame()
+    }
+
+    /// Bytes of all wanted (non-`Skip`) pieces, verified or not
+    /// (`O(pieces)`).
+    pub fn wanted_bytes(&self) -> u64 {
+        let wanted = self
+            .priority
+            .iter()
+            .filter(|&&p| p != Priority::Skip)
+            .count();
+        self.bytes_of(wanted, self.priority.last() != Some(&Priority::Skip))
+    }
+
+    /// Bytes of the wanted (non-`Skip`) pieces not verified yet (`O(1)`);
+    /// 0 exactly when [`Picker::is_complete`].
+    pub fn missing_wanted_bytes(&self) -> u64 {
+        let last = self.piece_count.checked_sub(1);
+        let last_wanted = last.is_some_and(|i| self.wanted.get(i));
+        self.bytes_of(self.wanted.count_ones(), last_wanted)
+    }
+
     /// Chooses up to `max` blocks to request from a peer with bitfield `has`,
     /// and marks them requested. `in_flight` are the blocks already requested
-    /// from this peer; in endgame they are not handed out again.
+    /// from this peer; they are never handed out again to it.
     ///
-    /// See the module docs for the order. A block in `in_flight` is never
-    /// returned, and outside endgame no block requested from anyone is.
+    /// The same as [`Picker::pick_at`] for a fast peer without a clock: in
+    /// [`PickMode::Streaming`] urgent pieces come first, but no deadline is
+    /// ever near (no urgent duplicates).
     pub fn pick(
         &mut self,
         has: &Bitfield,
         in_flight: &HashSet<BlockInfo>,
         max: usize,
     ) -> Vec<BlockInfo> {
-        let mut picked = Vec::new();
-        if max == 0 {
-            return picked;
-        }
+        self.pick_inner(has, in_flight, max, None, true)
+    }
 
-        // 1. Finish what is started.
-        for prio in [Priority::High, Priority::Normal] {
-            let mut k = 0;
-            while k < self.order.len() && picked.len() < max {
-                let piece = self.order[k];
-                k += 1;
-                if self.priority[piece as usize] == prio && has.get(piece as usize) {
-                    self.take_free_blocks(piece, in_flight, max, &mut picked);
-                }
-            }
-        }
-
-        // 2. Start new pieces. The cap binds only peers that got blocks above.
-        let starved = picked.is_empty();
-        while picked.len() < max && (starved || self.partials.len() < self.max_partial) {
-            let Some(piece) = self.choose_new_piece(has) else {
-                break;
-            };
-            self.start_piece(piece);
-            self.take_free_blocks(piece, in_flight, max, &mut picked);
-            if self.partials.get(&piece).is_some_and(|p| p.requested == 0) {
-                // Every block was in `in_flight` (a caller inconsistency):
-                // give the piece back rather than loop on it.
-                self.make_missing(piece);
-                break;
-            }
-        }
-
-        // 3. Endgame: duplicate requests, fewest requesters first.
-        if picked.len() < max && self.in_endgame() {
-            self.pick_endgame(has, in_flight, max, &mut picked);
-        }
-        picked
+    /// Chooses up to `max` blocks to request from a peer with bitfield `has`
+    /// at time `now`, and marks them requested. `in_flight` are the blocks
+    /// already requested from this peer. `fast` tells whether the peer is
+    /// among the torrent's fastest: only fast peers get urgent blocks before
+    /// their deadline is near, and only they get urgent duplicates.
+    ///
+    /// See the module docs for the order. A block in `in_flight` is never
+    /// returned; outside endgame a block requested from someone else is
+    /// returned only as an urgent duplicate (`Streaming` mode, deadline
+    /// near, `fast` peer, fewer than [`Picker::MAX_URGENT_REQUESTERS`]
+    /// requesters).
+    pub fn pick_at(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Instant,
+        fast: bool,
+    ) -> Vec<BlockInfo> {
+        self.pick_inner(has, in_flight, max, Some(now), fast)
     }
 
     /// A request for `block` was dropped (choke, disconnect, cancel) without
@@ -424,16 +581,19 @@ impl Picker {
         if old == priority {
             return;
         }
+        if priority == Priority::Skip {
+            self.remove_deadline(index);
+        }
         if self.state[i] == PieceState::Missing {
-            let b = bucket(self.availability[i]);
             if let Some(class) = class_of(old) {
-                self.rarity.remove(index, class, b);
-            }
-            if let Some(class) = class_of(priority) {
-                self.rarity.insert(index, class, b);
+                self.rarity
+                    .remove(index, class, bucket(self.availability[i]));
             }
         }
         self.priority[i] = priority;
+        if self.state[i] == PieceState::Missing {
+            self.make_startable(index);
+        }
         let was_wanted = old != Priority::Skip;
         let is_wanted = priority != Priority::Skip;
         if was_wanted == is_wanted || self.state[i] == PieceState::Verified {
@@ -510,6 +670,179 @@ impl Picker {
 
     // ----- private helpers -----
 
+    /// [`Picker::pick_at`]; `now: None` means no deadline is near.
+    fn pick_inner(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Option<Instant>,
+        fast: bool,
+    ) -> Vec<BlockInfo> {
+        let mut picked = Vec::new();
+        if max == 0 {
+            return picked;
+        }
+
+        // 0. Urgent pieces; afterwards they are out of the other steps.
+        let urgent = self.deadlines_active();
+        if urgent {
+            self.pick_urgent(has, in_flight, max, now, fast, &mut picked);
+        }
+
+        // 1. Finish what is started.
+        for prio in [Priority::High, Priority::Normal] {
+            let mut k = 0;
+            while k < self.order.len() && picked.len() < max {
+                let piece = self.order[k] as usize;
+                k += 1;
+                if self.priority[piece] == prio
+                    && has.get(piece)
+                    && !(urgent && self.urgent.get(piece))
+                {
+                    self.take_free_blocks(piece as u32, in_flight, max, &mut picked);
+                }
+            }
+        }
+
+        // 2. Start new pieces. The cap binds only peers that got blocks above.
+        let starved = picked.is_empty();
+        while picked.len() < max && (starved || self.partials.len() < self.max_partial) {
+            let Some(piece) = self.choose_new_piece(has, urgent) else {
+                break;
+            };
+            self.start_piece(piece);
+            self.take_free_blocks(piece, in_flight, max, &mut picked);
+            if self.give_back_if_untouched(piece) {
+                // Every block was in `in_flight` (a caller inconsistency):
+                // give the piece back rather than loop on it.
+                break;
+            }
+        }
+
+        // 3. Endgame: duplicate requests, fewest requesters first.
+        if picked.len() < max && self.in_endgame() {
+            self.pick_endgame(has, in_flight, max, &mut picked);
+        }
+        picked
+    }
+
+    /// Whether deadlines take effect now.
+    fn deadlines_active(&self) -> bool {
+        self.mode == PickMode::Streaming && !self.deadlines.is_empty()
+    }
+
+    /// Step 0 of a pick: urgent pieces the peer has, earliest deadline
+    /// first; free blocks (reserved for fast peers until the deadline is
+    /// near), then near the deadline duplicates for fast peers.
+    fn pick_urgent(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Option<Instant>,
+        fast: bool,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let mut k = 0;
+        while k < self.deadlines.len() && picked.len() < max {
+            let (deadline, piece) = self.deadlines[k];
+            k += 1;
+            if !has.get(piece as usize) {
+                continue;
+            }
+            // An overflowing `now + URGENT_NEAR` is later than any deadline.
+            let near = now.is_some_and(|t| {
+                t.checked_add(Self::URGENT_NEAR)
+                    .is_none_or(|soon| soon >= deadline)
+            });
+            if !fast && !near {
+                continue;
+            }
+            match self.state[piece as usize] {
+                PieceState::Missing => self.start_piece(piece),
+                PieceState::Partial => {}
+                PieceState::Complete | PieceState::Verified => continue,
+            }
+            let first = picked.len();
+            self.take_free_blocks(piece, in_flight, max, picked);
+            if near && fast {
+                self.duplicate_urgent(piece, in_flight, max, first, picked);
+            }
+            self.give_back_if_untouched(piece);
+        }
+    }
+
+    /// Near-deadline duplicates of urgent `piece` (partial): blocks requested
+    /// from fewer than [`Picker::MAX_URGENT_REQUESTERS`] peers, not in
+    /// `in_flight`, not in `picked[first..]` (the blocks of this piece
+    /// picked in this call).
+    fn duplicate_urgent(
+        &mut self,
+        piece: u32,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        first: usize,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let piece_len = self.piece_len(piece);
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        for (b, state) in partial.blocks.iter_mut().enumerate() {
+            if picked.len() >= max {
+                break;
+            }
+            let BlockState::Requested(n) = state else {
+                continue;
+            };
+            if *n >= Self::MAX_URGENT_REQUESTERS {
+                continue;
+            }
+            let block = make_block(piece, b as u32, piece_len);
+            if in_flight.contains(&block) || picked[first..].contains(&block) {
+                continue;
+            }
+            *n += 1;
+            picked.push(block);
+        }
+    }
+
+    /// A partial piece with nothing requested nor received (its blocks were
+    /// all in the caller's `in_flight`) goes back to missing. True if so.
+    fn give_back_if_untouched(&mut self, piece: u32) -> bool {
+        let untouched = self
+            .partials
+            .get(&piece)
+            .is_some_and(|p| p.requested == 0 && p.received == 0);
+        if untouched {
+            self.make_missing(piece);
+        }
+        untouched
+    }
+
+    /// Drops the deadline of `piece`, if any.
+    fn remove_deadline(&mut self, piece: u32) {
+        if self.urgent.clear(piece as usize) {
+            self.deadlines.retain(|&(_, p)| p != piece);
+        }
+    }
+
+    /// Bytes of `pieces` pieces, of which the last piece is one if
+    /// `with_last`.
+    fn bytes_of(&self, pieces: usize, with_last: bool) -> u64 {
+        let Some(last) = self.piece_count.checked_sub(1) else {
+            return 0;
+        };
+        let full = pieces.saturating_sub(usize::from(with_last)) as u64;
+        let last_len = if with_last {
+            u64::from(self.piece_len(last as u32))
+        } else {
+            0
+        };
+        full * u64::from(self.piece_length) + last_len
+    }
+
     /// Index of `block` inside its piece if its geometry is exactly ours.
     fn block_index(&self, block: BlockInfo) -> Option<usize> {
         let piece_len = self.piece_len(block.piece);
@@ -520,13 +853,41 @@ impl Picker {
         (block.length == expected).then(|| block.index_in_piece())
     }
 
-    /// The missing wanted piece to start for a peer with `has`: `High`
-    /// before `Normal`; at random while fewer than
+    /// The missing wanted piece to start for a peer with `has` (never an
+    /// urgent one if `skip_urgent`): `High` before `Normal`; in `Sequential`
+    /// mode the lowest index; otherwise at random while fewer than
     /// [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, else
     /// the rarest, ties at random.
-    fn choose_new_piece(&mut self, has: &Bitfield) -> Option<u32> {
-        let random = self.piece_count - self.missing_count < Self::RANDOM_FIRST_PIECES;
-        self.rarity.choose(has, random, &mut self.rng)
+    fn choose_new_piece(&mut self, has: &Bitfield, skip_urgent: bool) -> Option<u32> {
+        let urgent = &self.urgent;
+        let eligible = |p: u32| has.get(p as usize) && !(skip_urgent && urgent.get(p as usize));
+        if self.mode != PickMode::Sequential {
+            let random = self.piece_count - self.missing_count < Self::RANDOM_FIRST_PIECES;
+            return self.rarity.choose(eligible, random, &mut self.rng);
+        }
+        if let Some(piece) = self.rarity.lowest_in_class(HIGH, eligible) {
+            return Some(piece);
+        }
+        while self.seq_hint < self.piece_count && !self.rarity.contains(self.seq_hint as u32) {
+            self.seq_hint += 1;
+        }
+        (self.seq_hint..self.piece_count)
+            .map(|i| i as u32)
+            .find(|&p| {
+                self.priority[p as usize] == Priority::Normal
+                    && self.rarity.contains(p)
+                    && eligible(p)
+            })
+    }
+
+    /// Adds missing piece `piece` to the startable pieces if it is wanted.
+    fn make_startable(&mut self, piece: u32) {
+        let i = piece as usize;
+        if let Some(class) = class_of(self.priority[i]) {
+            self.rarity
+                .insert(piece, class, bucket(self.availability[i]));
+            self.seq_hint = self.seq_hint.min(i);
+        }
     }
 
     fn availability_up(&mut self, i: usize) {
@@ -674,10 +1035,7 @@ impl Picker {
         }
         self.state[i] = PieceState::Missing;
         self.missing_count += 1;
-        if let Some(class) = class_of(self.priority[i]) {
-            self.rarity
-                .insert(piece, class, bucket(self.availability[i]));
-        }
+        self.make_startable(piece);
     }
 
     /// Any state → verified.
@@ -698,6 +1056,7 @@ impl Picker {
         self.state[i] = PieceState::Verified;
         self.have.set(i);
         self.wanted.clear(i);
+        self.remove_deadline(piece);
     }
 
     /// Recomputes every derived field and asserts it matches (tests only).
@@ -749,8 +1108,21 @@ impl Picker {
         assert_eq!(self.free_wanted_in_partials, free_wanted);
         assert_eq!(self.order.len(), self.partials.len());
         assert!(self.order.iter().all(|p| self.partials.contains_key(p)));
+        // Deadlines: sorted, one per piece, mirrored in `urgent`, only on
+        // wanted unverified pieces.
+        assert!(self.deadlines.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(self.urgent.count_ones(), self.deadlines.len());
+        for &(_, piece) in &self.deadlines {
+            let i = piece as usize;
+            assert!(self.urgent.get(i), "urgent {i}");
+            assert!(self.wanted.get(i), "deadline on unwanted {i}");
+        }
+        assert!((0..self.seq_hint).all(|p| !self.rarity.contains(p as u32)));
     }
 }
+
+/// Rarity class of the `High` priority.
+const HIGH: usize = 0;
 
 /// Rarity class of the `Normal` priority.
 const NORMAL: usize = 1;
@@ -758,7 +1130,7 @@ const NORMAL: usize = 1;
 /// Rarity class of a priority (`None`: never started).
 fn class_of(priority: Priority) -> Option<usize> {
     match priority {
-        Priority::High => Some(0),
+        Priority::High => Some(HIGH),
         Priority::Normal => Some(NORMAL),
         Priority::Skip => None,
     }
