@@ -1796,6 +1796,331 @@ mod tests {
         q.assert_consistent();
     }
 
+    /// `secs` seconds after `t0`.
+    fn at(t0: Instant, secs: f64) -> Instant {
+        t0 + Duration::from_secs_f64(secs)
+    }
+
+    /// How many peers `block` is requested from (0 unless requested).
+    fn requesters(p: &Picker, block: BlockInfo) -> u32 {
+        match p
+            .partials
+            .get(&block.piece)
+            .map(|x| x.blocks[block.index_in_piece()])
+        {
+            Some(BlockState::Requested(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn pieces_in_order(blocks: &[BlockInfo]) -> Vec<u32> {
+        blocks.iter().map(|b| b.piece).collect()
+    }
+
+    #[test]
+    fn urgent_pieces_come_before_rarer_partial_and_high_pieces() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 4, 3);
+        for i in 0..4 {
+            p.mark_have(i); // the random phase is over
+        }
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[9]));
+        p.add_peer(&bf(n, &[9]));
+        p.remove_peer(&bf(n, &[5, 7])); // 5 and 7 are the rarest
+        assert_eq!(p.availability(9), 4);
+        assert_eq!(p.availability(8), 2);
+        let all = Bitfield::full(n);
+        // A partial Normal piece (the rarest) and a partial High piece.
+        let first = p.pick(&all, &none(), 1);
+        assert!([5, 7].contains(&first[0].piece));
+        let normal = first[0].piece;
+        p.set_priority(6, Priority::High);
+        assert_eq!(p.pick(&bf(n, &[6]), &none(), 1)[0].piece, 6);
+        p.set_max_partial_pieces(1);
+        p.set_mode(PickMode::Streaming);
+        // 9 is the most common piece, 8 is common too; 8 is due first.
+        assert!(p.set_deadline(9, at(t0, 20.0)));
+        assert!(p.set_deadline(8, at(t0, 10.0)));
+        let got = p.pick_at(&all, &none(), 16, t0, true);
+        let mut expected = vec![8; 4];
+        expected.extend([9; 4]);
+        expected.extend([6; 3]); // then High partials, then Normal ones
+        expected.extend([normal; 3]);
+        assert_eq!(pieces_in_order(&got), expected);
+        assert_eq!(
+            got[..4],
+            (0..4)
+                .map(|b| p.block_info(8, b).unwrap())
+                .collect::<Vec<_>>()[..]
+        );
+        // Urgent pieces ignore the partial cap (1).
+        assert_eq!(p.partial_pieces(), 4);
+        assert!(!p.in_endgame());
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn rarest_first_mode_keeps_deadlines_but_ignores_them() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 5);
+        for i in 0..4 {
+            p.mark_have(i);
+        }
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[4, 5, 6, 7, 8])); // 9 is the rarest
+        assert!(p.set_deadline(4, t0));
+        assert_eq!(p.mode(), PickMode::RarestFirst);
+        assert!(!p.may_have_duplicates());
+        let all = Bitfield::full(n);
+        assert_eq!(p.pick_at(&all, &none(), 1, t0, true)[0].piece, 9);
+        p.set_mode(PickMode::Streaming);
+        assert!(p.may_have_duplicates());
+        assert_eq!(p.pick_at(&all, &none(), 1, t0, true)[0].piece, 4);
+        // `pick` (no clock) honours deadlines too, as a fast peer.
+        assert!(p.set_deadline(6, t0));
+        assert_eq!(p.pick(&all, &none(), 1)[0].piece, 6);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_window_follows_the_reader() {
+        let n = 30;
+        let t0 = Instant::now();
+        let mut p = picker(n, 2, 8);
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &(0..15).collect::<Vec<_>>())); // 15.. are rarer
+        p.set_mode(PickMode::Streaming);
+        let all = Bitfield::full(n);
+        let window = 4;
+        // The reader plays piece r at second r; it keeps deadlines on the
+        // next `window` pieces, and the picker follows it.
+        for r in 0..12u32 {
+            let now = at(t0, f64::from(r));
+            for k in r..r + window {
+                assert!(p.set_deadline(k, at(t0, f64::from(k + 1))));
+            }
+            assert_eq!(p.deadline_count(), window as usize);
+            let got = p.pick_at(&all, &none(), 2, now, true);
+            assert_eq!(pieces_in_order(&got), vec![r, r], "reader at {r}");
+            for b in got {
+                p.block_received(b);
+            }
+            p.piece_verified(r);
+            // The deadline of a verified piece is gone.
+            assert_eq!(p.deadline(r), None);
+            assert_eq!(p.deadline_count(), window as usize - 1);
+        }
+        // The reader seeks to piece 20.
+        p.clear_deadlines();
+        assert_eq!(p.deadline_count(), 0);
+        for k in 20..24 {
+            p.set_deadline(k, at(t0, f64::from(k)));
+        }
+        let got = p.pick_at(&all, &none(), 4, at(t0, 13.0), true);
+        assert_eq!(pieces_in_order(&got), vec![20, 20, 21, 21]);
+        // Deadlines moved: the earliest one wins, a new deadline replaces
+        // the old one.
+        p.clear_deadline(22);
+        p.clear_deadline(23);
+        p.set_deadline(25, at(t0, 30.0));
+        p.set_deadline(26, at(t0, 29.0));
+        p.set_deadline(25, at(t0, 28.0));
+        assert_eq!(p.deadline(25), Some(at(t0, 28.0)));
+        // 20 and 21 keep theirs until verified.
+        assert_eq!(p.deadline_count(), 4);
+        let got = p.pick_at(&all, &none(), 4, at(t0, 13.0), true);
+        assert_eq!(pieces_in_order(&got), vec![25, 25, 26, 26]);
+        // No deadline left: rarest first among the rest (15.. are rarer).
+        let got = p.pick_at(&all, &none(), 2, at(t0, 13.0), true);
+        assert!(got[0].piece >= 15, "{got:?}");
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn skip_pieces_are_never_requested_even_with_a_deadline() {
+        let n = 6;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 1);
+        p.set_mode(PickMode::Streaming);
+        p.set_priority(2, Priority::Skip);
+        assert!(!p.set_deadline(2, t0)); // refused
+        assert!(p.set_deadline(3, t0));
+        p.set_priority(3, Priority::Skip); // drops the deadline
+        assert_eq!(p.deadline(3), None);
+        p.mark_have(4);
+        assert!(!p.set_deadline(4, t0)); // verified
+        assert!(!p.set_deadline(99, t0)); // out of range
+        assert!(!p.set_deadline(u32::MAX, t0));
+        assert!(p.set_deadline(1, t0));
+        assert_eq!(p.deadline_count(), 1);
+        let all = Bitfield::full(n);
+        let got = p.pick_at(&all, &none(), 100, at(t0, 5.0), true);
+        assert_eq!(got[0].piece, 1);
+        assert_eq!(pieces_of(&got), BTreeSet::from([0, 1, 5]));
+        // Near the deadline, with everything requested: still no Skip piece.
+        let flight: HashSet<_> = got.iter().copied().collect();
+        assert!(p.pick_at(&all, &flight, 100, at(t0, 5.0), true).is_empty());
+        assert!(p
+            .pick_at(&all, &none(), 100, at(t0, 5.0), true)
+            .iter()
+            .all(|b| ![2, 3].contains(&b.piece)));
+        // A piece set back to Normal does not get its deadline back.
+        p.set_priority(3, Priority::Normal);
+        assert_eq!(p.deadline(3), None);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_duplicates_near_the_deadline_stay_within_the_limit() {
+        let n = 12;
+        let t0 = Instant::now();
+        let near = at(t0, 9.0); // within URGENT_NEAR of the deadline
+        let mut p = picker(n, 4, 2);
+        p.set_mode(PickMode::Streaming);
+        p.set_deadline(2, at(t0, 10.0));
+        // (Enough pieces that the picks below never reach endgame.)
+        let all = Bitfield::full(n);
+        // A (fast) gets piece 2.
+        let a = p.pick_at(&all, &none(), 4, t0, true);
+        assert_eq!(pieces_in_order(&a), vec![2; 4]);
+        // B (fast), far from the deadline: no duplicate, half another piece.
+        let b = p.pick_at(&all, &none(), 2, t0, true);
+        assert!(b.iter().all(|x| x.piece != 2));
+        assert_eq!(pieces_of(&b).len(), 1);
+        // C (fast), near: duplicates of piece 2 first, then B's piece.
+        let mut c: HashSet<_> = HashSet::new();
+        let got = p.pick_at(&all, &c, 6, near, true);
+        assert_eq!(got[..4], a[..]);
+        assert_eq!(pieces_of(&got[4..]), pieces_of(&b));
+        assert!(!p.in_endgame());
+        assert!(a.iter().all(|&x| requesters(&p, x) == 2));
+        c.extend(got);
+        // C again, D (fast) and E (slow), near: the limit is reached.
+        for (flight, fast) in [(&c, true), (&none(), true), (&none(), false)] {
+            let got = p.pick_at(&all, flight, 10, near, fast);
+            assert!(got.iter().all(|x| x.piece != 2), "{got:?}");
+        }
+        assert!(a.iter().all(|&x| requesters(&p, x) == 2));
+        p.assert_consistent();
+        // a[0] arrives from A; the torrent withdraws C's copy (ignored).
+        assert_eq!(
+            p.block_received(a[0]),
+            Received::Fresh {
+                piece_complete: false
+            }
+        );
+        p.cancel(a[0]);
+        assert_eq!(p.block_received(a[0]), Received::Duplicate);
+        // C's copy of a[1] times out: D may duplicate it, and only it.
+        p.cancel(a[1]);
+        assert_eq!(requesters(&p, a[1]), 1);
+        let d = p.pick_at(&bf(n, &[2]), &none(), 10, near, true);
+        assert_eq!(d, vec![a[1]]);
+        assert_eq!(requesters(&p, a[1]), 2);
+        // A and D drop a[1]: it is free again, and handed out fresh.
+        p.cancel(a[1]);
+        p.cancel(a[1]);
+        assert_eq!(requesters(&p, a[1]), 0);
+        p.assert_consistent();
+        let e = p.pick_at(&bf(n, &[2]), &none(), 1, t0, true);
+        assert_eq!(e, vec![a[1]]);
+        // `pick` has no clock: never an urgent duplicate.
+        assert!(p.pick(&bf(n, &[2]), &none(), 10).is_empty());
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_blocks_go_to_fast_peers_and_to_slow_ones_only_near_the_deadline() {
+        let n = 8;
+        let t0 = Instant::now();
+        let mut p = picker(n, 2, 4);
+        p.set_mode(PickMode::Streaming);
+        p.set_deadline(5, at(t0, 10.0));
+        let all = Bitfield::full(n);
+        // A slow peer far from the deadline: everything but piece 5.
+        let slow = p.pick_at(&all, &none(), 4, t0, false);
+        assert_eq!(slow.len(), 4);
+        assert!(slow.iter().all(|b| b.piece != 5));
+        // ... and nothing at all if piece 5 is all it has.
+        assert!(p.pick_at(&bf(n, &[5]), &none(), 4, t0, false).is_empty());
+        // A fast peer gets it first.
+        let fast = p.pick_at(&all, &none(), 1, t0, true);
+        assert_eq!(fast, vec![p.block_info(5, 0).unwrap()]);
+        // Partial now, with a free block: still reserved for fast peers.
+        let slow = p.pick_at(&all, &none(), 2, at(t0, 7.9), false);
+        assert_eq!(slow.len(), 2);
+        assert!(slow.iter().all(|b| b.piece != 5), "{slow:?}");
+        assert!(p
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 7.9), false)
+            .is_empty());
+        // Near the deadline a slow peer takes the free block, first.
+        let slow = p.pick_at(&all, &none(), 1, at(t0, 8.0), false);
+        assert_eq!(slow, vec![p.block_info(5, 1).unwrap()]);
+        // It gets no duplicate (not endgame: other pieces are free).
+        assert!(!p.in_endgame());
+        assert!(p
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 9.0), false)
+            .is_empty());
+        // A late deadline counts as near: a second fast peer duplicates both.
+        let late = p.pick_at(&bf(n, &[5]), &none(), 100, at(t0, 60.0), true);
+        assert_eq!(pieces_in_order(&late), vec![5, 5]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn sequential_mode_takes_the_lowest_wanted_index_first() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 6);
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[0, 1, 2, 3, 4, 5, 6, 7, 8])); // 9 is the rarest
+        p.set_mode(PickMode::Sequential);
+        p.mark_have(1);
+        p.set_priority(3, Priority::Skip);
+        p.set_priority(7, Priority::High);
+        p.set_deadline(9, t0); // ignored in Sequential mode
+        let all = Bitfield::full(n);
+        let one = |p: &mut Picker, has: &Bitfield| p.pick_at(has, &none(), 1, t0, true)[0];
+        assert_eq!(one(&mut p, &all).piece, 7); // High first
+        let zero = one(&mut p, &all);
+        assert_eq!(zero.piece, 0);
+        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 2)), vec![2, 4]);
+        let lacks_5 = bf(n, &[0, 1, 2, 3, 4, 6, 7, 8, 9]);
+        assert_eq!(one(&mut p, &lacks_5).piece, 6);
+        assert_eq!(one(&mut p, &all).piece, 5);
+        // A piece that becomes missing again is first again.
+        p.cancel(zero);
+        assert_eq!(one(&mut p, &all).piece, 0);
+        p.set_priority(3, Priority::Normal);
+        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 3)), vec![3, 8, 9]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn wanted_bytes_follow_priorities_and_verification() {
+        let plen = 2 * B;
+        let mut p = Picker::new(3, plen, 2 * u64::from(plen) + 100);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B) + 100);
+        assert_eq!(p.missing_wanted_bytes(), p.wanted_bytes());
+        p.set_priority(2, Priority::Skip);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B));
+        p.mark_have(0);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B));
+        assert_eq!(p.missing_wanted_bytes(), 2 * u64::from(B));
+        p.set_priority(1, Priority::Skip);
+        assert_eq!(p.missing_wanted_bytes(), 0);
+        assert!(p.is_complete());
+        p.set_priority(2, Priority::High);
+        assert_eq!(p.missing_wanted_bytes(), 100);
+        assert!(!p.is_complete());
+        assert_eq!(Picker::new(0, B, 0).wanted_bytes(), 0);
+        assert_eq!(Picker::new(0, B, 0).missing_wanted_bytes(), 0);
+    }
+
     /// One simulated peer.
     struct SimPeer {
         has: Bitfield,
