@@ -2125,6 +2125,8 @@ mod tests {
     struct SimPeer {
         has: Bitfield,
         in_flight: HashSet<BlockInfo>,
+        /// What the torrent would pass as `fast` to `pick_at`.
+        fast: bool,
     }
 
     fn random_peer(rng: &mut StdRng, n: usize) -> SimPeer {
@@ -2138,11 +2140,43 @@ mod tests {
         SimPeer {
             has,
             in_flight: HashSet::new(),
+            fast: rng.gen_bool(0.5),
         }
     }
 
-    /// Drives the picker like a torrent would, with random peers that request,
-    /// deliver, cancel, disconnect and corrupt pieces.
+    /// Every request the picker counts is one the simulated peers hold:
+    /// `Requested(n)` blocks are in flight at exactly n peers, every other
+    /// block at none.
+    fn check_requests(p: &Picker, peers: &[SimPeer], seed: u64) {
+        let mut held: HashMap<BlockInfo, u32> = HashMap::new();
+        for peer in peers {
+            for &b in &peer.in_flight {
+                *held.entry(b).or_default() += 1;
+            }
+        }
+        for (&b, &count) in &held {
+            assert_eq!(requesters(p, b), count, "seed {seed}: {b:?}");
+        }
+        for (&piece, partial) in &p.partials {
+            for (i, state) in partial.blocks.iter().enumerate() {
+                if let BlockState::Requested(n) = state {
+                    let b = p.block_info(piece, i as u32).unwrap();
+                    assert_eq!(held.get(&b), Some(n), "seed {seed}: {b:?}");
+                }
+            }
+        }
+    }
+
+    const MODES: [PickMode; 3] = [
+        PickMode::RarestFirst,
+        PickMode::Sequential,
+        PickMode::Streaming,
+    ];
+
+    /// Drives the picker like a torrent would, with random peers (fast or
+    /// slow) that request, deliver, cancel, disconnect and corrupt pieces,
+    /// under a virtual clock, in a random mode, with a reader that keeps
+    /// deadlines on a window ahead of it and sometimes seeks.
     fn simulate(seed: u64) -> SimStats {
         let mut stats = SimStats::default();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -2167,11 +2201,17 @@ mod tests {
                 _ => {}
             }
         }
+        p.set_mode(MODES[rng.gen_range(0..3)]);
+        let window = rng.gen_range(1..8u32);
+        let mut reader = 0u32;
+        let t0 = Instant::now();
+        let mut now = t0;
         let mut peers: Vec<SimPeer> = Vec::new();
         // A seed guarantees completion is possible.
         peers.push(SimPeer {
             has: Bitfield::full(n),
             in_flight: HashSet::new(),
+            fast: rng.gen_bool(0.5),
         });
         for _ in 0..rng.gen_range(1..6) {
             peers.push(random_peer(&mut rng, n));
@@ -2183,8 +2223,22 @@ mod tests {
         while !p.is_complete() {
             steps += 1;
             assert!(steps < 200_000, "seed {seed}: no progress");
+            now += Duration::from_millis(rng.gen_range(0..100));
+            // The reader moves past what it can read and keeps its window.
+            while (reader as usize) < n
+                && (p.have().get(reader as usize) || skipped.contains(&reader))
+            {
+                reader += 1;
+            }
+            for piece in reader..(reader + window).min(n as u32) {
+                if p.deadline(piece).is_none() {
+                    let due = now + Duration::from_millis(700 * u64::from(piece - reader + 1));
+                    let settable = !skipped.contains(&piece) && !p.have().get(piece as usize);
+                    assert_eq!(p.set_deadline(piece, due), settable, "seed {seed}");
+                }
+            }
             let k = rng.gen_range(0..peers.len());
-            match rng.gen_range(0..100) {
+            match rng.gen_range(0..104) {
                 // Request.
                 0..=39 => {
                     let max = if rng.gen_bool(0.1) {
@@ -2192,18 +2246,31 @@ mod tests {
                     } else {
                         rng.gen_range(0..6)
                     };
-                    let got = p.pick(&peers[k].has, &peers[k].in_flight, max);
+                    let fast = peers[k].fast;
+                    let got = p.pick_at(&peers[k].has, &peers[k].in_flight, max, now, fast);
                     assert!(got.len() <= max);
+                    let endgame = p.in_endgame();
+                    let streaming = p.mode() == PickMode::Streaming;
                     let mut seen = HashSet::new();
                     for b in &got {
                         assert!(seen.insert(*b), "seed {seed}: twice in one pick");
                         assert!(peers[k].has.get(b.piece as usize), "peer lacks it");
                         assert!(!skipped.contains(&b.piece), "skip piece picked");
                         assert!(!peers[k].in_flight.contains(b), "same peer twice");
-                        let elsewhere = peers.iter().any(|q| q.in_flight.contains(b));
-                        if elsewhere {
-                            assert!(p.in_endgame(), "seed {seed}: duplicate outside endgame");
+                        let deadline = p.deadline(b.piece).filter(|_| streaming);
+                        let near = deadline.is_some_and(|d| now + Picker::URGENT_NEAR >= d);
+                        if deadline.is_some() {
+                            stats.urgent += 1;
+                            assert!(fast || near || endgame, "seed {seed}: slow got reserved");
+                        }
+                        let elsewhere = peers.iter().filter(|q| q.in_flight.contains(b)).count();
+                        if elsewhere > 0 {
                             stats.duplicates += 1;
+                            if !endgame {
+                                assert!(near && fast, "seed {seed}: duplicate outside endgame");
+                                assert!(elsewhere < Picker::MAX_URGENT_REQUESTERS as usize);
+                                stats.urgent_duplicates += 1;
+                            }
                         }
                         assert_eq!(Some(*b), p.block_info(b.piece, b.index_in_piece() as u32));
                     }
@@ -2259,15 +2326,25 @@ mod tests {
                     peers.push(fresh);
                 }
                 // A peer announces a piece.
-                _ => {
+                97..=99 => {
                     let i = rng.gen_range(0..n);
                     if peers[k].has.set(i) {
                         p.peer_has(i as u32);
                     }
                 }
+                // The reader seeks.
+                100 | 101 => {
+                    p.clear_deadlines();
+                    reader = rng.gen_range(0..n as u32);
+                }
+                // One deadline is withdrawn (the reader skipped a piece).
+                102 => p.clear_deadline(rng.gen_range(0..n as u32)),
+                // The user switches modes.
+                _ => p.set_mode(MODES[rng.gen_range(0..3)]),
             }
-            if steps % 64 == 0 {
+            if steps % 16 == 0 {
                 p.assert_consistent();
+                check_requests(&p, &peers, seed);
             }
         }
         p.assert_consistent();
@@ -2277,6 +2354,12 @@ mod tests {
             }
         }
         assert!(!p.in_endgame());
+        assert_eq!(
+            p.deadline_count(),
+            0,
+            "seed {seed}: deadline on a verified piece"
+        );
+        check_requests(&p, &peers, seed);
         stats
     }
 
@@ -2284,6 +2367,8 @@ mod tests {
     #[derive(Default)]
     struct SimStats {
         duplicates: usize,
+        urgent: usize,
+        urgent_duplicates: usize,
         failures: usize,
         disconnects: usize,
     }
@@ -2291,13 +2376,17 @@ mod tests {
     #[test]
     fn simulation_always_completes_without_early_duplicates() {
         let mut total = SimStats::default();
-        for seed in 0..60 {
+        for seed in 0..150 {
             let s = simulate(seed);
             total.duplicates += s.duplicates;
+            total.urgent += s.urgent;
+            total.urgent_duplicates += s.urgent_duplicates;
             total.failures += s.failures;
             total.disconnects += s.disconnects;
         }
         assert!(total.duplicates > 0, "endgame never reached");
+        assert!(total.urgent > 0, "no urgent block ever picked");
+        assert!(total.urgent_duplicates > 0, "no urgent duplicate");
         assert!(total.failures > 0, "no piece ever failed");
         assert!(total.disconnects > 0, "no peer ever left");
     }
@@ -2315,6 +2404,11 @@ mod tests {
         PeerHas(u32),
         Priority(u32, u8),
         Priorities(u32, u32, u8),
+        PickAt(Vec<u8>, usize, u16, bool),
+        Deadline(u32, u16),
+        ClearDeadline(u32),
+        ClearDeadlines,
+        Mode(u8),
     }
 
     fn bogus_u32() -> impl Strategy<Value = u32> {
@@ -2348,6 +2442,17 @@ mod tests {
             bogus_u32().prop_map(Op::PeerHas),
             (bogus_u32(), 0..3u8).prop_map(|(i, p)| Op::Priority(i, p)),
             (bogus_u32(), bogus_u32(), 0..3u8).prop_map(|(a, b, p)| Op::Priorities(a, b, p)),
+            (
+                prop::collection::vec(any::<u8>(), 0..4),
+                0..300usize,
+                any::<u16>(),
+                any::<bool>()
+            )
+                .prop_map(|(b, m, t, f)| Op::PickAt(b, m, t, f)),
+            (bogus_u32(), any::<u16>()).prop_map(|(i, t)| Op::Deadline(i, t)),
+            bogus_u32().prop_map(Op::ClearDeadline),
+            Just(Op::ClearDeadlines),
+            (0..3u8).prop_map(Op::Mode),
         ]
     }
 
@@ -2380,6 +2485,8 @@ mod tests {
             let total = (u64::from(plen) * count as u64).saturating_sub(u64::from(short));
             let mut p = Picker::new(count, plen, total).with_rng_seed(0);
             let mut in_flight = HashSet::new();
+            let t0 = Instant::now();
+            let ms = |t: u16| t0 + Duration::from_millis(u64::from(t));
             for op in ops {
                 match op {
                     Op::Pick(bytes, max) => {
@@ -2407,9 +2514,26 @@ mod tests {
                     Op::PeerHas(i) => p.peer_has(i),
                     Op::Priority(i, x) => p.set_priority(i, prio(x)),
                     Op::Priorities(a, b, x) => p.set_priorities(a..b, prio(x)),
+                    Op::PickAt(bytes, max, t, fast) => {
+                        let got = p.pick_at(&raw_bitfield(&bytes), &in_flight, max, ms(t), fast);
+                        prop_assert!(got.len() <= max);
+                        for b in got {
+                            prop_assert!(in_flight.insert(b));
+                        }
+                    }
+                    Op::Deadline(i, t) => {
+                        let set = p.set_deadline(i, ms(t));
+                        prop_assert_eq!(set, p.deadline(i) == Some(ms(t)));
+                    }
+                    Op::ClearDeadline(i) => p.clear_deadline(i),
+                    Op::ClearDeadlines => p.clear_deadlines(),
+                    Op::Mode(m) => p.set_mode(MODES[usize::from(m)]),
                 }
                 p.assert_consistent();
-                let _ = (p.is_complete(), p.in_endgame(), p.is_interesting(&raw_bitfield(&[0xff])));
+                let _ = (p.in_endgame(), p.may_have_duplicates(), p.is_interesting(&raw_bitfield(&[0xff])));
+                prop_assert_eq!(p.is_complete(), p.missing_wanted_bytes() == 0);
+                prop_assert!(p.missing_wanted_bytes() <= p.wanted_bytes());
+                prop_assert!(p.wanted_bytes() <= total);
             }
         }
     }
