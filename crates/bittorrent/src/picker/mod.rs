@@ -33,8 +33,9 @@
 //! # Deadlines (time-critical pieces)
 //! [`Picker::set_deadline`] makes a piece urgent. A deadline exists only on
 //! a wanted, unverified piece: it is refused on `Skip`, verified and
-//! out-of-range pieces, and dropped when the piece is verified or set to
-//! `Skip`. In `Streaming` mode, [`Picker::pick_at`] treats urgent pieces so:
+//! out-of-range pieces, dropped when the piece is verified or set to `Skip`
+//! (and not restored if it is wanted again), and kept when the piece fails
+//! its hash check. In `Streaming` mode, [`Picker::pick_at`] treats urgent pieces so:
 //!
 //! - earliest deadline first, before partial pieces and `High` pieces, and
 //!   regardless of the partial-piece cap;
@@ -371,7 +372,7 @@ impl Picker {
 
     /// Makes piece `index` urgent: in [`PickMode::Streaming`] it is picked
     /// before everything else, earliest deadline first (see the module
-    /// docs). Replaces an earlier deadline of the piece. Returns false, and
+    /// docs). Replaces any previous deadline of the piece. Returns false, and
     /// records nothing, for out-of-range, `Skip` and verified pieces (a
     /// `Skip` piece is never requested, deadline or not).
     pub fn set_deadline(&mut self, index: u32, deadline: Instant) -> bool {
@@ -454,7 +455,8 @@ impl Picker {
     ///
     /// The same as [`Picker::pick_at`] for a fast peer without a clock: in
     /// [`PickMode::Streaming`] urgent pieces come first, but no deadline is
-    /// ever near (no urgent duplicates).
+    /// ever near, so outside endgame no block requested from anyone is
+    /// returned.
     pub fn pick(
         &mut self,
         has: &Bitfield,
@@ -470,7 +472,9 @@ impl Picker {
     /// among the torrent's fastest: only fast peers get urgent blocks before
     /// their deadline is near, and only they get urgent duplicates.
     ///
-    /// See the module docs for the order. A block in `in_flight` is never
+    /// See the module docs for the order. A slow peer whose only candidates
+    /// are urgent pieces reserved for fast peers gets nothing (ask again
+    /// later). A block in `in_flight` is never
     /// returned; outside endgame a block requested from someone else is
     /// returned only as an urgent duplicate (`Streaming` mode, deadline
     /// near, `fast` peer, fewer than [`Picker::MAX_URGENT_REQUESTERS`]
