@@ -17,35 +17,82 @@
 //! (`start_piece`, `make_missing`, `make_verified`), which also keep the
 //! derived bitfields and counters in step.
 //!
-//! # Order of a [`Picker::pick`]
+//! # Pick modes
+//! [`PickMode`] decides how the *next new piece* is chosen and whether
+//! deadlines count (set with [`Picker::set_mode`]):
+//!
+//! - [`PickMode::RarestFirst`] (default): random first pieces, then rarest
+//!   first. Deadlines are kept but **ignored**: this is the swarm-friendly
+//!   mode, and a torrent that stops streaming only has to switch modes.
+//! - [`PickMode::Sequential`]: the lowest-index wanted piece first (`High`
+//!   pieces still before `Normal` ones, `Skip` never). Deadlines ignored.
+//! - [`PickMode::Streaming`]: exactly `RarestFirst`, plus deadlines: pieces
+//!   with a deadline ("urgent") come before everything else. The torrent
+//!   keeps deadlines on a read-ahead window in front of the reader.
+//!
+//! # Deadlines (time-critical pieces)
+//! [`Picker::set_deadline`] makes a piece urgent. A deadline exists only on
+//! a wanted, unverified piece: it is refused on `Skip`, verified and
+//! out-of-range pieces, dropped when the piece is verified or set to `Skip`
+//! (and not restored if it is wanted again), and kept when the piece fails
+//! its hash check. In `Streaming` mode, [`Picker::pick_at`] treats urgent pieces so:
+//!
+//! - earliest deadline first, before partial pieces and `High` pieces, and
+//!   regardless of the partial-piece cap;
+//! - a deadline is **near** when `now + URGENT_NEAR >= deadline` (also
+//!   when it has passed);
+//! - **fast peers first**: the torrent says whether the peer is among its
+//!   fastest. A fast peer gets free blocks of every urgent piece it has. A
+//!   slow peer gets free blocks of an urgent piece only once its deadline
+//!   is near, i.e. when no fast peer took them in time; until then the
+//!   piece is reserved (a slow peer gets no block of it, not even through
+//!   the partial-first or rarest-first steps);
+//! - near the deadline a fast peer also gets **duplicates**: blocks of the
+//!   piece already requested from someone else (never from itself), as
+//!   long as fewer than [`Picker::MAX_URGENT_REQUESTERS`] peers have them,
+//!   so a slow peer cannot stall the reader. The torrent cancels the other
+//!   copies when a block arrives, as in endgame (see
+//!   [`Picker::may_have_duplicates`]).
+//!
+//! [`Picker::pick`] is `pick_at` for a fast peer with no notion of time: in
+//! `Streaming` mode it puts urgent pieces first but never hands out
+//! urgent duplicates.
+//!
+//! # Order of a [`Picker::pick_at`]
+//! 0. `Streaming` mode with deadlines: urgent pieces, as above.
 //! 1. Free blocks of partial pieces the peer has: `High` pieces before
 //!    `Normal` ones, the oldest started first. Finishing started pieces
 //!    bounds the memory the torrent spends on buffers.
-//! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. While
-//!    fewer than [`Picker::RANDOM_FIRST_PIECES`] pieces are started or
-//!    verified, a random one (a new downloader gets something to trade
-//!    quickly); afterwards the rarest one (lowest availability), ties broken
-//!    at random. One call may start several pieces when `max` is large.
+//! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. In
+//!    `Sequential` mode the lowest index. Otherwise, while fewer than
+//!    [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, a
+//!    random one (a new downloader gets something to trade quickly);
+//!    afterwards the rarest one (lowest availability), ties broken at
+//!    random. One call may start several pieces when `max` is large.
 //! 3. Endgame: once no wanted block is free anywhere, blocks requested from
 //!    other peers (never one already in flight to this peer, never a received
 //!    one), fewest requesters first, so the last pieces do not wait on the
-//!    slowest peer.
+//!    slowest peer. Endgame ignores deadlines, speed and the urgent
+//!    duplicate limit.
 //!
 //! # Cost
 //! Startable pieces are kept ordered by (priority, availability) in
 //! `rarity::RarityOrder`, so an availability change is `O(1)` and starting a
 //! piece usually is too (it costs the pieces skipped because the peer lacks
 //! them). A pick is `O(partial pieces + blocks returned)` besides; endgame
-//! picks scan the requested blocks of partial pieces.
+//! picks scan the requested blocks of partial pieces. Without deadlines
+//! (or outside `Streaming` mode) the urgent step costs one comparison.
+//! Deadlines are few (a read-ahead window): a sorted `Vec`, so setting one
+//! is `O(deadlines)` and the urgent step `O(deadlines + their blocks)`.
+//! `Sequential` mode keeps a cursor below which no piece is startable.
 //!
 //! # Where future features plug in
-//! Which new piece to start is decided in one place, `Picker::choose_new_piece`:
-//! sequential mode or streaming deadlines go there (e.g. walk pieces by
-//! index, or put deadline pieces in front of `High` as a new class).
+//! Which new piece to start is decided in one place, `Picker::choose_new_piece`.
 //! Per-file priorities map onto [`Picker::set_priorities`].
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -66,6 +113,20 @@ pub enum Priority {
     Normal,
     /// Picked before every `Normal` piece.
     High,
+}
+
+/// How new pieces are chosen, and whether deadlines count (see the module
+/// docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PickMode {
+    /// Random first pieces, then rarest first. Deadlines are ignored.
+    #[default]
+    RarestFirst,
+    /// Lowest-index wanted piece first (`High` before `Normal`). Deadlines
+    /// are ignored.
+    Sequential,
+    /// `RarestFirst`, plus pieces with a deadline first (earliest first).
+    Streaming,
 }
 
 /// What [`Picker::block_received`] made of a block.
@@ -149,12 +210,29 @@ pub struct Picker {
     free_wanted_in_partials: usize,
     /// Cap on partial pieces (see [`Picker::set_max_partial_pieces`]).
     max_partial: usize,
+    mode: PickMode,
+    /// Deadlines, sorted by (deadline, piece); at most one per piece, only
+    /// on wanted unverified pieces.
+    deadlines: Vec<(Instant, u32)>,
+    /// Pieces in `deadlines`, for `O(1)` membership.
+    urgent: Bitfield,
+    /// No piece below this index is startable (in `rarity`): where the
+    /// `Sequential` scan starts.
+    seq_hint: usize,
     rng: StdRng,
 }
 
 impl Picker {
     /// Random pieces picked before switching to rarest-first.
     pub const RANDOM_FIRST_PIECES: usize = 4;
+
+    /// A deadline is near when `now + URGENT_NEAR >= deadline`: slow peers
+    /// may then take its free blocks, and fast peers duplicates.
+    pub const URGENT_NEAR: Duration = Duration::from_secs(2);
+
+    /// Most peers an urgent block is requested from at once by the urgent
+    /// step (endgame may add more).
+    pub const MAX_URGENT_REQUESTERS: u32 = 2;
 
     /// A picker for `piece_count` pieces of `piece_length` bytes (the last one
     /// shorter), nothing had yet.
@@ -180,6 +258,10 @@ impl Picker {
             missing_count: piece_count,
             free_wanted_in_partials: 0,
             max_partial: usize::MAX,
+            mode: PickMode::RarestFirst,
+            deadlines: Vec::new(),
+            urgent: Bitfield::new(piece_count),
+            seq_hint: 0,
             rng: StdRng::from_entropy(),
         }
     }
@@ -277,56 +359,135 @@ impl Picker {
             .any(|(h, w)| h & w != 0)
     }
 
+    /// Sets how new pieces are chosen and whether deadlines count (see
+    /// [`PickMode`]). Deadlines are kept across mode changes.
+    pub fn set_mode(&mut self, mode: PickMode) {
+        self.mode = mode;
+    }
+
+    /// The mode set by [`Picker::set_mode`].
+    pub fn mode(&self) -> PickMode {
+        self.mode
+    }
+
+    /// Makes piece `index` urgent: in [`PickMode::Streaming`] it is picked
+    /// before everything else, earliest deadline first (see the module
+    /// docs). Replaces any previous deadline of the piece. Returns false, and
+    /// records nothing, for out-of-range, `Skip` and verified pieces (a
+    /// `Skip` piece is never requested, deadline or not).
+    pub fn set_deadline(&mut self, index: u32, deadline: Instant) -> bool {
+        let i = index as usize;
+        if i >= self.piece_count
+            || self.priority[i] == Priority::Skip
+            || self.state[i] == PieceState::Verified
+        {
+            return false;
+        }
+        self.remove_deadline(index);
+        let at = self
+            .deadlines
+            .partition_point(|&entry| entry < (deadline, index));
+        self.deadlines.insert(at, (deadline, index));
+        self.urgent.set(i);
+        true
+    }
+
+    /// Piece `index` is no longer urgent (no-op if it was not).
+    pub fn clear_deadline(&mut self, index: u32) {
+        self.remove_deadline(index);
+    }
+
+    /// No piece is urgent any more.
+    pub fn clear_deadlines(&mut self) {
+        for (_, piece) in self.deadlines.drain(..) {
+            self.urgent.clear(piece as usize);
+        }
+    }
+
+    /// The deadline of piece `index`, if it has one.
+    pub fn deadline(&self, index: u32) -> Option<Instant> {
+        if !self.urgent.get(index as usize) {
+            return None;
+        }
+        self.deadlines
+            .iter()
+            .find(|&&(_, p)| p == index)
+            .map(|&(d, _)| d)
+    }
+
+    /// Number of pieces with a deadline.
+    pub fn deadline_count(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// True when a block may be requested from several peers at once: in
+    /// endgame, or in `Streaming` mode while deadlines are set (urgent
+    /// duplicates). The torrent then withdraws the other requests of a
+    /// block that arrived. (Duplicates handed out before the last deadline
+    /// was cleared may still arrive; they are reported
+    /// [`Received::Duplicate`].)
+    pub fn may_have_duplicates(&self) -> bool {
+        self.deadlines_active() || self.in_endgame()
+    }
+
+    /// Bytes of all wanted (non-`Skip`) pieces, verified or not
+    /// (`O(pieces)`).
+    pub fn wanted_bytes(&self) -> u64 {
+        let wanted = self
+            .priority
+            .iter()
+            .filter(|&&p| p != Priority::Skip)
+            .count();
+        self.bytes_of(wanted, self.priority.last() != Some(&Priority::Skip))
+    }
+
+    /// Bytes of the wanted (non-`Skip`) pieces not verified yet (`O(1)`);
+    /// 0 exactly when [`Picker::is_complete`].
+    pub fn missing_wanted_bytes(&self) -> u64 {
+        let last = self.piece_count.checked_sub(1);
+        let last_wanted = last.is_some_and(|i| self.wanted.get(i));
+        self.bytes_of(self.wanted.count_ones(), last_wanted)
+    }
+
     /// Chooses up to `max` blocks to request from a peer with bitfield `has`,
     /// and marks them requested. `in_flight` are the blocks already requested
-    /// from this peer; in endgame they are not handed out again.
+    /// from this peer; they are never handed out again to it.
     ///
-    /// See the module docs for the order. A block in `in_flight` is never
-    /// returned, and outside endgame no block requested from anyone is.
+    /// The same as [`Picker::pick_at`] for a fast peer without a clock: in
+    /// [`PickMode::Streaming`] urgent pieces come first, but no deadline is
+    /// ever near, so outside endgame no block requested from anyone is
+    /// returned.
     pub fn pick(
         &mut self,
         has: &Bitfield,
         in_flight: &HashSet<BlockInfo>,
         max: usize,
     ) -> Vec<BlockInfo> {
-        let mut picked = Vec::new();
-        if max == 0 {
-            return picked;
-        }
+        self.pick_inner(has, in_flight, max, None, true)
+    }
 
-        // 1. Finish what is started.
-        for prio in [Priority::High, Priority::Normal] {
-            let mut k = 0;
-            while k < self.order.len() && picked.len() < max {
-                let piece = self.order[k];
-                k += 1;
-                if self.priority[piece as usize] == prio && has.get(piece as usize) {
-                    self.take_free_blocks(piece, in_flight, max, &mut picked);
-                }
-            }
-        }
-
-        // 2. Start new pieces. The cap binds only peers that got blocks above.
-        let starved = picked.is_empty();
-        while picked.len() < max && (starved || self.partials.len() < self.max_partial) {
-            let Some(piece) = self.choose_new_piece(has) else {
-                break;
-            };
-            self.start_piece(piece);
-            self.take_free_blocks(piece, in_flight, max, &mut picked);
-            if self.partials.get(&piece).is_some_and(|p| p.requested == 0) {
-                // Every block was in `in_flight` (a caller inconsistency):
-                // give the piece back rather than loop on it.
-                self.make_missing(piece);
-                break;
-            }
-        }
-
-        // 3. Endgame: duplicate requests, fewest requesters first.
-        if picked.len() < max && self.in_endgame() {
-            self.pick_endgame(has, in_flight, max, &mut picked);
-        }
-        picked
+    /// Chooses up to `max` blocks to request from a peer with bitfield `has`
+    /// at time `now`, and marks them requested. `in_flight` are the blocks
+    /// already requested from this peer. `fast` tells whether the peer is
+    /// among the torrent's fastest: only fast peers get urgent blocks before
+    /// their deadline is near, and only they get urgent duplicates.
+    ///
+    /// See the module docs for the order. A slow peer whose only candidates
+    /// are urgent pieces reserved for fast peers gets nothing (ask again
+    /// later). A block in `in_flight` is never
+    /// returned; outside endgame a block requested from someone else is
+    /// returned only as an urgent duplicate (`Streaming` mode, deadline
+    /// near, `fast` peer, fewer than [`Picker::MAX_URGENT_REQUESTERS`]
+    /// requesters).
+    pub fn pick_at(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Instant,
+        fast: bool,
+    ) -> Vec<BlockInfo> {
+        self.pick_inner(has, in_flight, max, Some(now), fast)
     }
 
     /// A request for `block` was dropped (choke, disconnect, cancel) without
@@ -424,16 +585,19 @@ impl Picker {
         if old == priority {
             return;
         }
+        if priority == Priority::Skip {
+            self.remove_deadline(index);
+        }
         if self.state[i] == PieceState::Missing {
-            let b = bucket(self.availability[i]);
             if let Some(class) = class_of(old) {
-                self.rarity.remove(index, class, b);
-            }
-            if let Some(class) = class_of(priority) {
-                self.rarity.insert(index, class, b);
+                self.rarity
+                    .remove(index, class, bucket(self.availability[i]));
             }
         }
         self.priority[i] = priority;
+        if self.state[i] == PieceState::Missing {
+            self.make_startable(index);
+        }
         let was_wanted = old != Priority::Skip;
         let is_wanted = priority != Priority::Skip;
         if was_wanted == is_wanted || self.state[i] == PieceState::Verified {
@@ -510,6 +674,179 @@ impl Picker {
 
     // ----- private helpers -----
 
+    /// [`Picker::pick_at`]; `now: None` means no deadline is near.
+    fn pick_inner(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Option<Instant>,
+        fast: bool,
+    ) -> Vec<BlockInfo> {
+        let mut picked = Vec::new();
+        if max == 0 {
+            return picked;
+        }
+
+        // 0. Urgent pieces; afterwards they are out of the other steps.
+        let urgent = self.deadlines_active();
+        if urgent {
+            self.pick_urgent(has, in_flight, max, now, fast, &mut picked);
+        }
+
+        // 1. Finish what is started.
+        for prio in [Priority::High, Priority::Normal] {
+            let mut k = 0;
+            while k < self.order.len() && picked.len() < max {
+                let piece = self.order[k] as usize;
+                k += 1;
+                if self.priority[piece] == prio
+                    && has.get(piece)
+                    && !(urgent && self.urgent.get(piece))
+                {
+                    self.take_free_blocks(piece as u32, in_flight, max, &mut picked);
+                }
+            }
+        }
+
+        // 2. Start new pieces. The cap binds only peers that got blocks above.
+        let starved = picked.is_empty();
+        while picked.len() < max && (starved || self.partials.len() < self.max_partial) {
+            let Some(piece) = self.choose_new_piece(has, urgent) else {
+                break;
+            };
+            self.start_piece(piece);
+            self.take_free_blocks(piece, in_flight, max, &mut picked);
+            if self.give_back_if_untouched(piece) {
+                // Every block was in `in_flight` (a caller inconsistency):
+                // give the piece back rather than loop on it.
+                break;
+            }
+        }
+
+        // 3. Endgame: duplicate requests, fewest requesters first.
+        if picked.len() < max && self.in_endgame() {
+            self.pick_endgame(has, in_flight, max, &mut picked);
+        }
+        picked
+    }
+
+    /// Whether deadlines take effect now.
+    fn deadlines_active(&self) -> bool {
+        self.mode == PickMode::Streaming && !self.deadlines.is_empty()
+    }
+
+    /// Step 0 of a pick: urgent pieces the peer has, earliest deadline
+    /// first; free blocks (reserved for fast peers until the deadline is
+    /// near), then near the deadline duplicates for fast peers.
+    fn pick_urgent(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        now: Option<Instant>,
+        fast: bool,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let mut k = 0;
+        while k < self.deadlines.len() && picked.len() < max {
+            let (deadline, piece) = self.deadlines[k];
+            k += 1;
+            if !has.get(piece as usize) {
+                continue;
+            }
+            // An overflowing `now + URGENT_NEAR` is later than any deadline.
+            let near = now.is_some_and(|t| {
+                t.checked_add(Self::URGENT_NEAR)
+                    .is_none_or(|soon| soon >= deadline)
+            });
+            if !fast && !near {
+                continue;
+            }
+            match self.state[piece as usize] {
+                PieceState::Missing => self.start_piece(piece),
+                PieceState::Partial => {}
+                PieceState::Complete | PieceState::Verified => continue,
+            }
+            let first = picked.len();
+            self.take_free_blocks(piece, in_flight, max, picked);
+            if near && fast {
+                self.duplicate_urgent(piece, in_flight, max, first, picked);
+            }
+            self.give_back_if_untouched(piece);
+        }
+    }
+
+    /// Near-deadline duplicates of urgent `piece` (partial): blocks requested
+    /// from fewer than [`Picker::MAX_URGENT_REQUESTERS`] peers, not in
+    /// `in_flight`, not in `picked[first..]` (the blocks of this piece
+    /// picked in this call).
+    fn duplicate_urgent(
+        &mut self,
+        piece: u32,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        first: usize,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        let piece_len = self.piece_len(piece);
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return;
+        };
+        for (b, state) in partial.blocks.iter_mut().enumerate() {
+            if picked.len() >= max {
+                break;
+            }
+            let BlockState::Requested(n) = state else {
+                continue;
+            };
+            if *n >= Self::MAX_URGENT_REQUESTERS {
+                continue;
+            }
+            let block = make_block(piece, b as u32, piece_len);
+            if in_flight.contains(&block) || picked[first..].contains(&block) {
+                continue;
+            }
+            *n += 1;
+            picked.push(block);
+        }
+    }
+
+    /// A partial piece with nothing requested nor received (its blocks were
+    /// all in the caller's `in_flight`) goes back to missing. True if so.
+    fn give_back_if_untouched(&mut self, piece: u32) -> bool {
+        let untouched = self
+            .partials
+            .get(&piece)
+            .is_some_and(|p| p.requested == 0 && p.received == 0);
+        if untouched {
+            self.make_missing(piece);
+        }
+        untouched
+    }
+
+    /// Drops the deadline of `piece`, if any.
+    fn remove_deadline(&mut self, piece: u32) {
+        if self.urgent.clear(piece as usize) {
+            self.deadlines.retain(|&(_, p)| p != piece);
+        }
+    }
+
+    /// Bytes of `pieces` pieces, of which the last piece is one if
+    /// `with_last`.
+    fn bytes_of(&self, pieces: usize, with_last: bool) -> u64 {
+        let Some(last) = self.piece_count.checked_sub(1) else {
+            return 0;
+        };
+        let full = pieces.saturating_sub(usize::from(with_last)) as u64;
+        let last_len = if with_last {
+            u64::from(self.piece_len(last as u32))
+        } else {
+            0
+        };
+        full * u64::from(self.piece_length) + last_len
+    }
+
     /// Index of `block` inside its piece if its geometry is exactly ours.
     fn block_index(&self, block: BlockInfo) -> Option<usize> {
         let piece_len = self.piece_len(block.piece);
@@ -520,13 +857,41 @@ impl Picker {
         (block.length == expected).then(|| block.index_in_piece())
     }
 
-    /// The missing wanted piece to start for a peer with `has`: `High`
-    /// before `Normal`; at random while fewer than
+    /// The missing wanted piece to start for a peer with `has` (never an
+    /// urgent one if `skip_urgent`): `High` before `Normal`; in `Sequential`
+    /// mode the lowest index; otherwise at random while fewer than
     /// [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, else
     /// the rarest, ties at random.
-    fn choose_new_piece(&mut self, has: &Bitfield) -> Option<u32> {
-        let random = self.piece_count - self.missing_count < Self::RANDOM_FIRST_PIECES;
-        self.rarity.choose(has, random, &mut self.rng)
+    fn choose_new_piece(&mut self, has: &Bitfield, skip_urgent: bool) -> Option<u32> {
+        let urgent = &self.urgent;
+        let eligible = |p: u32| has.get(p as usize) && !(skip_urgent && urgent.get(p as usize));
+        if self.mode != PickMode::Sequential {
+            let random = self.piece_count - self.missing_count < Self::RANDOM_FIRST_PIECES;
+            return self.rarity.choose(eligible, random, &mut self.rng);
+        }
+        if let Some(piece) = self.rarity.lowest_in_class(HIGH, eligible) {
+            return Some(piece);
+        }
+        while self.seq_hint < self.piece_count && !self.rarity.contains(self.seq_hint as u32) {
+            self.seq_hint += 1;
+        }
+        (self.seq_hint..self.piece_count)
+            .map(|i| i as u32)
+            .find(|&p| {
+                self.priority[p as usize] == Priority::Normal
+                    && self.rarity.contains(p)
+                    && eligible(p)
+            })
+    }
+
+    /// Adds missing piece `piece` to the startable pieces if it is wanted.
+    fn make_startable(&mut self, piece: u32) {
+        let i = piece as usize;
+        if let Some(class) = class_of(self.priority[i]) {
+            self.rarity
+                .insert(piece, class, bucket(self.availability[i]));
+            self.seq_hint = self.seq_hint.min(i);
+        }
     }
 
     fn availability_up(&mut self, i: usize) {
@@ -674,10 +1039,7 @@ impl Picker {
         }
         self.state[i] = PieceState::Missing;
         self.missing_count += 1;
-        if let Some(class) = class_of(self.priority[i]) {
-            self.rarity
-                .insert(piece, class, bucket(self.availability[i]));
-        }
+        self.make_startable(piece);
     }
 
     /// Any state → verified.
@@ -698,6 +1060,7 @@ impl Picker {
         self.state[i] = PieceState::Verified;
         self.have.set(i);
         self.wanted.clear(i);
+        self.remove_deadline(piece);
     }
 
     /// Recomputes every derived field and asserts it matches (tests only).
@@ -749,8 +1112,21 @@ impl Picker {
         assert_eq!(self.free_wanted_in_partials, free_wanted);
         assert_eq!(self.order.len(), self.partials.len());
         assert!(self.order.iter().all(|p| self.partials.contains_key(p)));
+        // Deadlines: sorted, one per piece, mirrored in `urgent`, only on
+        // wanted unverified pieces.
+        assert!(self.deadlines.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(self.urgent.count_ones(), self.deadlines.len());
+        for &(_, piece) in &self.deadlines {
+            let i = piece as usize;
+            assert!(self.urgent.get(i), "urgent {i}");
+            assert!(self.wanted.get(i), "deadline on unwanted {i}");
+        }
+        assert!((0..self.seq_hint).all(|p| !self.rarity.contains(p as u32)));
     }
 }
+
+/// Rarity class of the `High` priority.
+const HIGH: usize = 0;
 
 /// Rarity class of the `Normal` priority.
 const NORMAL: usize = 1;
@@ -758,7 +1134,7 @@ const NORMAL: usize = 1;
 /// Rarity class of a priority (`None`: never started).
 fn class_of(priority: Priority) -> Option<usize> {
     match priority {
-        Priority::High => Some(0),
+        Priority::High => Some(HIGH),
         Priority::Normal => Some(NORMAL),
         Priority::Skip => None,
     }
@@ -1424,10 +1800,337 @@ mod tests {
         q.assert_consistent();
     }
 
+    /// `secs` seconds after `t0`.
+    fn at(t0: Instant, secs: f64) -> Instant {
+        t0 + Duration::from_secs_f64(secs)
+    }
+
+    /// How many peers `block` is requested from (0 unless requested).
+    fn requesters(p: &Picker, block: BlockInfo) -> u32 {
+        match p
+            .partials
+            .get(&block.piece)
+            .map(|x| x.blocks[block.index_in_piece()])
+        {
+            Some(BlockState::Requested(n)) => n,
+            _ => 0,
+        }
+    }
+
+    fn pieces_in_order(blocks: &[BlockInfo]) -> Vec<u32> {
+        blocks.iter().map(|b| b.piece).collect()
+    }
+
+    #[test]
+    fn urgent_pieces_come_before_rarer_partial_and_high_pieces() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 4, 3);
+        for i in 0..4 {
+            p.mark_have(i); // the random phase is over
+        }
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[9]));
+        p.add_peer(&bf(n, &[9]));
+        p.remove_peer(&bf(n, &[5, 7])); // 5 and 7 are the rarest
+        assert_eq!(p.availability(9), 4);
+        assert_eq!(p.availability(8), 2);
+        let all = Bitfield::full(n);
+        // A partial Normal piece (the rarest) and a partial High piece.
+        let first = p.pick(&all, &none(), 1);
+        assert!([5, 7].contains(&first[0].piece));
+        let normal = first[0].piece;
+        p.set_priority(6, Priority::High);
+        assert_eq!(p.pick(&bf(n, &[6]), &none(), 1)[0].piece, 6);
+        p.set_max_partial_pieces(1);
+        p.set_mode(PickMode::Streaming);
+        // 9 is the most common piece, 8 is common too; 8 is due first.
+        assert!(p.set_deadline(9, at(t0, 20.0)));
+        assert!(p.set_deadline(8, at(t0, 10.0)));
+        let got = p.pick_at(&all, &none(), 16, t0, true);
+        let mut expected = vec![8; 4];
+        expected.extend([9; 4]);
+        expected.extend([6; 3]); // then High partials, then Normal ones
+        expected.extend([normal; 3]);
+        assert_eq!(pieces_in_order(&got), expected);
+        assert_eq!(
+            got[..4],
+            (0..4)
+                .map(|b| p.block_info(8, b).unwrap())
+                .collect::<Vec<_>>()[..]
+        );
+        // Urgent pieces ignore the partial cap (1).
+        assert_eq!(p.partial_pieces(), 4);
+        assert!(!p.in_endgame());
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn rarest_first_mode_keeps_deadlines_but_ignores_them() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 5);
+        for i in 0..4 {
+            p.mark_have(i);
+        }
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[4, 5, 6, 7, 8])); // 9 is the rarest
+        assert!(p.set_deadline(4, t0));
+        assert_eq!(p.mode(), PickMode::RarestFirst);
+        assert!(!p.may_have_duplicates());
+        let all = Bitfield::full(n);
+        assert_eq!(p.pick_at(&all, &none(), 1, t0, true)[0].piece, 9);
+        p.set_mode(PickMode::Streaming);
+        assert!(p.may_have_duplicates());
+        assert_eq!(p.pick_at(&all, &none(), 1, t0, true)[0].piece, 4);
+        // `pick` (no clock) honours deadlines too, as a fast peer.
+        assert!(p.set_deadline(6, t0));
+        assert_eq!(p.pick(&all, &none(), 1)[0].piece, 6);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_window_follows_the_reader() {
+        let n = 30;
+        let t0 = Instant::now();
+        let mut p = picker(n, 2, 8);
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &(0..15).collect::<Vec<_>>())); // 15.. are rarer
+        p.set_mode(PickMode::Streaming);
+        let all = Bitfield::full(n);
+        let window = 4;
+        // The reader plays piece r at second r; it keeps deadlines on the
+        // next `window` pieces, and the picker follows it.
+        for r in 0..12u32 {
+            let now = at(t0, f64::from(r));
+            for k in r..r + window {
+                assert!(p.set_deadline(k, at(t0, f64::from(k + 1))));
+            }
+            assert_eq!(p.deadline_count(), window as usize);
+            let got = p.pick_at(&all, &none(), 2, now, true);
+            assert_eq!(pieces_in_order(&got), vec![r, r], "reader at {r}");
+            for b in got {
+                p.block_received(b);
+            }
+            p.piece_verified(r);
+            // The deadline of a verified piece is gone.
+            assert_eq!(p.deadline(r), None);
+            assert_eq!(p.deadline_count(), window as usize - 1);
+        }
+        // The reader seeks to piece 20.
+        p.clear_deadlines();
+        assert_eq!(p.deadline_count(), 0);
+        for k in 20..24 {
+            p.set_deadline(k, at(t0, f64::from(k)));
+        }
+        let got = p.pick_at(&all, &none(), 4, at(t0, 13.0), true);
+        assert_eq!(pieces_in_order(&got), vec![20, 20, 21, 21]);
+        // Deadlines moved: the earliest one wins, a new deadline replaces
+        // the old one.
+        p.clear_deadline(22);
+        p.clear_deadline(23);
+        p.set_deadline(25, at(t0, 30.0));
+        p.set_deadline(26, at(t0, 29.0));
+        p.set_deadline(25, at(t0, 28.0));
+        assert_eq!(p.deadline(25), Some(at(t0, 28.0)));
+        // 20 and 21 keep theirs until verified.
+        assert_eq!(p.deadline_count(), 4);
+        let got = p.pick_at(&all, &none(), 4, at(t0, 13.0), true);
+        assert_eq!(pieces_in_order(&got), vec![25, 25, 26, 26]);
+        // No deadline left: rarest first among the rest (15.. are rarer).
+        let got = p.pick_at(&all, &none(), 2, at(t0, 13.0), true);
+        assert!(got[0].piece >= 15, "{got:?}");
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn skip_pieces_are_never_requested_even_with_a_deadline() {
+        let n = 6;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 1);
+        p.set_mode(PickMode::Streaming);
+        p.set_priority(2, Priority::Skip);
+        assert!(!p.set_deadline(2, t0)); // refused
+        assert!(p.set_deadline(3, t0));
+        p.set_priority(3, Priority::Skip); // drops the deadline
+        assert_eq!(p.deadline(3), None);
+        p.mark_have(4);
+        assert!(!p.set_deadline(4, t0)); // verified
+        assert!(!p.set_deadline(99, t0)); // out of range
+        assert!(!p.set_deadline(u32::MAX, t0));
+        assert!(p.set_deadline(1, t0));
+        assert_eq!(p.deadline_count(), 1);
+        let all = Bitfield::full(n);
+        let got = p.pick_at(&all, &none(), 100, at(t0, 5.0), true);
+        assert_eq!(got[0].piece, 1);
+        assert_eq!(pieces_of(&got), BTreeSet::from([0, 1, 5]));
+        // Near the deadline, with everything requested: still no Skip piece.
+        let flight: HashSet<_> = got.iter().copied().collect();
+        assert!(p.pick_at(&all, &flight, 100, at(t0, 5.0), true).is_empty());
+        assert!(p
+            .pick_at(&all, &none(), 100, at(t0, 5.0), true)
+            .iter()
+            .all(|b| ![2, 3].contains(&b.piece)));
+        // A piece set back to Normal does not get its deadline back.
+        p.set_priority(3, Priority::Normal);
+        assert_eq!(p.deadline(3), None);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_duplicates_near_the_deadline_stay_within_the_limit() {
+        let n = 12;
+        let t0 = Instant::now();
+        let near = at(t0, 9.0); // within URGENT_NEAR of the deadline
+        let mut p = picker(n, 4, 2);
+        p.set_mode(PickMode::Streaming);
+        p.set_deadline(2, at(t0, 10.0));
+        // (Enough pieces that the picks below never reach endgame.)
+        let all = Bitfield::full(n);
+        // A (fast) gets piece 2.
+        let a = p.pick_at(&all, &none(), 4, t0, true);
+        assert_eq!(pieces_in_order(&a), vec![2; 4]);
+        // B (fast), far from the deadline: no duplicate, half another piece.
+        let b = p.pick_at(&all, &none(), 2, t0, true);
+        assert!(b.iter().all(|x| x.piece != 2));
+        assert_eq!(pieces_of(&b).len(), 1);
+        // C (fast), near: duplicates of piece 2 first, then B's piece.
+        let mut c: HashSet<_> = HashSet::new();
+        let got = p.pick_at(&all, &c, 6, near, true);
+        assert_eq!(got[..4], a[..]);
+        assert_eq!(pieces_of(&got[4..]), pieces_of(&b));
+        assert!(!p.in_endgame());
+        assert!(a.iter().all(|&x| requesters(&p, x) == 2));
+        c.extend(got);
+        // C again, D (fast) and E (slow), near: the limit is reached.
+        for (flight, fast) in [(&c, true), (&none(), true), (&none(), false)] {
+            let got = p.pick_at(&all, flight, 10, near, fast);
+            assert!(got.iter().all(|x| x.piece != 2), "{got:?}");
+        }
+        assert!(a.iter().all(|&x| requesters(&p, x) == 2));
+        p.assert_consistent();
+        // a[0] arrives from A; the torrent withdraws C's copy (ignored).
+        assert_eq!(
+            p.block_received(a[0]),
+            Received::Fresh {
+                piece_complete: false
+            }
+        );
+        p.cancel(a[0]);
+        assert_eq!(p.block_received(a[0]), Received::Duplicate);
+        // C's copy of a[1] times out: D may duplicate it, and only it.
+        p.cancel(a[1]);
+        assert_eq!(requesters(&p, a[1]), 1);
+        let d = p.pick_at(&bf(n, &[2]), &none(), 10, near, true);
+        assert_eq!(d, vec![a[1]]);
+        assert_eq!(requesters(&p, a[1]), 2);
+        // A and D drop a[1]: it is free again, and handed out fresh.
+        p.cancel(a[1]);
+        p.cancel(a[1]);
+        assert_eq!(requesters(&p, a[1]), 0);
+        p.assert_consistent();
+        let e = p.pick_at(&bf(n, &[2]), &none(), 1, t0, true);
+        assert_eq!(e, vec![a[1]]);
+        // `pick` has no clock: never an urgent duplicate.
+        assert!(p.pick(&bf(n, &[2]), &none(), 10).is_empty());
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn urgent_blocks_go_to_fast_peers_and_to_slow_ones_only_near_the_deadline() {
+        let n = 8;
+        let t0 = Instant::now();
+        let mut p = picker(n, 2, 4);
+        p.set_mode(PickMode::Streaming);
+        p.set_deadline(5, at(t0, 10.0));
+        let all = Bitfield::full(n);
+        // A slow peer far from the deadline: everything but piece 5.
+        let slow = p.pick_at(&all, &none(), 4, t0, false);
+        assert_eq!(slow.len(), 4);
+        assert!(slow.iter().all(|b| b.piece != 5));
+        // ... and nothing at all if piece 5 is all it has.
+        assert!(p.pick_at(&bf(n, &[5]), &none(), 4, t0, false).is_empty());
+        // A fast peer gets it first.
+        let fast = p.pick_at(&all, &none(), 1, t0, true);
+        assert_eq!(fast, vec![p.block_info(5, 0).unwrap()]);
+        // Partial now, with a free block: still reserved for fast peers.
+        let slow = p.pick_at(&all, &none(), 2, at(t0, 7.9), false);
+        assert_eq!(slow.len(), 2);
+        assert!(slow.iter().all(|b| b.piece != 5), "{slow:?}");
+        assert!(p
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 7.9), false)
+            .is_empty());
+        // Near the deadline a slow peer takes the free block, first.
+        let slow = p.pick_at(&all, &none(), 1, at(t0, 8.0), false);
+        assert_eq!(slow, vec![p.block_info(5, 1).unwrap()]);
+        // It gets no duplicate (not endgame: other pieces are free).
+        assert!(!p.in_endgame());
+        assert!(p
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 9.0), false)
+            .is_empty());
+        // A late deadline counts as near: a second fast peer duplicates both.
+        let late = p.pick_at(&bf(n, &[5]), &none(), 100, at(t0, 60.0), true);
+        assert_eq!(pieces_in_order(&late), vec![5, 5]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn sequential_mode_takes_the_lowest_wanted_index_first() {
+        let n = 10;
+        let t0 = Instant::now();
+        let mut p = picker(n, 1, 6);
+        p.add_peer(&Bitfield::full(n));
+        p.add_peer(&bf(n, &[0, 1, 2, 3, 4, 5, 6, 7, 8])); // 9 is the rarest
+        p.set_mode(PickMode::Sequential);
+        p.mark_have(1);
+        p.set_priority(3, Priority::Skip);
+        p.set_priority(7, Priority::High);
+        p.set_deadline(9, t0); // ignored in Sequential mode
+        let all = Bitfield::full(n);
+        let one = |p: &mut Picker, has: &Bitfield| p.pick_at(has, &none(), 1, t0, true)[0];
+        assert_eq!(one(&mut p, &all).piece, 7); // High first
+        let zero = one(&mut p, &all);
+        assert_eq!(zero.piece, 0);
+        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 2)), vec![2, 4]);
+        let lacks_5 = bf(n, &[0, 1, 2, 3, 4, 6, 7, 8, 9]);
+        assert_eq!(one(&mut p, &lacks_5).piece, 6);
+        assert_eq!(one(&mut p, &all).piece, 5);
+        // A piece that becomes missing again is first again.
+        p.cancel(zero);
+        assert_eq!(one(&mut p, &all).piece, 0);
+        p.set_priority(3, Priority::Normal);
+        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 3)), vec![3, 8, 9]);
+        p.assert_consistent();
+    }
+
+    #[test]
+    fn wanted_bytes_follow_priorities_and_verification() {
+        let plen = 2 * B;
+        let mut p = Picker::new(3, plen, 2 * u64::from(plen) + 100);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B) + 100);
+        assert_eq!(p.missing_wanted_bytes(), p.wanted_bytes());
+        p.set_priority(2, Priority::Skip);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B));
+        p.mark_have(0);
+        assert_eq!(p.wanted_bytes(), 4 * u64::from(B));
+        assert_eq!(p.missing_wanted_bytes(), 2 * u64::from(B));
+        p.set_priority(1, Priority::Skip);
+        assert_eq!(p.missing_wanted_bytes(), 0);
+        assert!(p.is_complete());
+        p.set_priority(2, Priority::High);
+        assert_eq!(p.missing_wanted_bytes(), 100);
+        assert!(!p.is_complete());
+        assert_eq!(Picker::new(0, B, 0).wanted_bytes(), 0);
+        assert_eq!(Picker::new(0, B, 0).missing_wanted_bytes(), 0);
+    }
+
     /// One simulated peer.
     struct SimPeer {
         has: Bitfield,
         in_flight: HashSet<BlockInfo>,
+        /// What the torrent would pass as `fast` to `pick_at`.
+        fast: bool,
     }
 
     fn random_peer(rng: &mut StdRng, n: usize) -> SimPeer {
@@ -1441,11 +2144,43 @@ mod tests {
         SimPeer {
             has,
             in_flight: HashSet::new(),
+            fast: rng.gen_bool(0.5),
         }
     }
 
-    /// Drives the picker like a torrent would, with random peers that request,
-    /// deliver, cancel, disconnect and corrupt pieces.
+    /// Every request the picker counts is one the simulated peers hold:
+    /// `Requested(n)` blocks are in flight at exactly n peers, every other
+    /// block at none.
+    fn check_requests(p: &Picker, peers: &[SimPeer], seed: u64) {
+        let mut held: HashMap<BlockInfo, u32> = HashMap::new();
+        for peer in peers {
+            for &b in &peer.in_flight {
+                *held.entry(b).or_default() += 1;
+            }
+        }
+        for (&b, &count) in &held {
+            assert_eq!(requesters(p, b), count, "seed {seed}: {b:?}");
+        }
+        for (&piece, partial) in &p.partials {
+            for (i, state) in partial.blocks.iter().enumerate() {
+                if let BlockState::Requested(n) = state {
+                    let b = p.block_info(piece, i as u32).unwrap();
+                    assert_eq!(held.get(&b), Some(n), "seed {seed}: {b:?}");
+                }
+            }
+        }
+    }
+
+    const MODES: [PickMode; 3] = [
+        PickMode::RarestFirst,
+        PickMode::Sequential,
+        PickMode::Streaming,
+    ];
+
+    /// Drives the picker like a torrent would, with random peers (fast or
+    /// slow) that request, deliver, cancel, disconnect and corrupt pieces,
+    /// under a virtual clock, in a random mode, with a reader that keeps
+    /// deadlines on a window ahead of it and sometimes seeks.
     fn simulate(seed: u64) -> SimStats {
         let mut stats = SimStats::default();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -1470,11 +2205,17 @@ mod tests {
                 _ => {}
             }
         }
+        p.set_mode(MODES[rng.gen_range(0..3)]);
+        let window = rng.gen_range(1..8u32);
+        let mut reader = 0u32;
+        let t0 = Instant::now();
+        let mut now = t0;
         let mut peers: Vec<SimPeer> = Vec::new();
         // A seed guarantees completion is possible.
         peers.push(SimPeer {
             has: Bitfield::full(n),
             in_flight: HashSet::new(),
+            fast: rng.gen_bool(0.5),
         });
         for _ in 0..rng.gen_range(1..6) {
             peers.push(random_peer(&mut rng, n));
@@ -1486,8 +2227,22 @@ mod tests {
         while !p.is_complete() {
             steps += 1;
             assert!(steps < 200_000, "seed {seed}: no progress");
+            now += Duration::from_millis(rng.gen_range(0..100));
+            // The reader moves past what it can read and keeps its window.
+            while (reader as usize) < n
+                && (p.have().get(reader as usize) || skipped.contains(&reader))
+            {
+                reader += 1;
+            }
+            for piece in reader..(reader + window).min(n as u32) {
+                if p.deadline(piece).is_none() {
+                    let due = now + Duration::from_millis(700 * u64::from(piece - reader + 1));
+                    let settable = !skipped.contains(&piece) && !p.have().get(piece as usize);
+                    assert_eq!(p.set_deadline(piece, due), settable, "seed {seed}");
+                }
+            }
             let k = rng.gen_range(0..peers.len());
-            match rng.gen_range(0..100) {
+            match rng.gen_range(0..104) {
                 // Request.
                 0..=39 => {
                     let max = if rng.gen_bool(0.1) {
@@ -1495,18 +2250,31 @@ mod tests {
                     } else {
                         rng.gen_range(0..6)
                     };
-                    let got = p.pick(&peers[k].has, &peers[k].in_flight, max);
+                    let fast = peers[k].fast;
+                    let got = p.pick_at(&peers[k].has, &peers[k].in_flight, max, now, fast);
                     assert!(got.len() <= max);
+                    let endgame = p.in_endgame();
+                    let streaming = p.mode() == PickMode::Streaming;
                     let mut seen = HashSet::new();
                     for b in &got {
                         assert!(seen.insert(*b), "seed {seed}: twice in one pick");
                         assert!(peers[k].has.get(b.piece as usize), "peer lacks it");
                         assert!(!skipped.contains(&b.piece), "skip piece picked");
                         assert!(!peers[k].in_flight.contains(b), "same peer twice");
-                        let elsewhere = peers.iter().any(|q| q.in_flight.contains(b));
-                        if elsewhere {
-                            assert!(p.in_endgame(), "seed {seed}: duplicate outside endgame");
+                        let deadline = p.deadline(b.piece).filter(|_| streaming);
+                        let near = deadline.is_some_and(|d| now + Picker::URGENT_NEAR >= d);
+                        if deadline.is_some() {
+                            stats.urgent += 1;
+                            assert!(fast || near || endgame, "seed {seed}: slow got reserved");
+                        }
+                        let elsewhere = peers.iter().filter(|q| q.in_flight.contains(b)).count();
+                        if elsewhere > 0 {
                             stats.duplicates += 1;
+                            if !endgame {
+                                assert!(near && fast, "seed {seed}: duplicate outside endgame");
+                                assert!(elsewhere < Picker::MAX_URGENT_REQUESTERS as usize);
+                                stats.urgent_duplicates += 1;
+                            }
                         }
                         assert_eq!(Some(*b), p.block_info(b.piece, b.index_in_piece() as u32));
                     }
@@ -1562,15 +2330,25 @@ mod tests {
                     peers.push(fresh);
                 }
                 // A peer announces a piece.
-                _ => {
+                97..=99 => {
                     let i = rng.gen_range(0..n);
                     if peers[k].has.set(i) {
                         p.peer_has(i as u32);
                     }
                 }
+                // The reader seeks.
+                100 | 101 => {
+                    p.clear_deadlines();
+                    reader = rng.gen_range(0..n as u32);
+                }
+                // One deadline is withdrawn (the reader skipped a piece).
+                102 => p.clear_deadline(rng.gen_range(0..n as u32)),
+                // The user switches modes.
+                _ => p.set_mode(MODES[rng.gen_range(0..3)]),
             }
-            if steps % 64 == 0 {
+            if steps % 16 == 0 {
                 p.assert_consistent();
+                check_requests(&p, &peers, seed);
             }
         }
         p.assert_consistent();
@@ -1580,6 +2358,12 @@ mod tests {
             }
         }
         assert!(!p.in_endgame());
+        assert_eq!(
+            p.deadline_count(),
+            0,
+            "seed {seed}: deadline on a verified piece"
+        );
+        check_requests(&p, &peers, seed);
         stats
     }
 
@@ -1587,6 +2371,8 @@ mod tests {
     #[derive(Default)]
     struct SimStats {
         duplicates: usize,
+        urgent: usize,
+        urgent_duplicates: usize,
         failures: usize,
         disconnects: usize,
     }
@@ -1594,13 +2380,17 @@ mod tests {
     #[test]
     fn simulation_always_completes_without_early_duplicates() {
         let mut total = SimStats::default();
-        for seed in 0..60 {
+        for seed in 0..150 {
             let s = simulate(seed);
             total.duplicates += s.duplicates;
+            total.urgent += s.urgent;
+            total.urgent_duplicates += s.urgent_duplicates;
             total.failures += s.failures;
             total.disconnects += s.disconnects;
         }
         assert!(total.duplicates > 0, "endgame never reached");
+        assert!(total.urgent > 0, "no urgent block ever picked");
+        assert!(total.urgent_duplicates > 0, "no urgent duplicate");
         assert!(total.failures > 0, "no piece ever failed");
         assert!(total.disconnects > 0, "no peer ever left");
     }
@@ -1618,6 +2408,11 @@ mod tests {
         PeerHas(u32),
         Priority(u32, u8),
         Priorities(u32, u32, u8),
+        PickAt(Vec<u8>, usize, u16, bool),
+        Deadline(u32, u16),
+        ClearDeadline(u32),
+        ClearDeadlines,
+        Mode(u8),
     }
 
     fn bogus_u32() -> impl Strategy<Value = u32> {
@@ -1651,6 +2446,17 @@ mod tests {
             bogus_u32().prop_map(Op::PeerHas),
             (bogus_u32(), 0..3u8).prop_map(|(i, p)| Op::Priority(i, p)),
             (bogus_u32(), bogus_u32(), 0..3u8).prop_map(|(a, b, p)| Op::Priorities(a, b, p)),
+            (
+                prop::collection::vec(any::<u8>(), 0..4),
+                0..300usize,
+                any::<u16>(),
+                any::<bool>()
+            )
+                .prop_map(|(b, m, t, f)| Op::PickAt(b, m, t, f)),
+            (bogus_u32(), any::<u16>()).prop_map(|(i, t)| Op::Deadline(i, t)),
+            bogus_u32().prop_map(Op::ClearDeadline),
+            Just(Op::ClearDeadlines),
+            (0..3u8).prop_map(Op::Mode),
         ]
     }
 
@@ -1683,6 +2489,8 @@ mod tests {
             let total = (u64::from(plen) * count as u64).saturating_sub(u64::from(short));
             let mut p = Picker::new(count, plen, total).with_rng_seed(0);
             let mut in_flight = HashSet::new();
+            let t0 = Instant::now();
+            let ms = |t: u16| t0 + Duration::from_millis(u64::from(t));
             for op in ops {
                 match op {
                     Op::Pick(bytes, max) => {
@@ -1710,9 +2518,26 @@ mod tests {
                     Op::PeerHas(i) => p.peer_has(i),
                     Op::Priority(i, x) => p.set_priority(i, prio(x)),
                     Op::Priorities(a, b, x) => p.set_priorities(a..b, prio(x)),
+                    Op::PickAt(bytes, max, t, fast) => {
+                        let got = p.pick_at(&raw_bitfield(&bytes), &in_flight, max, ms(t), fast);
+                        prop_assert!(got.len() <= max);
+                        for b in got {
+                            prop_assert!(in_flight.insert(b));
+                        }
+                    }
+                    Op::Deadline(i, t) => {
+                        let set = p.set_deadline(i, ms(t));
+                        prop_assert_eq!(set, p.deadline(i) == Some(ms(t)));
+                    }
+                    Op::ClearDeadline(i) => p.clear_deadline(i),
+                    Op::ClearDeadlines => p.clear_deadlines(),
+                    Op::Mode(m) => p.set_mode(MODES[usize::from(m)]),
                 }
                 p.assert_consistent();
-                let _ = (p.is_complete(), p.in_endgame(), p.is_interesting(&raw_bitfield(&[0xff])));
+                let _ = (p.in_endgame(), p.may_have_duplicates(), p.is_interesting(&raw_bitfield(&[0xff])));
+                prop_assert_eq!(p.is_complete(), p.missing_wanted_bytes() == 0);
+                prop_assert!(p.missing_wanted_bytes() <= p.wanted_bytes());
+                prop_assert!(p.wanted_bytes() <= total);
             }
         }
     }

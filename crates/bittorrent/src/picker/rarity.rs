@@ -5,8 +5,6 @@
 
 use rand::Rng;
 
-use crate::bitfield::Bitfield;
-
 /// Availability above this shares the top bucket (bounds the bucket table).
 const MAX_BUCKET: u32 = 1 << 12;
 
@@ -147,14 +145,14 @@ impl RarityOrder {
         self.classes[class].start[from] += 1;
     }
 
-    /// A startable piece the peer has: the best class first; within it a
-    /// uniformly random start point in the rarest bucket holding a piece the
-    /// peer has (or in the whole class when `ignore_rarity`), scanning on
-    /// from there. Costs the buckets visited plus the pieces skipped because
-    /// the peer lacks them.
+    /// A startable piece that is `eligible` (typically: the peer has it):
+    /// the best class first; within it a uniformly random start point in the
+    /// rarest bucket holding an eligible piece (or in the whole class when
+    /// `ignore_rarity`), scanning on from there. Costs the buckets visited
+    /// plus the pieces skipped because they are not eligible.
     pub(crate) fn choose(
         &self,
-        has: &Bitfield,
+        eligible: impl Fn(u32) -> bool,
         ignore_rarity: bool,
         rng: &mut impl Rng,
     ) -> Option<u32> {
@@ -175,13 +173,28 @@ impl RarityOrder {
                 let found = c.pieces[offset..hi]
                     .iter()
                     .chain(&c.pieces[lo..offset])
-                    .find(|&&p| has.get(p as usize));
+                    .find(|&&p| eligible(p));
                 if let Some(&p) = found {
                     return Some(p);
                 }
             }
         }
         None
+    }
+
+    /// The lowest-index `eligible` piece of `class`. `O(pieces in class)`.
+    pub(crate) fn lowest_in_class(
+        &self,
+        class: usize,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        self.classes
+            .get(class)?
+            .pieces
+            .iter()
+            .copied()
+            .filter(|&p| eligible(p))
+            .min()
     }
 
     /// Asserts the order matches `expected(piece) -> Option<(class, bucket)>`
@@ -211,6 +224,7 @@ impl RarityOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bitfield::Bitfield;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
     use std::collections::HashMap;
@@ -257,15 +271,27 @@ mod tests {
         order.insert(2, 1, 1);
         order.insert(3, 0, 5); // High, common
         let mut has = Bitfield::full(8);
-        assert_eq!(order.choose(&has, false, &mut rng), Some(3));
+        assert_eq!(
+            order.choose(|p| has.get(p as usize), false, &mut rng),
+            Some(3)
+        );
         has.clear(3);
-        assert_eq!(order.choose(&has, false, &mut rng), Some(0));
+        assert_eq!(
+            order.choose(|p| has.get(p as usize), false, &mut rng),
+            Some(0)
+        );
         has.clear(0);
-        assert_eq!(order.choose(&has, false, &mut rng), Some(2));
+        assert_eq!(
+            order.choose(|p| has.get(p as usize), false, &mut rng),
+            Some(2)
+        );
         has.clear(2);
-        assert_eq!(order.choose(&has, false, &mut rng), Some(1));
+        assert_eq!(
+            order.choose(|p| has.get(p as usize), false, &mut rng),
+            Some(1)
+        );
         has.clear(1);
-        assert_eq!(order.choose(&has, false, &mut rng), None);
-        assert_eq!(order.choose(&Bitfield::new(0), true, &mut rng), None);
+        assert_eq!(order.choose(|p| has.get(p as usize), false, &mut rng), None);
+        assert_eq!(order.choose(|_| false, true, &mut rng), None);
     }
 }
