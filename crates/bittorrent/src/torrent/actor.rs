@@ -911,7 +911,7 @@ impl TorrentActor {
                     .entry(block.piece)
                     .or_insert_with(|| PieceBuffer::new(piece_len));
                 buffer.insert(block, data, addr);
-                if self.picker.in_endgame() {
+                if self.picker.may_have_duplicates() {
                     self.cancel_duplicates(addr, block);
                 }
                 if piece_complete {
