@@ -1,7 +1,7 @@
 //! The peer actor: one per connection, outbound or inbound. It performs (or
 //! completes) the handshake, then translates between the wire and its
 //! torrent: messages from the socket become
-//! [`PeerEvent`](crate::torrent::PeerEvent)s, [`PeerCommand`]s from the torrent
+//! `PeerEvent`s to the torrent, [`PeerCommand`]s from the torrent
 //! become messages. It serves the peer's requests from the store itself
 //! (validated, bounded, read off the async workers) while the torrent has it
 //! unchoked. Decisions (what to request, whom to unchoke, whom to trust) are
