@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +27,7 @@ use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
-use crate::picker::{Picker, Received};
+use crate::picker::{PickMode, Picker, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
 use crate::torrent::metadata::{self, FetchParams};
@@ -53,6 +53,12 @@ const MAX_UNREQUESTED: u64 = 2 * 1024 * 1024;
 /// Failed pieces a peer may have co-contributed to (without being identified
 /// as the culprit) before it is banned anyway.
 const BAN_THRESHOLD: u32 = 4;
+/// Bytes after a streaming reader's position made urgent (read-ahead).
+const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
+/// Deadline of the piece a reader waits for, from now.
+const READ_DEADLINE: Duration = Duration::from_millis(500);
+/// Each following piece of the read-ahead window gets this much more time.
+const READ_DEADLINE_STEP: Duration = Duration::from_millis(250);
 /// Seconds (ticks) between rounds of the choke algorithm.
 const CHOKE_ROUND_TICKS: u64 = 10;
 
@@ -157,6 +163,8 @@ pub(crate) async fn run(
         dht: dht.filter(|_| !meta_private),
         dht_lookup: JoinSet::new(),
         next_dht: now,
+        waiters: HashMap::new(),
+        readers: HashMap::new(),
         resume_dirty: false,
         saving: JoinSet::new(),
     };
@@ -249,6 +257,11 @@ impl MagnetPhase<'_> {
                     Some(TorrentCommand::Pause | TorrentCommand::Resume) => {
                         log::debug!("{tag} pause/resume ignored while fetching metadata");
                     }
+                    // No metadata yet: nothing to open or wait for.
+                    Some(TorrentCommand::OpenParts { reply }) => {
+                        let _ = reply.send(None);
+                    }
+                    Some(TorrentCommand::WaitPiece { .. } | TorrentCommand::ReaderGone { .. }) => {}
                     None => break None,
                 },
                 update = tracker_rx.recv(), if tracker_open => match update {
@@ -354,6 +367,10 @@ struct TorrentActor {
     dht_lookup: JoinSet<Result<Announced, DhtError>>,
     /// When to announce on the DHT next.
     next_dht: Instant,
+    /// Streaming readers waiting for a piece to be verified.
+    waiters: HashMap<u32, Vec<oneshot::Sender<()>>>,
+    /// Each streaming reader's read-ahead window (pieces with deadlines).
+    readers: HashMap<u64, std::ops::Range<u32>>,
     /// Pieces were verified since the last resume record.
     resume_dirty: bool,
     /// The resume record being written (at most one at a time).
@@ -395,6 +412,9 @@ struct PeerEntry {
     strikes: u32,
     /// What we last told it through peer exchange.
     pex: PexState,
+    /// Among the faster half of our peers by download rate (urgent pieces go
+    /// to fast peers first).
+    fast: bool,
 }
 
 /// Outcome of hashing (and, if good, storing) one piece.
@@ -640,8 +660,72 @@ impl TorrentActor {
             } => {
                 self.accept(addr, Origin::Inbound { conn, handshake });
             }
+            TorrentCommand::WaitPiece {
+                piece,
+                reader,
+                reply,
+            } => {
+                self.wait_piece(piece, reader, reply);
+            }
+            TorrentCommand::ReaderGone { reader } => self.reader_gone(reader),
+            TorrentCommand::OpenParts { reply } => {
+                let _ = reply.send(Some((Arc::clone(&self.meta), Arc::clone(&self.store))));
+            }
             TorrentCommand::Pause => self.pause(),
             TorrentCommand::Resume => self.resume(),
+        }
+    }
+
+    /// A streaming reader needs `piece`: answer when it is verified, and make
+    /// it and the next pieces urgent (deadlines in the picker, streaming mode).
+    fn wait_piece(&mut self, piece: u32, reader: u64, reply: oneshot::Sender<()>) {
+        if piece as usize >= self.meta.piece_count() {
+            return; // Dropping `reply` tells the reader.
+        }
+        if self.picker.have().get(piece as usize) {
+            let _ = reply.send(());
+            return;
+        }
+        self.waiters.entry(piece).or_default().push(reply);
+        // Move this reader's window: earlier deadlines first, a few pieces ahead.
+        if let Some(old) = self.readers.remove(&reader) {
+            for p in old {
+                self.picker.clear_deadline(p);
+            }
+        }
+        let window = READ_AHEAD_BYTES
+            .div_ceil(u64::from(self.meta.piece_length))
+            .max(2) as u32;
+        let end = (piece + window).min(self.meta.piece_count() as u32);
+        let now = Instant::now();
+        for (i, p) in (piece..end).enumerate() {
+            let deadline = now + READ_DEADLINE + READ_DEADLINE_STEP * i as u32;
+            self.picker.set_deadline(p, deadline);
+        }
+        self.readers.insert(reader, piece..end);
+        self.picker.set_mode(PickMode::Streaming);
+        self.request_more_all();
+    }
+
+    /// A reader was dropped: its window is no longer urgent.
+    fn reader_gone(&mut self, reader: u64) {
+        if let Some(old) = self.readers.remove(&reader) {
+            for p in old {
+                self.picker.clear_deadline(p);
+            }
+        }
+        // Pieces other readers still wait for keep their deadlines.
+        let windows: Vec<std::ops::Range<u32>> = self.readers.values().cloned().collect();
+        let now = Instant::now();
+        for range in windows {
+            for p in range {
+                if self.picker.deadline(p).is_none() {
+                    self.picker.set_deadline(p, now + READ_DEADLINE);
+                }
+            }
+        }
+        if self.readers.is_empty() {
+            self.picker.set_mode(PickMode::RarestFirst);
         }
     }
 
@@ -1030,6 +1114,9 @@ impl TorrentActor {
         }
         match verified.result {
             Ok(true) => {
+                for waiter in self.waiters.remove(&index).unwrap_or_default() {
+                    let _ = waiter.send(());
+                }
                 self.resume_dirty = true;
                 self.picker.piece_verified(index);
                 self.bytes_have += u64::from(self.meta.piece_len(index));
@@ -1224,7 +1311,10 @@ impl TorrentActor {
         if room == 0 || (room < 4 && peer.in_flight.len() > 4) {
             return;
         }
-        let blocks = self.picker.pick(&peer.bitfield, &peer.in_flight, room);
+        let (now, fast) = (Instant::now(), peer.fast);
+        let blocks = self
+            .picker
+            .pick_at(&peer.bitfield, &peer.in_flight, room, now, fast);
         if blocks.is_empty() {
             return;
         }
@@ -1263,6 +1353,7 @@ impl TorrentActor {
                 peer.handle.disconnect();
             }
         }
+        self.rank_peers(now);
         self.ticks += 1;
         if self.resume_dirty && self.saving.is_empty() {
             self.save_resume();
@@ -1352,6 +1443,20 @@ impl TorrentActor {
             if let Some(msg) = peer.pex.next_message(now, others) {
                 let _ = peer.handle.send(PeerCommand::Pex(msg));
             }
+        }
+    }
+
+    /// Marks the faster half of the peers that send us data as fast.
+    fn rank_peers(&mut self, now: Instant) {
+        let mut rates: Vec<f64> = self.peers.values_mut().map(|p| p.rate.rate(now)).collect();
+        rates.sort_by(|a, b| b.total_cmp(a));
+        let cut = rates
+            .get(rates.len().saturating_sub(1) / 2)
+            .copied()
+            .unwrap_or(0.0);
+        for peer in self.peers.values_mut() {
+            let rate = peer.rate.rate(now);
+            peer.fast = rate >= cut;
         }
     }
 
@@ -1479,6 +1584,7 @@ impl PeerEntry {
             unrequested: 0,
             strikes: 0,
             pex: PexState::new(),
+            fast: true,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Messages into the torrent actor: commands from handles, events from peers.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -8,12 +9,13 @@ use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
 use crate::bitfield::Bitfield;
+use crate::metainfo::MetaInfo;
+use crate::store::Store;
 use crate::torrent::TorrentStats;
 use crate::types::{BlockInfo, PeerId};
 use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
-#[derive(Debug)]
 pub(crate) enum TorrentCommand {
     /// Report statistics.
     Stats {
@@ -26,6 +28,19 @@ pub(crate) enum TorrentCommand {
         addr: SocketAddr,
         conn: Framed<TcpStream, HandshakeCodec>,
         handshake: Handshake,
+    },
+    /// Reply once piece `piece` is verified, and make it (and a read-ahead
+    /// window after it) urgent meanwhile, on behalf of streaming reader `reader`.
+    WaitPiece {
+        piece: u32,
+        reader: u64,
+        reply: oneshot::Sender<()>,
+    },
+    /// A streaming reader is gone: its read-ahead window is no longer urgent.
+    ReaderGone { reader: u64 },
+    /// The metainfo and store, for opening a streaming reader.
+    OpenParts {
+        reply: oneshot::Sender<Option<(Arc<MetaInfo>, Arc<dyn Store>)>>,
     },
     /// Disconnect everyone, stop announcing.
     Pause,

@@ -8,6 +8,9 @@ pub enum TorrentError {
     /// The torrent actor has ended.
     #[error("the torrent has stopped")]
     Stopped,
+    /// No such file in the torrent (or its metadata is not known yet).
+    #[error("no file {0} in the torrent")]
+    NoSuchFile(usize),
     /// Storage failed; the torrent stopped.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),

@@ -8,10 +8,12 @@ mod error;
 mod metadata;
 mod piece;
 mod rate;
+mod reader;
 mod swarm;
 
 pub use error::TorrentError;
 pub use rate::RateMeter;
+pub use reader::FileReader;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -280,6 +282,44 @@ impl TorrentHandle {
                 self.info_hash.short()
             );
         }
+    }
+
+    /// Opens file `index` (in [`MetaInfo::files`] order) for streaming:
+    /// an `AsyncRead + AsyncSeek` that serves verified bytes at once and
+    /// otherwise makes the pieces it needs urgent and waits for them.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent has ended;
+    /// [`TorrentError::NoSuchFile`] for an index out of range, or while a
+    /// magnet link's metadata is still being fetched.
+    pub async fn open_file(&self, index: usize) -> Result<FileReader, TorrentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(TorrentCommand::OpenParts { reply })
+            .await
+            .map_err(|_| TorrentError::Stopped)?;
+        let (meta, store) = rx
+            .await
+            .map_err(|_| TorrentError::Stopped)?
+            .ok_or(TorrentError::NoSuchFile(index))?;
+        FileReader::new(self.tx.clone(), meta, store, index).ok_or(TorrentError::NoSuchFile(index))
+    }
+
+    /// The torrent's metainfo, once known (`None` while a magnet link's
+    /// metadata is being fetched).
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent has ended.
+    pub async fn meta_info(&self) -> Result<Option<Arc<MetaInfo>>, TorrentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(TorrentCommand::OpenParts { reply })
+            .await
+            .map_err(|_| TorrentError::Stopped)?;
+        Ok(rx
+            .await
+            .map_err(|_| TorrentError::Stopped)?
+            .map(|(meta, _)| meta))
     }
 
     /// Adds peers to connect to.

@@ -92,6 +92,25 @@ pub async fn spawn_peer(
     corrupt: bool,
     unchoke: bool,
 ) -> TestSeeder {
+    spawn_peer_with_delay(meta, data, corrupt, unchoke, std::time::Duration::ZERO).await
+}
+
+/// A seeder that waits `delay` before answering each request (a slow peer).
+pub async fn spawn_slow_seeder(
+    meta: &MetaInfo,
+    data: Arc<Vec<u8>>,
+    delay: std::time::Duration,
+) -> TestSeeder {
+    spawn_peer_with_delay(meta, data, false, true, delay).await
+}
+
+async fn spawn_peer_with_delay(
+    meta: &MetaInfo,
+    data: Arc<Vec<u8>>,
+    corrupt: bool,
+    unchoke: bool,
+    delay: std::time::Duration,
+) -> TestSeeder {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let served = Arc::new(AtomicUsize::new(0));
@@ -136,6 +155,9 @@ pub async fn spawn_peer(
                             block[0] ^= 0xff;
                         }
                         counter.fetch_add(1, Ordering::Relaxed);
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         let piece = Message::Piece {
                             piece: b.piece,
                             begin: b.begin,
