@@ -33,8 +33,8 @@ use crate::store::{Store, StoreError};
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::piece::PieceBuffer;
 use crate::torrent::swarm::Swarm;
-use crate::torrent::Source;
 use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentState, TorrentStats};
+use crate::torrent::{Source, StreamParts};
 use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
 use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
 
@@ -669,7 +669,11 @@ impl TorrentActor {
             }
             TorrentCommand::ReaderGone { reader } => self.reader_gone(reader),
             TorrentCommand::OpenParts { reply } => {
-                let _ = reply.send(Some((Arc::clone(&self.meta), Arc::clone(&self.store))));
+                let _ = reply.send(Some(StreamParts {
+                    tx: None,
+                    meta: Arc::clone(&self.meta),
+                    store: Arc::clone(&self.store),
+                }));
             }
             TorrentCommand::Pause => self.pause(),
             TorrentCommand::Resume => self.resume(),

@@ -1,7 +1,6 @@
 //! Messages into the torrent actor: commands from handles, events from peers.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -9,9 +8,7 @@ use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
 use crate::bitfield::Bitfield;
-use crate::metainfo::MetaInfo;
-use crate::store::Store;
-use crate::torrent::TorrentStats;
+use crate::torrent::{StreamParts, TorrentStats};
 use crate::types::{BlockInfo, PeerId};
 use crate::wire::{Handshake, HandshakeCodec};
 
@@ -40,7 +37,7 @@ pub(crate) enum TorrentCommand {
     ReaderGone { reader: u64 },
     /// The metainfo and store, for opening a streaming reader.
     OpenParts {
-        reply: oneshot::Sender<Option<(Arc<MetaInfo>, Arc<dyn Store>)>>,
+        reply: oneshot::Sender<Option<StreamParts>>,
     },
     /// Disconnect everyone, stop announcing.
     Pause,

@@ -193,6 +193,36 @@ pub enum TorrentState {
     Paused,
 }
 
+/// A torrent's metainfo and store, from which [`FileReader`]s are opened
+/// (see [`TorrentHandle::stream_parts`]).
+#[derive(Clone)]
+pub struct StreamParts {
+    pub(crate) tx: Option<mpsc::Sender<TorrentCommand>>,
+    pub(crate) meta: Arc<MetaInfo>,
+    pub(crate) store: Arc<dyn Store>,
+}
+
+impl std::fmt::Debug for StreamParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamParts")
+            .field("name", &self.meta.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamParts {
+    /// The torrent's metainfo (its files, in order).
+    pub fn meta_info(&self) -> &Arc<MetaInfo> {
+        &self.meta
+    }
+
+    /// Opens file `index` for streaming; `None` for an index out of range.
+    pub fn open(&self, index: usize) -> Option<FileReader> {
+        let tx = self.tx.clone()?;
+        FileReader::new(tx, Arc::clone(&self.meta), Arc::clone(&self.store), index)
+    }
+}
+
 /// A cloneable handle to a running torrent actor.
 #[derive(Clone, Debug)]
 pub struct TorrentHandle {
@@ -293,16 +323,31 @@ impl TorrentHandle {
     /// [`TorrentError::NoSuchFile`] for an index out of range, or while a
     /// magnet link's metadata is still being fetched.
     pub async fn open_file(&self, index: usize) -> Result<FileReader, TorrentError> {
+        self.stream_parts()
+            .await?
+            .ok_or(TorrentError::NoSuchFile(index))?
+            .open(index)
+            .ok_or(TorrentError::NoSuchFile(index))
+    }
+
+    /// What opening readers needs, fetched once: then
+    /// [`StreamParts::open`] opens files without waiting (e.g. from a
+    /// synchronous callback). `None` while a magnet link's metadata is being
+    /// fetched.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent has ended.
+    pub async fn stream_parts(&self) -> Result<Option<StreamParts>, TorrentError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(TorrentCommand::OpenParts { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        let (meta, store) = rx
-            .await
-            .map_err(|_| TorrentError::Stopped)?
-            .ok_or(TorrentError::NoSuchFile(index))?;
-        FileReader::new(self.tx.clone(), meta, store, index).ok_or(TorrentError::NoSuchFile(index))
+        let parts = rx.await.map_err(|_| TorrentError::Stopped)?;
+        Ok(parts.map(|p| StreamParts {
+            tx: Some(self.tx.clone()),
+            ..p
+        }))
     }
 
     /// The torrent's metainfo, once known (`None` while a magnet link's
@@ -316,10 +361,7 @@ impl TorrentHandle {
             .send(TorrentCommand::OpenParts { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        Ok(rx
-            .await
-            .map_err(|_| TorrentError::Stopped)?
-            .map(|(meta, _)| meta))
+        Ok(rx.await.map_err(|_| TorrentError::Stopped)?.map(|p| p.meta))
     }
 
     /// Adds peers to connect to.
