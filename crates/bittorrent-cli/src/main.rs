@@ -4,10 +4,9 @@
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
 //! and the exit code.
 
-// Not wired to the CLI flags yet.
-#[allow(dead_code)]
 mod http;
 mod progress;
+mod serve;
 mod summary;
 
 use std::collections::HashSet;
@@ -68,6 +67,12 @@ struct Args {
     /// UDP port of the DHT node [default: the -p port].
     #[arg(long, value_name = "PORT")]
     dht_port: Option<u16>,
+
+    /// Serve the (first) torrent's files over HTTP at this address, with
+    /// range requests, while it downloads (e.g. 127.0.0.1:8080). Keeps running
+    /// after completion until Ctrl-C, like --seed.
+    #[arg(long, value_name = "ADDR")]
+    serve: Option<SocketAddr>,
 
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3)]
@@ -195,8 +200,18 @@ async fn run(args: Args) -> Result<(), String> {
             "cannot listen on {listen} (is the port in use? try -p)"
         ));
     }
+    // Bind before anything else starts, so a bad address is a clear error.
+    let http = match args.serve {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let mut progress = Progress::new(args.quiet);
     let mut pending = HashSet::new();
+    let mut torrent_order = Vec::new();
     for source in sources {
         let torrent = match source {
             Source::File(meta) => {
@@ -214,9 +229,21 @@ async fn run(args: Args) -> Result<(), String> {
         };
         progress.add(torrent.info_hash(), &torrent.name());
         pending.insert(torrent.info_hash());
+        torrent_order.push(torrent.info_hash());
         session.add_torrent(torrent.with_peers(args.peers.iter().copied()));
     }
 
+    let stop_http = tokio_util::sync::CancellationToken::new();
+    let http_task = http.map(|listener| {
+        let first = torrent_order.first().copied();
+        tokio::spawn(serve::run(
+            session.clone(),
+            first,
+            listener,
+            stop_http.clone(),
+        ))
+    });
+    let keep_running = args.seed || http_task.is_some();
     let mut interrupts = 0;
     let mut failure = None;
     let mut stopping = false;
@@ -229,7 +256,7 @@ async fn run(args: Args) -> Result<(), String> {
                 match event {
                     Event::TorrentComplete { info_hash } => {
                         pending.remove(&info_hash);
-                        if args.seed {
+                        if keep_running {
                             log::info!("{}: seeding", progress.name(&info_hash));
                         } else if pending.is_empty() && !stopping {
                             stopping = true;
@@ -274,6 +301,10 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     session.join().await;
+    stop_http.cancel();
+    if let Some(task) = http_task {
+        let _ = task.await;
+    }
     progress.finish();
     if args.json {
         summary::print_json(&summaries);

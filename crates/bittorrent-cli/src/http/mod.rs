@@ -22,6 +22,4 @@ pub mod mime;
 pub mod range;
 pub mod server;
 
-// The CLI's entry points; unused until the CLI serves files.
-#[allow(unused_imports)]
 pub use server::{serve, FileInfo, FileReader, FileSource};
