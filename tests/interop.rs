@@ -279,3 +279,81 @@ fn magnet_with_direct_peer_from_libtorrent() {
         "the saved .torrent has the magnet's info-hash"
     );
 }
+
+/// `--serve`: while our CLI downloads from a rate-limited libtorrent seeder, curl's range
+/// requests (RFC 9110 forms) against its HTTP server return byte-exact slices, a range past the
+/// end is refused with 416, and HEAD gives the length and an .mp4 content type.
+#[test]
+fn http_ranges_while_downloading() {
+    require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Curl);
+    let fx = Fixture::new("movie.mp4", &[("", 8 * MIB + 1234)], None, PIECE_LOG2);
+    // About 1 MB/s: the whole file takes several seconds, one piece well under one.
+    let (_seeder, seed_port) = harness::lt_seeder_with(
+        "lt-seeder",
+        &fx.torrent,
+        &fx.seed_dir,
+        fx.path(),
+        &["--upload-limit", "1000000"],
+    );
+    let http_port = harness::free_port();
+    let url = format!("http://127.0.0.1:{http_port}/files/0/movie.mp4");
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q", "-o"])
+        .arg(fx.out_dir())
+        .arg("--peer")
+        .arg(format!("127.0.0.1:{seed_port}"))
+        .arg("--serve")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg(&fx.torrent)
+        .env("RUST_LOG", "info");
+    let mut cli = harness::Proc::spawn("cli-serve", cmd, fx.path());
+    let content = std::fs::read(&fx.content).expect("payload");
+    let len = content.len();
+    let curl = |args: &[&str]| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "30"])
+            .args(args)
+            .output()
+            .expect("run curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            cli.failure(&format!("curl {args:?} failed"))
+        );
+        out.stdout
+    };
+    // The server answers once the torrent is checked.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the HTTP server never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let forms = [
+        ("bytes=0-1".to_owned(), 0..2),
+        ("bytes=100-199".to_owned(), 100..200),
+        (format!("bytes={}-", len - 1000), len - 1000..len),
+        ("bytes=-500".to_owned(), len - 500..len),
+        ("bytes=4194300-4194400".to_owned(), 4_194_300..4_194_401),
+    ];
+    for (range, slice) in forms {
+        let header = format!("Range: {range}");
+        let body = curl(&["-H", &header, &url]);
+        assert_eq!(body.len(), slice.len(), "{range}");
+        assert!(body == content[slice], "{range}: wrong bytes");
+    }
+    let header = format!("Range: bytes={len}-");
+    let code = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-H", &header, &url]);
+    assert_eq!(String::from_utf8_lossy(&code), "416");
+    let head = String::from_utf8_lossy(&curl(&["-I", &url])).to_lowercase();
+    assert!(head.contains(&format!("content-length: {len}")), "{head}");
+    assert!(head.contains("content-type: video/mp4"), "{head}");
+    assert!(head.contains("accept-ranges: bytes"), "{head}");
+    cli.signal("INT");
+    assert!(
+        cli.wait_exit(std::time::Duration::from_secs(20)).is_some(),
+        "CLI did not stop"
+    );
+}

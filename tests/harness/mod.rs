@@ -115,6 +115,8 @@ pub enum Tool {
     /// python3 with the libtorrent module.
     Libtorrent,
     Transmission,
+    /// curl, as an HTTP client of `--serve`.
+    Curl,
 }
 
 impl Tool {
@@ -125,6 +127,7 @@ impl Tool {
             Tool::Aria2 => "aria2c",
             Tool::Libtorrent => "python3 module libtorrent",
             Tool::Transmission => "transmission-cli",
+            Tool::Curl => "curl",
         }
     }
 
@@ -135,6 +138,7 @@ impl Tool {
             Tool::Aria2 => which("aria2c").is_some(),
             Tool::Libtorrent => python().is_some(),
             Tool::Transmission => which("transmission-cli").is_some(),
+            Tool::Curl => which("curl").is_some(),
         }
     }
 }
