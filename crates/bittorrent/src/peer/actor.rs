@@ -1,11 +1,13 @@
 //! The peer actor's connection loop.
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -277,17 +279,23 @@ impl PeerActor {
         if self.am_choking {
             return Ok(false);
         }
-        let mut bytes = 0u64;
-        for (block, data) in blocks {
-            bytes += data.len() as u64;
-            conn.feed(Message::Piece {
-                piece: block.piece,
-                begin: block.begin,
-                data,
-            })
-            .await?;
-        }
+        // Whatever is queued goes first; then the blocks go straight from the
+        // store's buffer to the socket in one vectored write, with no copy into
+        // the codec's buffer.
         conn.flush().await?;
+        let headers: Vec<[u8; 13]> = blocks
+            .iter()
+            .map(|(block, data)| piece_header(block.piece, block.begin, data.len()))
+            .collect();
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * blocks.len());
+        for (header, (_, data)) in headers.iter().zip(&blocks) {
+            slices.push(IoSlice::new(header));
+            slices.push(IoSlice::new(data));
+        }
+        write_all_vectored(conn.get_mut(), &mut slices)
+            .await
+            .map_err(|e| PeerError::Wire(e.into()))?;
+        let bytes = blocks.iter().map(|(_, data)| data.len() as u64).sum();
         self.emit(PeerEvent::Uploaded {
             addr: self.addr,
             bytes,
@@ -486,6 +494,31 @@ impl PeerActor {
             _ = self.cancel.cancelled() => Err(PeerError::Closed),
         }
     }
+}
+
+/// The 13 bytes before a block's data in a `piece` message.
+fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
+    let mut header = [0u8; 13];
+    header[..4].copy_from_slice(&(9 + len as u32).to_be_bytes());
+    header[4] = 7;
+    header[5..9].copy_from_slice(&piece.to_be_bytes());
+    header[9..].copy_from_slice(&begin.to_be_bytes());
+    header
+}
+
+/// Writes every slice, however the socket splits the writes.
+async fn write_all_vectored(
+    io: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = io.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }
 
 fn describe(msg: &Message) -> String {
