@@ -2,14 +2,32 @@
 //! ones and a ban list. Pure.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// Known peer addresses and their connection history.
 #[derive(Debug, Default)]
 pub(crate) struct Swarm {
     candidates: HashMap<SocketAddr, Candidate>,
-    banned: HashSet<SocketAddr>,
+    banned: HashSet<BanKey>,
+}
+
+/// What a ban covers: the whole IP address, except on loopback, where many
+/// peers (local swarms, tests) share one address and only that port is banned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum BanKey {
+    Ip(IpAddr),
+    Addr(SocketAddr),
+}
+
+impl BanKey {
+    fn of(addr: &SocketAddr) -> Self {
+        if addr.ip().is_loopback() {
+            Self::Addr(*addr)
+        } else {
+            Self::Ip(addr.ip())
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -33,7 +51,7 @@ impl Swarm {
     /// Adds a candidate (ignored if banned; an existing one keeps its history
     /// but becomes pinned if `pinned`).
     pub(crate) fn add(&mut self, addr: SocketAddr, pinned: bool, now: Instant) {
-        if self.banned.contains(&addr) || addr.port() == 0 {
+        if self.is_banned(&addr) || addr.port() == 0 {
             return;
         }
         self.candidates
@@ -85,15 +103,17 @@ impl Swarm {
         }
     }
 
-    /// Never connect to `addr` again in this session.
+    /// Never connect to `addr` again in this session, nor accept it: the
+    /// whole IP address, or on loopback that address and port.
     pub(crate) fn ban(&mut self, addr: SocketAddr) {
-        self.candidates.remove(&addr);
-        self.banned.insert(addr);
+        let key = BanKey::of(&addr);
+        self.candidates.retain(|a, _| BanKey::of(a) != key);
+        self.banned.insert(key);
     }
 
     /// Whether `addr` is banned.
     pub(crate) fn is_banned(&self, addr: &SocketAddr) -> bool {
-        self.banned.contains(addr)
+        self.banned.contains(&BanKey::of(addr))
     }
 }
 
@@ -146,6 +166,24 @@ mod tests {
             "pinned survives, unpinned forgotten"
         );
         assert_eq!(s.next(later, |_| false), None);
+    }
+
+    #[test]
+    fn bans_cover_the_ip_except_on_loopback() {
+        let now = Instant::now();
+        let mut s = Swarm::default();
+        let remote = SocketAddr::from(([203, 0, 113, 7], 6881));
+        let same_ip = SocketAddr::from(([203, 0, 113, 7], 51413));
+        s.add(same_ip, false, now);
+        s.ban(remote);
+        assert!(
+            s.is_banned(&same_ip),
+            "another port of a banned IP is banned too"
+        );
+        assert_eq!(s.next(now, |_| false), None, "its candidates are forgotten");
+        s.ban(addr(1));
+        assert!(s.is_banned(&addr(1)));
+        assert!(!s.is_banned(&addr(2)), "other loopback peers are not");
     }
 
     #[test]
