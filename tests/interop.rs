@@ -9,96 +9,16 @@
 #[macro_use]
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use harness::fixture::{Fixture, MIB, PIECE, SINGLE, TREE};
+use harness::trackers::http_url;
 use harness::{Leecher, Tool, Tracker};
-
-/// Piece length exponent: 256 KiB pieces.
-const PIECE_LOG2: u32 = 18;
-const PIECE: u64 = 1 << PIECE_LOG2;
-const MIB: u64 = 1 << 20;
-
-/// A payload on disk, its torrent and info-hash.
-struct Fixture {
-    /// The test's scratch directory (logs go here too).
-    dir: tempfile::TempDir,
-    /// Directory the seeders serve from (`seed/<name>` is the content).
-    seed_dir: PathBuf,
-    /// The torrent's content: `seed/<name>`, a file or a directory.
-    content: PathBuf,
-    torrent: PathBuf,
-    hash: [u8; 20],
-}
-
-impl Fixture {
-    /// Writes `files` (relative path, size) under `seed/<name>`; a single `("", size)` entry
-    /// makes a single-file torrent named `name`. Makes the torrent with `announce`.
-    fn new(name: &str, files: &[(&str, u64)], announce: Option<&str>, piece_log2: u32) -> Self {
-        let dir = harness::scratch();
-        let seed_dir = dir.path().join("seed");
-        let content = seed_dir.join(name);
-        match files {
-            [("", len)] => harness::write_payload(&content, *len, 7),
-            _ => harness::write_tree(&content, files),
-        }
-        let torrent = dir.path().join(format!("{name}.torrent"));
-        harness::make_torrent(&content, announce, piece_log2, &torrent);
-        let hash = harness::info_hash(&torrent);
-        Fixture {
-            dir,
-            seed_dir,
-            content,
-            torrent,
-            hash,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn out_dir(&self) -> PathBuf {
-        self.path().join("out")
-    }
-
-    /// Where a leecher puts the content: `out/<name>`.
-    fn downloaded(&self) -> PathBuf {
-        self.out_dir()
-            .join(self.content.file_name().expect("content name"))
-    }
-
-    /// Downloads with `leecher` (dialing `peers` too) and checks the bytes.
-    fn leech_and_check(&self, leecher: Leecher, peers: &[u16]) {
-        let (_took, _leecher) =
-            harness::leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
-                .unwrap_or_else(|e| panic!("{e}"));
-        harness::assert_same_content(&self.content, &self.downloaded());
-    }
-}
-
-fn tracker_url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}/announce")
-}
-
-/// 3 MiB + 12345 bytes: the last of the 256 KiB pieces is short.
-const SINGLE: &[(&str, u64)] = &[("", 3 * MIB + 12345)];
-
-/// Nested folders, files smaller than a piece, one over many pieces, an empty one; files
-/// straddle piece boundaries.
-const TREE: &[(&str, u64)] = &[
-    ("a.txt", 1000),
-    ("empty.bin", 0),
-    ("docs/readme.md", 4321),
-    ("docs/deep/er/nested.bin", PIECE + 1),
-    ("media/big.bin", 9 * PIECE / 2 + 777),
-    ("media/small.bin", 17),
-    ("z-last.bin", 200_000),
-];
 
 /// opentracker + one libtorrent seeder; `leecher` downloads via the tracker.
 fn via_tracker_from_libtorrent(leecher: Leecher, name: &str, files: &[(&str, u64)]) {
     let port = harness::free_port();
-    let fx = Fixture::new(name, files, Some(&tracker_url(port)), PIECE_LOG2);
+    let fx = Fixture::new(name, files, Some(&http_url(port)));
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let (_seeder, _) = harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
     tracker.wait_seeders(&fx.hash, 1);
@@ -127,7 +47,7 @@ fn single_file_from_aria2_via_tracker() {
     require!(Tool::Opentracker, Tool::Mktorrent, Tool::Aria2);
     require!(@leecher leecher);
     let port = harness::free_port();
-    let fx = Fixture::new("single.bin", SINGLE, Some(&tracker_url(port)), PIECE_LOG2);
+    let fx = Fixture::new("single.bin", SINGLE, Some(&http_url(port)));
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let (_seeder, _) = harness::aria2_seeder("aria2-seeder", &fx.torrent, &fx.seed_dir, fx.path());
     tracker.wait_seeders(&fx.hash, 1);
@@ -141,7 +61,7 @@ fn direct_peer_without_working_tracker() {
     require!(@leecher leecher);
     // Nothing listens on the announce port: the tracker fails, the --peer must carry it.
     let dead = harness::free_port();
-    let fx = Fixture::new("single.bin", SINGLE, Some(&tracker_url(dead)), PIECE_LOG2);
+    let fx = Fixture::new("single.bin", SINGLE, Some(&http_url(dead)));
     let (_seeder, seed_port) =
         harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
     fx.leech_and_check(leecher, &[seed_port]);
@@ -154,12 +74,7 @@ fn three_seeders_each_upload() {
     require!(@leecher leecher);
     let size = 32 * MIB;
     let port = harness::free_port();
-    let fx = Fixture::new(
-        "big.bin",
-        &[("", size)],
-        Some(&tracker_url(port)),
-        PIECE_LOG2,
-    );
+    let fx = Fixture::new("big.bin", &[("", size)], Some(&http_url(port)));
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let mut seeders: Vec<_> = (0..3)
         .map(|i| {
@@ -199,7 +114,7 @@ fn harness_self_check_aria2_leeches_from_libtorrent() {
 #[test]
 fn harness_info_hash_matches_libtorrent() {
     require!(Tool::Mktorrent, Tool::Libtorrent);
-    let fx = Fixture::new("tree", TREE, None, PIECE_LOG2);
+    let fx = Fixture::new("tree", TREE, None);
     let out = std::process::Command::new(harness::python().expect("python"))
         .args([
             "-c",
@@ -253,7 +168,7 @@ fn harness_content_check_sees_missing_empty_file() {
 #[test]
 fn magnet_with_direct_peer_from_libtorrent() {
     require!(Tool::Mktorrent, Tool::Libtorrent);
-    let fx = Fixture::new("tree", TREE, None, PIECE_LOG2);
+    let fx = Fixture::new("tree", TREE, None);
     let (_seeder, seed_port) =
         harness::lt_seeder("lt-seeder", &fx.torrent, &fx.seed_dir, fx.path());
     let magnet = format!(
@@ -286,7 +201,7 @@ fn magnet_with_direct_peer_from_libtorrent() {
 #[test]
 fn http_ranges_while_downloading() {
     require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Curl);
-    let fx = Fixture::new("movie.mp4", &[("", 8 * MIB + 1234)], None, PIECE_LOG2);
+    let fx = Fixture::new("movie.mp4", &[("", 8 * MIB + 1234)], None);
     // About 1 MB/s: the whole file takes several seconds, one piece well under one.
     let (_seeder, seed_port) = harness::lt_seeder_with(
         "lt-seeder",

@@ -23,52 +23,24 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use harness::evil::{EvilPeer, Mode, Served};
+use harness::fixture::{Fixture, KIB, MIB};
 use harness::meta::{self, Meta, Resume};
+use harness::trackers::http_url;
 use harness::{Proc, Tool, Tracker};
 
-const KIB: u64 = 1 << 10;
-const MIB: u64 = 1 << 20;
-/// 256 KiB pieces.
-const PIECE_LOG2: u32 = 18;
+/// The seed of this file's payload bytes.
+const PAYLOAD_SEED: u64 = 11;
 
 /// How long one run of the CLI may take before the test fails.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A scratch directory with a payload under `seed/<name>`, its torrent and metadata.
-struct Fixture {
-    dir: tempfile::TempDir,
-    seed_dir: PathBuf,
-    content: PathBuf,
-    torrent: PathBuf,
-    meta: Meta,
-}
-
-impl Fixture {
-    /// `files` as in the other interop tests: a single `("", len)` is a single-file torrent.
-    fn new(name: &str, files: &[(&str, u64)], announce: Option<&str>) -> Fixture {
-        let dir = harness::scratch();
-        let seed_dir = dir.path().join("seed");
-        let content = seed_dir.join(name);
-        match files {
-            [("", len)] => harness::write_payload(&content, *len, 11),
-            _ => harness::write_tree(&content, files),
-        }
-        let torrent = dir.path().join(format!("{name}.torrent"));
-        harness::make_torrent(&content, announce, PIECE_LOG2, &torrent);
-        let meta = Meta::load(&torrent);
-        assert_eq!(meta.info_hash, harness::info_hash(&torrent));
-        Fixture {
-            dir,
-            seed_dir,
-            content,
-            torrent,
-            meta,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
+/// The shared fixture (`files` as in the other interop tests: a single `("", len)` is a
+/// single-file torrent) with this file's payload bytes, and its torrent's metadata.
+fn fixture(name: &str, files: &[(&str, u64)], announce: Option<&str>) -> (Fixture, Meta) {
+    let fx = Fixture::with_payload_seed(name, files, announce, PAYLOAD_SEED);
+    let meta = Meta::load(&fx.torrent);
+    assert_eq!(meta.info_hash, fx.hash);
+    (fx, meta)
 }
 
 /// Our CLI downloading `torrents` into `out` (`--bind 127.0.0.1 -p <free> --json -q`,
@@ -216,12 +188,8 @@ fn settled_upload(seeder: &Proc) -> u64 {
 /// and a bounded re-download.
 fn sigkill_restart(name: &str, files: &[(&str, u64)], plan: &[Kill]) {
     let port = harness::free_port();
-    let fx = Fixture::new(
-        name,
-        files,
-        Some(&format!("http://127.0.0.1:{port}/announce")),
-    );
-    let meta = &fx.meta;
+    let (fx, meta) = fixture(name, files, Some(&http_url(port)));
+    let meta = &meta;
     let size = meta.total_len();
     let tracker = Tracker::start(fx.path(), port, &[meta.info_hash]);
     let rate = KILL_TEST_RATE.to_string();
@@ -423,12 +391,12 @@ fn malicious_peer_beside_honest_seeder() {
     require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
     let port = harness::free_port();
     // 97 pieces: not a multiple of 8, so the bitfield has spare bits.
-    let fx = Fixture::new(
+    let (fx, meta) = fixture(
         "contested.bin",
         &[("", 24 * MIB + 100 * KIB)],
-        Some(&format!("http://127.0.0.1:{port}/announce")),
+        Some(&http_url(port)),
     );
-    let meta = &fx.meta;
+    let meta = &meta;
     assert_ne!(meta.pieces.len() % 8, 0);
     let tracker = Tracker::start(fx.path(), port, &[meta.info_hash]);
     // Rate-limited, so that the download takes a few seconds and the malicious peers are
@@ -797,8 +765,8 @@ fn torrent_paths_cannot_escape_the_download_dir() {
 #[test]
 fn enospc_then_resume() {
     require!(Tool::Mktorrent, Tool::Libtorrent);
-    let fx = Fixture::new("big.bin", &[("", 20 * MIB + 999)], None);
-    let meta = &fx.meta;
+    let (fx, meta) = fixture("big.bin", &[("", 20 * MIB + 999)], None);
+    let meta = &meta;
     let size = meta.total_len();
     let mnt = fx.path().join("small-disk");
     let disk = match harness::Tmpfs::mount(&mnt, "12m") {

@@ -18,30 +18,12 @@
 #[macro_use]
 mod harness;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use harness::{CliStats, Leecher, Proc, Tool, Tracker};
-
-/// Piece length exponent: 256 KiB pieces.
-const PIECE_LOG2: u32 = 18;
-const PIECE: u64 = 1 << PIECE_LOG2;
-const MIB: u64 = 1 << 20;
-
-/// 3 MiB + 12345 bytes: the last of the 256 KiB pieces is short.
-const SINGLE: &[(&str, u64)] = &[("", 3 * MIB + 12345)];
-
-/// Nested folders, files smaller than a piece, one over many pieces, an empty one; files
-/// straddle piece boundaries.
-const TREE: &[(&str, u64)] = &[
-    ("a.txt", 1000),
-    ("empty.bin", 0),
-    ("docs/readme.md", 4321),
-    ("docs/deep/er/nested.bin", PIECE + 1),
-    ("media/big.bin", 9 * PIECE / 2 + 777),
-    ("media/small.bin", 17),
-    ("z-last.bin", 200_000),
-];
+use harness::fixture::{Fixture, MIB, PIECE, SINGLE, TREE};
+use harness::trackers::http_url;
+use harness::{Leecher, Proc, Tool, Tracker};
 
 /// [`TREE`] without its empty file: transmission-cli 3.00 does not create empty files (a
 /// known limitation of 3.x), so its download of [`TREE`] would always lack `empty.bin`.
@@ -54,84 +36,6 @@ const TREE_NO_EMPTY: &[(&str, u64)] = &[
     ("z-last.bin", 200_000),
 ];
 
-/// A payload on disk, its torrent and info-hash.
-struct Fixture {
-    /// The test's scratch directory (logs go here too).
-    dir: tempfile::TempDir,
-    /// Directory the seeders serve from (`seed/<name>` is the content).
-    seed_dir: PathBuf,
-    /// The torrent's content: `seed/<name>`, a file or a directory.
-    content: PathBuf,
-    torrent: PathBuf,
-    hash: [u8; 20],
-    /// Total payload bytes.
-    size: u64,
-}
-
-impl Fixture {
-    /// Writes `files` (relative path, size) under `seed/<name>`; a single `("", size)` entry
-    /// makes a single-file torrent named `name`. Makes the torrent with `announce`.
-    fn new(name: &str, files: &[(&str, u64)], announce: &str) -> Self {
-        let dir = harness::scratch();
-        let seed_dir = dir.path().join("seed");
-        let content = seed_dir.join(name);
-        match files {
-            [("", len)] => harness::write_payload(&content, *len, 7),
-            _ => harness::write_tree(&content, files),
-        }
-        let torrent = dir.path().join(format!("{name}.torrent"));
-        harness::make_torrent(&content, Some(announce), PIECE_LOG2, &torrent);
-        let hash = harness::info_hash(&torrent);
-        Fixture {
-            dir,
-            seed_dir,
-            content,
-            torrent,
-            hash,
-            size: files.iter().map(|f| f.1).sum(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn name(&self) -> String {
-        self.content
-            .file_name()
-            .expect("content name")
-            .to_string_lossy()
-            .into_owned()
-    }
-
-    /// Checks that `out_dir/<name>` holds exactly the content.
-    fn check(&self, out_dir: &Path) {
-        harness::assert_same_content(&self.content, &out_dir.join(self.name()));
-    }
-
-    /// Checks the `--json` line of a seeder that started on complete data and served the
-    /// whole payload `copies` times (at least).
-    fn check_seed_stats(&self, stats: &[CliStats], copies: u64) {
-        let s = harness::stats_for(stats, &self.hash);
-        eprintln!("seeder --json: {s:?}");
-        assert_eq!(s.name, self.name(), "name in --json");
-        assert!(
-            s.complete,
-            "a seeder of complete data says complete=false: {s:?}"
-        );
-        assert_eq!(
-            s.downloaded, 0,
-            "a seeder of complete data downloaded: {s:?}"
-        );
-        assert!(
-            s.uploaded >= copies * self.size,
-            "seeder uploaded {} bytes, but the leechers got {copies} x {} bytes from it alone",
-            s.uploaded,
-            self.size
-        );
-    }
-}
-
 /// Waits until the tracker counts `n` seeders of the fixture; fails at once if one of
 /// `watched` exits.
 fn wait_seeders(tracker: &Tracker, fx: &Fixture, n: u64, watched: &mut [&mut Proc]) {
@@ -143,23 +47,16 @@ fn wait_seeders(tracker: &Tracker, fx: &Fixture, n: u64, watched: &mut [&mut Pro
     );
 }
 
-fn tracker_url(port: u16) -> String {
-    format!("http://127.0.0.1:{port}/announce")
-}
-
 /// Our seeder (complete data, opentracker) → `leecher` via the tracker; then the seeder is
 /// stopped with SIGINT and its `--json` line checked.
 fn cli_seeds_to(leecher: Leecher, name: &str, files: &[(&str, u64)]) {
     let port = harness::free_port();
-    let fx = Fixture::new(name, files, &tracker_url(port));
+    let fx = Fixture::new(name, files, Some(&http_url(port)));
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let (mut seeder, _) =
         harness::cli_seeder("cli-seeder", &fx.torrent, &fx.seed_dir, fx.path(), &[], &[]);
     wait_seeders(&tracker, &fx, 1, &mut [&mut seeder]);
-    let out = fx.path().join("out");
-    let (_took, _leecher) = harness::leech_with(leecher, &fx.torrent, &out, &[], fx.path())
-        .unwrap_or_else(|e| panic!("{e}"));
-    fx.check(&out);
+    let _leecher = fx.leech_and_check(leecher, &[]);
     let stats = harness::cli_stop(&mut seeder);
     fx.check_seed_stats(&stats, 1);
 }
@@ -198,7 +95,7 @@ fn seed_multi_file_to_aria2() {
 /// tracker is dead on purpose. Returns the seeder, still running, after transmission finished
 /// and the bytes were checked.
 fn transmission_leeches(start_seeder: impl FnOnce(&Fixture, u16) -> Proc) -> (Fixture, Proc) {
-    let fx = Fixture::new("tree", TREE_NO_EMPTY, &tracker_url(harness::free_port()));
+    let fx = Fixture::new("tree", TREE_NO_EMPTY, Some(&http_url(harness::free_port())));
     let out = fx.path().join("out");
     let (mut tr, tr_port) =
         harness::transmission_leecher("transmission", &fx.torrent, &out, fx.path());
@@ -329,7 +226,7 @@ fn stop_all(members: &mut [Member]) -> Vec<Report> {
 fn swarm(seed: Client, leechers: &[Client]) {
     let size = 48 * MIB;
     let port = harness::free_port();
-    let fx = Fixture::new("swarm.bin", &[("", size)], &tracker_url(port));
+    let fx = Fixture::new("swarm.bin", &[("", size)], Some(&http_url(port)));
     let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
     let start = Instant::now();
 
@@ -498,7 +395,7 @@ fn harness_self_check_libtorrent_swarm() {
 fn seeder_with_a_corrupt_piece_does_not_serve_it() {
     require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
     let port = harness::free_port();
-    let fx = Fixture::new("single.bin", SINGLE, &tracker_url(port));
+    let fx = Fixture::new("single.bin", SINGLE, Some(&http_url(port)));
     let pieces = fx.size.div_ceil(PIECE);
     let bad = pieces / 2;
     let mut bytes = std::fs::read(&fx.content).expect("read payload");

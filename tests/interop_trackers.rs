@@ -11,79 +11,64 @@
 #[macro_use]
 mod harness;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use harness::fixture::{Fixture, MIB, PIECE_LOG2};
 use harness::trackers::{dead_udp_port, http_url, make_torrent_tiers, udp_url};
 use harness::{Leecher, Proc, Tool, Tracker};
 
-/// 256 KiB pieces.
-const PIECE_LOG2: u32 = 18;
-
 /// 3 MiB + 12345 bytes: the last piece is short.
-const PAYLOAD: u64 = 3 * (1 << 20) + 12345;
+const PAYLOAD: u64 = 3 * MIB + 12345;
+
+/// The seed of the payload bytes.
+const PAYLOAD_SEED: u64 = 15;
 
 /// How long the tracker may take to list the seeder.
 const SEEDER_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A payload, the torrent our CLI gets (with `tiers`) and the torrent the seeder gets (with
-/// only the working tracker, so the test checks our client, not libtorrent's tier logic; both
-/// have the same info dictionary, hence the same info-hash).
-struct Fixture {
-    dir: tempfile::TempDir,
-    seed_dir: PathBuf,
-    content: PathBuf,
-    torrent: PathBuf,
-    hash: [u8; 20],
+/// The shared fixture with a payload and the torrent our CLI gets (with `tiers`), opentracker,
+/// and a libtorrent seeder of a torrent with only the working tracker (so the test checks our
+/// client, not libtorrent's tier logic; both torrents have the same info dictionary, hence the
+/// same info-hash).
+struct Swarm {
+    fx: Fixture,
     tracker: Tracker,
     _seeder: Proc,
 }
 
-impl Fixture {
+impl Swarm {
     /// Starts opentracker on `port` and a libtorrent seeder announcing to `seeder_url`; waits
     /// until the tracker lists the seeder.
-    fn start(port: u16, tiers: &[&[&str]], seeder_url: &str) -> Fixture {
-        let dir = harness::scratch();
-        let seed_dir = dir.path().join("seed");
-        let content = seed_dir.join("payload.bin");
-        harness::write_payload(&content, PAYLOAD, 15);
-        let torrent = dir.path().join("leech.torrent");
-        make_torrent_tiers(&content, tiers, PIECE_LOG2, &torrent);
-        let seed_torrent = dir.path().join("seed.torrent");
-        make_torrent_tiers(&content, &[&[seeder_url]], PIECE_LOG2, &seed_torrent);
-        let hash = harness::info_hash(&torrent);
+    fn start(port: u16, tiers: &[&[&str]], seeder_url: &str) -> Swarm {
+        let fx = Fixture::build(
+            "payload.bin",
+            &[("", PAYLOAD)],
+            PAYLOAD_SEED,
+            "leech.torrent",
+            |content, torrent| make_torrent_tiers(content, tiers, PIECE_LOG2, torrent),
+        );
+        let seed_torrent = fx.path().join("seed.torrent");
+        make_torrent_tiers(&fx.content, &[&[seeder_url]], PIECE_LOG2, &seed_torrent);
         assert_eq!(
-            hash,
+            fx.hash,
             harness::info_hash(&seed_torrent),
             "same info dictionary"
         );
 
-        let tracker = Tracker::start(dir.path(), port, &[hash]);
-        let (seeder, _) = harness::lt_seeder("lt-seeder", &seed_torrent, &seed_dir, dir.path());
-        tracker.wait_seeders_for(&hash, 1, SEEDER_ANNOUNCE_TIMEOUT);
-        Fixture {
-            dir,
-            seed_dir,
-            content,
-            torrent,
-            hash,
+        let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
+        let (seeder, _) = harness::lt_seeder("lt-seeder", &seed_torrent, &fx.seed_dir, fx.path());
+        tracker.wait_seeders_for(&fx.hash, 1, SEEDER_ANNOUNCE_TIMEOUT);
+        Swarm {
+            fx,
             tracker,
             _seeder: seeder,
         }
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// Our CLI downloads via the trackers only (no `--peer`); checks the bytes and returns the
     /// CLI's log.
     fn leech_and_check(&self) -> String {
-        let out = self.path().join("out");
-        let (_took, cli) = harness::leech_with(Leecher::Cli, &self.torrent, &out, &[], self.path())
-            .unwrap_or_else(|e| panic!("{e}"));
-        harness::assert_same_content(&self.content, &out.join("payload.bin"));
-        cli.output()
+        self.fx.leech_and_check(Leecher::Cli, &[]).output()
     }
 }
 
@@ -100,15 +85,19 @@ fn udp_only_tracker_with_libtorrent_seeder() {
     require!(Tool::Opentracker, Tool::Mktorrent, Tool::Libtorrent);
     let port = harness::free_port();
     let udp = udp_url(port);
-    let fx = Fixture::start(port, &[&[&udp]], &udp);
+    let swarm = Swarm::start(port, &[&[&udp]], &udp);
     // The seeder reached opentracker over UDP: its torrent names no other tracker.
-    let log = fx.leech_and_check();
+    let log = swarm.leech_and_check();
     assert_logged(&log, &["announced started to", &udp]);
     assert_logged(&log, &["announced completed to", &udp]);
-    assert!(fx.seed_dir.join("payload.bin").is_file());
+    assert!(swarm.fx.seed_dir.join("payload.bin").is_file());
     // opentracker counted our `completed` (over UDP) as a download.
     assert!(
-        fx.tracker.scrape(&fx.hash, "downloaded").unwrap_or(0) >= 1,
+        swarm
+            .tracker
+            .scrape(&swarm.fx.hash, "downloaded")
+            .unwrap_or(0)
+            >= 1,
         "opentracker saw no completed download"
     );
 }
@@ -120,8 +109,8 @@ fn dead_first_tier_falls_through_to_udp_tracker() {
     let dead_http = http_url(harness::free_port());
     let dead_udp = udp_url(dead_udp_port());
     let udp = udp_url(port);
-    let fx = Fixture::start(port, &[&[&dead_http, &dead_udp], &[&udp]], &udp);
-    let log = fx.leech_and_check();
+    let swarm = Swarm::start(port, &[&[&dead_http, &dead_udp], &[&udp]], &udp);
+    let log = swarm.leech_and_check();
     assert_logged(&log, &["announce to", &dead_http, "failed"]);
     assert_logged(&log, &["announce to", &dead_udp, "failed"]);
     assert_logged(&log, &["announced started to", &udp]);
@@ -133,8 +122,8 @@ fn dead_udp_tier_falls_through_to_http_tracker() {
     let port = harness::free_port();
     let dead_udp = udp_url(dead_udp_port());
     let http = http_url(port);
-    let fx = Fixture::start(port, &[&[&dead_udp], &[&http]], &http);
-    let log = fx.leech_and_check();
+    let swarm = Swarm::start(port, &[&[&dead_udp], &[&http]], &http);
+    let log = swarm.leech_and_check();
     assert_logged(&log, &["announce to", &dead_udp, "failed"]);
     assert_logged(&log, &["announced started to", &http]);
 }

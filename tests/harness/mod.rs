@@ -6,9 +6,11 @@
 //! Ports come from binding 127.0.0.1:0; every test has its own temporary directory, so the
 //! tests may run in parallel.
 //!
-//! Submodules: [`bencode`] (a reader/writer of its own), [`meta`] (.torrent metadata, piece
-//! checks of data on disk, our CLI's resume records, crafted torrents), [`evil`] (an
-//! in-process peer, honest or malicious, that counts its connections).
+//! Submodules: [`fixture`] (a payload, its torrent and info-hash in a scratch directory; the
+//! shared piece size and payload shapes), [`bencode`] (a reader/writer of its own), [`meta`]
+//! (.torrent metadata, piece checks of data on disk, our CLI's resume records, crafted
+//! torrents), [`evil`] (an in-process peer, honest or malicious, that counts its connections),
+//! [`trackers`] (torrents with BEP 12 tiers, tracker URLs).
 //!
 //! Environment:
 //! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
@@ -23,6 +25,7 @@
 
 pub mod bencode;
 pub mod evil;
+pub mod fixture;
 pub mod meta;
 
 use std::fs::{self, File};
@@ -642,7 +645,7 @@ impl Tracker {
     }
 
     pub fn announce_url(&self) -> String {
-        format!("http://127.0.0.1:{}/announce", self.port)
+        trackers::http_url(self.port)
     }
 
     /// The number of seeders ("complete") the tracker has for `hash`, from a scrape.
