@@ -683,19 +683,7 @@ impl Tracker {
 
     /// Waits up to `timeout` until the tracker lists at least `n` leechers for `hash`.
     pub fn wait_leechers(&self, hash: &[u8; 20], n: u64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let have = self.leechers(hash).unwrap_or(0);
-            if have >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tracker knows {have} leechers of {}, want {n}",
-                hex::encode(hash)
-            );
-            sleep(Duration::from_millis(100));
-        }
+        wait_count("leechers", hash, n, timeout, || self.leechers(hash));
     }
 
     /// Waits until the tracker lists at least `n` seeders for `hash`.
@@ -705,19 +693,30 @@ impl Tracker {
 
     /// Waits up to `timeout` until the tracker lists at least `n` seeders for `hash`.
     pub fn wait_seeders_for(&self, hash: &[u8; 20], n: u64, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let have = self.seeders(hash).unwrap_or(0);
-            if have >= n {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tracker knows {have} seeders of {}, want {n}",
-                hex::encode(hash)
-            );
-            sleep(Duration::from_millis(100));
+        wait_count("seeders", hash, n, timeout, || self.seeders(hash));
+    }
+}
+
+/// Polls `count` until it reaches `n`; fails the test after `timeout`.
+fn wait_count(
+    what: &str,
+    hash: &[u8; 20],
+    n: u64,
+    timeout: Duration,
+    count: impl Fn() -> Option<u64>,
+) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let have = count().unwrap_or(0);
+        if have >= n {
+            return;
         }
+        assert!(
+            Instant::now() < deadline,
+            "tracker knows {have} {what} of {}, want {n}",
+            hex::encode(hash)
+        );
+        sleep(Duration::from_millis(100));
     }
 }
 
