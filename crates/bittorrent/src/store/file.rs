@@ -20,7 +20,8 @@ use bytes::Bytes;
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::resume::{FileStamp, ResumeRecord};
-use crate::store::{Layout, Store, StoreError};
+use crate::store::parts::PartFile;
+use crate::store::{FileSlice, Layout, Store, StoreError};
 use crate::types::InfoHash;
 
 /// Folder under the download directory that holds resume records.
@@ -47,6 +48,13 @@ struct ResumeTarget {
 /// Every path is checked to be relative and made only of normal components,
 /// so nothing is written outside the download directory (symbolic links
 /// already present under it are followed as the OS does).
+///
+/// Files can be deselected ([`Store::set_wanted_files`]). A store made by
+/// [`FileStore::from_meta_info`] then never creates them: their share of a
+/// piece that also holds a wanted file goes to a sparse part file,
+/// `DIR/.bittorrent/<info-hash>.parts`, and moves into the file if it is
+/// selected later. (A store from [`FileStore::from_layout`] has no such
+/// place and writes every file.)
 #[derive(Debug)]
 pub struct FileStore {
     root: PathBuf,
@@ -62,13 +70,18 @@ pub struct FileStore {
     resume: Option<ResumeTarget>,
     /// Directories known to exist.
     dirs: Mutex<HashSet<PathBuf>>,
+    /// Whether each file is wanted (all are at first).
+    wanted: Vec<AtomicBool>,
+    /// Where the pieces' shares of unwanted files go, if anywhere.
+    parts: Option<PartFile>,
 }
 
 impl FileStore {
     /// How many files a store keeps open unless told otherwise.
     pub const DEFAULT_MAX_OPEN_FILES: usize = 128;
 
-    /// A store for `meta`'s files under `dir`. Touches nothing on disk yet.
+    /// A store for `meta`'s files under `dir`. Writes nothing on disk yet
+    /// (it reads the part file's index, if there is one).
     ///
     /// # Errors
     /// [`StoreError::UnsafePath`] if a file path is empty, absolute or has a
@@ -76,9 +89,15 @@ impl FileStore {
     /// tile the torrent's byte stream or two files would share a path.
     pub fn from_meta_info(dir: impl AsRef<Path>, meta: &MetaInfo) -> Result<Self, StoreError> {
         let mut store = Self::from_layout(dir.as_ref(), Layout::from_meta_info(meta))?;
-        let name = format!("{}.resume", meta.info_hash.to_hex());
+        let hex = meta.info_hash.to_hex();
+        let meta_dir = dir.as_ref().join(RESUME_DIR);
+        store.parts = Some(PartFile::load(
+            meta_dir.join(format!("{hex}.parts")),
+            store.layout.piece_count(),
+            store.layout.files.len(),
+        ));
         store.resume = Some(ResumeTarget {
-            path: dir.as_ref().join(RESUME_DIR).join(name),
+            path: meta_dir.join(format!("{hex}.resume")),
             info_hash: meta.info_hash,
             read: true,
         });
@@ -99,6 +118,7 @@ impl FileStore {
             .iter()
             .map(|_| AtomicBool::new(false))
             .collect();
+        let wanted = layout.files.iter().map(|_| AtomicBool::new(true)).collect();
         Ok(Self {
             root,
             layout,
@@ -108,6 +128,8 @@ impl FileStore {
             sync: false,
             resume: None,
             dirs: Mutex::new(HashSet::new()),
+            wanted,
+            parts: None,
         })
     }
 
@@ -244,8 +266,11 @@ impl Store for FileStore {
                 cursor.skip(slice.length);
                 continue;
             }
-            let file = self.file(slice.file, true)?;
-            self.written[slice.file].store(true, Ordering::Relaxed);
+            let target = self.target(index, slice, true)?;
+            let file = target.file.ok_or_else(out_of_range)?;
+            if !target.in_parts {
+                self.written[slice.file].store(true, Ordering::Relaxed);
+            }
             let mut done = 0;
             while done < slice.length {
                 let chunk = cursor.take(slice.length - done);
@@ -253,13 +278,21 @@ impl Store for FileStore {
                     // Unreachable: the blocks add up to the piece length.
                     return Err(out_of_range());
                 }
-                file.write_all_at(chunk, slice.offset + done)
+                file.write_all_at(chunk, target.offset + done)
                     .map_err(|source| StoreError::Io {
                         op: "write",
-                        path: self.paths[slice.file].clone(),
+                        path: target.path.to_path_buf(),
                         source,
                     })?;
                 done += chunk.len() as u64;
+            }
+            if let Some(parts) = &self.parts {
+                if target.in_parts {
+                    parts.add(index, slice.file)?;
+                } else if parts.holds(index, slice.file) {
+                    // Rewritten in place: the old share is stale.
+                    parts.remove(&[index], slice.file)?;
+                }
             }
         }
         Ok(())
@@ -285,25 +318,29 @@ impl Store for FileStore {
             if self.layout.files[slice.file].pad {
                 continue; // Pad bytes are zeros.
             }
-            let path = &self.paths[slice.file];
-            let short_read = || StoreError::ShortRead {
-                path: path.clone(),
+            let short_read = |path: &Path| StoreError::ShortRead {
+                path: path.to_path_buf(),
                 offset: slice.offset,
                 length: slice.length,
             };
-            let file = match self.file(slice.file, false) {
-                Ok(file) => file,
-                Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                    return Err(short_read());
+            let target = match self.target(index, slice, false) {
+                Ok(target) => target,
+                Err(StoreError::Io { source, path, .. })
+                    if source.kind() == io::ErrorKind::NotFound =>
+                {
+                    return Err(short_read(&path));
                 }
                 Err(e) => return Err(e),
             };
-            file.read_exact_at(dest, slice.offset)
+            let Some(file) = target.file else {
+                return Err(short_read(target.path));
+            };
+            file.read_exact_at(dest, target.offset)
                 .map_err(|source| match source.kind() {
-                    io::ErrorKind::UnexpectedEof => short_read(),
+                    io::ErrorKind::UnexpectedEof => short_read(target.path),
                     _ => StoreError::Io {
                         op: "read",
-                        path: path.clone(),
+                        path: target.path.to_path_buf(),
                         source,
                     },
                 })?;
@@ -313,7 +350,7 @@ impl Store for FileStore {
 
     fn finalize(&self) -> Result<(), StoreError> {
         for (index, entry) in self.layout.files.iter().enumerate() {
-            if entry.pad || entry.length != 0 {
+            if entry.pad || entry.length != 0 || !self.wanted[index].load(Ordering::Relaxed) {
                 continue;
             }
             let path = &self.paths[index];
@@ -331,6 +368,25 @@ impl Store for FileStore {
         }
         if self.sync {
             self.sync_written()?;
+        }
+        Ok(())
+    }
+
+    fn set_wanted_files(&self, wanted: &[bool]) -> Result<(), StoreError> {
+        if wanted.len() != self.wanted.len() {
+            return Err(StoreError::InvalidLayout(format!(
+                "{} selection flags for {} files",
+                wanted.len(),
+                self.wanted.len()
+            )));
+        }
+        for (flag, &want) in self.wanted.iter().zip(wanted) {
+            flag.store(want, Ordering::Relaxed);
+        }
+        if let Some(parts) = &self.parts {
+            for (file, _) in wanted.iter().enumerate().filter(|(_, &want)| want) {
+                self.move_out_of_parts(parts, file)?;
+            }
         }
         Ok(())
     }
@@ -363,6 +419,15 @@ impl Store for FileStore {
                 return None;
             }
         };
+        if let Some(parts) = &self.parts {
+            if parts.is_damaged(|piece, file| self.share_end(piece, file)) {
+                log::info!(
+                    "part file {} does not hold what its index says; checking the data",
+                    parts.path().display()
+                );
+                return None;
+            }
+        }
         for (index, stamp) in record.files.iter().enumerate() {
             if self.stamp(index) != *stamp {
                 log::info!(
@@ -391,6 +456,102 @@ impl Store for FileStore {
                 .collect(),
         };
         write_atomically(&resume.path, &record.encode())
+    }
+}
+
+/// Where one file run of a piece is read or written.
+struct Target<'a> {
+    /// `None` when reading from a part file that does not exist.
+    file: Option<Arc<File>>,
+    /// Offset in `file`.
+    offset: u64,
+    /// For error messages.
+    path: &'a Path,
+    /// The run is in the part file, not in its own file.
+    in_parts: bool,
+}
+
+impl FileStore {
+    /// Where `slice` (a run of piece `piece`) lives: in the part file when
+    /// its file is unwanted (writing) or the part file holds it (reading),
+    /// otherwise in the file itself.
+    fn target(&self, piece: u32, slice: FileSlice, write: bool) -> Result<Target<'_>, StoreError> {
+        if let Some(parts) = &self.parts {
+            let in_parts = if write {
+                !self.wanted[slice.file].load(Ordering::Relaxed)
+            } else {
+                parts.holds(piece, slice.file)
+            };
+            if in_parts {
+                return Ok(Target {
+                    file: parts.handle(write)?,
+                    offset: self.layout.files[slice.file].offset + slice.offset,
+                    path: parts.path(),
+                    in_parts,
+                });
+            }
+        }
+        Ok(Target {
+            file: Some(self.file(slice.file, write)?),
+            offset: slice.offset,
+            path: &self.paths[slice.file],
+            in_parts: false,
+        })
+    }
+
+    /// Offset in the torrent's byte stream just past `file`'s share of
+    /// `piece` (where that share ends in the part file).
+    fn share_end(&self, piece: u32, file: usize) -> u64 {
+        let entry = &self.layout.files[file];
+        let piece_end = self
+            .layout
+            .piece_offset(piece)
+            .map_or(0, |start| start + u64::from(self.layout.piece_len(piece)));
+        piece_end.min(entry.offset + entry.length)
+    }
+
+    /// Moves `file`'s shares out of the part file into the file itself.
+    fn move_out_of_parts(&self, parts: &PartFile, file: usize) -> Result<(), StoreError> {
+        let pieces = parts.pieces_of(file);
+        if pieces.is_empty() {
+            return Ok(());
+        }
+        let Some(source) = parts.handle(false)? else {
+            // The index names data that is gone; the resume check finds
+            // the part file damaged and pieces are hashed again.
+            log::warn!("part file {} is missing", parts.path().display());
+            return Ok(());
+        };
+        let dest = self.file(file, true)?;
+        let offset_in_stream = self.layout.files[file].offset;
+        for &piece in &pieces {
+            let len = u64::from(self.layout.piece_len(piece));
+            let slices = self.layout.slices(piece, 0, len).unwrap_or_default();
+            for slice in slices.into_iter().filter(|s| s.file == file) {
+                // At most one piece long.
+                let mut buf = vec![0u8; slice.length as usize];
+                source
+                    .read_exact_at(&mut buf, offset_in_stream + slice.offset)
+                    .map_err(|source| StoreError::Io {
+                        op: "read",
+                        path: parts.path().to_path_buf(),
+                        source,
+                    })?;
+                dest.write_all_at(&buf, slice.offset)
+                    .map_err(|source| StoreError::Io {
+                        op: "write",
+                        path: self.paths[file].clone(),
+                        source,
+                    })?;
+            }
+        }
+        self.written[file].store(true, Ordering::Relaxed);
+        log::debug!(
+            "moved {} piece share(s) of {} out of the part file",
+            pieces.len(),
+            self.paths[file].display()
+        );
+        parts.remove(&pieces, file)
     }
 }
 
@@ -456,7 +617,7 @@ impl FileStore {
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new
 /// content: write a temporary file beside it, fsync it, rename it over
 /// `path`, then fsync the directory (best effort).
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| StoreError::Io { op, path, source }
@@ -993,6 +1154,147 @@ mod tests {
         c.skip(2);
         assert_eq!(c.take(9), b"fg");
         assert_eq!(c.take(1), b"");
+    }
+
+    /// Pieces touching a wanted file: what the engine downloads.
+    fn wanted_pieces(meta: &MetaInfo, wanted: &[bool]) -> Vec<u32> {
+        let l = layout(meta);
+        (0..l.piece_count() as u32)
+            .filter(|&p| {
+                l.slices(p, 0, u64::from(l.piece_len(p)))
+                    .unwrap()
+                    .iter()
+                    .any(|s| wanted[s.file] && !l.files[s.file].pad)
+            })
+            .collect()
+    }
+
+    fn read_piece(store: &FileStore, meta: &MetaInfo, index: u32) -> Bytes {
+        store
+            .read_block(index, 0, layout(meta).piece_len(index))
+            .unwrap()
+    }
+
+    fn piece_data<'a>(meta: &MetaInfo, data: &'a [u8], index: u32) -> &'a [u8] {
+        let l = layout(meta);
+        let start = l.piece_offset(index).unwrap() as usize;
+        &data[start..start + l.piece_len(index) as usize]
+    }
+
+    #[test]
+    fn unwanted_files_are_never_created_and_their_shares_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 9);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        // Only a.bin (100 bytes: pieces 0-3, piece 3 shared with b.bin) and
+        // "d" (a 1-byte file inside a piece shared with c.bin and last).
+        let mut wanted = vec![false; meta.files.len()];
+        wanted[0] = true;
+        wanted[5] = true;
+        store.set_wanted_files(&wanted).unwrap();
+        let pieces = wanted_pieces(&meta, &wanted);
+        for &index in &pieces {
+            store
+                .write_piece(index, &blocks(&meta, &data, index))
+                .unwrap();
+        }
+        store.finalize().unwrap();
+        for (i, f) in meta.files.iter().enumerate() {
+            let on_disk = dir.path().join(&f.path).exists();
+            assert_eq!(on_disk, wanted[i] && !f.pad, "{}", f.path.display());
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join("t/a.bin")).unwrap(),
+            &data[..100]
+        );
+        let d = &meta.files[5];
+        assert_eq!(
+            std::fs::read(dir.path().join("t/d")).unwrap(),
+            &data[d.offset as usize..][..1]
+        );
+        for &index in &pieces {
+            assert_eq!(
+                read_piece(&store, &meta, index),
+                piece_data(&meta, &data, index)
+            );
+        }
+        let parts = dir
+            .path()
+            .join(RESUME_DIR)
+            .join(format!("{}.parts", meta.info_hash.to_hex()));
+        assert!(
+            parts.exists(),
+            "shares of unwanted files are in the part file"
+        );
+
+        // A new store (a restart) with the same selection reads them back,
+        // and trusts a resume record.
+        let again = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        again.set_wanted_files(&wanted).unwrap();
+        let mut have = Bitfield::new(layout(&meta).piece_count());
+        for &index in &pieces {
+            have.set(index as usize);
+            assert_eq!(
+                read_piece(&again, &meta, index),
+                piece_data(&meta, &data, index)
+            );
+        }
+        again.save_resume(&have).unwrap();
+        let third = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        third.set_wanted_files(&wanted).unwrap();
+        assert_eq!(third.load_resume(), Some(have));
+
+        // Selecting everything moves the shares into place; after the rest
+        // is written every file is exact and the part file is gone.
+        third
+            .set_wanted_files(&vec![true; meta.files.len()])
+            .unwrap();
+        for index in 0..layout(&meta).piece_count() as u32 {
+            if !pieces.contains(&index) {
+                third
+                    .write_piece(index, &blocks(&meta, &data, index))
+                    .unwrap();
+            }
+        }
+        third.finalize().unwrap();
+        for f in meta.files.iter().filter(|f| !f.pad) {
+            let got = std::fs::read(dir.path().join(&f.path)).unwrap();
+            assert!(
+                got == data[f.offset as usize..(f.offset + f.length) as usize],
+                "{}",
+                f.path.display()
+            );
+        }
+        assert!(!parts.exists(), "part file removed once empty");
+        assert!(!parts.with_extension("parts.index").exists());
+    }
+
+    #[test]
+    fn deselecting_a_started_file_keeps_what_it_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = meta(16, &[("x", 40, false), ("y", 40, false)]);
+        let data = stream(&meta, 3);
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        // All wanted: piece 0 goes to x. Then x is deselected: the shared
+        // piece 2 (bytes 32-47: x 32-39, y 0-7) puts x's share in the part
+        // file while x keeps what it had.
+        store.write_piece(0, &blocks(&meta, &data, 0)).unwrap();
+        store.set_wanted_files(&[false, true]).unwrap();
+        store.write_piece(2, &blocks(&meta, &data, 2)).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("t/x")).unwrap().len(), 16);
+        for index in [0, 2] {
+            assert_eq!(
+                read_piece(&store, &meta, index),
+                piece_data(&meta, &data, index)
+            );
+        }
+        // A piece rewritten while its file is wanted again leaves the part
+        // file (the share there would be stale).
+        store.set_wanted_files(&[true, true]).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("t/x")).unwrap().len(), 40);
+        assert_eq!(read_piece(&store, &meta, 2), piece_data(&meta, &data, 2));
+        assert!(store.set_wanted_files(&[true]).is_err(), "wrong flag count");
     }
 
     #[test]

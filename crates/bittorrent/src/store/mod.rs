@@ -7,6 +7,7 @@
 mod file;
 mod layout;
 mod memory;
+mod parts;
 
 pub use file::{FileStore, RESUME_DIR};
 pub use layout::{FileSlice, Layout};
@@ -43,6 +44,24 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Which of the torrent's files are wanted: one flag per file, in
+    /// [`Layout::files`] order (all are wanted until this is called). The
+    /// engine calls it from a blocking thread before the first piece is read
+    /// or written, and whenever the selection changes.
+    ///
+    /// Unwanted files still receive their share of pieces that straddle a
+    /// wanted file (a piece is verified and served whole). A store may keep
+    /// those shares out of sight, but must read them back, and must move
+    /// them into place when the file becomes wanted again.
+    ///
+    /// # Errors
+    /// A flag count that is not the file count; any IO error while moving
+    /// data.
+    fn set_wanted_files(&self, wanted: &[bool]) -> Result<(), StoreError> {
+        let _ = wanted;
+        Ok(())
+    }
+
     /// The pieces this store vouches for without hashing: those of a resume
     /// record that still matches the data. `None` when there is no usable
     /// record (then every piece is checked by hash).
@@ -75,6 +94,10 @@ impl<S: Store> Store for std::sync::Arc<S> {
 
     fn finalize(&self) -> Result<(), StoreError> {
         (**self).finalize()
+    }
+
+    fn set_wanted_files(&self, wanted: &[bool]) -> Result<(), StoreError> {
+        (**self).set_wanted_files(wanted)
     }
 
     fn load_resume(&self) -> Option<Bitfield> {
