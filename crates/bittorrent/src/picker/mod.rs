@@ -25,7 +25,9 @@
 //!   first. Deadlines are kept but **ignored**: this is the swarm-friendly
 //!   mode, and a torrent that stops streaming only has to switch modes.
 //! - [`PickMode::Sequential`]: the lowest-index wanted piece first (`High`
-//!   pieces still before `Normal` ones, `Skip` never). Deadlines ignored.
+//!   pieces still before `Normal` ones, `Skip` never), plus deadlines as in
+//!   `Streaming` (a reader that seeks ahead must not wait for everything
+//!   before it).
 //! - [`PickMode::Streaming`]: exactly `RarestFirst`, plus deadlines: pieces
 //!   with a deadline ("urgent") come before everything else. The torrent
 //!   keeps deadlines on a read-ahead window in front of the reader.
@@ -35,7 +37,8 @@
 //! a wanted, unverified piece: it is refused on `Skip`, verified and
 //! out-of-range pieces, dropped when the piece is verified or set to `Skip`
 //! (and not restored if it is wanted again), and kept when the piece fails
-//! its hash check. In `Streaming` mode, [`Picker::pick_at`] treats urgent pieces so:
+//! its hash check. In `Streaming` and `Sequential` modes, [`Picker::pick_at`]
+//! treats urgent pieces so:
 //!
 //! - earliest deadline first, before partial pieces and `High` pieces, and
 //!   regardless of the partial-piece cap;
@@ -122,8 +125,8 @@ pub enum PickMode {
     /// Random first pieces, then rarest first. Deadlines are ignored.
     #[default]
     RarestFirst,
-    /// Lowest-index wanted piece first (`High` before `Normal`). Deadlines
-    /// are ignored.
+    /// Lowest-index wanted piece first (`High` before `Normal`), after
+    /// pieces with a deadline (earliest first).
     Sequential,
     /// `RarestFirst`, plus pieces with a deadline first (earliest first).
     Streaming,
@@ -733,7 +736,7 @@ impl Picker {
 
     /// Whether deadlines take effect now.
     fn deadlines_active(&self) -> bool {
-        self.mode == PickMode::Streaming && !self.deadlines.is_empty()
+        self.mode != PickMode::RarestFirst && !self.deadlines.is_empty()
     }
 
     /// Step 0 of a pick: urgent pieces the peer has, earliest deadline
@@ -2086,7 +2089,6 @@ mod tests {
         p.mark_have(1);
         p.set_priority(3, Priority::Skip);
         p.set_priority(7, Priority::High);
-        p.set_deadline(9, t0); // ignored in Sequential mode
         let all = Bitfield::full(n);
         let one = |p: &mut Picker, has: &Bitfield| p.pick_at(has, &none(), 1, t0, true)[0];
         assert_eq!(one(&mut p, &all).piece, 7); // High first
@@ -2100,7 +2102,11 @@ mod tests {
         p.cancel(zero);
         assert_eq!(one(&mut p, &all).piece, 0);
         p.set_priority(3, Priority::Normal);
-        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 3)), vec![3, 8, 9]);
+        assert_eq!(pieces_in_order(&p.pick(&all, &none(), 2)), vec![3, 8]);
+        // A deadline comes before the lowest index.
+        p.cancel(zero);
+        p.set_deadline(9, t0);
+        assert_eq!(one(&mut p, &all).piece, 9);
         p.assert_consistent();
     }
 
@@ -2254,7 +2260,7 @@ mod tests {
                     let got = p.pick_at(&peers[k].has, &peers[k].in_flight, max, now, fast);
                     assert!(got.len() <= max);
                     let endgame = p.in_endgame();
-                    let streaming = p.mode() == PickMode::Streaming;
+                    let streaming = p.mode() != PickMode::RarestFirst;
                     let mut seen = HashSet::new();
                     for b in &got {
                         assert!(seen.insert(*b), "seed {seed}: twice in one pick");
