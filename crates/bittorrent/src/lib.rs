@@ -47,6 +47,7 @@ pub mod wire;
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
 pub mod prelude {
     pub use crate::metainfo::MetaInfo;
+    pub use crate::picker::{PickMode, Priority};
     pub use crate::session::{Event, EventReceiver, Session, SessionConfig, SessionHandle};
     pub use crate::store::{FileStore, MemoryStore, Store};
     pub use crate::torrent::{Torrent, TorrentHandle, TorrentState, TorrentStats};

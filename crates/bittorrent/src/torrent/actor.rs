@@ -27,13 +27,15 @@ use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
-use crate::picker::{PickMode, Picker, Received};
+use crate::picker::{PickMode, Picker, Priority, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::piece::PieceBuffer;
+use crate::torrent::selection;
 use crate::torrent::swarm::Swarm;
-use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentState, TorrentStats};
+use crate::torrent::TorrentStats;
+use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentError, TorrentState};
 use crate::torrent::{Source, StreamParts};
 use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
 use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
@@ -75,6 +77,8 @@ pub(crate) async fn run(
         source,
         peers,
         use_trackers,
+        file_priorities,
+        mode,
     } = torrent;
     let (meta, store) = match source {
         Source::Meta { meta, store } => (meta, store),
@@ -106,6 +110,18 @@ pub(crate) async fn run(
         }
     };
     let now = Instant::now();
+    let mut priorities = file_priorities
+        .map(|decide| decide(&meta))
+        .unwrap_or_default();
+    if priorities.len() > meta.files.len() {
+        log::warn!(
+            "[{}] {} file priorities for {} files; the extra ones are ignored",
+            meta.info_hash.short(),
+            priorities.len(),
+            meta.files.len()
+        );
+    }
+    priorities.resize(meta.files.len(), Priority::Normal);
     let meta = Arc::new(meta);
     let info_hash = meta.info_hash;
     // BEP 27: a private torrent gets its peers from its trackers only.
@@ -167,7 +183,12 @@ pub(crate) async fn run(
         readers: HashMap::new(),
         resume_dirty: false,
         saving: JoinSet::new(),
+        file_priorities: priorities,
+        mode,
+        selecting: JoinSet::new(),
+        pending_selection: None,
     };
+    actor.apply_priorities();
     actor.run(commands, peer_rx, tracker_rx).await;
 }
 
@@ -262,6 +283,16 @@ impl MagnetPhase<'_> {
                         let _ = reply.send(None);
                     }
                     Some(TorrentCommand::WaitPiece { .. } | TorrentCommand::ReaderGone { .. }) => {}
+                    Some(TorrentCommand::FilePriorities { reply }) => {
+                        let _ = reply.send(Vec::new());
+                    }
+                    Some(TorrentCommand::SetFilePriorities { reply, .. }) => {
+                        let why = "the metadata is not known yet".to_owned();
+                        let _ = reply.send(Err(TorrentError::Selection(why)));
+                    }
+                    Some(TorrentCommand::SetMode { .. }) => {
+                        log::debug!("{tag} mode change ignored while fetching metadata");
+                    }
                     None => break None,
                 },
                 update = tracker_rx.recv(), if tracker_open => match update {
@@ -368,13 +399,21 @@ struct TorrentActor {
     /// When to announce on the DHT next.
     next_dht: Instant,
     /// Streaming readers waiting for a piece to be verified.
-    waiters: HashMap<u32, Vec<oneshot::Sender<()>>>,
+    waiters: HashMap<u32, Vec<oneshot::Sender<Result<(), &'static str>>>>,
     /// Each streaming reader's read-ahead window (pieces with deadlines).
     readers: HashMap<u64, std::ops::Range<u32>>,
     /// Pieces were verified since the last resume record.
     resume_dirty: bool,
     /// The resume record being written (at most one at a time).
     saving: JoinSet<Result<(), StoreError>>,
+    /// Each file's priority.
+    file_priorities: Vec<Priority>,
+    /// The mode chosen by the user (see `effective_mode`).
+    mode: PickMode,
+    /// The store taking a new file selection (at most one at a time).
+    selecting: JoinSet<Result<(), StoreError>>,
+    /// A newer selection for the store, once `selecting` is done.
+    pending_selection: Option<Vec<bool>>,
 }
 
 /// The torrent's view of one peer connection.
@@ -485,6 +524,9 @@ impl TorrentActor {
                 Some(saved) = self.saving.join_next(), if !self.saving.is_empty() => {
                     self.on_resume_saved(saved);
                 }
+                Some(done) = self.selecting.join_next(), if !self.selecting.is_empty() => {
+                    self.on_selection_stored(done);
+                }
                 Some(found) = self.dht_lookup.join_next(), if !self.dht_lookup.is_empty() => {
                     self.on_dht(found);
                 }
@@ -544,7 +586,12 @@ impl TorrentActor {
         let store = Arc::clone(&self.store);
         let meta = Arc::clone(&self.meta);
         let cancel = self.cancel.clone();
+        let wanted = selection::wanted_files(&self.file_priorities);
         tokio::task::spawn_blocking(move || {
+            // Before anything is read: where the store finds unwanted files.
+            if let Err(e) = store.set_wanted_files(&wanted) {
+                log::error!("[{}] file selection: {e}", meta.info_hash.short());
+            }
             if let Some(have) = store.load_resume() {
                 log::debug!("[{}] using the resume record", meta.info_hash.short());
                 return (have, true);
@@ -598,7 +645,11 @@ impl TorrentActor {
         self.publish_transfer();
         if self.picker.is_complete() {
             self.complete = true;
-            log::info!("{} seeding", self.tag);
+            if self.picker.have().is_full() {
+                log::info!("{} seeding", self.tag);
+            } else {
+                log::info!("{} selected files complete", self.tag);
+            }
             self.emit(Event::TorrentComplete {
                 info_hash: self.info_hash,
             });
@@ -675,19 +726,144 @@ impl TorrentActor {
                     store: Arc::clone(&self.store),
                 }));
             }
+            TorrentCommand::FilePriorities { reply } => {
+                let _ = reply.send(self.file_priorities.clone());
+            }
+            TorrentCommand::SetFilePriorities { priorities, reply } => {
+                let _ = reply.send(self.set_file_priorities(priorities));
+            }
+            TorrentCommand::SetMode { mode } => {
+                log::info!("{} mode {mode:?}", self.tag);
+                self.mode = mode;
+                self.apply_priorities();
+            }
             TorrentCommand::Pause => self.pause(),
             TorrentCommand::Resume => self.resume(),
         }
     }
 
+    /// The picker's mode: the user's, except that a waiting reader turns
+    /// rarest-first into streaming (its window is urgent).
+    fn effective_mode(&self) -> PickMode {
+        match self.mode {
+            PickMode::RarestFirst if !self.readers.is_empty() => PickMode::Streaming,
+            mode => mode,
+        }
+    }
+
+    /// A new selection: one priority per file.
+    fn set_file_priorities(&mut self, priorities: Vec<Priority>) -> Result<(), TorrentError> {
+        if priorities.len() != self.meta.files.len() {
+            return Err(TorrentError::Selection(format!(
+                "{} priorities for {} files",
+                priorities.len(),
+                self.meta.files.len()
+            )));
+        }
+        if priorities == self.file_priorities {
+            return Ok(());
+        }
+        let old = selection::wanted_files(&self.file_priorities);
+        self.file_priorities = priorities;
+        let wanted = selection::wanted_files(&self.file_priorities);
+        log::info!(
+            "{} file priorities: {} of {} files selected",
+            self.tag,
+            wanted.iter().filter(|&&w| w).count(),
+            wanted.len()
+        );
+        if wanted != old {
+            // The store learns before the pieces arrive only for files that
+            // were deselected; a newly selected file's shares are moved once
+            // it knows, and pieces written meanwhile are identical bytes.
+            self.pending_selection = Some(wanted);
+            self.store_selection();
+        }
+        self.apply_priorities();
+        Ok(())
+    }
+
+    /// Hands the pending selection to the store unless it is busy with one.
+    fn store_selection(&mut self) {
+        if !self.selecting.is_empty() {
+            return;
+        }
+        let Some(wanted) = self.pending_selection.take() else {
+            return;
+        };
+        let store = Arc::clone(&self.store);
+        self.selecting
+            .spawn_blocking(move || store.set_wanted_files(&wanted));
+    }
+
+    fn on_selection_stored(&mut self, done: Result<Result<(), StoreError>, JoinError>) {
+        match done {
+            Ok(Ok(())) => {}
+            // Shares stay in the part file, where reads still find them.
+            Ok(Err(e)) => log::error!("{} storing the file selection failed: {e}", self.tag),
+            Err(e) => log::error!("{} file selection task failed: {e}", self.tag),
+        }
+        self.store_selection();
+    }
+
+    /// Sets the picker's piece priorities and mode from the file priorities
+    /// and the user's mode; then completes, or resumes downloading, if the
+    /// selection says so.
+    fn apply_priorities(&mut self) {
+        let pieces = selection::piece_priorities(&self.meta, &self.file_priorities, self.mode);
+        for (index, priority) in pieces.into_iter().enumerate() {
+            self.picker.set_priority(index as u32, priority);
+        }
+        self.picker.set_mode(self.effective_mode());
+        // Readers waiting on pieces that are no longer wanted get an error.
+        let picker = &self.picker;
+        self.waiters.retain(|&piece, waiters| {
+            if picker.priority(piece) != Priority::Skip {
+                return true;
+            }
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(Err("that part of the torrent is not selected"));
+            }
+            false
+        });
+        if self.state == State::Checking {
+            return; // `on_checked` looks at completion.
+        }
+        let complete = self.picker.is_complete();
+        if complete && !self.complete {
+            self.on_complete();
+        } else if !complete && self.complete {
+            log::info!("{} more files selected; downloading", self.tag);
+            self.complete = false;
+            // Seeds were dropped when we completed: dial them again now.
+            self.swarm.wake(Instant::now());
+        }
+        let addrs: Vec<SocketAddr> = self.peers.keys().copied().collect();
+        for addr in addrs {
+            self.update_interest(addr);
+        }
+        if !self.complete {
+            self.connect_more();
+        }
+    }
+
     /// A streaming reader needs `piece`: answer when it is verified, and make
     /// it and the next pieces urgent (deadlines in the picker, streaming mode).
-    fn wait_piece(&mut self, piece: u32, reader: u64, reply: oneshot::Sender<()>) {
+    fn wait_piece(
+        &mut self,
+        piece: u32,
+        reader: u64,
+        reply: oneshot::Sender<Result<(), &'static str>>,
+    ) {
         if piece as usize >= self.meta.piece_count() {
             return; // Dropping `reply` tells the reader.
         }
         if self.picker.have().get(piece as usize) {
-            let _ = reply.send(());
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        if self.picker.priority(piece) == Priority::Skip {
+            let _ = reply.send(Err("that part of the torrent is not selected"));
             return;
         }
         self.waiters.entry(piece).or_default().push(reply);
@@ -707,7 +883,7 @@ impl TorrentActor {
             self.picker.set_deadline(p, deadline);
         }
         self.readers.insert(reader, piece..end);
-        self.picker.set_mode(PickMode::Streaming);
+        self.picker.set_mode(self.effective_mode());
         self.request_more_all();
     }
 
@@ -728,9 +904,7 @@ impl TorrentActor {
                 }
             }
         }
-        if self.readers.is_empty() {
-            self.picker.set_mode(PickMode::RarestFirst);
-        }
+        self.picker.set_mode(self.effective_mode());
     }
 
     /// Disconnects every peer and stops announcing; what was downloaded stays.
@@ -1119,7 +1293,7 @@ impl TorrentActor {
         match verified.result {
             Ok(true) => {
                 for waiter in self.waiters.remove(&index).unwrap_or_default() {
-                    let _ = waiter.send(());
+                    let _ = waiter.send(Ok(()));
                 }
                 self.resume_dirty = true;
                 self.picker.piece_verified(index);
@@ -1537,6 +1711,8 @@ impl TorrentActor {
             pieces_have: self.picker.have().count_ones(),
             bytes_total: self.meta.total_length,
             bytes_have: self.bytes_have,
+            bytes_wanted: self.picker.wanted_bytes(),
+            bytes_left: self.picker.missing_wanted_bytes(),
             downloaded: self.download.total(),
             uploaded: self.upload.total(),
             wasted: self.wasted,
@@ -1558,7 +1734,8 @@ impl TorrentActor {
             state: match self.state {
                 State::Checking => TorrentState::Checking,
                 State::Paused => TorrentState::Paused,
-                State::Active if self.complete => TorrentState::Seeding,
+                State::Active if self.picker.have().is_full() => TorrentState::Seeding,
+                State::Active if self.complete => TorrentState::Finished,
                 State::Active => TorrentState::Downloading,
             },
         }

@@ -8,7 +8,8 @@ use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
 use crate::bitfield::Bitfield;
-use crate::torrent::{StreamParts, TorrentStats};
+use crate::picker::{PickMode, Priority};
+use crate::torrent::{StreamParts, TorrentError, TorrentStats};
 use crate::types::{BlockInfo, PeerId};
 use crate::wire::{Handshake, HandshakeCodec};
 
@@ -28,10 +29,11 @@ pub(crate) enum TorrentCommand {
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead
     /// window after it) urgent meanwhile, on behalf of streaming reader `reader`.
+    /// Answers `Err` at once for a piece of skipped files only.
     WaitPiece {
         piece: u32,
         reader: u64,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Result<(), &'static str>>,
     },
     /// A streaming reader is gone: its read-ahead window is no longer urgent.
     ReaderGone { reader: u64 },
@@ -39,6 +41,17 @@ pub(crate) enum TorrentCommand {
     OpenParts {
         reply: oneshot::Sender<Option<StreamParts>>,
     },
+    /// Report each file's priority.
+    FilePriorities {
+        reply: oneshot::Sender<Vec<Priority>>,
+    },
+    /// Change each file's priority.
+    SetFilePriorities {
+        priorities: Vec<Priority>,
+        reply: oneshot::Sender<Result<(), TorrentError>>,
+    },
+    /// Change how pieces are chosen.
+    SetMode { mode: PickMode },
     /// Disconnect everyone, stop announcing.
     Pause,
     /// Undo [`TorrentCommand::Pause`].

@@ -11,6 +11,9 @@ pub enum TorrentError {
     /// No such file in the torrent (or its metadata is not known yet).
     #[error("no file {0} in the torrent")]
     NoSuchFile(usize),
+    /// A file selection that does not fit the torrent.
+    #[error("invalid file selection: {0}")]
+    Selection(String),
     /// Storage failed; the torrent stopped.
     #[error("storage error: {0}")]
     Store(#[from] StoreError),

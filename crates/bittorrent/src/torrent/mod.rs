@@ -9,6 +9,7 @@ mod metadata;
 mod piece;
 mod rate;
 mod reader;
+mod selection;
 mod swarm;
 
 pub use error::TorrentError;
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dht::DhtHandle;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
+use crate::picker::{PickMode, Priority};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::{PeerEvent, TorrentCommand};
@@ -36,7 +38,12 @@ pub struct Torrent {
     pub(crate) source: Source,
     pub(crate) peers: Vec<SocketAddr>,
     pub(crate) use_trackers: bool,
+    pub(crate) file_priorities: Option<FilePriorities>,
+    pub(crate) mode: PickMode,
 }
+
+/// Decides each file's priority once the metainfo is known.
+pub(crate) type FilePriorities = Box<dyn FnOnce(&MetaInfo) -> Vec<Priority> + Send>;
 
 /// Makes the store of a magnet's torrent once its metadata is known.
 pub type StoreFactory = Box<dyn FnOnce(&MetaInfo) -> Result<Arc<dyn Store>, StoreError> + Send>;
@@ -63,6 +70,7 @@ impl std::fmt::Debug for Torrent {
             .field("name", &self.name())
             .field("peers", &self.peers)
             .field("use_trackers", &self.use_trackers)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +85,8 @@ impl Torrent {
             },
             peers: Vec::new(),
             use_trackers: true,
+            file_priorities: None,
+            mode: PickMode::default(),
         }
     }
 
@@ -105,6 +115,8 @@ impl Torrent {
             source: Source::Magnet { magnet, make_store },
             peers,
             use_trackers: true,
+            file_priorities: None,
+            mode: PickMode::default(),
         }
     }
 
@@ -118,6 +130,45 @@ impl Torrent {
     /// session's `use_trackers` must allow it too).
     pub fn with_trackers(mut self, use_trackers: bool) -> Self {
         self.use_trackers = use_trackers;
+        self
+    }
+
+    /// Each file's priority, decided by `priorities` once the metainfo is
+    /// known (at once for a .torrent file, when the metadata arrives for a
+    /// magnet link). It returns one [`Priority`] per file of
+    /// [`MetaInfo::files`], in order; files past the end of the list are
+    /// `Normal`. [`Priority::Skip`] files are not downloaded and not created
+    /// (see [`Store::set_wanted_files`]); the torrent is complete once every
+    /// other file is. Change them later with
+    /// [`TorrentHandle::set_file_priorities`].
+    ///
+    /// ```no_run
+    /// # use bittorrent::prelude::*;
+    /// # fn f(meta: MetaInfo, store: FileStore) -> Torrent {
+    /// // Only the files whose name ends in .mkv.
+    /// Torrent::new(meta, store).with_file_priorities(|meta| {
+    ///     meta.files
+    ///         .iter()
+    ///         .map(|f| match f.path.extension() {
+    ///             Some(ext) if ext == "mkv" => Priority::Normal,
+    ///             _ => Priority::Skip,
+    ///         })
+    ///         .collect()
+    /// })
+    /// # }
+    /// ```
+    pub fn with_file_priorities<F>(mut self, priorities: F) -> Self
+    where
+        F: FnOnce(&MetaInfo) -> Vec<Priority> + Send + 'static,
+    {
+        self.file_priorities = Some(Box::new(priorities));
+        self
+    }
+
+    /// How pieces are chosen (default [`PickMode::RarestFirst`]); see
+    /// [`TorrentHandle::set_mode`].
+    pub fn with_mode(mut self, mode: PickMode) -> Self {
+        self.mode = mode;
         self
     }
 
@@ -153,6 +204,11 @@ pub struct TorrentStats {
     pub bytes_total: u64,
     /// Verified payload bytes.
     pub bytes_have: u64,
+    /// Bytes of the pieces that hold wanted (not skipped) files: what a
+    /// download of the selected files fetches in all.
+    pub bytes_wanted: u64,
+    /// Bytes of those pieces not verified yet (0 when `complete`).
+    pub bytes_left: u64,
     /// Payload bytes received from peers (including discarded duplicates).
     pub downloaded: u64,
     /// Payload bytes sent to peers.
@@ -171,7 +227,7 @@ pub struct TorrentStats {
     pub inbound_peers: usize,
     /// Connected peers we currently upload to (unchoked).
     pub unchoked_peers: usize,
-    /// Every wanted piece is verified.
+    /// Every wanted piece is verified: every selected file is done.
     pub complete: bool,
     /// Where the torrent is in its life cycle.
     pub state: TorrentState,
@@ -187,8 +243,11 @@ pub enum TorrentState {
     Checking,
     /// Downloading (and uploading what it has).
     Downloading,
-    /// Complete and uploading.
+    /// Every piece verified, uploading.
     Seeding,
+    /// Every selected file done (some files are skipped), uploading what
+    /// it has.
+    Finished,
     /// Paused: no connections, no announces.
     Paused,
 }
@@ -371,6 +430,75 @@ impl TorrentHandle {
     pub async fn add_peers(&self, peers: Vec<SocketAddr>) -> Result<(), TorrentError> {
         self.tx
             .send(TorrentCommand::AddPeers { peers })
+            .await
+            .map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Each file's priority, in [`MetaInfo::files`] order (empty while a
+    /// magnet link's metadata is being fetched).
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn file_priorities(&self) -> Result<Vec<Priority>, TorrentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(TorrentCommand::FilePriorities { reply })
+            .await
+            .map_err(|_| TorrentError::Stopped)?;
+        rx.await.map_err(|_| TorrentError::Stopped)
+    }
+
+    /// Sets every file's priority (one per file of [`MetaInfo::files`]),
+    /// while the torrent runs. Selecting a skipped file moves the bytes it
+    /// already has into place and downloads the rest; skipping a file keeps
+    /// what is on disk but fetches nothing more for it. A complete torrent
+    /// with newly selected files downloads again; skipping the last missing
+    /// files completes it.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended;
+    /// [`TorrentError::Selection`] if the list is not one priority per file
+    /// (or the metadata is not known yet).
+    pub async fn set_file_priorities(&self, priorities: Vec<Priority>) -> Result<(), TorrentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(TorrentCommand::SetFilePriorities { priorities, reply })
+            .await
+            .map_err(|_| TorrentError::Stopped)?;
+        rx.await.map_err(|_| TorrentError::Stopped)?
+    }
+
+    /// Sets the priority of file `index` (see
+    /// [`set_file_priorities`](Self::set_file_priorities)).
+    ///
+    /// # Errors
+    /// As [`set_file_priorities`](Self::set_file_priorities), and
+    /// [`TorrentError::NoSuchFile`] for an index out of range.
+    pub async fn set_file_priority(
+        &self,
+        index: usize,
+        priority: Priority,
+    ) -> Result<(), TorrentError> {
+        let mut all = self.file_priorities().await?;
+        let slot = all.get_mut(index).ok_or(TorrentError::NoSuchFile(index))?;
+        *slot = priority;
+        self.set_file_priorities(all).await
+    }
+
+    /// Sets how pieces are chosen:
+    /// - [`PickMode::RarestFirst`] (default): rarest first, the best for the
+    ///   swarm; while a [`FileReader`] waits, its read-ahead window is
+    ///   urgent (the torrent picks as in `Streaming` meanwhile);
+    /// - [`PickMode::Sequential`]: lowest piece first, after urgent pieces;
+    /// - [`PickMode::Streaming`]: urgent pieces, then the first and last
+    ///   piece of every selected file (container headers and indexes), then
+    ///   rarest first.
+    ///
+    /// # Errors
+    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    pub async fn set_mode(&self, mode: PickMode) -> Result<(), TorrentError> {
+        self.tx
+            .send(TorrentCommand::SetMode { mode })
             .await
             .map_err(|_| TorrentError::Stopped)
     }

@@ -82,6 +82,15 @@ impl Swarm {
         Some(addr)
     }
 
+    /// Makes every candidate that has not failed dialable at once (after
+    /// we closed connections ourselves, e.g. to seeds once complete, and
+    /// now want data again).
+    pub(crate) fn wake(&mut self, now: Instant) {
+        for c in self.candidates.values_mut().filter(|c| c.failures == 0) {
+            c.next_attempt = c.next_attempt.min(now);
+        }
+    }
+
     /// A connection to `addr` could not be made or ended in error.
     pub(crate) fn failed(&mut self, addr: SocketAddr, now: Instant) {
         let Some(c) = self.candidates.get_mut(&addr) else {
@@ -195,5 +204,25 @@ mod tests {
         s.add(addr(1), true, now);
         assert!(s.is_banned(&addr(1)));
         assert_eq!(s.next(now, |_| false), None);
+    }
+
+    #[test]
+    fn wake_makes_healthy_candidates_due_again() {
+        let now = Instant::now();
+        let mut swarm = Swarm::default();
+        swarm.add(addr(1), false, now);
+        swarm.add(addr(2), false, now);
+        let mut dialled = [swarm.next(now, |_| false), swarm.next(now, |_| false)];
+        dialled.sort();
+        assert_eq!(dialled, [Some(addr(1)), Some(addr(2))]);
+        swarm.failed(addr(2), now);
+        assert_eq!(swarm.next(now, |_| false), None);
+        swarm.wake(now);
+        assert_eq!(swarm.next(now, |_| false), Some(addr(1)));
+        assert_eq!(
+            swarm.next(now, |_| false),
+            None,
+            "the failing one keeps its backoff"
+        );
     }
 }
