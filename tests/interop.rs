@@ -272,3 +272,87 @@ fn http_ranges_while_downloading() {
         "CLI did not stop"
     );
 }
+
+/// A real media client reads a video from `--serve` while it downloads: ffprobe gets the codec,
+/// the frame size and the duration of an MP4 whose index (`moov`) is at the end of the file, so
+/// it must seek far ahead of the download, and it is done before the download is.
+#[test]
+fn ffprobe_reads_video_served_while_downloading() {
+    require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Ffmpeg);
+    let fx = Fixture::from_content("movie.mp4", None, |video| {
+        harness::write_video(video, 20, 640, 360)
+    });
+    // About 400 kB/s: the whole file (about 6.5 MB) takes some 16 s; ffprobe needs only a few
+    // pieces at its start and its end.
+    let (_seeder, seed_port) = harness::lt_seeder_with(
+        "lt-seeder",
+        &fx.torrent,
+        &fx.seed_dir,
+        fx.path(),
+        &["--upload-limit", "400000"],
+    );
+    let http_port = harness::free_port();
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
+        .args(["-q", "--json", "-o"])
+        .arg(fx.out_dir())
+        .arg("--peer")
+        .arg(format!("127.0.0.1:{seed_port}"))
+        .arg("--serve")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg(&fx.torrent)
+        .env("RUST_LOG", "info");
+    let mut cli = harness::Proc::spawn_split("cli-serve", cmd, fx.path());
+    harness::wait_for(
+        "the HTTP server",
+        harness::START_TIMEOUT,
+        &mut [&mut cli],
+        || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
+    );
+
+    let started = std::time::Instant::now();
+    let mut cmd = std::process::Command::new("ffprobe");
+    cmd.args(["-v", "error", "-of", "json", "-show_entries"])
+        .arg("format=duration:stream=codec_name,width,height")
+        .arg(format!("http://127.0.0.1:{http_port}/files/0/movie.mp4"))
+        // ffmpeg would send the request to a proxy named there.
+        .env_remove("http_proxy");
+    let mut probe = harness::Proc::spawn_split("ffprobe", cmd, fx.path());
+    let status = probe
+        .wait_exit(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", probe.failure("did not finish within 30 s")));
+    let took = started.elapsed();
+    assert!(status.success(), "{}", probe.failure("failed"));
+    // Stopped at once. cli_stop_incomplete wants the exit status of a CLI whose download is
+    // incomplete: a download that completed before ffprobe was done fails the test here.
+    let stats = harness::cli_stop_incomplete(&mut cli);
+    let s = harness::stats_for(&stats, &fx.hash);
+    eprintln!(
+        "ffprobe took {took:.2?}; the CLI had {} of {} bytes when stopped",
+        s.downloaded, fx.size
+    );
+    assert!(
+        !s.complete,
+        "the download was complete before ffprobe was done: {s:?}"
+    );
+    assert_eq!(
+        probe.output().trim(),
+        "",
+        "ffprobe reported errors reading the served file"
+    );
+    let json: serde_json::Value = serde_json::from_str(&probe.stdout())
+        .unwrap_or_else(|e| panic!("{}", probe.failure(&format!("printed no JSON: {e}"))));
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    assert_eq!(streams.len(), 1, "one video stream: {json}");
+    assert_eq!(streams[0]["codec_name"], "mpeg4", "{json}");
+    assert_eq!(streams[0]["width"], 640, "{json}");
+    assert_eq!(streams[0]["height"], 360, "{json}");
+    let duration: f64 = json["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no format duration: {json}"));
+    assert!(
+        (duration - 20.0).abs() < 0.5,
+        "duration {duration} s: {json}"
+    );
+}

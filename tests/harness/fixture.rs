@@ -76,23 +76,53 @@ impl Fixture {
         torrent_file: &str,
         make_torrent: impl FnOnce(&Path, &Path),
     ) -> Self {
+        Self::assemble(
+            name,
+            |content| match files {
+                [("", len)] => super::write_payload(content, *len, payload_seed),
+                _ => super::write_tree(content, files),
+            },
+            torrent_file,
+            make_torrent,
+        )
+    }
+
+    /// Has `write` create the content `seed/<name>` (a file or a directory, e.g. a video made
+    /// with [`super::write_video`]), then makes the torrent `<name>.torrent` with `announce`
+    /// and 256 KiB pieces.
+    pub fn from_content(name: &str, announce: Option<&str>, write: impl FnOnce(&Path)) -> Self {
+        Self::assemble(
+            name,
+            write,
+            &format!("{name}.torrent"),
+            |content, torrent| super::make_torrent(content, announce, PIECE_LOG2, torrent),
+        )
+    }
+
+    /// A scratch directory with `seed/`, where `write` creates the content `seed/<name>` and
+    /// `make_torrent` (content, torrent path) then writes `torrent_file`.
+    fn assemble(
+        name: &str,
+        write: impl FnOnce(&Path),
+        torrent_file: &str,
+        make_torrent: impl FnOnce(&Path, &Path),
+    ) -> Self {
         let dir = super::scratch();
         let seed_dir = dir.path().join("seed");
+        std::fs::create_dir_all(&seed_dir).expect("create seed dir");
         let content = seed_dir.join(name);
-        match files {
-            [("", len)] => super::write_payload(&content, *len, payload_seed),
-            _ => super::write_tree(&content, files),
-        }
+        write(&content);
         let torrent = dir.path().join(torrent_file);
         make_torrent(&content, &torrent);
         let hash = super::info_hash(&torrent);
+        let size = content_size(&content);
         Fixture {
             dir,
             seed_dir,
             content,
             torrent,
             hash,
-            size: files.iter().map(|f| f.1).sum(),
+            size,
         }
     }
 
@@ -156,4 +186,19 @@ impl Fixture {
             self.size
         );
     }
+}
+
+/// Total bytes of the file, or of every file under the directory, `content`.
+fn content_size(content: &Path) -> u64 {
+    if content.is_file() {
+        return std::fs::metadata(content)
+            .unwrap_or_else(|e| panic!("stat {}: {e}", content.display()))
+            .len();
+    }
+    let mut files = Vec::new();
+    super::walk(content, content, &mut files);
+    files
+        .iter()
+        .map(|rel| content_size(&content.join(rel)))
+        .sum()
 }

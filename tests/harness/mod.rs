@@ -120,6 +120,8 @@ pub enum Tool {
     Transmission,
     /// curl, as an HTTP client of `--serve`.
     Curl,
+    /// ffmpeg, to make a video, and ffprobe, to read it from `--serve`.
+    Ffmpeg,
 }
 
 impl Tool {
@@ -131,6 +133,7 @@ impl Tool {
             Tool::Libtorrent => "python3 module libtorrent",
             Tool::Transmission => "transmission-cli",
             Tool::Curl => "curl",
+            Tool::Ffmpeg => "ffmpeg and ffprobe",
         }
     }
 
@@ -142,6 +145,7 @@ impl Tool {
             Tool::Libtorrent => python().is_some(),
             Tool::Transmission => which("transmission-cli").is_some(),
             Tool::Curl => which("curl").is_some(),
+            Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
         }
     }
 }
@@ -480,6 +484,30 @@ pub fn write_tree(root: &Path, files: &[(&str, u64)]) {
     for (i, (rel, len)) in files.iter().enumerate() {
         write_payload(&root.join(rel), *len, 1000 + i as u64);
     }
+}
+
+/// Encodes `seconds` of ffmpeg's test pattern at `width`x`height`, 25 frames/s, as MPEG-4
+/// Part 2 in an MP4 file at `path`. Every frame is a key frame (about 6.5 MB for 20 s at
+/// 640x360), and the `moov` atom (the index a player needs first) comes after the frames, at
+/// the end of the file, as ffmpeg writes it without `-movflags +faststart`.
+pub fn write_video(path: &Path, seconds: u32, width: u32, height: u32) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("create video dir");
+    }
+    let source = format!("testsrc=duration={seconds}:size={width}x{height}:rate=25");
+    let res = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(["-f", "lavfi", "-i", &source])
+        .args(["-c:v", "mpeg4", "-q:v", "3", "-g", "1"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        res.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
 }
 
 /// Makes `out` from the file or directory `content` with mktorrent (pieces of 2^piece_log2
