@@ -569,7 +569,8 @@ pub fn info_hash(torrent: &Path) -> [u8; 20] {
     panic!("no info dictionary in {}", torrent.display());
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
+/// Appends the paths (relative to `root`, sorted) of every file under `dir` to `out`.
+pub fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("read dir {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())

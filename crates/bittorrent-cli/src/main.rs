@@ -6,6 +6,7 @@
 
 mod http;
 mod progress;
+mod select;
 mod serve;
 mod summary;
 
@@ -21,6 +22,7 @@ use bittorrent::store::{StoreError, RESUME_DIR};
 use clap::Parser;
 
 use crate::progress::Progress;
+use crate::select::Selection;
 
 /// Download torrents from BitTorrent peers, and seed them.
 #[derive(Parser, Debug)]
@@ -74,6 +76,30 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     serve: Option<SocketAddr>,
 
+    /// Download only these files: numbers from 1 as --list prints them, and
+    /// ranges (e.g. 2,5 or 1,3-5). Other files are not created; a piece they
+    /// share with a selected file is kept in DIR/.bittorrent/. Applies to
+    /// every torrent given; with --only, files matching either are selected.
+    #[arg(long, value_name = "LIST")]
+    files: Option<String>,
+
+    /// Download only files whose path inside the torrent matches this glob
+    /// (repeatable; `*` also matches `/`, e.g. '*.mkv' or 'season1/*').
+    #[arg(long, value_name = "GLOB")]
+    only: Vec<String>,
+
+    /// How pieces are picked: rarest-first (best for the swarm; a reader of
+    /// --serve still gets its window first), sequential (in file order), or
+    /// streaming (rarest-first after the start and end of every selected
+    /// file, for media players).
+    #[arg(long, value_enum, default_value_t = ModeArg::RarestFirst)]
+    mode: ModeArg,
+
+    /// Print the files of the .torrent files given, numbered for --files,
+    /// and exit.
+    #[arg(long)]
+    list: bool,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3)]
     upload_slots: usize,
@@ -92,6 +118,24 @@ struct Args {
     /// No progress display.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ModeArg {
+    RarestFirst,
+    Sequential,
+    Streaming,
+}
+
+impl From<ModeArg> for PickMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::RarestFirst => PickMode::RarestFirst,
+            ModeArg::Sequential => PickMode::Sequential,
+            ModeArg::Streaming => PickMode::Streaming,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -162,6 +206,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
 
+    if args.list {
+        for source in &sources {
+            match source {
+                Source::File(meta) => print!("{}", select::list(meta)),
+                Source::Magnet(_) => {
+                    return Err("--list needs .torrent files, not magnet links".into())
+                }
+            }
+        }
+        return Ok(());
+    }
+    let selection = Selection::new(args.files.as_deref(), &args.only)?;
+    // A selection that fits no file is an error before anything starts.
+    if let Some(selection) = &selection {
+        for source in &sources {
+            if let Source::File(meta) = source {
+                selection
+                    .priorities(meta)
+                    .map_err(|e| format!("{}: {e}", meta.name))?;
+            }
+        }
+    }
+
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let listen = SocketAddr::new(bind, args.port);
     let dht = if args.no_dht {
@@ -227,6 +294,17 @@ async fn run(args: Args) -> Result<(), String> {
                 })
             }
         };
+        let mut torrent = torrent.with_mode(args.mode.into());
+        if let Some(selection) = selection.clone() {
+            torrent = torrent.with_file_priorities(move |meta| {
+                selection.priorities(meta).unwrap_or_else(|e| {
+                    // Checked above for .torrent files; a magnet's files are
+                    // known only now.
+                    log::error!("{}: {e}; nothing is downloaded", meta.name);
+                    vec![Priority::Skip; meta.files.len()]
+                })
+            });
+        }
         progress.add(torrent.info_hash(), &torrent.name());
         pending.insert(torrent.info_hash());
         torrent_order.push(torrent.info_hash());

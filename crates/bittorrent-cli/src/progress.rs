@@ -88,8 +88,9 @@ impl Progress {
                     return;
                 };
                 if let Some(bar) = &entry.bar {
-                    bar.set_length(stats.bytes_total);
-                    bar.set_position(stats.bytes_have);
+                    // Of the selected files only.
+                    bar.set_length(stats.bytes_wanted);
+                    bar.set_position(stats.bytes_wanted - stats.bytes_left.min(stats.bytes_wanted));
                     bar.set_message(format!("{} peers", stats.peers));
                 } else if lines {
                     let now = Instant::now();
@@ -141,17 +142,16 @@ impl Progress {
 }
 
 fn plain_line(name: &str, stats: &bittorrent::torrent::TorrentStats) -> String {
-    let percent = if stats.bytes_total == 0 {
+    // Of the selected files only.
+    let done = stats.bytes_wanted - stats.bytes_left.min(stats.bytes_wanted);
+    let percent = if stats.bytes_wanted == 0 {
         100.0
     } else {
-        stats.bytes_have as f64 * 100.0 / stats.bytes_total as f64
+        done as f64 * 100.0 / stats.bytes_wanted as f64
     };
     let rate = stats.download_rate;
     let eta = if rate > 0.0 {
-        format!(
-            "{:.0}s",
-            (stats.bytes_total - stats.bytes_have) as f64 / rate
-        )
+        format!("{:.0}s", stats.bytes_left as f64 / rate)
     } else {
         "-".into()
     };

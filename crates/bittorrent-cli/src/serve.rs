@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::{self, FileInfo, FileReader, FileSource};
 
-/// The files of one torrent (pad files left out), each opened as a
+/// The selected files of one torrent (pad files left out), each opened as a
 /// streaming reader that waits for the pieces it needs.
 struct TorrentFiles {
     parts: StreamParts,
@@ -69,8 +69,14 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
     };
+    // Selected files only (a skipped file could not be streamed).
+    let priorities = match session.torrent(info_hash).await {
+        Ok(Some(handle)) => handle.file_priorities().await.unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let indices = (0..parts.meta_info().files.len())
         .filter(|&i| !parts.meta_info().files[i].pad)
+        .filter(|&i| priorities.get(i) != Some(&Priority::Skip))
         .collect();
     if let Ok(addr) = listener.local_addr() {
         eprintln!("serving {} at http://{addr}/", parts.meta_info().name);
