@@ -95,6 +95,11 @@ async fn only_selected_files_are_downloaded_then_the_rest_on_request() {
     );
     assert_eq!(stats.state, TorrentState::Finished);
     assert_eq!(stats.bytes_left, 0);
+    // Nothing of the skipped files was asked for beyond the shared pieces:
+    // one seeder, so no duplicate requests either.
+    let blocks_wanted = stats.bytes_wanted.div_ceil(16 * 1024) as usize;
+    let served = seeder.served.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(served, blocks_wanted, "blocks requested: {stats:?}");
     assert!(stats.pieces_have < stats.pieces_total, "{stats:?}");
     assert!(!root.join("f0").exists(), "skipped file created");
     assert!(!root.join("f2").exists(), "skipped file created");
