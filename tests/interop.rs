@@ -420,3 +420,75 @@ fn file_selection_from_libtorrent() {
     run("cli-all", &[]);
     fx.check(&fx.out_dir());
 }
+
+/// A seek to 90% of a large file on an empty download, through `--serve` and curl, from a
+/// rate-limited libtorrent seeder: 1 MiB read there is byte-exact and the download is still far
+/// from complete afterwards (the seek did not wait for what comes before). The time to first
+/// byte is printed, not asserted (timings belong in benchmarks: scripts/bench-stream).
+#[test]
+fn seek_to_ninety_percent_from_libtorrent() {
+    require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Curl);
+    let fx = Fixture::new("large.bin", &[("", 48 * MIB)], None);
+    // About 4 MB/s: the whole file takes about 12 s.
+    let (_seeder, seed_port) = harness::lt_seeder_with(
+        "lt-seeder",
+        &fx.torrent,
+        &fx.seed_dir,
+        fx.path(),
+        &["--upload-limit", "4000000"],
+    );
+    let http_port = harness::free_port();
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
+        .args(["-q", "--json", "-o"])
+        .arg(fx.out_dir())
+        .arg("--peer")
+        .arg(format!("127.0.0.1:{seed_port}"))
+        .arg("--serve")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg(&fx.torrent)
+        .env("RUST_LOG", "info");
+    let mut cli = harness::Proc::spawn_split("cli-serve", cmd, fx.path());
+    harness::wait_for(
+        "the HTTP server",
+        harness::START_TIMEOUT,
+        &mut [&mut cli],
+        || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
+    );
+    let at = fx.size * 9 / 10;
+    let slice = fx.path().join("slice.bin");
+    // curl's time_starttransfer counts the response head, which the server sends before the
+    // body's first byte is there: the whole time of a one-byte range is the first byte's.
+    let mut curl = |range: String, out: &Path| {
+        let done = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "30", "-w", "%{time_total}", "-o"])
+            .arg(out)
+            .arg("-r")
+            .arg(range)
+            .arg(format!("http://127.0.0.1:{http_port}/files/0/large.bin"))
+            .output()
+            .expect("run curl");
+        assert!(done.status.success(), "{}", cli.failure("curl failed"));
+        String::from_utf8_lossy(&done.stdout).into_owned()
+    };
+    let ttfb = curl(format!("{at}-{at}"), &fx.path().join("byte.bin"));
+    let mib = curl(format!("{at}-{}", at + MIB - 1), &slice);
+    let stats = harness::cli_stop_incomplete(&mut cli);
+    let s = harness::stats_for(&stats, &fx.hash);
+    eprintln!(
+        "seek to 90%: time to first byte {ttfb} s, 1 MiB there in {mib} s; the CLI had {} of {} \
+         bytes when stopped",
+        s.downloaded, fx.size
+    );
+    let content = std::fs::read(&fx.content).expect("payload");
+    let got = std::fs::read(&slice).expect("slice");
+    assert_eq!(got.len() as u64, MIB, "1 MiB read");
+    assert!(
+        got[..] == content[at as usize..(at + MIB) as usize],
+        "wrong bytes at 90%"
+    );
+    assert!(
+        s.downloaded < fx.size / 2,
+        "most of the file was downloaded before the seek was served: {s:?}"
+    );
+}
