@@ -459,7 +459,7 @@ fn seek_to_ninety_percent_from_libtorrent() {
     let slice = fx.path().join("slice.bin");
     // curl's time_starttransfer counts the response head, which the server sends before the
     // body's first byte is there: the whole time of a one-byte range is the first byte's.
-    let mut curl = |range: String, out: &Path| {
+    let curl = |range: String, out: &Path| {
         let done = std::process::Command::new("curl")
             .args(["-s", "--max-time", "30", "-w", "%{time_total}", "-o"])
             .arg(out)
