@@ -203,25 +203,8 @@ fn http_ranges_while_downloading() {
     require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Curl);
     let fx = Fixture::new("movie.mp4", &[("", 8 * MIB + 1234)], None);
     // About 1 MB/s: the whole file takes several seconds, one piece well under one.
-    let (_seeder, seed_port) = harness::lt_seeder_with(
-        "lt-seeder",
-        &fx.torrent,
-        &fx.seed_dir,
-        fx.path(),
-        &["--upload-limit", "1000000"],
-    );
-    let http_port = harness::free_port();
-    let url = format!("http://127.0.0.1:{http_port}/files/0/movie.mp4");
-    let mut cmd = harness::cli_command();
-    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q", "-o"])
-        .arg(fx.out_dir())
-        .arg("--peer")
-        .arg(format!("127.0.0.1:{seed_port}"))
-        .arg("--serve")
-        .arg(format!("127.0.0.1:{http_port}"))
-        .arg(&fx.torrent)
-        .env("RUST_LOG", "info");
-    let mut cli = harness::Proc::spawn("cli-serve", cmd, fx.path());
+    let serving = fx.serve_while_downloading(1_000_000);
+    let (mut cli, url) = (serving.cli, serving.url);
     let content = std::fs::read(&fx.content).expect("payload");
     let len = content.len();
     let curl = |args: &[&str]| {
@@ -237,15 +220,6 @@ fn http_ranges_while_downloading() {
         );
         out.stdout
     };
-    // The server answers once the torrent is checked.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the HTTP server never came up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
     let forms = [
         ("bytes=0-1".to_owned(), 0..2),
         ("bytes=100-199".to_owned(), 100..200),
@@ -284,37 +258,14 @@ fn ffprobe_reads_video_served_while_downloading() {
     });
     // About 400 kB/s: the whole file (about 6.5 MB) takes some 16 s; ffprobe needs only a few
     // pieces at its start and its end.
-    let (_seeder, seed_port) = harness::lt_seeder_with(
-        "lt-seeder",
-        &fx.torrent,
-        &fx.seed_dir,
-        fx.path(),
-        &["--upload-limit", "400000"],
-    );
-    let http_port = harness::free_port();
-    let mut cmd = harness::cli_command();
-    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
-        .args(["-q", "--json", "-o"])
-        .arg(fx.out_dir())
-        .arg("--peer")
-        .arg(format!("127.0.0.1:{seed_port}"))
-        .arg("--serve")
-        .arg(format!("127.0.0.1:{http_port}"))
-        .arg(&fx.torrent)
-        .env("RUST_LOG", "info");
-    let mut cli = harness::Proc::spawn_split("cli-serve", cmd, fx.path());
-    harness::wait_for(
-        "the HTTP server",
-        harness::START_TIMEOUT,
-        &mut [&mut cli],
-        || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
-    );
+    let serving = fx.serve_while_downloading(400_000);
+    let mut cli = serving.cli;
 
     let started = std::time::Instant::now();
     let mut cmd = std::process::Command::new("ffprobe");
     cmd.args(["-v", "error", "-of", "json", "-show_entries"])
         .arg("format=duration:stream=codec_name,width,height")
-        .arg(format!("http://127.0.0.1:{http_port}/files/0/movie.mp4"))
+        .arg(&serving.url)
         // ffmpeg would send the request to a proxy named there.
         .env_remove("http_proxy");
     let mut probe = harness::Proc::spawn_split("ffprobe", cmd, fx.path());
@@ -430,31 +381,8 @@ fn seek_to_ninety_percent_from_libtorrent() {
     require!(Tool::Mktorrent, Tool::Libtorrent, Tool::Curl);
     let fx = Fixture::new("large.bin", &[("", 48 * MIB)], None);
     // About 4 MB/s: the whole file takes about 12 s.
-    let (_seeder, seed_port) = harness::lt_seeder_with(
-        "lt-seeder",
-        &fx.torrent,
-        &fx.seed_dir,
-        fx.path(),
-        &["--upload-limit", "4000000"],
-    );
-    let http_port = harness::free_port();
-    let mut cmd = harness::cli_command();
-    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
-        .args(["-q", "--json", "-o"])
-        .arg(fx.out_dir())
-        .arg("--peer")
-        .arg(format!("127.0.0.1:{seed_port}"))
-        .arg("--serve")
-        .arg(format!("127.0.0.1:{http_port}"))
-        .arg(&fx.torrent)
-        .env("RUST_LOG", "info");
-    let mut cli = harness::Proc::spawn_split("cli-serve", cmd, fx.path());
-    harness::wait_for(
-        "the HTTP server",
-        harness::START_TIMEOUT,
-        &mut [&mut cli],
-        || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
-    );
+    let serving = fx.serve_while_downloading(4_000_000);
+    let (mut cli, url) = (serving.cli, serving.url);
     let at = fx.size * 9 / 10;
     let slice = fx.path().join("slice.bin");
     // curl's time_starttransfer counts the response head, which the server sends before the
@@ -465,7 +393,7 @@ fn seek_to_ninety_percent_from_libtorrent() {
             .arg(out)
             .arg("-r")
             .arg(range)
-            .arg(format!("http://127.0.0.1:{http_port}/files/0/large.bin"))
+            .arg(&url)
             .output()
             .expect("run curl");
         assert!(done.status.success(), "{}", cli.failure("curl failed"));

@@ -29,6 +29,14 @@ pub const TREE: &[(&str, u64)] = &[
 /// The seed of the pseudo-random payload bytes [`Fixture::new`] writes.
 pub const PAYLOAD_SEED: u64 = 7;
 
+/// Our CLI serving a fixture over HTTP while it downloads it from a libtorrent seeder.
+pub struct Serving {
+    _seeder: Proc,
+    pub cli: Proc,
+    /// The URL of the fixture's (first) file.
+    pub url: String,
+}
+
 /// A payload on disk, its torrent and info-hash.
 pub struct Fixture {
     /// The test's scratch directory (logs go here too).
@@ -163,6 +171,43 @@ impl Fixture {
                 .unwrap_or_else(|e| panic!("{e}"));
         super::assert_same_content(&self.content, &self.downloaded());
         proc
+    }
+
+    /// Starts a libtorrent seeder of the fixture capped at `upload_limit` bytes/s, and our CLI
+    /// downloading from it with `--serve` and `--json` (stdout apart, see
+    /// [`Proc::spawn_split`]); returns once the HTTP server answers.
+    pub fn serve_while_downloading(&self, upload_limit: u64) -> Serving {
+        let limit = upload_limit.to_string();
+        let (seeder, seed_port) = super::lt_seeder_with(
+            "lt-seeder",
+            &self.torrent,
+            &self.seed_dir,
+            self.path(),
+            &["--upload-limit", &limit],
+        );
+        let http_port = super::free_port();
+        let mut cmd = super::cli_command();
+        cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
+            .args(["-q", "--json", "-o"])
+            .arg(self.out_dir())
+            .arg("--peer")
+            .arg(format!("127.0.0.1:{seed_port}"))
+            .arg("--serve")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg(&self.torrent)
+            .env("RUST_LOG", "info");
+        let mut cli = Proc::spawn_split("cli-serve", cmd, self.path());
+        super::wait_for(
+            "the HTTP server",
+            super::START_TIMEOUT,
+            &mut [&mut cli],
+            || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
+        );
+        Serving {
+            _seeder: seeder,
+            cli,
+            url: format!("http://127.0.0.1:{http_port}/files/0/{}", self.name()),
+        }
     }
 
     /// Checks the `--json` line of our CLI as a seeder that started on complete data and
