@@ -9,7 +9,7 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     lt_peer.py --torrent T --list-files
     (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S;
     --upload-limit B caps the upload rate at B bytes/s, for loopback peers too; --report-interval S
-    prints an UPLOADED_NOW line every S seconds)
+    prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -99,6 +99,10 @@ def main():
                     help="upload rate limit in bytes/s (0: none); applies to loopback peers too")
     ap.add_argument("--report-interval", type=float, default=0.0,
                     help="print UPLOADED_NOW bytes=B every this many seconds (0: never)")
+    ap.add_argument("--tick-interval", type=int, default=0,
+                    help="libtorrent's tick in ms (0: its default, 500; 50 with --report-interval). "
+                    "The rate limiter hands out upload quota once a tick: with --upload-limit, a "
+                    "shorter tick sends smoothly instead of in bursts")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -144,6 +148,8 @@ def main():
         # Transfer counters are updated once per tick (default 500 ms): tick faster, so that
         # UPLOADED_NOW lags less.
         settings["tick_interval"] = 50
+    if args.tick_interval:
+        settings["tick_interval"] = args.tick_interval
     # flags=0: no default plugins (ut_pex among them) and no default features.
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")

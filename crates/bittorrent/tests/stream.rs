@@ -100,3 +100,61 @@ async fn several_readers_at_once() {
     session.shutdown();
     session.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_sending_blocks_we_cancelled_is_not_dropped() {
+    // A reader streaming from the start keeps a read-ahead window urgent; near
+    // its deadlines the fast seeder gets duplicates of the slow seeder's
+    // requests, and the slow one is sent a cancel for each block the fast one
+    // delivers first. The test seeders ignore cancels (as a peer does whose
+    // data is already on the wire), so the slow one sends those blocks anyway:
+    // late and wasted, but we asked for them. That is no reason to drop it.
+    let data = payload(16 * 1024 * 1024, 23);
+    let meta = meta_for(&data, 64 * 1024);
+    let data = Arc::new(data);
+    let fast = spawn_slow_seeder(&meta, Arc::clone(&data), Duration::from_millis(1)).await;
+    let slow = spawn_slow_seeder(&meta, Arc::clone(&data), Duration::from_millis(4)).await;
+    let (session, mut events) = Session::spawn_with(loopback_config());
+    // Disconnects before the last piece is verified (then we close the
+    // connections to both seeders ourselves: two seeds have nothing to say).
+    let pieces = meta.piece_count();
+    let disconnects = tokio::spawn(async move {
+        let (mut verified, mut reasons) = (0, Vec::new());
+        while let Some(event) = events.recv().await {
+            match event {
+                Event::PieceVerified { .. } => verified += 1,
+                Event::PeerDisconnected { addr, reason, .. } if verified < pieces => {
+                    reasons.push((addr, reason));
+                }
+                Event::TorrentComplete { .. } => break,
+                _ => {}
+            }
+        }
+        reasons
+    });
+    let torrent =
+        Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([fast.addr, slow.addr]);
+    let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+
+    let mut reader = handle.open_file(0).await.unwrap();
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), reader.read_to_end(&mut all))
+        .await
+        .expect("the file is read within 60 s")
+        .unwrap();
+    assert_eq!(all, *data);
+    drop(reader);
+    let disconnects = tokio::time::timeout(Duration::from_secs(60), disconnects)
+        .await
+        .expect("the download completes")
+        .unwrap();
+    let stats = handle.stats().await.unwrap();
+    eprintln!("wasted {} bytes; disconnects {disconnects:?}", stats.wasted);
+    assert!(
+        stats.wasted > 2 * 1024 * 1024,
+        "fewer cancelled blocks arrived than a peer may send unrequested: the test tests nothing"
+    );
+    assert!(disconnects.is_empty(), "peers dropped: {disconnects:?}");
+    session.shutdown();
+    session.join().await;
+}

@@ -447,6 +447,10 @@ struct PeerEntry {
     last_unchoked: Option<Instant>,
     /// Bytes of blocks received that we never requested from it.
     unrequested: u64,
+    /// Bytes of blocks we cancelled at it and have not seen since. A block
+    /// may cross its cancel on the wire; that many late blocks are wasted
+    /// but not unrequested.
+    cancelled: u64,
     /// Weighted count of failed pieces it contributed to.
     strikes: u32,
     /// What we last told it through peer exchange.
@@ -1154,7 +1158,9 @@ impl TorrentActor {
         if !peer.in_flight.remove(&block) {
             // Late after a cancel or choke, or never asked for.
             self.wasted += len;
-            peer.unrequested += len;
+            let late = len.min(peer.cancelled);
+            peer.cancelled -= late;
+            peer.unrequested += len - late;
             if peer.unrequested > MAX_UNREQUESTED {
                 log::warn!(
                     "{} {addr} keeps sending unrequested blocks; dropping",
@@ -1193,6 +1199,7 @@ impl TorrentActor {
         for (addr, peer) in &mut self.peers {
             if *addr != from && peer.in_flight.remove(&block) {
                 log::trace!("{} cancelling {block:?} at {addr}", self.tag);
+                peer.cancelled += u64::from(block.length);
                 let _ = peer.handle.send(PeerCommand::Cancel(block));
             }
         }
@@ -1763,6 +1770,7 @@ impl PeerEntry {
             connected_at: now,
             last_unchoked: None,
             unrequested: 0,
+            cancelled: 0,
             strikes: 0,
             pex: PexState::new(),
             fast: true,
