@@ -183,7 +183,9 @@ impl Fixture {
             &self.torrent,
             &self.seed_dir,
             self.path(),
-            &["--upload-limit", &limit],
+            // libtorrent hands out upload quota once a tick (500 ms by default): a short tick
+            // spreads a capped rate evenly instead of in bursts.
+            &["--upload-limit", &limit, "--tick-interval", "50"],
         );
         let http_port = super::free_port();
         let mut cmd = super::cli_command();

@@ -230,8 +230,10 @@ impl Picker {
     pub const RANDOM_FIRST_PIECES: usize = 4;
 
     /// A deadline is near when `now + URGENT_NEAR >= deadline`: slow peers
-    /// may then take its free blocks, and fast peers duplicates.
-    pub const URGENT_NEAR: Duration = Duration::from_secs(2);
+    /// may then take its free blocks, and fast peers duplicates. Half the
+    /// torrent's first read deadline (500 ms): blocks are duplicated only
+    /// for a piece still missing 250 ms after a reader asked for it.
+    pub const URGENT_NEAR: Duration = Duration::from_millis(250);
 
     /// Most peers an urgent block is requested from at once by the urgent
     /// step (endgame may add more).
@@ -1985,7 +1987,7 @@ mod tests {
     fn urgent_duplicates_near_the_deadline_stay_within_the_limit() {
         let n = 12;
         let t0 = Instant::now();
-        let near = at(t0, 9.0); // within URGENT_NEAR of the deadline
+        let near = at(t0, 9.8); // within URGENT_NEAR of the deadline
         let mut p = picker(n, 4, 2);
         p.set_mode(PickMode::Streaming);
         p.set_deadline(2, at(t0, 10.0));
@@ -2058,19 +2060,19 @@ mod tests {
         let fast = p.pick_at(&all, &none(), 1, t0, true);
         assert_eq!(fast, vec![p.block_info(5, 0).unwrap()]);
         // Partial now, with a free block: still reserved for fast peers.
-        let slow = p.pick_at(&all, &none(), 2, at(t0, 7.9), false);
+        let slow = p.pick_at(&all, &none(), 2, at(t0, 9.7), false);
         assert_eq!(slow.len(), 2);
         assert!(slow.iter().all(|b| b.piece != 5), "{slow:?}");
         assert!(p
-            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 7.9), false)
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 9.7), false)
             .is_empty());
         // Near the deadline a slow peer takes the free block, first.
-        let slow = p.pick_at(&all, &none(), 1, at(t0, 8.0), false);
+        let slow = p.pick_at(&all, &none(), 1, at(t0, 9.8), false);
         assert_eq!(slow, vec![p.block_info(5, 1).unwrap()]);
         // It gets no duplicate (not endgame: other pieces are free).
         assert!(!p.in_endgame());
         assert!(p
-            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 9.0), false)
+            .pick_at(&bf(n, &[5]), &none(), 4, at(t0, 9.8), false)
             .is_empty());
         // A late deadline counts as near: a second fast peer duplicates both.
         let late = p.pick_at(&bf(n, &[5]), &none(), 100, at(t0, 60.0), true);
