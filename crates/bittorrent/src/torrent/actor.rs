@@ -34,6 +34,7 @@ use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::piece::PieceBuffer;
 use crate::torrent::selection;
 use crate::torrent::swarm::Swarm;
+use crate::torrent::unasked::UnaskedBlocks;
 use crate::torrent::TorrentStats;
 use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentError, TorrentState};
 use crate::torrent::{Source, StreamParts};
@@ -50,8 +51,6 @@ const MAX_PIPELINE: usize = 256;
 const MAX_VERIFY_BACKLOG: u64 = 16 * 1024 * 1024;
 /// A peer that owes us blocks and sends none for this long is dropped.
 const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bytes of blocks we never asked for that a peer may send before it is dropped.
-const MAX_UNREQUESTED: u64 = 2 * 1024 * 1024;
 /// Failed pieces a peer may have co-contributed to (without being identified
 /// as the culprit) before it is banned anyway.
 const BAN_THRESHOLD: u32 = 4;
@@ -445,12 +444,8 @@ struct PeerEntry {
     last_piece: Option<Instant>,
     connected_at: Instant,
     last_unchoked: Option<Instant>,
-    /// Bytes of blocks received that we never requested from it.
-    unrequested: u64,
-    /// Bytes of blocks we cancelled at it and have not seen since. A block
-    /// may cross its cancel on the wire; that many late blocks are wasted
-    /// but not unrequested.
-    cancelled: u64,
+    /// Blocks it sent that no request of ours waited for.
+    unasked: UnaskedBlocks,
     /// Weighted count of failed pieces it contributed to.
     strikes: u32,
     /// What we last told it through peer exchange.
@@ -1158,10 +1153,7 @@ impl TorrentActor {
         if !peer.in_flight.remove(&block) {
             // Late after a cancel or choke, or never asked for.
             self.wasted += len;
-            let late = len.min(peer.cancelled);
-            peer.cancelled -= late;
-            peer.unrequested += len - late;
-            if peer.unrequested > MAX_UNREQUESTED {
+            if peer.unasked.arrived(len) {
                 log::warn!(
                     "{} {addr} keeps sending unrequested blocks; dropping",
                     self.tag
@@ -1199,7 +1191,7 @@ impl TorrentActor {
         for (addr, peer) in &mut self.peers {
             if *addr != from && peer.in_flight.remove(&block) {
                 log::trace!("{} cancelling {block:?} at {addr}", self.tag);
-                peer.cancelled += u64::from(block.length);
+                peer.unasked.cancelled(u64::from(block.length));
                 let _ = peer.handle.send(PeerCommand::Cancel(block));
             }
         }
@@ -1769,8 +1761,7 @@ impl PeerEntry {
             last_piece: None,
             connected_at: now,
             last_unchoked: None,
-            unrequested: 0,
-            cancelled: 0,
+            unasked: UnaskedBlocks::default(),
             strikes: 0,
             pex: PexState::new(),
             fast: true,

@@ -11,6 +11,7 @@ mod rate;
 mod reader;
 mod selection;
 mod swarm;
+mod unasked;
 
 pub use error::TorrentError;
 pub use rate::RateMeter;
