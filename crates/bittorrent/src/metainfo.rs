@@ -611,6 +611,46 @@ fn url_list(root: &Node<'_>) -> Vec<String> {
         .collect()
 }
 
+/// Metainfo built in unit tests, without a .torrent file.
+#[cfg(test)]
+impl MetaInfo {
+    /// A multi-file torrent `name` whose files (path under `name`, length,
+    /// pad) lie end to end; zero piece hashes, info-hash `[7; 20]`.
+    pub(crate) fn for_test(name: &str, piece_length: u32, files: &[(&str, u64, bool)]) -> Self {
+        let mut offset = 0;
+        let files: Vec<FileEntry> = files
+            .iter()
+            .map(|&(path, length, pad)| {
+                let entry = FileEntry {
+                    path: std::path::Path::new(name).join(path),
+                    length,
+                    offset,
+                    pad,
+                };
+                offset += length;
+                entry
+            })
+            .collect();
+        let pieces = offset.div_ceil(u64::from(piece_length)) as usize;
+        MetaInfo {
+            info_hash: InfoHash([7; 20]),
+            name: name.into(),
+            piece_length,
+            piece_hashes: vec![[0; 20]; pieces],
+            files,
+            total_length: offset,
+            trackers: Vec::new(),
+            private: false,
+            multi_file: true,
+            comment: None,
+            created_by: None,
+            creation_date: None,
+            url_list: Vec::new(),
+            info_bytes: Bytes::new(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -103,32 +103,10 @@ impl UploadQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metainfo::FileEntry;
-    use crate::types::{InfoHash, BLOCK_SIZE};
+    use crate::types::BLOCK_SIZE;
 
     fn meta(piece_length: u32, total: u64) -> MetaInfo {
-        let count = total.div_ceil(u64::from(piece_length)) as usize;
-        MetaInfo {
-            info_hash: InfoHash([0; 20]),
-            name: "x".into(),
-            piece_length,
-            piece_hashes: vec![[0; 20]; count],
-            files: vec![FileEntry {
-                path: "x".into(),
-                length: total,
-                offset: 0,
-                pad: false,
-            }],
-            total_length: total,
-            trackers: Vec::new(),
-            private: false,
-            multi_file: false,
-            comment: None,
-            created_by: None,
-            creation_date: None,
-            url_list: Vec::new(),
-            info_bytes: Default::default(),
-        }
+        MetaInfo::for_test("x", piece_length, &[("x", total, false)])
     }
 
     fn block(piece: u32, begin: u32, length: u32) -> BlockInfo {

@@ -791,7 +791,6 @@ impl<'a> BlockCursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metainfo::FileEntry;
     use crate::types::InfoHash;
     use rand::rngs::StdRng;
     use rand::seq::SliceRandom;
@@ -801,37 +800,7 @@ mod tests {
 
     /// A multi-file torrent "t" with the given (path under t, length, pad).
     fn meta(piece_length: u32, files: &[(&str, u64, bool)]) -> MetaInfo {
-        let mut offset = 0;
-        let files: Vec<FileEntry> = files
-            .iter()
-            .map(|&(path, length, pad)| {
-                let entry = FileEntry {
-                    path: Path::new("t").join(path),
-                    length,
-                    offset,
-                    pad,
-                };
-                offset += length;
-                entry
-            })
-            .collect();
-        let pieces = offset.div_ceil(u64::from(piece_length)) as usize;
-        MetaInfo {
-            info_hash: InfoHash([7; 20]),
-            name: "t".into(),
-            piece_length,
-            piece_hashes: vec![[0; 20]; pieces],
-            files,
-            total_length: offset,
-            trackers: Vec::new(),
-            private: false,
-            multi_file: true,
-            comment: None,
-            created_by: None,
-            creation_date: None,
-            url_list: Vec::new(),
-            info_bytes: Bytes::new(),
-        }
+        MetaInfo::for_test("t", piece_length, files)
     }
 
     /// Nested folders, uneven sizes, zero-length files (one at the very end,

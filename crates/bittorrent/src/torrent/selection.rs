@@ -51,44 +51,16 @@ pub(crate) fn wanted_files(files: &[Priority]) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metainfo::FileEntry;
-    use crate::types::InfoHash;
-    use bytes::Bytes;
-    use std::path::PathBuf;
 
     /// Files of the given (length, pad) with 10-byte pieces.
     fn meta(files: &[(u64, bool)]) -> MetaInfo {
-        let mut offset = 0;
-        let files: Vec<FileEntry> = files
+        let names: Vec<String> = (0..files.len()).map(|i| format!("f{i}")).collect();
+        let files: Vec<(&str, u64, bool)> = names
             .iter()
-            .enumerate()
-            .map(|(i, &(length, pad))| {
-                let entry = FileEntry {
-                    path: PathBuf::from(format!("f{i}")),
-                    length,
-                    offset,
-                    pad,
-                };
-                offset += length;
-                entry
-            })
+            .zip(files)
+            .map(|(name, &(length, pad))| (name.as_str(), length, pad))
             .collect();
-        MetaInfo {
-            info_hash: InfoHash([1; 20]),
-            name: "t".into(),
-            piece_length: 10,
-            piece_hashes: vec![[0; 20]; offset.div_ceil(10) as usize],
-            files,
-            total_length: offset,
-            trackers: Vec::new(),
-            private: false,
-            multi_file: true,
-            comment: None,
-            created_by: None,
-            creation_date: None,
-            url_list: Vec::new(),
-            info_bytes: Bytes::new(),
-        }
+        MetaInfo::for_test("t", 10, &files)
     }
 
     use Priority::{High, Normal, Skip};
