@@ -191,3 +191,51 @@ async fn a_restart_with_the_same_selection_trusts_its_record() {
     session.shutdown();
     session.join().await;
 }
+
+/// The first `n` pieces verified by a fresh download of `meta` in `mode`.
+async fn first_verified(meta: &MetaInfo, data: Arc<Vec<u8>>, mode: PickMode, n: usize) -> Vec<u32> {
+    let seeder = spawn_seeder(meta, data, false).await;
+    let (session, mut events) = Session::spawn_with(loopback_config());
+    let torrent = Torrent::new(meta.clone(), MemoryStore::new(meta))
+        .with_peers([seeder.addr])
+        .with_mode(mode);
+    session.add_torrent(torrent);
+    let mut verified = Vec::new();
+    while verified.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("pieces verify")
+            .expect("session running");
+        if let Event::PieceVerified { piece, .. } = event {
+            verified.push(piece);
+        }
+    }
+    session.shutdown();
+    session.join().await;
+    verified
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modes_decide_the_order_of_pieces() {
+    // 256 pieces of 64 KiB in one file.
+    let data = payload(256 * PIECE as usize, 33);
+    let meta = meta_for(&data, PIECE);
+    let data = Arc::new(data);
+    let last = meta.piece_count() as u32 - 1;
+
+    // Sequential: the first pieces are the lowest ones (a pipeline's worth
+    // verifies in parallel, so not strictly in order).
+    let order = first_verified(&meta, Arc::clone(&data), PickMode::Sequential, 8).await;
+    assert!(order.iter().all(|&p| p < 16), "sequential: {order:?}");
+
+    // Streaming: the first and the last piece of the file come first.
+    let order = first_verified(&meta, Arc::clone(&data), PickMode::Streaming, 4).await;
+    assert!(
+        order.contains(&0) && order.contains(&last),
+        "streaming: {order:?}"
+    );
+
+    // Rarest-first (one seeder: every piece equally rare) starts at random.
+    let order = first_verified(&meta, data, PickMode::RarestFirst, 8).await;
+    assert!(!order.iter().all(|&p| p < 16), "rarest-first: {order:?}");
+}

@@ -15,6 +15,7 @@
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::store::file::write_atomically;
@@ -29,6 +30,9 @@ pub(crate) struct PartFile {
     data_path: PathBuf,
     index_path: PathBuf,
     state: Mutex<PartState>,
+    /// How many shares `state` holds: reads of a store without shares (the
+    /// usual case, on every block served) skip the lock.
+    count: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +70,7 @@ impl PartFile {
         Self {
             data_path,
             index_path,
+            count: AtomicUsize::new(state.shares.len()),
             state: Mutex::new(state),
         }
     }
@@ -97,7 +102,10 @@ impl PartFile {
 
     /// Whether file `file`'s share of piece `piece` is in the part file.
     pub(crate) fn holds(&self, piece: u32, file: usize) -> bool {
-        self.lock().shares.contains(&(piece, file))
+        // A share is added before its piece counts as verified (the engine
+        // hears of it through a join), so a zero here is never stale for a
+        // piece anyone may read.
+        self.count.load(Ordering::Relaxed) > 0 && self.lock().shares.contains(&(piece, file))
     }
 
     /// The (piece) shares of `file` held here.
@@ -157,6 +165,7 @@ impl PartFile {
         let mut shares = state.shares.clone();
         shares.insert((piece, file));
         write_atomically(&self.index_path, encode_index(&shares).as_bytes())?;
+        self.count.store(shares.len(), Ordering::Relaxed);
         state.shares = shares;
         Ok(())
     }
@@ -182,6 +191,7 @@ impl PartFile {
         } else {
             write_atomically(&self.index_path, encode_index(&shares).as_bytes())?;
         }
+        self.count.store(shares.len(), Ordering::Relaxed);
         state.shares = shares;
         Ok(())
     }

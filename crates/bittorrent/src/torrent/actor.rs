@@ -60,6 +60,8 @@ const READ_AHEAD_BYTES: u64 = 4 * 1024 * 1024;
 const READ_DEADLINE: Duration = Duration::from_millis(500);
 /// Each following piece of the read-ahead window gets this much more time.
 const READ_DEADLINE_STEP: Duration = Duration::from_millis(250);
+/// What a reader waiting on a piece of skipped files only is told.
+const NOT_SELECTED: &str = "that part of the torrent is not selected";
 /// Seconds (ticks) between rounds of the choke algorithm.
 const CHOKE_ROUND_TICKS: u64 = 10;
 
@@ -772,9 +774,10 @@ impl TorrentActor {
             wanted.len()
         );
         if wanted != old {
-            // The store learns before the pieces arrive only for files that
-            // were deselected; a newly selected file's shares are moved once
-            // it knows, and pieces written meanwhile are identical bytes.
+            // The store learns on a blocking thread, after the picker. A
+            // piece written in between lands where the old selection says;
+            // for a newly selected file the store then moves it into place
+            // (the bytes of a verified piece never differ).
             self.pending_selection = Some(wanted);
             self.store_selection();
         }
@@ -821,7 +824,7 @@ impl TorrentActor {
                 return true;
             }
             for waiter in waiters.drain(..) {
-                let _ = waiter.send(Err("that part of the torrent is not selected"));
+                let _ = waiter.send(Err(NOT_SELECTED));
             }
             false
         });
@@ -862,7 +865,7 @@ impl TorrentActor {
             return;
         }
         if self.picker.priority(piece) == Priority::Skip {
-            let _ = reply.send(Err("that part of the torrent is not selected"));
+            let _ = reply.send(Err(NOT_SELECTED));
             return;
         }
         self.waiters.entry(piece).or_default().push(reply);
