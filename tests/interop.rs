@@ -370,6 +370,35 @@ fn file_selection_from_libtorrent() {
 
     run("cli-all", &[]);
     fx.check(&fx.out_dir());
+
+    // A magnet link: its files are known once the metadata arrives. A selection that fits
+    // none of them is then a clear error, and nothing is written.
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=tree&x.pe=127.0.0.1:{seed_port}",
+        hex::encode(fx.hash)
+    );
+    let out = fx.path().join("out-magnet");
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q", "-o"])
+        .arg(&out)
+        .args(["--only", "*.iso"])
+        .arg(&magnet);
+    let mut cli = harness::Proc::spawn("cli-magnet-none", cmd, fx.path());
+    let status = cli.wait_exit(std::time::Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{}",
+        cli.failure("a selection of no file must fail")
+    );
+    assert!(
+        cli.output().contains("--only \"*.iso\" select(s) no file"),
+        "{}",
+        cli.failure("no clear error")
+    );
+    assert!(
+        !out.join("tree").exists(),
+        "files written for an empty selection"
+    );
 }
 
 /// A seek to 90% of a large file on an empty download, through `--serve` and curl, from a

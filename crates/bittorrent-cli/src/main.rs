@@ -191,6 +191,21 @@ fn save_torrent(output: &Path, meta: &MetaInfo) {
     }
 }
 
+/// Why `selection` fits none of the files of a magnet's torrent whose
+/// metadata just arrived (the torrent then downloads nothing), if it does not.
+async fn magnet_selection_error(
+    session: &SessionHandle,
+    info_hash: InfoHash,
+    selection: &Selection,
+) -> Option<String> {
+    let handle = session.torrent(info_hash).await.ok()??;
+    let meta = handle.meta_info().await.ok()??;
+    selection
+        .priorities(&meta)
+        .err()
+        .map(|e| format!("{}: {e}", meta.name))
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let mut sources = Vec::new();
     for arg in &args.torrents {
@@ -331,34 +346,37 @@ async fn run(args: Args) -> Result<(), String> {
             event = events.recv() => {
                 let Some(event) = event else { break };
                 progress.on_event(&event);
-                match event {
+                let stop = match event {
                     Event::TorrentComplete { info_hash } => {
                         pending.remove(&info_hash);
                         if keep_running {
                             log::info!("{}: seeding", progress.name(&info_hash));
-                        } else if pending.is_empty() && !stopping {
-                            stopping = true;
-                            summaries = summary::collect(&session).await;
-                            session.shutdown();
                         }
+                        !keep_running && pending.is_empty()
+                    }
+                    Event::MetadataReceived { info_hash, .. } => {
+                        let error = match &selection {
+                            Some(selection) => {
+                                magnet_selection_error(&session, info_hash, selection).await
+                            }
+                            None => None,
+                        };
+                        error.map(|e| failure.get_or_insert(e)).is_some()
                     }
                     Event::TorrentError { info_hash, message } => {
                         failure.get_or_insert(format!("{}: {message}", progress.name(&info_hash)));
-                        if !stopping {
-                            stopping = true;
-                            summaries = summary::collect(&session).await;
-                            session.shutdown();
-                        }
+                        true
                     }
                     Event::Error { message } => {
                         failure.get_or_insert(message);
-                        if !stopping {
-                            stopping = true;
-                            summaries = summary::collect(&session).await;
-                            session.shutdown();
-                        }
+                        true
                     }
-                    _ => {}
+                    _ => false,
+                };
+                if stop && !stopping {
+                    stopping = true;
+                    summaries = summary::collect(&session).await;
+                    session.shutdown();
                 }
             }
             _ = tokio::signal::ctrl_c() => {
