@@ -10,10 +10,12 @@
 mod actor;
 mod command;
 mod error;
+mod event;
 mod upload;
 
 pub use command::PeerCommand;
 pub use error::PeerError;
+pub(crate) use event::{DisconnectReason, PeerEvent};
 pub use upload::{validate_request, MAX_QUEUED_REQUESTS, MAX_REQUEST_LEN};
 
 use std::future::Future;
@@ -29,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::store::Store;
-use crate::torrent::PeerEvent;
 use crate::types::PeerId;
 use crate::wire::{Handshake, HandshakeCodec};
 

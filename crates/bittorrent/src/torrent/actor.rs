@@ -26,7 +26,7 @@ use crate::extension::metadata::metainfo_from_metadata;
 use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
-use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
+use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerEvent, PeerHandle, PeerParams};
 use crate::picker::{PickMode, Picker, Priority, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
@@ -36,7 +36,7 @@ use crate::torrent::selection;
 use crate::torrent::swarm::Swarm;
 use crate::torrent::unasked::UnaskedBlocks;
 use crate::torrent::TorrentStats;
-use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentError, TorrentState};
+use crate::torrent::{RateMeter, Torrent, TorrentCommand, TorrentError, TorrentState};
 use crate::torrent::{Source, StreamParts};
 use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
 use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
@@ -1423,11 +1423,11 @@ impl TorrentActor {
         }
     }
 
-    fn on_disconnected(&mut self, addr: SocketAddr, reason: String) {
+    fn on_disconnected(&mut self, addr: SocketAddr, reason: DisconnectReason) {
         let Some(peer) = self.peers.remove(&addr) else {
             return;
         };
-        let failed = reason != "closed";
+        let failed = reason.backs_off();
         self.picker.remove_peer(&peer.bitfield);
         for block in peer.in_flight {
             self.picker.cancel(block);
@@ -1437,7 +1437,7 @@ impl TorrentActor {
             self.emit(Event::PeerDisconnected {
                 info_hash: self.info_hash,
                 addr,
-                reason,
+                reason: reason.to_string(),
             });
         } else {
             log::debug!("{} could not connect to {addr}: {reason}", self.tag);

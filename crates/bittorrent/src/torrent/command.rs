@@ -1,16 +1,13 @@
-//! Messages into the torrent actor: commands from handles, events from peers.
+//! Commands into the torrent actor, from its handles, readers and the session.
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
-use crate::bitfield::Bitfield;
 use crate::picker::{PickMode, Priority};
 use crate::torrent::{StreamParts, TorrentError, TorrentStats};
-use crate::types::{BlockInfo, PeerId};
 use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
@@ -56,41 +53,4 @@ pub(crate) enum TorrentCommand {
     Pause,
     /// Undo [`TorrentCommand::Pause`].
     Resume,
-}
-
-/// What a peer actor reports to its torrent. Peers send these with
-/// `send().await`, so a busy torrent slows its peers' reading (TCP
-/// backpressure) instead of losing blocks; the torrent never awaits a peer.
-#[derive(Debug)]
-pub(crate) enum PeerEvent {
-    /// The handshake completed.
-    Connected { addr: SocketAddr, peer_id: PeerId },
-    /// The peer's bitfield (validated against the piece count).
-    Bitfield {
-        addr: SocketAddr,
-        bitfield: Bitfield,
-    },
-    /// The peer has a new piece (index validated).
-    Have { addr: SocketAddr, piece: u32 },
-    /// The peer choked us: our outstanding requests are void.
-    Choked { addr: SocketAddr },
-    /// The peer unchoked us.
-    Unchoked { addr: SocketAddr },
-    /// The peer is (not) interested in our pieces.
-    Interest { addr: SocketAddr, interested: bool },
-    /// A block arrived.
-    Block {
-        addr: SocketAddr,
-        block: BlockInfo,
-        data: Bytes,
-    },
-    /// Peers learnt through peer exchange (BEP 11).
-    Pex {
-        addr: SocketAddr,
-        added: Vec<SocketAddr>,
-    },
-    /// We sent the peer this many payload bytes.
-    Uploaded { addr: SocketAddr, bytes: u64 },
-    /// The connection ended (or never started).
-    Disconnected { addr: SocketAddr, reason: String },
 }

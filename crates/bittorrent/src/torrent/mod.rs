@@ -30,7 +30,7 @@ use crate::metainfo::MetaInfo;
 use crate::picker::{PickMode, Priority};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
-pub(crate) use crate::torrent::command::{PeerEvent, TorrentCommand};
+pub(crate) use crate::torrent::command::TorrentCommand;
 use crate::types::InfoHash;
 
 /// A torrent to add to a session: its metainfo (or a magnet link), where its
