@@ -1,6 +1,7 @@
 //! Commands into the torrent actor, from its handles, readers and the session.
 
 use std::net::SocketAddr;
+use std::sync::Weak;
 
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -26,21 +27,24 @@ pub(crate) enum TorrentCommand {
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead
     /// window after it) urgent meanwhile, on behalf of streaming reader `reader`.
-    /// Answers `Err` at once for a piece of skipped files only.
+    /// Answers `Err` at once for a piece of skipped files only. `alive`
+    /// dies with the reader, which releases its window even if its
+    /// `ReaderGone` is lost.
     WaitPiece {
         piece: u32,
         reader: u64,
-        reply: oneshot::Sender<Result<(), &'static str>>,
+        alive: Weak<()>,
+        reply: oneshot::Sender<Result<(), TorrentError>>,
     },
     /// A streaming reader is gone: its read-ahead window is no longer urgent.
     ReaderGone { reader: u64 },
     /// The metainfo and store, for opening a streaming reader.
     OpenParts {
-        reply: oneshot::Sender<Option<StreamParts>>,
+        reply: oneshot::Sender<Result<StreamParts, TorrentError>>,
     },
     /// Report each file's priority.
     FilePriorities {
-        reply: oneshot::Sender<Vec<Priority>>,
+        reply: oneshot::Sender<Result<Vec<Priority>, TorrentError>>,
     },
     /// Change each file's priority.
     SetFilePriorities {

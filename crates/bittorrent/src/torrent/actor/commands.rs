@@ -1,0 +1,99 @@
+//! The one command dispatcher, for both phases: commands that need the
+//! metainfo answer [`TorrentError::MetadataPending`] while a magnet's
+//! metadata is being fetched.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::peer::Origin;
+use crate::torrent::actor::{Phase, Shell};
+use crate::torrent::{StreamParts, TorrentCommand, TorrentError, TorrentState, TorrentStats};
+
+impl Shell {
+    pub(super) fn on_command(&mut self, cmd: TorrentCommand) {
+        let now = Instant::now();
+        match cmd {
+            TorrentCommand::Stats { reply } => {
+                let stats = match self.core() {
+                    Some(core) => core.stats(now),
+                    None => TorrentStats {
+                        state: TorrentState::FetchingMetadata,
+                        ..TorrentStats::default()
+                    },
+                };
+                let _ = reply.send(stats);
+            }
+            TorrentCommand::AddPeers { peers } => match &mut self.phase {
+                Phase::Metadata(phase) => phase.add_candidates(peers),
+                Phase::Running(running) => running.core.add_candidates(peers, true, now),
+                Phase::Failed => {}
+            },
+            TorrentCommand::Inbound {
+                addr,
+                conn,
+                handshake,
+            } => {
+                let admitted = match self.core() {
+                    Some(core) => core.admit(addr, now).map_err(|why| why.to_string()),
+                    None => Err("no metadata yet".to_owned()),
+                };
+                match admitted {
+                    Ok(()) => self.spawn_peer(addr, Origin::Inbound { conn, handshake }),
+                    Err(why) => log::debug!("{} refusing inbound {addr}: {why}", self.tag),
+                }
+            }
+            TorrentCommand::WaitPiece {
+                piece,
+                reader,
+                alive,
+                reply,
+            } => match self.core() {
+                Some(core) => core.wait_piece(piece, reader, alive, reply, now),
+                None => {
+                    let _ = reply.send(Err(TorrentError::MetadataPending));
+                }
+            },
+            TorrentCommand::ReaderGone { reader } => {
+                if let Some(core) = self.core() {
+                    core.reader_gone(reader, now);
+                }
+            }
+            TorrentCommand::OpenParts { reply } => {
+                let parts = match &self.phase {
+                    Phase::Running(running) => Ok(StreamParts {
+                        tx: None,
+                        meta: Arc::clone(&running.meta),
+                        store: Arc::clone(&running.store),
+                    }),
+                    _ => Err(TorrentError::MetadataPending),
+                };
+                let _ = reply.send(parts);
+            }
+            TorrentCommand::FilePriorities { reply } => {
+                let files = self.core().map(|core| core.file_priorities());
+                let _ = reply.send(files.ok_or(TorrentError::MetadataPending));
+            }
+            TorrentCommand::SetFilePriorities { priorities, reply } => {
+                let result = match self.core() {
+                    Some(core) => core.set_file_priorities(priorities, now),
+                    None => Err(TorrentError::MetadataPending),
+                };
+                let _ = reply.send(result);
+            }
+            TorrentCommand::SetMode { mode } => match self.core() {
+                Some(core) => core.set_mode(mode, now),
+                // Applied once the metadata is known.
+                None => self.pending.mode = mode,
+            },
+            TorrentCommand::Pause => match self.core() {
+                Some(core) => core.pause(),
+                None => log::debug!("{} pause ignored while fetching metadata", self.tag),
+            },
+            TorrentCommand::Resume => {
+                if let Some(core) = self.core() {
+                    core.resume(now);
+                }
+            }
+        }
+    }
+}
