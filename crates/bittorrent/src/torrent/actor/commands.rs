@@ -2,6 +2,7 @@
 //! metainfo answer [`TorrentError::MetadataPending`] while a magnet's
 //! metadata is being fetched.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,14 +15,7 @@ impl Shell {
         let now = Instant::now();
         match cmd {
             TorrentCommand::Stats { reply } => {
-                let stats = match self.core() {
-                    Some(core) => core.stats(now),
-                    None => TorrentStats {
-                        state: TorrentState::FetchingMetadata,
-                        ..TorrentStats::default()
-                    },
-                };
-                let _ = reply.send(stats);
+                let _ = reply.send(self.stats(now));
             }
             TorrentCommand::AddPeers { peers } => match &mut self.phase {
                 Phase::Metadata(phase) => phase.add_candidates(peers),
@@ -32,16 +26,7 @@ impl Shell {
                 addr,
                 conn,
                 handshake,
-            } => {
-                let admitted = match self.core() {
-                    Some(core) => core.admit(addr, now).map_err(|why| why.to_string()),
-                    None => Err("no metadata yet".to_owned()),
-                };
-                match admitted {
-                    Ok(()) => self.spawn_peer(addr, Origin::Inbound { conn, handshake }),
-                    Err(why) => log::debug!("{} refusing inbound {addr}: {why}", self.tag),
-                }
-            }
+            } => self.inbound(addr, Origin::Inbound { conn, handshake }, now),
             TorrentCommand::WaitPiece {
                 piece,
                 reader,
@@ -59,15 +44,7 @@ impl Shell {
                 }
             }
             TorrentCommand::OpenParts { reply } => {
-                let parts = match &self.phase {
-                    Phase::Running(running) => Ok(StreamParts {
-                        tx: None,
-                        meta: Arc::clone(&running.meta),
-                        store: Arc::clone(&running.store),
-                    }),
-                    _ => Err(TorrentError::MetadataPending),
-                };
-                let _ = reply.send(parts);
+                let _ = reply.send(self.parts());
             }
             TorrentCommand::FilePriorities { reply } => {
                 let files = self.core().map(|core| core.file_priorities());
@@ -94,6 +71,40 @@ impl Shell {
                     core.resume(now);
                 }
             }
+        }
+    }
+
+    /// An inbound connection: a peer actor unless the core refuses it.
+    fn inbound(&mut self, addr: SocketAddr, origin: Origin, now: Instant) {
+        let admitted = match self.core() {
+            Some(core) => core.admit(addr, now).map_err(|why| why.to_string()),
+            None => Err("no metadata yet".to_owned()),
+        };
+        match admitted {
+            Ok(()) => self.spawn_peer(addr, origin),
+            Err(why) => log::debug!("{} refusing inbound {addr}: {why}", self.tag),
+        }
+    }
+
+    fn stats(&mut self, now: Instant) -> TorrentStats {
+        match self.core() {
+            Some(core) => core.stats(now),
+            None => TorrentStats {
+                state: TorrentState::FetchingMetadata,
+                ..TorrentStats::default()
+            },
+        }
+    }
+
+    /// What streaming readers need, once the metadata is known.
+    fn parts(&self) -> Result<StreamParts, TorrentError> {
+        match &self.phase {
+            Phase::Running(running) => Ok(StreamParts {
+                tx: None,
+                meta: Arc::clone(&running.meta),
+                store: Arc::clone(&running.store),
+            }),
+            _ => Err(TorrentError::MetadataPending),
         }
     }
 }
