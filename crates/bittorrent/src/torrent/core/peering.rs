@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::bitfield::Bitfield;
 use crate::peer::{DisconnectReason, PeerEvent};
 use crate::session::Event;
-use crate::torrent::core::peers::Refusal;
+use crate::torrent::core::peers::{Refusal, MAX_BITFIELDS};
 use crate::torrent::core::pieces::BanReason;
 use crate::torrent::core::{Action, State, TorrentCore};
 use crate::types::PeerId;
@@ -81,18 +81,18 @@ impl TorrentCore {
         });
     }
 
-    /// A peer's bitfield: allowed once (BEP 3: only as the first message);
-    /// a second one would cost O(pieces) each time, so it disconnects.
+    /// A peer's bitfield: O(pieces), so only [`MAX_BITFIELDS`] per
+    /// connection; one more disconnects.
     fn on_bitfield(&mut self, addr: SocketAddr, bitfield: Bitfield, now: Instant) {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        if peer.bitfield_seen {
-            log::debug!("{} {addr} sent a second bitfield; dropping", self.tag());
+        if peer.bitfields >= MAX_BITFIELDS {
+            log::debug!("{} {addr} keeps sending bitfields; dropping", self.tag());
             self.peers.disconnect(addr, &mut self.out);
             return;
         }
-        peer.bitfield_seen = true;
+        peer.bitfields += 1;
         let picker = self.flow.picker_mut();
         picker.remove_peer(&peer.bitfield);
         picker.add_peer(&bitfield);

@@ -581,11 +581,22 @@ fn duplicate_haves_cost_nothing_and_a_wanted_have_makes_us_interested() {
 }
 
 #[test]
-fn a_second_bitfield_disconnects() {
-    let mut rig = Rig::checked(&[u64::from(PIECE)], Vec::new(), &[]);
+fn bitfields_past_a_few_disconnect_and_a_new_one_replaces_the_old() {
+    let mut rig = Rig::checked(&[2 * u64::from(PIECE)], Vec::new(), &[]);
     rig.silent.push(addr(1));
-    let seed = rig.full();
-    rig.connect(1, seed);
+    let mut first = Bitfield::new(2);
+    first.set(0);
+    rig.connect(1, first);
+    for _ in 1..peers::MAX_BITFIELDS {
+        let again = rig.full();
+        let bitfield = PeerEvent::Bitfield {
+            addr: addr(1),
+            bitfield: again,
+        };
+        assert!(disconnects(&rig.peer(bitfield)).is_empty());
+    }
+    let picker = rig.core.flow.picker();
+    assert_eq!((picker.availability(0), picker.availability(1)), (1, 1));
     let again = rig.full();
     let out = rig.peer(PeerEvent::Bitfield {
         addr: addr(1),
