@@ -11,7 +11,7 @@ pub enum TorrentError {
     /// The torrent actor has ended.
     #[error("the torrent has stopped")]
     Stopped,
-    /// No such file in the torrent (or its metadata is not known yet).
+    /// No such file in the torrent.
     #[error("no file {0} in the torrent")]
     NoSuchFile(usize),
     /// A piece index past the end of the torrent.

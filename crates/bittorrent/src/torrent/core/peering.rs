@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::bitfield::Bitfield;
 use crate::peer::{DisconnectReason, PeerEvent};
 use crate::session::Event;
-use crate::torrent::core::peers::{Refusal, MAX_BITFIELDS};
+use crate::torrent::core::peers::Refusal;
 use crate::torrent::core::pieces::BanReason;
 use crate::torrent::core::{Action, State, TorrentCore};
 use crate::types::PeerId;
@@ -81,18 +81,22 @@ impl TorrentCore {
         });
     }
 
-    /// A peer's bitfield: O(pieces), so only [`MAX_BITFIELDS`] per
-    /// connection; one more disconnects.
+    /// A peer's bitfield. The first one sets its availability. A later one
+    /// (aria2 sends one instead of `have`s whenever it is shorter) counts
+    /// as the `have`s of its new pieces only, pieces it no longer lists are
+    /// ignored: its cost is that of reading the message, plus O(1) per piece
+    /// the peer gained.
     fn on_bitfield(&mut self, addr: SocketAddr, bitfield: Bitfield, now: Instant) {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        if peer.bitfields >= MAX_BITFIELDS {
-            log::debug!("{} {addr} keeps sending bitfields; dropping", self.tag());
-            self.peers.disconnect(addr, &mut self.out);
+        if peer.bitfield_seen {
+            for piece in gained(&peer.bitfield, &bitfield) {
+                self.on_have(addr, piece, now);
+            }
             return;
         }
-        peer.bitfields += 1;
+        peer.bitfield_seen = true;
         let picker = self.flow.picker_mut();
         picker.remove_peer(&peer.bitfield);
         picker.add_peer(&bitfield);
@@ -226,4 +230,18 @@ impl TorrentCore {
             self.request_more(addr, now);
         }
     }
+}
+
+/// The pieces set in `new` but not in `old`, a byte at a time.
+fn gained(old: &Bitfield, new: &Bitfield) -> Vec<u32> {
+    let mut pieces = Vec::new();
+    for (i, (&o, &n)) in old.as_bytes().iter().zip(new.as_bytes()).enumerate() {
+        let mut bits = n & !o;
+        while bits != 0 {
+            let bit = bits.leading_zeros() as usize;
+            bits &= !(0x80 >> bit);
+            pieces.push((i * 8 + bit) as u32);
+        }
+    }
+    pieces
 }

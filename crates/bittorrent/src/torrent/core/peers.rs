@@ -23,10 +23,6 @@ use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 /// Pipeline depth bounds (blocks requested and not yet received, per peer).
 pub(crate) const MIN_PIPELINE: usize = 32;
 pub(crate) const MAX_PIPELINE: usize = 256;
-/// Bitfields a peer may send on one connection. BEP 3 allows one, as the
-/// first message, but aria2 sends a second one right after; each costs
-/// O(pieces), so more than a few disconnect.
-pub(crate) const MAX_BITFIELDS: u8 = 3;
 /// A peer that owes us blocks and sends none for this long is dropped.
 pub(crate) const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -41,9 +37,8 @@ pub(crate) struct PeerEntry {
     pub peer_id: Option<PeerId>,
     /// Pieces the peer has (exactly what was added to the picker's availability).
     pub bitfield: Bitfield,
-    /// `bitfield` messages received (a few are tolerated, see
-    /// [`MAX_BITFIELDS`]).
-    pub bitfields: u8,
+    /// A `bitfield` message arrived.
+    pub bitfield_seen: bool,
     /// We asked for the connection to close: no more requests or haves.
     pub closing: bool,
     /// Blocks requested from this peer and not yet answered.
@@ -80,7 +75,7 @@ impl PeerEntry {
             inbound,
             peer_id: None,
             bitfield: Bitfield::new(piece_count),
-            bitfields: 0,
+            bitfield_seen: false,
             closing: false,
             in_flight: HashSet::new(),
             choking_us: true,

@@ -581,28 +581,39 @@ fn duplicate_haves_cost_nothing_and_a_wanted_have_makes_us_interested() {
 }
 
 #[test]
-fn bitfields_past_a_few_disconnect_and_a_new_one_replaces_the_old() {
-    let mut rig = Rig::checked(&[2 * u64::from(PIECE)], Vec::new(), &[]);
+fn a_later_bitfield_counts_as_the_haves_of_its_new_pieces() {
+    let len = 4 * u64::from(PIECE);
+    let mut rig = Rig::checked(&[len, len], vec![Priority::Skip, Priority::Normal], &[]);
     rig.silent.push(addr(1));
-    let mut first = Bitfield::new(2);
+    let mut first = Bitfield::new(8);
     first.set(0);
-    rig.connect(1, first);
-    for _ in 1..peers::MAX_BITFIELDS {
-        let again = rig.full();
-        let bitfield = PeerEvent::Bitfield {
-            addr: addr(1),
-            bitfield: again,
-        };
-        assert!(disconnects(&rig.peer(bitfield)).is_empty());
+    first.set(1);
+    let out = rig.connect(1, first);
+    assert!(!out
+        .iter()
+        .any(|a| matches!(a, Action::Peer(_, PeerCommand::Interested(_)))));
+    // aria2 sends a bitfield instead of haves: 1 is gone (ignored), 2 and 6
+    // are new, and 6 is wanted.
+    let mut later = Bitfield::new(8);
+    for piece in [0, 2, 6] {
+        later.set(piece);
     }
-    let picker = rig.core.flow.picker();
-    assert_eq!((picker.availability(0), picker.availability(1)), (1, 1));
-    let again = rig.full();
     let out = rig.peer(PeerEvent::Bitfield {
         addr: addr(1),
-        bitfield: again,
+        bitfield: later.clone(),
     });
-    assert_eq!(disconnects(&out), [addr(1)]);
+    assert!(disconnects(&out).is_empty());
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Peer(_, PeerCommand::Interested(true)))));
+    let picker = rig.core.flow.picker();
+    let availability: Vec<u32> = (0..8).map(|p| picker.availability(p)).collect();
+    assert_eq!(availability, [1, 1, 1, 0, 0, 0, 1, 0]);
+    let out = rig.peer(PeerEvent::Bitfield {
+        addr: addr(1),
+        bitfield: later,
+    });
+    assert!(out.is_empty(), "nothing new: nothing done");
 }
 
 #[test]
