@@ -64,7 +64,7 @@ impl Picker {
     /// duplicates). The torrent then withdraws the other requests of a
     /// block that arrived. (Duplicates handed out before the last deadline
     /// was cleared may still arrive; they are reported
-    /// [`Received::Duplicate`].)
+    /// [`Received::Duplicate`](crate::picker::Received::Duplicate).)
     pub fn may_have_duplicates(&self) -> bool {
         self.deadlines_active() || self.in_endgame()
     }
