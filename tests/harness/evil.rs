@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::meta::Meta;
+use crate::harness::meta::Meta;
 
 const BLOCK: u32 = 16 * 1024;
 
