@@ -436,7 +436,8 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
                 .is_ok_and(|t| t.contains(&all_but_one) || t.contains("HASHFAIL"))
         },
     );
-    // Give a wrong piece time to arrive, if the seeder were to send it.
+    // A check that nothing happens has no event to wait for: give a wrong piece 2 s to
+    // arrive, if the seeder were to send it.
     std::thread::sleep(Duration::from_secs(2));
     let lt_out = lt.output();
     assert!(
