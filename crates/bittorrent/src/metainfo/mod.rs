@@ -32,6 +32,10 @@
 //!   `announce`. URLs are trimmed, empty or non-UTF-8 ones dropped, and a URL is
 //!   kept only in the first tier it appears in. `url-list` (BEP 19) may be a
 //!   string or a list; it is trimmed and de-duplicated but otherwise kept as is.
+//!
+//! Layout: this file checks the top level and the piece fields; `files.rs`
+//! builds the file list (paths, pad files, duplicates); `trackers.rs` the
+//! trackers and web seeds.
 
 mod files;
 mod trackers;

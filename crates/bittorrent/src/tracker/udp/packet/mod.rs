@@ -6,6 +6,11 @@
 //! id; responses start with the action and the transaction id. Decoding
 //! checks each action's length exactly (header plus whole records) and never
 //! panics, whatever the bytes.
+//!
+//! Layout: `request.rs` holds [`Request`] (what a tracker decodes),
+//! `response.rs` holds [`Response`] (what a client decodes); this file holds
+//! what both share: actions, address families, event codes, errors and the
+//! bounds-checked reader.
 
 mod request;
 mod response;
