@@ -23,11 +23,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SessionConfig;
 use crate::dht::DhtHandle;
+use crate::event::Event;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::picker::{PickMode, Priority};
-use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
 use crate::types::InfoHash;

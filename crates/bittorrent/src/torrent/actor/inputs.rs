@@ -10,9 +10,9 @@ use tokio::task::JoinError;
 
 use crate::bitfield::Bitfield;
 use crate::dht::{Announced, DhtError};
+use crate::event::Event;
 use crate::metainfo::MetaInfo;
 use crate::peer::PeerEvent;
-use crate::session::Event;
 use crate::store::Store;
 use crate::torrent::actor::jobs::JobOutput;
 use crate::torrent::actor::magnet::MetadataPhase;

@@ -11,10 +11,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SessionConfig;
 use crate::extension::metadata::metainfo_from_metadata;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
-use crate::session::SessionConfig;
 use crate::torrent::error::MetadataPhaseError;
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::StoreFactory;

@@ -23,11 +23,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SessionConfig;
 use crate::dht::{Announced, DhtError, DhtHandle};
+use crate::event::Event;
 use crate::metainfo::MetaInfo;
 use crate::peer::{PeerEvent, PeerHandle};
 use crate::picker::PickMode;
-use crate::session::{Event, SessionConfig};
 use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::event::Event;
 use crate::peer::PeerCommand;
-use crate::session::Event;
 use crate::torrent::core::pieces::{BlockFate, Verdict};
 use crate::torrent::core::verify::Verified;
 use crate::torrent::core::{Action, State, TorrentCore};

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::bitfield::Bitfield;
-use crate::session::Event;
+use crate::event::Event;
 use crate::torrent::core::{Action, Finalizing, State, TorrentCore};
 use crate::torrent::error::JobError;
 use crate::torrent::{TorrentState, TorrentStats};

@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 
 use crate::bitfield::Bitfield;
 use crate::choker::{Choker, ChokerConfig};
+use crate::event::Event;
 use crate::metainfo::MetaInfo;
 use crate::peer::PeerCommand;
 use crate::picker::{PickMode, Picker, Priority};
-use crate::session::Event;
 use crate::torrent::core::peers::PeerSet;
 use crate::torrent::core::pieces::PieceFlow;
 use crate::torrent::core::readers::Readers;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::bitfield::Bitfield;
+use crate::event::Event;
 use crate::peer::{DisconnectReason, PeerEvent};
-use crate::session::Event;
 use crate::torrent::core::peers::Refusal;
 use crate::torrent::core::pieces::BanReason;
 use crate::torrent::core::{Action, State, TorrentCore};
