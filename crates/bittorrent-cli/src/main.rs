@@ -312,7 +312,10 @@ impl Watch {
                     }
                     self.stop().await;
                 }
-                _ = tick.tick() => self.refresh_dht().await,
+                _ = tick.tick() => {
+                    self.refresh_dht().await;
+                    self.refresh_stale().await;
+                }
                 _ = self.session.join() => break,
             }
         }
@@ -376,6 +379,23 @@ impl Watch {
                 busy: s.outstanding_queries > 0 || s.lookups > 0,
                 nothing_to_start_from,
             });
+        }
+    }
+
+    /// Asks for the stats of torrents that send none by themselves (a
+    /// magnet's, while its metadata is fetched).
+    async fn refresh_stale(&mut self) {
+        if self.stopping {
+            return;
+        }
+        for info_hash in self.progress.stale(2 * SESSION_STATS_INTERVAL) {
+            let ask = async {
+                let handle = self.session.torrent(info_hash).await.ok()??;
+                handle.stats().await.ok()
+            };
+            if let Ok(Some(stats)) = tokio::time::timeout(SESSION_STATS_INTERVAL, ask).await {
+                self.progress.on_event(&Event::Stats { info_hash, stats });
+            }
         }
     }
 

@@ -45,6 +45,8 @@ struct Entry {
     last_line: Option<Instant>,
     /// Plain output: each tracker's last printed state.
     tracker_lines: HashMap<String, String>,
+    /// When its last stats arrived.
+    last_stats: Option<Instant>,
 }
 
 /// The draw target of the bars: stderr when it is a terminal and the display
@@ -112,6 +114,7 @@ impl Progress {
             measuring: false,
             last_line: None,
             tracker_lines: HashMap::new(),
+            last_stats: None,
         };
         self.torrents.insert(info_hash, entry);
     }
@@ -126,6 +129,20 @@ impl Progress {
     /// The session's DHT, shown in every torrent's status.
     pub fn set_dht(&mut self, dht: Dht) {
         self.dht = dht;
+    }
+
+    /// Torrents whose stats have not arrived for `age` (a magnet's torrent
+    /// sends none until its metadata is known): ask for them.
+    pub fn stale(&self, age: Duration) -> Vec<InfoHash> {
+        if matches!(self.mode, Mode::Quiet) {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        self.torrents
+            .iter()
+            .filter(|(_, e)| e.last_stats.is_none_or(|t| now.duration_since(t) >= age))
+            .map(|(h, _)| *h)
+            .collect()
     }
 
     /// Prints `line` on stderr above the bars.
@@ -149,6 +166,7 @@ impl Progress {
                 let Some(entry) = self.torrents.get_mut(info_hash) else {
                     return;
                 };
+                entry.last_stats = Some(Instant::now());
                 if entry.bar.is_some() {
                     entry.show(stats, dht, trackers_off);
                 } else if lines {

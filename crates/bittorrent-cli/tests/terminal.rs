@@ -27,8 +27,8 @@ struct Tmux {
 impl Tmux {
     /// Starts the shell command `script` in a detached `width`×`height`
     /// pane.
-    fn start(script: &str, width: u16, height: u16) -> Self {
-        let socket = format!("bt-terminal-{}", std::process::id());
+    fn start(label: &str, script: &str, width: u16, height: u16) -> Self {
+        let socket = format!("bt-terminal-{}-{label}", std::process::id());
         let tmux = Self { socket };
         let (w, h) = (width.to_string(), height.to_string());
         let size = ["-x", w.as_str(), "-y", h.as_str()];
@@ -90,6 +90,12 @@ fn have_tmux() -> bool {
     found
 }
 
+/// A URL on 127.0.0.1 where nothing listens.
+fn dead_tracker() -> String {
+    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
+    format!("http://{}/announce", dead.local_addr().expect("addr"))
+}
+
 /// A .torrent of a 64 MiB file whose only tracker is `announce`. No data
 /// exists for it: the pieces' hashes are made up.
 fn write_torrent(path: &Path, announce: &str) {
@@ -123,6 +129,11 @@ fn frames_until(tmux: &Tmux, what: &str, done: impl Fn(&[String]) -> bool) -> Ve
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The shell printed the CLI's exit status (`exit N`, on a line of its own).
+fn exited(frame: &[String]) -> bool {
+    frame.iter().any(|l| l.starts_with("exit "))
 }
 
 fn has(frame: &[String], needle: &str) -> bool {
@@ -159,9 +170,7 @@ fn the_progress_display_on_a_terminal() {
         return;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let dead = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let tracker = format!("http://{}/announce", dead.local_addr().expect("addr"));
-    drop(dead);
+    let tracker = dead_tracker();
     let torrent = dir.path().join("test.torrent");
     write_torrent(&torrent, &tracker);
     let out = dir.path().join("out");
@@ -172,7 +181,7 @@ fn the_progress_display_on_a_terminal() {
         "env -u RUST_LOG '{CLI}' '{torrent}' -o '{out}' --no-dht --bind 127.0.0.1 -p 0; \
          echo \"exit $?\"; sleep 600"
     );
-    let tmux = Tmux::start(&script, 120, 30);
+    let tmux = Tmux::start("file", &script, 120, 30);
 
     let short = tracker.trim_end_matches("/announce");
     let failing = format!("tracker {short}: failing: connection refused");
@@ -199,7 +208,7 @@ fn the_progress_display_on_a_terminal() {
     );
 
     tmux.run(&["send-keys", "C-c"]);
-    let frames = frames_until(&tmux, "the exit", |f| has(f, "exit "));
+    let frames = frames_until(&tmux, "the exit", exited);
     for frame in &frames {
         check_not_torn(frame);
     }
@@ -229,4 +238,52 @@ fn the_progress_display_on_a_terminal() {
         "{shown}"
     );
     eprintln!("the last frame:\n{shown}");
+}
+
+#[test]
+fn a_magnet_shows_its_trackers_while_the_metadata_is_fetched() {
+    if !have_tmux() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tracker = dead_tracker();
+    let encoded: String = tracker
+        .bytes()
+        .map(|b| match b {
+            b':' | b'/' => format!("%{b:02X}"),
+            _ => char::from(b).to_string(),
+        })
+        .collect();
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=magnet-test&tr={encoded}",
+        "ab".repeat(20)
+    );
+    let out = dir.path().join("out");
+    let script = format!(
+        "env -u RUST_LOG '{CLI}' '{magnet}' -o '{}' --no-dht --bind 127.0.0.1 -p 0; \
+         echo \"exit $?\"; sleep 600",
+        out.display()
+    );
+    let tmux = Tmux::start("magnet", &script, 120, 30);
+    let short = tracker.trim_end_matches("/announce");
+    let failing = format!("tracker {short}: failing: connection refused");
+    let frames = frames_until(&tmux, "the magnet's tracker failing", |f| has(f, &failing));
+    let last = frames.last().unwrap();
+    let shown = last.join("\n");
+    assert!(
+        last.iter().any(|l| l.starts_with("magnet-test")
+            && l.ends_with("fetching the torrent's metadata from peers")),
+        "{shown}"
+    );
+    assert!(
+        has(
+            last,
+            "peers: 0 connected, 0 known | DHT off | trackers: 0 of 1 ok"
+        ),
+        "{shown}"
+    );
+    tmux.run(&["send-keys", "C-c"]);
+    let frames = frames_until(&tmux, "the exit", exited);
+    let last = frames.last().unwrap();
+    assert!(!has(last, "ERROR"), "{}", last.join("\n"));
 }
