@@ -222,6 +222,10 @@ impl Progress {
                 status.finish_and_clear();
             }
             if let Some(bar) = &entry.bar {
+                if !entry.measuring {
+                    // Not "checking" or "fetching" any more.
+                    bar.set_message("stopped");
+                }
                 if !bar.is_finished() {
                     bar.abandon();
                 }
