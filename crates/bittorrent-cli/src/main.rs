@@ -187,6 +187,34 @@ fn torrent(source: Source, args: &Args, selection: Option<&Selection>) -> Result
     Ok(torrent.with_peers(args.peers.iter().copied()))
 }
 
+/// `--files`/`--only`, checked against the .torrent files given: a
+/// selection that fits no file is an error before anything starts.
+fn selection(args: &Args, sources: &[Source]) -> Result<Option<Selection>, String> {
+    let selection = Selection::new(args.files.as_deref(), &args.only)?;
+    if let Some(selection) = &selection {
+        for source in sources {
+            if let Source::File(meta) = source {
+                selection
+                    .priorities(meta)
+                    .map_err(|e| format!("{}: {e}", meta.name))?;
+            }
+        }
+    }
+    Ok(selection)
+}
+
+/// Binds `--serve`'s address before anything else starts, so that a bad
+/// address is a clear error.
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, String> {
+    match addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| format!("cannot serve HTTP on {addr}: {e}")),
+        None => Ok(None),
+    }
+}
+
 async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
     let sources = args
         .torrents
@@ -196,17 +224,7 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
     if args.list {
         return list(&sources);
     }
-    let selection = Selection::new(args.files.as_deref(), &args.only)?;
-    // A selection that fits no file is an error before anything starts.
-    if let Some(selection) = &selection {
-        for source in &sources {
-            if let Source::File(meta) = source {
-                selection
-                    .priorities(meta)
-                    .map_err(|e| format!("{}: {e}", meta.name))?;
-            }
-        }
-    }
+    let selection = selection(&args, &sources)?;
     preflight::output(&args.output)?;
     let (config, dht) = session_config(&args).await?;
     let listen = config.listen;
@@ -219,15 +237,7 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
             "cannot listen on {listen} (is the port in use? try -p)"
         ));
     }
-    // Bind before anything else starts, so a bad address is a clear error.
-    let http = match args.serve {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?,
-        ),
-        None => None,
-    };
+    let http = bind_http(args.serve).await?;
     let mut watch = Watch {
         progress: Progress::new(args.quiet, bars, dht, args.no_tracker),
         session: session.clone(),
