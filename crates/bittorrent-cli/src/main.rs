@@ -267,7 +267,11 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
             stop_http.clone(),
         ))
     });
-    let interrupted = watch.run(events, args.quiet).await;
+    if let Err(e) = watch.run(events, args.quiet).await {
+        // A second Ctrl-C: exit at once, without waiting for the session.
+        watch.progress.finish();
+        return Err(e);
+    }
     session.join().await;
     stop_http.cancel();
     if let Some(task) = http_task {
@@ -277,7 +281,6 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
     if args.json {
         summary::print_json(&watch.summaries);
     }
-    interrupted?;
     watch.outcome()
 }
 
