@@ -134,6 +134,33 @@ fn harness_info_hash_matches_libtorrent() {
     );
 }
 
+/// The harness's .torrent writer and readers (serde_bencode) agree on the info-hash of a
+/// crafted torrent, and refuse to hash a non-canonical `info` dictionary (keys out of order)
+/// rather than return a hash that is not that of the file's bytes.
+#[test]
+fn harness_bencode_hashes_what_it_writes() {
+    let dir = harness::scratch();
+    let path = dir.path().join("crafted.torrent");
+    let files = vec![
+        (vec![b"a".to_vec()], vec![1u8; 1000]),
+        (vec![b"d".to_vec(), b"b".to_vec()], vec![2u8; 70_000]),
+    ];
+    let hash =
+        harness::meta::craft_torrent(&path, Some("http://127.0.0.1:1/a"), b"t", &files, 1 << 15);
+    assert_eq!(harness::info_hash(&path), hash);
+    let meta = harness::meta::Meta::load(&path);
+    assert_eq!(meta.info_hash, hash);
+    assert_eq!((meta.total_len(), meta.pieces.len()), (71_000, 3));
+    let unordered = harness::workspace_root().join("tests/hostile/tr-unordered-info-dict.torrent");
+    let refused = std::panic::catch_unwind(|| harness::info_hash(&unordered))
+        .expect_err("hashed a non-canonical info dictionary");
+    let why = refused
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(why.contains("not in canonical bencode"), "{why}");
+}
+
 /// The content check sees a single changed byte in a nested file.
 #[test]
 #[should_panic(expected = "differs from")]

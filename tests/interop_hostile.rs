@@ -172,6 +172,7 @@ fn settled_upload(seeder: &Proc) -> u64 {
     let mut last = harness::lt_uploaded_now(seeder);
     let mut since = Instant::now();
     loop {
+        // Sampling: the meter has settled when it stops changing, which nothing signals.
         sleep(Duration::from_millis(50));
         let now = harness::lt_uploaded_now(seeder);
         if now != last {
@@ -245,6 +246,7 @@ fn sigkill_restart(name: &str, files: &[(&str, u64)], plan: &[Kill]) {
                 "{}",
                 cli.failure(&format!("run {run} did not finish within {RUN_TIMEOUT:?}"))
             );
+            // Sampling the clock and the seeder's upload meter for the kill (neither notifies).
             sleep(Duration::from_millis(10));
         }
         let status = cli
@@ -446,6 +448,7 @@ fn malicious_peer_beside_honest_seeder() {
             summaries(&evil),
             cli.failure(&format!("did not finish within {RUN_TIMEOUT:?}"))
         );
+        // Sampling: VmHWM can only be read while the process lives, so read it often.
         sleep(Duration::from_millis(20));
     };
     let took = start.elapsed();

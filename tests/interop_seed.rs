@@ -436,7 +436,8 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
                 .is_ok_and(|t| t.contains(&all_but_one) || t.contains("HASHFAIL"))
         },
     );
-    // Give a wrong piece time to arrive, if the seeder were to send it.
+    // A check that nothing happens has no event to wait for: give a wrong piece 2 s to
+    // arrive, if the seeder were to send it.
     std::thread::sleep(Duration::from_secs(2));
     let lt_out = lt.output();
     assert!(
@@ -465,7 +466,7 @@ fn seeder_with_a_corrupt_piece_does_not_serve_it() {
     );
 }
 
-/// The harness's parser of our `--json` lines.
+/// The harness's reader of our `--json` lines (serde_json).
 #[test]
 fn harness_json_lines_parse() {
     let out = "noise\n{\"info_hash\":\"ABCDEF\",\"name\":\"a \\\"b\\\", c\",\"complete\":true,\
@@ -475,7 +476,7 @@ fn harness_json_lines_parse() {
     let stats = harness::parse_cli_json(out).expect("parses");
     assert_eq!(stats.len(), 2);
     assert_eq!(stats[0].info_hash, "abcdef");
-    assert_eq!(stats[0].name, "a \\\"b\\\", c");
+    assert_eq!(stats[0].name, "a \"b\", c", "escapes are decoded");
     assert!(stats[0].complete);
     assert_eq!(
         (stats[0].downloaded, stats[0].uploaded, stats[0].wasted),

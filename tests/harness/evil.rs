@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::meta::Meta;
+use crate::harness::meta::Meta;
 
 const BLOCK: u32 = 16 * 1024;
 
@@ -83,9 +83,6 @@ impl EvilPeer {
     /// Starts listening on 127.0.0.1 (a free port) for the torrents in `served`.
     pub fn start(mode: Mode, served: Vec<Served>) -> EvilPeer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
         let port = listener.local_addr().expect("local addr").port();
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -95,12 +92,15 @@ impl EvilPeer {
             let (stats, stop, streams) = (stats.clone(), stop.clone(), streams.clone());
             thread::spawn(move || {
                 let mut n = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
+                // Blocks in accept; Drop wakes it with a connection of its own after `stop`.
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match stream {
+                        Ok(stream) => {
                             n += 1;
                             stats.connections.fetch_add(1, Ordering::Relaxed);
-                            let _ = stream.set_nonblocking(false);
                             if let Ok(clone) = stream.try_clone() {
                                 streams.lock().unwrap().push(clone);
                             }
@@ -125,10 +125,15 @@ impl EvilPeer {
                                 stats.durations.lock().unwrap().push(start.elapsed());
                             });
                         }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            thread::sleep(Duration::from_millis(10))
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionAborted => {}
+                        Err(e) => {
+                            stats
+                                .log
+                                .lock()
+                                .unwrap()
+                                .push(format!("accept failed: {e}"));
+                            break;
                         }
-                        Err(_) => thread::sleep(Duration::from_millis(10)),
                     }
                 }
             })
@@ -181,6 +186,8 @@ impl EvilPeer {
 impl Drop for EvilPeer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        // Wakes the listener thread blocked in accept, which then sees `stop`.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
         for s in self.streams.lock().unwrap().drain(..) {
             let _ = s.shutdown(Shutdown::Both);
         }

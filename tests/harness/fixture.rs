@@ -3,7 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{CliStats, Leecher, Proc};
+use crate::harness::cli::{cli_command, stats_for, CliStats};
+use crate::harness::compare::{assert_same_content, walk};
+use crate::harness::leech::{leech_with, Leecher};
+use crate::harness::meta::info_hash;
+use crate::harness::mktorrent::make_torrent;
+use crate::harness::net::{accepts, free_port};
+use crate::harness::payload::{scratch, write_payload, write_tree};
+use crate::harness::peers::lt_seeder_with;
+use crate::harness::proc::Proc;
+use crate::harness::wait::{wait_for, START_TIMEOUT};
 
 /// Piece length exponent: 256 KiB pieces.
 pub const PIECE_LOG2: u32 = 18;
@@ -71,7 +80,7 @@ impl Fixture {
             files,
             payload_seed,
             &format!("{name}.torrent"),
-            |content, torrent| super::make_torrent(content, announce, PIECE_LOG2, torrent),
+            |content, torrent| make_torrent(content, announce, PIECE_LOG2, torrent),
         )
     }
 
@@ -87,8 +96,8 @@ impl Fixture {
         Self::assemble(
             name,
             |content| match files {
-                [("", len)] => super::write_payload(content, *len, payload_seed),
-                _ => super::write_tree(content, files),
+                [("", len)] => write_payload(content, *len, payload_seed),
+                _ => write_tree(content, files),
             },
             torrent_file,
             make_torrent,
@@ -96,14 +105,14 @@ impl Fixture {
     }
 
     /// Has `write` create the content `seed/<name>` (a file or a directory, e.g. a video made
-    /// with [`super::write_video`]), then makes the torrent `<name>.torrent` with `announce`
-    /// and 256 KiB pieces.
+    /// with [`write_video`](crate::harness::write_video)), then makes the torrent
+    /// `<name>.torrent` with `announce` and 256 KiB pieces.
     pub fn from_content(name: &str, announce: Option<&str>, write: impl FnOnce(&Path)) -> Self {
         Self::assemble(
             name,
             write,
             &format!("{name}.torrent"),
-            |content, torrent| super::make_torrent(content, announce, PIECE_LOG2, torrent),
+            |content, torrent| make_torrent(content, announce, PIECE_LOG2, torrent),
         )
     }
 
@@ -115,14 +124,14 @@ impl Fixture {
         torrent_file: &str,
         make_torrent: impl FnOnce(&Path, &Path),
     ) -> Self {
-        let dir = super::scratch();
+        let dir = scratch();
         let seed_dir = dir.path().join("seed");
         std::fs::create_dir_all(&seed_dir).expect("create seed dir");
         let content = seed_dir.join(name);
         write(&content);
         let torrent = dir.path().join(torrent_file);
         make_torrent(&content, &torrent);
-        let hash = super::info_hash(&torrent);
+        let hash = info_hash(&torrent);
         let size = content_size(&content);
         Fixture {
             dir,
@@ -160,16 +169,15 @@ impl Fixture {
 
     /// Checks that `out_dir/<name>` holds exactly the content.
     pub fn check(&self, out_dir: &Path) {
-        super::assert_same_content(&self.content, &out_dir.join(self.name()));
+        assert_same_content(&self.content, &out_dir.join(self.name()));
     }
 
     /// Downloads into [`Fixture::out_dir`] with `leecher` (dialing `peers` too), checks the
     /// bytes, and returns the leecher (exited).
     pub fn leech_and_check(&self, leecher: Leecher, peers: &[u16]) -> Proc {
-        let (_took, proc) =
-            super::leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
-                .unwrap_or_else(|e| panic!("{e}"));
-        super::assert_same_content(&self.content, &self.downloaded());
+        let (_took, proc) = leech_with(leecher, &self.torrent, &self.out_dir(), peers, self.path())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_same_content(&self.content, &self.downloaded());
         proc
     }
 
@@ -178,7 +186,7 @@ impl Fixture {
     /// [`Proc::spawn_split`]); returns once the HTTP server answers.
     pub fn serve_while_downloading(&self, upload_limit: u64) -> Serving {
         let limit = upload_limit.to_string();
-        let (seeder, seed_port) = super::lt_seeder_with(
+        let (seeder, seed_port) = lt_seeder_with(
             "lt-seeder",
             &self.torrent,
             &self.seed_dir,
@@ -187,8 +195,8 @@ impl Fixture {
             // spreads a capped rate evenly instead of in bursts.
             &["--upload-limit", &limit, "--tick-interval", "50"],
         );
-        let http_port = super::free_port();
-        let mut cmd = super::cli_command();
+        let http_port = free_port();
+        let mut cmd = cli_command();
         cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker"])
             .args(["-q", "--json", "-o"])
             .arg(self.out_dir())
@@ -199,12 +207,9 @@ impl Fixture {
             .arg(&self.torrent)
             .env("RUST_LOG", "info");
         let mut cli = Proc::spawn_split("cli-serve", cmd, self.path());
-        super::wait_for(
-            "the HTTP server",
-            super::START_TIMEOUT,
-            &mut [&mut cli],
-            || std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok(),
-        );
+        wait_for("the HTTP server", START_TIMEOUT, &mut [&mut cli], || {
+            accepts(http_port)
+        });
         Serving {
             _seeder: seeder,
             cli,
@@ -215,7 +220,7 @@ impl Fixture {
     /// Checks the `--json` line of our CLI as a seeder that started on complete data and
     /// served the whole payload `copies` times (at least).
     pub fn check_seed_stats(&self, stats: &[CliStats], copies: u64) {
-        let s = super::stats_for(stats, &self.hash);
+        let s = stats_for(stats, &self.hash);
         eprintln!("seeder --json: {s:?}");
         assert_eq!(s.name, self.name(), "name in --json");
         assert!(
@@ -243,7 +248,7 @@ fn content_size(content: &Path) -> u64 {
             .len();
     }
     let mut files = Vec::new();
-    super::walk(content, content, &mut files);
+    walk(content, content, &mut files);
     files
         .iter()
         .map(|rel| content_size(&content.join(rel)))

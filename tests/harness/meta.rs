@@ -1,13 +1,14 @@
-//! Torrent metadata and resume records, read with the harness's own bencode code (not the
-//! engine's), and checks of data on disk against piece hashes.
+//! Torrent metadata and resume records, read with serde_bencode (not the engine's code), and
+//! checks of data on disk against piece hashes.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+use serde_bencode::value::Value;
+use serde_bytes::ByteBuf;
 use sha1::{Digest, Sha1};
-
-use super::bencode::Bencode;
 
 /// What the tests need of a .torrent file.
 #[derive(Clone, Debug)]
@@ -23,6 +24,56 @@ pub struct Meta {
     pub multi_file: bool,
 }
 
+/// A .torrent file: its `info` dictionary as it is (to hash it), and `announce`.
+#[derive(Deserialize, Serialize)]
+struct TorrentFile<I> {
+    info: I,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    announce: Option<ByteBuf>,
+}
+
+/// The fields of an `info` dictionary the tests read or write.
+#[derive(Deserialize, Serialize)]
+struct Info {
+    name: ByteBuf,
+    #[serde(rename = "piece length")]
+    piece_length: u64,
+    pieces: ByteBuf,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    files: Option<Vec<FileEntry>>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct FileEntry {
+    length: u64,
+    path: Vec<ByteBuf>,
+}
+
+/// The bencoded `info` dictionary of a .torrent file, as its bytes appear in the file: the
+/// decoded dictionary encoded again, which must be found right after the `4:info` key (a
+/// non-canonical dictionary would not be, and its hash would differ).
+fn raw_info(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let root: TorrentFile<Value> = serde_bencode::from_bytes(bytes).map_err(|e| e.to_string())?;
+    let info = serde_bencode::to_bytes(&root.info).map_err(|e| e.to_string())?;
+    let found = bytes
+        .windows(6)
+        .enumerate()
+        .any(|(at, key)| key == b"4:info" && bytes[at + 6..].starts_with(&info));
+    if !found {
+        return Err("the info dictionary is not in canonical bencode".into());
+    }
+    Ok(info)
+}
+
+/// SHA-1 of the bencoded `info` value of a .torrent file (independent of the engine's code).
+pub fn info_hash(torrent: &Path) -> [u8; 20] {
+    let bytes = fs::read(torrent).unwrap_or_else(|e| panic!("read {}: {e}", torrent.display()));
+    let info = raw_info(&bytes).unwrap_or_else(|e| panic!("{}: {e}", torrent.display()));
+    Sha1::digest(info).into()
+}
+
 impl Meta {
     pub fn load(torrent: &Path) -> Meta {
         let bytes = fs::read(torrent).unwrap_or_else(|e| panic!("read {}: {e}", torrent.display()));
@@ -30,56 +81,33 @@ impl Meta {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<Meta, String> {
-        let root = Bencode::decode(bytes)?;
-        let info = root.get("info").ok_or("no info")?;
-        let info_hash: [u8; 20] = Sha1::digest(info.encode()).into();
-        let name = info
-            .get("name")
-            .and_then(Bencode::as_bytes)
-            .ok_or("no name")?;
-        let piece_len = info
-            .get("piece length")
-            .and_then(Bencode::as_int)
-            .ok_or("no piece length")? as u64;
-        let raw = info
-            .get("pieces")
-            .and_then(Bencode::as_bytes)
-            .ok_or("no pieces")?;
-        let pieces = raw
+        let raw = raw_info(bytes)?;
+        let info: Info = serde_bencode::from_bytes(&raw).map_err(|e| format!("info: {e}"))?;
+        let pieces = info
+            .pieces
             .chunks(20)
             .map(|c| c.try_into().map_err(|_| "pieces not a multiple of 20"))
             .collect::<Result<Vec<[u8; 20]>, _>>()?;
-        let (files, multi_file) = match info.get("files").and_then(Bencode::as_list) {
-            Some(list) => {
-                let mut files = Vec::new();
-                for f in list {
-                    let len = f
-                        .get("length")
-                        .and_then(Bencode::as_int)
-                        .ok_or("file length")?;
-                    let path = f
-                        .get("path")
-                        .and_then(Bencode::as_list)
-                        .ok_or("file path")?
-                        .iter()
-                        .map(|c| c.as_bytes().map(<[u8]>::to_vec).ok_or("path component"))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    files.push((path, len as u64));
-                }
+        let (files, multi_file) = match (info.files, info.length) {
+            (Some(list), _) => {
+                let files = list
+                    .into_iter()
+                    .map(|f| {
+                        (
+                            f.path.into_iter().map(ByteBuf::into_vec).collect(),
+                            f.length,
+                        )
+                    })
+                    .collect();
                 (files, true)
             }
-            None => {
-                let len = info
-                    .get("length")
-                    .and_then(Bencode::as_int)
-                    .ok_or("no length")?;
-                (vec![(Vec::new(), len as u64)], false)
-            }
+            (None, Some(len)) => (vec![(Vec::new(), len)], false),
+            (None, None) => return Err("no length".into()),
         };
         Ok(Meta {
-            info_hash,
-            name: name.to_vec(),
-            piece_len,
+            info_hash: Sha1::digest(&raw).into(),
+            name: info.name.into_vec(),
+            piece_len: info.piece_length,
             pieces,
             files,
             multi_file,
@@ -166,26 +194,23 @@ pub struct Resume {
     pub version: i64,
 }
 
+/// The fields of a resume record the tests check.
+#[derive(Deserialize)]
+struct ResumeRecord {
+    version: i64,
+    #[serde(rename = "piece-count")]
+    piece_count: usize,
+    #[serde(rename = "info-hash")]
+    info_hash: ByteBuf,
+    pieces: ByteBuf,
+    files: Vec<Vec<i64>>,
+}
+
 impl Resume {
     /// Parses and checks the record's own consistency (sizes, spare bits).
     pub fn parse(bytes: &[u8]) -> Result<Resume, String> {
-        let root = Bencode::decode(bytes)?;
-        let int = |k: &str| {
-            root.get(k)
-                .and_then(Bencode::as_int)
-                .ok_or(format!("no {k:?}"))
-        };
-        let version = int("version")?;
-        let piece_count = usize::try_from(int("piece-count")?).map_err(|e| e.to_string())?;
-        let info_hash = root
-            .get("info-hash")
-            .and_then(Bencode::as_bytes)
-            .ok_or("no \"info-hash\"")?
-            .to_vec();
-        let bits = root
-            .get("pieces")
-            .and_then(Bencode::as_bytes)
-            .ok_or("no \"pieces\"")?;
+        let record: ResumeRecord = serde_bencode::from_bytes(bytes).map_err(|e| e.to_string())?;
+        let (piece_count, bits) = (record.piece_count, &record.pieces);
         if bits.len() != piece_count.div_ceil(8) {
             return Err(format!(
                 "\"pieces\" is {} bytes for {piece_count} pieces",
@@ -198,29 +223,17 @@ impl Resume {
         if have[piece_count..].iter().any(|&b| b) {
             return Err("spare bits set in \"pieces\"".into());
         }
-        let files = root
-            .get("files")
-            .and_then(Bencode::as_list)
-            .ok_or("no \"files\"")?
+        let files = record
+            .files
             .iter()
-            .map(|f| {
-                let l = f
-                    .as_list()
-                    .filter(|l| l.len() == 3)
-                    .ok_or("bad file stamp")?;
-                let mut out = [0i64; 3];
-                for (o, v) in out.iter_mut().zip(l) {
-                    *o = v.as_int().ok_or("file stamp not an integer")?;
-                }
-                Ok(out)
-            })
+            .map(|f| <[i64; 3]>::try_from(f.as_slice()).map_err(|_| "bad file stamp".to_string()))
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Resume {
-            info_hash,
+            info_hash: record.info_hash.into_vec(),
             piece_count,
             have: have[..piece_count].to_vec(),
             files,
-            version,
+            version: record.version,
         })
     }
 
@@ -244,40 +257,28 @@ pub fn craft_torrent(
         .chunks(piece_len as usize)
         .flat_map(|c| Sha1::digest(c).to_vec())
         .collect();
-    let mut info = vec![
-        ("name", Bencode::bytes(name)),
-        ("piece length", Bencode::Int(piece_len as i64)),
-        ("pieces", Bencode::Bytes(pieces)),
-    ];
-    match files {
-        [(comps, data)] if comps.is_empty() => {
-            info.push(("length", Bencode::Int(data.len() as i64)))
-        }
-        _ => info.push((
-            "files",
-            Bencode::List(
-                files
-                    .iter()
-                    .map(|(comps, data)| {
-                        Bencode::dict([
-                            ("length", Bencode::Int(data.len() as i64)),
-                            (
-                                "path",
-                                Bencode::List(comps.iter().map(Bencode::bytes).collect()),
-                            ),
-                        ])
-                    })
-                    .collect(),
-            ),
-        )),
-    }
-    let info = Bencode::dict(info);
-    let hash: [u8; 20] = Sha1::digest(info.encode()).into();
-    let mut root = vec![("info", info)];
-    if let Some(url) = announce {
-        root.push(("announce", Bencode::bytes(url)));
-    }
-    fs::write(out, Bencode::dict(root).encode())
-        .unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
+    let single = matches!(files, [(comps, _)] if comps.is_empty());
+    let info = Info {
+        name: ByteBuf::from(name),
+        piece_length: piece_len,
+        pieces: ByteBuf::from(pieces),
+        length: single.then_some(all.len() as u64),
+        files: (!single).then(|| {
+            files
+                .iter()
+                .map(|(comps, data)| FileEntry {
+                    length: data.len() as u64,
+                    path: comps.iter().map(|c| ByteBuf::from(c.as_slice())).collect(),
+                })
+                .collect()
+        }),
+    };
+    let hash: [u8; 20] = Sha1::digest(serde_bencode::to_bytes(&info).expect("encode info")).into();
+    let torrent = TorrentFile {
+        info,
+        announce: announce.map(ByteBuf::from),
+    };
+    let bytes = serde_bencode::to_bytes(&torrent).expect("encode a crafted torrent");
+    fs::write(out, bytes).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
     hash
 }

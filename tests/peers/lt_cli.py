@@ -18,7 +18,6 @@ import json
 import os
 import signal
 import sys
-import time
 import warnings
 
 import libtorrent as lt
@@ -118,8 +117,9 @@ def main():
             }, separators=(",", ":")) + "\n")
         sys.stdout.flush()
     complete = all(h.status().is_seeding for h in handles)
-    ses.pause()
-    time.sleep(0.2)  # let the `stopped` announces go out
+    # The session's destructor returns once every tracker has answered its `stopped` announce
+    # (or after stop_tracker_timeout): a wait for that event rather than a sleep.
+    del ses
     # Like bittorrent-cli: success only when every torrent is complete.
     os._exit(0 if complete else 1)
 

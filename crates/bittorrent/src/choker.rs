@@ -340,13 +340,36 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         let slots = self.config.slots;
         let draw = self.seed_rounds % 3 != 2;
         let keep_count = if draw { slots } else { slots + 1 };
+        // Step 1: keep the best-ranked peers we unchoke now; free slots go to
+        // the peers that waited longest.
+        let mut unchoke = self.seed_keep(peers, keep_count, now);
+        if unchoke.len() < keep_count {
+            let free = keep_count - unchoke.len();
+            unchoke.extend(self.longest_waiting(peers, free));
+        }
+        // Step 2: the random draw of rounds 0 and 1 (mod 3).
+        let optimistic = if draw {
+            self.seed_draw(peers, &unchoke)
+        } else {
+            None
+        };
+        unchoke.extend(optimistic);
+        ChokeDecision {
+            unchoke,
+            optimistic,
+        }
+    }
+
+    /// The first `keep_count` of the interested peers we unchoke now, ranked:
+    /// those unchoked in the last rounds first (fastest upload first, then
+    /// most recently unchoked), then the others by most recent unchoke; ties
+    /// broken at random.
+    fn seed_keep(&mut self, peers: &[&PeerView<K>], keep_count: usize, now: Instant) -> Vec<K> {
         let recent_window = self.config.round * SEED_RECENT_ROUNDS;
         let recent = |p: &PeerView<K>| {
             p.last_unchoked
                 .is_some_and(|t| now.saturating_duration_since(t) < recent_window)
         };
-
-        // Step 1: rank the interested peers we unchoke now.
         let mut unchoked: Vec<&PeerView<K>> = peers
             .iter()
             .copied()
@@ -362,46 +385,41 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
             // `None < Some`, so most recent first puts never-recorded last.
             (false, false) => b.last_unchoked.cmp(&a.last_unchoked),
         });
-        let mut unchoke: Vec<K> = unchoked.iter().take(keep_count).map(|p| p.id).collect();
+        unchoked.iter().take(keep_count).map(|p| p.id).collect()
+    }
 
-        // Free slots go to the choked interested peers that waited longest.
-        if unchoke.len() < keep_count {
-            let mut waiting: Vec<&PeerView<K>> = peers
-                .iter()
-                .copied()
-                .filter(|p| p.interested && p.choked)
-                .collect();
-            waiting.shuffle(&mut self.rng);
-            // `None < Some`: never unchoked first, then least recently.
-            waiting.sort_by_key(|p| p.last_unchoked);
-            let free = keep_count - unchoke.len();
-            unchoke.extend(waiting.iter().take(free).map(|p| p.id));
-        }
+    /// Up to `free` choked interested peers: never unchoked first, then least
+    /// recently; ties broken at random.
+    fn longest_waiting(&mut self, peers: &[&PeerView<K>], free: usize) -> Vec<K> {
+        let mut waiting: Vec<&PeerView<K>> = peers
+            .iter()
+            .copied()
+            .filter(|p| p.interested && p.choked)
+            .collect();
+        waiting.shuffle(&mut self.rng);
+        // `None < Some`: never unchoked first, then least recently.
+        waiting.sort_by_key(|p| p.last_unchoked);
+        waiting.iter().take(free).map(|p| p.id).collect()
+    }
 
-        // Step 2: the random draw of rounds 0 and 1 (mod 3).
-        let mut optimistic = None;
-        if draw {
-            let choked: Vec<K> = peers
+    /// A random interested peer outside `unchoke`: a choked one if there is
+    /// any, else any.
+    fn seed_draw(&mut self, peers: &[&PeerView<K>], unchoke: &[K]) -> Option<K> {
+        let choked: Vec<K> = peers
+            .iter()
+            .filter(|p| p.interested && p.choked && !unchoke.contains(&p.id))
+            .map(|p| p.id)
+            .collect();
+        let pool = if choked.is_empty() {
+            peers
                 .iter()
-                .filter(|p| p.interested && p.choked && !unchoke.contains(&p.id))
+                .filter(|p| p.interested && !unchoke.contains(&p.id))
                 .map(|p| p.id)
-                .collect();
-            let pool = if choked.is_empty() {
-                peers
-                    .iter()
-                    .filter(|p| p.interested && !unchoke.contains(&p.id))
-                    .map(|p| p.id)
-                    .collect()
-            } else {
-                choked
-            };
-            optimistic = pool.choose(&mut self.rng).copied();
-            unchoke.extend(optimistic);
-        }
-        ChokeDecision {
-            unchoke,
-            optimistic,
-        }
+                .collect()
+        } else {
+            choked
+        };
+        pool.choose(&mut self.rng).copied()
     }
 }
 

@@ -30,7 +30,9 @@
 pub mod bencode;
 pub mod bitfield;
 pub mod choker;
+mod config;
 pub mod dht;
+mod event;
 pub mod extension;
 pub mod magnet;
 pub mod metainfo;

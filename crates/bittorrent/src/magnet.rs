@@ -91,71 +91,17 @@ impl Magnet {
     /// [`MagnetError::MissingInfoHash`] without a `urn:btih:` `xt`, and
     /// [`MagnetError::InvalidInfoHash`] when the first `btih` value is malformed.
     pub fn parse(uri: &str) -> Result<Self, MagnetError> {
-        let uri = uri.trim();
-        let query = match (uri.get(..7), uri.get(7..)) {
-            (Some(scheme), Some(rest)) if scheme.eq_ignore_ascii_case("magnet:") => {
-                rest.strip_prefix('?').ok_or(MagnetError::NotAMagnet)?
-            }
-            _ => return Err(MagnetError::NotAMagnet),
-        };
-        let query = query.split('#').next().unwrap_or_default();
-
-        let mut info_hash = None;
-        let mut name = None;
-        let mut trackers = Vec::new();
-        let mut seen_trackers = HashSet::new();
-        let mut peers = Vec::new();
-        let mut seen_peers = HashSet::new();
-
-        for pair in query.split('&') {
-            let Some((key, raw)) = pair.split_once('=') else {
-                continue;
-            };
-            match base_key(key) {
-                "xt" => {
-                    if info_hash.is_some() {
-                        continue;
-                    }
-                    let value = percent_decode_str(raw).decode_utf8_lossy();
-                    if let Some(hash) = strip_prefix_ignore_case(&value, BTIH) {
-                        info_hash = Some(parse_btih(hash)?);
-                    }
-                }
-                "dn" if name.is_none() => {
-                    let spaced = raw.replace('+', " ");
-                    name = Some(percent_decode_str(&spaced).decode_utf8_lossy().into_owned());
-                }
-                "tr" => {
-                    let Ok(url) = percent_decode_str(raw).decode_utf8() else {
-                        continue;
-                    };
-                    let url = url.trim();
-                    if !url.is_empty()
-                        && trackers.len() < MAX_TRACKERS
-                        && seen_trackers.insert(url.to_owned())
-                    {
-                        trackers.push(url.to_owned());
-                    }
-                }
-                "x.pe" => {
-                    let Ok(text) = percent_decode_str(raw).decode_utf8() else {
-                        continue;
-                    };
-                    if let Ok(addr) = text.trim().parse::<SocketAddr>() {
-                        if addr.port() != 0 && peers.len() < MAX_PEERS && seen_peers.insert(addr) {
-                            peers.push(addr);
-                        }
-                    }
-                }
-                _ => {}
+        let mut fields = Fields::default();
+        for pair in query_of(uri)?.split('&') {
+            if let Some((key, raw)) = pair.split_once('=') {
+                fields.add(base_key(key), raw)?;
             }
         }
-
         Ok(Self {
-            info_hash: info_hash.ok_or(MagnetError::MissingInfoHash)?,
-            name,
-            trackers,
-            peers,
+            info_hash: fields.info_hash.ok_or(MagnetError::MissingInfoHash)?,
+            name: fields.name,
+            trackers: fields.trackers,
+            peers: fields.peers,
         })
     }
 
@@ -184,6 +130,78 @@ impl std::str::FromStr for Magnet {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
+    }
+}
+
+/// The `key=value` pairs of a magnet link: what follows `magnet:?` (any case
+/// of the scheme), without a `#fragment`.
+fn query_of(uri: &str) -> Result<&str, MagnetError> {
+    let uri = uri.trim();
+    let query = match (uri.get(..7), uri.get(7..)) {
+        (Some(scheme), Some(rest)) if scheme.eq_ignore_ascii_case("magnet:") => {
+            rest.strip_prefix('?').ok_or(MagnetError::NotAMagnet)?
+        }
+        _ => return Err(MagnetError::NotAMagnet),
+    };
+    Ok(query.split('#').next().unwrap_or_default())
+}
+
+/// The fields of a magnet link as its pairs are read.
+#[derive(Default)]
+struct Fields {
+    info_hash: Option<InfoHash>,
+    name: Option<String>,
+    trackers: Vec<String>,
+    seen_trackers: HashSet<String>,
+    peers: Vec<SocketAddr>,
+    seen_peers: HashSet<SocketAddr>,
+}
+
+impl Fields {
+    /// Reads one pair (`key` without its number); unknown keys are ignored.
+    fn add(&mut self, key: &str, raw: &str) -> Result<(), MagnetError> {
+        match key {
+            "xt" if self.info_hash.is_none() => {
+                let value = percent_decode_str(raw).decode_utf8_lossy();
+                if let Some(hash) = strip_prefix_ignore_case(&value, BTIH) {
+                    self.info_hash = Some(parse_btih(hash)?);
+                }
+            }
+            "dn" if self.name.is_none() => {
+                let spaced = raw.replace('+', " ");
+                self.name = Some(percent_decode_str(&spaced).decode_utf8_lossy().into_owned());
+            }
+            "tr" => self.add_tracker(raw),
+            "x.pe" => self.add_peer(raw),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A tracker URL that is UTF-8 and not empty once decoded, and new.
+    fn add_tracker(&mut self, raw: &str) {
+        let Ok(url) = percent_decode_str(raw).decode_utf8() else {
+            return;
+        };
+        let url = url.trim();
+        if !url.is_empty()
+            && self.trackers.len() < MAX_TRACKERS
+            && self.seen_trackers.insert(url.to_owned())
+        {
+            self.trackers.push(url.to_owned());
+        }
+    }
+
+    /// A literal peer address with a non-zero port, if new.
+    fn add_peer(&mut self, raw: &str) {
+        let Ok(text) = percent_decode_str(raw).decode_utf8() else {
+            return;
+        };
+        if let Ok(addr) = text.trim().parse::<SocketAddr>() {
+            if addr.port() != 0 && self.peers.len() < MAX_PEERS && self.seen_peers.insert(addr) {
+                self.peers.push(addr);
+            }
+        }
     }
 }
 

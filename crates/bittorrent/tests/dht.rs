@@ -265,13 +265,18 @@ async fn floods_are_rate_limited() {
     }
     // Once the node has counted every ping (answered or dropped), collect
     // the answers that are already on their way.
-    let stats = loop {
-        let stats = node.stats().await.unwrap();
-        if stats.rate_limited + 8 >= u64::from(flood) {
-            break stats;
+    let counted = timeout(Duration::from_secs(10), async {
+        loop {
+            let stats = node.stats().await.unwrap();
+            if stats.rate_limited + 8 >= u64::from(flood) {
+                break stats;
+            }
+            // The poll interval: the node has no stats notification to wait for.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    };
+    })
+    .await;
+    let stats = counted.expect("the node did not count the flood within 10 s");
     let mut answered = 0;
     let mut buf = [0u8; 4096];
     while let Ok(Ok((len, _))) = timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await

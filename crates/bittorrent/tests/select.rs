@@ -51,6 +51,7 @@ async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
             return stats;
         }
         assert!(Instant::now() < deadline, "never completed: {stats:?}");
+        // The poll interval: the handle has no stats notification to wait for.
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -62,6 +62,7 @@ async fn wait_for(
         if pred(&stats) || Instant::now() > deadline {
             return stats;
         }
+        // The poll interval: the handle has no stats notification to wait for.
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -128,7 +129,8 @@ async fn the_thirty_first_outbound_connection_is_not_opened() {
     let handle = session.add_torrent_and_wait(torrent).await.unwrap();
     let stats = wait_for(&handle, Duration::from_secs(10), |s| s.peers >= 30).await;
     assert_eq!(stats.peers, 30);
-    // Give it time to (wrongly) open more.
+    // A check that nothing happens has no event to wait for: give it time to (wrongly) open
+    // more.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let accepted: usize = peers
         .iter()
@@ -157,7 +159,7 @@ async fn handshake_answered(addr: SocketAddr, info_hash: InfoHash) -> Option<Tcp
 async fn the_fifty_first_inbound_connection_is_refused() {
     let data = payload(256 * 1024, 13);
     let meta = meta_for(&data, 16 * 1024);
-    let (seeder, _torrent) = seeding_session(&meta, &data).await;
+    let (seeder, torrent) = seeding_session(&meta, &data).await;
     let addr = seeder.listen_addr().unwrap();
     let mut open = Vec::new();
     for _ in 0..50 {
@@ -170,9 +172,10 @@ async fn the_fifty_first_inbound_connection_is_refused() {
             "51st accepted"
         );
     }
-    // Unknown torrents are refused too.
+    // Unknown torrents are refused too, also once the torrent has a free slot.
     drop(open.pop());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = wait_for(&torrent, Duration::from_secs(5), |s| s.peers < 50).await;
+    assert_eq!(stats.peers, 49, "the closed connection was not noticed");
     assert!(handshake_answered(addr, InfoHash([7; 20])).await.is_none());
     seeder.shutdown();
     seeder.join().await;
@@ -215,6 +218,7 @@ async fn pause_resume_and_remove() {
     // The actor has ended: its handle reports that instead of hanging.
     let stopped = tokio::time::timeout(Duration::from_secs(5), async {
         while handle.stats().await.is_ok() {
+            // The poll interval: a handle cannot wait for its actor's end.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

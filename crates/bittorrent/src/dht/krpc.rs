@@ -370,11 +370,39 @@ fn id_of(node: &Node<'_>, key: &[u8]) -> Option<NodeId> {
 }
 
 fn decode_query(root: &Node<'_>, tid: &[u8]) -> Result<Query, KrpcError> {
-    let invalid = |reason| KrpcError::InvalidQuery {
+    let method = known_method(root, tid)?;
+    let args = root
+        .get(b"a")
+        .ok_or_else(|| invalid_query(tid, "no arguments"))?;
+    if args.value.as_dict().is_none() {
+        return Err(invalid_query(tid, "arguments are not a dictionary"));
+    }
+    let id = id_of(args, b"id").ok_or_else(|| invalid_query(tid, "missing or invalid id"))?;
+    Ok(match method {
+        b"ping" => Query::Ping { id },
+        b"find_node" => Query::FindNode {
+            id,
+            target: id_of(args, b"target")
+                .ok_or_else(|| invalid_query(tid, "missing or invalid target"))?,
+        },
+        b"get_peers" => Query::GetPeers {
+            id,
+            info_hash: info_hash_arg(args, tid)?,
+        },
+        _ => decode_announce_peer(args, id, tid)?,
+    })
+}
+
+fn invalid_query(tid: &[u8], reason: &'static str) -> KrpcError {
+    KrpcError::InvalidQuery {
         tid: tid.to_vec(),
         reason,
-    };
-    let method = bytes_of(root, b"q").ok_or_else(|| invalid("no method"))?;
+    }
+}
+
+/// The `q` of a query: one of the four BEP 5 methods.
+fn known_method<'a>(root: &Node<'a>, tid: &[u8]) -> Result<&'a [u8], KrpcError> {
+    let method = bytes_of(root, b"q").ok_or_else(|| invalid_query(tid, "no method"))?;
     let known = [&b"ping"[..], b"find_node", b"get_peers", b"announce_peer"];
     if !known.contains(&method) {
         return Err(KrpcError::UnknownMethod {
@@ -382,52 +410,42 @@ fn decode_query(root: &Node<'_>, tid: &[u8]) -> Result<Query, KrpcError> {
             method: String::from_utf8_lossy(&method[..method.len().min(64)]).into_owned(),
         });
     }
-    let args = root.get(b"a").ok_or_else(|| invalid("no arguments"))?;
-    if args.value.as_dict().is_none() {
-        return Err(invalid("arguments are not a dictionary"));
-    }
-    let id = id_of(args, b"id").ok_or_else(|| invalid("missing or invalid id"))?;
-    let info_hash = || {
-        bytes_of(args, b"info_hash")
-            .and_then(|b| <[u8; 20]>::try_from(b).ok())
-            .map(InfoHash)
-            .ok_or_else(|| invalid("missing or invalid info_hash"))
+    Ok(method)
+}
+
+/// The 20-byte `info_hash` argument.
+fn info_hash_arg(args: &Node<'_>, tid: &[u8]) -> Result<InfoHash, KrpcError> {
+    bytes_of(args, b"info_hash")
+        .and_then(|b| <[u8; 20]>::try_from(b).ok())
+        .map(InfoHash)
+        .ok_or_else(|| invalid_query(tid, "missing or invalid info_hash"))
+}
+
+/// The arguments of `announce_peer`: `implied_port` (0 or 1), a `port`
+/// (optional when implied), a bounded `token` and the `info_hash`.
+fn decode_announce_peer(args: &Node<'_>, id: NodeId, tid: &[u8]) -> Result<Query, KrpcError> {
+    let implied_port = match args.get(b"implied_port") {
+        None => false,
+        Some(n) => match n.value.as_int() {
+            Some(0) => false,
+            Some(1) => true,
+            _ => return Err(invalid_query(tid, "invalid implied_port")),
+        },
     };
-    Ok(match method {
-        b"ping" => Query::Ping { id },
-        b"find_node" => Query::FindNode {
-            id,
-            target: id_of(args, b"target").ok_or_else(|| invalid("missing or invalid target"))?,
-        },
-        b"get_peers" => Query::GetPeers {
-            id,
-            info_hash: info_hash()?,
-        },
-        _ => {
-            let implied_port = match args.get(b"implied_port") {
-                None => false,
-                Some(n) => match n.value.as_int() {
-                    Some(0) => false,
-                    Some(1) => true,
-                    _ => return Err(invalid("invalid implied_port")),
-                },
-            };
-            let port = match args.get(b"port").map(|n| n.value.as_int()) {
-                Some(Some(p)) => u16::try_from(p).map_err(|_| invalid("invalid port"))?,
-                None if implied_port => 0,
-                _ => return Err(invalid("missing or invalid port")),
-            };
-            let token = bytes_of(args, b"token")
-                .filter(|t| t.len() <= MAX_TOKEN_LEN)
-                .ok_or_else(|| invalid("missing or invalid token"))?;
-            Query::AnnouncePeer {
-                id,
-                info_hash: info_hash()?,
-                port,
-                implied_port,
-                token: token.to_vec(),
-            }
-        }
+    let port = match args.get(b"port").map(|n| n.value.as_int()) {
+        Some(Some(p)) => u16::try_from(p).map_err(|_| invalid_query(tid, "invalid port"))?,
+        None if implied_port => 0,
+        _ => return Err(invalid_query(tid, "missing or invalid port")),
+    };
+    let token = bytes_of(args, b"token")
+        .filter(|t| t.len() <= MAX_TOKEN_LEN)
+        .ok_or_else(|| invalid_query(tid, "missing or invalid token"))?;
+    Ok(Query::AnnouncePeer {
+        id,
+        info_hash: info_hash_arg(args, tid)?,
+        port,
+        implied_port,
+        token: token.to_vec(),
     })
 }
 

@@ -8,6 +8,7 @@
 //! that splits). No bucket holds more than [`K`] nodes; an id appears at most
 //! once; our own id never appears.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::dht::node::{NodeId, NodeInfo, ID_LEN};
@@ -59,6 +60,23 @@ impl Entry {
     fn last_seen(&self) -> Option<Instant> {
         self.last_response.max(self.last_query)
     }
+
+    /// A known node was heard from again (`response`: it answered us), maybe
+    /// at another address: that moves it only once it has gone bad, and only
+    /// when it answers (a node id cannot be moved by whoever claims it).
+    fn refresh(&mut self, addr: SocketAddr, response: Option<Instant>, now: Instant) -> Insert {
+        if self.info.addr != addr {
+            if self.state(now) != NodeState::Bad || response.is_none() {
+                return Insert::Rejected;
+            }
+            self.info.addr = addr;
+        }
+        if response.is_some() {
+            self.last_response = response;
+            self.failures = 0;
+        }
+        Insert::Updated
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -75,6 +93,48 @@ impl Bucket {
             replacements: Vec::new(),
             last_changed: now,
         }
+    }
+
+    /// Puts `entry` in a free slot or in place of a bad node; `false` when
+    /// every slot holds a good or questionable node.
+    fn take(&mut self, entry: &Entry, now: Instant) -> bool {
+        let slot = if self.nodes.len() < K {
+            self.nodes.push(entry.clone());
+            true
+        } else if let Some(bad) = self
+            .nodes
+            .iter()
+            .position(|e| e.state(now) == NodeState::Bad)
+        {
+            self.nodes[bad] = entry.clone();
+            true
+        } else {
+            false
+        };
+        if slot {
+            self.last_changed = now;
+        }
+        slot
+    }
+
+    /// A full bucket that cannot split: a node that answered us waits among
+    /// the replacements (the oldest one leaves), and the least recently seen
+    /// questionable node is worth a ping.
+    fn full(&mut self, entry: Entry, now: Instant) -> Insert {
+        let ping = self
+            .nodes
+            .iter()
+            .filter(|e| e.state(now) == NodeState::Questionable)
+            .min_by_key(|e| e.last_seen())
+            .map(|e| e.info);
+        if entry.last_response.is_some() {
+            self.replacements.retain(|r| r.info.id != entry.info.id);
+            if self.replacements.len() >= REPLACEMENTS {
+                self.replacements.remove(0);
+            }
+            self.replacements.push(entry);
+        }
+        Insert::Full { ping }
     }
 }
 
@@ -193,25 +253,14 @@ impl RoutingTable {
             || (b == self.buckets.len() - 1 && self.buckets.len() < ID_LEN * 8)
     }
 
+    /// Adds or refreshes a node; `response` is when it answered us, `None`
+    /// for a node we have not talked to yet.
     fn insert(&mut self, info: NodeInfo, response: Option<Instant>, now: Instant) -> Insert {
         if info.id == self.own {
             return Insert::Rejected;
         }
         if let Some((b, i)) = self.find(&info.id) {
-            let entry = &mut self.buckets[b].nodes[i];
-            if entry.info.addr != info.addr {
-                // Keep the known address unless it has gone bad (a node id
-                // cannot be moved by whoever claims it).
-                if entry.state(now) != NodeState::Bad || response.is_none() {
-                    return Insert::Rejected;
-                }
-                entry.info.addr = info.addr;
-            }
-            if response.is_some() {
-                entry.last_response = response;
-                entry.failures = 0;
-            }
-            return Insert::Updated;
+            return self.buckets[b].nodes[i].refresh(info.addr, response, now);
         }
         let entry = Entry {
             info,
@@ -223,38 +272,14 @@ impl RoutingTable {
             let b = self.bucket_index(&info.id);
             let can_split = b == self.buckets.len() - 1 && self.buckets.len() < ID_LEN * 8;
             let bucket = &mut self.buckets[b];
-            if bucket.nodes.len() < K {
-                bucket.nodes.push(entry);
-                bucket.last_changed = now;
-                return Insert::Added;
-            }
-            if let Some(bad) = bucket
-                .nodes
-                .iter()
-                .position(|e| e.state(now) == NodeState::Bad)
-            {
-                bucket.nodes[bad] = entry;
-                bucket.last_changed = now;
+            if bucket.take(&entry, now) {
                 return Insert::Added;
             }
             if can_split {
                 self.split(now);
                 continue;
             }
-            let ping = bucket
-                .nodes
-                .iter()
-                .filter(|e| e.state(now) == NodeState::Questionable)
-                .min_by_key(|e| e.last_seen())
-                .map(|e| e.info);
-            if response.is_some() {
-                bucket.replacements.retain(|r| r.info.id != info.id);
-                if bucket.replacements.len() >= REPLACEMENTS {
-                    bucket.replacements.remove(0);
-                }
-                bucket.replacements.push(entry);
-            }
-            return Insert::Full { ping };
+            return bucket.full(entry, now);
         }
     }
 

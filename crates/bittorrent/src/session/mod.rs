@@ -7,67 +7,21 @@
 mod actor;
 mod command;
 mod error;
-mod event;
 mod listener;
 
+pub use crate::config::SessionConfig;
+pub use crate::event::{Event, EventReceiver};
 pub use error::SessionError;
-pub use event::{Event, EventReceiver};
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::dht::{DhtConfig, DhtStats};
+use crate::dht::DhtStats;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
-use crate::types::{InfoHash, PeerId};
-
-/// Settings shared by every torrent of a session.
-#[derive(Clone, Debug)]
-pub struct SessionConfig {
-    /// Our peer id, sent in handshakes and announces.
-    pub peer_id: PeerId,
-    /// Where to accept peer connections; `None` accepts none. The default,
-    /// `[::]:6881`, is every interface, IPv6 and IPv4 (dual-stack). Port 0
-    /// picks a free port; [`SessionHandle::listen_addr`] tells which.
-    pub listen: Option<SocketAddr>,
-    /// The TCP port announced to trackers when not listening (when
-    /// listening, the listener's port is announced).
-    pub port: u16,
-    /// A torrent dials out only while it has fewer connections than this.
-    pub max_peers_per_torrent: usize,
-    /// A torrent refuses inbound connections once it has this many.
-    pub max_connections_per_torrent: usize,
-    /// Regular upload slots of the choke algorithm (plus one optimistic).
-    pub upload_slots: usize,
-    /// The mainline DHT (BEP 5) as a peer source for torrents that are not
-    /// private, and for magnet links. `None` (the default) runs no DHT; its
-    /// bootstrap nodes come only from this configuration.
-    pub dht: Option<DhtConfig>,
-    /// Time allowed for a TCP connect plus handshake.
-    pub connect_timeout: Duration,
-    /// Whether torrents announce to the trackers listed in their metainfo.
-    /// Tests and `--peer`-only use turn this off.
-    pub use_trackers: bool,
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        Self {
-            peer_id: PeerId::generate(),
-            listen: Some(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 6881))),
-            port: 6881,
-            max_peers_per_torrent: 30,
-            max_connections_per_torrent: 50,
-            upload_slots: 3,
-            dht: None,
-            connect_timeout: Duration::from_secs(10),
-            use_trackers: true,
-        }
-    }
-}
+use crate::types::InfoHash;
 
 /// Counters of a session, as of the moment they were taken.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -238,7 +238,6 @@ fn dict_peer(entry: &Value) -> Option<SocketAddr> {
 /// and dictionaries nested at most [`MAX_DEPTH`] deep. Dictionary key types
 /// and order are left to the typed decoder.
 fn check_structure(body: &[u8]) -> Result<(), String> {
-    let truncated = || "truncated response".to_string();
     let mut pos = 0usize;
     let mut depth = 0usize;
     loop {
@@ -246,32 +245,8 @@ fn check_structure(body: &[u8]) -> Result<(), String> {
             return Err(truncated());
         };
         match byte {
-            b'i' => {
-                let len = body[pos..]
-                    .iter()
-                    .position(|&b| b == b'e')
-                    .ok_or_else(truncated)?;
-                pos += len + 1;
-            }
-            b'0'..=b'9' => {
-                let digits = body[pos..]
-                    .iter()
-                    .position(|&b| b == b':')
-                    .ok_or_else(truncated)?;
-                let len_text = &body[pos..pos + digits];
-                if !len_text.iter().all(u8::is_ascii_digit) {
-                    return Err(format!("invalid string length at byte {pos}"));
-                }
-                let len: usize = std::str::from_utf8(len_text)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| format!("invalid string length at byte {pos}"))?;
-                let start = pos + digits + 1;
-                if body.len() - start < len {
-                    return Err(truncated());
-                }
-                pos = start + len;
-            }
+            b'i' => pos = skip_integer(body, pos)?,
+            b'0'..=b'9' => pos = skip_string(body, pos)?,
             b'l' | b'd' => {
                 depth += 1;
                 if depth > MAX_DEPTH {
@@ -300,6 +275,41 @@ fn check_structure(body: &[u8]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn truncated() -> String {
+    "truncated response".to_string()
+}
+
+/// The position after the integer `i...e` at `pos` (its digits are left to
+/// the typed decoder).
+fn skip_integer(body: &[u8], pos: usize) -> Result<usize, String> {
+    let len = body[pos..]
+        .iter()
+        .position(|&b| b == b'e')
+        .ok_or_else(truncated)?;
+    Ok(pos + len + 1)
+}
+
+/// The position after the string `<length>:<bytes>` at `pos`.
+fn skip_string(body: &[u8], pos: usize) -> Result<usize, String> {
+    let digits = body[pos..]
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(truncated)?;
+    let len_text = &body[pos..pos + digits];
+    if !len_text.iter().all(u8::is_ascii_digit) {
+        return Err(format!("invalid string length at byte {pos}"));
+    }
+    let len: usize = std::str::from_utf8(len_text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("invalid string length at byte {pos}"))?;
+    let start = pos + digits + 1;
+    if body.len() - start < len {
+        return Err(truncated());
+    }
+    Ok(start + len)
 }
 
 #[cfg(test)]

@@ -191,16 +191,7 @@ impl Decoder for MessageCodec {
             src.advance(P);
             return Ok(Some(Message::KeepAlive));
         }
-        // `checked_add` only matters on 32-bit targets with a cap near usize::MAX.
-        let total = match len.checked_add(P) {
-            Some(total) if len <= self.max_frame_len => total,
-            _ => {
-                return Err(WireError::FrameTooLong {
-                    len,
-                    max: self.max_frame_len,
-                })
-            }
-        };
+        let total = frame_total(len, self.max_frame_len)?;
         if src.len() > P {
             check_len(src[P], len)?;
         }
@@ -208,48 +199,73 @@ impl Decoder for MessageCodec {
             src.reserve(total - src.len());
             return Ok(None);
         }
-
         // The whole frame is buffered and its length fits its id.
-        let msg_id = src[P];
-        let body = &src[P + 1..total];
-        let msg = match msg_id {
-            id::CHOKE => Message::Choke,
-            id::UNCHOKE => Message::Unchoke,
-            id::INTERESTED => Message::Interested,
-            id::NOT_INTERESTED => Message::NotInterested,
-            id::HAVE => Message::Have(be_u32(body)),
-            id::REQUEST => Message::Request(block_info(body)),
-            id::CANCEL => Message::Cancel(block_info(body)),
-            id::PORT => Message::Port(u16::from_be_bytes([body[0], body[1]])),
-            id::PIECE => {
-                let piece = be_u32(body);
-                let begin = be_u32(&body[4..]);
-                src.advance(P + 9);
-                let data = src.split_to(len - 9).freeze();
-                return Ok(Some(Message::Piece { piece, begin, data }));
-            }
-            id::BITFIELD => {
-                src.advance(P + 1);
-                return Ok(Some(Message::Bitfield(src.split_to(len - 1).freeze())));
-            }
-            id::EXTENDED => {
-                let ext_id = body[0];
-                src.advance(P + 2);
-                let payload = src.split_to(len - 2).freeze();
-                return Ok(Some(Message::Extended {
-                    id: ext_id,
-                    payload,
-                }));
-            }
-            other => {
-                src.advance(P + 1);
-                let payload = src.split_to(len - 1).freeze();
-                return Ok(Some(Message::Unknown { id: other, payload }));
-            }
-        };
-        src.advance(total);
-        Ok(Some(msg))
+        Ok(Some(take_frame(src, len)))
     }
+}
+
+/// The size of a frame with its length prefix, when its length `len` (id
+/// included) is within the cap `max`.
+fn frame_total(len: usize, max: usize) -> Result<usize, WireError> {
+    // `checked_add` only matters on 32-bit targets with a cap near usize::MAX.
+    match len.checked_add(Message::PREFIX_LEN) {
+        Some(total) if len <= max => Ok(total),
+        _ => Err(WireError::FrameTooLong { len, max }),
+    }
+}
+
+/// Splits the frame at the front of `src` off it: `len` bytes (id included)
+/// after the prefix, all buffered, the length checked against the id.
+fn take_frame(src: &mut BytesMut, len: usize) -> Message {
+    const P: usize = Message::PREFIX_LEN;
+    let msg_id = src[P];
+    if let Some(msg) = fixed_size_message(msg_id, &src[P + 1..P + len]) {
+        src.advance(P + len);
+        return msg;
+    }
+    src.advance(P + 1);
+    let mut payload = src.split_to(len - 1);
+    match msg_id {
+        id::PIECE => {
+            let piece = be_u32(&payload);
+            let begin = be_u32(&payload[4..]);
+            payload.advance(8);
+            Message::Piece {
+                piece,
+                begin,
+                data: payload.freeze(),
+            }
+        }
+        id::BITFIELD => Message::Bitfield(payload.freeze()),
+        id::EXTENDED => {
+            let ext_id = payload[0];
+            payload.advance(1);
+            Message::Extended {
+                id: ext_id,
+                payload: payload.freeze(),
+            }
+        }
+        other => Message::Unknown {
+            id: other,
+            payload: payload.freeze(),
+        },
+    }
+}
+
+/// The messages of a fixed size, read from their `body` (after the id);
+/// `None` for the ones that carry a payload of any length.
+fn fixed_size_message(msg_id: u8, body: &[u8]) -> Option<Message> {
+    Some(match msg_id {
+        id::CHOKE => Message::Choke,
+        id::UNCHOKE => Message::Unchoke,
+        id::INTERESTED => Message::Interested,
+        id::NOT_INTERESTED => Message::NotInterested,
+        id::HAVE => Message::Have(be_u32(body)),
+        id::REQUEST => Message::Request(block_info(body)),
+        id::CANCEL => Message::Cancel(block_info(body)),
+        id::PORT => Message::Port(u16::from_be_bytes([body[0], body[1]])),
+        _ => return None,
+    })
 }
 
 impl Encoder<Message> for MessageCodec {

@@ -156,6 +156,7 @@ async fn spawn_peer_with_delay(
                         }
                         counter.fetch_add(1, Ordering::Relaxed);
                         if !delay.is_zero() {
+                            // Pacing: a slow peer answers each request `delay` late.
                             tokio::time::sleep(delay).await;
                         }
                         let piece = Message::Piece {

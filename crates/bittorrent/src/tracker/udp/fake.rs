@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::tracker::udp::packet::{AnnounceReply, Request, Response, ScrapeInfo};
 use crate::tracker::AnnounceEvent;
+use crate::types::InfoHash;
 
 /// How the fake answers.
 #[derive(Clone, Debug)]
@@ -59,14 +60,13 @@ impl FakeUdpTracker {
         ];
         let (tx, requests) = mpsc::unbounded_channel();
         let drop = Arc::new(Mutex::new(HashSet::new()));
-        let task = tokio::spawn(serve(
-            socket,
+        let script = Script {
             mode,
             interval,
-            peers.clone(),
-            tx,
-            Arc::clone(&drop),
-        ));
+            peers: peers.clone(),
+            issued: 0,
+        };
+        let task = tokio::spawn(serve(socket, script, tx, Arc::clone(&drop)));
         Self {
             url,
             peers,
@@ -97,14 +97,11 @@ impl FakeUdpTracker {
 
 async fn serve(
     socket: UdpSocket,
-    mode: Mode,
-    interval: u32,
-    peers: Vec<SocketAddr>,
+    mut script: Script,
     tx: mpsc::UnboundedSender<Request>,
     drop: Arc<Mutex<HashSet<usize>>>,
 ) {
     let mut buf = vec![0u8; 65536];
-    let mut issued = 0u64;
     let mut index = 0usize;
     loop {
         let Ok((len, from)) = socket.recv_from(&mut buf).await else {
@@ -116,31 +113,48 @@ async fn serve(
         let _ = tx.send(request.clone());
         let dropped = drop.lock().unwrap().contains(&index);
         index += 1;
-        if dropped || matches!(mode, Mode::Silent) {
+        if dropped {
             continue;
         }
-        let transaction_id = request.transaction_id();
-        let known = |id: u64| (FIRST_CONNECTION_ID..FIRST_CONNECTION_ID + issued).contains(&id);
-        let error = |message: &str| Response::Error {
-            transaction_id,
-            message: message.to_string(),
+        let Some(response) = script.answer(&request) else {
+            continue;
         };
-        let response = match (&request, &mode) {
-            (Request::Connect { .. }, _) => {
-                issued += 1;
-                Response::Connect {
-                    transaction_id,
-                    connection_id: FIRST_CONNECTION_ID + issued - 1,
-                }
-                .encode()
+        if matches!(script.mode, Mode::StrayFirst) {
+            send_strays(&socket, request.transaction_id(), from).await;
+        }
+        let _ = socket.send_to(&response, from).await;
+    }
+}
+
+/// What the fake answers, and the connection ids it handed out.
+struct Script {
+    mode: Mode,
+    interval: u32,
+    peers: Vec<SocketAddr>,
+    issued: u64,
+}
+
+impl Script {
+    /// The datagram answering `request` in this mode, or `None` to stay
+    /// silent.
+    fn answer(&mut self, request: &Request) -> Option<Vec<u8>> {
+        let transaction_id = request.transaction_id();
+        let error = |message: &str| {
+            Response::Error {
+                transaction_id,
+                message: message.to_string(),
             }
-            (Request::Announce(a), _) if !known(a.connection_id) => {
-                error("bad connection id").encode()
+            .encode()
+        };
+        let mode = self.mode.clone();
+        let response = match (request, &mode) {
+            (_, Mode::Silent) => return None,
+            (Request::Connect { .. }, _) => self.connect(transaction_id),
+            (Request::Announce(a), _) if !self.known(a.connection_id) => error("bad connection id"),
+            (Request::Scrape { connection_id, .. }, _) if !self.known(*connection_id) => {
+                error("bad connection id")
             }
-            (Request::Scrape { connection_id, .. }, _) if !known(*connection_id) => {
-                error("bad connection id").encode()
-            }
-            (_, Mode::Error(message)) => error(message).encode(),
+            (_, Mode::Error(message)) => error(message),
             (Request::Announce(_), Mode::Truncated) => {
                 let mut bytes = vec![0, 0, 0, 1];
                 bytes.extend_from_slice(&transaction_id.to_be_bytes());
@@ -155,38 +169,69 @@ async fn serve(
             (Request::Announce(a), Mode::SilentOnStopped)
                 if a.event == Some(AnnounceEvent::Stopped) =>
             {
-                continue
+                return None
             }
-            (Request::Announce(_), _) => Response::Announce {
-                transaction_id,
-                reply: AnnounceReply {
-                    interval,
-                    leechers: 2,
-                    seeders: 1,
-                    peers: peers.clone(),
-                },
-            }
-            .encode(),
-            (Request::Scrape { info_hashes, .. }, _) => Response::Scrape {
-                transaction_id,
-                entries: info_hashes
-                    .iter()
-                    .map(|h| ScrapeInfo {
-                        seeders: u32::from(h.0[0]),
-                        completed: 7,
-                        leechers: 3,
-                    })
-                    .collect(),
-            }
-            .encode(),
+            (Request::Announce(_), _) => self.announce(transaction_id),
+            (Request::Scrape { info_hashes, .. }, _) => scrape(transaction_id, info_hashes),
         };
-        if matches!(mode, Mode::StrayFirst) {
-            let stray = error("not yours");
-            let mut bytes = stray.encode();
-            bytes[4..8].copy_from_slice(&transaction_id.wrapping_add(1).to_be_bytes());
-            let _ = socket.send_to(&bytes, from).await;
-            let _ = socket.send_to(&[1, 2, 3], from).await;
-        }
-        let _ = socket.send_to(&response, from).await;
+        Some(response)
     }
+
+    /// Whether `id` is a connection id handed out.
+    fn known(&self, id: u64) -> bool {
+        (FIRST_CONNECTION_ID..FIRST_CONNECTION_ID + self.issued).contains(&id)
+    }
+
+    /// Hands out the next connection id.
+    fn connect(&mut self, transaction_id: u32) -> Vec<u8> {
+        self.issued += 1;
+        Response::Connect {
+            transaction_id,
+            connection_id: FIRST_CONNECTION_ID + self.issued - 1,
+        }
+        .encode()
+    }
+
+    /// A proper announce response: two leechers, one seeder, our peers.
+    fn announce(&self, transaction_id: u32) -> Vec<u8> {
+        Response::Announce {
+            transaction_id,
+            reply: AnnounceReply {
+                interval: self.interval,
+                leechers: 2,
+                seeders: 1,
+                peers: self.peers.clone(),
+            },
+        }
+        .encode()
+    }
+}
+
+/// A scrape response: the first byte of each hash as its seeders.
+fn scrape(transaction_id: u32, info_hashes: &[InfoHash]) -> Vec<u8> {
+    Response::Scrape {
+        transaction_id,
+        entries: info_hashes
+            .iter()
+            .map(|h| ScrapeInfo {
+                seeders: u32::from(h.0[0]),
+                completed: 7,
+                leechers: 3,
+            })
+            .collect(),
+    }
+    .encode()
+}
+
+/// What a client must ignore before the real answer: an error with another
+/// transaction id, and a datagram too short to have one.
+async fn send_strays(socket: &UdpSocket, transaction_id: u32, to: SocketAddr) {
+    let mut bytes = Response::Error {
+        transaction_id,
+        message: "not yours".to_string(),
+    }
+    .encode();
+    bytes[4..8].copy_from_slice(&transaction_id.wrapping_add(1).to_be_bytes());
+    let _ = socket.send_to(&bytes, to).await;
+    let _ = socket.send_to(&[1, 2, 3], to).await;
 }

@@ -1,0 +1,108 @@
+//! Answering the queries other nodes send us.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::dht::actor::{Actor, MAX_VALUES_SENT};
+use crate::dht::krpc::{Body, ErrorCode, ErrorMessage, Message, Query, Response};
+use crate::dht::node::{NodeId, NodeInfo};
+use crate::dht::routing::K;
+use crate::types::InfoHash;
+
+impl Actor {
+    pub(super) async fn on_query(&mut self, tid: Vec<u8>, query: Query, from: SocketAddr) {
+        let now = Instant::now();
+        if !self.limiter.allow(from.ip(), now) {
+            self.rate_limited += 1;
+            log::trace!("dht: {from}: rate limited {}", query.method());
+            return;
+        }
+        log::trace!("dht: {from}: <- {}", query.method());
+        let sender = query.id();
+        self.table.heard_query(&sender, now);
+        let body = match query {
+            Query::Ping { .. } => Body::Response(self.response()),
+            Query::FindNode { target, .. } => Body::Response(Response {
+                nodes: self.closest_for(&target, now),
+                ..self.response()
+            }),
+            Query::GetPeers { info_hash, .. } => {
+                let values =
+                    self.store
+                        .peers(&info_hash, MAX_VALUES_SENT, self.config.peer_ttl, now);
+                Body::Response(Response {
+                    nodes: self.closest_for(&info_hash.into(), now),
+                    values,
+                    token: Some(self.tokens.token_for(from.ip()).to_vec()),
+                    ..self.response()
+                })
+            }
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+                ..
+            } => {
+                let port = if implied_port { from.port() } else { port };
+                self.on_announce_peer(info_hash, port, &token, from, now)
+            }
+        };
+        self.send(&Message { tid, body }, from).await;
+        // A node that queries us is worth knowing: verify it answers first.
+        if self.table.would_accept(&sender, now) {
+            self.ping(NodeInfo {
+                id: sender,
+                addr: from,
+            })
+            .await;
+        }
+    }
+
+    /// Stores the peer of a valid `announce_peer` (a token we gave `from`,
+    /// a non-zero port); the answer to send.
+    fn on_announce_peer(
+        &mut self,
+        info_hash: InfoHash,
+        port: u16,
+        token: &[u8],
+        from: SocketAddr,
+        now: Instant,
+    ) -> Body {
+        if !self.tokens.verify(from.ip(), token) {
+            log::debug!("dht: {from}: announce_peer with a bad token");
+            return protocol_error("bad token");
+        }
+        if port == 0 {
+            return protocol_error("invalid port");
+        }
+        let peer = SocketAddr::new(from.ip(), port);
+        if self.store.announce(info_hash, peer, now) {
+            log::debug!("dht: [{}] {peer} announced", info_hash.short());
+        }
+        Body::Response(self.response())
+    }
+
+    fn response(&self) -> Response {
+        Response {
+            id: self.own,
+            ..Response::default()
+        }
+    }
+
+    /// The `K` closest nodes of our address family.
+    fn closest_for(&self, target: &NodeId, now: Instant) -> Vec<NodeInfo> {
+        let v4 = self.local_addr.is_ipv4();
+        let mut nodes = self.table.closest(target, 2 * K, now);
+        nodes.retain(|n| n.addr.is_ipv4() == v4);
+        nodes.truncate(K);
+        nodes
+    }
+}
+
+fn protocol_error(message: &str) -> Body {
+    Body::Error(ErrorMessage {
+        code: ErrorCode::Protocol,
+        message: message.to_string(),
+    })
+}
