@@ -10,7 +10,7 @@
 //! skipped, or fails under `BT_INTEROP_REQUIRED=1`.
 
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -19,17 +19,19 @@ const NAME: &str = "terminal-test.bin";
 /// How long a frame may take to show what is expected.
 const WAIT: Duration = Duration::from_secs(20);
 
-/// A private tmux server (its own socket) holding one pane; killed on drop.
+/// A private tmux server (its own socket, in the test's temporary directory)
+/// holding one pane; killed on drop.
 struct Tmux {
-    socket: String,
+    socket: PathBuf,
 }
 
 impl Tmux {
     /// Starts the shell command `script` in a detached `width`×`height`
     /// pane.
-    fn start(label: &str, script: &str, width: u16, height: u16) -> Self {
-        let socket = format!("bt-terminal-{}-{label}", std::process::id());
-        let tmux = Self { socket };
+    fn start(dir: &Path, script: &str, width: u16, height: u16) -> Self {
+        let tmux = Self {
+            socket: dir.join("tmux.socket"),
+        };
         let (w, h) = (width.to_string(), height.to_string());
         let size = ["-x", w.as_str(), "-y", h.as_str()];
         let mut args = vec!["-f", "/dev/null", "new-session", "-d"];
@@ -42,7 +44,7 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         let out = Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.socket)
             .args(args)
             .output()
@@ -70,7 +72,7 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.socket)
             .arg("kill-server")
             .output();
@@ -181,7 +183,7 @@ fn the_progress_display_on_a_terminal() {
         "env -u RUST_LOG '{CLI}' '{torrent}' -o '{out}' --no-dht --bind 127.0.0.1 -p 0; \
          echo \"exit $?\"; sleep 600"
     );
-    let tmux = Tmux::start("file", &script, 120, 30);
+    let tmux = Tmux::start(dir.path(), &script, 120, 30);
 
     let short = tracker.trim_end_matches("/announce");
     let failing = format!("tracker {short}: failing: connection refused");
@@ -264,7 +266,7 @@ fn a_magnet_shows_its_trackers_while_the_metadata_is_fetched() {
          echo \"exit $?\"; sleep 600",
         out.display()
     );
-    let tmux = Tmux::start("magnet", &script, 120, 30);
+    let tmux = Tmux::start(dir.path(), &script, 120, 30);
     let short = tracker.trim_end_matches("/announce");
     let failing = format!("tracker {short}: failing: connection refused");
     let frames = frames_until(&tmux, "the magnet's tracker failing", |f| has(f, &failing));
