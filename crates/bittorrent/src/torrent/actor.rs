@@ -38,7 +38,7 @@ use crate::torrent::unasked::UnaskedBlocks;
 use crate::torrent::TorrentStats;
 use crate::torrent::{PeerEvent, RateMeter, Torrent, TorrentCommand, TorrentError, TorrentState};
 use crate::torrent::{Source, StreamParts};
-use crate::tracker::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
+use crate::tracker::{run_announcer, AnnouncerConfig, TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::{BlockInfo, InfoHash, PeerId, BLOCK_SIZE};
 
 /// Capacity of the mailbox all peers of a torrent report into.
@@ -171,6 +171,7 @@ pub(crate) async fn run(
         upload: RateMeter::new(now),
         wasted: 0,
         stats_tx,
+        tracker_status: watch::channel(Vec::new()).0,
         complete: false,
         use_trackers,
         tracker_tx,
@@ -227,10 +228,12 @@ impl MagnetPhase<'_> {
         });
         let tiers: Vec<Vec<String>> = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
         let token = self.cancel.child_token();
+        let (status_tx, status) = watch::channel(Vec::new());
         let announcer =
             (use_trackers && self.config.use_trackers && !tiers.is_empty()).then(|| {
-                let cfg =
+                let mut cfg =
                     AnnouncerConfig::new(tiers, info_hash, self.config.peer_id, self.config.port);
+                cfg.status = Some(status_tx);
                 tokio::spawn(run_announcer(cfg, stats_rx, tracker_tx, token.clone()))
             });
         let params = FetchParams {
@@ -264,6 +267,7 @@ impl MagnetPhase<'_> {
                     Some(TorrentCommand::Stats { reply }) => {
                         let stats = TorrentStats {
                             state: TorrentState::FetchingMetadata,
+                            trackers: status.borrow().clone(),
                             ..TorrentStats::default()
                         };
                         let _ = reply.send(stats);
@@ -384,6 +388,8 @@ struct TorrentActor {
     upload: RateMeter,
     wasted: u64,
     stats_tx: watch::Sender<TransferStats>,
+    /// Each tracker's status, published by the announce loop.
+    tracker_status: watch::Sender<Vec<TrackerStatus>>,
     complete: bool,
     use_trackers: bool,
     tracker_tx: mpsc::Sender<TrackerUpdate>,
@@ -663,12 +669,13 @@ impl TorrentActor {
         if !self.use_trackers || self.announcer.is_some() {
             return;
         }
-        let cfg = AnnouncerConfig::new(
+        let mut cfg = AnnouncerConfig::new(
             self.meta.trackers.clone(),
             self.info_hash,
             self.config.peer_id,
             self.config.port,
         );
+        cfg.status = Some(self.tracker_status.clone());
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(
             cfg,
@@ -1721,6 +1728,7 @@ impl TorrentActor {
             download_rate: self.download.rate(now),
             upload_rate: self.upload.rate(now),
             peers: self.peers.values().filter(|p| p.connected).count(),
+            known_peers: self.swarm.len(),
             interested_peers: self.peers.values().filter(|p| p.peer_interested).count(),
             inbound_peers: self
                 .peers
@@ -1740,6 +1748,7 @@ impl TorrentActor {
                 State::Active if self.complete => TorrentState::Finished,
                 State::Active => TorrentState::Downloading,
             },
+            trackers: self.tracker_status.borrow().clone(),
         }
     }
 }

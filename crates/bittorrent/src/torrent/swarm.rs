@@ -64,6 +64,11 @@ impl Swarm {
             });
     }
 
+    /// Known candidate addresses (not banned).
+    pub(crate) fn len(&self) -> usize {
+        self.candidates.len()
+    }
+
     /// The next address to dial: due, not banned, not in `connected`.
     /// Marks it as attempted (it will not be returned again until it fails or
     /// its backoff passes).
