@@ -21,6 +21,7 @@ use bittorrent::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
 use tokio_util::codec::{Framed, FramedParts};
 
@@ -61,11 +62,22 @@ struct View {
     have: AtomicU64,
 }
 
-/// A running attacker; dropping it stops every task.
+/// A running attacker, on a thread and runtime of its own (as a remote peer
+/// would be, it does not take our runtime's workers); dropping it stops it.
 struct Attacker {
     addr: SocketAddr,
     sent: Arc<AtomicUsize>,
-    _tasks: JoinSet<()>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn fixture() -> (MetaInfo, Arc<Vec<u8>>) {
@@ -263,46 +275,60 @@ async fn attack_conn(
 
 /// Starts an attacker for `meta`. It listens (our leecher dials it); for
 /// `Reconnects` it also dials `target` over and over.
-async fn spawn_attacker(meta: &MetaInfo, attack: Attack, target: Option<SocketAddr>) -> Attacker {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+fn spawn_attacker(meta: &MetaInfo, attack: Attack, target: Option<SocketAddr>) -> Attacker {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let sent = Arc::new(AtomicUsize::new(0));
-    let mut tasks = JoinSet::new();
     let (info_hash, pieces) = (meta.info_hash, meta.piece_count());
     let counter = Arc::clone(&sent);
-    tasks.spawn(async move {
-        let mut conns = JoinSet::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            let counter = Arc::clone(&counter);
-            conns.spawn(async move {
-                if let Some(conn) = handshake(stream, info_hash, false).await {
-                    attack_conn(conn, attack, pieces, counter).await;
-                }
-            });
-        }
-    });
-    if let (Attack::Reconnects, Some(target)) = (attack, target) {
-        for _ in 0..4 {
-            let counter = Arc::clone(&sent);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut tasks = JoinSet::new();
+            let listener = TcpListener::from_std(listener).unwrap();
+            let sent = Arc::clone(&counter);
             tasks.spawn(async move {
-                loop {
-                    let Ok(stream) = TcpStream::connect(target).await else {
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                        continue;
-                    };
-                    // Handshake, then hang up at once.
-                    if handshake(stream, info_hash, true).await.is_some() {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    tokio::task::yield_now().await;
+                let mut conns = JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let sent = Arc::clone(&sent);
+                    conns.spawn(async move {
+                        if let Some(conn) = handshake(stream, info_hash, false).await {
+                            attack_conn(conn, attack, pieces, sent).await;
+                        }
+                    });
                 }
             });
-        }
-    }
+            if let (Attack::Reconnects, Some(target)) = (attack, target) {
+                for _ in 0..4 {
+                    tasks.spawn(reconnect(target, info_hash, Arc::clone(&counter)));
+                }
+            }
+            let _ = stopped.await;
+        });
+    });
     Attacker {
         addr,
         sent,
-        _tasks: tasks,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// Connects, handshakes and hangs up, over and over; counts the connections.
+async fn reconnect(target: SocketAddr, info_hash: InfoHash, sent: Arc<AtomicUsize>) {
+    loop {
+        let Ok(stream) = TcpStream::connect(target).await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        sent.fetch_add(1, Ordering::Relaxed);
+        let _ = handshake(stream, info_hash, true).await;
+        tokio::task::yield_now().await;
     }
 }
 
@@ -315,10 +341,7 @@ async fn download(
     attack: Option<Attack>,
 ) -> (Duration, usize) {
     let (session, mut events) = Session::spawn_with(loopback_config());
-    let attacker = match attack {
-        Some(attack) => Some(spawn_attacker(meta, attack, session.listen_addr()).await),
-        None => None,
-    };
+    let attacker = attack.map(|attack| spawn_attacker(meta, attack, session.listen_addr()));
     let mut peers = vec![seeder];
     if let Some(a) = &attacker {
         if a.addr != seeder && attack != Some(Attack::Reconnects) {
