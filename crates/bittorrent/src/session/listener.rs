@@ -35,6 +35,10 @@ const SOURCE_BAN: Duration = Duration::from_secs(60);
 const STRIKE_MEMORY: Duration = Duration::from_secs(10);
 /// Source addresses remembered; idle ones are forgotten first.
 const MAX_SOURCES: usize = 4096;
+/// Connections refused per second (all sources) before the listener pauses
+/// accepting: the kernel's backlog then fills and a flooder's connects wait
+/// (and back off) instead of costing an accept and a close each.
+const REFUSALS_PER_SEC: u32 = 256;
 
 /// Binds `addr`. For the unspecified IPv6 address (`[::]`) the socket is
 /// dual-stack on systems that allow it; if IPv6 is unavailable it falls back
@@ -69,8 +73,17 @@ pub(crate) async fn run(
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
-                    if !admission.admit(addr.ip(), Instant::now()) {
+                    let now = Instant::now();
+                    if !admission.admit(addr.ip(), now) {
                         log::trace!("{addr}: too many connections from this address; refused");
+                        if let Some(until) = admission.pause_until(now) {
+                            log::debug!("flooded with connections: not accepting for a while");
+                            let until = tokio::time::Instant::from_std(until);
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep_until(until) => {}
+                            }
+                        }
                         continue;
                     }
                     let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
@@ -112,9 +125,20 @@ async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<TcpStream>, 
 }
 
 /// Which source addresses may connect now. Pure.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Admission {
     sources: HashMap<IpAddr, Source>,
+    /// Refusals, all sources together.
+    refusals: Budget,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            sources: HashMap::new(),
+            refusals: Budget::new(REFUSALS_PER_SEC, REFUSALS_PER_SEC, Instant::now()),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -142,6 +166,7 @@ impl Admission {
         });
         source.last_seen = now;
         if source.refused_until.is_some_and(|until| now < until) {
+            self.refusals.spend(1, now);
             return false;
         }
         if !source.budget.try_spend(1, now) {
@@ -154,9 +179,16 @@ impl Admission {
                 source.strikes = 0;
                 source.refused_until = Some(now + SOURCE_BAN);
             }
+            self.refusals.spend(1, now);
             return false;
         }
         true
+    }
+
+    /// When to accept again, if refusals came faster than
+    /// [`REFUSALS_PER_SEC`].
+    fn pause_until(&self, now: Instant) -> Option<Instant> {
+        self.refusals.ready_at(now)
     }
 
     /// Forgets sources not seen for a while (O(n) once per `MAX_SOURCES / 2`
@@ -198,6 +230,15 @@ mod tests {
         }
         let t2 = t1 + Duration::from_secs(10);
         assert!(!a.admit(ip(1), t2), "still refused");
+        assert_eq!(
+            a.pause_until(t2),
+            None,
+            "a few refusals do not pause accepting"
+        );
+        for _ in 0..REFUSALS_PER_SEC {
+            a.admit(ip(1), t2);
+        }
+        assert!(a.pause_until(t2).is_some(), "a flood of them does");
         assert!(a.admit(ip(1), t1 + SOURCE_BAN + Duration::from_secs(1)));
     }
 
