@@ -23,10 +23,11 @@ use crate::wire::Handshake;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound connections whose handshake we wait for at once; more are dropped.
 const MAX_PENDING: usize = 64;
-/// Connections one source address may open at once...
-const SOURCE_BURST: u32 = 32;
+/// Connections one source address may open at once (above a torrent's 50
+/// connections: a local swarm or a test shares one loopback address)...
+const SOURCE_BURST: u32 = 64;
 /// ...and per second after that.
-const SOURCE_RATE: u32 = 8;
+const SOURCE_RATE: u32 = 16;
 /// Connections refused for the rate after which a source is refused outright...
 const SOURCE_STRIKES: u32 = 64;
 /// ...for this long.
@@ -217,7 +218,7 @@ mod tests {
     fn a_burst_then_the_rate_then_a_time_out_for_abuse() {
         let t0 = Instant::now();
         let mut a = Admission::default();
-        let admitted = (0..SOURCE_BURST * 2).filter(|_| a.admit(ip(1), t0)).count();
+        let admitted = (0..SOURCE_BURST + 1).filter(|_| a.admit(ip(1), t0)).count();
         assert_eq!(admitted as u32, SOURCE_BURST);
         assert!(a.admit(ip(2), t0), "other sources are not affected");
         // After a second, the rate's worth again.
