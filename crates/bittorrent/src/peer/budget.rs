@@ -1,10 +1,12 @@
 //! A token bucket: what a peer may spend per second, with a burst. Pure:
 //! time comes in as `now`.
 //!
-//! Hand-written rather than `governor`: that crate reads its own clock (no
-//! `now` to pass in, so no deterministic sans-IO tests), is built for
-//! shared, lock-free limiters, and pulls in several crates for what is here
-//! a few lines of arithmetic owned by one task.
+//! Hand-written rather than `governor`: its GCRA limiter answers "allowed or
+//! not" before the work, while a peer actor has already read the message it
+//! charges (so it spends into debt and then waits); it takes time from a clock
+//! object rather than a `now` argument (the sans-IO tests here pass `now`);
+//! it is built for limiters shared across threads; and it brings several
+//! crates for what is here a few lines of arithmetic owned by one task.
 
 use std::time::{Duration, Instant};
 
