@@ -11,12 +11,12 @@
 //!   torrent work cost most, bytes cost by size). A peer in debt is not read
 //!   from until it is out of debt: a flood slows only the flooder (TCP
 //!   backpressure), and never the torrent.
-//! - A bitfield after the first (or after `have`s) is not refused: aria2
-//!   1.36 sends `interested` before its bitfield, and BEP 3's "only as the
-//!   first message" is not what every client does. Only the pieces it adds
-//!   reach the torrent, as `have`s, each piece at most once per connection;
-//!   the diff is charged to the budget. (A deviation from the issue's
-//!   "disconnect on a repeated bitfield", see the commit that adds this.)
+//! - A bitfield that is not the first message, or not the first bitfield, is
+//!   not refused, although BEP 3 allows it only first: aria2 1.36 sends
+//!   `interested` before its bitfield (with a strict rule, both aria2 seeding
+//!   interop tests fail). Only the pieces a later bitfield adds reach the
+//!   torrent, as `have`s, each piece at most once per connection; the diff is
+//!   charged to the budget, so repeating it costs the torrent nothing.
 //! - Peer exchange: at most one message taken per [`PEX_MIN_INTERVAL`],
 //!   at most [`PEX_MAX_ADDED`] addresses from it.
 //! - Metadata requests (BEP 9): at most [`METADATA_SERVED_MAX`] pieces
