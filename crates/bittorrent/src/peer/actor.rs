@@ -217,11 +217,7 @@ impl PeerActor {
                 },
                 read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
                     reads.pop_front();
-                    let blocks = read.map_err(|e| StoreError::Io {
-                        op: "read task",
-                        path: Default::default(),
-                        source: std::io::Error::other(e.to_string()),
-                    })??;
+                    let blocks = read.map_err(PeerError::ReadTask)??;
                     if self.send_blocks(blocks, &mut conn).await? {
                         last_send = Instant::now();
                     }
