@@ -169,12 +169,6 @@ impl Swarm {
         self.banned.contains(&BanKey::of(addr))
     }
 
-    /// Candidates known.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.candidates.len()
-    }
-
     /// Changes a candidate and keeps the dial order in step.
     fn update(&mut self, addr: SocketAddr, change: impl FnOnce(&mut Candidate)) {
         let Some(c) = self.candidates.get_mut(&addr) else {
