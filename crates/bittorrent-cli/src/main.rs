@@ -4,145 +4,44 @@
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
 //! and the exit code.
 
+mod args;
+mod echo;
 mod http;
+mod logging;
+mod preflight;
 mod progress;
 mod select;
 mod serve;
+mod status;
 mod summary;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use bittorrent::dht::{self, DhtConfig};
-use bittorrent::magnet::Magnet;
 use bittorrent::prelude::*;
 use bittorrent::store::{StoreError, RESUME_DIR};
 use clap::Parser;
+use indicatif::MultiProgress;
 
+use crate::args::Args;
+use crate::preflight::Source;
 use crate::progress::Progress;
 use crate::select::Selection;
+use crate::status::Dht;
 
-/// Download torrents from BitTorrent peers, and seed them.
-#[derive(Parser, Debug)]
-#[command(name = "bittorrent-cli", version, about)]
-struct Args {
-    /// .torrent files or magnet links to download (or seed).
-    #[arg(required = true, value_name = "TORRENT|MAGNET")]
-    torrents: Vec<String>,
-
-    /// Data directory (multi-file torrents get a folder inside it).
-    #[arg(short, long, value_name = "DIR", default_value = ".")]
-    output: PathBuf,
-
-    /// TCP port to accept peers on and announce to trackers (0: any free port).
-    #[arg(short, long, default_value_t = 6881)]
-    port: u16,
-
-    /// Address to accept peers on [default: every interface, IPv6 and IPv4].
-    #[arg(long, value_name = "IP")]
-    bind: Option<IpAddr>,
-
-    /// Connect to this peer directly (repeatable), with or without trackers.
-    #[arg(long = "peer", value_name = "ADDR")]
-    peers: Vec<SocketAddr>,
-
-    /// Do not contact the torrents' trackers (use --peer).
-    #[arg(long)]
-    no_tracker: bool,
-
-    /// Keep seeding after the download completes, until Ctrl-C. Data that is
-    /// already complete in the data directory is checked and seeded at once.
-    #[arg(long)]
-    seed: bool,
-
-    /// Run no DHT node (BEP 5). Without it the DHT is a peer source for
-    /// torrents that are not private, and for magnet links.
-    #[arg(long)]
-    no_dht: bool,
-
-    /// DHT node to bootstrap from (repeatable); replaces the public routers.
-    #[arg(long = "dht-bootstrap", value_name = "ADDR")]
-    dht_bootstrap: Vec<SocketAddr>,
-
-    /// UDP port of the DHT node [default: the -p port].
-    #[arg(long, value_name = "PORT")]
-    dht_port: Option<u16>,
-
-    /// Serve the (first) torrent's files over HTTP at this address, with
-    /// range requests, while it downloads (e.g. 127.0.0.1:8080). Keeps running
-    /// after completion until Ctrl-C, like --seed.
-    #[arg(long, value_name = "ADDR")]
-    serve: Option<SocketAddr>,
-
-    /// Download only these files: numbers from 1 as --list prints them, and
-    /// ranges (e.g. 2,5 or 1,3-5). Other files are not created; a piece they
-    /// share with a selected file is kept in DIR/.bittorrent/. Applies to
-    /// every torrent given; with --only, files matching either are selected.
-    #[arg(long, value_name = "LIST")]
-    files: Option<String>,
-
-    /// Download only files whose path inside the torrent matches this glob
-    /// (repeatable; `*` also matches `/`, e.g. '*.mkv' or 'season1/*').
-    #[arg(long, value_name = "GLOB")]
-    only: Vec<String>,
-
-    /// How pieces are picked: rarest-first (best for the swarm; a reader of
-    /// --serve still gets its window first), sequential (in file order), or
-    /// streaming (rarest-first after the start and end of every selected
-    /// file, for media players).
-    #[arg(long, value_enum, default_value_t = ModeArg::RarestFirst)]
-    mode: ModeArg,
-
-    /// Print the files of the .torrent files given, numbered for --files,
-    /// and exit.
-    #[arg(long)]
-    list: bool,
-
-    /// Regular upload slots (the choke algorithm adds one optimistic slot).
-    #[arg(long, default_value_t = 3)]
-    upload_slots: usize,
-
-    /// Do not read the resume record (DIR/.bittorrent/<info-hash>.resume):
-    /// check every piece already in DIR by hash instead. A new record is still
-    /// written as pieces complete.
-    #[arg(long)]
-    skip_resume: bool,
-
-    /// On exit, print one JSON object per torrent on stdout (name, info_hash,
-    /// complete, downloaded, uploaded, wasted).
-    #[arg(long)]
-    json: bool,
-
-    /// No progress display.
-    #[arg(short, long)]
-    quiet: bool,
-}
-
-/// `--mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum ModeArg {
-    RarestFirst,
-    Sequential,
-    Streaming,
-}
-
-impl From<ModeArg> for PickMode {
-    fn from(mode: ModeArg) -> Self {
-        match mode {
-            ModeArg::RarestFirst => PickMode::RarestFirst,
-            ModeArg::Sequential => PickMode::Sequential,
-            ModeArg::Streaming => PickMode::Streaming,
-        }
-    }
-}
+/// How often the session's DHT is asked for its node count.
+const SESSION_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp_millis()
-        .init();
     let args = Args::parse();
+    let bars = progress::bars(args.quiet);
+    logging::init(args.verbose, &bars);
+    // Restored when main returns (a second Ctrl-C included).
+    let _echo = echo::EchoOff::new(!bars.is_hidden());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,19 +52,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, bars)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// A torrent named on the command line.
-enum Source {
-    File(MetaInfo),
-    Magnet(Magnet),
 }
 
 /// The store for a torrent's data under `output`.
@@ -206,48 +99,23 @@ async fn magnet_selection_error(
         .map(|e| format!("{}: {e}", meta.name))
 }
 
-async fn run(args: Args) -> Result<(), String> {
-    let mut sources = Vec::new();
-    for arg in &args.torrents {
-        if arg
-            .get(..7)
-            .is_some_and(|p| p.eq_ignore_ascii_case("magnet:"))
-        {
-            let magnet = Magnet::parse(arg).map_err(|e| format!("{arg}: {e}"))?;
-            sources.push(Source::Magnet(magnet));
-        } else {
-            let meta = MetaInfo::load(arg).map_err(|e| format!("{arg}: {e}"))?;
-            sources.push(Source::File(meta));
+/// `--list`: the files of every .torrent given.
+fn list(sources: &[Source]) -> Result<(), String> {
+    for source in sources {
+        match source {
+            Source::File(meta) => print!("{}", select::list(meta)),
+            Source::Magnet(_) => return Err("--list needs .torrent files, not magnet links".into()),
         }
     }
+    Ok(())
+}
 
-    if args.list {
-        for source in &sources {
-            match source {
-                Source::File(meta) => print!("{}", select::list(meta)),
-                Source::Magnet(_) => {
-                    return Err("--list needs .torrent files, not magnet links".into())
-                }
-            }
-        }
-        return Ok(());
-    }
-    let selection = Selection::new(args.files.as_deref(), &args.only)?;
-    // A selection that fits no file is an error before anything starts.
-    if let Some(selection) = &selection {
-        for source in &sources {
-            if let Source::File(meta) = source {
-                selection
-                    .priorities(meta)
-                    .map_err(|e| format!("{}: {e}", meta.name))?;
-            }
-        }
-    }
-
+/// The session's settings from `args`, and how its DHT starts out.
+async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let listen = SocketAddr::new(bind, args.port);
-    let dht = if args.no_dht {
-        None
+    let (dht, view) = if args.no_dht {
+        (None, Dht::Off)
     } else {
         let bootstrap = if args.dht_bootstrap.is_empty() {
             dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
@@ -259,13 +127,25 @@ async fn run(args: Args) -> Result<(), String> {
             IpAddr::V4(v4) => v4,
             IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
         };
-        Some(DhtConfig {
+        let state_file = args.output.join(RESUME_DIR).join("dht.state");
+        let view = Dht::Nodes {
+            nodes: 0,
+            busy: true,
+            nothing_to_start_from: bootstrap.is_empty() && !state_file.exists(),
+        };
+        let config = DhtConfig {
             bind: SocketAddr::from((ip, args.dht_port.unwrap_or(args.port))),
             bootstrap,
-            state_file: Some(args.output.join(RESUME_DIR).join("dht.state")),
+            state_file: Some(state_file),
             ..DhtConfig::default()
-        })
+        };
+        (Some(config), view)
     };
+    // A port of 0 is any free port: nothing to check.
+    let dht_bind = dht.as_ref().map(|d| d.bind).filter(|a| a.port() != 0);
+    if listen.port() != 0 {
+        preflight::ports(listen, dht_bind)?;
+    }
     let config = SessionConfig {
         listen: Some(listen),
         dht,
@@ -274,61 +154,112 @@ async fn run(args: Args) -> Result<(), String> {
         upload_slots: args.upload_slots,
         ..SessionConfig::default()
     };
-    let (session, mut events) = Session::spawn_with(config);
+    Ok((config, view))
+}
+
+/// The torrent of `source` with the options of `args`.
+fn torrent(source: Source, args: &Args, selection: Option<&Selection>) -> Result<Torrent, String> {
+    let torrent = match source {
+        Source::File(meta) => {
+            let store = open_store(&args.output, &meta, args.skip_resume)
+                .map_err(|e| format!("{}: {e}", meta.name))?;
+            Torrent::new(meta, store)
+        }
+        Source::Magnet(magnet) => {
+            let (output, skip_resume) = (args.output.clone(), args.skip_resume);
+            Torrent::from_magnet(magnet, move |meta| {
+                save_torrent(&output, meta);
+                open_store(&output, meta, skip_resume)
+            })
+        }
+    };
+    let mut torrent = torrent.with_mode(args.mode.into());
+    if let Some(selection) = selection.cloned() {
+        torrent = torrent.with_file_priorities(move |meta| {
+            selection.priorities(meta).unwrap_or_else(|e| {
+                // Checked before for .torrent files; a magnet's files are
+                // known only now.
+                log::error!("{}: {e}; nothing is downloaded", meta.name);
+                vec![Priority::Skip; meta.files.len()]
+            })
+        });
+    }
+    Ok(torrent.with_peers(args.peers.iter().copied()))
+}
+
+/// `--files`/`--only`, checked against the .torrent files given: a
+/// selection that fits no file is an error before anything starts.
+fn selection(args: &Args, sources: &[Source]) -> Result<Option<Selection>, String> {
+    let selection = Selection::new(args.files.as_deref(), &args.only)?;
+    if let Some(selection) = &selection {
+        for source in sources {
+            if let Source::File(meta) = source {
+                selection
+                    .priorities(meta)
+                    .map_err(|e| format!("{}: {e}", meta.name))?;
+            }
+        }
+    }
+    Ok(selection)
+}
+
+/// Binds `--serve`'s address before anything else starts, so that a bad
+/// address is a clear error.
+async fn bind_http(addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>, String> {
+    match addr {
+        Some(addr) => tokio::net::TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|e| format!("cannot serve HTTP on {addr}: {e}")),
+        None => Ok(None),
+    }
+}
+
+async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
+    let sources = args
+        .torrents
+        .iter()
+        .map(|arg| preflight::source(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.list {
+        return list(&sources);
+    }
+    let selection = selection(&args, &sources)?;
+    preflight::output(&args.output)?;
+    let (config, dht) = session_config(&args).await?;
+    let listen = config.listen;
+    let (session, events) = Session::spawn_with(config);
     if session.listen_addr().is_none() {
         session.shutdown();
         session.join().await;
+        let listen = listen.map_or_else(String::new, |a| a.to_string());
         return Err(format!(
             "cannot listen on {listen} (is the port in use? try -p)"
         ));
     }
-    // Bind before anything else starts, so a bad address is a clear error.
-    let http = match args.serve {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("cannot serve HTTP on {addr}: {e}"))?,
-        ),
-        None => None,
+    let http = bind_http(args.serve).await?;
+    let mut watch = Watch {
+        progress: Progress::new(args.quiet, bars, dht, args.no_tracker),
+        session: session.clone(),
+        selection: selection.clone(),
+        pending: HashSet::new(),
+        keep_running: args.seed || http.is_some(),
+        failure: None,
+        stopping: false,
+        summaries: Vec::new(),
+        dht,
     };
-    let mut progress = Progress::new(args.quiet);
-    let mut pending = HashSet::new();
-    let mut torrent_order = Vec::new();
+    let mut first = None;
     for source in sources {
-        let torrent = match source {
-            Source::File(meta) => {
-                let store = open_store(&args.output, &meta, args.skip_resume)
-                    .map_err(|e| format!("{}: {e}", meta.name))?;
-                Torrent::new(meta, store)
-            }
-            Source::Magnet(magnet) => {
-                let (output, skip_resume) = (args.output.clone(), args.skip_resume);
-                Torrent::from_magnet(magnet, move |meta| {
-                    save_torrent(&output, meta);
-                    open_store(&output, meta, skip_resume)
-                })
-            }
-        };
-        let mut torrent = torrent.with_mode(args.mode.into());
-        if let Some(selection) = selection.clone() {
-            torrent = torrent.with_file_priorities(move |meta| {
-                selection.priorities(meta).unwrap_or_else(|e| {
-                    // Checked above for .torrent files; a magnet's files are
-                    // known only now.
-                    log::error!("{}: {e}; nothing is downloaded", meta.name);
-                    vec![Priority::Skip; meta.files.len()]
-                })
-            });
-        }
-        progress.add(torrent.info_hash(), &torrent.name());
-        pending.insert(torrent.info_hash());
-        torrent_order.push(torrent.info_hash());
-        session.add_torrent(torrent.with_peers(args.peers.iter().copied()));
+        let torrent = torrent(source, &args, selection.as_ref())?;
+        watch.progress.add(torrent.info_hash(), &torrent.name());
+        watch.pending.insert(torrent.info_hash());
+        first.get_or_insert(torrent.info_hash());
+        session.add_torrent(torrent);
     }
 
     let stop_http = tokio_util::sync::CancellationToken::new();
     let http_task = http.map(|listener| {
-        let first = torrent_order.first().copied();
         tokio::spawn(serve::run(
             session.clone(),
             first,
@@ -336,78 +267,165 @@ async fn run(args: Args) -> Result<(), String> {
             stop_http.clone(),
         ))
     });
-    let keep_running = args.seed || http_task.is_some();
-    let mut interrupts = 0;
-    let mut failure = None;
-    let mut stopping = false;
-    let mut summaries = Vec::new();
-    loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                progress.on_event(&event);
-                let stop = match event {
-                    Event::TorrentComplete { info_hash } => {
-                        pending.remove(&info_hash);
-                        if keep_running {
-                            log::info!("{}: seeding", progress.name(&info_hash));
-                        }
-                        !keep_running && pending.is_empty()
-                    }
-                    Event::MetadataReceived { info_hash, .. } => {
-                        let error = match &selection {
-                            Some(selection) => {
-                                magnet_selection_error(&session, info_hash, selection).await
-                            }
-                            None => None,
-                        };
-                        error.map(|e| failure.get_or_insert(e)).is_some()
-                    }
-                    Event::TorrentError { info_hash, message } => {
-                        failure.get_or_insert(format!("{}: {message}", progress.name(&info_hash)));
-                        true
-                    }
-                    Event::Error { message } => {
-                        failure.get_or_insert(message);
-                        true
-                    }
-                    _ => false,
-                };
-                if stop && !stopping {
-                    stopping = true;
-                    summaries = summary::collect(&session).await;
-                    session.shutdown();
-                }
-            }
-            _ = tokio::signal::ctrl_c() => {
-                interrupts += 1;
-                if interrupts > 1 {
-                    return Err("interrupted twice; exiting now".into());
-                }
-                if !args.quiet {
-                    eprintln!("stopping (Ctrl-C again to exit at once)");
-                }
-                if !stopping {
-                    stopping = true;
-                    summaries = summary::collect(&session).await;
-                    session.shutdown();
-                }
-            }
-            _ = session.join() => break,
-        }
+    if let Err(e) = watch.run(events, args.quiet).await {
+        // A second Ctrl-C: exit at once, without waiting for the session.
+        watch.progress.finish();
+        return Err(e);
     }
     session.join().await;
     stop_http.cancel();
     if let Some(task) = http_task {
         let _ = task.await;
     }
-    progress.finish();
+    watch.progress.finish();
     if args.json {
-        summary::print_json(&summaries);
+        summary::print_json(&watch.summaries);
     }
-    match failure {
-        Some(message) => Err(message),
-        None if pending.is_empty() => Ok(()),
-        None => Err(format!("{} torrent(s) incomplete", pending.len())),
+    watch.outcome()
+}
+
+/// Follows the session's events until it ends: the display, the exit status.
+struct Watch {
+    progress: Progress,
+    session: SessionHandle,
+    selection: Option<Selection>,
+    /// Torrents not complete yet.
+    pending: HashSet<InfoHash>,
+    /// Go on after every torrent is complete (`--seed`, `--serve`).
+    keep_running: bool,
+    /// The first error that stopped the session.
+    failure: Option<String>,
+    stopping: bool,
+    summaries: Vec<summary::Summary>,
+    /// How the DHT started out (whether it had anything to start from).
+    dht: Dht,
+}
+
+impl Watch {
+    /// Runs until the session has ended. Errs on a second Ctrl-C.
+    async fn run(&mut self, mut events: EventReceiver, quiet: bool) -> Result<(), String> {
+        let mut interrupts = 0;
+        let mut tick = tokio::time::interval(SESSION_STATS_INTERVAL);
+        loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    self.progress.on_event(&event);
+                    if self.on_event(event).await {
+                        self.stop().await;
+                    }
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    interrupts += 1;
+                    if interrupts > 1 {
+                        return Err("interrupted twice; exiting now".into());
+                    }
+                    if !quiet {
+                        self.progress.println("stopping (Ctrl-C again to exit at once)");
+                    }
+                    self.stop().await;
+                }
+                _ = tick.tick() => {
+                    self.refresh_dht().await;
+                    self.refresh_stale().await;
+                }
+                _ = self.session.join() => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `event` stops the session.
+    async fn on_event(&mut self, event: Event) -> bool {
+        match event {
+            Event::TorrentComplete { info_hash } => {
+                self.pending.remove(&info_hash);
+                if self.keep_running {
+                    log::info!("{}: seeding", self.progress.name(&info_hash));
+                }
+                !self.keep_running && self.pending.is_empty()
+            }
+            Event::MetadataReceived { info_hash, .. } => {
+                let error = match &self.selection {
+                    Some(selection) => {
+                        magnet_selection_error(&self.session, info_hash, selection).await
+                    }
+                    None => None,
+                };
+                error.map(|e| self.failure.get_or_insert(e)).is_some()
+            }
+            Event::TorrentError { info_hash, message } => {
+                let name = self.progress.name(&info_hash);
+                self.failure.get_or_insert(format!("{name}: {message}"));
+                true
+            }
+            Event::Error { message } => {
+                self.failure.get_or_insert(message);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the final counters and starts the graceful shutdown, once.
+    async fn stop(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.summaries = summary::collect(&self.session).await;
+            self.session.shutdown();
+        }
+    }
+
+    /// Asks the session how many nodes its DHT knows.
+    async fn refresh_dht(&mut self) {
+        let Dht::Nodes {
+            nothing_to_start_from,
+            ..
+        } = self.dht
+        else {
+            return;
+        };
+        let stats = tokio::time::timeout(SESSION_STATS_INTERVAL, self.session.stats()).await;
+        if let Ok(Ok(SessionStats { dht: Some(s), .. })) = stats {
+            self.progress.set_dht(Dht::Nodes {
+                nodes: s.routing_table_size,
+                busy: s.outstanding_queries > 0 || s.lookups > 0,
+                nothing_to_start_from,
+            });
+        }
+    }
+
+    /// Asks for the stats of torrents that send none by themselves (a
+    /// magnet's, while its metadata is fetched).
+    async fn refresh_stale(&mut self) {
+        if self.stopping {
+            return;
+        }
+        for info_hash in self.progress.stale(2 * SESSION_STATS_INTERVAL) {
+            let ask = async {
+                let handle = self.session.torrent(info_hash).await.ok()??;
+                handle.stats().await.ok()
+            };
+            if let Ok(Some(stats)) = tokio::time::timeout(SESSION_STATS_INTERVAL, ask).await {
+                self.progress.on_event(&Event::Stats { info_hash, stats });
+            }
+        }
+    }
+
+    /// The exit status: the first failure, or the torrents left incomplete.
+    fn outcome(&self) -> Result<(), String> {
+        if let Some(message) = &self.failure {
+            return Err(message.clone());
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut names: Vec<String> = self.pending.iter().map(|h| self.progress.name(h)).collect();
+        names.sort();
+        Err(format!(
+            "stopped with {} torrent(s) incomplete: {}",
+            names.len(),
+            names.join(", ")
+        ))
     }
 }

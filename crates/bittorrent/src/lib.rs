@@ -50,7 +50,9 @@ pub mod wire;
 pub mod prelude {
     pub use crate::metainfo::MetaInfo;
     pub use crate::picker::{PickMode, Priority};
-    pub use crate::session::{Event, EventReceiver, Session, SessionConfig, SessionHandle};
+    pub use crate::session::{
+        Event, EventReceiver, Session, SessionConfig, SessionHandle, SessionStats,
+    };
     pub use crate::store::{FileStore, MemoryStore, Store};
     pub use crate::torrent::{Torrent, TorrentHandle, TorrentState, TorrentStats};
     pub use crate::types::{InfoHash, PeerId};

@@ -335,6 +335,16 @@ async fn magnet_without_tracker_or_peers_is_found_through_the_dht() {
     let stats = wait_for(&handle, Duration::from_secs(60), |s| s.complete).await;
     assert!(stats.complete, "not found through the DHT: {stats:?}");
     assert_eq!(store.contents(), data);
+    // What a display shows of the peer sources: the DHT's nodes, the peers known.
+    let session = leecher.stats().await.unwrap();
+    assert_eq!(session.torrents, 1);
+    let dht = session.dht.expect("the leecher runs a DHT");
+    assert!(dht.routing_table_size > 0, "{dht:?}");
+    assert!(stats.known_peers >= 1, "{stats:?}");
+    assert!(stats.trackers.is_empty(), "{stats:?}");
+    let (no_dht, _) = Session::spawn_with(loopback_config());
+    assert_eq!(no_dht.stats().await.unwrap().dht, None);
+    no_dht.shutdown();
     for s in [&seeder, &leecher] {
         s.shutdown();
         s.join().await;

@@ -28,8 +28,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, error, info, trace};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
+use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
@@ -44,6 +45,36 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a connection may take to close after shutdown before it is dropped.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections served at once by default; more are answered `503` and closed.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// How long a client may leave our response unread (its socket full) by default
+/// before its connection is dropped. (A client that sends no request is dropped after
+/// [`HEADER_READ_TIMEOUT`].)
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The answer to a connection beyond the cap.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+Retry-After: 1\r\nConnection: close\r\n\r\n";
+
+/// What one server allows its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections served at once; more are answered `503` and closed.
+    pub max_connections: usize,
+    /// How long a client may leave our response unread before it is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_connections: MAX_CONNECTIONS,
+            idle_timeout: IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// How many times in a row accepting may fail (with a doubling pause from 10 ms)
 /// before [`serve`] gives up.
@@ -87,6 +118,20 @@ pub async fn serve(
     source: Arc<dyn FileSource>,
     shutdown: CancellationToken,
 ) -> io::Result<()> {
+    serve_with(listener, source, shutdown, Limits::default()).await
+}
+
+/// [`serve`] with other [`Limits`].
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_with(
+    listener: TcpListener,
+    source: Arc<dyn FileSource>,
+    shutdown: CancellationToken,
+    limits: Limits,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     match listener.local_addr() {
         Ok(addr) => info!("HTTP server listening on http://{addr}/"),
         Err(e) => info!("HTTP server listening (address unknown: {e})"),
@@ -108,9 +153,19 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     failures = 0;
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        debug!("{peer}: HTTP busy ({} connections)", limits.max_connections);
+                        // Never waits: a fresh socket's send buffer takes these bytes.
+                        let _ = stream.try_write(BUSY);
+                        continue;
+                    };
                     let source = Arc::clone(&source);
                     let token = connections_token.child_token();
-                    connections.spawn(connection(stream, peer, source, token));
+                    let stream = Stalled::new(stream, limits.idle_timeout);
+                    connections.spawn(async move {
+                        connection(stream, peer, source, token).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) if is_connection_error(&e) => debug!("HTTP accept: {e}"),
                 Err(e) => {
@@ -152,7 +207,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// Drives one client connection until it closes or the server shuts down.
 async fn connection(
-    stream: TcpStream,
+    stream: Stalled<TcpStream>,
     peer: SocketAddr,
     source: Arc<dyn FileSource>,
     shutdown: CancellationToken,
@@ -194,6 +249,91 @@ async fn connection(
     match result {
         Ok(()) => debug!("{peer}: HTTP connection closed"),
         Err(e) => debug!("{peer}: HTTP connection ended: {e}"),
+    }
+}
+
+/// A client stream whose writes fail with `TimedOut` once they have waited for the
+/// client to make room for longer than the idle timeout (a client that stops reading).
+struct Stalled<T> {
+    io: T,
+    timeout: Duration,
+    /// Armed while a write waits.
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> Stalled<T> {
+    fn new(io: T, timeout: Duration) -> Self {
+        Self {
+            io,
+            timeout,
+            stall: None,
+        }
+    }
+
+    /// Passes a write's outcome on, timing how long it has been pending.
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.stall = None;
+            return polled;
+        }
+        let timeout = self.timeout;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Stalled<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Stalled<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.watch(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.watch(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.watch(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -706,10 +846,15 @@ mod tests {
     }
 
     async fn start(source: TestSource) -> Server {
+        start_with(source, Limits::default()).await
+    }
+
+    async fn start_with(source: TestSource, limits: Limits) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(serve(listener, Arc::new(source), shutdown.clone()));
+        let source = Arc::new(source);
+        let task = tokio::spawn(serve_with(listener, source, shutdown.clone(), limits));
         Server {
             addr,
             shutdown,
@@ -1232,6 +1377,52 @@ mod tests {
         gate.open_to(data.len() as u64);
         let dropped = tokio::time::timeout(TIMEOUT, dropped).await;
         assert!(dropped.is_ok(), "the reader outlived its client");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_cap_get_503_and_a_freed_slot_serves_again() {
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
+        let server = start_with(two_files(), limits).await;
+        let first = TcpStream::connect(server.addr).await.unwrap();
+        let _second = TcpStream::connect(server.addr).await.unwrap();
+        let reply = request(server.addr, "GET", "/", &[]).await;
+        assert_eq!(reply.status, 503);
+        drop(first);
+        // The slot is freed once the server notices the close.
+        let served = async {
+            loop {
+                if request(server.addr, "GET", "/", &[]).await.status == 200 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(TIMEOUT, served)
+            .await
+            .expect("a slot frees up");
+        server.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_client_that_stops_reading_is_dropped() {
+        let data = Arc::new(pattern(32 << 20));
+        let gate = Arc::new(Gate::default());
+        gate.open_to(data.len() as u64);
+        let (source, dropped) = gated_source(Arc::clone(&data), gate, None);
+        let limits = Limits {
+            idle_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let server = start_with(source, limits).await;
+        // Asks for 32 MiB and reads none of it: the socket buffers fill up.
+        let stream = send(server.addr, "GET", "/files/0", &[]).await;
+        let dropped = tokio::time::timeout(TIMEOUT, dropped).await;
+        assert!(dropped.is_ok(), "the stalled client's response lived on");
+        drop(stream);
         server.stop().await;
     }
 

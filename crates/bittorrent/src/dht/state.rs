@@ -116,11 +116,15 @@ pub async fn load(path: &Path) -> Result<Option<SavedState>, StateError> {
     }
 }
 
-/// Writes a state file atomically (temporary file, then rename).
+/// Writes a state file atomically (temporary file, then rename), creating
+/// its directory first if needed.
 ///
 /// # Errors
-/// The IO error if writing or renaming fails.
+/// The IO error if creating the directory, writing or renaming fails.
 pub async fn save(path: &Path, state: &SavedState) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        tokio::fs::create_dir_all(dir).await?;
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     tokio::fs::write(&tmp, state.encode()).await?;
@@ -175,6 +179,12 @@ mod tests {
             nodes: Vec::new(),
         };
         save(&path, &state).await.unwrap();
-        assert_eq!(load(&path).await.unwrap(), Some(state));
+        assert_eq!(load(&path).await.unwrap(), Some(state.clone()));
+
+        // Its directory is created when missing (a first run that stops
+        // before anything else was saved there).
+        let nested = dir.path().join("new/.bittorrent/dht.state");
+        save(&nested, &state).await.unwrap();
+        assert_eq!(load(&nested).await.unwrap(), Some(state));
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
@@ -19,12 +19,14 @@ use crate::extension::{
     metadata_piece, ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataMessage,
     PexMessage, HANDSHAKE_ID,
 };
+use crate::peer::guard::{Guard, Verdict, PEX_MAX_ADDED};
+use crate::peer::handshake;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
 use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
 use crate::store::StoreError;
 use crate::types::BlockInfo;
-use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
+use crate::wire::{Handshake, Message, MessageCodec};
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
@@ -53,7 +55,9 @@ pub(crate) async fn run(
     if !params.pex {
         ext.set_local(Extension::Pex, 0);
     }
+    let guard = Guard::new(params.meta.piece_count(), Instant::now());
     let mut actor = PeerActor {
+        guard,
         ext,
         peer_extensions: false,
         ext_handshake_seen: false,
@@ -93,6 +97,8 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
+    /// What the peer's messages may cost; only news goes to the torrent.
+    guard: Guard,
     /// Extension ids: ours (advertised) and the peer's (from its handshake).
     ext: ExtensionIds,
     /// The peer set the BEP 10 bit in its handshake.
@@ -120,35 +126,21 @@ impl PeerActor {
     /// and switches to the message codec keeping any bytes that arrived after
     /// the handshake.
     async fn handshake(&mut self, origin: Origin) -> Result<Conn, PeerError> {
-        let ours = Handshake::new(self.params.meta.info_hash, self.params.our_id).with_extensions();
+        let (info_hash, our_id) = (self.params.meta.info_hash, self.params.our_id);
+        let ours = Handshake::new(info_hash, our_id).with_extensions();
         let (framed, theirs) = match origin {
             Origin::Outbound => {
-                let stream = TcpStream::connect(self.addr)
-                    .await
-                    .map_err(PeerError::Connect)?;
-                stream.set_nodelay(true).map_err(PeerError::Connect)?;
-                let mut framed = Framed::new(stream, HandshakeCodec);
-                framed.send(ours).await?;
-                let theirs = match framed.next().await {
-                    Some(hs) => hs?,
-                    None => return Err(PeerError::Closed),
-                };
-                (framed, theirs)
+                handshake::initiate(handshake::dial(self.addr).await?, ours).await?
             }
             Origin::Inbound {
                 mut conn,
-                handshake,
+                handshake: theirs,
             } => {
-                conn.send(ours).await?;
-                (conn, handshake)
+                handshake::respond(&mut conn, ours).await?;
+                (conn, theirs)
             }
         };
-        if theirs.info_hash != self.params.meta.info_hash {
-            return Err(PeerError::WrongInfoHash(theirs.info_hash));
-        }
-        if theirs.peer_id == self.params.our_id {
-            return Err(PeerError::SelfConnection);
-        }
+        handshake::check(&theirs, info_hash, our_id)?;
         log::debug!("{} handshake ok, peer id {:?}", self.tag, theirs.peer_id);
         self.peer_extensions = theirs.supports_extensions();
         self.emit(PeerEvent::Connected {
@@ -156,14 +148,9 @@ impl PeerActor {
             peer_id: theirs.peer_id,
         })
         .await?;
-
-        let parts = framed.into_parts();
         let piece_count = self.params.meta.piece_count();
         let max_frame = MessageCodec::DEFAULT_MAX_FRAME_LEN.max(piece_count / 8 + 16);
-        let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::new(max_frame));
-        next.read_buf = parts.read_buf;
-        next.write_buf = parts.write_buf;
-        let mut conn = Framed::from_parts(next);
+        let mut conn = handshake::into_messages(framed, max_frame);
         // Uploads send runs of up to 256 KiB: let a whole run go out in one write.
         conn.set_backpressure_boundary(WRITE_BUFFER);
         Ok(conn)
@@ -204,9 +191,14 @@ impl PeerActor {
                 let Some(read) = self.start_read() else { break };
                 reads.push_back(read);
             }
+            // A peer in debt with its budget is not read from meanwhile.
+            let now = Instant::now();
+            let paused = self.guard.ready_at(now);
+            let resume = tokio::time::Instant::from_std(paused.unwrap_or(now));
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                frame = conn.next() => {
+                _ = tokio::time::sleep_until(resume), if paused.is_some() => {}
+                frame = conn.next(), if paused.is_none() => {
                     let msg = match frame {
                         Some(msg) => msg?,
                         None => return Err(PeerError::Closed),
@@ -224,11 +216,7 @@ impl PeerActor {
                 },
                 read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
                     reads.pop_front();
-                    let blocks = read.map_err(|e| StoreError::Io {
-                        op: "read task",
-                        path: Default::default(),
-                        source: std::io::Error::other(e.to_string()),
-                    })??;
+                    let blocks = read.map_err(PeerError::ReadTask)??;
                     if self.send_blocks(blocks, &mut conn).await? {
                         last_send = Instant::now();
                     }
@@ -256,12 +244,13 @@ impl PeerActor {
         let total: u32 = run.iter().map(|b| b.length).sum();
         let store = std::sync::Arc::clone(&self.params.store);
         Some(tokio::task::spawn_blocking(move || {
-            let data = store.read_block(first.piece, first.begin, total)?;
+            let data = crate::store::read_exact(&*store, first.piece, first.begin, total)?;
             let mut offset = 0usize;
             let mut blocks = Vec::with_capacity(run.len());
             for block in run {
+                // In bounds: the lengths add up to `total`, checked above.
                 let end = offset + block.length as usize;
-                blocks.push((block, data.slice(offset..end.min(data.len()))));
+                blocks.push((block, data.slice(offset..end)));
                 offset = end;
             }
             Ok(blocks)
@@ -303,11 +292,28 @@ impl PeerActor {
         Ok(true)
     }
 
+    /// Asks the guard about a message, then acts on it: only news reaches
+    /// the torrent.
     async fn on_message(&mut self, msg: Message, conn: &mut Conn) -> Result<(), PeerError> {
         log::trace!("{} <- {}", self.tag, describe(&msg));
         let addr = self.addr;
+        match self.guard.inbound(&msg, Instant::now())? {
+            Verdict::Pass => self.on_passed(msg, conn).await,
+            Verdict::Drop => Ok(()),
+            Verdict::Bitfield(bitfield) => self.emit(PeerEvent::Bitfield { addr, bitfield }).await,
+            Verdict::Added(pieces) => {
+                for piece in pieces {
+                    self.emit(PeerEvent::Have { addr, piece }).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Acts on a message the guard let through.
+    async fn on_passed(&mut self, msg: Message, conn: &mut Conn) -> Result<(), PeerError> {
+        let addr = self.addr;
         let event = match msg {
-            Message::KeepAlive => return Ok(()),
             Message::Choke => PeerEvent::Choked { addr },
             Message::Unchoke => PeerEvent::Unchoked { addr },
             Message::Interested => PeerEvent::Interest {
@@ -318,14 +324,7 @@ impl PeerActor {
                 addr,
                 interested: false,
             },
-            Message::Have(piece) => {
-                self.check_piece(piece)?;
-                PeerEvent::Have { addr, piece }
-            }
-            Message::Bitfield(bytes) => {
-                let bitfield = Bitfield::from_bytes(&bytes, self.params.meta.piece_count())?;
-                PeerEvent::Bitfield { addr, bitfield }
-            }
+            Message::Have(piece) => PeerEvent::Have { addr, piece },
             Message::Piece { piece, begin, data } => {
                 self.check_piece(piece)?;
                 let block = BlockInfo {
@@ -337,11 +336,10 @@ impl PeerActor {
             }
             Message::Request(block) => {
                 validate_request(block, &self.params.meta, &self.have)?;
-                if self.am_choking {
-                    // BEP 3: requests from a choked peer are dropped.
-                    log::trace!("{} request while choked: {block:?}", self.tag);
-                } else {
-                    self.uploads.push(block)?;
+                // BEP 3: requests from a choked peer are dropped.
+                if self.am_choking || !self.uploads.push(block)? {
+                    log::trace!("{} request not queued: {block:?}", self.tag);
+                    self.guard.wasted_request(Instant::now());
                 }
                 return Ok(());
             }
@@ -349,12 +347,12 @@ impl PeerActor {
                 self.uploads.cancel(block);
                 return Ok(());
             }
-            Message::Port(_) => return Ok(()),
             Message::Extended { id, payload } => return self.on_extended(id, payload, conn).await,
             Message::Unknown { id, .. } => {
                 log::trace!("{} ignoring message id {id}", self.tag);
                 return Ok(());
             }
+            Message::KeepAlive | Message::Port(_) | Message::Bitfield(_) => return Ok(()),
         };
         self.emit(event).await
     }
@@ -382,7 +380,10 @@ impl PeerActor {
             }
             ExtendedMessage::Metadata(MetadataMessage::Request { piece }) => {
                 let info = &self.params.meta.info_bytes;
-                let reply = match metadata_piece(info, piece) {
+                // Served within the guard's bound, rejected beyond it.
+                let served = metadata_piece(info, piece)
+                    .filter(|_| self.guard.serve_metadata(Instant::now()));
+                let reply = match served {
                     Some(data) => MetadataMessage::Data {
                         piece,
                         total_size: info.len() as u64,
@@ -395,8 +396,13 @@ impl PeerActor {
                 conn.flush().await?;
             }
             ExtendedMessage::Pex(pex) => {
-                if self.params.pex {
-                    let added = pex.added.iter().map(|p| p.addr).collect();
+                if self.params.pex && self.guard.take_pex(Instant::now()) {
+                    let added = pex
+                        .added
+                        .iter()
+                        .take(PEX_MAX_ADDED)
+                        .map(|p| p.addr)
+                        .collect();
                     self.emit(PeerEvent::Pex {
                         addr: self.addr,
                         added,

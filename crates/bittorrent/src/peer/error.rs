@@ -42,6 +42,9 @@ pub enum PeerError {
     /// Reading a block to serve failed.
     #[error("cannot read a block to serve: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The blocking task reading blocks to serve panicked or was cancelled.
+    #[error("the task reading blocks to serve failed: {0}")]
+    ReadTask(tokio::task::JoinError),
     /// The torrent refused the connection (limits, duplicate, ban).
     #[error("refused: {0}")]
     Refused(&'static str),

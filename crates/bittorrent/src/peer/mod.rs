@@ -8,9 +8,12 @@
 //! the torrent's.
 
 mod actor;
+pub(crate) mod budget;
 mod command;
 mod error;
 mod event;
+mod guard;
+pub(crate) mod handshake;
 mod upload;
 
 pub use command::PeerCommand;
@@ -25,14 +28,14 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
+use crate::peer::handshake::HandshakeConn;
 use crate::store::Store;
 use crate::types::PeerId;
-use crate::wire::{Handshake, HandshakeCodec};
+use crate::wire::Handshake;
 
 /// What a peer actor needs to know about its torrent and session.
 #[derive(Clone)]
@@ -61,7 +64,7 @@ pub(crate) enum Origin {
     /// The session's listener accepted it and read the peer's handshake.
     Inbound {
         /// The connection, still in handshake framing (early bytes kept).
-        conn: Framed<TcpStream, HandshakeCodec>,
+        conn: HandshakeConn<TcpStream>,
         /// The handshake the peer sent.
         handshake: Handshake,
     },

@@ -1,6 +1,6 @@
 //! Validation and queueing of the requests a peer sends us. Pure.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
@@ -41,42 +41,54 @@ pub fn validate_request(
     Ok(())
 }
 
-/// A peer's queued requests, in arrival order.
+/// A peer's queued requests, in arrival order. Every operation is O(1)
+/// amortised: a cancel only forgets the request in `live` and leaves a stale
+/// entry in `order`, skipped when it comes up; stale entries are swept once
+/// they outnumber the live ones.
 #[derive(Debug, Default)]
 pub(crate) struct UploadQueue {
-    queue: VecDeque<BlockInfo>,
+    /// Arrival order; may hold cancelled (stale) entries and repeats.
+    order: VecDeque<BlockInfo>,
+    /// The requests still wanted.
+    live: HashSet<BlockInfo>,
 }
 
 impl UploadQueue {
-    /// Queues a validated request; duplicates are ignored.
+    /// Queues a validated request. Returns whether it was queued (`false`:
+    /// already queued).
     ///
     /// # Errors
     /// [`PeerError::RequestFlood`] when the queue is full.
-    pub(crate) fn push(&mut self, block: BlockInfo) -> Result<(), PeerError> {
-        if self.queue.contains(&block) {
-            return Ok(());
+    pub(crate) fn push(&mut self, block: BlockInfo) -> Result<bool, PeerError> {
+        if self.live.contains(&block) {
+            return Ok(false);
         }
-        if self.queue.len() >= MAX_QUEUED_REQUESTS {
+        if self.live.len() >= MAX_QUEUED_REQUESTS {
             return Err(PeerError::RequestFlood(MAX_QUEUED_REQUESTS));
         }
-        self.queue.push_back(block);
-        Ok(())
+        self.live.insert(block);
+        self.order.push_back(block);
+        if self.order.len() > 2 * MAX_QUEUED_REQUESTS {
+            self.sweep();
+        }
+        Ok(true)
     }
 
-    /// Drops a request if still queued.
-    pub(crate) fn cancel(&mut self, block: BlockInfo) {
-        self.queue.retain(|b| *b != block);
+    /// Drops a request if still queued. Returns whether it was.
+    pub(crate) fn cancel(&mut self, block: BlockInfo) -> bool {
+        self.live.remove(&block)
     }
 
     /// Drops every request (we choked the peer).
     pub(crate) fn clear(&mut self) {
-        self.queue.clear();
+        self.order.clear();
+        self.live.clear();
     }
 
     /// Queued requests.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.queue.len()
+        self.live.len()
     }
 
     /// Takes the next run of requests that can be read in one go: the first
@@ -85,7 +97,12 @@ impl UploadQueue {
     pub(crate) fn next_run(&mut self) -> Vec<BlockInfo> {
         let mut run: Vec<BlockInfo> = Vec::new();
         let mut bytes = 0u64;
-        while let Some(next) = self.queue.front().copied() {
+        while let Some(next) = self.order.front().copied() {
+            if !self.live.contains(&next) {
+                // Cancelled, or a repeat of one already taken.
+                self.order.pop_front();
+                continue;
+            }
             if let Some(last) = run.last() {
                 let contiguous = next.piece == last.piece && next.begin == last.begin + last.length;
                 if !contiguous || bytes + u64::from(next.length) > MAX_READ {
@@ -94,9 +111,18 @@ impl UploadQueue {
             }
             bytes += u64::from(next.length);
             run.push(next);
-            self.queue.pop_front();
+            self.live.remove(&next);
+            self.order.pop_front();
         }
         run
+    }
+
+    /// Drops stale entries (O(n), once per n stale: O(1) amortised). Of
+    /// repeats, the first stays.
+    fn sweep(&mut self) {
+        let mut kept = HashSet::with_capacity(self.live.len());
+        let live = &self.live;
+        self.order.retain(|b| live.contains(b) && kept.insert(*b));
     }
 }
 
@@ -157,7 +183,8 @@ mod tests {
             q.push(block(9999, 0, BLOCK_SIZE)),
             Err(PeerError::RequestFlood(_))
         ));
-        q.cancel(block(0, 0, BLOCK_SIZE));
+        assert!(q.cancel(block(0, 0, BLOCK_SIZE)));
+        assert!(!q.cancel(block(0, 0, BLOCK_SIZE)));
         assert_eq!(q.len(), MAX_QUEUED_REQUESTS - 1);
         q.clear();
         assert_eq!(q.len(), 0);
@@ -180,5 +207,31 @@ mod tests {
             q.push(block(7, i * BLOCK_SIZE, BLOCK_SIZE)).unwrap();
         }
         assert_eq!(q.next_run().len() as u64, MAX_READ / u64::from(BLOCK_SIZE));
+    }
+
+    #[test]
+    fn request_cancel_floods_stay_bounded_and_serve_each_block_once() {
+        let mut q = UploadQueue::default();
+        let a = block(1, 0, BLOCK_SIZE);
+        let b = block(1, BLOCK_SIZE, BLOCK_SIZE);
+        for _ in 0..100_000 {
+            assert!(q.push(a).unwrap());
+            assert!(q.cancel(a));
+        }
+        assert!(
+            q.order.len() <= 2 * MAX_QUEUED_REQUESTS + 1,
+            "stale entries swept"
+        );
+        assert_eq!(q.len(), 0);
+        // Cancel then ask again: served once, in one run with its neighbour.
+        q.push(a).unwrap();
+        q.cancel(a);
+        q.push(b).unwrap();
+        q.push(a).unwrap();
+        let mut run = q.next_run();
+        run.extend(q.next_run());
+        run.sort();
+        assert_eq!(run, vec![a, b]);
+        assert!(q.next_run().is_empty());
     }
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dht::DhtHandle;
 use crate::session::command::SessionCommand;
-use crate::session::{Event, SessionConfig, SessionError};
+use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
 use crate::types::InfoHash;
 
@@ -132,6 +132,18 @@ impl SessionActor {
             }
             SessionCommand::ListTorrents { reply } => {
                 let _ = reply.send(self.torrents.values().map(|e| e.handle.clone()).collect());
+            }
+            SessionCommand::Stats { reply } => {
+                let torrents = self.torrents.len();
+                // The DHT answers from its own task: ask it without waiting here.
+                let dht = self.dht.clone();
+                tokio::spawn(async move {
+                    let dht = match dht {
+                        Some(dht) => dht.stats().await.ok(),
+                        None => None,
+                    };
+                    let _ = reply.send(SessionStats { torrents, dht });
+                });
             }
             SessionCommand::RemoveTorrent { info_hash, reply } => {
                 let found = match self.torrents.remove(&info_hash) {

@@ -7,7 +7,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
-use crate::session::SessionError;
+use crate::session::{SessionError, SessionStats};
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
 use crate::wire::{Handshake, HandshakeCodec};
@@ -27,6 +27,10 @@ pub(crate) enum SessionCommand {
     /// List every torrent.
     ListTorrents {
         reply: oneshot::Sender<Vec<TorrentHandle>>,
+    },
+    /// The session's counters.
+    Stats {
+        reply: oneshot::Sender<SessionStats>,
     },
     /// Stop a torrent and forget it; its data stays in its store.
     RemoveTorrent {

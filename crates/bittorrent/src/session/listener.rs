@@ -1,25 +1,45 @@
 //! The session's listener: accepts inbound connections, reads the peer's
 //! handshake (with a timeout, a bounded number at a time) and hands the
-//! connection to the session actor, which routes it by info-hash.
+//! connection to the session actor, which routes it by info-hash. Each
+//! source address gets a burst of connections, then a steady rate; one that
+//! keeps coming beyond it is refused for a while ([`Admission`]).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
-use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
+use crate::peer::budget::Budget;
+use crate::peer::handshake::{self, HandshakeConn};
 use crate::session::command::SessionCommand;
-use crate::wire::{Handshake, HandshakeCodec};
+use crate::wire::Handshake;
 
 /// Time an inbound peer has to send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Inbound connections whose handshake we wait for at once; more are dropped.
 const MAX_PENDING: usize = 64;
+/// Connections one source address may open at once (above a torrent's 50
+/// connections: a local swarm or a test shares one loopback address)...
+const SOURCE_BURST: u32 = 64;
+/// ...and per second after that.
+const SOURCE_RATE: u32 = 16;
+/// Connections refused for the rate after which a source is refused outright...
+const SOURCE_STRIKES: u32 = 64;
+/// ...for this long.
+const SOURCE_BAN: Duration = Duration::from_secs(60);
+/// Refusals further apart than this do not add up.
+const STRIKE_MEMORY: Duration = Duration::from_secs(10);
+/// Source addresses remembered; idle ones are forgotten first.
+const MAX_SOURCES: usize = 4096;
+/// Connections refused per second (all sources) before the listener pauses
+/// accepting: the kernel's backlog then fills and a flooder's connects wait
+/// (and back off) instead of costing an accept and a close each.
+const REFUSALS_PER_SEC: u32 = 256;
 
 /// Binds `addr`. For the unspecified IPv6 address (`[::]`) the socket is
 /// dual-stack on systems that allow it; if IPv6 is unavailable it falls back
@@ -47,12 +67,26 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
+    let mut admission = Admission::default();
     let mut handshakes = JoinSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, addr)) => {
+                    let now = Instant::now();
+                    if !admission.admit(addr.ip(), now) {
+                        log::trace!("{addr}: too many connections from this address; refused");
+                        if let Some(until) = admission.pause_until(now) {
+                            log::debug!("flooded with connections: not accepting for a while");
+                            let until = tokio::time::Instant::from_std(until);
+                            tokio::select! {
+                                _ = cancel.cancelled() => break,
+                                _ = tokio::time::sleep_until(until) => {}
+                            }
+                        }
+                        continue;
+                    }
                     let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
                         log::debug!("too many pending handshakes; dropping {addr}");
                         continue;
@@ -86,11 +120,137 @@ pub(crate) async fn run(
     handshakes.shutdown().await;
 }
 
-async fn read_handshake(
-    stream: TcpStream,
-) -> Option<(Framed<TcpStream, HandshakeCodec>, Handshake)> {
+async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<TcpStream>, Handshake)> {
     stream.set_nodelay(true).ok()?;
-    let mut conn = Framed::new(stream, HandshakeCodec);
-    let handshake = conn.next().await?.ok()?;
-    Some((conn, handshake))
+    handshake::receive(stream).await.ok()
+}
+
+/// Which source addresses may connect now. Pure.
+#[derive(Debug)]
+struct Admission {
+    sources: HashMap<IpAddr, Source>,
+    /// Refusals, all sources together.
+    refusals: Budget,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            sources: HashMap::new(),
+            refusals: Budget::new(REFUSALS_PER_SEC, REFUSALS_PER_SEC, Instant::now()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Source {
+    budget: Budget,
+    /// Refusals for the rate, in a row (none more than `STRIKE_MEMORY` apart).
+    strikes: u32,
+    last_strike: Instant,
+    refused_until: Option<Instant>,
+    last_seen: Instant,
+}
+
+impl Admission {
+    /// Whether to take a connection from `ip` now. O(1) amortised.
+    fn admit(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.sources.len() >= MAX_SOURCES && !self.sources.contains_key(&ip) {
+            self.forget_idle(now);
+        }
+        let source = self.sources.entry(ip).or_insert_with(|| Source {
+            budget: Budget::new(SOURCE_RATE, SOURCE_BURST, now),
+            strikes: 0,
+            last_strike: now,
+            refused_until: None,
+            last_seen: now,
+        });
+        source.last_seen = now;
+        if source.refused_until.is_some_and(|until| now < until) {
+            self.refusals.spend(1, now);
+            return false;
+        }
+        if !source.budget.try_spend(1, now) {
+            if now.saturating_duration_since(source.last_strike) > STRIKE_MEMORY {
+                source.strikes = 0;
+            }
+            source.last_strike = now;
+            source.strikes += 1;
+            if source.strikes >= SOURCE_STRIKES {
+                source.strikes = 0;
+                source.refused_until = Some(now + SOURCE_BAN);
+            }
+            self.refusals.spend(1, now);
+            return false;
+        }
+        true
+    }
+
+    /// When to accept again, if refusals came faster than
+    /// [`REFUSALS_PER_SEC`].
+    fn pause_until(&self, now: Instant) -> Option<Instant> {
+        self.refusals.ready_at(now)
+    }
+
+    /// Forgets sources not seen for a while (O(n) once per `MAX_SOURCES / 2`
+    /// new sources at most); when every one is active, the oldest half.
+    fn forget_idle(&mut self, now: Instant) {
+        let idle = |s: &Source| now.saturating_duration_since(s.last_seen) > SOURCE_BAN;
+        self.sources.retain(|_, s| !idle(s));
+        if self.sources.len() > MAX_SOURCES / 2 {
+            let mut seen: Vec<Instant> = self.sources.values().map(|s| s.last_seen).collect();
+            let (_, median, _) = seen.select_nth_unstable(MAX_SOURCES / 2);
+            let median = *median;
+            self.sources.retain(|_, s| s.last_seen > median);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, last])
+    }
+
+    #[test]
+    fn a_burst_then_the_rate_then_a_time_out_for_abuse() {
+        let t0 = Instant::now();
+        let mut a = Admission::default();
+        let admitted = (0..SOURCE_BURST + 1).filter(|_| a.admit(ip(1), t0)).count();
+        assert_eq!(admitted as u32, SOURCE_BURST);
+        assert!(a.admit(ip(2), t0), "other sources are not affected");
+        // After a second, the rate's worth again.
+        let t1 = t0 + Duration::from_secs(1);
+        let admitted = (0..SOURCE_RATE * 2).filter(|_| a.admit(ip(1), t1)).count();
+        assert_eq!(admitted as u32, SOURCE_RATE);
+        // Keep knocking: refused outright for a while, even once the rate allows.
+        for _ in 0..SOURCE_STRIKES {
+            a.admit(ip(1), t1);
+        }
+        let t2 = t1 + Duration::from_secs(10);
+        assert!(!a.admit(ip(1), t2), "still refused");
+        assert_eq!(
+            a.pause_until(t2),
+            None,
+            "a few refusals do not pause accepting"
+        );
+        for _ in 0..REFUSALS_PER_SEC {
+            a.admit(ip(1), t2);
+        }
+        assert!(a.pause_until(t2).is_some(), "a flood of them does");
+        assert!(a.admit(ip(1), t1 + SOURCE_BAN + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let t0 = Instant::now();
+        let mut a = Admission::default();
+        for i in 0..(MAX_SOURCES * 3) as u32 {
+            let now = t0 + Duration::from_millis(u64::from(i));
+            assert!(a.admit(IpAddr::from(i.to_be_bytes()), now));
+            assert!(a.sources.len() <= MAX_SOURCES);
+        }
+    }
 }

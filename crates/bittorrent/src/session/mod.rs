@@ -18,9 +18,20 @@ use std::net::SocketAddr;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::dht::DhtStats;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
+
+/// Counters of a session, as of the moment they were taken.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Torrents in the session.
+    pub torrents: usize,
+    /// The DHT's counters (its routing table size tells whether it has found
+    /// any node); `None` when the session runs no DHT.
+    pub dht: Option<DhtStats>,
+}
 
 /// Namespace for starting a session: `Session::spawn()`.
 #[derive(Debug)]
@@ -189,6 +200,19 @@ impl SessionHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(SessionCommand::ListTorrents { reply })
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        rx.await.map_err(|_| SessionError::Stopped)
+    }
+
+    /// The session's counters: its torrents, its DHT node.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn stats(&self) -> Result<SessionStats, SessionError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(SessionCommand::Stats { reply })
             .await
             .map_err(|_| SessionError::Stopped)?;
         rx.await.map_err(|_| SessionError::Stopped)

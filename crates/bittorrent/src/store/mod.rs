@@ -109,6 +109,29 @@ impl<S: Store> Store for std::sync::Arc<S> {
     }
 }
 
+/// Reads like [`Store::read_block`], and refuses an answer of another length
+/// than asked, so a faulty store cannot make a caller slice past its data.
+///
+/// # Errors
+/// The store's error, or [`StoreError::WrongLength`].
+pub fn read_exact(
+    store: &dyn Store,
+    index: u32,
+    begin: u32,
+    length: u32,
+) -> Result<Bytes, StoreError> {
+    let data = store.read_block(index, begin, length)?;
+    if data.len() != length as usize {
+        return Err(StoreError::WrongLength {
+            index,
+            begin,
+            expected: length,
+            got: data.len(),
+        });
+    }
+    Ok(data)
+}
+
 /// Errors of a [`Store`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -145,6 +168,19 @@ pub enum StoreError {
     /// path.
     #[error("invalid file layout: {0}")]
     InvalidLayout(String),
+    /// A store returned another number of bytes than asked for (a faulty
+    /// [`Store`] implementation): an error, never a panic.
+    #[error("store returned {got} bytes for piece {index} at offset {begin}, not {expected}")]
+    WrongLength {
+        /// Piece index.
+        index: u32,
+        /// Offset in the piece.
+        begin: u32,
+        /// Bytes asked for.
+        expected: u32,
+        /// Bytes returned.
+        got: usize,
+    },
     /// A piece index or byte range outside the torrent.
     #[error("range out of bounds: piece {index}, offset {begin}, length {length}")]
     OutOfRange {
@@ -155,4 +191,36 @@ pub enum StoreError {
         /// Length.
         length: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store that answers every read with `len` bytes, whatever was asked.
+    struct Faulty {
+        len: usize,
+    }
+
+    impl Store for Faulty {
+        fn write_piece(&self, _: u32, _: &[Bytes]) -> Result<(), StoreError> {
+            Ok(())
+        }
+
+        fn read_block(&self, _: u32, _: u32, _: u32) -> Result<Bytes, StoreError> {
+            Ok(Bytes::from(vec![0u8; self.len]))
+        }
+    }
+
+    #[test]
+    fn a_read_of_the_wrong_length_is_an_error() {
+        for len in [0, 10, 17] {
+            let got = read_exact(&Faulty { len }, 1, 2, 16);
+            assert!(
+                matches!(got, Err(StoreError::WrongLength { expected: 16, got, .. }) if got == len),
+                "{len}: {got:?}"
+            );
+        }
+        assert_eq!(read_exact(&Faulty { len: 16 }, 1, 2, 16).unwrap().len(), 16);
+    }
 }

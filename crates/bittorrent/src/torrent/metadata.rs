@@ -18,15 +18,16 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataAssembler, MetadataError,
     MetadataMessage, HANDSHAKE_ID,
 };
+use crate::peer::handshake;
 use crate::types::{InfoHash, PeerId};
-use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
+use crate::wire::{Handshake, Message, MessageCodec};
 
 /// Peers asked at once.
 const MAX_ACTIVE: usize = 8;
@@ -119,29 +120,19 @@ async fn from_peer(
     params: &FetchParams,
     shared: &Shared,
 ) -> Result<Option<Bytes>, String> {
-    let stream = tokio::time::timeout(params.connect_timeout, TcpStream::connect(addr))
+    let stream = tokio::time::timeout(params.connect_timeout, handshake::dial(addr))
         .await
         .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let mut hs = Framed::new(stream, HandshakeCodec);
+        .map_err(|e| e.to_string())?;
     let ours = Handshake::new(params.info_hash, params.our_id).with_extensions();
-    hs.send(ours).await.map_err(|e| e.to_string())?;
-    let theirs = match hs.next().await {
-        Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("closed during handshake".into()),
-    };
-    if theirs.info_hash != params.info_hash {
-        return Err("wrong info-hash".into());
-    }
+    let (hs, theirs) = handshake::initiate(stream, ours)
+        .await
+        .map_err(|e| e.to_string())?;
+    handshake::check(&theirs, params.info_hash, params.our_id).map_err(|e| e.to_string())?;
     if !theirs.supports_extensions() {
         return Err("no extension protocol".into());
     }
-    let parts = hs.into_parts();
-    let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::default());
-    next.read_buf = parts.read_buf;
-    let mut conn = Framed::from_parts(next);
+    let mut conn = handshake::into_messages(hs, MessageCodec::DEFAULT_MAX_FRAME_LEN);
 
     let mut ids = ExtensionIds::new();
     ids.set_local(Extension::Pex, 0);

@@ -31,6 +31,7 @@ use crate::metainfo::MetaInfo;
 use crate::picker::{PickMode, Priority};
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
+use crate::tracker::TrackerStatus;
 use crate::types::InfoHash;
 
 /// A torrent to add to a session: its metainfo (or a magnet link), where its
@@ -222,6 +223,9 @@ pub struct TorrentStats {
     pub upload_rate: f64,
     /// Connected peers (handshake done).
     pub peers: usize,
+    /// Peer addresses known from every source (trackers, DHT, PEX, the user,
+    /// inbound connections), connected or not, that are still worth dialling.
+    pub known_peers: usize,
     /// Connected peers interested in our pieces.
     pub interested_peers: usize,
     /// Connected peers that dialled us.
@@ -232,6 +236,9 @@ pub struct TorrentStats {
     pub complete: bool,
     /// Where the torrent is in its life cycle.
     pub state: TorrentState,
+    /// Each tracker's status, in tier order (empty when the torrent does not
+    /// announce: no trackers, or trackers turned off).
+    pub trackers: Vec<TrackerStatus>,
 }
 
 /// Where a torrent is in its life cycle.

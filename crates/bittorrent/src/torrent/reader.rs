@@ -115,7 +115,7 @@ impl FileReader {
             .await
             .map_err(|_| gone())?;
             wait.await.map_err(|_| gone())?.map_err(io::Error::other)?;
-            tokio::task::spawn_blocking(move || store.read_block(piece, begin, n))
+            tokio::task::spawn_blocking(move || crate::store::read_exact(&*store, piece, begin, n))
                 .await
                 .map_err(io::Error::other)?
                 .map_err(io::Error::other)

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::tracker::{
     is_http_url, is_udp_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker,
-    TrackerError, UdpTracker, UdpTrackerConfig, DEFAULT_TIMEOUT,
+    TrackerBoard, TrackerError, TrackerStatus, UdpTracker, UdpTrackerConfig, DEFAULT_TIMEOUT,
 };
 use crate::types::{InfoHash, PeerId};
 
@@ -93,6 +93,9 @@ pub struct AnnouncerConfig {
     /// [`request_timeout`](Self::request_timeout) (or
     /// [`stopped_timeout`](Self::stopped_timeout)) instead.
     pub udp: UdpTrackerConfig,
+    /// Where to publish each tracker's [`TrackerStatus`] (in tier order) as
+    /// it changes, for a display; `None` publishes nothing.
+    pub status: Option<watch::Sender<Vec<TrackerStatus>>>,
 }
 
 impl AnnouncerConfig {
@@ -134,6 +137,7 @@ impl AnnouncerConfig {
             stopped_timeout: Self::DEFAULT_STOPPED_TIMEOUT,
             client: None,
             udp: Self::DEFAULT_UDP,
+            status: None,
         }
     }
 }
@@ -163,6 +167,8 @@ pub async fn run_announcer(
 ) {
     let short = config.info_hash.short();
     let tiers = usable_tiers(&config.tiers, &short);
+    let board = TrackerBoard::new(&tiers);
+    let tiers = shuffled(tiers);
     if tiers.is_empty() {
         debug!("{short}: no http(s) or udp tracker, not announcing");
         return;
@@ -193,14 +199,15 @@ pub async fn run_announcer(
         tracker_ids: HashMap::new(),
         failures: HashMap::new(),
         udp: HashMap::new(),
+        board,
     };
+    announcer.publish();
     announcer.run().await;
 }
 
 /// The http(s) and udp URLs of `tiers`, each URL once (first occurrence), empty tiers
-/// dropped, each tier shuffled.
+/// dropped.
 fn usable_tiers(tiers: &[Vec<String>], short: &str) -> Vec<Vec<String>> {
-    let mut rng = rand::thread_rng();
     let mut seen = HashSet::new();
     let mut usable = Vec::new();
     for tier in tiers {
@@ -213,11 +220,19 @@ fn usable_tiers(tiers: &[Vec<String>], short: &str) -> Vec<Vec<String>> {
             }
         }
         if !urls.is_empty() {
-            urls.shuffle(&mut rng);
             usable.push(urls);
         }
     }
     usable
+}
+
+/// `tiers` with each tier shuffled (BEP 12).
+fn shuffled(mut tiers: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut rng = rand::thread_rng();
+    for tier in &mut tiers {
+        tier.shuffle(&mut rng);
+    }
+    tiers
 }
 
 /// The outcome of one pass over the tiers.
@@ -264,6 +279,8 @@ struct Announcer {
     failures: HashMap<String, u32>,
     /// UDP trackers by URL, created on first use.
     udp: HashMap<String, UdpTracker>,
+    /// Each tracker's status, published on `config.status`.
+    board: TrackerBoard,
 }
 
 impl Announcer {
@@ -297,12 +314,23 @@ impl Announcer {
                     break;
                 }
             };
+            self.board.round_done((Instant::now() + wait).into_std());
+            self.publish();
             match self.wait(wait, succeeded).await {
                 Wake::Announce => {}
                 Wake::Shutdown => break,
             }
         }
+        self.board.stopped();
+        self.publish();
         self.stop().await;
+    }
+
+    /// Publishes the board, if anyone asked for it.
+    fn publish(&self) {
+        if let Some(status) = &self.config.status {
+            status.send_replace(self.board.rows().to_vec());
+        }
     }
 
     /// Tracks `left` to know when `completed` is owed.
@@ -355,8 +383,12 @@ impl Announcer {
                 let url = self.tiers[t][i].clone();
                 let req = self.request(&url, stats, event, self.config.num_want);
                 let timeout = self.config.request_timeout;
+                self.board.contacting(&url);
+                self.publish();
                 let update = match self.announce_to(&url, &req, timeout).await {
                     Ok(response) => {
+                        self.board.working(&url, response.peers.len());
+                        self.publish();
                         self.tiers[t][..=i].rotate_right(1);
                         let wait = self.on_success(&url, event, stats, &response);
                         let update = TrackerUpdate::Announced {
@@ -370,10 +402,14 @@ impl Announcer {
                         return Round::Announced(wait);
                     }
                     Err(e) => {
+                        self.board.failed(&url, e.brief());
+                        self.publish();
                         let count = self.failures.entry(url.clone()).or_insert(0);
                         *count += 1;
                         if *count == 1 {
-                            warn!("{}: announce to {url} failed: {e}", self.short);
+                            // The brief reason: a request error names the whole announce URL.
+                            warn!("{}: announce to {url} failed: {}", self.short, e.brief());
+                            debug!("{}: announce to {url} failed: {e}", self.short);
                         } else {
                             debug!(
                                 "{}: announce to {url} failed ({count} times in a row): {e}",
@@ -536,6 +572,7 @@ mod tests {
     use super::*;
     use crate::tracker::udp::fake::{FakeUdpTracker, Mode};
     use crate::tracker::udp::packet::{AnnouncePacket, Request};
+    use crate::tracker::TrackerState;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, UdpSocket};
     use tokio::task::JoinHandle;
@@ -853,6 +890,42 @@ mod tests {
         while let Ok(target) = tracker.requests.try_recv() {
             assert_eq!(event_of(&target), Some("started"), "{target}");
         }
+    }
+
+    #[tokio::test]
+    async fn publishes_each_trackers_status() {
+        let alive = FakeTracker::start(&body_with_peer(""), false).await;
+        let dead = dead_url().await;
+        let mut config = config(vec![
+            vec![dead.clone(), "wss://127.0.0.1:1/x".into()],
+            vec![alive.url.clone()],
+        ]);
+        let (status_tx, mut status) = watch::channel(Vec::new());
+        config.status = Some(status_tx);
+        let mut run = spawn(config, 100);
+        assert!(matches!(run.next().await, TrackerUpdate::Failed { .. }));
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        let rows = timeout(
+            STEP,
+            status.wait_for(|rows| rows.iter().all(|r| r.next_announce.is_some())),
+        )
+        .await
+        .expect("round published in time")
+        .unwrap()
+        .clone();
+        // Unsupported schemes are not listed; tiers keep their order.
+        let urls: Vec<_> = rows.iter().map(|r| (r.url.as_str(), r.tier)).collect();
+        assert_eq!(urls, [(dead.as_str(), 0), (alive.url.as_str(), 1)]);
+        assert_eq!(
+            rows[0].state,
+            TrackerState::Failing {
+                reason: "connection refused".into(),
+                failures: 1
+            }
+        );
+        assert_eq!(rows[1].state, TrackerState::Working { peers: 1 });
+        run.shutdown().await;
+        assert!(status.borrow().iter().all(|r| r.next_announce.is_none()));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 mod announcer;
 mod http;
 mod response;
+mod status;
 pub mod udp;
 
 pub use announcer::{run_announcer, AnnouncerConfig, TrackerUpdate, TransferStats};
@@ -15,6 +16,8 @@ pub use http::{announce_url, is_http_url, HttpTracker, DEFAULT_TIMEOUT, MAX_BODY
 pub use response::{
     parse_announce_response, AnnounceResponse, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
 };
+pub(crate) use status::TrackerBoard;
+pub use status::{TrackerState, TrackerStatus};
 pub use udp::{is_udp_url, ScrapeInfo, UdpTracker, UdpTrackerConfig};
 
 use crate::types::{InfoHash, PeerId};
@@ -111,4 +114,100 @@ pub enum TrackerError {
     /// action 3).
     #[error("tracker failure: {0}")]
     Failure(String),
+}
+
+impl TrackerError {
+    /// The error in a few words for a status display ("connection refused",
+    /// "cannot resolve host", "HTTP 404", "tracker says: ..."): the display
+    /// of a request error names the whole announce URL, and its cause is
+    /// buried in its source chain.
+    pub fn brief(&self) -> String {
+        match self {
+            Self::Unsupported(_) | Self::InvalidUrl(_) => "invalid URL".into(),
+            Self::Resolve { .. } => "cannot resolve host".into(),
+            Self::Io(e) => brief_io(e).unwrap_or_else(|| e.to_string()),
+            Self::Packet(_) | Self::Decode(_) | Self::BodyTooLarge { .. } => {
+                "invalid response".into()
+            }
+            Self::Timeout => "no answer (timed out)".into(),
+            Self::Request(e) if e.is_timeout() => "no answer (timed out)".into(),
+            Self::Request(e) => brief_request(e),
+            Self::Status(code) => format!("HTTP {code}"),
+            Self::Failure(reason) => format!("tracker says: {reason}"),
+        }
+    }
+}
+
+/// The cause of a failed HTTP request, from its source chain.
+fn brief_request(error: &reqwest::Error) -> String {
+    let mut innermost = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(brief) = e.downcast_ref::<std::io::Error>().and_then(brief_io) {
+            return brief;
+        }
+        let text = e.to_string();
+        if text.starts_with("dns error") || text.contains("lookup address") {
+            return "cannot resolve host".into();
+        }
+        innermost = Some(text);
+        source = e.source();
+    }
+    innermost.unwrap_or_else(|| "request failed".into())
+}
+
+/// A few words for the IO errors a network exchange commonly ends with.
+fn brief_io(error: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind;
+    let words = match error.kind() {
+        ErrorKind::ConnectionRefused => "connection refused",
+        ErrorKind::ConnectionReset => "connection reset",
+        ErrorKind::ConnectionAborted => "connection aborted",
+        ErrorKind::TimedOut => "no answer (timed out)",
+        ErrorKind::NetworkUnreachable => "network unreachable",
+        ErrorKind::HostUnreachable => "host unreachable",
+        ErrorKind::AddrNotAvailable => "address not available",
+        ErrorKind::NetworkDown => "network down",
+        _ => return None,
+    };
+    Some(words.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn brief_errors_are_a_few_words() {
+        let refused = TrackerError::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+        assert_eq!(refused.brief(), "connection refused");
+        assert_eq!(TrackerError::Status(404).brief(), "HTTP 404");
+        assert_eq!(
+            TrackerError::Failure("unregistered torrent".into()).brief(),
+            "tracker says: unregistered torrent"
+        );
+        assert_eq!(TrackerError::Timeout.brief(), "no answer (timed out)");
+        let resolve = TrackerError::Resolve {
+            host: "x".into(),
+            reason: "y".into(),
+        };
+        assert_eq!(resolve.brief(), "cannot resolve host");
+    }
+
+    #[tokio::test]
+    async fn a_refused_http_request_is_connection_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let error = client
+            .get(format!("http://{addr}/announce?info_hash=x"))
+            .send()
+            .await
+            .unwrap_err();
+        let error = TrackerError::Request(error);
+        assert!(error.to_string().contains("announce"), "{error}");
+        assert_eq!(error.brief(), "connection refused");
+    }
 }

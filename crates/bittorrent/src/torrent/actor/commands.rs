@@ -86,14 +86,18 @@ impl Shell {
         }
     }
 
+    /// The core's counters (none before the metadata), and each tracker's
+    /// status from the announce loop.
     fn stats(&mut self, now: Instant) -> TorrentStats {
-        match self.core() {
+        let mut stats = match self.core() {
             Some(core) => core.stats(now),
             None => TorrentStats {
                 state: TorrentState::FetchingMetadata,
                 ..TorrentStats::default()
             },
-        }
+        };
+        stats.trackers = self.tracker_status.borrow().clone();
+        stats
     }
 
     /// What streaming readers need, once the metadata is known.

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::event::Event;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::store::Store;
 use crate::torrent::actor::jobs::{self, JobOutput};
@@ -34,7 +35,12 @@ impl Shell {
                 }
             }
             Action::Dial(addr) => self.spawn_peer(addr, Origin::Outbound),
-            Action::Emit(event) => self.emit(event),
+            Action::Emit(mut event) => {
+                if let Event::Stats { stats, .. } = &mut event {
+                    stats.trackers = self.tracker_status.borrow().clone();
+                }
+                self.emit(event);
+            }
             Action::Verify(job) => {
                 let store = Arc::clone(store);
                 self.jobs.spawn(Job::Verify(job.piece), move || {

@@ -34,7 +34,7 @@ use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
-use crate::tracker::{TrackerUpdate, TransferStats};
+use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
 
 /// Capacity of the mailbox all peers of a torrent report into.
@@ -82,6 +82,8 @@ struct Shell {
     jobs: Jobs,
     tracker_tx: mpsc::Sender<TrackerUpdate>,
     stats_tx: watch::Sender<TransferStats>,
+    /// Each tracker's status, published by the announce loop (both phases).
+    tracker_status: watch::Sender<Vec<TrackerStatus>>,
     /// Cancels the running announce loop, if one runs.
     announcer: Option<CancellationToken>,
     /// Announce loops, the running one and any still sending `stopped`.
@@ -140,6 +142,7 @@ pub(crate) async fn run(
         jobs: Jobs::default(),
         tracker_tx,
         stats_tx,
+        tracker_status: watch::channel(Vec::new()).0,
         announcer: None,
         announcers: JoinSet::new(),
         lookups: JoinSet::new(),

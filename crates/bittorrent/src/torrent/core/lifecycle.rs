@@ -242,6 +242,7 @@ impl TorrentCore {
             download_rate: self.download.rate(now),
             upload_rate: self.upload.rate(now),
             peers,
+            known_peers: self.swarm.len(),
             interested_peers,
             inbound_peers,
             unchoked_peers,
@@ -254,6 +255,8 @@ impl TorrentCore {
                 State::Active | State::Stopping if self.complete => TorrentState::Finished,
                 State::Active | State::Stopping => TorrentState::Downloading,
             },
+            // The announce loop's; the actor adds them.
+            trackers: Vec::new(),
         }
     }
 }

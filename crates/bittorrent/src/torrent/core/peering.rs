@@ -82,10 +82,10 @@ impl TorrentCore {
     }
 
     /// A peer's bitfield. The first one sets its availability. A later one
-    /// (aria2 sends one instead of `have`s whenever it is shorter) counts
-    /// as the `have`s of its new pieces only, pieces it no longer lists are
-    /// ignored: its cost is that of reading the message, plus O(1) per piece
-    /// the peer gained.
+    /// (the peer's guard already turns those into `have`s; aria2 1.36 was
+    /// seen sending several) counts as the `have`s of its new pieces only;
+    /// pieces it no longer lists are ignored. Its cost is that of reading
+    /// the message plus O(1) per piece the peer gained.
     fn on_bitfield(&mut self, addr: SocketAddr, bitfield: Bitfield, now: Instant) {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;

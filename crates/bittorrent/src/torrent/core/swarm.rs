@@ -1,14 +1,25 @@
 //! Candidate peers: which address to dial next, with backoff for failing
-//! ones and a ban list. Pure.
+//! ones and a ban list. Pure. At most [`MAX_CANDIDATES`] are kept (a peer
+//! exchange flood cannot grow the list without bound), and the next one to
+//! dial is found in O(log n): candidates are indexed by failure count, then
+//! by when they are due.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// Candidates kept; beyond it a new one replaces a failing one, or is dropped.
+pub(crate) const MAX_CANDIDATES: usize = 2000;
+/// Failure counts told apart in the dial order (more count as this many).
+const GROUPS: usize = 12;
 
 /// Known peer addresses and their connection history.
 #[derive(Debug, Default)]
 pub(crate) struct Swarm {
     candidates: HashMap<SocketAddr, Candidate>,
+    /// The dial order: per failure count (capped), by next attempt. Holds
+    /// exactly the candidates, each once, with its current key.
+    order: [BTreeSet<(Instant, SocketAddr)>; GROUPS],
     banned: HashSet<BanKey>,
 }
 
@@ -40,6 +51,12 @@ struct Candidate {
     pinned: bool,
 }
 
+impl Candidate {
+    fn group(&self) -> usize {
+        (self.failures as usize).min(GROUPS - 1)
+    }
+}
+
 impl Swarm {
     /// Backoff after the first failure; doubles per failure.
     const BASE_BACKOFF: Duration = Duration::from_secs(15);
@@ -49,36 +66,51 @@ impl Swarm {
     const MAX_FAILURES: u32 = 6;
 
     /// Adds a candidate (ignored if banned; an existing one keeps its history
-    /// but becomes pinned if `pinned`).
+    /// but becomes pinned if `pinned`). When the list is full, a new unpinned
+    /// candidate replaces the one that failed most, or is dropped if none has
+    /// failed.
     pub(crate) fn add(&mut self, addr: SocketAddr, pinned: bool, now: Instant) {
         if self.is_banned(&addr) || addr.port() == 0 {
             return;
         }
-        self.candidates
-            .entry(addr)
-            .and_modify(|c| c.pinned |= pinned)
-            .or_insert(Candidate {
-                failures: 0,
-                next_attempt: now,
-                pinned,
-            });
+        if let Some(c) = self.candidates.get_mut(&addr) {
+            c.pinned |= pinned;
+            return;
+        }
+        if self.candidates.len() >= MAX_CANDIDATES && !pinned && !self.evict_one() {
+            return;
+        }
+        let c = Candidate {
+            failures: 0,
+            next_attempt: now,
+            pinned,
+        };
+        self.order[c.group()].insert((now, addr));
+        self.candidates.insert(addr, c);
+    }
+
+    /// Known candidate addresses (not banned).
+    pub(crate) fn len(&self) -> usize {
+        self.candidates.len()
     }
 
     /// The next address to dial: due, not banned, not in `connected`.
     /// Marks it as attempted (it will not be returned again until it fails or
-    /// its backoff passes).
+    /// its backoff passes). O(log n), plus the connected candidates skipped.
     pub(crate) fn next(
         &mut self,
         now: Instant,
         connected: impl Fn(&SocketAddr) -> bool,
     ) -> Option<SocketAddr> {
-        let (&addr, cand) = self
-            .candidates
-            .iter_mut()
-            .filter(|(a, c)| c.next_attempt <= now && !connected(a))
-            .min_by_key(|(_, c)| (c.failures, c.next_attempt))?;
+        let addr = self.order.iter().find_map(|group| {
+            group
+                .iter()
+                .take_while(|(at, _)| *at <= now)
+                .find(|(_, a)| !connected(a))
+                .map(|&(_, a)| a)
+        })?;
         // While connected it is skipped anyway; after a disconnect, wait a little.
-        cand.next_attempt = now + Self::BASE_BACKOFF;
+        self.update(addr, |c| c.next_attempt = now + Self::BASE_BACKOFF);
         Some(addr)
     }
 
@@ -86,43 +118,92 @@ impl Swarm {
     /// we closed connections ourselves, e.g. to seeds once complete, and
     /// now want data again).
     pub(crate) fn wake(&mut self, now: Instant) {
-        for c in self.candidates.values_mut().filter(|c| c.failures == 0) {
-            c.next_attempt = c.next_attempt.min(now);
+        let healthy: Vec<SocketAddr> = self.order[0].iter().map(|&(_, a)| a).collect();
+        for addr in healthy {
+            self.update(addr, |c| {
+                if c.failures == 0 {
+                    c.next_attempt = c.next_attempt.min(now);
+                }
+            });
         }
     }
 
     /// A connection to `addr` could not be made or ended in error.
     pub(crate) fn failed(&mut self, addr: SocketAddr, now: Instant) {
-        let Some(c) = self.candidates.get_mut(&addr) else {
+        let Some(c) = self.candidates.get(&addr) else {
             return;
         };
-        c.failures = c.failures.saturating_add(1);
-        if !c.pinned && c.failures >= Self::MAX_FAILURES {
-            self.candidates.remove(&addr);
+        if !c.pinned && c.failures.saturating_add(1) >= Self::MAX_FAILURES {
+            self.remove(addr);
             return;
         }
-        let backoff = Self::BASE_BACKOFF.saturating_mul(1 << c.failures.min(10).saturating_sub(1));
-        c.next_attempt = now + backoff.min(Self::MAX_BACKOFF);
+        self.update(addr, |c| {
+            c.failures = c.failures.saturating_add(1);
+            let exp = c.failures.min(10).saturating_sub(1);
+            let backoff = Self::BASE_BACKOFF.saturating_mul(1 << exp);
+            c.next_attempt = now + backoff.min(Self::MAX_BACKOFF);
+        });
     }
 
     /// A connection to `addr` completed its handshake.
     pub(crate) fn connected(&mut self, addr: SocketAddr) {
-        if let Some(c) = self.candidates.get_mut(&addr) {
-            c.failures = 0;
-        }
+        self.update(addr, |c| c.failures = 0);
     }
 
     /// Never connect to `addr` again in this session, nor accept it: the
     /// whole IP address, or on loopback that address and port.
     pub(crate) fn ban(&mut self, addr: SocketAddr) {
         let key = BanKey::of(&addr);
-        self.candidates.retain(|a, _| BanKey::of(a) != key);
+        let gone: Vec<SocketAddr> = (self.candidates.keys())
+            .filter(|a| BanKey::of(a) == key)
+            .copied()
+            .collect();
+        for a in gone {
+            self.remove(a);
+        }
         self.banned.insert(key);
     }
 
     /// Whether `addr` is banned.
     pub(crate) fn is_banned(&self, addr: &SocketAddr) -> bool {
         self.banned.contains(&BanKey::of(addr))
+    }
+
+    /// Changes a candidate and keeps the dial order in step.
+    fn update(&mut self, addr: SocketAddr, change: impl FnOnce(&mut Candidate)) {
+        let Some(c) = self.candidates.get_mut(&addr) else {
+            return;
+        };
+        self.order[c.group()].remove(&(c.next_attempt, addr));
+        change(c);
+        self.order[c.group()].insert((c.next_attempt, addr));
+    }
+
+    fn remove(&mut self, addr: SocketAddr) {
+        if let Some(c) = self.candidates.remove(&addr) {
+            self.order[c.group()].remove(&(c.next_attempt, addr));
+        }
+    }
+
+    /// Drops the unpinned candidate that failed most (latest due among
+    /// equals). Returns whether one was dropped: none that failed, none
+    /// dropped.
+    fn evict_one(&mut self) -> bool {
+        let candidates = &self.candidates;
+        let victim = self.order[1..].iter().rev().find_map(|group| {
+            group
+                .iter()
+                .rev()
+                .find(|(_, a)| candidates.get(a).is_some_and(|c| !c.pinned))
+                .map(|&(_, a)| a)
+        });
+        match victim {
+            Some(addr) => {
+                self.remove(addr);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -224,5 +305,55 @@ mod tests {
             None,
             "the failing one keeps its backoff"
         );
+    }
+
+    #[test]
+    fn the_list_is_capped_and_failing_candidates_make_room() {
+        let now = Instant::now();
+        let mut s = Swarm::default();
+        let remote =
+            |i: usize| SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 6881));
+        for i in 0..MAX_CANDIDATES * 2 {
+            s.add(remote(i), false, now);
+        }
+        assert_eq!(
+            s.len(),
+            MAX_CANDIDATES,
+            "healthy candidates are not replaced"
+        );
+        assert!(!s.candidates.contains_key(&remote(MAX_CANDIDATES)));
+        s.failed(remote(7), now);
+        s.add(remote(MAX_CANDIDATES), false, now);
+        assert_eq!(s.len(), MAX_CANDIDATES);
+        assert!(
+            s.candidates.contains_key(&remote(MAX_CANDIDATES)),
+            "took a failing one's place"
+        );
+        assert!(!s.candidates.contains_key(&remote(7)));
+        s.add(addr(1), true, now);
+        assert!(
+            s.candidates.contains_key(&addr(1)),
+            "the user's peers always get in"
+        );
+        let indexed: usize = s.order.iter().map(BTreeSet::len).sum();
+        assert_eq!(
+            indexed,
+            s.len(),
+            "the dial order holds every candidate once"
+        );
+    }
+
+    #[test]
+    fn the_dial_order_prefers_fewer_failures_then_the_earliest_due() {
+        let t0 = Instant::now();
+        let mut s = Swarm::default();
+        s.add(addr(1), false, t0);
+        s.failed(addr(1), t0);
+        s.add(addr(2), false, t0 + Duration::from_secs(2));
+        s.add(addr(3), false, t0 + Duration::from_secs(1));
+        let late = t0 + Duration::from_secs(3600);
+        assert_eq!(s.next(late, |_| false), Some(addr(3)));
+        assert_eq!(s.next(late, |a| *a == addr(2)), Some(addr(1)));
+        assert_eq!(s.next(late, |_| false), Some(addr(2)));
     }
 }

@@ -592,8 +592,7 @@ fn a_later_bitfield_counts_as_the_haves_of_its_new_pieces() {
     assert!(!out
         .iter()
         .any(|a| matches!(a, Action::Peer(_, PeerCommand::Interested(_)))));
-    // aria2 sends a bitfield instead of haves: 1 is gone (ignored), 2 and 6
-    // are new, and 6 is wanted.
+    // A later bitfield: 1 is gone (ignored), 2 and 6 are new, 6 is wanted.
     let mut later = Bitfield::new(8);
     for piece in [0, 2, 6] {
         later.set(piece);

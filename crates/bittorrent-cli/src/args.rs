@@ -1,0 +1,171 @@
+//! The command line: clap derive, options grouped by topic in `--help`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use bittorrent::prelude::PickMode;
+use clap::Parser;
+
+const DATA: &str = "Data";
+const NETWORK: &str = "Peers and network";
+const SEEDING: &str = "Seeding and streaming";
+const OUTPUT: &str = "Display and logging";
+
+/// Download torrents from BitTorrent peers, and seed them.
+#[derive(Parser, Debug)]
+#[command(
+    name = "bittorrent-cli",
+    version,
+    about,
+    after_help = "Example:\n  bittorrent-cli torrents/debian-10.10.0-amd64-DVD-1.iso.torrent -o downloads"
+)]
+pub struct Args {
+    /// .torrent files or magnet links to download (or seed).
+    #[arg(required = true, value_name = "TORRENT|MAGNET")]
+    pub torrents: Vec<String>,
+
+    /// Data directory (multi-file torrents get a folder inside it); created
+    /// if missing.
+    #[arg(short, long, value_name = "DIR", default_value = ".", help_heading = DATA)]
+    pub output: PathBuf,
+
+    /// Download only these files: numbers from 1 as --list prints them, and
+    /// ranges (e.g. 2,5 or 1,3-5). Other files are not created; a piece they
+    /// share with a selected file is kept in DIR/.bittorrent/. Applies to
+    /// every torrent given; with --only, files matching either are selected.
+    #[arg(long, value_name = "LIST", help_heading = DATA)]
+    pub files: Option<String>,
+
+    /// Download only files whose path inside the torrent matches this glob
+    /// (repeatable; `*` also matches `/`, e.g. '*.mkv' or 'season1/*').
+    #[arg(long, value_name = "GLOB", help_heading = DATA)]
+    pub only: Vec<String>,
+
+    /// Print the files of the .torrent files given, numbered for --files,
+    /// and exit.
+    #[arg(long, help_heading = DATA)]
+    pub list: bool,
+
+    /// How pieces are picked: rarest-first (best for the swarm; a reader of
+    /// --serve still gets its window first), sequential (in file order), or
+    /// streaming (rarest-first after the start and end of every selected
+    /// file, for media players).
+    #[arg(long, value_enum, default_value_t = ModeArg::RarestFirst, help_heading = DATA)]
+    pub mode: ModeArg,
+
+    /// Do not read the resume record (DIR/.bittorrent/<info-hash>.resume):
+    /// check every piece already in DIR by hash instead. A new record is still
+    /// written as pieces complete.
+    #[arg(long, help_heading = DATA)]
+    pub skip_resume: bool,
+
+    /// TCP port to accept peers on and announce to trackers (0: any free port).
+    #[arg(short, long, default_value_t = 6881, help_heading = NETWORK)]
+    pub port: u16,
+
+    /// Address to accept peers on [default: every interface, IPv6 and IPv4].
+    #[arg(long, value_name = "IP", help_heading = NETWORK)]
+    pub bind: Option<IpAddr>,
+
+    /// Connect to this peer directly (repeatable), with or without trackers.
+    #[arg(long = "peer", value_name = "ADDR", help_heading = NETWORK)]
+    pub peers: Vec<SocketAddr>,
+
+    /// Do not contact the torrents' trackers (use --peer).
+    #[arg(long, help_heading = NETWORK)]
+    pub no_tracker: bool,
+
+    /// Run no DHT node (BEP 5). Without it the DHT is a peer source for
+    /// torrents that are not private, and for magnet links.
+    #[arg(long, help_heading = NETWORK)]
+    pub no_dht: bool,
+
+    /// DHT node to bootstrap from (repeatable); replaces the public routers.
+    #[arg(long = "dht-bootstrap", value_name = "ADDR", help_heading = NETWORK)]
+    pub dht_bootstrap: Vec<SocketAddr>,
+
+    /// UDP port of the DHT node [default: the -p port].
+    #[arg(long, value_name = "PORT", help_heading = NETWORK)]
+    pub dht_port: Option<u16>,
+
+    /// Regular upload slots (the choke algorithm adds one optimistic slot).
+    #[arg(long, default_value_t = 3, help_heading = NETWORK)]
+    pub upload_slots: usize,
+
+    /// Keep seeding after the download completes, until Ctrl-C. Data that is
+    /// already complete in the data directory is checked and seeded at once.
+    #[arg(long, help_heading = SEEDING)]
+    pub seed: bool,
+
+    /// Serve the (first) torrent's files over HTTP at this address, with
+    /// range requests, while it downloads (e.g. 127.0.0.1:8080). Keeps running
+    /// after completion until Ctrl-C, like --seed.
+    #[arg(long, value_name = "ADDR", help_heading = SEEDING)]
+    pub serve: Option<SocketAddr>,
+
+    /// On exit, print one JSON object per torrent on stdout (name, info_hash,
+    /// complete, downloaded, uploaded, wasted).
+    #[arg(long, help_heading = OUTPUT)]
+    pub json: bool,
+
+    /// No progress display.
+    #[arg(short, long, help_heading = OUTPUT)]
+    pub quiet: bool,
+
+    /// More log lines: -v info, -vv debug, -vvv trace (default: warnings and
+    /// errors). RUST_LOG, when set, decides instead (e.g. RUST_LOG=bittorrent=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, help_heading = OUTPUT)]
+    pub verbose: u8,
+}
+
+/// `--mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    RarestFirst,
+    Sequential,
+    Streaming,
+}
+
+impl From<ModeArg> for PickMode {
+    fn from(mode: ModeArg) -> Self {
+        match mode {
+            ModeArg::RarestFirst => PickMode::RarestFirst,
+            ModeArg::Sequential => PickMode::Sequential,
+            ModeArg::Streaming => PickMode::Streaming,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn verbosity_counts() {
+        let args = Args::parse_from(["bittorrent-cli", "-vv", "x.torrent"]);
+        assert_eq!(args.verbose, 2);
+        let args = Args::parse_from(["bittorrent-cli", "x.torrent"]);
+        assert_eq!(args.verbose, 0);
+    }
+
+    #[test]
+    fn help_is_grouped() {
+        let help = Args::command().render_long_help().to_string();
+        for heading in [DATA, NETWORK, SEEDING, OUTPUT] {
+            assert!(
+                help.contains(&format!("{heading}:")),
+                "{heading} in\n{help}"
+            );
+        }
+        // Each option under its heading: --seed after "Seeding and streaming:".
+        let seeding = help.find(&format!("{SEEDING}:")).unwrap();
+        assert!(help[seeding..].contains("--seed"), "{help}");
+        assert!(!help[seeding..].contains("--no-dht"), "{help}");
+    }
+}

@@ -1,0 +1,455 @@
+//! Hostile peers: for each class of message a remote peer can send cheaply, an
+//! attacker floods our leecher with it while an honest in-process seeder
+//! serves a 32 MiB torrent. The honest download must finish in under 1.5x its
+//! time alone (measured in the same test; re-measured once before failing,
+//! because the test machine is shared and timings are noisy).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bittorrent::extension::{
+    ExtendedHandshake, ExtendedMessage, ExtensionIds, MetadataMessage, PexFlags, PexMessage,
+    PexPeer, HANDSHAKE_ID,
+};
+use bittorrent::prelude::*;
+use bittorrent::types::BlockInfo;
+use bittorrent::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tokio_util::codec::{Framed, FramedParts};
+
+use crate::common::{loopback_config, meta_for, payload, spawn_seeder};
+
+/// Size of the honest download.
+const SIZE: usize = 32 * 1024 * 1024;
+/// Small pieces make per-piece work (bitfields, haves) expensive.
+const PIECE: u32 = 16 * 1024;
+/// Bound on the slowdown an attacker may cause.
+const MAX_RATIO: f64 = 1.5;
+
+/// One test at a time: they measure time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What the attacker floods us with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attack {
+    Bitfields,
+    DuplicateHaves,
+    NewHaves,
+    KeepAlives,
+    RequestCancel,
+    ChokeFlips,
+    InterestedFlips,
+    Extensions,
+    UnknownMessages,
+    Pex,
+    MetadataRequests,
+    Reconnects,
+}
+
+/// What the attacker saw of us.
+#[derive(Default)]
+struct View {
+    unchoked: AtomicBool,
+    /// A piece we announced (+1; 0 = none yet).
+    have: AtomicU64,
+}
+
+/// A running attacker, on a thread and runtime of its own (as a remote peer
+/// would be, it does not take our runtime's workers); dropping it stops it.
+struct Attacker {
+    addr: SocketAddr,
+    sent: Arc<AtomicUsize>,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn fixture() -> (MetaInfo, Arc<Vec<u8>>) {
+    let data = Arc::new(payload(SIZE, 10));
+    let mut meta = meta_for(&data, PIECE);
+    // An info dictionary to serve to metadata requests (its bytes do not
+    // matter to the peer that serves them).
+    meta.info_bytes = Bytes::from(payload(64 * 1024, 11));
+    (meta, data)
+}
+
+/// Handshakes as the dialler (`dial`) or the accepting side, then switches to
+/// the message codec.
+async fn handshake(
+    stream: TcpStream,
+    info_hash: InfoHash,
+    dial: bool,
+) -> Option<Framed<TcpStream, MessageCodec>> {
+    let mut hs = Framed::new(stream, HandshakeCodec);
+    let ours = Handshake::new(info_hash, PeerId::generate()).with_extensions();
+    if dial {
+        hs.send(ours).await.ok()?;
+        hs.next().await?.ok()?;
+    } else {
+        hs.next().await?.ok()?;
+        hs.send(ours).await.ok()?;
+    }
+    let parts = hs.into_parts();
+    let mut next = FramedParts::new::<Message>(parts.io, MessageCodec::default());
+    next.read_buf = parts.read_buf;
+    Some(Framed::from_parts(next))
+}
+
+/// The extension ids our engine advertises (the defaults).
+fn their_ids() -> ExtensionIds {
+    let mut ids = ExtensionIds::new();
+    ids.update_remote(&ExtendedHandshake::new(&ExtensionIds::new()));
+    ids
+}
+
+fn extended(msg: ExtendedMessage) -> Message {
+    let (id, body) = msg.encode_parts(&their_ids()).expect("encodable");
+    Message::Extended {
+        id,
+        payload: Bytes::from(body),
+    }
+}
+
+fn bitfield(pieces: usize, full: bool) -> Message {
+    let mut bits = vec![0u8; pieces.div_ceil(8)];
+    if full {
+        for i in 0..pieces {
+            bits[i / 8] |= 0x80 >> (i % 8);
+        }
+    }
+    Message::Bitfield(Bytes::from(bits))
+}
+
+/// The opening messages of an attacker.
+fn opening(attack: Attack, pieces: usize) -> Vec<Message> {
+    let hs = ExtendedHandshake::new(&ExtensionIds::new());
+    let mut msgs = vec![Message::Extended {
+        id: HANDSHAKE_ID,
+        payload: Bytes::from(hs.encode()),
+    }];
+    let full = matches!(attack, Attack::ChokeFlips | Attack::Bitfields);
+    msgs.push(bitfield(pieces, full));
+    if matches!(attack, Attack::RequestCancel | Attack::MetadataRequests) {
+        msgs.push(Message::Interested);
+    }
+    msgs
+}
+
+/// The `round`th batch of flood messages.
+fn flood(attack: Attack, round: u64, pieces: usize, view: &View) -> Vec<Message> {
+    let n = pieces as u64;
+    let batch = 64u64;
+    (0..batch)
+        .filter_map(|i| {
+            let k = round * batch + i;
+            Some(match attack {
+                Attack::Bitfields => bitfield(pieces, k % 2 == 0),
+                Attack::DuplicateHaves => Message::Have((k % 4) as u32),
+                Attack::NewHaves => Message::Have((k % n) as u32),
+                Attack::KeepAlives => Message::KeepAlive,
+                Attack::RequestCancel => {
+                    let piece = view.have.load(Ordering::Relaxed).checked_sub(1)? as u32;
+                    if !view.unchoked.load(Ordering::Relaxed) {
+                        return None;
+                    }
+                    let block = BlockInfo {
+                        piece,
+                        begin: 0,
+                        length: 16 * 1024,
+                    };
+                    if k % 2 == 0 {
+                        Message::Request(block)
+                    } else {
+                        Message::Cancel(block)
+                    }
+                }
+                Attack::ChokeFlips if k % 2 == 0 => Message::Unchoke,
+                Attack::ChokeFlips => Message::Choke,
+                Attack::InterestedFlips if k % 2 == 0 => Message::Interested,
+                Attack::InterestedFlips => Message::NotInterested,
+                Attack::Extensions if k % 2 == 0 => {
+                    let hs = ExtendedHandshake::new(&ExtensionIds::new());
+                    Message::Extended {
+                        id: HANDSHAKE_ID,
+                        payload: Bytes::from(hs.encode()),
+                    }
+                }
+                Attack::Extensions => Message::Extended {
+                    id: 200,
+                    payload: Bytes::from(vec![b'x'; 512]),
+                },
+                Attack::UnknownMessages => Message::Unknown {
+                    id: 99,
+                    payload: Bytes::from(vec![0u8; 512]),
+                },
+                Attack::Pex => extended(ExtendedMessage::Pex(pex_message(k))),
+                Attack::MetadataRequests => {
+                    extended(ExtendedMessage::Metadata(MetadataMessage::Request {
+                        piece: (k % 4) as u32,
+                    }))
+                }
+                Attack::Reconnects => return None,
+            })
+        })
+        .collect()
+}
+
+/// 50 loopback addresses nobody listens on, new ones each time.
+fn pex_message(k: u64) -> PexMessage {
+    let added = (0..50u64)
+        .map(|i| {
+            let x = k * 50 + i;
+            let ip = [127, 1 + (x >> 16) as u8 % 200, (x >> 8) as u8, x as u8];
+            PexPeer {
+                addr: SocketAddr::from((ip, 9)),
+                flags: PexFlags(0),
+            }
+        })
+        .collect();
+    PexMessage {
+        added,
+        dropped: Vec::new(),
+    }
+}
+
+/// Floods one connection until it closes.
+async fn attack_conn(
+    conn: Framed<TcpStream, MessageCodec>,
+    attack: Attack,
+    pieces: usize,
+    sent: Arc<AtomicUsize>,
+) {
+    let (mut sink, mut stream) = conn.split();
+    let view = Arc::new(View::default());
+    let seen = Arc::clone(&view);
+    // Reads (and mostly ignores) what we send, so our writes never block.
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(msg)) = stream.next().await {
+            match msg {
+                Message::Unchoke => seen.unchoked.store(true, Ordering::Relaxed),
+                Message::Choke => seen.unchoked.store(false, Ordering::Relaxed),
+                Message::Have(p) => seen.have.store(u64::from(p) + 1, Ordering::Relaxed),
+                _ => {}
+            }
+        }
+    });
+    let mut ok = true;
+    for msg in opening(attack, pieces) {
+        ok &= sink.feed(msg).await.is_ok();
+    }
+    ok &= sink.flush().await.is_ok();
+    let mut round = 0;
+    while ok && !reader.is_finished() {
+        let batch = flood(attack, round, pieces, &view);
+        round += 1;
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        }
+        let n = batch.len();
+        for msg in batch {
+            ok &= sink.feed(msg).await.is_ok();
+        }
+        ok &= sink.flush().await.is_ok();
+        sent.fetch_add(n, Ordering::Relaxed);
+        tokio::task::yield_now().await;
+    }
+    reader.abort();
+}
+
+/// Starts an attacker for `meta`. It listens (our leecher dials it); for
+/// `Reconnects` it also dials `target` over and over.
+fn spawn_attacker(meta: &MetaInfo, attack: Attack, target: Option<SocketAddr>) -> Attacker {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let (info_hash, pieces) = (meta.info_hash, meta.piece_count());
+    let counter = Arc::clone(&sent);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut tasks = JoinSet::new();
+            let listener = TcpListener::from_std(listener).unwrap();
+            let sent = Arc::clone(&counter);
+            tasks.spawn(async move {
+                let mut conns = JoinSet::new();
+                while let Ok((stream, _)) = listener.accept().await {
+                    let sent = Arc::clone(&sent);
+                    conns.spawn(async move {
+                        if let Some(conn) = handshake(stream, info_hash, false).await {
+                            attack_conn(conn, attack, pieces, sent).await;
+                        }
+                    });
+                }
+            });
+            if let (Attack::Reconnects, Some(target)) = (attack, target) {
+                for _ in 0..4 {
+                    tasks.spawn(reconnect(target, info_hash, Arc::clone(&counter)));
+                }
+            }
+            let _ = stopped.await;
+        });
+    });
+    Attacker {
+        addr,
+        sent,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// Connects, handshakes and hangs up, over and over; counts the connections.
+async fn reconnect(target: SocketAddr, info_hash: InfoHash, sent: Arc<AtomicUsize>) {
+    loop {
+        let Ok(stream) = TcpStream::connect(target).await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        sent.fetch_add(1, Ordering::Relaxed);
+        let _ = handshake(stream, info_hash, true).await;
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Downloads the torrent from `seeder` (with an attacker of kind `attack`
+/// beside it) and returns the time it took and what the attacker sent.
+async fn download(
+    meta: &MetaInfo,
+    data: &Arc<Vec<u8>>,
+    seeder: SocketAddr,
+    attack: Option<Attack>,
+) -> (Duration, usize) {
+    let (session, mut events) = Session::spawn_with(loopback_config());
+    let attacker = attack.map(|attack| spawn_attacker(meta, attack, session.listen_addr()));
+    let mut peers = vec![seeder];
+    if let Some(a) = &attacker {
+        if a.addr != seeder && attack != Some(Attack::Reconnects) {
+            peers.push(a.addr);
+        }
+    }
+    let store = Arc::new(MemoryStore::new(meta));
+    let start = Instant::now();
+    session.add_torrent(Torrent::new(meta.clone(), Arc::clone(&store)).with_peers(peers));
+    let done = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(event) = events.recv().await {
+            if matches!(event, Event::TorrentComplete { .. }) {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    let took = start.elapsed();
+    let sent = attacker.map_or(0, |a| a.sent.load(Ordering::Relaxed));
+    session.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(10), session.join()).await;
+    assert_eq!(done, Ok(true), "download did not complete under {attack:?}");
+    assert!(store.contents() == **data, "wrong data under {attack:?}");
+    (took, sent)
+}
+
+/// Measures the download alone and beside `attack`; asserts the ratio (once
+/// re-measured before failing).
+async fn check(attack: Attack) {
+    let _serial = SERIAL.lock().await;
+    let (meta, data) = fixture();
+    let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
+    let mut ratio = 0.0;
+    for attempt in 0..2 {
+        let (alone, _) = download(&meta, &data, seeder.addr, None).await;
+        let (attacked, sent) = download(&meta, &data, seeder.addr, Some(attack)).await;
+        ratio = attacked.as_secs_f64() / alone.as_secs_f64();
+        println!(
+            "hostile {attack:?}: alone {:.3} s, attacked {:.3} s, ratio {ratio:.2} \
+             (attacker sent {sent} messages/connections; attempt {attempt})",
+            alone.as_secs_f64(),
+            attacked.as_secs_f64(),
+        );
+        assert!(sent > 0, "the attacker never got to attack ({attack:?})");
+        if ratio < MAX_RATIO {
+            return;
+        }
+    }
+    panic!("{attack:?} slowed the honest download {ratio:.2}x (limit {MAX_RATIO}x)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_bitfields() {
+    check(Attack::Bitfields).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_have_flood() {
+    check(Attack::DuplicateHaves).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_have_flood() {
+    check(Attack::NewHaves).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_flood() {
+    check(Attack::KeepAlives).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_cancel_flood() {
+    check(Attack::RequestCancel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choke_unchoke_flips() {
+    check(Attack::ChokeFlips).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interested_flips() {
+    check(Attack::InterestedFlips).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_message_flood() {
+    check(Attack::Extensions).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_message_flood() {
+    check(Attack::UnknownMessages).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pex_flood() {
+    check(Attack::Pex).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_request_flood() {
+    check(Attack::MetadataRequests).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reconnects() {
+    check(Attack::Reconnects).await;
+}
