@@ -129,8 +129,9 @@ impl Shell {
         if self.stopping || self.announcer.is_some() {
             return;
         }
-        let cfg =
+        let mut cfg =
             AnnouncerConfig::new(tiers, self.info_hash, self.config.peer_id, self.config.port);
+        cfg.status = Some(self.tracker_status.clone());
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(
             cfg,
