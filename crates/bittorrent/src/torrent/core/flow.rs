@@ -40,7 +40,7 @@ impl TorrentCore {
             }
             return;
         }
-        peer.block_arrived(now);
+        peer.last_block = now;
         if let BlockFate::Kept { complete } = self.flow.block(addr, block, data) {
             if self.flow.picker().may_have_duplicates() {
                 self.peers.cancel_duplicates(addr, block, &mut self.out);

@@ -23,10 +23,6 @@ use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 /// Pipeline depth bounds (blocks requested and not yet received, per peer).
 pub(crate) const MIN_PIPELINE: usize = 32;
 pub(crate) const MAX_PIPELINE: usize = 256;
-/// A new peer's pipeline grows by one block per block received (doubling per
-/// round trip, as TCP's slow start) for this long, then the tick sizes it
-/// from the measured rate.
-pub(crate) const SLOW_START: Duration = Duration::from_secs(1);
 /// A peer that owes us blocks and sends none for this long is dropped.
 pub(crate) const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -96,14 +92,6 @@ impl PeerEntry {
             unasked: UnaskedBlocks::default(),
             pex: PexState::new(),
             fast: true,
-        }
-    }
-
-    /// A block we asked for arrived: in slow start, the pipeline grows.
-    pub(crate) fn block_arrived(&mut self, now: Instant) {
-        self.last_block = now;
-        if now.duration_since(self.connected_at) < SLOW_START {
-            self.target = (self.target + 1).min(MAX_PIPELINE);
         }
     }
 
@@ -320,9 +308,7 @@ impl PeerSet {
             let rate = peer.rate.rate(now);
             // About a quarter second of data in flight, within bounds.
             let wanted = (rate / 4.0 / f64::from(BLOCK_SIZE)) as usize;
-            if now.duration_since(peer.connected_at) >= SLOW_START {
-                peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
-            }
+            peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
             let snubbed = now.duration_since(peer.last_block) > SNUB_TIMEOUT;
             if !peer.in_flight.is_empty() && snubbed && !peer.closing {
                 log::info!("{addr} sent nothing for {SNUB_TIMEOUT:?}; dropping");
@@ -512,26 +498,6 @@ mod tests {
         assert_eq!(blocks.len(), MIN_PIPELINE, "the whole target at once");
         assert_eq!(set.choked_us(addr(1), &mut picker), MIN_PIPELINE);
         assert!(set.get(&addr(1)).unwrap().in_flight.is_empty());
-    }
-
-    #[test]
-    fn a_new_pipeline_grows_per_block_then_follows_the_rate() {
-        let now = Instant::now();
-        let mut set = connected_set(1, now);
-        let peer = set.get_mut(&addr(1)).unwrap();
-        for _ in 0..100 {
-            peer.block_arrived(now + Duration::from_millis(500));
-        }
-        assert_eq!(peer.target, MIN_PIPELINE + 100, "slow start");
-        let mut out = Vec::new();
-        set.tick(now + Duration::from_millis(900), &mut out);
-        assert_eq!(set.get(&addr(1)).unwrap().target, MIN_PIPELINE + 100);
-        set.tick(now + SLOW_START, &mut out);
-        assert_eq!(
-            set.get(&addr(1)).unwrap().target,
-            MIN_PIPELINE,
-            "sized from the rate (none measured) after a second"
-        );
     }
 
     #[test]
