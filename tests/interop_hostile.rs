@@ -98,7 +98,7 @@ fn check_resume_record(meta: &Meta, out: &Path, what: &str) -> (Option<usize>, V
     };
     let record = Resume::parse(&bytes)
         .unwrap_or_else(|e| panic!("{what}: resume record {} is invalid: {e}", path.display()));
-    assert_eq!(record.version, 1, "{what}: resume record version");
+    assert_eq!(record.version, 2, "{what}: resume record version");
     assert_eq!(
         record.info_hash, meta.info_hash,
         "{what}: resume record info-hash"

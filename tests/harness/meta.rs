@@ -161,8 +161,9 @@ pub struct Resume {
     pub info_hash: Vec<u8>,
     pub piece_count: usize,
     pub have: Vec<bool>,
-    /// `[length, mtime_secs, mtime_nanos]` per file.
-    pub files: Vec<[i64; 3]>,
+    /// `[length, mtime_secs, mtime_nanos, ctime_secs, ctime_nanos, dev, inode]` per file
+    /// (version 2); `None` for a file that did not exist.
+    pub files: Vec<Option<[i64; 7]>>,
     pub version: i64,
 }
 
@@ -204,15 +205,18 @@ impl Resume {
             .ok_or("no \"files\"")?
             .iter()
             .map(|f| {
-                let l = f
-                    .as_list()
-                    .filter(|l| l.len() == 3)
-                    .ok_or("bad file stamp")?;
-                let mut out = [0i64; 3];
+                let l = f.as_list().ok_or("bad file stamp")?;
+                if l.is_empty() {
+                    return Ok(None);
+                }
+                let mut out = [0i64; 7];
+                if l.len() != out.len() {
+                    return Err("bad file stamp".to_string());
+                }
                 for (o, v) in out.iter_mut().zip(l) {
                     *o = v.as_int().ok_or("file stamp not an integer")?;
                 }
-                Ok(out)
+                Ok(Some(out))
             })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Resume {

@@ -27,6 +27,7 @@ pub mod bencode;
 pub mod evil;
 pub mod fixture;
 pub mod meta;
+pub mod restart;
 
 use std::fs::{self, File};
 use std::io::{Read, Write};

@@ -36,6 +36,7 @@ pub mod magnet;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
+pub mod recovery;
 pub mod resume;
 pub mod session;
 pub mod store;
