@@ -1,8 +1,9 @@
 //! A crash costs only what changed: our CLI downloads 1 GiB from a libtorrent seeder and is
 //! SIGKILLed every 1.5 s, restarted each time with the same data directory, until it finishes.
 //! The data must be byte-identical and each kill may cost at most [`MAX_OVERHEAD_PER_KILL`]:
-//! overhead = (time of all runs - time of one uninterrupted download) / kills, both measured
-//! here, against the same seeder.
+//! overhead = (time of all runs - time of an uninterrupted download) / kills, both measured
+//! here, against the same seeder (the uninterrupted time is the mean of one download before
+//! and one after the killed ones, as the machine's load drifts).
 //!
 //! Run it alone (it writes 3 GiB to a temporary directory):
 //! `cargo test -p bittorrent-cli --test interop_resume -- --nocapture`.
@@ -67,26 +68,24 @@ fn sigkill_every_1_5s_costs_little_per_kill() {
     }
 }
 
-/// One uninterrupted download, then one killed every [`KILL_EVERY`]; checks both, prints the
-/// figures and returns the overhead per kill in seconds.
-fn measure(dir: &Path, torrent: &Path, payload: &Path, port: u16, attempt: usize) -> f64 {
-    let whole = dir.join(format!("whole-{attempt}"));
-    let base = restart::leech_once(
-        &format!("cli-whole-{attempt}"),
-        torrent,
-        &whole,
-        port,
-        dir,
-        None,
-        RUN_TIMEOUT,
-    );
+/// One uninterrupted download into a new directory; checks it and returns its time in seconds.
+fn uninterrupted(dir: &Path, torrent: &Path, payload: &Path, port: u16, name: &str) -> f64 {
+    let whole = dir.join(name);
+    let run = restart::leech_once(name, torrent, &whole, port, dir, None, RUN_TIMEOUT);
     restart::assert_same_bytes(payload, &whole.join("payload.bin"));
-    std::fs::remove_dir_all(&whole).expect("remove the first copy");
+    std::fs::remove_dir_all(&whole).expect("remove the copy");
     eprintln!(
-        "uninterrupted: {:.2}s ({})",
-        base.elapsed.as_secs_f64(),
-        base.check.as_deref().unwrap_or("no check line")
+        "{name}: uninterrupted in {:.2}s ({})",
+        run.elapsed.as_secs_f64(),
+        run.check.as_deref().unwrap_or("no check line")
     );
+    run.elapsed.as_secs_f64()
+}
+
+/// An uninterrupted download, one killed every [`KILL_EVERY`], another uninterrupted; checks
+/// them, prints the figures and returns the overhead per kill in seconds.
+fn measure(dir: &Path, torrent: &Path, payload: &Path, port: u16, attempt: usize) -> f64 {
+    let before = uninterrupted(dir, torrent, payload, port, &format!("whole-{attempt}a"));
 
     let out = dir.join(format!("killed-{attempt}"));
     let mut runs: Vec<Run> = Vec::new();
@@ -111,11 +110,13 @@ fn measure(dir: &Path, torrent: &Path, payload: &Path, port: u16, attempt: usize
         runs.push(run);
     }
     restart::assert_same_bytes(payload, &out.join("payload.bin"));
-    std::fs::remove_dir_all(&out).expect("remove the second copy");
+    std::fs::remove_dir_all(&out).expect("remove the killed copy");
+    let after = uninterrupted(dir, torrent, payload, port, &format!("whole-{attempt}b"));
+    let base = (before + after) / 2.0;
 
     let total: f64 = runs.iter().map(|r| r.elapsed.as_secs_f64()).sum();
     let kills = runs.iter().filter(|r| r.killed).count().max(1);
-    let overhead = (total - base.elapsed.as_secs_f64()) / kills as f64;
+    let overhead = (total - base) / kills as f64;
     // Every restart's check (the first run starts on an empty directory).
     let hashed: Vec<f64> = runs[1..]
         .iter()
@@ -124,11 +125,11 @@ fn measure(dir: &Path, torrent: &Path, payload: &Path, port: u16, attempt: usize
         .collect();
     let (lo, med, hi) = restart::min_median_max(&hashed);
     eprintln!(
-        "RESULT: {} runs, {kills} kills; total {total:.2}s vs uninterrupted {:.2}s: overhead \
-         {overhead:.3}s per kill (bound {MAX_OVERHEAD_PER_KILL}s); pieces hashed per restart \
-         min/median/max {lo}/{med}/{hi} of {}",
+        "RESULT: {} runs, {kills} kills; total {total:.2}s vs uninterrupted {base:.2}s \
+         ({before:.2}s, {after:.2}s): overhead {overhead:.3}s per kill (bound \
+         {MAX_OVERHEAD_PER_KILL}s); pieces hashed per restart min/median/max {lo}/{med}/{hi} \
+         of {}",
         runs.len(),
-        base.elapsed.as_secs_f64(),
         SIZE >> PIECE_LOG2
     );
     overhead

@@ -118,7 +118,12 @@ pub fn assert_same_bytes(a: &Path, b: &Path) {
             a.display(),
             b.display()
         );
-        if let Some(i) = ba[..na].iter().zip(&bb[..nb]).position(|(x, y)| x != y) {
+        // memcmp first: a byte loop is slow in debug builds.
+        let differ = ba[..na] != bb[..nb];
+        if let Some(i) = differ
+            .then(|| ba[..na].iter().zip(&bb[..nb]).position(|(x, y)| x != y))
+            .flatten()
+        {
             panic!(
                 "{} differs from {} at byte {}",
                 b.display(),
