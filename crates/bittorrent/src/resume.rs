@@ -256,29 +256,7 @@ impl ResumeRecord {
         let have = Bitfield::from_bytes(pieces, piece_count)
             .map_err(|e| invalid(format!("pieces: {e}")))?;
 
-        let list = required(&root, KEY_FILES)?
-            .value
-            .as_list()
-            .ok_or_else(|| invalid("files is not a list"))?;
-        if list.len() > MAX_FILES {
-            return Err(invalid(format!(
-                "{} files, at most {MAX_FILES} allowed",
-                list.len()
-            )));
-        }
-        let files = list
-            .iter()
-            .enumerate()
-            .map(|(i, node)| decode_stamp(node).map_err(|e| invalid(format!("file {i}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let parts = match root.get(KEY_PARTS) {
-            None => None,
-            Some(node) => match decode_stamp(node) {
-                Ok(Some(stamp)) => Some(stamp),
-                Ok(None) => return Err(invalid("parts: an empty stamp")),
-                Err(e) => return Err(invalid(format!("parts: {e}"))),
-            },
-        };
+        let (files, parts) = decode_stamps(&root)?;
         let lease =
             decode_time(required(&root, KEY_LEASE)?).map_err(|e| invalid(format!("lease: {e}")))?;
 
@@ -347,6 +325,36 @@ fn int(dict: &Node<'_>, key: &[u8]) -> Result<i64, ResumeError> {
             String::from_utf8_lossy(key)
         ))
     })
+}
+
+/// The `files` list and the optional `parts` stamp.
+fn decode_stamps(
+    root: &Node<'_>,
+) -> Result<(Vec<Option<FileStamp>>, Option<FileStamp>), ResumeError> {
+    let list = required(root, KEY_FILES)?
+        .value
+        .as_list()
+        .ok_or_else(|| invalid("files is not a list"))?;
+    if list.len() > MAX_FILES {
+        return Err(invalid(format!(
+            "{} files, at most {MAX_FILES} allowed",
+            list.len()
+        )));
+    }
+    let files = list
+        .iter()
+        .enumerate()
+        .map(|(i, node)| decode_stamp(node).map_err(|e| invalid(format!("file {i}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let parts = match root.get(KEY_PARTS) {
+        None => None,
+        Some(node) => match decode_stamp(node) {
+            Ok(Some(stamp)) => Some(stamp),
+            Ok(None) => return Err(invalid("parts: an empty stamp")),
+            Err(e) => return Err(invalid(format!("parts: {e}"))),
+        },
+    };
+    Ok((files, parts))
 }
 
 fn int_node<'a>(v: i64) -> Node<'a> {
