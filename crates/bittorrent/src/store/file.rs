@@ -22,7 +22,7 @@ use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::recovery::{self, DiskState, OnDisk, Recovery};
 use crate::resume::ResumeRecord;
-use crate::store::journal::{Journal, JournalState};
+use crate::store::journal::{Journal, JournalState, LEASE};
 use crate::store::parts::PartFile;
 use crate::store::probe;
 use crate::store::{FileSlice, Layout, Store, StoreError};
@@ -526,8 +526,18 @@ impl FileStore {
 
     /// Writes the record now (the journal's lock is held).
     fn save_record(&self, journal: &Journal, state: &mut JournalState) -> Result<(), StoreError> {
+        self.save_record_until(journal, state, SystemTime::now() + LEASE)
+    }
+
+    /// Writes the record now with a lease until `lease`.
+    fn save_record_until(
+        &self,
+        journal: &Journal,
+        state: &mut JournalState,
+        lease: SystemTime,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let record = state.record(journal.info_hash, SystemTime::now(), |slot| {
+        let record = state.record(journal.info_hash, lease, |slot| {
             if !self.restamp[slot].swap(false, Ordering::AcqRel) {
                 return None;
             }
@@ -540,6 +550,23 @@ impl FileStore {
         journal.write(&record, self.sync)?;
         state.saved(now);
         Ok(())
+    }
+}
+
+/// Nothing writes through a dropped store: its last record closes the lease,
+/// so any later change to its files is someone else's.
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let mut state = journal.lock();
+        let Some(state) = state.as_mut().filter(|s| s.wrote()) else {
+            return;
+        };
+        if let Err(e) = self.save_record_until(journal, state, SystemTime::now()) {
+            log::warn!("cannot close the resume record's lease: {e}");
+        }
     }
 }
 
@@ -1433,6 +1460,35 @@ mod tests {
         let r = again.recover(pieces);
         assert_eq!(ones(&r.trusted), [0, 1]);
         assert!(r.to_hash.iter_ones().next().is_none());
+    }
+
+    #[test]
+    fn a_dropped_store_closes_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 4);
+        let pieces = layout(&meta).piece_count();
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        store.recover(pieces);
+        for index in 0..pieces as u32 {
+            store
+                .write_piece(index, &blocks(&meta, &data, index))
+                .unwrap();
+        }
+        store.save_resume(&Bitfield::full(pieces)).unwrap();
+        drop(store);
+        // Someone edits a.bin in place, same inode and length, right after
+        // the exit: a change no write of ours can explain any more.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let a = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("t/a.bin"))
+            .unwrap();
+        a.write_all_at(b"edited", 40).unwrap();
+        let again = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let r = again.recover(pieces);
+        assert_eq!(ones(&r.to_hash), [0, 1, 2, 3]);
+        assert_eq!(r.trusted.count_ones(), pieces - 4);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! written after the lease of the last record on disk (see
 //! [`crate::recovery`]). A record costs a few hundred microseconds: no fsync
 //! unless the store syncs its data (then data is synced first, and only the
-//! pieces the engine saved are listed).
+//! pieces the engine saved are listed). When the store is dropped (nothing
+//! writes any more), a last record closes the lease: from then on any change
+//! to a file is someone else's.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -79,13 +81,13 @@ impl JournalState {
         }
     }
 
-    /// The record to write at `now` (wall clock `wall`), with `restat`
+    /// The record with a lease until `lease` (wall clock), with `restat`
     /// giving the current stamp of the files (and part file, last) that
     /// were written since the previous record.
     pub(crate) fn record(
         &mut self,
         info_hash: InfoHash,
-        wall: SystemTime,
+        lease: SystemTime,
         mut restat: impl FnMut(usize) -> Option<Option<FileStamp>>,
     ) -> ResumeRecord {
         // The bitfield before the stamps: every listed piece was written
@@ -105,8 +107,14 @@ impl JournalState {
             have,
             files: files.to_vec(),
             parts,
-            lease: Time::from_system(wall + LEASE),
+            lease: Time::from_system(lease),
         }
+    }
+
+    /// Whether this process wrote a record (then the last one should close
+    /// its lease when the store is dropped).
+    pub(crate) fn wrote(&self) -> bool {
+        self.saved_at.is_some()
     }
 
     /// The record made at `now` is on disk.
@@ -199,7 +207,7 @@ mod tests {
             dev: 1,
             inode: 2,
         };
-        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(100) + LEASE;
         // Only file 1 was written: files 0 and the part file keep theirs.
         let r = s.record(InfoHash([3; 20]), wall, |i| (i == 1).then_some(Some(stamp)));
         assert_eq!(r.have.iter_ones().collect::<Vec<_>>(), [5]);
