@@ -597,12 +597,13 @@ impl TorrentActor {
             Checked::nothing(self.meta.piece_count())
         });
         let have = &checked.have;
-        // What hashing found is recorded, so the next start need not hash.
         for index in have.iter_ones() {
             let index = index as u32;
             self.picker.mark_have(index);
             self.bytes_have += u64::from(self.meta.piece_len(index));
         }
+        // What hashing found, and the files as they are now, are recorded at
+        // once, so the next start need not hash again.
         if !checked.exact {
             self.save_resume();
         }
