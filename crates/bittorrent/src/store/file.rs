@@ -423,6 +423,12 @@ impl Store for FileStore {
                 .as_ref()
                 .is_some_and(|p| p.is_damaged(|piece, file| self.share_end(piece, file))),
         };
+        if disk.parts_damaged && record.is_some() {
+            log::info!(
+                "part file of {} does not hold what its index says; not trusting the resume record",
+                self.root.display()
+            );
+        }
         let recovery = recovery::plan(&self.layout, record.as_ref(), &disk, !self.read_record);
         if let Some(journal) = &self.journal {
             let mut stamps: Vec<_> = disk.files.iter().map(|f| f.stamp).collect();
@@ -489,7 +495,7 @@ impl FileStore {
         self.restamp[slot].store(true, Ordering::Release);
     }
 
-    /// Renews the lease (writes a record) when less than half of it is left:
+    /// Renews the lease (writes a record) when at most half of it is left:
     /// no data is written after the lease of the last record on disk.
     fn before_write(&self) {
         let Some(journal) = &self.journal else {
