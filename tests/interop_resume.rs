@@ -55,14 +55,16 @@ fn sigkill_every_1_5s_costs_little_per_kill() {
     let torrent = dir.path().join("payload.torrent");
     harness::make_torrent(&payload, None, PIECE_LOG2, &torrent);
     // A 50 ms tick: libtorrent reacts to a new connection without waiting for its 500 ms tick.
-    // No upload limit: a rate limiter would hand a restarted peer the quota it saved while
-    // nobody downloaded, and so hide what a restart costs.
+    // A 16 MiB send buffer: with its default, libtorrent sends to a new connection at a third
+    // of full speed for up to a second, and each kill would measure that ramp (~0.25 s), not
+    // ours. No upload limit: a rate limiter would hand a restarted peer the quota it saved
+    // while nobody downloaded, and so hide what a restart costs.
     let (_seeder, port) = harness::lt_seeder_with(
         "lt-seeder",
         &torrent,
         &seed_dir,
         dir.path(),
-        &["--tick-interval", "50"],
+        &["--tick-interval", "50", "--send-buffer", "16777216"],
     );
 
     // Timings are noisy on a shared machine: measure again before failing, and judge the best
