@@ -47,10 +47,6 @@ const PEER_EVENTS: usize = 256;
 /// Pipeline depth bounds (blocks requested and not yet received, per peer).
 const MIN_PIPELINE: usize = 32;
 const MAX_PIPELINE: usize = 256;
-/// A new peer's pipeline grows by one block per block received (doubling per
-/// round trip, as TCP's slow start) for this long, then the tick sizes it
-/// from the measured rate.
-const SLOW_START: Duration = Duration::from_secs(1);
 /// Bytes of complete pieces allowed to wait for verification before we stop
 /// requesting (backpressure when hashing and disk are slower than the network).
 const MAX_VERIFY_BACKLOG: u64 = 16 * 1024 * 1024;
@@ -1147,9 +1143,6 @@ impl TorrentActor {
             return;
         }
         peer.last_block = now;
-        if now.duration_since(peer.connected_at) < SLOW_START {
-            peer.target = (peer.target + 1).min(MAX_PIPELINE);
-        }
         match self.picker.block_received(block) {
             Received::Fresh { piece_complete } => {
                 let piece_len = self.meta.piece_len(block.piece);
@@ -1508,9 +1501,7 @@ impl TorrentActor {
             let rate = peer.rate.rate(now);
             // About a quarter second of data in flight, within bounds.
             let wanted = (rate / 4.0 / f64::from(BLOCK_SIZE)) as usize;
-            if now.duration_since(peer.connected_at) >= SLOW_START {
-                peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
-            }
+            peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
             if !peer.in_flight.is_empty() && now.duration_since(peer.last_block) > SNUB_TIMEOUT {
                 log::info!(
                     "{} {addr} sent nothing for {SNUB_TIMEOUT:?}; dropping",
