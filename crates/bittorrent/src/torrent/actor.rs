@@ -30,6 +30,7 @@ use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::picker::{PickMode, Picker, Priority, Received};
 use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
+use crate::torrent::check::{self, Checked};
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::piece::PieceBuffer;
 use crate::torrent::selection;
@@ -586,63 +587,39 @@ impl TorrentActor {
         log::info!("{} stopped", self.tag);
     }
 
-    /// Finds the pieces already in the store, on a blocking thread: from its
-    /// resume record if that is still valid (second value true), else by
-    /// hashing every piece.
-    fn spawn_check(&self) -> JoinHandle<(Bitfield, bool)> {
+    /// Finds the pieces already in the store, on a blocking thread: those
+    /// its resume record vouches for, and those that hash right.
+    fn spawn_check(&self) -> JoinHandle<Checked> {
         let store = Arc::clone(&self.store);
         let meta = Arc::clone(&self.meta);
         let cancel = self.cancel.clone();
         let wanted = selection::wanted_files(&self.file_priorities);
-        tokio::task::spawn_blocking(move || {
-            // Before anything is read: where the store finds unwanted files.
-            if let Err(e) = store.set_wanted_files(&wanted) {
-                log::error!("[{}] file selection: {e}", meta.info_hash.short());
-            }
-            if let Some(have) = store.load_resume() {
-                log::debug!("[{}] using the resume record", meta.info_hash.short());
-                return (have, true);
-            }
-            let mut have = Bitfield::new(meta.piece_count());
-            for (index, expected) in meta.piece_hashes.iter().enumerate() {
-                if cancel.is_cancelled() {
-                    break;
-                }
-                let index = index as u32;
-                // A missing or short file is simply a piece we do not have.
-                let Ok(data) = store.read_block(index, 0, meta.piece_len(index)) else {
-                    continue;
-                };
-                if Sha1::digest(&data).as_slice() == expected {
-                    have.set(index as usize);
-                }
-            }
-            (have, false)
-        })
+        tokio::task::spawn_blocking(move || check::check(&store, &meta, &wanted, &cancel))
     }
 
-    fn on_checked(&mut self, checked: Result<(Bitfield, bool), JoinError>) {
-        let (have, from_record) = checked.unwrap_or_else(|e| {
+    fn on_checked(&mut self, checked: Result<Checked, JoinError>) {
+        let checked = checked.unwrap_or_else(|e| {
             log::error!("{} checking failed: {e}; starting from scratch", self.tag);
-            (Bitfield::new(self.meta.piece_count()), false)
+            Checked::nothing(self.meta.piece_count())
         });
-        // What hashing found is recorded, so the next start need not hash.
-        self.resume_dirty = !from_record && have.count_ones() > 0;
+        let have = &checked.have;
         for index in have.iter_ones() {
             let index = index as u32;
             self.picker.mark_have(index);
             self.bytes_have += u64::from(self.meta.piece_len(index));
         }
+        // What hashing found, and the files as they are now, are recorded at
+        // once, so the next start need not hash again.
+        if !checked.exact {
+            self.save_resume();
+        }
         let count = have.count_ones();
-        let how = if from_record {
-            "resume record"
-        } else {
-            "hash check"
-        };
         log::info!(
-            "{} {count} of {} pieces already present ({how})",
+            "{} {count} of {} pieces already present ({} from the resume record, {} hashed)",
             self.tag,
-            self.meta.piece_count()
+            self.meta.piece_count(),
+            checked.trusted,
+            checked.hashed
         );
         self.emit(Event::TorrentChecked {
             info_hash: self.info_hash,

@@ -3,6 +3,7 @@
 //! verifies them off the async workers and hands verified pieces to the store.
 
 mod actor;
+mod check;
 mod command;
 mod error;
 mod metadata;
