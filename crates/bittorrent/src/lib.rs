@@ -35,6 +35,7 @@ mod config;
 pub mod dht;
 mod event;
 pub mod extension;
+mod fsio;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;

@@ -700,31 +700,13 @@ impl FileStore {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash of the process leaves either the
-/// old or the new content: write a temporary file beside it, rename it over
-/// `path`. With `sync`, also after a power loss: the temporary file is
-/// fsynced before the rename, the directory after it (best effort).
+/// [`crate::fsio::write_atomically`], its error as a [`StoreError::Io`].
 pub(super) fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { op, path, source }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
-    let tmp = path.with_extension("resume.tmp");
-    let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-    std::io::Write::write_all(&mut file, bytes).map_err(io("write", &tmp))?;
-    if sync {
-        file.sync_all().map_err(io("sync", &tmp))?;
-    }
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io("rename", path))?;
-    if sync {
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    crate::fsio::write_atomically(path, bytes, sync).map_err(|e| StoreError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Checks that every non-pad path stays under the download directory and
