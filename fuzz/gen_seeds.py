@@ -70,14 +70,25 @@ write("tracker_response", "dict-peers",
 write("tracker_response", "failure", b"d14:failure reason17:torrent not founde")
 write("tracker_response", "warning", b"d15:warning message4:slow8:intervali-5e5:peers0:e")
 
-# resume: records as ResumeRecord::encode writes them
-def resume(files, info_hash, count, pieces, extra=b""):
-    out = b"d5:filesl" + b"".join(b"li%dei%dei%dee" % f for f in files) + b"e"
-    out += b"9:info-hash" + bstr(info_hash) + b"11:piece-counti%de" % count
-    out += b"6:pieces" + bstr(pieces) + extra + b"7:versioni1ee"
+# resume: records as ResumeRecord::encode writes them (version 2: seven integers per file, or
+# an empty list for a missing file; a lease; an optional part file stamp)
+def stamp(f):
+    return b"le" if f is None else b"l" + b"".join(b"i%de" % v for v in f) + b"e"
+
+
+def resume(files, info_hash, count, pieces, lease=(1700000002, 0), parts=None, extra=b""):
+    out = b"d5:filesl" + b"".join(stamp(f) for f in files) + b"e"
+    out += b"9:info-hash" + bstr(info_hash) + b"5:leaseli%dei%dee" % lease
+    if parts is not None:
+        out += b"5:parts" + stamp(parts)
+    out += extra + b"11:piece-counti%de" % count
+    out += b"6:pieces" + bstr(pieces) + b"7:versioni2ee"
     return out
 
-write("resume", "empty", resume([(1000, 1700000000, 5)], b"\x11" * 20, 10, b"\x00\x00"))
-write("resume", "partial", resume([(5, 6, 7), (0, -1, 999999999), (65536, 0, 0)], b"\xab" * 20, 9, b"\xa5\x80"))
-write("resume", "full", resume([(16384 * 16, 1, 2)], b"h" * 20, 16, b"\xff\xff"))
-write("resume", "unknown-key", resume([(1, 2, 3)], b"\x00" * 20, 1, b"\x80", extra=b"8:zz-extrali1ee"))
+
+write("resume", "empty", resume([(1000, 1700000000, 5, 1700000000, 6, 2049, 12)], b"\x11" * 20, 10, b"\x00\x00"))
+write("resume", "partial", resume([(5, 6, 7, 8, 9, 10, 11), None, (65536, -1, 999999999, 0, 0, -1, -2)],
+                                  b"\xab" * 20, 9, b"\xa5\x80", parts=(300, 1, 2, 3, 4, 5, 6)))
+write("resume", "full", resume([(16384 * 16, 1, 2, 3, 4, 5, 6)], b"h" * 20, 16, b"\xff\xff"))
+write("resume", "unknown-key", resume([(1, 2, 3, 4, 5, 6, 7)], b"\x00" * 20, 1, b"\x80",
+                                      extra=b"8:pa-extrali1ee"))

@@ -189,8 +189,9 @@ pub struct Resume {
     pub info_hash: Vec<u8>,
     pub piece_count: usize,
     pub have: Vec<bool>,
-    /// `[length, mtime_secs, mtime_nanos]` per file.
-    pub files: Vec<[i64; 3]>,
+    /// `[length, mtime_secs, mtime_nanos, ctime_secs, ctime_nanos, dev, inode]` per file
+    /// (version 2); `None` for a file that did not exist.
+    pub files: Vec<Option<[i64; 7]>>,
     pub version: i64,
 }
 
@@ -226,7 +227,12 @@ impl Resume {
         let files = record
             .files
             .iter()
-            .map(|f| <[i64; 3]>::try_from(f.as_slice()).map_err(|_| "bad file stamp".to_string()))
+            .map(|f| match f.as_slice() {
+                [] => Ok(None),
+                stamp => <[i64; 7]>::try_from(stamp)
+                    .map(Some)
+                    .map_err(|_| "bad file stamp".to_string()),
+            })
             .collect::<Result<Vec<_>, String>>()?;
         Ok(Resume {
             info_hash: record.info_hash.into_vec(),

@@ -51,6 +51,7 @@ pub mod opentracker;
 pub mod payload;
 pub mod peers;
 pub mod proc;
+pub mod restart;
 pub mod system;
 pub mod tools;
 pub mod trackers;

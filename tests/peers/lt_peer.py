@@ -9,7 +9,8 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     lt_peer.py --torrent T --list-files
     (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S;
     --upload-limit B caps the upload rate at B bytes/s, for loopback peers too; --report-interval S
-    prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick)
+    prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
+    --send-buffer B sets the per-peer send buffer)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -103,6 +104,10 @@ def main():
                     help="libtorrent's tick in ms (0: its default, 500; 50 with --report-interval). "
                     "The rate limiter hands out upload quota once a tick: with --upload-limit, a "
                     "shorter tick sends smoothly instead of in bursts")
+    ap.add_argument("--send-buffer", type=int, default=0,
+                    help="per-peer send buffer in bytes (0: libtorrent's default, which starts at "
+                    "500 KiB and grows with the peer's measured rate, so a new connection on "
+                    "loopback runs at a third of full speed for up to a second)")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -150,6 +155,10 @@ def main():
         settings["tick_interval"] = 50
     if args.tick_interval:
         settings["tick_interval"] = args.tick_interval
+    if args.send_buffer:
+        settings["send_buffer_watermark"] = args.send_buffer
+        settings["send_buffer_low_watermark"] = args.send_buffer // 4
+        settings["send_buffer_watermark_factor"] = 200
     # flags=0: no default plugins (ut_pex among them) and no default features.
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")

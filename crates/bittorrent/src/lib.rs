@@ -9,7 +9,8 @@
 //!
 //! Beside them the pure, IO-free modules: [`metainfo`] (.torrent parsing),
 //! [`bencode`], [`wire`] (codecs), [`tracker`] (announce formats, plus its
-//! HTTP client), [`picker`] (which block next), [`bitfield`], and [`store`]
+//! HTTP client), [`picker`] (which block next), [`bitfield`], [`resume`]
+//! (the resume record) and [`recovery`] (what a restart trusts), and [`store`]
 //! (the `Store` trait with [`FileStore`](store::FileStore) and
 //! [`MemoryStore`](store::MemoryStore)).
 //!
@@ -34,10 +35,12 @@ mod config;
 pub mod dht;
 mod event;
 pub mod extension;
+mod fsio;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;
 pub mod picker;
+pub mod recovery;
 pub mod resume;
 pub mod session;
 pub mod store;

@@ -122,13 +122,16 @@ pub async fn load(path: &Path) -> Result<Option<SavedState>, StateError> {
 /// # Errors
 /// The IO error if creating the directory, writing or renaming fails.
 pub async fn save(path: &Path, state: &SavedState) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    tokio::fs::write(&tmp, state.encode()).await?;
-    tokio::fs::rename(&tmp, path).await
+    let (path, bytes) = (path.to_path_buf(), state.encode());
+    tokio::task::spawn_blocking(move || crate::fsio::write_atomically(&path, &bytes, false))
+        .await
+        .map_err(io::Error::other)?
+        .map_err(|e| {
+            io::Error::new(
+                e.source.kind(),
+                format!("{} {}: {}", e.op, e.path.display(), e.source),
+            )
+        })
 }
 
 #[cfg(test)]

@@ -14,27 +14,21 @@ use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
-use crate::resume::{FileStamp, ResumeRecord};
+use crate::recovery::{self, DiskState, OnDisk, Recovery};
+use crate::resume::ResumeRecord;
+use crate::store::journal::{Journal, JournalState, LEASE};
 use crate::store::parts::PartFile;
+use crate::store::probe;
 use crate::store::{FileSlice, Layout, Store, StoreError};
-use crate::types::InfoHash;
 
 /// Folder under the download directory that holds resume records.
 pub const RESUME_DIR: &str = ".bittorrent";
-
-/// Where a store keeps its resume record.
-#[derive(Debug)]
-struct ResumeTarget {
-    path: PathBuf,
-    info_hash: InfoHash,
-    /// False when told to skip the existing record.
-    read: bool,
-}
 
 /// Writes a torrent's files under a download directory: a single-file torrent
 /// becomes `dir/name`, a multi-file torrent `dir/name/...`.
@@ -66,8 +60,13 @@ pub struct FileStore {
     handles: Mutex<HandleCache>,
     /// Whether data is fsynced at finalize and before each resume record.
     sync: bool,
-    /// Where the resume record lives, if the store keeps one.
-    resume: Option<ResumeTarget>,
+    /// The resume record, if the store keeps one.
+    journal: Option<Journal>,
+    /// False when told to skip the existing record.
+    read_record: bool,
+    /// Files (and the part file, last) written since the last record: their
+    /// stamps are taken again for the next one.
+    restamp: Vec<AtomicBool>,
     /// Directories known to exist.
     dirs: Mutex<HashSet<PathBuf>>,
     /// Whether each file is wanted (all are at first).
@@ -96,11 +95,10 @@ impl FileStore {
             store.layout.piece_count(),
             store.layout.files.len(),
         ));
-        store.resume = Some(ResumeTarget {
-            path: meta_dir.join(format!("{hex}.resume")),
-            info_hash: meta.info_hash,
-            read: true,
-        });
+        store.journal = Some(Journal::new(
+            meta_dir.join(format!("{hex}.resume")),
+            meta.info_hash,
+        ));
         Ok(store)
     }
 
@@ -119,6 +117,9 @@ impl FileStore {
             .map(|_| AtomicBool::new(false))
             .collect();
         let wanted = layout.files.iter().map(|_| AtomicBool::new(true)).collect();
+        let restamp = (0..=layout.files.len())
+            .map(|_| AtomicBool::new(false))
+            .collect();
         Ok(Self {
             root,
             layout,
@@ -126,7 +127,9 @@ impl FileStore {
             written,
             handles: Mutex::new(HandleCache::new(Self::DEFAULT_MAX_OPEN_FILES)),
             sync: false,
-            resume: None,
+            journal: None,
+            read_record: true,
+            restamp,
             dirs: Mutex::new(HashSet::new()),
             wanted,
             parts: None,
@@ -155,16 +158,14 @@ impl FileStore {
     /// Reads no resume record: every piece on disk is checked by hash. New
     /// records are still written as pieces complete.
     pub fn skip_resume(mut self) -> Self {
-        if let Some(resume) = &mut self.resume {
-            resume.read = false;
-        }
+        self.read_record = false;
         self
     }
 
     /// Where the resume record is kept (`DIR/.bittorrent/<info-hash>.resume`
     /// for a store made by [`FileStore::from_meta_info`]).
     pub fn resume_path(&self) -> Option<&Path> {
-        self.resume.as_ref().map(|r| r.path.as_path())
+        self.journal.as_ref().map(|j| j.path.as_path())
     }
 
     /// The download directory.
@@ -260,6 +261,7 @@ impl Store for FileStore {
             .layout
             .slices(index, 0, total)
             .ok_or_else(out_of_range)?;
+        self.before_write();
         let mut cursor = BlockCursor::new(blocks);
         for slice in slices {
             if self.layout.files[slice.file].pad {
@@ -286,15 +288,21 @@ impl Store for FileStore {
                     })?;
                 done += chunk.len() as u64;
             }
+            self.restamp(match target.in_parts {
+                true => self.parts_slot(),
+                false => slice.file,
+            });
             if let Some(parts) = &self.parts {
                 if target.in_parts {
                     parts.add(index, slice.file)?;
                 } else if parts.holds(index, slice.file) {
                     // Rewritten in place: the old share is stale.
                     parts.remove(&[index], slice.file)?;
+                    self.restamp(self.parts_slot());
                 }
             }
         }
+        self.after_write(index);
         Ok(())
     }
 
@@ -355,6 +363,8 @@ impl Store for FileStore {
             }
             let path = &self.paths[index];
             self.ensure_parent(path)?;
+            self.before_write();
+            self.restamp(index);
             OpenOptions::new()
                 .write(true)
                 .create(true)
@@ -391,71 +401,178 @@ impl Store for FileStore {
         Ok(())
     }
 
-    fn load_resume(&self) -> Option<Bitfield> {
-        let resume = self.resume.as_ref()?;
-        if !resume.read {
-            log::debug!(
-                "resume record of {} skipped by request",
-                resume.info_hash.short()
+    fn recover(&self, _piece_count: usize) -> Recovery {
+        let record = self.read_record();
+        let in_parts =
+            |piece: u32, file: usize| self.parts.as_ref().is_some_and(|p| p.holds(piece, file));
+        let disk = DiskState {
+            files: (0..self.layout.files.len())
+                .map(|i| match self.layout.files[i].pad {
+                    true => OnDisk::default(),
+                    false => probe::probe(&self.paths[i]),
+                })
+                .collect(),
+            parts: self
+                .parts
+                .as_ref()
+                .map(|p| probe::probe(p.path()))
+                .unwrap_or_default(),
+            in_parts: &in_parts,
+            parts_damaged: self
+                .parts
+                .as_ref()
+                .is_some_and(|p| p.is_damaged(|piece, file| self.share_end(piece, file))),
+        };
+        if disk.parts_damaged && record.is_some() {
+            log::info!(
+                "part file of {} does not hold what its index says; not trusting the resume record",
+                self.root.display()
             );
-            return None;
         }
-        let bytes = match std::fs::read(&resume.path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                log::debug!("no resume record at {}: {e}", resume.path.display());
-                return None;
-            }
-        };
-        let record = match ResumeRecord::decode_for(
-            &bytes,
-            resume.info_hash,
-            self.layout.piece_count(),
-            self.layout.files.len(),
-        ) {
-            Ok(record) => record,
-            Err(e) => {
-                log::warn!("ignoring resume record {}: {e}", resume.path.display());
-                return None;
-            }
-        };
-        if let Some(parts) = &self.parts {
-            if parts.is_damaged(|piece, file| self.share_end(piece, file)) {
-                log::info!(
-                    "part file {} does not hold what its index says; checking the data",
-                    parts.path().display()
-                );
-                return None;
-            }
+        let recovery = recovery::plan(&self.layout, record.as_ref(), &disk, !self.read_record);
+        if let Some(journal) = &self.journal {
+            let mut stamps: Vec<_> = disk.files.iter().map(|f| f.stamp).collect();
+            stamps.push(disk.parts.stamp);
+            *journal.lock() = Some(JournalState::new(recovery.trusted.clone(), stamps));
         }
-        for (index, stamp) in record.files.iter().enumerate() {
-            if self.stamp(index) != *stamp {
-                log::info!(
-                    "resume record {} is stale ({} changed since); checking the data",
-                    resume.path.display(),
-                    self.paths[index].display()
-                );
-                return None;
-            }
-        }
-        Some(record.have)
+        recovery
     }
 
     fn save_resume(&self, have: &Bitfield) -> Result<(), StoreError> {
-        let Some(resume) = self.resume.as_ref() else {
+        let Some(journal) = &self.journal else {
             return Ok(());
         };
         if self.sync {
             self.sync_written()?;
         }
-        let record = ResumeRecord {
-            info_hash: resume.info_hash,
-            have: have.clone(),
-            files: (0..self.layout.files.len())
-                .map(|i| self.stamp(i))
-                .collect(),
+        let mut state = journal.lock();
+        // Without a recovery first: the files as they are now.
+        let state = state.get_or_insert_with(|| {
+            let mut stamps: Vec<_> = self.paths.iter().map(|p| probe::stamp(p)).collect();
+            stamps.push(self.parts.as_ref().and_then(|p| probe::stamp(p.path())));
+            JournalState::new(Bitfield::new(self.layout.piece_count()), stamps)
+        });
+        state.merge(have);
+        self.save_record(journal, state)
+    }
+}
+
+impl FileStore {
+    /// The record on disk, if it should be read and belongs to this torrent.
+    fn read_record(&self) -> Option<ResumeRecord> {
+        let journal = self.journal.as_ref()?;
+        if !self.read_record {
+            log::debug!(
+                "resume record of {} skipped by request",
+                journal.info_hash.short()
+            );
+            return None;
+        }
+        let bytes = match std::fs::read(&journal.path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                log::debug!("no resume record at {}: {e}", journal.path.display());
+                return None;
+            }
         };
-        write_atomically(&resume.path, &record.encode())
+        ResumeRecord::decode_for(
+            &bytes,
+            journal.info_hash,
+            self.layout.piece_count(),
+            self.layout.files.len(),
+        )
+        .map_err(|e| log::warn!("ignoring resume record {}: {e}", journal.path.display()))
+        .ok()
+    }
+
+    /// Index of the part file among the stamps (after the files).
+    fn parts_slot(&self) -> usize {
+        self.layout.files.len()
+    }
+
+    /// Marks file `slot` (or the part file) as written since the last record.
+    fn restamp(&self, slot: usize) {
+        self.restamp[slot].store(true, Ordering::Release);
+    }
+
+    /// Renews the lease (writes a record) when at most half of it is left:
+    /// no data is written after the lease of the last record on disk.
+    fn before_write(&self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let mut state = journal.lock();
+        if let Some(state) = state.as_mut().filter(|s| s.lease_short(Instant::now())) {
+            // A failed record only makes the next start check more.
+            if let Err(e) = self.save_record(journal, state) {
+                log::warn!("cannot renew the resume record's lease: {e}");
+            }
+        }
+    }
+
+    /// Lists `piece` for the next record, and writes it if one is due. With
+    /// `sync`, only the engine's `save_resume` lists pieces (after syncing).
+    fn after_write(&self, piece: u32) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        if self.sync {
+            return;
+        }
+        let mut state = journal.lock();
+        let Some(state) = state.as_mut() else {
+            return;
+        };
+        if state.written(piece, Instant::now()) {
+            if let Err(e) = self.save_record(journal, state) {
+                log::warn!("cannot write the resume record: {e}");
+            }
+        }
+    }
+
+    /// Writes the record now (the journal's lock is held).
+    fn save_record(&self, journal: &Journal, state: &mut JournalState) -> Result<(), StoreError> {
+        self.save_record_until(journal, state, SystemTime::now() + LEASE)
+    }
+
+    /// Writes the record now with a lease until `lease`.
+    fn save_record_until(
+        &self,
+        journal: &Journal,
+        state: &mut JournalState,
+        lease: SystemTime,
+    ) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let record = state.record(journal.info_hash, lease, |slot| {
+            if !self.restamp[slot].swap(false, Ordering::AcqRel) {
+                return None;
+            }
+            let path = match self.paths.get(slot) {
+                Some(path) => path.as_path(),
+                None => self.parts.as_ref()?.path(),
+            };
+            Some(probe::stamp(path))
+        });
+        journal.write(&record, self.sync)?;
+        state.saved(now);
+        Ok(())
+    }
+}
+
+/// Nothing writes through a dropped store: its last record closes the lease,
+/// so any later change to its files is someone else's.
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        let Some(journal) = &self.journal else {
+            return;
+        };
+        let mut state = journal.lock();
+        let Some(state) = state.as_mut().filter(|s| s.wrote()) else {
+            return;
+        };
+        if let Err(e) = self.save_record_until(journal, state, SystemTime::now()) {
+            log::warn!("cannot close the resume record's lease: {e}");
+        }
     }
 }
 
@@ -522,6 +639,7 @@ impl FileStore {
             log::warn!("part file {} is missing", parts.path().display());
             return Ok(());
         };
+        self.before_write();
         let dest = self.file(file, true)?;
         let offset_in_stream = self.layout.files[file].offset;
         for &piece in &pieces {
@@ -546,6 +664,8 @@ impl FileStore {
             }
         }
         self.written[file].store(true, Ordering::Relaxed);
+        self.restamp(file);
+        self.restamp(self.parts_slot());
         log::debug!(
             "moved {} piece share(s) of {} out of the part file",
             pieces.len(),
@@ -556,40 +676,6 @@ impl FileStore {
 }
 
 impl FileStore {
-    /// Size and modification time of file `index` as it is on disk now
-    /// (zeros for a file that does not exist).
-    fn stamp(&self, index: usize) -> FileStamp {
-        let missing = FileStamp {
-            length: 0,
-            mtime_secs: 0,
-            mtime_nanos: 0,
-        };
-        let Ok(meta) = std::fs::metadata(&self.paths[index]) else {
-            return missing;
-        };
-        let (mtime_secs, mtime_nanos) = match meta.modified() {
-            Ok(t) => match t.duration_since(std::time::UNIX_EPOCH) {
-                Ok(d) => (
-                    i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                    d.subsec_nanos(),
-                ),
-                Err(before) => {
-                    let d = before.duration();
-                    (
-                        -i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                        d.subsec_nanos(),
-                    )
-                }
-            },
-            Err(_) => (0, 0),
-        };
-        FileStamp {
-            length: meta.len(),
-            mtime_secs,
-            mtime_nanos,
-        }
-    }
-
     /// fsyncs every file written since the last sync.
     fn sync_written(&self) -> Result<(), StoreError> {
         for (index, written) in self.written.iter().enumerate() {
@@ -614,26 +700,13 @@ impl FileStore {
     }
 }
 
-/// Writes `bytes` to `path` so that a crash leaves either the old or the new
-/// content: write a temporary file beside it, fsync it, rename it over
-/// `path`, then fsync the directory (best effort).
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |op: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StoreError::Io { op, path, source }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
-    let tmp = path.with_extension("resume.tmp");
-    let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-    std::io::Write::write_all(&mut file, bytes).map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("sync", &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io("rename", path))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+/// [`crate::fsio::write_atomically`], its error as a [`StoreError::Io`].
+pub(super) fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+    crate::fsio::write_atomically(path, bytes, sync).map_err(|e| StoreError::Io {
+        op: e.op,
+        path: e.path,
+        source: e.source,
+    })
 }
 
 /// Checks that every non-pad path stays under the download directory and
@@ -791,6 +864,7 @@ impl<'a> BlockCursor<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resume::Time;
     use crate::types::InfoHash;
     use rand::rngs::StdRng;
     use rand::seq::SliceRandom;
@@ -1212,7 +1286,10 @@ mod tests {
         again.save_resume(&have).unwrap();
         let third = FileStore::from_meta_info(dir.path(), &meta).unwrap();
         third.set_wanted_files(&wanted).unwrap();
-        assert_eq!(third.load_resume(), Some(have));
+        assert_eq!(
+            third.recover(layout(&meta).piece_count()),
+            Recovery::trust(have)
+        );
 
         // Selecting everything moves the shares into place; after the rest
         // is written every file is exact and the part file is gone.
@@ -1266,14 +1343,23 @@ mod tests {
         assert!(store.set_wanted_files(&[true]).is_err(), "wrong flag count");
     }
 
+    fn ones(b: &Bitfield) -> Vec<usize> {
+        b.iter_ones().collect()
+    }
+
     #[test]
-    fn resume_record_round_trip_and_staleness() {
+    fn resume_record_round_trip_and_changes() {
         let dir = tempfile::tempdir().unwrap();
         let meta = sample();
         let data = stream(&meta, 5);
         let pieces = layout(&meta).piece_count();
         let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
-        assert_eq!(store.load_resume(), None, "no record yet");
+        let nothing = Recovery {
+            trusted: Bitfield::new(pieces),
+            to_hash: Bitfield::new(pieces),
+            exact: false,
+        };
+        assert_eq!(store.recover(pieces), nothing, "no record, no data");
         for index in 0..pieces as u32 - 1 {
             store
                 .write_piece(index, &blocks(&meta, &data, index))
@@ -1293,69 +1379,143 @@ mod tests {
 
         // A fresh store of the same torrent trusts the record.
         let again = FileStore::from_meta_info(dir.path(), &meta).unwrap();
-        assert_eq!(again.load_resume(), Some(have.clone()));
+        assert_eq!(again.recover(pieces), Recovery::trust(have.clone()));
         // Unless told to skip it.
         let skipping = FileStore::from_meta_info(dir.path(), &meta)
             .unwrap()
             .skip_resume();
-        assert_eq!(skipping.load_resume(), None);
+        assert_eq!(skipping.recover(pieces), Recovery::check_all(pieces));
 
-        // Writing the last piece changes a file after the record: stale.
+        // Writing the last piece (then a crash: no record lists it) changes
+        // files after the record, as our writes do: the record's pieces stay
+        // trusted, only the new one is hashed.
         let last = pieces as u32 - 1;
         std::thread::sleep(std::time::Duration::from_millis(20));
         again
             .write_piece(last, &blocks(&meta, &data, last))
             .unwrap();
         let third = FileStore::from_meta_info(dir.path(), &meta).unwrap();
-        assert_eq!(third.load_resume(), None, "a file changed since the record");
-        // A new record makes it valid again.
+        let r = third.recover(pieces);
+        assert_eq!(r.trusted, have);
+        assert_eq!(ones(&r.to_hash), [last as usize]);
+        assert!(!r.exact);
+        // A new record makes it exact again.
         have.set(last as usize);
         third.save_resume(&have).unwrap();
-        assert_eq!(third.load_resume(), Some(have));
+        let fourth = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        assert_eq!(fourth.recover(pieces), Recovery::trust(have.clone()));
+
+        // Someone else replaces a.bin (pieces 0-3): those are hashed, the
+        // rest stays trusted.
+        let a = dir.path().join("t/a.bin");
+        let tmp = dir.path().join("t/a.new");
+        std::fs::copy(&a, &tmp).unwrap();
+        std::fs::rename(&tmp, &a).unwrap();
+        let fifth = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let r = fifth.recover(pieces);
+        assert_eq!(ones(&r.to_hash), [0, 1, 2, 3]);
+        assert_eq!(r.trusted.count_ones(), pieces - 4);
+        // Or shrinks it to 50 bytes: piece 2 (a.bin 64..96) is no longer on
+        // disk and has no data left; piece 3 also holds b.bin's data.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&a)
+            .unwrap()
+            .set_len(50)
+            .unwrap();
+        let sixth = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let r = sixth.recover(pieces);
+        assert_eq!(ones(&r.to_hash), [0, 1, 3]);
+        assert_eq!(r.trusted.count_ones(), pieces - 4);
+    }
+
+    #[test]
+    fn the_store_records_what_it_writes_by_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 8);
+        let pieces = layout(&meta).piece_count();
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        store.recover(pieces);
+        // The first write renews the lease (a record listing nothing), the
+        // second is listed at once (the first record was long enough ago
+        // only after the interval).
+        store.write_piece(0, &blocks(&meta, &data, 0)).unwrap();
+        std::thread::sleep(crate::store::journal::SAVE_INTERVAL);
+        store.write_piece(1, &blocks(&meta, &data, 1)).unwrap();
+        // No save_resume: a crash now. Pieces 0 and 1 are listed.
+        let again = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let r = again.recover(pieces);
+        assert_eq!(ones(&r.trusted), [0, 1]);
+        assert!(r.to_hash.iter_ones().next().is_none());
+    }
+
+    #[test]
+    fn a_dropped_store_closes_the_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = sample();
+        let data = stream(&meta, 4);
+        let pieces = layout(&meta).piece_count();
+        let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        store.recover(pieces);
+        for index in 0..pieces as u32 {
+            store
+                .write_piece(index, &blocks(&meta, &data, index))
+                .unwrap();
+        }
+        store.save_resume(&Bitfield::full(pieces)).unwrap();
+        drop(store);
+        // Someone edits a.bin in place, same inode and length, right after
+        // the exit: a change no write of ours can explain any more.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let a = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("t/a.bin"))
+            .unwrap();
+        a.write_all_at(b"edited", 40).unwrap();
+        let again = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        let r = again.recover(pieces);
+        assert_eq!(ones(&r.to_hash), [0, 1, 2, 3]);
+        assert_eq!(r.trusted.count_ones(), pieces - 4);
     }
 
     #[test]
     fn unusable_resume_records_are_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let meta = sample();
+        let pieces = layout(&meta).piece_count();
+        let data = stream(&meta, 5);
         let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+        store.recover(pieces);
+        store.write_piece(0, &blocks(&meta, &data, 0)).unwrap();
         let path = store.resume_path().unwrap().to_path_buf();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let only_piece_0_hashed = |store: &FileStore| {
+            let r = store.recover(pieces);
+            assert!(r.trusted.iter_ones().next().is_none(), "{r:?}");
+            assert_eq!(ones(&r.to_hash), [0]);
+        };
         // Garbage.
         std::fs::write(&path, b"not bencode").unwrap();
-        assert_eq!(store.load_resume(), None);
+        only_piece_0_hashed(&store);
         // A valid record of another torrent at this path.
-        let mut other = meta.clone();
-        other.info_hash = InfoHash([9; 20]);
-        let pieces = layout(&meta).piece_count();
         let foreign = ResumeRecord {
-            info_hash: other.info_hash,
+            info_hash: InfoHash([9; 20]),
             have: Bitfield::full(pieces),
-            files: vec![
-                FileStamp {
-                    length: 0,
-                    mtime_secs: 0,
-                    mtime_nanos: 0
-                };
-                meta.files.len()
-            ],
+            files: vec![None; meta.files.len()],
+            parts: None,
+            lease: Time {
+                secs: i64::MAX,
+                nanos: 0,
+            },
         };
         std::fs::write(&path, foreign.encode()).unwrap();
-        assert_eq!(store.load_resume(), None);
-        // Our own hash but a claim about files that do not exist: stale.
+        only_piece_0_hashed(&store);
+        // Our own hash but a claim about files that do not exist.
         let wrong = ResumeRecord {
             info_hash: meta.info_hash,
-            files: vec![
-                FileStamp {
-                    length: 7,
-                    mtime_secs: 1,
-                    mtime_nanos: 0
-                };
-                meta.files.len()
-            ],
             ..foreign
         };
         std::fs::write(&path, wrong.encode()).unwrap();
-        assert_eq!(store.load_resume(), None);
+        only_piece_0_hashed(&store);
     }
 }

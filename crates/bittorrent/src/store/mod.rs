@@ -5,9 +5,11 @@
 //! worker thread.
 
 mod file;
+mod journal;
 mod layout;
 mod memory;
 mod parts;
+mod probe;
 
 pub use file::{FileStore, RESUME_DIR};
 pub use layout::{FileSlice, Layout};
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
+use crate::recovery::Recovery;
 
 /// Where verified pieces are kept. Implementations must be safe to call from
 /// several blocking threads at once.
@@ -62,16 +65,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
-    /// The pieces this store vouches for without hashing: those of a resume
-    /// record that still matches the data. `None` when there is no usable
-    /// record (then every piece is checked by hash).
-    fn load_resume(&self) -> Option<Bitfield> {
-        None
+    /// What a start can trust of the `piece_count` pieces already stored,
+    /// and what it must hash (see [`crate::recovery`]). Called once, from a
+    /// blocking thread, after [`Store::set_wanted_files`] and before
+    /// anything is read or written. The default hashes every piece.
+    fn recover(&self, piece_count: usize) -> Recovery {
+        Recovery::check_all(piece_count)
     }
 
     /// Records that the pieces in `have` are verified and stored. Called
-    /// from a blocking thread after pieces were written, at most about once
-    /// a second, and at completion and shutdown.
+    /// from a blocking thread after the start-up check, then at most about
+    /// once a second while pieces complete, and at completion and shutdown.
+    /// A store may also record the pieces it writes by itself, more often.
     ///
     /// # Errors
     /// Any IO error (the engine logs it and goes on).
@@ -100,8 +105,8 @@ impl<S: Store> Store for std::sync::Arc<S> {
         (**self).set_wanted_files(wanted)
     }
 
-    fn load_resume(&self) -> Option<Bitfield> {
-        (**self).load_resume()
+    fn recover(&self, piece_count: usize) -> Recovery {
+        (**self).recover(piece_count)
     }
 
     fn save_resume(&self, have: &Bitfield) -> Result<(), StoreError> {

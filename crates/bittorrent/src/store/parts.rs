@@ -164,7 +164,7 @@ impl PartFile {
         }
         let mut shares = state.shares.clone();
         shares.insert((piece, file));
-        write_atomically(&self.index_path, encode_index(&shares).as_bytes())?;
+        write_atomically(&self.index_path, encode_index(&shares).as_bytes(), true)?;
         self.count.store(shares.len(), Ordering::Relaxed);
         state.shares = shares;
         Ok(())
@@ -189,7 +189,7 @@ impl PartFile {
             state.file = None;
             remove_if_exists(&self.data_path)?;
         } else {
-            write_atomically(&self.index_path, encode_index(&shares).as_bytes())?;
+            write_atomically(&self.index_path, encode_index(&shares).as_bytes(), true)?;
         }
         self.count.store(shares.len(), Ordering::Relaxed);
         state.shares = shares;

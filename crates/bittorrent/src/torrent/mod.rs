@@ -5,6 +5,7 @@
 //! phase of the same actor.
 
 mod actor;
+mod check;
 mod command;
 mod core;
 mod error;

@@ -7,8 +7,9 @@ use std::time::Instant;
 use crate::event::Event;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::store::Store;
-use crate::torrent::actor::jobs::{self, JobOutput};
+use crate::torrent::actor::jobs::JobOutput;
 use crate::torrent::actor::{Phase, Shell};
+use crate::torrent::check;
 use crate::torrent::core::Action;
 use crate::torrent::error::Job;
 use crate::tracker::{run_announcer, AnnouncerConfig};
@@ -185,7 +186,9 @@ impl Shell {
         let meta = Arc::clone(&running.meta);
         let wanted = running.core.wanted_files();
         let cancel = self.cancel.clone();
-        self.jobs
-            .spawn(Job::Check, move || jobs::check(store, meta, wanted, cancel));
+        self.jobs.spawn(Job::Check, move || {
+            let checked = check::check(&store, &meta, &wanted, &cancel);
+            Ok(JobOutput::Checked(checked))
+        });
     }
 }

@@ -8,7 +8,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::task::JoinError;
 
-use crate::bitfield::Bitfield;
 use crate::dht::{Announced, DhtError};
 use crate::event::Event;
 use crate::metainfo::MetaInfo;
@@ -17,6 +16,7 @@ use crate::store::Store;
 use crate::torrent::actor::jobs::JobOutput;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::{Phase, Running, Shell};
+use crate::torrent::check::Checked;
 use crate::torrent::core::{CoreConfig, TorrentCore};
 use crate::torrent::error::{Job, JobError, MetadataPhaseError};
 use crate::tracker::TrackerUpdate;
@@ -42,11 +42,11 @@ impl Shell {
             return;
         };
         match (job, result) {
-            (_, Ok(JobOutput::Checked(have, from_record))) => core.checked(&have, from_record, now),
+            (_, Ok(JobOutput::Checked(checked))) => core.checked(&checked, now),
             (Job::Check, Err(e)) => {
                 log::error!("{tag} checking failed: {e}; starting from scratch");
-                let nothing = Bitfield::new(core.meta().piece_count());
-                core.checked(&nothing, false, now);
+                let nothing = Checked::nothing(core.meta().piece_count());
+                core.checked(&nothing, now);
             }
             (_, Ok(JobOutput::Verified(verified))) => core.verified(verified, now),
             (Job::Verify(piece), Err(e)) => {

@@ -3,22 +3,18 @@
 //! is still reported as that job.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use sha1::{Digest, Sha1};
 use tokio::task::{Id, JoinSet};
-use tokio_util::sync::CancellationToken;
 
-use crate::bitfield::Bitfield;
-use crate::metainfo::MetaInfo;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
+use crate::torrent::check::Checked;
 use crate::torrent::core::verify::Verified;
 use crate::torrent::error::{Job, JobError};
 
 /// What a job returns.
 pub(super) enum JobOutput {
-    /// The check: pieces found, and whether the resume record said so.
-    Checked(Bitfield, bool),
+    /// The start-up check (`torrent/check.rs`).
+    Checked(Checked),
     /// A verification (its store error, if any, is inside).
     Verified(Verified),
     /// A store job that returns nothing.
@@ -64,38 +60,4 @@ impl Jobs {
             return Some((job, result));
         }
     }
-}
-
-/// Finds the pieces already in the store: from its resume record if that is
-/// still valid (second value true), else by hashing every piece. The store
-/// learns the file selection first.
-pub(super) fn check(
-    store: Arc<dyn Store>,
-    meta: Arc<MetaInfo>,
-    wanted: Vec<bool>,
-    cancel: CancellationToken,
-) -> Result<JobOutput, StoreError> {
-    // Before anything is read: where the store finds unwanted files.
-    if let Err(e) = store.set_wanted_files(&wanted) {
-        log::error!("[{}] file selection: {e}", meta.info_hash.short());
-    }
-    if let Some(have) = store.load_resume() {
-        log::debug!("[{}] using the resume record", meta.info_hash.short());
-        return Ok(JobOutput::Checked(have, true));
-    }
-    let mut have = Bitfield::new(meta.piece_count());
-    for (index, expected) in meta.piece_hashes.iter().enumerate() {
-        if cancel.is_cancelled() {
-            break;
-        }
-        let index = index as u32;
-        // A missing or short file is simply a piece we do not have.
-        let Ok(data) = store.read_block(index, 0, meta.piece_len(index)) else {
-            continue;
-        };
-        if Sha1::digest(&data).as_slice() == expected {
-            have.set(index as usize);
-        }
-    }
-    Ok(JobOutput::Checked(have, false))
 }

@@ -3,35 +3,35 @@
 
 use std::time::Instant;
 
-use crate::bitfield::Bitfield;
 use crate::event::Event;
+use crate::torrent::check::Checked;
 use crate::torrent::core::{Action, Finalizing, State, TorrentCore};
 use crate::torrent::error::JobError;
 use crate::torrent::{TorrentState, TorrentStats};
 use crate::tracker::TrackerUpdate;
 
 impl TorrentCore {
-    /// The check found `have` in the store (`from_record`: per the resume
-    /// record, else by hashing). The torrent becomes active.
-    pub(crate) fn checked(&mut self, have: &Bitfield, from_record: bool, now: Instant) {
+    /// The start-up check found what the store holds. The torrent becomes
+    /// active.
+    pub(crate) fn checked(&mut self, checked: &Checked, now: Instant) {
         if self.state != State::Checking {
             return;
         }
-        for index in have.iter_ones() {
+        for index in checked.have.iter_ones() {
             self.flow.mark_have(index as u32);
         }
+        // What hashing found, and the files as they are now, are recorded at
+        // once, so the next start need not hash again.
+        if !checked.exact {
+            self.save_resume();
+        }
         let count = self.have().count_ones();
-        // What hashing found is recorded, so the next start need not hash.
-        self.resume_dirty = !from_record && count > 0;
-        let how = if from_record {
-            "resume record"
-        } else {
-            "hash check"
-        };
         log::info!(
-            "{} {count} of {} pieces already present ({how})",
+            "{} {count} of {} pieces already present ({} from the resume record, {} hashed)",
             self.tag(),
-            self.meta.piece_count()
+            self.meta.piece_count(),
+            checked.trusted,
+            checked.hashed
         );
         self.emit(Event::TorrentChecked {
             info_hash: self.info_hash,

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 use super::*;
 use crate::peer::{DisconnectReason, PeerError, PeerEvent};
 use crate::store::MemoryStore;
+use crate::torrent::check::Checked;
 use crate::torrent::core::peers::Refusal;
 use crate::torrent::{TorrentError, TorrentState};
 use crate::tracker::TrackerUpdate;
@@ -110,11 +111,13 @@ impl Rig {
     /// A rig whose check found `have`.
     fn checked(files: &[u64], priorities: Vec<Priority>, have: &[u32]) -> Self {
         let mut rig = Self::new(files, priorities);
-        let mut bits = Bitfield::new(rig.core.meta.piece_count());
+        let mut checked = Checked::nothing(rig.core.meta.piece_count());
         for &i in have {
-            bits.set(i as usize);
+            checked.have.set(i as usize);
         }
-        rig.core.checked(&bits, true, rig.now);
+        checked.trusted = have.len();
+        checked.exact = true;
+        rig.core.checked(&checked, rig.now);
         rig
     }
 
@@ -288,10 +291,10 @@ fn failed() -> DisconnectReason {
 fn a_whole_download_from_one_seed() {
     let mut rig = Rig::new(&[5 * u64::from(PIECE) + 100], Vec::new());
     assert_eq!(rig.core.stats(rig.now).state, TorrentState::Checking);
-    let empty = Bitfield::new(6);
-    rig.core.checked(&empty, false, rig.now);
+    rig.core.checked(&Checked::nothing(6), rig.now);
     let started = rig.settle();
     assert!(started.iter().any(|a| matches!(a, Action::StartAnnouncer)));
+    assert_eq!(rig.records, 1, "a record of the files as they are, at once");
     rig.core.add_candidates([addr(1)], true, rig.now);
     assert_eq!(dials(&rig.settle()), [addr(1)]);
     let seed = rig.full();
@@ -306,7 +309,7 @@ fn a_whole_download_from_one_seed() {
     );
     assert_eq!(rig.store.contents(), rig.data, "every byte stored");
     assert_eq!(rig.store_jobs, ["finalize"]);
-    assert_eq!(rig.records, 1, "written once finalized");
+    assert_eq!(rig.records, 2, "and one once finalized");
     assert_eq!(disconnects(&out), [addr(1)], "two seeds part");
     let stats = rig.core.stats(rig.now);
     assert!(stats.complete);
