@@ -14,9 +14,7 @@ impl Shell {
     pub(super) fn on_command(&mut self, cmd: TorrentCommand) {
         let now = Instant::now();
         match cmd {
-            TorrentCommand::Stats { reply } => {
-                let _ = reply.send(self.stats(now));
-            }
+            TorrentCommand::Stats { reply } => drop(reply.send(self.stats(now))),
             TorrentCommand::AddPeers { peers } => match &mut self.phase {
                 Phase::Metadata(phase) => phase.add_candidates(peers),
                 Phase::Running(running) => running.core.add_candidates(peers, true, now),
@@ -34,9 +32,7 @@ impl Shell {
                 reply,
             } => match self.core() {
                 Some(core) => core.wait_piece(piece, reader, alive, reply, now),
-                None => {
-                    let _ = reply.send(Err(TorrentError::MetadataPending));
-                }
+                None => drop(reply.send(Err(TorrentError::MetadataPending))),
             },
             TorrentCommand::ReaderGone { reader } => {
                 if let Some(core) = self.core() {
