@@ -18,7 +18,7 @@ impl Shell {
             TorrentCommand::AddPeers { peers } => match &mut self.phase {
                 Phase::Metadata(phase) => phase.add_candidates(peers),
                 Phase::Running(running) => running.core.add_candidates(peers, true, now),
-                Phase::Failed => {}
+                Phase::Ended => {}
             },
             TorrentCommand::Inbound {
                 addr,

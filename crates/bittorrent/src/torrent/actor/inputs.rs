@@ -66,7 +66,7 @@ impl Shell {
         let phase = match &mut self.phase {
             Phase::Running(running) => return running.core.tracker(update, now),
             Phase::Metadata(phase) => phase,
-            Phase::Failed => return,
+            Phase::Ended => return,
         };
         let info_hash = self.info_hash;
         let event = match update {
@@ -101,7 +101,7 @@ impl Shell {
         match &mut self.phase {
             Phase::Metadata(phase) => phase.add_candidates(peers),
             Phase::Running(running) => running.core.add_candidates(peers, false, Instant::now()),
-            Phase::Failed => {}
+            Phase::Ended => {}
         }
     }
 
@@ -133,7 +133,7 @@ impl Shell {
 
     /// The metadata fetch ended: with the info dictionary, or cancelled.
     pub(super) fn on_metadata(&mut self, info: Option<Bytes>) {
-        let Phase::Metadata(phase) = std::mem::replace(&mut self.phase, Phase::Failed) else {
+        let Phase::Metadata(phase) = std::mem::replace(&mut self.phase, Phase::Ended) else {
             return;
         };
         let Some(info) = info else {
@@ -209,7 +209,7 @@ impl Shell {
         match &mut self.phase {
             Phase::Running(running) => running.core.tick(now),
             Phase::Metadata(_) => self.lookup_if_due(now),
-            Phase::Failed => {}
+            Phase::Ended => {}
         }
     }
 }

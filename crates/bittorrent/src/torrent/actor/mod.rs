@@ -46,8 +46,9 @@ enum Phase {
     Metadata(MetadataPhase),
     /// The metainfo and store are known.
     Running(Box<Running>),
-    /// The metadata phase failed; the actor is stopping.
-    Failed,
+    /// No metainfo, and none coming: the metadata phase failed or was
+    /// cancelled, and the actor is stopping (also the phase before `start`).
+    Ended,
 }
 
 /// A torrent with its metainfo and store.
@@ -134,7 +135,7 @@ pub(crate) async fn run(
         dht,
         events,
         cancel,
-        phase: Phase::Failed,
+        phase: Phase::Ended,
         pending,
         peer_tx,
         peers: HashMap::new(),
