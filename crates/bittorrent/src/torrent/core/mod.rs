@@ -222,6 +222,7 @@ impl TorrentCore {
             out: Vec::new(),
         };
         core.apply_priorities(now);
+        core.cap_partial_pieces();
         core
     }
 
@@ -283,10 +284,7 @@ impl TorrentCore {
             return;
         }
         self.peers.tick(now, &mut self.out);
-        let cap = self
-            .peers
-            .partial_cap(self.meta.piece_length, MAX_PARTIAL_BYTES);
-        self.flow.picker_mut().set_max_partial_pieces(cap);
+        self.cap_partial_pieces();
         if self.readers.sweep(self.flow.picker_mut(), now) {
             let mode = self.effective_mode();
             self.flow.picker_mut().set_mode(mode);
@@ -310,6 +308,14 @@ impl TorrentCore {
             info_hash: self.info_hash,
             stats,
         });
+    }
+
+    /// Sets the picker's partial-piece cap from the connections.
+    pub(crate) fn cap_partial_pieces(&mut self) {
+        let cap = self
+            .peers
+            .partial_cap(self.meta.piece_length, MAX_PARTIAL_BYTES);
+        self.flow.picker_mut().set_max_partial_pieces(cap);
     }
 
     /// Announces on the DHT when due: right after the check, then every 5

@@ -74,6 +74,7 @@ impl TorrentCore {
             return;
         }
         self.swarm.connected(addr);
+        self.cap_partial_pieces();
         log::debug!("{} {addr} connected ({peer_id:?})", self.tag());
         self.emit(Event::PeerConnected {
             info_hash: self.info_hash,
@@ -157,6 +158,7 @@ impl TorrentCore {
         if reason.backs_off() && !self.swarm.is_banned(&addr) {
             self.swarm.failed(addr, now);
         }
+        self.cap_partial_pieces();
         self.request_more_all(now);
         self.connect_more(now);
     }

@@ -332,18 +332,17 @@ impl PeerSet {
         }
     }
 
-    /// Partial pieces the picker may keep: enough to fill every pipeline
-    /// (twice over, plus one piece per peer so none waits for another's
-    /// piece), never more than `max_bytes` of piece buffers.
+    /// Partial pieces the picker may keep: enough to fill every pipeline at
+    /// its deepest twice over (plus one piece per peer, so none waits for
+    /// another's piece), and never more than `max_bytes` of piece buffers.
+    /// It depends only on the number of connections, so it is right from
+    /// the first request (a cap from the current depths would hold a new
+    /// download to a piece or two until its pipelines grow).
     pub(crate) fn partial_cap(&self, piece_length: u32, max_bytes: u64) -> usize {
         let piece_length = u64::from(piece_length.max(1));
-        let pipelined: u64 = self
-            .peers
-            .values()
-            .filter(|p| p.connected)
-            .map(|p| p.target as u64 * u64::from(BLOCK_SIZE))
-            .sum();
-        let wanted = (2 * pipelined).div_ceil(piece_length) + self.peers.len() as u64;
+        let peers = self.peers.len() as u64;
+        let deepest = (MAX_PIPELINE as u64) * u64::from(BLOCK_SIZE);
+        let wanted = (2 * deepest * peers.max(1)).div_ceil(piece_length) + peers;
         let bound = (max_bytes / piece_length).max(1);
         wanted.clamp(1, bound) as usize
     }
@@ -501,12 +500,14 @@ mod tests {
     }
 
     #[test]
-    fn the_partial_piece_cap_follows_the_pipelines_within_a_bound() {
+    fn the_partial_piece_cap_follows_the_connections_within_a_bound() {
         let now = Instant::now();
+        let none = PeerSet::new(8, 4, 6, 2);
+        // Two 4 MiB pipelines' worth in 1 MiB pieces, even before any peer.
+        assert_eq!(none.partial_cap(1 << 20, 128 << 20), 8);
         let set = connected_set(2, now);
-        // 2 peers x 32 blocks x 16 KiB = 1 MiB pipelined; 256 KiB pieces.
-        assert_eq!(set.partial_cap(256 * 1024, 128 << 20), 2 * 4 + 2);
-        assert_eq!(set.partial_cap(256 * 1024, 1 << 20), 4, "bounded by bytes");
+        assert_eq!(set.partial_cap(1 << 20, 128 << 20), 2 * 8 + 2);
+        assert_eq!(set.partial_cap(1 << 20, 4 << 20), 4, "bounded by bytes");
         assert_eq!(set.partial_cap(u32::MAX, 1 << 20), 1, "at least one");
     }
 

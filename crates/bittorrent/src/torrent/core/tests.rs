@@ -634,15 +634,16 @@ fn a_lost_verification_downloads_its_piece_again() {
 }
 
 #[test]
-fn the_partial_piece_cap_is_set_at_the_tick() {
+fn the_partial_piece_cap_follows_the_connections() {
     let mut rig = Rig::checked(&[8 * u64::from(PIECE)], Vec::new(), &[]);
-    assert_eq!(rig.core.flow.picker().max_partial_pieces(), usize::MAX);
+    // Two 256-block pipelines in pieces of 2 blocks, from the start.
+    assert_eq!(rig.core.flow.picker().max_partial_pieces(), 256);
     rig.silent.push(addr(1));
     let seed = rig.full();
     rig.connect(1, seed);
-    rig.tick();
-    // One peer, 32 blocks pipelined (twice over) in pieces of 2 blocks, + 1.
-    assert_eq!(rig.core.flow.picker().max_partial_pieces(), 33);
+    assert_eq!(rig.core.flow.picker().max_partial_pieces(), 257);
+    rig.disconnected(1, DisconnectReason::Local);
+    assert_eq!(rig.core.flow.picker().max_partial_pieces(), 256);
 }
 
 #[test]
