@@ -23,9 +23,8 @@ use crate::peer::guard::{Guard, Verdict, PEX_MAX_ADDED};
 use crate::peer::handshake;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
-use crate::peer::{Origin, PeerCommand, PeerError, PeerParams};
+use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
 use crate::store::StoreError;
-use crate::torrent::PeerEvent;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
 
@@ -74,8 +73,8 @@ pub(crate) async fn run(
         uploads: UploadQueue::default(),
     };
     let reason = match actor.run(origin).await {
-        Ok(()) => "closed".to_owned(),
-        Err(e) => e.to_string(),
+        Ok(()) => DisconnectReason::Local,
+        Err(e) => DisconnectReason::Failed(e),
     };
     log::debug!("{} disconnected: {reason}", actor.tag);
     // A torrent that is shutting down drains its mailbox, so this never hangs.

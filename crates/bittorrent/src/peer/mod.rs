@@ -11,12 +11,14 @@ mod actor;
 pub(crate) mod budget;
 mod command;
 mod error;
+mod event;
 mod guard;
 pub(crate) mod handshake;
 mod upload;
 
 pub use command::PeerCommand;
 pub use error::PeerError;
+pub(crate) use event::{DisconnectReason, PeerEvent};
 pub use upload::{validate_request, MAX_QUEUED_REQUESTS, MAX_REQUEST_LEN};
 
 use std::future::Future;
@@ -32,7 +34,6 @@ use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::peer::handshake::HandshakeConn;
 use crate::store::Store;
-use crate::torrent::PeerEvent;
 use crate::types::PeerId;
 use crate::wire::Handshake;
 

@@ -358,6 +358,12 @@ impl Picker {
         }
     }
 
+    /// Whether piece `index` is wanted (not `Skip`) and not verified yet
+    /// (`O(1)`; false out of range).
+    pub fn wants(&self, index: u32) -> bool {
+        self.wanted.get(index as usize)
+    }
+
     /// Whether a peer with bitfield `has` has a wanted piece we lack
     /// (`O(pieces / 8)`).
     pub fn is_interesting(&self, has: &Bitfield) -> bool {

@@ -1,16 +1,14 @@
-//! Messages into the torrent actor: commands from handles, events from peers.
+//! Commands into the torrent actor, from its handles, readers and the session.
 
 use std::net::SocketAddr;
+use std::sync::Weak;
 
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
-use crate::bitfield::Bitfield;
 use crate::picker::{PickMode, Priority};
 use crate::torrent::{StreamParts, TorrentError, TorrentStats};
-use crate::types::{BlockInfo, PeerId};
 use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
@@ -29,21 +27,24 @@ pub(crate) enum TorrentCommand {
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead
     /// window after it) urgent meanwhile, on behalf of streaming reader `reader`.
-    /// Answers `Err` at once for a piece of skipped files only.
+    /// Answers `Err` at once for a piece of skipped files only. `alive`
+    /// dies with the reader, which releases its window even if its
+    /// `ReaderGone` is lost.
     WaitPiece {
         piece: u32,
         reader: u64,
-        reply: oneshot::Sender<Result<(), &'static str>>,
+        alive: Weak<()>,
+        reply: oneshot::Sender<Result<(), TorrentError>>,
     },
     /// A streaming reader is gone: its read-ahead window is no longer urgent.
     ReaderGone { reader: u64 },
     /// The metainfo and store, for opening a streaming reader.
     OpenParts {
-        reply: oneshot::Sender<Option<StreamParts>>,
+        reply: oneshot::Sender<Result<StreamParts, TorrentError>>,
     },
     /// Report each file's priority.
     FilePriorities {
-        reply: oneshot::Sender<Vec<Priority>>,
+        reply: oneshot::Sender<Result<Vec<Priority>, TorrentError>>,
     },
     /// Change each file's priority.
     SetFilePriorities {
@@ -56,41 +57,4 @@ pub(crate) enum TorrentCommand {
     Pause,
     /// Undo [`TorrentCommand::Pause`].
     Resume,
-}
-
-/// What a peer actor reports to its torrent. Peers send these with
-/// `send().await`, so a busy torrent slows its peers' reading (TCP
-/// backpressure) instead of losing blocks; the torrent never awaits a peer.
-#[derive(Debug)]
-pub(crate) enum PeerEvent {
-    /// The handshake completed.
-    Connected { addr: SocketAddr, peer_id: PeerId },
-    /// The peer's bitfield (validated against the piece count).
-    Bitfield {
-        addr: SocketAddr,
-        bitfield: Bitfield,
-    },
-    /// The peer has a new piece (index validated).
-    Have { addr: SocketAddr, piece: u32 },
-    /// The peer choked us: our outstanding requests are void.
-    Choked { addr: SocketAddr },
-    /// The peer unchoked us.
-    Unchoked { addr: SocketAddr },
-    /// The peer is (not) interested in our pieces.
-    Interest { addr: SocketAddr, interested: bool },
-    /// A block arrived.
-    Block {
-        addr: SocketAddr,
-        block: BlockInfo,
-        data: Bytes,
-    },
-    /// Peers learnt through peer exchange (BEP 11).
-    Pex {
-        addr: SocketAddr,
-        added: Vec<SocketAddr>,
-    },
-    /// We sent the peer this many payload bytes.
-    Uploaded { addr: SocketAddr, bytes: u64 },
-    /// The connection ended (or never started).
-    Disconnected { addr: SocketAddr, reason: String },
 }

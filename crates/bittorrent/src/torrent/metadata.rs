@@ -177,73 +177,110 @@ async fn exchange(
             },
             _ = tick.tick() => None,
         };
-        match msg {
-            None => {}
-            Some(msg) => match msg {
-                ExtendedMessage::Handshake(hs) => {
-                    ids.update_remote(&hs);
-                    if ids.remote_id(Extension::Metadata).is_none() {
-                        return Err("peer does not offer ut_metadata".into());
-                    }
-                    let size = hs.metadata_size.ok_or("peer sent no metadata_size")?;
-                    let mut guard = lock(shared);
-                    if guard.is_none() {
-                        let asm = MetadataAssembler::new(params.info_hash, size)
-                            .map_err(|e| e.to_string())?;
-                        *guard = Some(asm);
-                    } else if guard.as_ref().is_some_and(|a| a.total_size() != size) {
-                        return Err(format!("metadata_size {size} differs from other peers'"));
-                    }
-                    handshaken = true;
-                }
-                ExtendedMessage::Metadata(MetadataMessage::Data { piece, data, .. }) => {
-                    outstanding.retain(|p| *p != piece);
-                    let added = match lock(shared).as_mut() {
-                        Some(asm) => asm.add_piece(piece, data),
-                        None => continue,
-                    };
-                    match added {
-                        Ok(Some(info)) => return Ok(Some(info)),
-                        Ok(None) => {}
-                        Err(MetadataError::HashMismatch { .. }) => {
-                            log::warn!("metadata did not match the info-hash; starting over");
-                            outstanding.clear();
-                        }
-                        Err(e) => return Err(e.to_string()),
-                    }
-                }
-                ExtendedMessage::Metadata(MetadataMessage::Reject { piece }) => {
-                    outstanding.retain(|p| *p != piece);
-                    if let Some(asm) = lock(shared).as_mut() {
-                        asm.reject(piece);
-                    }
-                    return Err(format!("rejected metadata piece {piece}"));
-                }
-                _ => continue,
-            },
+        if let Some(msg) = msg {
+            match on_message(msg, ids, params, shared, outstanding)? {
+                Step::Done(info) => return Ok(Some(info)),
+                Step::Handshaken => handshaken = true,
+                Step::Continue => {}
+            }
         }
         if !handshaken {
             continue;
         }
-        // Keep a few requests in flight.
-        while outstanding.len() < PIPELINE {
-            let next = match lock(shared).as_mut() {
-                Some(asm) if asm.is_complete() => return Ok(None),
-                Some(asm) => asm.next_request(),
-                None => None,
-            };
-            let Some(piece) = next else { break };
-            let msg = ExtendedMessage::Metadata(MetadataMessage::Request { piece });
-            let (id, body) = msg.encode_parts(ids).map_err(|e| e.to_string())?;
-            conn.send(Message::Extended {
-                id,
-                payload: Bytes::from(body),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-            outstanding.push(piece);
+        if !request_more(conn, ids, shared, outstanding).await? {
+            return Ok(None);
         }
         // With nothing outstanding, everything is requested from others: the
         // tick brings us back in case one of them gives its pieces back.
     }
+}
+
+/// What a message from the peer means for the exchange.
+enum Step {
+    /// The verified dictionary is complete.
+    Done(Bytes),
+    /// The peer's extended handshake arrived: requests may go out.
+    Handshaken,
+    Continue,
+}
+
+/// Handles one extension message of the peer.
+fn on_message(
+    msg: ExtendedMessage,
+    ids: &mut ExtensionIds,
+    params: &FetchParams,
+    shared: &Shared,
+    outstanding: &mut Vec<u32>,
+) -> Result<Step, String> {
+    match msg {
+        ExtendedMessage::Handshake(hs) => {
+            ids.update_remote(&hs);
+            if ids.remote_id(Extension::Metadata).is_none() {
+                return Err("peer does not offer ut_metadata".into());
+            }
+            let size = hs.metadata_size.ok_or("peer sent no metadata_size")?;
+            let mut guard = lock(shared);
+            if guard.is_none() {
+                let asm =
+                    MetadataAssembler::new(params.info_hash, size).map_err(|e| e.to_string())?;
+                *guard = Some(asm);
+            } else if guard.as_ref().is_some_and(|a| a.total_size() != size) {
+                return Err(format!("metadata_size {size} differs from other peers'"));
+            }
+            Ok(Step::Handshaken)
+        }
+        ExtendedMessage::Metadata(MetadataMessage::Data { piece, data, .. }) => {
+            outstanding.retain(|p| *p != piece);
+            let added = match lock(shared).as_mut() {
+                Some(asm) => asm.add_piece(piece, data),
+                None => return Ok(Step::Continue),
+            };
+            match added {
+                Ok(Some(info)) => Ok(Step::Done(info)),
+                Ok(None) => Ok(Step::Continue),
+                Err(MetadataError::HashMismatch { .. }) => {
+                    log::warn!("metadata did not match the info-hash; starting over");
+                    outstanding.clear();
+                    Ok(Step::Continue)
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        ExtendedMessage::Metadata(MetadataMessage::Reject { piece }) => {
+            outstanding.retain(|p| *p != piece);
+            if let Some(asm) = lock(shared).as_mut() {
+                asm.reject(piece);
+            }
+            Err(format!("rejected metadata piece {piece}"))
+        }
+        _ => Ok(Step::Continue),
+    }
+}
+
+/// Keeps a few requests in flight. False once the dictionary is complete
+/// (another peer finished it).
+async fn request_more(
+    conn: &mut Framed<TcpStream, MessageCodec>,
+    ids: &ExtensionIds,
+    shared: &Shared,
+    outstanding: &mut Vec<u32>,
+) -> Result<bool, String> {
+    while outstanding.len() < PIPELINE {
+        let next = match lock(shared).as_mut() {
+            Some(asm) if asm.is_complete() => return Ok(false),
+            Some(asm) => asm.next_request(),
+            None => None,
+        };
+        let Some(piece) = next else { break };
+        let msg = ExtendedMessage::Metadata(MetadataMessage::Request { piece });
+        let (id, body) = msg.encode_parts(ids).map_err(|e| e.to_string())?;
+        conn.send(Message::Extended {
+            id,
+            payload: Bytes::from(body),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        outstanding.push(piece);
+    }
+    Ok(true)
 }

@@ -1,18 +1,17 @@
-//! The torrent actor: one per torrent. It owns the piece picker, the peer
-//! connections and the announce loop; it assembles blocks into pieces,
-//! verifies them off the async workers and hands verified pieces to the store.
+//! The torrent actor: one per torrent. A thin async shell (`actor/`) waits
+//! on its inputs and carries out what a synchronous core (`core/`) decides:
+//! the piece picker, the peer connections, verification, streaming readers.
+//! A magnet link's torrent first fetches its metadata (`metadata.rs`), as a
+//! phase of the same actor.
 
 mod actor;
 mod check;
 mod command;
+mod core;
 mod error;
 mod metadata;
-mod piece;
 mod rate;
 mod reader;
-mod selection;
-mod swarm;
-mod unasked;
 
 pub use error::TorrentError;
 pub use rate::RateMeter;
@@ -25,13 +24,14 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::SessionConfig;
 use crate::dht::DhtHandle;
+use crate::event::Event;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::picker::{PickMode, Priority};
-use crate::session::{Event, SessionConfig};
 use crate::store::{Store, StoreError};
-pub(crate) use crate::torrent::command::{PeerEvent, TorrentCommand};
+pub(crate) use crate::torrent::command::TorrentCommand;
 use crate::tracker::TrackerStatus;
 use crate::types::InfoHash;
 
@@ -388,12 +388,12 @@ impl TorrentHandle {
     ///
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent has ended;
-    /// [`TorrentError::NoSuchFile`] for an index out of range, or while a
-    /// magnet link's metadata is still being fetched.
+    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
+    /// still being fetched; [`TorrentError::NoSuchFile`] for an index out of
+    /// range.
     pub async fn open_file(&self, index: usize) -> Result<FileReader, TorrentError> {
-        self.stream_parts()
+        self.parts()
             .await?
-            .ok_or(TorrentError::NoSuchFile(index))?
             .open(index)
             .ok_or(TorrentError::NoSuchFile(index))
     }
@@ -406,16 +406,24 @@ impl TorrentHandle {
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent has ended.
     pub async fn stream_parts(&self) -> Result<Option<StreamParts>, TorrentError> {
+        match self.parts().await {
+            Ok(parts) => Ok(Some(parts)),
+            Err(TorrentError::MetadataPending) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn parts(&self) -> Result<StreamParts, TorrentError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(TorrentCommand::OpenParts { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        let parts = rx.await.map_err(|_| TorrentError::Stopped)?;
-        Ok(parts.map(|p| StreamParts {
+        let parts = rx.await.map_err(|_| TorrentError::Stopped)??;
+        Ok(StreamParts {
             tx: Some(self.tx.clone()),
-            ..p
-        }))
+            ..parts
+        })
     }
 
     /// The torrent's metainfo, once known (`None` while a magnet link's
@@ -424,12 +432,7 @@ impl TorrentHandle {
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent has ended.
     pub async fn meta_info(&self) -> Result<Option<Arc<MetaInfo>>, TorrentError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(TorrentCommand::OpenParts { reply })
-            .await
-            .map_err(|_| TorrentError::Stopped)?;
-        Ok(rx.await.map_err(|_| TorrentError::Stopped)?.map(|p| p.meta))
+        Ok(self.stream_parts().await?.map(|p| p.meta))
     }
 
     /// Adds peers to connect to.
@@ -443,18 +446,19 @@ impl TorrentHandle {
             .map_err(|_| TorrentError::Stopped)
     }
 
-    /// Each file's priority, in [`MetaInfo::files`] order (empty while a
-    /// magnet link's metadata is being fetched).
+    /// Each file's priority, in [`MetaInfo::files`] order.
     ///
     /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
+    /// [`TorrentError::Stopped`] if the torrent actor has ended;
+    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
+    /// being fetched.
     pub async fn file_priorities(&self) -> Result<Vec<Priority>, TorrentError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(TorrentCommand::FilePriorities { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        rx.await.map_err(|_| TorrentError::Stopped)
+        rx.await.map_err(|_| TorrentError::Stopped)?
     }
 
     /// Sets every file's priority (one per file of [`MetaInfo::files`]),
@@ -466,8 +470,9 @@ impl TorrentHandle {
     ///
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended;
-    /// [`TorrentError::Selection`] if the list is not one priority per file
-    /// (or the metadata is not known yet).
+    /// [`TorrentError::Selection`] if the list is not one priority per file;
+    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
+    /// being fetched.
     pub async fn set_file_priorities(&self, priorities: Vec<Priority>) -> Result<(), TorrentError> {
         let (reply, rx) = oneshot::channel();
         self.tx

@@ -33,6 +33,9 @@ type Fetch = Pin<Box<dyn Future<Output = io::Result<Bytes>> + Send>>;
 /// [`TorrentHandle::open_file`](crate::torrent::TorrentHandle::open_file).
 pub struct FileReader {
     id: u64,
+    /// Dies with the reader: the torrent releases its window even when the
+    /// `ReaderGone` message is lost.
+    alive: Arc<()>,
     tx: mpsc::Sender<TorrentCommand>,
     meta: Arc<MetaInfo>,
     store: Arc<dyn Store>,
@@ -68,6 +71,7 @@ impl FileReader {
         let (offset, len) = (entry.offset, entry.length);
         Some(Self {
             id: NEXT_READER.fetch_add(1, Ordering::Relaxed),
+            alive: Arc::new(()),
             tx,
             meta,
             store,
@@ -98,12 +102,14 @@ impl FileReader {
         let in_piece = u64::from(self.meta.piece_len(piece)).saturating_sub(u64::from(begin));
         let n = want.min(self.len - self.pos).min(in_piece).min(MAX_CHUNK) as u32;
         let (tx, store, reader) = (self.tx.clone(), Arc::clone(&self.store), self.id);
+        let alive = Arc::downgrade(&self.alive);
         Box::pin(async move {
             let (reply, wait) = oneshot::channel();
             let gone = || io::Error::new(io::ErrorKind::BrokenPipe, "the torrent has stopped");
             tx.send(TorrentCommand::WaitPiece {
                 piece,
                 reader,
+                alive,
                 reply,
             })
             .await

@@ -30,7 +30,7 @@ use crate::types::{InfoHash, PeerId};
 pub struct TransferStats {
     /// Payload bytes uploaded.
     pub uploaded: u64,
-    /// Verified payload bytes downloaded.
+    /// Payload bytes downloaded in this session (BEP 3), not what was on disk.
     pub downloaded: u64,
     /// Bytes still missing.
     pub left: u64,

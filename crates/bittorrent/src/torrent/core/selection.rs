@@ -9,6 +9,109 @@
 
 use crate::metainfo::MetaInfo;
 use crate::picker::{PickMode, Priority};
+use crate::torrent::TorrentError;
+
+/// The user's choice of files and mode, and the store's view of it: a new
+/// selection reaches the store on a blocking job, one at a time.
+#[derive(Debug)]
+pub(crate) struct Selection {
+    files: Vec<Priority>,
+    mode: PickMode,
+    /// The store is taking a selection.
+    storing: bool,
+    /// A newer selection for the store, once `storing` is done.
+    pending: Option<Vec<bool>>,
+}
+
+impl Selection {
+    /// `files` is cut or padded (with `Normal`) to `count` entries.
+    pub(crate) fn new(mut files: Vec<Priority>, count: usize, mode: PickMode) -> Self {
+        if files.len() > count {
+            log::warn!(
+                "{} file priorities for {count} files; the extra ones are ignored",
+                files.len()
+            );
+        }
+        files.resize(count, Priority::Normal);
+        Self {
+            files,
+            mode,
+            storing: false,
+            pending: None,
+        }
+    }
+
+    pub(crate) fn files(&self) -> &[Priority] {
+        &self.files
+    }
+
+    pub(crate) fn mode(&self) -> PickMode {
+        self.mode
+    }
+
+    pub(crate) fn set_mode(&mut self, mode: PickMode) {
+        self.mode = mode;
+    }
+
+    /// Which files the store must write in place now.
+    pub(crate) fn wanted(&self) -> Vec<bool> {
+        wanted_files(&self.files)
+    }
+
+    /// A new selection. `Ok(true)` if it changed anything.
+    pub(crate) fn set(&mut self, files: Vec<Priority>) -> Result<bool, TorrentError> {
+        if files.len() != self.files.len() {
+            return Err(TorrentError::Selection(format!(
+                "{} priorities for {} files",
+                files.len(),
+                self.files.len()
+            )));
+        }
+        if files == self.files {
+            return Ok(false);
+        }
+        let old = self.wanted();
+        self.files = files;
+        let wanted = self.wanted();
+        if wanted != old {
+            // The store learns after the picker. A piece written in between
+            // lands where the old selection says; for a newly selected file
+            // the store then moves it into place.
+            self.pending = Some(wanted);
+        }
+        Ok(true)
+    }
+
+    /// The selection to hand to the store now, unless it is busy with one.
+    pub(crate) fn take_for_store(&mut self) -> Option<Vec<bool>> {
+        if self.storing {
+            return None;
+        }
+        let wanted = self.pending.take()?;
+        self.storing = true;
+        Some(wanted)
+    }
+
+    /// A selection waits for the store.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// The store is taking a selection.
+    pub(crate) fn is_storing(&self) -> bool {
+        self.storing
+    }
+
+    /// The store took (or failed to take) the last selection.
+    pub(crate) fn stored(&mut self) {
+        self.storing = false;
+    }
+
+    /// The piece priorities of the selection.
+    pub(crate) fn piece_priorities(&self, meta: &MetaInfo) -> Vec<Priority> {
+        piece_priorities(meta, &self.files, self.mode)
+    }
+}
 
 /// The priority of every piece of `meta`, given one priority per file
 /// (missing entries count as `Normal`). A piece that holds bytes of no real
@@ -117,6 +220,28 @@ mod tests {
             piece_priorities(&m, &[Normal, Skip], PickMode::Sequential),
             vec![Normal, Normal, Normal, Normal, Normal, Skip]
         );
+    }
+
+    #[test]
+    fn one_selection_at_a_time_reaches_the_store() {
+        let mut s = Selection::new(vec![Normal; 3], 2, PickMode::RarestFirst);
+        assert_eq!(s.files(), [Normal, Normal], "cut to the file count");
+        assert!(s.set(vec![Normal]).is_err());
+        assert!(!s.set(vec![Normal, Normal]).unwrap());
+        assert_eq!(s.take_for_store(), None, "nothing changed");
+        assert!(s.set(vec![Skip, Normal]).unwrap());
+        assert_eq!(s.take_for_store(), Some(vec![false, true]));
+        assert!(s.set(vec![High, Normal]).unwrap());
+        assert!(s.set(vec![High, Skip]).unwrap());
+        assert_eq!(s.take_for_store(), None, "busy: the newest waits");
+        s.stored();
+        assert_eq!(
+            s.take_for_store(),
+            Some(vec![true, false]),
+            "only the newest"
+        );
+        s.stored();
+        assert_eq!(s.take_for_store(), None);
     }
 
     #[test]

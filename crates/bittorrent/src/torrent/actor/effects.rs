@@ -1,0 +1,194 @@
+//! Carrying out the core's actions: peers, blocking jobs, announcers, DHT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::event::Event;
+use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
+use crate::store::Store;
+use crate::torrent::actor::jobs::JobOutput;
+use crate::torrent::actor::{Phase, Shell};
+use crate::torrent::check;
+use crate::torrent::core::Action;
+use crate::torrent::error::Job;
+use crate::tracker::{run_announcer, AnnouncerConfig};
+
+impl Shell {
+    /// Carries out everything the core decided.
+    pub(super) fn perform_all(&mut self) {
+        let Phase::Running(running) = &mut self.phase else {
+            return;
+        };
+        let actions = running.core.take_actions();
+        let store = Arc::clone(&running.store);
+        for action in actions {
+            self.perform(action, &store);
+        }
+    }
+
+    fn perform(&mut self, action: Action, store: &Arc<dyn Store>) {
+        match action {
+            Action::Peer(addr, cmd) => self.send(addr, cmd),
+            Action::Disconnect(addr) => {
+                if let Some(peer) = self.peers.get(&addr) {
+                    peer.disconnect();
+                }
+            }
+            Action::Dial(addr) => self.spawn_peer(addr, Origin::Outbound),
+            Action::Emit(mut event) => {
+                if let Event::Stats { stats, .. } = &mut event {
+                    stats.trackers = self.tracker_status.borrow().clone();
+                }
+                self.emit(event);
+            }
+            Action::Verify(job) => {
+                let store = Arc::clone(store);
+                self.jobs.spawn(Job::Verify(job.piece), move || {
+                    Ok(JobOutput::Verified(job.run(&*store)))
+                });
+            }
+            Action::SaveResume(have) => {
+                let store = Arc::clone(store);
+                self.jobs.spawn(Job::SaveResume, move || {
+                    store.save_resume(&have).map(|()| JobOutput::Done)
+                });
+            }
+            Action::StoreSelection(wanted) => {
+                let store = Arc::clone(store);
+                self.jobs.spawn(Job::StoreSelection, move || {
+                    store.set_wanted_files(&wanted).map(|()| JobOutput::Done)
+                });
+            }
+            Action::Finalize => {
+                let store = Arc::clone(store);
+                self.jobs.spawn(Job::Finalize, move || {
+                    store.finalize().map(|()| JobOutput::Done)
+                });
+            }
+            Action::StartAnnouncer => {
+                if let Phase::Running(running) = &self.phase {
+                    let tiers = running.meta.trackers.clone();
+                    self.start_announcer(tiers);
+                }
+            }
+            Action::StopAnnouncer => self.stop_announcer(),
+            Action::Transfer(stats) => {
+                self.stats_tx.send_replace(stats);
+            }
+            Action::DhtAnnounce => self.spawn_dht_announce(),
+            Action::Stop => self.cancel.cancel(),
+        }
+    }
+
+    /// Sends a command without waiting: a peer whose mailbox is full is too
+    /// slow and is dropped (its requests return to the picker when it
+    /// reports the disconnect).
+    fn send(&mut self, addr: SocketAddr, cmd: PeerCommand) {
+        if self.stopping {
+            return;
+        }
+        let Some(peer) = self.peers.get(&addr) else {
+            return;
+        };
+        if peer.send(cmd).is_err() {
+            log::debug!("{} {addr} mailbox full; dropping", self.tag);
+            peer.disconnect();
+        }
+    }
+
+    /// Starts a peer actor for `addr` (the core has registered it).
+    pub(super) fn spawn_peer(&mut self, addr: SocketAddr, origin: Origin) {
+        if self.stopping {
+            return;
+        }
+        let Phase::Running(running) = &self.phase else {
+            return;
+        };
+        let params = PeerParams {
+            meta: Arc::clone(&running.meta),
+            store: Arc::clone(&running.store),
+            our_id: self.config.peer_id,
+            have: running.core.have().clone(),
+            connect_timeout: self.config.connect_timeout,
+            listen_port: self.config.port,
+            pex: !running.meta.private,
+        };
+        let (handle, task) = PeerHandle::start(
+            addr,
+            origin,
+            params,
+            self.peer_tx.clone(),
+            self.cancel.child_token(),
+        );
+        self.peer_tasks.spawn(task);
+        self.peers.insert(addr, handle);
+    }
+
+    /// Starts an announce loop over `tiers`.
+    pub(super) fn start_announcer(&mut self, tiers: Vec<Vec<String>>) {
+        if self.stopping || self.announcer.is_some() {
+            return;
+        }
+        let mut cfg =
+            AnnouncerConfig::new(tiers, self.info_hash, self.config.peer_id, self.config.port);
+        cfg.status = Some(self.tracker_status.clone());
+        let token = self.cancel.child_token();
+        self.announcers.spawn(run_announcer(
+            cfg,
+            self.stats_tx.subscribe(),
+            self.tracker_tx.clone(),
+            token.clone(),
+        ));
+        self.announcer = Some(token);
+    }
+
+    /// Stops the announce loop; it sends `stopped` (with a short timeout) in
+    /// the background and is reaped from `announcers`.
+    pub(super) fn stop_announcer(&mut self) {
+        if let Some(token) = self.announcer.take() {
+            token.cancel();
+        }
+    }
+
+    fn spawn_dht_announce(&mut self) {
+        let Some(dht) = self.dht.clone() else {
+            return;
+        };
+        let (info_hash, port) = (self.info_hash, self.config.port);
+        self.dht_announce
+            .spawn(async move { dht.announce(info_hash, port).await });
+    }
+
+    /// The metadata phase's DHT lookup, when due.
+    pub(super) fn lookup_if_due(&mut self, now: Instant) {
+        let Phase::Metadata(phase) = &mut self.phase else {
+            return;
+        };
+        let Some(dht) = self.dht.clone() else {
+            return;
+        };
+        if !self.lookups.is_empty() || now < phase.next_lookup {
+            return;
+        }
+        phase.next_lookup = now + super::magnet::LOOKUP_EVERY;
+        let info_hash = self.info_hash;
+        self.lookups
+            .spawn(async move { dht.get_peers(info_hash).await });
+    }
+
+    /// Starts the check of a torrent whose metainfo and store are known.
+    pub(super) fn spawn_check(&mut self) {
+        let Phase::Running(running) = &self.phase else {
+            return;
+        };
+        let store = Arc::clone(&running.store);
+        let meta = Arc::clone(&running.meta);
+        let wanted = running.core.wanted_files();
+        let cancel = self.cancel.clone();
+        self.jobs.spawn(Job::Check, move || {
+            let checked = check::check(&store, &meta, &wanted, &cancel);
+            Ok(JobOutput::Checked(checked))
+        });
+    }
+}

@@ -1,0 +1,289 @@
+//! The torrent actor: a thin async shell. One `select!` waits on the
+//! mailbox, peer events, blocking jobs, tracker updates, DHT results, the
+//! magnet's metadata fetch and a 1 s tick; each input goes to the
+//! synchronous [`TorrentCore`], and the shell carries out the
+//! [`Action`](crate::torrent::core::Action)s it returns. The shell owns the
+//! IO (peer handles, tasks, blocking jobs); the core owns the decisions.
+//!
+//! A magnet link's torrent starts in [`Phase::Metadata`] and becomes
+//! [`Phase::Running`] in the same loop once its metadata is verified.
+
+mod commands;
+mod effects;
+mod inputs;
+mod jobs;
+mod magnet;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SessionConfig;
+use crate::dht::{Announced, DhtError, DhtHandle};
+use crate::event::Event;
+use crate::metainfo::MetaInfo;
+use crate::peer::{PeerEvent, PeerHandle};
+use crate::picker::PickMode;
+use crate::store::Store;
+use crate::torrent::actor::jobs::Jobs;
+use crate::torrent::actor::magnet::MetadataPhase;
+use crate::torrent::core::TorrentCore;
+use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
+use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
+use crate::types::InfoHash;
+
+/// Capacity of the mailbox all peers of a torrent report into.
+const PEER_EVENTS: usize = 256;
+
+/// Where the torrent is.
+enum Phase {
+    /// A magnet link: fetching the info dictionary.
+    Metadata(MetadataPhase),
+    /// The metainfo and store are known.
+    Running(Box<Running>),
+    /// No metainfo, and none coming: the metadata phase failed or was
+    /// cancelled, and the actor is stopping (also the phase before `start`).
+    Ended,
+}
+
+/// A torrent with its metainfo and store.
+struct Running {
+    core: TorrentCore,
+    meta: Arc<MetaInfo>,
+    store: Arc<dyn Store>,
+}
+
+/// Options kept until the core is made (a magnet's come with its metadata).
+struct Pending {
+    peers: Vec<SocketAddr>,
+    use_trackers: bool,
+    file_priorities: Option<FilePriorities>,
+    mode: PickMode,
+}
+
+/// The actor's IO: handles, tasks and channels.
+struct Shell {
+    info_hash: InfoHash,
+    tag: String,
+    config: Arc<SessionConfig>,
+    /// The session's DHT (not for private torrents).
+    dht: Option<DhtHandle>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+    phase: Phase,
+    pending: Pending,
+    peer_tx: mpsc::Sender<PeerEvent>,
+    peers: HashMap<SocketAddr, PeerHandle>,
+    peer_tasks: JoinSet<()>,
+    jobs: Jobs,
+    tracker_tx: mpsc::Sender<TrackerUpdate>,
+    stats_tx: watch::Sender<TransferStats>,
+    /// Each tracker's status, published by the announce loop (both phases).
+    tracker_status: watch::Sender<Vec<TrackerStatus>>,
+    /// Cancels the running announce loop, if one runs.
+    announcer: Option<CancellationToken>,
+    /// Announce loops, the running one and any still sending `stopped`.
+    announcers: JoinSet<()>,
+    /// DHT peer lookups of the metadata phase.
+    lookups: JoinSet<Result<Vec<SocketAddr>, DhtError>>,
+    /// The running phase's DHT announce (at most one).
+    dht_announce: JoinSet<Result<Announced, DhtError>>,
+    /// Shutting down: no new peers, requests or announces.
+    stopping: bool,
+}
+
+/// Runs a torrent until `cancel` fires, it is removed, or storage fails.
+pub(crate) async fn run(
+    torrent: Torrent,
+    config: Arc<SessionConfig>,
+    dht: Option<DhtHandle>,
+    mut commands: mpsc::Receiver<TorrentCommand>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    let info_hash = torrent.info_hash();
+    let Torrent {
+        source,
+        peers,
+        use_trackers,
+        file_priorities,
+        mode,
+    } = torrent;
+    let pending = Pending {
+        peers,
+        use_trackers,
+        file_priorities,
+        mode,
+    };
+    let (peer_tx, mut peer_rx) = mpsc::channel(PEER_EVENTS);
+    let (tracker_tx, mut tracker_rx) = mpsc::channel(16);
+    // A magnet announces as a leecher of unknown size (left = 1) meanwhile.
+    let (stats_tx, _) = watch::channel(TransferStats {
+        uploaded: 0,
+        downloaded: 0,
+        left: 1,
+    });
+    let mut shell = Shell {
+        info_hash,
+        tag: format!("[{}]", info_hash.short()),
+        config,
+        dht,
+        events,
+        cancel,
+        phase: Phase::Ended,
+        pending,
+        peer_tx,
+        peers: HashMap::new(),
+        peer_tasks: JoinSet::new(),
+        jobs: Jobs::default(),
+        tracker_tx,
+        stats_tx,
+        tracker_status: watch::channel(Vec::new()).0,
+        announcer: None,
+        announcers: JoinSet::new(),
+        lookups: JoinSet::new(),
+        dht_announce: JoinSet::new(),
+        stopping: false,
+    };
+    shell.start(source);
+    shell
+        .run(&mut commands, &mut peer_rx, &mut tracker_rx)
+        .await;
+    shell.shutdown(&mut peer_rx).await;
+}
+
+impl Shell {
+    /// Enters the first phase.
+    fn start(&mut self, source: Source) {
+        match source {
+            Source::Meta { meta, store } => self.start_running(meta, store),
+            Source::Magnet { magnet, make_store } => {
+                let phase = MetadataPhase::start(
+                    magnet,
+                    make_store,
+                    &self.config,
+                    self.cancel.clone(),
+                    Instant::now(),
+                );
+                phase.add_candidates(self.pending.peers.iter().copied());
+                let tiers = phase.tiers();
+                self.phase = Phase::Metadata(phase);
+                if self.pending.use_trackers && self.config.use_trackers && !tiers.is_empty() {
+                    self.start_announcer(tiers);
+                }
+            }
+        }
+    }
+
+    async fn run(
+        &mut self,
+        commands: &mut mpsc::Receiver<TorrentCommand>,
+        peer_rx: &mut mpsc::Receiver<PeerEvent>,
+        tracker_rx: &mut mpsc::Receiver<TrackerUpdate>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let cancel = self.cancel.clone();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    // Every handle is gone, the session's included: stop.
+                    None => break,
+                },
+                event = peer_rx.recv() => match event {
+                    Some(event) => self.on_peer_event(event),
+                    // We hold a sender ourselves, so this cannot happen.
+                    None => break,
+                },
+                Some((job, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
+                    self.on_job(job, result);
+                }
+                update = tracker_rx.recv() => match update {
+                    Some(update) => self.on_tracker(update),
+                    // We hold a sender ourselves, so this cannot happen.
+                    None => break,
+                },
+                Some(found) = self.lookups.join_next(), if !self.lookups.is_empty() => {
+                    self.on_lookup(found);
+                }
+                Some(found) = self.dht_announce.join_next(), if !self.dht_announce.is_empty() => {
+                    self.on_dht_announce(found);
+                }
+                info = fetch_metadata(&mut self.phase) => self.on_metadata(info),
+                Some(_) = self.peer_tasks.join_next(), if !self.peer_tasks.is_empty() => {}
+                Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.perform_all();
+        }
+    }
+
+    /// Stops every child and waits for them; complete pieces are still
+    /// verified and stored, and the last resume record written.
+    async fn shutdown(&mut self, peer_rx: &mut mpsc::Receiver<PeerEvent>) {
+        log::debug!("{} stopping", self.tag);
+        self.stopping = true;
+        self.cancel.cancel();
+        if let Phase::Running(running) = &mut self.phase {
+            running.core.stop();
+        }
+        self.perform_all();
+        for peer in self.peers.values() {
+            peer.disconnect();
+        }
+        // Keep draining peer events so no peer blocks on a full mailbox.
+        while !self.peer_tasks.is_empty() {
+            tokio::select! {
+                _ = self.peer_tasks.join_next() => {}
+                _ = peer_rx.recv() => {}
+            }
+        }
+        loop {
+            while let Some((job, result)) = self.jobs.next().await {
+                self.on_job(job, result);
+                self.perform_all();
+            }
+            let waiting = match &mut self.phase {
+                Phase::Running(running) => running.core.finish(),
+                _ => false,
+            };
+            self.perform_all();
+            if !waiting || self.jobs.is_empty() {
+                break;
+            }
+        }
+        self.stop_announcer();
+        self.lookups.shutdown().await;
+        self.dht_announce.shutdown().await;
+        while self.announcers.join_next().await.is_some() {}
+        log::info!("{} stopped", self.tag);
+    }
+
+    /// The running phase's core, if the metadata is known.
+    fn core(&mut self) -> Option<&mut TorrentCore> {
+        match &mut self.phase {
+            Phase::Running(running) => Some(&mut running.core),
+            _ => None,
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        // No subscriber is fine.
+        let _ = self.events.send(event);
+    }
+}
+
+/// The metadata fetch while in the metadata phase; never ready otherwise.
+async fn fetch_metadata(phase: &mut Phase) -> Option<bytes::Bytes> {
+    match phase {
+        Phase::Metadata(metadata) => metadata.fetch().await,
+        _ => std::future::pending().await,
+    }
+}
