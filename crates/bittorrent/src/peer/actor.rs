@@ -36,6 +36,10 @@ const READS_IN_FLIGHT: usize = 2;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// We send a keep-alive after this long without sending anything.
 const KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// Our `have`s wait at most this long to go out with other messages: one
+/// write (and one wake-up of the peer) per batch rather than per verified
+/// piece, which with small pieces cost every peer a write a millisecond.
+const HAVE_DELAY: Duration = Duration::from_millis(50);
 
 type Conn = Framed<TcpStream, MessageCodec>;
 type BlockRead = Result<Vec<(BlockInfo, Bytes)>, StoreError>;
@@ -71,6 +75,7 @@ pub(crate) async fn run(
         have,
         am_choking: true,
         uploads: UploadQueue::default(),
+        flush_at: None,
     };
     let reason = match actor.run(origin).await {
         Ok(()) => DisconnectReason::Local,
@@ -97,6 +102,8 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
+    /// When the `have`s queued without a flush must go out.
+    flush_at: Option<Instant>,
     /// What the peer's messages may cost; only news goes to the torrent.
     guard: Guard,
     /// Extension ids: ours (advertised) and the peer's (from its handshake).
@@ -195,9 +202,14 @@ impl PeerActor {
             let now = Instant::now();
             let paused = self.guard.ready_at(now);
             let resume = tokio::time::Instant::from_std(paused.unwrap_or(now));
+            let flush_at = tokio::time::Instant::from_std(self.flush_at.unwrap_or(now));
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep_until(resume), if paused.is_some() => {}
+                _ = tokio::time::sleep_until(flush_at), if self.flush_at.is_some() => {
+                    self.flush_at = None;
+                    conn.flush().await?;
+                }
                 frame = conn.next(), if paused.is_none() => {
                     let msg = match frame {
                         Some(msg) => msg?,
@@ -434,19 +446,27 @@ impl PeerActor {
         Ok(())
     }
 
-    /// Writes `cmd` and whatever else is already queued, then flushes once.
+    /// Writes `cmd` and whatever else is already queued, then flushes once
+    /// (`have`s alone wait up to [`HAVE_DELAY`] for company).
     async fn on_command(&mut self, cmd: PeerCommand, conn: &mut Conn) -> Result<(), PeerError> {
-        self.feed(conn, cmd).await?;
+        let mut urgent = self.feed(conn, cmd).await?;
         while let Ok(cmd) = self.commands.try_recv() {
-            self.feed(conn, cmd).await?;
+            urgent |= self.feed(conn, cmd).await?;
         }
-        conn.flush().await?;
+        if urgent {
+            self.flush_at = None;
+            conn.flush().await?;
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(Instant::now() + HAVE_DELAY);
+        }
         Ok(())
     }
 
     /// Applies one command and queues its message(s) without flushing.
-    async fn feed(&mut self, conn: &mut Conn, cmd: PeerCommand) -> Result<(), PeerError> {
+    /// Returns whether they must go out now (anything but a `have`).
+    async fn feed(&mut self, conn: &mut Conn, cmd: PeerCommand) -> Result<bool, PeerError> {
         log::trace!("{} -> {cmd:?}", self.tag);
+        let urgent = !matches!(cmd, PeerCommand::Have(_));
         match cmd {
             PeerCommand::Request(blocks) => {
                 for block in blocks {
@@ -480,7 +500,7 @@ impl PeerActor {
                 }
             }
         }
-        Ok(())
+        Ok(urgent)
     }
 
     fn check_piece(&self, piece: u32) -> Result<(), PeerError> {
@@ -533,5 +553,55 @@ fn describe(msg: &Message) -> String {
         }
         Message::Bitfield(b) => format!("bitfield ({} bytes)", b.len()),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::metainfo::MetaInfo;
+    use crate::peer::PeerHandle;
+    use crate::store::MemoryStore;
+    use crate::types::PeerId;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn haves_wait_for_company_but_never_past_the_delay() {
+        let meta = Arc::new(MetaInfo::for_test("x", 16384, &[("x", 8 * 16384, false)]));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let params = PeerParams {
+            meta: Arc::clone(&meta),
+            store: Arc::new(MemoryStore::new(&meta)),
+            our_id: PeerId([1; 20]),
+            have: Bitfield::new(8),
+            connect_timeout: Duration::from_secs(10),
+            listen_port: 0,
+            pex: false,
+        };
+        let (events, _events) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events, cancel);
+        tokio::spawn(task);
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut hs, _) = handshake::receive(stream).await.unwrap();
+        let theirs = Handshake::new(meta.info_hash, PeerId([2; 20]));
+        handshake::respond(&mut hs, theirs).await.unwrap();
+        let mut conn = handshake::into_messages(hs, 1 << 16);
+
+        // Haves alone go out together, once the delay is over.
+        let start = Instant::now();
+        handle.send(PeerCommand::Have(3)).unwrap();
+        handle.send(PeerCommand::Have(5)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(3));
+        assert!(start.elapsed() >= HAVE_DELAY, "{:?}", start.elapsed());
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(5));
+        // A have queued before another message leaves with it, in order.
+        handle.send(PeerCommand::Have(6)).unwrap();
+        handle.send(PeerCommand::Interested(true)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(6));
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Interested);
     }
 }
