@@ -234,6 +234,10 @@ fn pex_message(k: u64) -> PexMessage {
 /// torrent once and fit every `k % 2` and `k % 4` pattern).
 const CYCLE_ROUNDS: u64 = 32;
 
+/// What a request/cancel flood follows of us (the piece we last announced,
+/// whether we unchoke it); `None` for the other floods.
+type Followed = Option<(u64, bool)>;
+
 /// Wire bytes of `msgs`.
 fn encode(msgs: Vec<Message>) -> BytesMut {
     let mut codec = MessageCodec::default();
@@ -244,9 +248,9 @@ fn encode(msgs: Vec<Message>) -> BytesMut {
     buf
 }
 
-/// Floods one connection until it closes. The flood is encoded once and
-/// written in large writes (except a request/cancel flood, which follows
-/// what we announce): a remote attacker spends its own CPU, and encoding
+/// Floods one connection until it closes. The flood is encoded once (a
+/// request/cancel flood once per state of ours it follows) and written in
+/// large writes: a remote attacker spends its own CPU, and encoding
 /// every message anew kept a core of the test machine busy, which slowed
 /// the honest download as a third busy thread on two cores would, whatever
 /// the engine did with the flood. What reaches the socket is the same.
@@ -277,29 +281,33 @@ async fn attack_conn(
         .write_all(&encode(opening(attack, pieces)))
         .await
         .is_ok();
-    let follows_us = attack == Attack::RequestCancel;
-    let mut cycle = Vec::new();
-    if !follows_us {
-        for round in 0..CYCLE_ROUNDS {
-            cycle.extend(flood(attack, round, pieces, &view));
-        }
-    }
-    let (cycle_len, cycle) = (cycle.len(), encode(cycle).freeze());
-    let mut round = 0;
+    // A request/cancel flood follows what we announce and whether we choke
+    // it: encoded anew only when that changes.
+    let state = |view: &View| -> Followed {
+        let follows = attack == Attack::RequestCancel;
+        follows.then(|| {
+            let have = view.have.load(Ordering::Relaxed);
+            (have, view.unchoked.load(Ordering::Relaxed))
+        })
+    };
+    let mut encoded: Option<(Followed, usize, Bytes)> = None;
     while ok && !reader.is_finished() {
-        let (n, bytes) = if follows_us {
-            let batch = flood(attack, round, pieces, &view);
-            round += 1;
-            (batch.len(), encode(batch).freeze())
-        } else {
-            (cycle_len, cycle.clone())
+        let now = state(&view);
+        if encoded.as_ref().is_none_or(|(was, _, _)| *was != now) {
+            let cycle: Vec<Message> = (0..CYCLE_ROUNDS)
+                .flat_map(|round| flood(attack, round, pieces, &view))
+                .collect();
+            encoded = Some((now, cycle.len(), encode(cycle).freeze()));
+        }
+        let Some((_, n, bytes)) = &encoded else {
+            break;
         };
-        if n == 0 {
+        if *n == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        ok &= write.write_all(&bytes).await.is_ok();
-        sent.fetch_add(n, Ordering::Relaxed);
+        ok &= write.write_all(bytes).await.is_ok();
+        sent.fetch_add(*n, Ordering::Relaxed);
         tokio::task::yield_now().await;
     }
     reader.abort();
