@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -32,6 +32,9 @@ use crate::wire::{Handshake, Message, MessageCodec};
 const WRITE_BUFFER: usize = 512 * 1024;
 /// Store reads (of up to 256 KiB) in flight per peer we upload to.
 const READS_IN_FLIGHT: usize = 2;
+/// Messages taken at most in one go once one arrived (see
+/// `PeerActor::read_arrived`).
+const READ_BATCH: usize = 64;
 /// A peer silent this long is dropped.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// We send a keep-alive after this long without sending anything.
@@ -217,6 +220,7 @@ impl PeerActor {
                     };
                     last_recv = Instant::now();
                     self.on_message(msg, &mut conn).await?;
+                    self.read_arrived(&mut conn).await?;
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
@@ -246,6 +250,23 @@ impl PeerActor {
                 }
             }
         }
+    }
+
+    /// Takes the messages that already arrived (up to [`READ_BATCH`], within
+    /// the budget) before acting on any of them: a request cancelled in the
+    /// same segment costs no store read and no upload.
+    async fn read_arrived(&mut self, conn: &mut Conn) -> Result<(), PeerError> {
+        for _ in 0..READ_BATCH {
+            if self.guard.ready_at(Instant::now()).is_some() {
+                break;
+            }
+            let Some(frame) = conn.next().now_or_never() else {
+                break;
+            };
+            let msg = frame.ok_or(PeerError::Closed)??;
+            self.on_message(msg, conn).await?;
+        }
+        Ok(())
     }
 
     /// Reads the next run of queued requests from the store on a blocking
@@ -567,30 +588,40 @@ mod tests {
     use crate::types::PeerId;
     use tokio::net::TcpListener;
 
-    #[tokio::test]
-    async fn haves_wait_for_company_but_never_past_the_delay() {
+    /// Our peer actor for a torrent of 8 pieces of 16 KiB, of which we have
+    /// `have`, dialling a remote end driven by the test.
+    async fn connect(have: &[usize]) -> (PeerHandle, Framed<TcpStream, MessageCodec>) {
         let meta = Arc::new(MetaInfo::for_test("x", 16384, &[("x", 8 * 16384, false)]));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut bits = Bitfield::new(8);
+        for &piece in have {
+            bits.set(piece);
+        }
         let params = PeerParams {
             meta: Arc::clone(&meta),
             store: Arc::new(MemoryStore::new(&meta)),
             our_id: PeerId([1; 20]),
-            have: Bitfield::new(8),
+            have: bits,
             connect_timeout: Duration::from_secs(10),
             listen_port: 0,
             pex: false,
         };
-        let (events, _events) = mpsc::channel(16);
+        let (events, mut events_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events, cancel);
         tokio::spawn(task);
+        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
         let (stream, _) = listener.accept().await.unwrap();
         let (mut hs, _) = handshake::receive(stream).await.unwrap();
         let theirs = Handshake::new(meta.info_hash, PeerId([2; 20]));
         handshake::respond(&mut hs, theirs).await.unwrap();
-        let mut conn = handshake::into_messages(hs, 1 << 16);
+        (handle, handshake::into_messages(hs, 1 << 16))
+    }
 
+    #[tokio::test]
+    async fn haves_wait_for_company_but_never_past_the_delay() {
+        let (handle, mut conn) = connect(&[]).await;
         // Haves alone go out together, once the delay is over.
         let start = Instant::now();
         handle.send(PeerCommand::Have(3)).unwrap();
@@ -603,5 +634,33 @@ mod tests {
         handle.send(PeerCommand::Interested(true)).unwrap();
         assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(6));
         assert_eq!(conn.next().await.unwrap().unwrap(), Message::Interested);
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_in_the_same_segment_is_never_served() {
+        let (handle, mut conn) = connect(&[0, 1]).await;
+        assert!(matches!(conn.next().await, Some(Ok(Message::Bitfield(_)))));
+        handle.send(PeerCommand::Choke(false)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Unchoke);
+        let block = |piece| BlockInfo {
+            piece,
+            begin: 0,
+            length: 16384,
+        };
+        // Request, cancel, request: one write, read by us in one go.
+        let mut codec = MessageCodec::default();
+        let mut bytes = bytes::BytesMut::new();
+        for msg in [
+            Message::Request(block(0)),
+            Message::Cancel(block(0)),
+            Message::Request(block(1)),
+        ] {
+            tokio_util::codec::Encoder::encode(&mut codec, msg, &mut bytes).unwrap();
+        }
+        conn.get_mut().write_all(&bytes).await.unwrap();
+        let Some(Ok(Message::Piece { piece, .. })) = conn.next().await else {
+            panic!("a block expected");
+        };
+        assert_eq!(piece, 1, "the cancelled request was served");
     }
 }
