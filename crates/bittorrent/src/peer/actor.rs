@@ -394,6 +394,12 @@ impl PeerActor {
     /// requests (served from our info dictionary), peer exchange. Malformed
     /// or unknown extension messages are ignored.
     async fn on_extended(&mut self, id: u8, body: Bytes, conn: &mut Conn) -> Result<(), PeerError> {
+        // A PEX message we would not take is not even decoded (50 addresses
+        // parsed per message made a PEX flood cost far more than its tokens).
+        let pex = self.ext.local_extension(id) == Some(Extension::Pex);
+        if pex && !(self.params.pex && self.guard.take_pex(Instant::now())) {
+            return Ok(());
+        }
         let msg = match ExtendedMessage::decode_parts(id, body, &self.ext) {
             Ok(msg) => msg,
             Err(e) => {
@@ -428,20 +434,19 @@ impl PeerActor {
                     .await?;
                 conn.flush().await?;
             }
+            // Taken: `take_pex` allowed it before decoding.
             ExtendedMessage::Pex(pex) => {
-                if self.params.pex && self.guard.take_pex(Instant::now()) {
-                    let added = pex
-                        .added
-                        .iter()
-                        .take(PEX_MAX_ADDED)
-                        .map(|p| p.addr)
-                        .collect();
-                    self.emit(PeerEvent::Pex {
-                        addr: self.addr,
-                        added,
-                    })
-                    .await?;
-                }
+                let added = pex
+                    .added
+                    .iter()
+                    .take(PEX_MAX_ADDED)
+                    .map(|p| p.addr)
+                    .collect();
+                self.emit(PeerEvent::Pex {
+                    addr: self.addr,
+                    added,
+                })
+                .await?;
             }
             ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => {}
         }
