@@ -1,8 +1,8 @@
 //! Hostile peers: for each class of message a remote peer can send cheaply, an
 //! attacker floods our leecher with it while an honest in-process seeder
 //! serves a 32 MiB torrent. The honest download must finish in under 1.5x its
-//! time alone (measured in the same test; re-measured once before failing,
-//! because the test machine is shared and timings are noisy).
+//! time alone (measured in the same test, best of 3 of each; re-measured once
+//! before failing, because the test machine is shared and timings are noisy).
 
 mod common;
 
@@ -34,6 +34,8 @@ const SIZE: usize = 32 * 1024 * 1024;
 const PIECE: u32 = 16 * 1024;
 /// Bound on the slowdown an attacker may cause.
 const MAX_RATIO: f64 = 1.5;
+/// Downloads of each kind (alone, attacked) per measurement.
+const PAIRS: usize = 3;
 
 /// One test at a time: they measure time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -409,22 +411,39 @@ async fn download(
     (took, sent)
 }
 
-/// Measures the download alone and beside `attack`; asserts the ratio (once
-/// re-measured before failing).
+/// Measures the download alone and beside `attack`, [`PAIRS`] times each in
+/// turn, and compares the best times (load on the shared machine only ever
+/// adds time, so the best of a few is the nearest to the true cost, and a
+/// single noisy run of either kind no longer decides); asserts the ratio
+/// (once re-measured before failing).
 async fn check(attack: Attack) {
     let _serial = SERIAL.lock().await;
     let (meta, data) = fixture();
     let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
     let mut ratio = 0.0;
     for attempt in 0..2 {
-        let (alone, _) = download(&meta, &data, seeder.addr, None).await;
-        let (attacked, sent) = download(&meta, &data, seeder.addr, Some(attack)).await;
-        ratio = attacked.as_secs_f64() / alone.as_secs_f64();
+        let (mut alone, mut attacked) = (Vec::new(), Vec::new());
+        let mut sent = 0;
+        for _ in 0..PAIRS {
+            alone.push(download(&meta, &data, seeder.addr, None).await.0);
+            let (took, flood) = download(&meta, &data, seeder.addr, Some(attack)).await;
+            attacked.push(took);
+            sent = sent.max(flood);
+        }
+        let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+        ratio = best(&attacked).as_secs_f64() / best(&alone).as_secs_f64();
+        let secs = |times: &[Duration]| {
+            let all: Vec<String> = times
+                .iter()
+                .map(|t| format!("{:.3}", t.as_secs_f64()))
+                .collect();
+            all.join("/")
+        };
         println!(
-            "hostile {attack:?}: alone {:.3} s, attacked {:.3} s, ratio {ratio:.2} \
-             (attacker sent {sent} messages/connections; attempt {attempt})",
-            alone.as_secs_f64(),
-            attacked.as_secs_f64(),
+            "hostile {attack:?}: alone {} s, attacked {} s, best-of ratio {ratio:.2} \
+             (attacker sent up to {sent} messages/connections; attempt {attempt})",
+            secs(&alone),
+            secs(&attacked),
         );
         assert!(sent > 0, "the attacker never got to attack ({attack:?})");
         if ratio < MAX_RATIO {
