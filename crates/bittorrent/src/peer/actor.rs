@@ -62,7 +62,8 @@ pub(crate) async fn run(
     if !params.pex {
         ext.set_local(Extension::Pex, 0);
     }
-    let guard = Guard::new(params.meta.piece_count(), Instant::now());
+    let info_len = params.meta.info_bytes.len();
+    let guard = Guard::new(params.meta.piece_count(), info_len, Instant::now());
     let mut actor = PeerActor {
         guard,
         ext,
