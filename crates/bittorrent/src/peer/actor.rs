@@ -106,7 +106,8 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
-    /// When the `have`s queued without a flush must go out.
+    /// When the messages queued without a flush (`have`s, metadata replies)
+    /// must go out.
     flush_at: Option<Instant>,
     /// What the peer's messages may cost; only news goes to the torrent.
     guard: Guard,
@@ -433,7 +434,9 @@ impl PeerActor {
                 };
                 self.send_extended(ExtendedMessage::Metadata(reply), conn)
                     .await?;
-                conn.flush().await?;
+                // Out once the messages that arrived with the request are
+                // read: one write for a batch of requests, not one each.
+                self.flush_at = Some(Instant::now());
             }
             // Taken: `take_pex` allowed it before decoding.
             ExtendedMessage::Pex(pex) => {
