@@ -55,6 +55,8 @@ enum Attack {
     Pex,
     MetadataRequests,
     Reconnects,
+    /// Claims every piece, unchokes us and never sends a block.
+    Withholds,
 }
 
 /// What the attacker saw of us.
@@ -146,8 +148,14 @@ fn opening(attack: Attack, pieces: usize) -> Vec<Message> {
         id: HANDSHAKE_ID,
         payload: Bytes::from(hs.encode()),
     }];
-    let full = matches!(attack, Attack::ChokeFlips | Attack::Bitfields);
+    let full = matches!(
+        attack,
+        Attack::ChokeFlips | Attack::Bitfields | Attack::Withholds
+    );
     msgs.push(bitfield(pieces, full));
+    if attack == Attack::Withholds {
+        msgs.push(Message::Unchoke);
+    }
     if matches!(attack, Attack::RequestCancel | Attack::MetadataRequests) {
         msgs.push(Message::Interested);
     }
@@ -165,7 +173,7 @@ fn flood(attack: Attack, round: u64, pieces: usize, view: &View) -> Vec<Message>
                 Attack::Bitfields => bitfield(pieces, k % 2 == 0),
                 Attack::DuplicateHaves => Message::Have((k % 4) as u32),
                 Attack::NewHaves => Message::Have((k % n) as u32),
-                Attack::KeepAlives => Message::KeepAlive,
+                Attack::KeepAlives | Attack::Withholds => Message::KeepAlive,
                 Attack::RequestCancel => {
                     let piece = view.have.load(Ordering::Relaxed).checked_sub(1)? as u32;
                     if !view.unchoked.load(Ordering::Relaxed) {
@@ -511,4 +519,9 @@ async fn metadata_request_flood() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reconnects() {
     check(Attack::Reconnects).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_withholds_blocks() {
+    check(Attack::Withholds).await;
 }
