@@ -1,8 +1,8 @@
 //! Hostile peers: for each class of message a remote peer can send cheaply, an
 //! attacker floods our leecher with it while an honest in-process seeder
 //! serves a 32 MiB torrent. The honest download must finish in under 1.5x its
-//! time alone (measured in the same test; re-measured once before failing,
-//! because the test machine is shared and timings are noisy).
+//! time alone (measured in the same test, best of 3 of each; re-measured once
+//! before failing, because the test machine is shared and timings are noisy).
 
 mod common;
 
@@ -18,12 +18,13 @@ use bittorrent::extension::{
 use bittorrent::prelude::*;
 use bittorrent::types::BlockInfo;
 use bittorrent::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::{Encoder, Framed, FramedParts, FramedRead};
 
 use crate::common::{loopback_config, meta_for, payload, spawn_seeder};
 
@@ -33,6 +34,8 @@ const SIZE: usize = 32 * 1024 * 1024;
 const PIECE: u32 = 16 * 1024;
 /// Bound on the slowdown an attacker may cause.
 const MAX_RATIO: f64 = 1.5;
+/// Downloads of each kind (alone, attacked) per measurement.
+const PAIRS: usize = 3;
 
 /// One test at a time: they measure time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -52,6 +55,8 @@ enum Attack {
     Pex,
     MetadataRequests,
     Reconnects,
+    /// Claims every piece, unchokes us and never sends a block.
+    Withholds,
 }
 
 /// What the attacker saw of us.
@@ -143,8 +148,14 @@ fn opening(attack: Attack, pieces: usize) -> Vec<Message> {
         id: HANDSHAKE_ID,
         payload: Bytes::from(hs.encode()),
     }];
-    let full = matches!(attack, Attack::ChokeFlips | Attack::Bitfields);
+    let full = matches!(
+        attack,
+        Attack::ChokeFlips | Attack::Bitfields | Attack::Withholds
+    );
     msgs.push(bitfield(pieces, full));
+    if attack == Attack::Withholds {
+        msgs.push(Message::Unchoke);
+    }
     if matches!(attack, Attack::RequestCancel | Attack::MetadataRequests) {
         msgs.push(Message::Interested);
     }
@@ -162,7 +173,7 @@ fn flood(attack: Attack, round: u64, pieces: usize, view: &View) -> Vec<Message>
                 Attack::Bitfields => bitfield(pieces, k % 2 == 0),
                 Attack::DuplicateHaves => Message::Have((k % 4) as u32),
                 Attack::NewHaves => Message::Have((k % n) as u32),
-                Attack::KeepAlives => Message::KeepAlive,
+                Attack::KeepAlives | Attack::Withholds => Message::KeepAlive,
                 Attack::RequestCancel => {
                     let piece = view.have.load(Ordering::Relaxed).checked_sub(1)? as u32;
                     if !view.unchoked.load(Ordering::Relaxed) {
@@ -228,14 +239,41 @@ fn pex_message(k: u64) -> PexMessage {
     }
 }
 
-/// Floods one connection until it closes.
+/// Rounds of a flood encoded once and then written over and over: the
+/// floods repeat with this period (32 x 64 messages name every piece of the
+/// torrent once and fit every `k % 2` and `k % 4` pattern).
+const CYCLE_ROUNDS: u64 = 32;
+
+/// What a request/cancel flood follows of us (the piece we last announced,
+/// whether we unchoke it); `None` for the other floods.
+type Followed = Option<(u64, bool)>;
+
+/// Wire bytes of `msgs`.
+fn encode(msgs: Vec<Message>) -> BytesMut {
+    let mut codec = MessageCodec::default();
+    let mut buf = BytesMut::new();
+    for msg in msgs {
+        codec.encode(msg, &mut buf).expect("encodable");
+    }
+    buf
+}
+
+/// Floods one connection until it closes. The flood is encoded once (a
+/// request/cancel flood once per state of ours it follows) and written in
+/// large writes: a remote attacker spends its own CPU, and encoding
+/// every message anew kept a core of the test machine busy, which slowed
+/// the honest download as a third busy thread on two cores would, whatever
+/// the engine did with the flood. What reaches the socket is the same.
 async fn attack_conn(
     conn: Framed<TcpStream, MessageCodec>,
     attack: Attack,
     pieces: usize,
     sent: Arc<AtomicUsize>,
 ) {
-    let (mut sink, mut stream) = conn.split();
+    let parts = conn.into_parts();
+    let (read, mut write) = parts.io.into_split();
+    let mut stream = FramedRead::new(read, MessageCodec::default());
+    stream.read_buffer_mut().extend_from_slice(&parts.read_buf);
     let view = Arc::new(View::default());
     let seen = Arc::clone(&view);
     // Reads (and mostly ignores) what we send, so our writes never block.
@@ -249,25 +287,37 @@ async fn attack_conn(
             }
         }
     });
-    let mut ok = true;
-    for msg in opening(attack, pieces) {
-        ok &= sink.feed(msg).await.is_ok();
-    }
-    ok &= sink.flush().await.is_ok();
-    let mut round = 0;
+    let mut ok = write
+        .write_all(&encode(opening(attack, pieces)))
+        .await
+        .is_ok();
+    // A request/cancel flood follows what we announce and whether we choke
+    // it: encoded anew only when that changes.
+    let state = |view: &View| -> Followed {
+        let follows = attack == Attack::RequestCancel;
+        follows.then(|| {
+            let have = view.have.load(Ordering::Relaxed);
+            (have, view.unchoked.load(Ordering::Relaxed))
+        })
+    };
+    let mut encoded: Option<(Followed, usize, Bytes)> = None;
     while ok && !reader.is_finished() {
-        let batch = flood(attack, round, pieces, &view);
-        round += 1;
-        if batch.is_empty() {
+        let now = state(&view);
+        if encoded.as_ref().is_none_or(|(was, _, _)| *was != now) {
+            let cycle: Vec<Message> = (0..CYCLE_ROUNDS)
+                .flat_map(|round| flood(attack, round, pieces, &view))
+                .collect();
+            encoded = Some((now, cycle.len(), encode(cycle).freeze()));
+        }
+        let Some((_, n, bytes)) = &encoded else {
+            break;
+        };
+        if *n == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         }
-        let n = batch.len();
-        for msg in batch {
-            ok &= sink.feed(msg).await.is_ok();
-        }
-        ok &= sink.flush().await.is_ok();
-        sent.fetch_add(n, Ordering::Relaxed);
+        ok &= write.write_all(bytes).await.is_ok();
+        sent.fetch_add(*n, Ordering::Relaxed);
         tokio::task::yield_now().await;
     }
     reader.abort();
@@ -369,22 +419,39 @@ async fn download(
     (took, sent)
 }
 
-/// Measures the download alone and beside `attack`; asserts the ratio (once
-/// re-measured before failing).
+/// Measures the download alone and beside `attack`, [`PAIRS`] times each in
+/// turn, and compares the best times (load on the shared machine only ever
+/// adds time, so the best of a few is the nearest to the true cost, and a
+/// single noisy run of either kind no longer decides); asserts the ratio
+/// (once re-measured before failing).
 async fn check(attack: Attack) {
     let _serial = SERIAL.lock().await;
     let (meta, data) = fixture();
     let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
     let mut ratio = 0.0;
     for attempt in 0..2 {
-        let (alone, _) = download(&meta, &data, seeder.addr, None).await;
-        let (attacked, sent) = download(&meta, &data, seeder.addr, Some(attack)).await;
-        ratio = attacked.as_secs_f64() / alone.as_secs_f64();
+        let (mut alone, mut attacked) = (Vec::new(), Vec::new());
+        let mut sent = 0;
+        for _ in 0..PAIRS {
+            alone.push(download(&meta, &data, seeder.addr, None).await.0);
+            let (took, flood) = download(&meta, &data, seeder.addr, Some(attack)).await;
+            attacked.push(took);
+            sent = sent.max(flood);
+        }
+        let best = |times: &[Duration]| times.iter().min().copied().unwrap_or_default();
+        ratio = best(&attacked).as_secs_f64() / best(&alone).as_secs_f64();
+        let secs = |times: &[Duration]| {
+            let all: Vec<String> = times
+                .iter()
+                .map(|t| format!("{:.3}", t.as_secs_f64()))
+                .collect();
+            all.join("/")
+        };
         println!(
-            "hostile {attack:?}: alone {:.3} s, attacked {:.3} s, ratio {ratio:.2} \
-             (attacker sent {sent} messages/connections; attempt {attempt})",
-            alone.as_secs_f64(),
-            attacked.as_secs_f64(),
+            "hostile {attack:?}: alone {} s, attacked {} s, best-of ratio {ratio:.2} \
+             (attacker sent up to {sent} messages/connections; attempt {attempt})",
+            secs(&alone),
+            secs(&attacked),
         );
         assert!(sent > 0, "the attacker never got to attack ({attack:?})");
         if ratio < MAX_RATIO {
@@ -452,4 +519,9 @@ async fn metadata_request_flood() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reconnects() {
     check(Attack::Reconnects).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_that_withholds_blocks() {
+    check(Attack::Withholds).await;
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -32,10 +32,17 @@ use crate::wire::{Handshake, Message, MessageCodec};
 const WRITE_BUFFER: usize = 512 * 1024;
 /// Store reads (of up to 256 KiB) in flight per peer we upload to.
 const READS_IN_FLIGHT: usize = 2;
+/// Messages taken at most in one go once one arrived (see
+/// `PeerActor::read_arrived`).
+const READ_BATCH: usize = 64;
 /// A peer silent this long is dropped.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// We send a keep-alive after this long without sending anything.
 const KEEP_ALIVE: Duration = Duration::from_secs(60);
+/// Our `have`s wait at most this long to go out with other messages: one
+/// write (and one wake-up of the peer) per batch rather than per verified
+/// piece, which with small pieces cost every peer a write a millisecond.
+const HAVE_DELAY: Duration = Duration::from_millis(50);
 
 type Conn = Framed<TcpStream, MessageCodec>;
 type BlockRead = Result<Vec<(BlockInfo, Bytes)>, StoreError>;
@@ -55,7 +62,8 @@ pub(crate) async fn run(
     if !params.pex {
         ext.set_local(Extension::Pex, 0);
     }
-    let guard = Guard::new(params.meta.piece_count(), Instant::now());
+    let info_len = params.meta.info_bytes.len();
+    let guard = Guard::new(params.meta.piece_count(), info_len, Instant::now());
     let mut actor = PeerActor {
         guard,
         ext,
@@ -71,6 +79,7 @@ pub(crate) async fn run(
         have,
         am_choking: true,
         uploads: UploadQueue::default(),
+        flush_at: None,
     };
     let reason = match actor.run(origin).await {
         Ok(()) => DisconnectReason::Local,
@@ -97,6 +106,9 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
+    /// When the messages queued without a flush (`have`s, metadata replies)
+    /// must go out.
+    flush_at: Option<Instant>,
     /// What the peer's messages may cost; only news goes to the torrent.
     guard: Guard,
     /// Extension ids: ours (advertised) and the peer's (from its handshake).
@@ -195,9 +207,14 @@ impl PeerActor {
             let now = Instant::now();
             let paused = self.guard.ready_at(now);
             let resume = tokio::time::Instant::from_std(paused.unwrap_or(now));
+            let flush_at = tokio::time::Instant::from_std(self.flush_at.unwrap_or(now));
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 _ = tokio::time::sleep_until(resume), if paused.is_some() => {}
+                _ = tokio::time::sleep_until(flush_at), if self.flush_at.is_some() => {
+                    self.flush_at = None;
+                    conn.flush().await?;
+                }
                 frame = conn.next(), if paused.is_none() => {
                     let msg = match frame {
                         Some(msg) => msg?,
@@ -205,6 +222,7 @@ impl PeerActor {
                     };
                     last_recv = Instant::now();
                     self.on_message(msg, &mut conn).await?;
+                    self.read_arrived(&mut conn).await?;
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
@@ -234,6 +252,23 @@ impl PeerActor {
                 }
             }
         }
+    }
+
+    /// Takes the messages that already arrived (up to [`READ_BATCH`], within
+    /// the budget) before acting on any of them: a request cancelled in the
+    /// same segment costs no store read and no upload.
+    async fn read_arrived(&mut self, conn: &mut Conn) -> Result<(), PeerError> {
+        for _ in 0..READ_BATCH {
+            if self.guard.ready_at(Instant::now()).is_some() {
+                break;
+            }
+            let Some(frame) = conn.next().now_or_never() else {
+                break;
+            };
+            let msg = frame.ok_or(PeerError::Closed)??;
+            self.on_message(msg, conn).await?;
+        }
+        Ok(())
     }
 
     /// Reads the next run of queued requests from the store on a blocking
@@ -361,6 +396,12 @@ impl PeerActor {
     /// requests (served from our info dictionary), peer exchange. Malformed
     /// or unknown extension messages are ignored.
     async fn on_extended(&mut self, id: u8, body: Bytes, conn: &mut Conn) -> Result<(), PeerError> {
+        // A PEX message we would not take is not even decoded (50 addresses
+        // parsed per message made a PEX flood cost far more than its tokens).
+        let pex = self.ext.local_extension(id) == Some(Extension::Pex);
+        if pex && !(self.params.pex && self.guard.take_pex(Instant::now())) {
+            return Ok(());
+        }
         let msg = match ExtendedMessage::decode_parts(id, body, &self.ext) {
             Ok(msg) => msg,
             Err(e) => {
@@ -393,22 +434,23 @@ impl PeerActor {
                 };
                 self.send_extended(ExtendedMessage::Metadata(reply), conn)
                     .await?;
-                conn.flush().await?;
+                // Out once the messages that arrived with the request are
+                // read: one write for a batch of requests, not one each.
+                self.flush_at = Some(Instant::now());
             }
+            // Taken: `take_pex` allowed it before decoding.
             ExtendedMessage::Pex(pex) => {
-                if self.params.pex && self.guard.take_pex(Instant::now()) {
-                    let added = pex
-                        .added
-                        .iter()
-                        .take(PEX_MAX_ADDED)
-                        .map(|p| p.addr)
-                        .collect();
-                    self.emit(PeerEvent::Pex {
-                        addr: self.addr,
-                        added,
-                    })
-                    .await?;
-                }
+                let added = pex
+                    .added
+                    .iter()
+                    .take(PEX_MAX_ADDED)
+                    .map(|p| p.addr)
+                    .collect();
+                self.emit(PeerEvent::Pex {
+                    addr: self.addr,
+                    added,
+                })
+                .await?;
             }
             ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => {}
         }
@@ -434,19 +476,27 @@ impl PeerActor {
         Ok(())
     }
 
-    /// Writes `cmd` and whatever else is already queued, then flushes once.
+    /// Writes `cmd` and whatever else is already queued, then flushes once
+    /// (`have`s alone wait up to [`HAVE_DELAY`] for company).
     async fn on_command(&mut self, cmd: PeerCommand, conn: &mut Conn) -> Result<(), PeerError> {
-        self.feed(conn, cmd).await?;
+        let mut urgent = self.feed(conn, cmd).await?;
         while let Ok(cmd) = self.commands.try_recv() {
-            self.feed(conn, cmd).await?;
+            urgent |= self.feed(conn, cmd).await?;
         }
-        conn.flush().await?;
+        if urgent {
+            self.flush_at = None;
+            conn.flush().await?;
+        } else if self.flush_at.is_none() {
+            self.flush_at = Some(Instant::now() + HAVE_DELAY);
+        }
         Ok(())
     }
 
     /// Applies one command and queues its message(s) without flushing.
-    async fn feed(&mut self, conn: &mut Conn, cmd: PeerCommand) -> Result<(), PeerError> {
+    /// Returns whether they must go out now (anything but a `have`).
+    async fn feed(&mut self, conn: &mut Conn, cmd: PeerCommand) -> Result<bool, PeerError> {
         log::trace!("{} -> {cmd:?}", self.tag);
+        let urgent = !matches!(cmd, PeerCommand::Have(_));
         match cmd {
             PeerCommand::Request(blocks) => {
                 for block in blocks {
@@ -480,7 +530,7 @@ impl PeerActor {
                 }
             }
         }
-        Ok(())
+        Ok(urgent)
     }
 
     fn check_piece(&self, piece: u32) -> Result<(), PeerError> {
@@ -533,5 +583,93 @@ fn describe(msg: &Message) -> String {
         }
         Message::Bitfield(b) => format!("bitfield ({} bytes)", b.len()),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use crate::metainfo::MetaInfo;
+    use crate::peer::PeerHandle;
+    use crate::store::MemoryStore;
+    use crate::types::PeerId;
+    use tokio::net::TcpListener;
+
+    /// Our peer actor for a torrent of 8 pieces of 16 KiB, of which we have
+    /// `have`, dialling a remote end driven by the test.
+    async fn connect(have: &[usize]) -> (PeerHandle, Framed<TcpStream, MessageCodec>) {
+        let meta = Arc::new(MetaInfo::for_test("x", 16384, &[("x", 8 * 16384, false)]));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut bits = Bitfield::new(8);
+        for &piece in have {
+            bits.set(piece);
+        }
+        let params = PeerParams {
+            meta: Arc::clone(&meta),
+            store: Arc::new(MemoryStore::new(&meta)),
+            our_id: PeerId([1; 20]),
+            have: bits,
+            connect_timeout: Duration::from_secs(10),
+            listen_port: 0,
+            pex: false,
+        };
+        let (events, mut events_rx) = mpsc::channel(16);
+        let cancel = CancellationToken::new();
+        let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events, cancel);
+        tokio::spawn(task);
+        tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut hs, _) = handshake::receive(stream).await.unwrap();
+        let theirs = Handshake::new(meta.info_hash, PeerId([2; 20]));
+        handshake::respond(&mut hs, theirs).await.unwrap();
+        (handle, handshake::into_messages(hs, 1 << 16))
+    }
+
+    #[tokio::test]
+    async fn haves_wait_for_company_but_never_past_the_delay() {
+        let (handle, mut conn) = connect(&[]).await;
+        // Haves alone go out together, once the delay is over.
+        let start = Instant::now();
+        handle.send(PeerCommand::Have(3)).unwrap();
+        handle.send(PeerCommand::Have(5)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(3));
+        assert!(start.elapsed() >= HAVE_DELAY, "{:?}", start.elapsed());
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(5));
+        // A have queued before another message leaves with it, in order.
+        handle.send(PeerCommand::Have(6)).unwrap();
+        handle.send(PeerCommand::Interested(true)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Have(6));
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Interested);
+    }
+
+    #[tokio::test]
+    async fn a_request_cancelled_in_the_same_segment_is_never_served() {
+        let (handle, mut conn) = connect(&[0, 1]).await;
+        assert!(matches!(conn.next().await, Some(Ok(Message::Bitfield(_)))));
+        handle.send(PeerCommand::Choke(false)).unwrap();
+        assert_eq!(conn.next().await.unwrap().unwrap(), Message::Unchoke);
+        let block = |piece| BlockInfo {
+            piece,
+            begin: 0,
+            length: 16384,
+        };
+        // Request, cancel, request: one write, read by us in one go.
+        let mut codec = MessageCodec::default();
+        let mut bytes = bytes::BytesMut::new();
+        for msg in [
+            Message::Request(block(0)),
+            Message::Cancel(block(0)),
+            Message::Request(block(1)),
+        ] {
+            tokio_util::codec::Encoder::encode(&mut codec, msg, &mut bytes).unwrap();
+        }
+        conn.get_mut().write_all(&bytes).await.unwrap();
+        let Some(Ok(Message::Piece { piece, .. })) = conn.next().await else {
+            panic!("a block expected");
+        };
+        assert_eq!(piece, 1, "the cancelled request was served");
     }
 }

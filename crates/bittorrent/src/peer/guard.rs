@@ -19,13 +19,14 @@
 //!   charged to the budget, so repeating it costs the torrent nothing.
 //! - Peer exchange: at most one message taken per [`PEX_MIN_INTERVAL`],
 //!   at most [`PEX_MAX_ADDED`] addresses from it.
-//! - Metadata requests (BEP 9): at most [`METADATA_SERVED_MAX`] pieces
-//!   served per connection (each charged by its size); later ones are
-//!   rejected.
+//! - Metadata requests (BEP 9): at most two copies of our info dictionary
+//!   (plus [`METADATA_SLACK`] pieces) served per connection, each piece
+//!   charged by its size; later requests are rejected.
 
 use std::time::{Duration, Instant};
 
 use crate::bitfield::Bitfield;
+use crate::extension::METADATA_PIECE_SIZE;
 use crate::peer::budget::Budget;
 use crate::peer::PeerError;
 use crate::wire::Message;
@@ -50,9 +51,9 @@ const DIFF_PIECES_PER_TOKEN: usize = 256;
 pub(crate) const PEX_MIN_INTERVAL: Duration = Duration::from_secs(30);
 /// Addresses taken from one PEX message (BEP 11 asks senders for at most 50).
 pub(crate) const PEX_MAX_ADDED: usize = 50;
-/// Metadata pieces served per connection (a 16 MiB info dictionary is
-/// 1024 pieces: two full copies plus slack for a few).
-pub(crate) const METADATA_SERVED_MAX: u32 = 2 * 1024 + 16;
+/// Metadata pieces served per connection beyond two copies of the info
+/// dictionary (a few re-requests).
+pub(crate) const METADATA_SLACK: u32 = 16;
 /// Cost of serving one 16 KiB metadata piece.
 const COST_METADATA: u32 = 16;
 
@@ -81,11 +82,16 @@ pub(crate) struct Guard {
     budget: Budget,
     last_pex: Option<Instant>,
     metadata_served: u32,
+    /// Metadata pieces this connection may be served.
+    metadata_max: u32,
 }
 
 impl Guard {
-    /// A guard for a torrent of `pieces` pieces, at connection time.
-    pub(crate) fn new(pieces: usize, now: Instant) -> Self {
+    /// A guard for a torrent of `pieces` pieces whose info dictionary is
+    /// `info_len` bytes long, at connection time.
+    pub(crate) fn new(pieces: usize, info_len: usize, now: Instant) -> Self {
+        let info_pieces = info_len.div_ceil(METADATA_PIECE_SIZE);
+        let copies = u32::try_from(2 * info_pieces).unwrap_or(u32::MAX / 2);
         Self {
             has: Bitfield::new(pieces),
             bitfield_seen: false,
@@ -94,6 +100,7 @@ impl Guard {
             budget: Budget::new(RATE, BURST, now),
             last_pex: None,
             metadata_served: 0,
+            metadata_max: copies.saturating_add(METADATA_SLACK),
         }
     }
 
@@ -149,7 +156,7 @@ impl Guard {
     /// Whether to serve a metadata piece (else reject it). A served piece is
     /// charged by its size.
     pub(crate) fn serve_metadata(&mut self, now: Instant) -> bool {
-        if self.metadata_served >= METADATA_SERVED_MAX {
+        if self.metadata_served >= self.metadata_max {
             return false;
         }
         self.metadata_served += 1;
@@ -230,7 +237,7 @@ mod tests {
     #[test]
     fn only_news_passes() {
         let now = Instant::now();
-        let mut g = Guard::new(100, now);
+        let mut g = Guard::new(100, 0, now);
         assert_eq!(g.inbound(&Message::Have(3), now).unwrap(), Verdict::Pass);
         assert_eq!(g.inbound(&Message::Have(3), now).unwrap(), Verdict::Drop);
         assert!(matches!(
@@ -252,7 +259,7 @@ mod tests {
     #[test]
     fn the_first_bitfield_keeps_earlier_haves_and_later_ones_add_only_news() {
         let now = Instant::now();
-        let mut g = Guard::new(20, now);
+        let mut g = Guard::new(20, 0, now);
         g.inbound(&Message::Have(19), now).unwrap();
         let Verdict::Bitfield(first) = g.inbound(&bits(20, &[0, 1]), now).unwrap() else {
             panic!("the first bitfield goes through whole");
@@ -274,7 +281,7 @@ mod tests {
     #[test]
     fn floods_run_into_debt_and_the_rate_holds() {
         let t0 = Instant::now();
-        let mut g = Guard::new(10, t0);
+        let mut g = Guard::new(10, 0, t0);
         let mut now = t0;
         let mut taken = 0u64;
         while now < t0 + Duration::from_secs(5) {
@@ -287,7 +294,7 @@ mod tests {
         let most = u64::from(RATE) * 5 + u64::from(BURST) + 1;
         assert!(taken <= most, "{taken} keep-alives in 5 s");
         // A choke flip costs more than noise: fewer flips fit in the same time.
-        let mut g = Guard::new(10, t0);
+        let mut g = Guard::new(10, 0, t0);
         let mut now = t0;
         let mut flips = 0u64;
         while now < t0 + Duration::from_secs(5) {
@@ -309,7 +316,7 @@ mod tests {
     #[test]
     fn big_payloads_cost_by_size() {
         let now = Instant::now();
-        let mut g = Guard::new(10, now);
+        let mut g = Guard::new(10, 0, now);
         let big = Message::Unknown {
             id: 99,
             payload: Bytes::from(vec![0u8; 64 * 1024]),
@@ -324,13 +331,13 @@ mod tests {
     #[test]
     fn pex_is_taken_at_most_every_interval_and_metadata_serving_is_bounded() {
         let t0 = Instant::now();
-        let mut g = Guard::new(10, t0);
+        // An info dictionary of 3 pieces (the last one short).
+        let mut g = Guard::new(10, 2 * METADATA_PIECE_SIZE + 1, t0);
         assert!(g.take_pex(t0));
         assert!(!g.take_pex(t0 + Duration::from_secs(1)));
         assert!(g.take_pex(t0 + PEX_MIN_INTERVAL));
-        let served = (0..METADATA_SERVED_MAX + 10)
-            .filter(|_| g.serve_metadata(t0))
-            .count();
-        assert_eq!(served as u32, METADATA_SERVED_MAX);
+        let most = 2 * 3 + METADATA_SLACK;
+        let served = (0..most + 100).filter(|_| g.serve_metadata(t0)).count();
+        assert_eq!(served as u32, most, "two copies and the slack");
     }
 }
