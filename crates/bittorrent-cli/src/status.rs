@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bittorrent::torrent::{TorrentState, TorrentStats};
-use bittorrent::tracker::{TrackerState, TrackerStatus};
+use bittorrent::torrent::{TrackerState, TrackerStatus};
 use indicatif::BinaryBytes;
 
 /// Below this download rate (bytes per second) the ETA is unknown.

@@ -172,11 +172,13 @@ pub struct ChokeDecision<K> {
 }
 
 impl<K: Copy + Eq + Hash + Ord + Debug> ChokeDecision<K> {
+    #[cfg(test)]
     /// Whether `id` is unchoked by this decision.
     pub fn is_unchoked(&self, id: &K) -> bool {
         self.unchoke.contains(id)
     }
 
+    #[cfg(test)]
     /// Peers in `current` that we choke now and must unchoke (in
     /// `unchoke` order).
     pub fn to_unchoke(&self, current: &[PeerView<K>]) -> Vec<K> {
@@ -188,6 +190,7 @@ impl<K: Copy + Eq + Hash + Ord + Debug> ChokeDecision<K> {
             .collect()
     }
 
+    #[cfg(test)]
     /// Peers in `current` that we unchoke now and must choke (in input
     /// order, each once).
     pub fn to_choke(&self, current: &[PeerView<K>]) -> Vec<K> {
@@ -240,21 +243,25 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         }
     }
 
+    #[cfg(test)]
     /// The configuration in use.
     pub fn config(&self) -> &ChokerConfig {
         &self.config
     }
 
+    #[cfg(test)]
     /// Changes the number of regular slots; takes effect at the next round.
     pub fn set_slots(&mut self, slots: usize) {
         self.config.slots = slots;
     }
 
+    #[cfg(test)]
     /// Rounds run so far.
     pub fn rounds(&self) -> u64 {
         self.round
     }
 
+    #[cfg(test)]
     /// The current leecher-state optimistic unchoke, if any.
     pub fn optimistic(&self) -> Option<K> {
         self.optimistic

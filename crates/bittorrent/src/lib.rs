@@ -5,14 +5,15 @@
 //! - [`session`]: the root actor; owns the torrents and the event stream.
 //! - [`torrent`]: one actor per torrent; owns the piece picker, the peers and
 //!   the announce loop, verifies pieces and hands them to the [`store`].
-//! - [`peer`]: one actor per connection; speaks the [`wire`] protocol.
+//! - `peer` (internal): one actor per connection; speaks the [`wire`] protocol.
 //!
-//! Beside them the pure, IO-free modules: [`metainfo`] (.torrent parsing),
-//! [`bencode`], [`wire`] (codecs), [`tracker`] (announce formats, plus its
-//! HTTP client), [`picker`] (which block next), [`bitfield`], [`resume`]
-//! (the resume record) and [`recovery`] (what a restart trusts), and [`store`]
-//! (the `Store` trait with [`FileStore`](store::FileStore) and
-//! [`MemoryStore`](store::MemoryStore)).
+//! Beside them the pure, IO-free modules an embedder may use: [`metainfo`]
+//! (.torrent parsing), [`magnet`], [`bencode`], [`wire`] (codecs),
+//! [`bitfield`], [`dht`] (its configuration and node), and [`store`] (the
+//! `Store` trait with [`FileStore`](store::FileStore) and
+//! [`MemoryStore`](store::MemoryStore)). The engine's own parts (the piece
+//! picker, the choker, tracker clients, the resume record and what a restart
+//! trusts) are internal; ARCHITECTURE.md maps them.
 //!
 //! # Example
 //! ```no_run
@@ -28,23 +29,30 @@
 //! ```
 #![warn(missing_docs)]
 
+// `choker`, `peer` and `picker` are the engine's own parts, private. `extension`, `recovery`,
+// `resume` and `tracker` stay reachable for the fuzz targets (fuzz/) and the in-process test
+// peers (tests/), but are hidden from the reference: they are not an API for embedders.
 pub mod bencode;
 pub mod bitfield;
-pub mod choker;
+pub(crate) mod choker;
 mod config;
 pub mod dht;
 mod event;
+#[doc(hidden)]
 pub mod extension;
 mod fsio;
 pub mod magnet;
 pub mod metainfo;
-pub mod peer;
-pub mod picker;
+pub(crate) mod peer;
+pub(crate) mod picker;
+#[doc(hidden)]
 pub mod recovery;
+#[doc(hidden)]
 pub mod resume;
 pub mod session;
 pub mod store;
 pub mod torrent;
+#[doc(hidden)]
 pub mod tracker;
 pub mod types;
 pub mod wire;
@@ -52,11 +60,11 @@ pub mod wire;
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
 pub mod prelude {
     pub use crate::metainfo::MetaInfo;
-    pub use crate::picker::{PickMode, Priority};
     pub use crate::session::{
         Event, EventReceiver, Session, SessionConfig, SessionHandle, SessionStats,
     };
     pub use crate::store::{FileStore, MemoryStore, Store};
+    pub use crate::torrent::{PickMode, Priority};
     pub use crate::torrent::{Torrent, TorrentHandle, TorrentState, TorrentStats};
     pub use crate::types::{InfoHash, PeerId};
 }

@@ -45,9 +45,6 @@ pub enum PeerError {
     /// The blocking task reading blocks to serve panicked or was cancelled.
     #[error("the task reading blocks to serve failed: {0}")]
     ReadTask(tokio::task::JoinError),
-    /// The torrent refused the connection (limits, duplicate, ban).
-    #[error("refused: {0}")]
-    Refused(&'static str),
     /// Nothing received for too long.
     #[error("peer silent for {0} s")]
     Idle(u64),

@@ -19,7 +19,6 @@ mod upload;
 pub use command::PeerCommand;
 pub use error::PeerError;
 pub(crate) use event::{DisconnectReason, PeerEvent};
-pub use upload::{validate_request, MAX_QUEUED_REQUESTS, MAX_REQUEST_LEN};
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -36,6 +36,7 @@ impl Picker {
         self.remove_deadline(index);
     }
 
+    #[cfg(test)]
     /// No piece is urgent any more.
     pub fn clear_deadlines(&mut self) {
         for (_, piece) in self.deadlines.drain(..) {
@@ -54,6 +55,7 @@ impl Picker {
             .map(|&(d, _)| d)
     }
 
+    #[cfg(test)]
     /// Number of pieces with a deadline.
     pub fn deadline_count(&self) -> usize {
         self.deadlines.len()

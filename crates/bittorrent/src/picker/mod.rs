@@ -94,7 +94,6 @@
 //! Per-file priorities map onto [`Picker::set_priorities`].
 
 use std::collections::HashMap;
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -293,6 +292,7 @@ impl Picker {
         self.max_partial = max.max(1);
     }
 
+    #[cfg(test)]
     /// The cap set by [`Picker::set_max_partial_pieces`].
     pub fn max_partial_pieces(&self) -> usize {
         self.max_partial
@@ -303,17 +303,20 @@ impl Picker {
         self.piece_count
     }
 
+    #[cfg(test)]
     /// Number of partial pieces (some blocks requested or received, not all
     /// received).
     pub fn partial_pieces(&self) -> usize {
         self.partials.len()
     }
 
+    #[cfg(test)]
     /// Number of wanted (non-`Skip`) pieces not yet verified.
     pub fn pieces_left(&self) -> usize {
         self.wanted.count_ones()
     }
 
+    #[cfg(test)]
     /// How many connected peers announced piece `index` (0 out of range).
     pub fn availability(&self, index: u32) -> u32 {
         self.availability.get(index as usize).copied().unwrap_or(0)
@@ -379,6 +382,7 @@ impl Picker {
         self.mode = mode;
     }
 
+    #[cfg(test)]
     /// The mode set by [`Picker::set_mode`].
     pub fn mode(&self) -> PickMode {
         self.mode
@@ -530,9 +534,10 @@ impl Picker {
         }
     }
 
+    #[cfg(test)]
     /// Sets the priority of every piece in `pieces` (e.g. the pieces of one
     /// file); the range is clamped to the piece count.
-    pub fn set_priorities(&mut self, pieces: Range<u32>, priority: Priority) {
+    pub fn set_priorities(&mut self, pieces: std::ops::Range<u32>, priority: Priority) {
         let end = pieces
             .end
             .min(u32::try_from(self.piece_count).unwrap_or(u32::MAX));
@@ -578,6 +583,7 @@ impl Picker {
         self.piece_len(index).div_ceil(BLOCK_SIZE)
     }
 
+    #[cfg(test)]
     /// Geometry: the address of block `block` (0-based) of piece `index`,
     /// or `None` if there is no such block.
     pub fn block_info(&self, index: u32, block: u32) -> Option<BlockInfo> {

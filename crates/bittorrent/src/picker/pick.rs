@@ -9,6 +9,7 @@ use crate::picker::{make_block, BlockState, PickMode, Picker, Priority, HIGH};
 use crate::types::BlockInfo;
 
 impl Picker {
+    #[cfg(test)]
     /// Chooses up to `max` blocks to request from a peer with bitfield `has`,
     /// and marks them requested. `in_flight` are the blocks already requested
     /// from this peer; they are never handed out again to it.

@@ -17,6 +17,9 @@ pub use error::TorrentError;
 pub use rate::RateMeter;
 pub use reader::FileReader;
 
+pub use crate::picker::{PickMode, Priority};
+pub use crate::tracker::{TrackerState, TrackerStatus};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -29,10 +32,8 @@ use crate::dht::DhtHandle;
 use crate::event::Event;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
-use crate::picker::{PickMode, Priority};
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
-use crate::tracker::TrackerStatus;
 use crate::types::InfoHash;
 
 /// A torrent to add to a session: its metainfo (or a magnet link), where its
