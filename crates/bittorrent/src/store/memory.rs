@@ -4,7 +4,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 
+use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
+use crate::recovery::Recovery;
 use crate::store::{Layout, Store, StoreError};
 
 /// Keeps the torrent's bytes in memory.
@@ -13,6 +15,9 @@ pub struct MemoryStore {
     /// Piece geometry only; the file list is empty and unused.
     geometry: Layout,
     data: Mutex<Vec<u8>>,
+    /// Pieces written since the store was made: the only ones a start-up
+    /// check needs to hash (the rest are still zeros).
+    written: Mutex<Bitfield>,
 }
 
 impl MemoryStore {
@@ -30,6 +35,9 @@ impl MemoryStore {
                 files: Vec::new(),
             },
             data: Mutex::new(vec![0; total_length as usize]),
+            written: Mutex::new(Bitfield::new(
+                total_length.div_ceil(u64::from(piece_length.max(1))) as usize,
+            )),
         }
     }
 
@@ -81,7 +89,30 @@ impl Store for MemoryStore {
             dest[pos..pos + block.len()].copy_from_slice(block);
             pos += block.len();
         }
+        drop(data);
+        self.written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .set(index as usize);
         Ok(())
+    }
+
+    /// Hashes only the pieces written so far: a new store has nothing to
+    /// check.
+    fn recover(&self, piece_count: usize) -> Recovery {
+        let written = self
+            .written
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if written.len() != piece_count {
+            return Recovery::check_all(piece_count);
+        }
+        Recovery {
+            trusted: Bitfield::new(piece_count),
+            to_hash: written,
+            exact: false,
+        }
     }
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
@@ -106,6 +137,25 @@ mod tests {
     fn piece(store: &MemoryStore, index: u32) -> Vec<u8> {
         let len = store.geometry.piece_len(index) as usize;
         (0..len).map(|i| (index as usize * 31 + i) as u8).collect()
+    }
+
+    #[test]
+    fn a_start_up_check_hashes_only_written_pieces() {
+        let store = MemoryStore::with_geometry(16, 40);
+        let fresh = store.recover(3);
+        assert_eq!(fresh.to_hash.count_ones(), 0);
+        assert_eq!(fresh.trusted.count_ones(), 0);
+        store
+            .write_piece(1, &[Bytes::from(piece(&store, 1))])
+            .unwrap();
+        let after = store.recover(3);
+        assert!(after.to_hash.get(1));
+        assert_eq!(after.to_hash.count_ones(), 1);
+        assert_eq!(
+            store.recover(4).to_hash.count_ones(),
+            4,
+            "a wrong count checks all"
+        );
     }
 
     #[test]
