@@ -1,7 +1,7 @@
 //! Unit tests of the metainfo parser.
 
-use super::files::numbered;
-use super::*;
+use crate::metainfo::files::numbered;
+use crate::metainfo::*;
 
 /// A single-file torrent around `info` (a bencoded info dictionary body).
 fn torrent(extra_root: &str, info: &str) -> Vec<u8> {

@@ -1,4 +1,4 @@
-use super::*;
+use crate::picker::*;
 use proptest::prelude::*;
 // Explicit, so proptest's own `Rng` re-export does not shadow ours.
 use rand::Rng;

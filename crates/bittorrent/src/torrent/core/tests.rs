@@ -11,11 +11,11 @@ use bytes::Bytes;
 use sha1::{Digest, Sha1};
 use tokio::sync::oneshot;
 
-use super::*;
 use crate::peer::{DisconnectReason, PeerError, PeerEvent};
 use crate::store::MemoryStore;
 use crate::torrent::check::Checked;
 use crate::torrent::core::peers::Refusal;
+use crate::torrent::core::*;
 use crate::torrent::{TorrentError, TorrentState};
 use crate::tracker::TrackerUpdate;
 use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};

@@ -2,7 +2,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::*;
+use crate::tracker::udp::packet::*;
 use crate::tracker::AnnounceRequest;
 use crate::types::{InfoHash, PeerId};
 use proptest::prelude::*;
