@@ -169,27 +169,7 @@ impl PeerActor {
     }
 
     async fn message_loop(&mut self, mut conn: Conn) -> Result<(), PeerError> {
-        if self.peer_extensions {
-            let mut hs = ExtendedHandshake::new(&self.ext);
-            hs.v = Some(concat!("bittorrent-rs ", env!("CARGO_PKG_VERSION")).to_owned());
-            hs.p = Some(self.params.listen_port).filter(|&p| p != 0);
-            hs.reqq = Some(MAX_QUEUED_REQUESTS as u32);
-            let info_len = self.params.meta.info_bytes.len() as u64;
-            hs.metadata_size = Some(info_len).filter(|&n| n > 0);
-            hs.yourip = Some(self.addr.ip());
-            let payload = Bytes::from(hs.encode());
-            conn.feed(Message::Extended {
-                id: HANDSHAKE_ID,
-                payload,
-            })
-            .await?;
-        }
-        if self.have.count_ones() > 0 {
-            let bytes = Bytes::copy_from_slice(self.have.as_bytes());
-            conn.feed(Message::Bitfield(bytes)).await?;
-        }
-        // The opening messages go out now, whatever follows (or does not).
-        conn.flush().await?;
+        self.send_opening(&mut conn).await?;
         let mut last_recv = Instant::now();
         let mut last_send = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -199,10 +179,7 @@ impl PeerActor {
         let mut reads: VecDeque<JoinHandle<BlockRead>> = VecDeque::new();
         let cancel = self.cancel.clone();
         loop {
-            while reads.len() < READS_IN_FLIGHT && !self.am_choking {
-                let Some(read) = self.start_read() else { break };
-                reads.push_back(read);
-            }
+            self.start_reads(&mut reads);
             // A peer in debt with its budget is not read from meanwhile.
             let now = Instant::now();
             let paused = self.guard.ready_at(now);
@@ -216,10 +193,7 @@ impl PeerActor {
                     conn.flush().await?;
                 }
                 frame = conn.next(), if paused.is_none() => {
-                    let msg = match frame {
-                        Some(msg) => msg?,
-                        None => return Err(PeerError::Closed),
-                    };
+                    let msg = frame.ok_or(PeerError::Closed)??;
                     last_recv = Instant::now();
                     self.on_message(msg, &mut conn).await?;
                     self.read_arrived(&mut conn).await?;
@@ -239,19 +213,70 @@ impl PeerActor {
                         last_send = Instant::now();
                     }
                 }
-                _ = tick.tick() => {
-                    let now = Instant::now();
-                    if now.duration_since(last_recv) >= IDLE_TIMEOUT {
-                        return Err(PeerError::Idle(IDLE_TIMEOUT.as_secs()));
-                    }
-                    if now.duration_since(last_send) >= KEEP_ALIVE {
-                        log::trace!("{} keep-alive", self.tag);
-                        conn.send(Message::KeepAlive).await?;
-                        last_send = now;
-                    }
-                }
+                _ = tick.tick() => self.on_tick(&mut conn, last_recv, &mut last_send).await?,
             }
         }
+    }
+
+    /// Sends the opening messages (our extended handshake, our bitfield) and
+    /// flushes them, whatever follows (or does not).
+    async fn send_opening(&mut self, conn: &mut Conn) -> Result<(), PeerError> {
+        if self.peer_extensions {
+            let payload = Bytes::from(self.extended_handshake().encode());
+            conn.feed(Message::Extended {
+                id: HANDSHAKE_ID,
+                payload,
+            })
+            .await?;
+        }
+        if self.have.count_ones() > 0 {
+            let bytes = Bytes::copy_from_slice(self.have.as_bytes());
+            conn.feed(Message::Bitfield(bytes)).await?;
+        }
+        conn.flush().await?;
+        Ok(())
+    }
+
+    /// Our BEP 10 handshake: extension ids, client, port, queue depth,
+    /// metadata size and the address we see the peer at.
+    fn extended_handshake(&self) -> ExtendedHandshake {
+        let mut hs = ExtendedHandshake::new(&self.ext);
+        hs.v = Some(concat!("bittorrent-rs ", env!("CARGO_PKG_VERSION")).to_owned());
+        hs.p = Some(self.params.listen_port).filter(|&p| p != 0);
+        hs.reqq = Some(MAX_QUEUED_REQUESTS as u32);
+        let info_len = self.params.meta.info_bytes.len() as u64;
+        hs.metadata_size = Some(info_len).filter(|&n| n > 0);
+        hs.yourip = Some(self.addr.ip());
+        hs
+    }
+
+    /// Starts store reads for queued requests, up to [`READS_IN_FLIGHT`],
+    /// while the peer is unchoked.
+    fn start_reads(&mut self, reads: &mut VecDeque<JoinHandle<BlockRead>>) {
+        while reads.len() < READS_IN_FLIGHT && !self.am_choking {
+            let Some(read) = self.start_read() else { break };
+            reads.push_back(read);
+        }
+    }
+
+    /// Drops a peer silent for [`IDLE_TIMEOUT`]; sends a keep-alive when we
+    /// sent nothing for [`KEEP_ALIVE`].
+    async fn on_tick(
+        &mut self,
+        conn: &mut Conn,
+        last_recv: Instant,
+        last_send: &mut Instant,
+    ) -> Result<(), PeerError> {
+        let now = Instant::now();
+        if now.duration_since(last_recv) >= IDLE_TIMEOUT {
+            return Err(PeerError::Idle(IDLE_TIMEOUT.as_secs()));
+        }
+        if now.duration_since(*last_send) >= KEEP_ALIVE {
+            log::trace!("{} keep-alive", self.tag);
+            conn.send(Message::KeepAlive).await?;
+            *last_send = now;
+        }
+        Ok(())
     }
 
     /// Takes the messages that already arrived (up to [`READ_BATCH`], within
@@ -410,51 +435,69 @@ impl PeerActor {
             }
         };
         match msg {
-            ExtendedMessage::Handshake(hs) => {
-                log::debug!("{} extensions {:?}, client {:?}", self.tag, hs.m, hs.v);
-                self.ext.update_remote(&hs);
-                self.ext_handshake_seen = true;
-                if let Some(pex) = self.pending_pex.take() {
-                    self.send_extended(ExtendedMessage::Pex(pex), conn).await?;
-                    conn.flush().await?;
-                }
-            }
+            ExtendedMessage::Handshake(hs) => self.on_ext_handshake(&hs, conn).await,
             ExtendedMessage::Metadata(MetadataMessage::Request { piece }) => {
-                let info = &self.params.meta.info_bytes;
-                // Served within the guard's bound, rejected beyond it.
-                let served = metadata_piece(info, piece)
-                    .filter(|_| self.guard.serve_metadata(Instant::now()));
-                let reply = match served {
-                    Some(data) => MetadataMessage::Data {
-                        piece,
-                        total_size: info.len() as u64,
-                        data: info.slice_ref(data),
-                    },
-                    None => MetadataMessage::Reject { piece },
-                };
-                self.send_extended(ExtendedMessage::Metadata(reply), conn)
-                    .await?;
-                // Out once the messages that arrived with the request are
-                // read: one write for a batch of requests, not one each.
-                self.flush_at = Some(Instant::now());
+                self.serve_metadata(piece, conn).await
             }
             // Taken: `take_pex` allowed it before decoding.
-            ExtendedMessage::Pex(pex) => {
-                let added = pex
-                    .added
-                    .iter()
-                    .take(PEX_MAX_ADDED)
-                    .map(|p| p.addr)
-                    .collect();
-                self.emit(PeerEvent::Pex {
-                    addr: self.addr,
-                    added,
-                })
-                .await?;
-            }
-            ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => {}
+            ExtendedMessage::Pex(pex) => self.on_pex(&pex).await,
+            ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => Ok(()),
+        }
+    }
+
+    /// Records the peer's extension ids, then sends the PEX message held
+    /// until we knew whether it takes PEX.
+    async fn on_ext_handshake(
+        &mut self,
+        hs: &ExtendedHandshake,
+        conn: &mut Conn,
+    ) -> Result<(), PeerError> {
+        log::debug!("{} extensions {:?}, client {:?}", self.tag, hs.m, hs.v);
+        self.ext.update_remote(hs);
+        self.ext_handshake_seen = true;
+        if let Some(pex) = self.pending_pex.take() {
+            self.send_extended(ExtendedMessage::Pex(pex), conn).await?;
+            conn.flush().await?;
         }
         Ok(())
+    }
+
+    /// Answers a metadata request: the piece within the guard's bound, a
+    /// reject beyond it.
+    async fn serve_metadata(&mut self, piece: u32, conn: &mut Conn) -> Result<(), PeerError> {
+        let info = &self.params.meta.info_bytes;
+        let served =
+            metadata_piece(info, piece).filter(|_| self.guard.serve_metadata(Instant::now()));
+        let reply = match served {
+            Some(data) => MetadataMessage::Data {
+                piece,
+                total_size: info.len() as u64,
+                data: info.slice_ref(data),
+            },
+            None => MetadataMessage::Reject { piece },
+        };
+        self.send_extended(ExtendedMessage::Metadata(reply), conn)
+            .await?;
+        // Out once the messages that arrived with the request are
+        // read: one write for a batch of requests, not one each.
+        self.flush_at = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Passes the peer's PEX additions (at most [`PEX_MAX_ADDED`]) to the
+    /// torrent.
+    async fn on_pex(&mut self, pex: &PexMessage) -> Result<(), PeerError> {
+        let added = pex
+            .added
+            .iter()
+            .take(PEX_MAX_ADDED)
+            .map(|p| p.addr)
+            .collect();
+        self.emit(PeerEvent::Pex {
+            addr: self.addr,
+            added,
+        })
+        .await
     }
 
     /// Queues an extension message if the peer supports it.

@@ -7,7 +7,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::dht::DhtHandle;
+use crate::dht::{DhtConfig, DhtHandle};
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
@@ -39,35 +39,7 @@ pub(crate) async fn run(
     finished: CancellationToken,
 ) {
     let mut children = JoinSet::new();
-    let dht = match config.dht.clone() {
-        Some(dht_config) => match DhtHandle::spawn(dht_config, cancel.child_token()).await {
-            Ok((dht, task)) => {
-                log::info!("DHT node listening on {:?}", dht.local_addr());
-                children.spawn(async move {
-                    let _ = task.await;
-                });
-                let bootstrapping = dht.clone();
-                let stop = cancel.clone();
-                children.spawn(async move {
-                    tokio::select! {
-                        found = bootstrapping.bootstrap() => match found {
-                            Ok(n) => log::info!("DHT bootstrapped: {n} nodes"),
-                            Err(e) => log::warn!("DHT bootstrap failed: {e}"),
-                        },
-                        _ = stop.cancelled() => {}
-                    }
-                });
-                Some(dht)
-            }
-            Err(e) => {
-                let message = format!("cannot start the DHT: {e}");
-                log::error!("{message}");
-                let _ = events.send(Event::Error { message });
-                None
-            }
-        },
-        None => None,
-    };
+    let dht = start_dht(config.dht.clone(), &events, &cancel, &mut children).await;
     let mut actor = SessionActor {
         dht,
         config: Arc::new(config),
@@ -77,23 +49,7 @@ pub(crate) async fn run(
         cancel: cancel.clone(),
     };
     log::debug!("session started, peer id {:?}", actor.config.peer_id);
-
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            cmd = rx.recv() => match cmd {
-                Some(cmd) => actor.handle(cmd),
-                None => break,
-            },
-            Some(ended) = actor.tasks.join_next(), if !actor.tasks.is_empty() => match ended {
-                Ok(info_hash) => {
-                    log::debug!("[{}] torrent task ended", info_hash.short());
-                    actor.torrents.remove(&info_hash);
-                }
-                Err(e) => log::error!("a torrent task failed: {e}"),
-            },
-        }
-    }
+    actor.serve(&mut rx).await;
 
     log::info!("session shutting down ({} torrents)", actor.torrents.len());
     cancel.cancel();
@@ -102,19 +58,81 @@ pub(crate) async fn run(
     if let Some(listener) = listener {
         let _ = listener.await;
     }
-    actor.torrents.clear();
-    while let Some(res) = actor.tasks.join_next().await {
-        if let Err(e) = res {
-            log::error!("a torrent task failed during shutdown: {e}");
-        }
-    }
+    actor.stop_torrents().await;
     drop(actor);
     while children.join_next().await.is_some() {}
     finished.cancel();
     log::debug!("session ended");
 }
 
+/// Starts the DHT node if configured, with its task and its bootstrap in
+/// `children`. A DHT that cannot start is reported and left out.
+async fn start_dht(
+    config: Option<DhtConfig>,
+    events: &broadcast::Sender<Event>,
+    cancel: &CancellationToken,
+    children: &mut JoinSet<()>,
+) -> Option<DhtHandle> {
+    let (dht, task) = match DhtHandle::spawn(config?, cancel.child_token()).await {
+        Ok(started) => started,
+        Err(e) => {
+            let message = format!("cannot start the DHT: {e}");
+            log::error!("{message}");
+            let _ = events.send(Event::Error { message });
+            return None;
+        }
+    };
+    log::info!("DHT node listening on {:?}", dht.local_addr());
+    children.spawn(async move {
+        let _ = task.await;
+    });
+    let bootstrapping = dht.clone();
+    let stop = cancel.clone();
+    children.spawn(async move {
+        tokio::select! {
+            found = bootstrapping.bootstrap() => match found {
+                Ok(n) => log::info!("DHT bootstrapped: {n} nodes"),
+                Err(e) => log::warn!("DHT bootstrap failed: {e}"),
+            },
+            _ = stop.cancelled() => {}
+        }
+    });
+    Some(dht)
+}
+
 impl SessionActor {
+    /// Handles commands and reaps ended torrents until `cancel` fires or
+    /// every handle is dropped.
+    async fn serve(&mut self, rx: &mut mpsc::Receiver<SessionCommand>) {
+        let cancel = self.cancel.clone();
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                Some(ended) = self.tasks.join_next(), if !self.tasks.is_empty() => match ended {
+                    Ok(info_hash) => {
+                        log::debug!("[{}] torrent task ended", info_hash.short());
+                        self.torrents.remove(&info_hash);
+                    }
+                    Err(e) => log::error!("a torrent task failed: {e}"),
+                },
+            }
+        }
+    }
+
+    /// Drops every torrent's handle and waits for their tasks to end.
+    async fn stop_torrents(&mut self) {
+        self.torrents.clear();
+        while let Some(res) = self.tasks.join_next().await {
+            if let Err(e) = res {
+                log::error!("a torrent task failed during shutdown: {e}");
+            }
+        }
+    }
+
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
     }
