@@ -7,7 +7,7 @@
 #[cfg(not(unix))]
 compile_error!("FileStore needs positional file IO (std::os::unix::fs::FileExt): unix only");
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -22,6 +22,7 @@ use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::recovery::{self, DiskState, OnDisk, Recovery};
 use crate::resume::ResumeRecord;
+use crate::store::handles::{BlockCursor, HandleCache};
 use crate::store::journal::{Journal, JournalState, LEASE};
 use crate::store::parts::PartFile;
 use crate::store::probe;
@@ -186,7 +187,7 @@ impl FileStore {
 
     /// How many files are open right now (at most the configured maximum).
     pub fn open_files(&self) -> usize {
-        self.handles_lock().open.len()
+        self.handles_lock().len()
     }
 
     fn handles_lock(&self) -> MutexGuard<'_, HandleCache> {
@@ -749,118 +750,6 @@ fn check_paths(layout: &Layout) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Open files, closed least recently used first when over capacity. A handle
-/// evicted while another thread still uses it closes when that use ends.
-#[derive(Debug)]
-struct HandleCache {
-    open: HashMap<usize, Handle>,
-    capacity: usize,
-    /// Incremented on every use; `Handle::last_used` compares against it.
-    clock: u64,
-}
-
-#[derive(Debug)]
-struct Handle {
-    file: Arc<File>,
-    writable: bool,
-    last_used: u64,
-}
-
-impl HandleCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            open: HashMap::new(),
-            capacity,
-            clock: 0,
-        }
-    }
-
-    /// The open handle on `index`, if any (and writable, if `write`).
-    fn get(&mut self, index: usize, write: bool) -> Option<Arc<File>> {
-        self.clock += 1;
-        let handle = self.open.get_mut(&index)?;
-        if write && !handle.writable {
-            return None;
-        }
-        handle.last_used = self.clock;
-        Some(Arc::clone(&handle.file))
-    }
-
-    fn insert(&mut self, index: usize, file: Arc<File>, writable: bool) {
-        self.clock += 1;
-        if let Some(handle) = self.open.get_mut(&index) {
-            // Another thread opened it meanwhile; keep the writable one.
-            if writable || !handle.writable {
-                handle.file = file;
-                handle.writable = writable;
-            }
-            handle.last_used = self.clock;
-            return;
-        }
-        while self.open.len() >= self.capacity {
-            // A linear scan: the cache is small and misses cost a syscall
-            // anyway.
-            let Some(oldest) = self
-                .open
-                .iter()
-                .min_by_key(|(_, h)| h.last_used)
-                .map(|(&i, _)| i)
-            else {
-                break;
-            };
-            self.open.remove(&oldest);
-        }
-        self.open.insert(
-            index,
-            Handle {
-                file,
-                writable,
-                last_used: self.clock,
-            },
-        );
-    }
-}
-
-/// Walks the bytes of a piece given as blocks.
-struct BlockCursor<'a> {
-    blocks: &'a [Bytes],
-    /// Offset inside `blocks[0]`.
-    pos: usize,
-}
-
-impl<'a> BlockCursor<'a> {
-    fn new(blocks: &'a [Bytes]) -> Self {
-        Self { blocks, pos: 0 }
-    }
-
-    /// Up to `max` next bytes, all from one block; empty at the end.
-    fn take(&mut self, max: u64) -> &'a [u8] {
-        while let Some((first, rest)) = self.blocks.split_first() {
-            let left = &first[self.pos..];
-            if left.is_empty() {
-                self.blocks = rest;
-                self.pos = 0;
-                continue;
-            }
-            let n = left.len().min(usize::try_from(max).unwrap_or(usize::MAX));
-            self.pos += n;
-            return &left[..n];
-        }
-        &[]
-    }
-
-    /// Skips `n` bytes.
-    fn skip(&mut self, mut n: u64) {
-        while n > 0 {
-            let chunk = self.take(n);
-            if chunk.is_empty() {
-                return;
-            }
-            n -= chunk.len() as u64;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1159,44 +1048,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn handle_cache_evicts_least_recently_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| Arc::new(File::create(dir.path().join(name)).unwrap());
-        let mut cache = HandleCache::new(2);
-        cache.insert(0, open("a"), true);
-        cache.insert(1, open("b"), false);
-        assert!(cache.get(0, true).is_some());
-        // 1 is read-only: a writer must reopen it.
-        assert!(cache.get(1, true).is_none());
-        assert!(cache.get(1, false).is_some());
-        assert!(cache.get(0, false).is_some());
-        cache.insert(2, open("c"), true); // evicts 1, used least recently
-        assert_eq!(cache.open.len(), 2);
-        assert!(cache.get(1, false).is_none());
-        assert!(cache.get(0, true).is_some());
-        assert!(cache.get(2, true).is_some());
-        // Upgrading to a writable handle keeps one entry.
-        cache.insert(2, open("c"), false);
-        assert!(cache.get(2, true).is_some());
-        assert_eq!(cache.open.len(), 2);
-    }
-
-    #[test]
-    fn block_cursor_crosses_blocks() {
-        let blocks = [
-            Bytes::from_static(b"abc"),
-            Bytes::new(),
-            Bytes::from_static(b"defg"),
-        ];
-        let mut c = BlockCursor::new(&blocks);
-        assert_eq!(c.take(2), b"ab");
-        assert_eq!(c.take(5), b"c");
-        c.skip(2);
-        assert_eq!(c.take(9), b"fg");
-        assert_eq!(c.take(1), b"");
     }
 
     /// Pieces touching a wanted file: what the engine downloads.

@@ -5,6 +5,7 @@
 //! worker thread.
 
 mod file;
+mod handles;
 mod journal;
 mod layout;
 mod memory;
