@@ -10,6 +10,7 @@ mod journal;
 mod layout;
 mod memory;
 mod parts;
+mod paths;
 mod probe;
 
 pub use file::{FileStore, RESUME_DIR};
