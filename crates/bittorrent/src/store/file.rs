@@ -27,7 +27,7 @@ use crate::store::journal::{Journal, JournalState, LEASE};
 use crate::store::parts::PartFile;
 use crate::store::paths::check_paths;
 use crate::store::probe;
-use crate::store::{FileSlice, Layout, Store, StoreError};
+use crate::store::{Layout, Store, StoreError};
 
 /// Folder under the download directory that holds resume records.
 pub const RESUME_DIR: &str = ".bittorrent";
@@ -54,11 +54,11 @@ pub const RESUME_DIR: &str = ".bittorrent";
 #[derive(Debug)]
 pub struct FileStore {
     root: PathBuf,
-    layout: Layout,
+    pub(super) layout: Layout,
     /// `root.join(file.path)` for every file of the layout.
-    paths: Vec<PathBuf>,
+    pub(super) paths: Vec<PathBuf>,
     /// Files written since the last [`Store::finalize`], to sync there.
-    written: Vec<AtomicBool>,
+    pub(super) written: Vec<AtomicBool>,
     handles: Mutex<HandleCache>,
     /// Whether data is fsynced at finalize and before each resume record.
     sync: bool,
@@ -72,9 +72,9 @@ pub struct FileStore {
     /// Directories known to exist.
     dirs: Mutex<HashSet<PathBuf>>,
     /// Whether each file is wanted (all are at first).
-    wanted: Vec<AtomicBool>,
+    pub(super) wanted: Vec<AtomicBool>,
     /// Where the pieces' shares of unwanted files go, if anywhere.
-    parts: Option<PartFile>,
+    pub(super) parts: Option<PartFile>,
 }
 
 impl FileStore {
@@ -198,7 +198,7 @@ impl FileStore {
 
     /// An open handle on file `index`, for writing (created if missing, with
     /// its directories) or for reading only.
-    fn file(&self, index: usize, write: bool) -> Result<Arc<File>, StoreError> {
+    pub(super) fn file(&self, index: usize, write: bool) -> Result<Arc<File>, StoreError> {
         if let Some(file) = self.handles_lock().get(index, write) {
             return Ok(file);
         }
@@ -488,18 +488,18 @@ impl FileStore {
     }
 
     /// Index of the part file among the stamps (after the files).
-    fn parts_slot(&self) -> usize {
+    pub(super) fn parts_slot(&self) -> usize {
         self.layout.files.len()
     }
 
     /// Marks file `slot` (or the part file) as written since the last record.
-    fn restamp(&self, slot: usize) {
+    pub(super) fn restamp(&self, slot: usize) {
         self.restamp[slot].store(true, Ordering::Release);
     }
 
     /// Renews the lease (writes a record) when at most half of it is left:
     /// no data is written after the lease of the last record on disk.
-    fn before_write(&self) {
+    pub(super) fn before_write(&self) {
         let Some(journal) = &self.journal else {
             return;
         };
@@ -575,105 +575,6 @@ impl Drop for FileStore {
         if let Err(e) = self.save_record_until(journal, state, SystemTime::now()) {
             log::warn!("cannot close the resume record's lease: {e}");
         }
-    }
-}
-
-/// Where one file run of a piece is read or written.
-struct Target<'a> {
-    /// `None` when reading from a part file that does not exist.
-    file: Option<Arc<File>>,
-    /// Offset in `file`.
-    offset: u64,
-    /// For error messages.
-    path: &'a Path,
-    /// The run is in the part file, not in its own file.
-    in_parts: bool,
-}
-
-impl FileStore {
-    /// Where `slice` (a run of piece `piece`) lives: in the part file when
-    /// its file is unwanted (writing) or the part file holds it (reading),
-    /// otherwise in the file itself.
-    fn target(&self, piece: u32, slice: FileSlice, write: bool) -> Result<Target<'_>, StoreError> {
-        if let Some(parts) = &self.parts {
-            let in_parts = if write {
-                !self.wanted[slice.file].load(Ordering::Relaxed)
-            } else {
-                parts.holds(piece, slice.file)
-            };
-            if in_parts {
-                return Ok(Target {
-                    file: parts.handle(write)?,
-                    offset: self.layout.files[slice.file].offset + slice.offset,
-                    path: parts.path(),
-                    in_parts,
-                });
-            }
-        }
-        Ok(Target {
-            file: Some(self.file(slice.file, write)?),
-            offset: slice.offset,
-            path: &self.paths[slice.file],
-            in_parts: false,
-        })
-    }
-
-    /// Offset in the torrent's byte stream just past `file`'s share of
-    /// `piece` (where that share ends in the part file).
-    fn share_end(&self, piece: u32, file: usize) -> u64 {
-        let entry = &self.layout.files[file];
-        let piece_end = self
-            .layout
-            .piece_offset(piece)
-            .map_or(0, |start| start + u64::from(self.layout.piece_len(piece)));
-        piece_end.min(entry.offset + entry.length)
-    }
-
-    /// Moves `file`'s shares out of the part file into the file itself.
-    fn move_out_of_parts(&self, parts: &PartFile, file: usize) -> Result<(), StoreError> {
-        let pieces = parts.pieces_of(file);
-        if pieces.is_empty() {
-            return Ok(());
-        }
-        let Some(source) = parts.handle(false)? else {
-            // The index names data that is gone; the resume check finds
-            // the part file damaged and pieces are hashed again.
-            log::warn!("part file {} is missing", parts.path().display());
-            return Ok(());
-        };
-        self.before_write();
-        let dest = self.file(file, true)?;
-        let offset_in_stream = self.layout.files[file].offset;
-        for &piece in &pieces {
-            let len = u64::from(self.layout.piece_len(piece));
-            let slices = self.layout.slices(piece, 0, len).unwrap_or_default();
-            for slice in slices.into_iter().filter(|s| s.file == file) {
-                // At most one piece long.
-                let mut buf = vec![0u8; slice.length as usize];
-                source
-                    .read_exact_at(&mut buf, offset_in_stream + slice.offset)
-                    .map_err(|source| StoreError::Io {
-                        op: "read",
-                        path: parts.path().to_path_buf(),
-                        source,
-                    })?;
-                dest.write_all_at(&buf, slice.offset)
-                    .map_err(|source| StoreError::Io {
-                        op: "write",
-                        path: self.paths[file].clone(),
-                        source,
-                    })?;
-            }
-        }
-        self.written[file].store(true, Ordering::Relaxed);
-        self.restamp(file);
-        self.restamp(self.parts_slot());
-        log::debug!(
-            "moved {} piece share(s) of {} out of the part file",
-            pieces.len(),
-            self.paths[file].display()
-        );
-        parts.remove(&pieces, file)
     }
 }
 
