@@ -14,16 +14,14 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::recovery::{self, DiskState, OnDisk, Recovery};
-use crate::resume::ResumeRecord;
 use crate::store::handles::{BlockCursor, HandleCache};
-use crate::store::journal::{Journal, JournalState, LEASE};
+use crate::store::journal::{Journal, JournalState};
 use crate::store::parts::PartFile;
 use crate::store::paths::check_paths;
 use crate::store::probe;
@@ -61,14 +59,14 @@ pub struct FileStore {
     pub(super) written: Vec<AtomicBool>,
     handles: Mutex<HandleCache>,
     /// Whether data is fsynced at finalize and before each resume record.
-    sync: bool,
+    pub(super) sync: bool,
     /// The resume record, if the store keeps one.
-    journal: Option<Journal>,
+    pub(super) journal: Option<Journal>,
     /// False when told to skip the existing record.
-    read_record: bool,
+    pub(super) read_record: bool,
     /// Files (and the part file, last) written since the last record: their
     /// stamps are taken again for the next one.
-    restamp: Vec<AtomicBool>,
+    pub(super) restamp: Vec<AtomicBool>,
     /// Directories known to exist.
     dirs: Mutex<HashSet<PathBuf>>,
     /// Whether each file is wanted (all are at first).
@@ -460,125 +458,6 @@ impl Store for FileStore {
 }
 
 impl FileStore {
-    /// The record on disk, if it should be read and belongs to this torrent.
-    fn read_record(&self) -> Option<ResumeRecord> {
-        let journal = self.journal.as_ref()?;
-        if !self.read_record {
-            log::debug!(
-                "resume record of {} skipped by request",
-                journal.info_hash.short()
-            );
-            return None;
-        }
-        let bytes = match std::fs::read(&journal.path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                log::debug!("no resume record at {}: {e}", journal.path.display());
-                return None;
-            }
-        };
-        ResumeRecord::decode_for(
-            &bytes,
-            journal.info_hash,
-            self.layout.piece_count(),
-            self.layout.files.len(),
-        )
-        .map_err(|e| log::warn!("ignoring resume record {}: {e}", journal.path.display()))
-        .ok()
-    }
-
-    /// Index of the part file among the stamps (after the files).
-    pub(super) fn parts_slot(&self) -> usize {
-        self.layout.files.len()
-    }
-
-    /// Marks file `slot` (or the part file) as written since the last record.
-    pub(super) fn restamp(&self, slot: usize) {
-        self.restamp[slot].store(true, Ordering::Release);
-    }
-
-    /// Renews the lease (writes a record) when at most half of it is left:
-    /// no data is written after the lease of the last record on disk.
-    pub(super) fn before_write(&self) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        let mut state = journal.lock();
-        if let Some(state) = state.as_mut().filter(|s| s.lease_short(Instant::now())) {
-            // A failed record only makes the next start check more.
-            if let Err(e) = self.save_record(journal, state) {
-                log::warn!("cannot renew the resume record's lease: {e}");
-            }
-        }
-    }
-
-    /// Lists `piece` for the next record, and writes it if one is due. With
-    /// `sync`, only the engine's `save_resume` lists pieces (after syncing).
-    fn after_write(&self, piece: u32) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        if self.sync {
-            return;
-        }
-        let mut state = journal.lock();
-        let Some(state) = state.as_mut() else {
-            return;
-        };
-        if state.written(piece, Instant::now()) {
-            if let Err(e) = self.save_record(journal, state) {
-                log::warn!("cannot write the resume record: {e}");
-            }
-        }
-    }
-
-    /// Writes the record now (the journal's lock is held).
-    fn save_record(&self, journal: &Journal, state: &mut JournalState) -> Result<(), StoreError> {
-        self.save_record_until(journal, state, SystemTime::now() + LEASE)
-    }
-
-    /// Writes the record now with a lease until `lease`.
-    fn save_record_until(
-        &self,
-        journal: &Journal,
-        state: &mut JournalState,
-        lease: SystemTime,
-    ) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let record = state.record(journal.info_hash, lease, |slot| {
-            if !self.restamp[slot].swap(false, Ordering::AcqRel) {
-                return None;
-            }
-            let path = match self.paths.get(slot) {
-                Some(path) => path.as_path(),
-                None => self.parts.as_ref()?.path(),
-            };
-            Some(probe::stamp(path))
-        });
-        journal.write(&record, self.sync)?;
-        state.saved(now);
-        Ok(())
-    }
-}
-
-/// Nothing writes through a dropped store: its last record closes the lease,
-/// so any later change to its files is someone else's.
-impl Drop for FileStore {
-    fn drop(&mut self) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        let mut state = journal.lock();
-        let Some(state) = state.as_mut().filter(|s| s.wrote()) else {
-            return;
-        };
-        if let Err(e) = self.save_record_until(journal, state, SystemTime::now()) {
-            log::warn!("cannot close the resume record's lease: {e}");
-        }
-    }
-}
-
-impl FileStore {
     /// fsyncs every file written since the last sync.
     fn sync_written(&self) -> Result<(), StoreError> {
         for (index, written) in self.written.iter().enumerate() {
@@ -606,7 +485,7 @@ impl FileStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resume::Time;
+    use crate::resume::{ResumeRecord, Time};
     use crate::types::InfoHash;
     use rand::rngs::StdRng;
     use rand::seq::SliceRandom;

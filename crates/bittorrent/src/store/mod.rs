@@ -12,6 +12,7 @@ mod memory;
 mod parts;
 mod paths;
 mod probe;
+mod record;
 mod shares;
 
 pub use file::{FileStore, RESUME_DIR};
