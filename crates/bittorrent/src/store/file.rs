@@ -7,25 +7,25 @@
 #[cfg(not(unix))]
 compile_error!("FileStore needs positional file IO (std::os::unix::fs::FileExt): unix only");
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::recovery::{self, DiskState, OnDisk, Recovery};
-use crate::resume::ResumeRecord;
-use crate::store::journal::{Journal, JournalState, LEASE};
+use crate::store::handles::{BlockCursor, HandleCache};
+use crate::store::journal::{Journal, JournalState};
 use crate::store::parts::PartFile;
+use crate::store::paths::check_paths;
 use crate::store::probe;
-use crate::store::{FileSlice, Layout, Store, StoreError};
+use crate::store::{Layout, Store, StoreError};
 
 /// Folder under the download directory that holds resume records.
 pub const RESUME_DIR: &str = ".bittorrent";
@@ -52,27 +52,27 @@ pub const RESUME_DIR: &str = ".bittorrent";
 #[derive(Debug)]
 pub struct FileStore {
     root: PathBuf,
-    layout: Layout,
+    pub(super) layout: Layout,
     /// `root.join(file.path)` for every file of the layout.
-    paths: Vec<PathBuf>,
+    pub(super) paths: Vec<PathBuf>,
     /// Files written since the last [`Store::finalize`], to sync there.
-    written: Vec<AtomicBool>,
+    pub(super) written: Vec<AtomicBool>,
     handles: Mutex<HandleCache>,
     /// Whether data is fsynced at finalize and before each resume record.
-    sync: bool,
+    pub(super) sync: bool,
     /// The resume record, if the store keeps one.
-    journal: Option<Journal>,
+    pub(super) journal: Option<Journal>,
     /// False when told to skip the existing record.
-    read_record: bool,
+    pub(super) read_record: bool,
     /// Files (and the part file, last) written since the last record: their
     /// stamps are taken again for the next one.
-    restamp: Vec<AtomicBool>,
+    pub(super) restamp: Vec<AtomicBool>,
     /// Directories known to exist.
     dirs: Mutex<HashSet<PathBuf>>,
     /// Whether each file is wanted (all are at first).
-    wanted: Vec<AtomicBool>,
+    pub(super) wanted: Vec<AtomicBool>,
     /// Where the pieces' shares of unwanted files go, if anywhere.
-    parts: Option<PartFile>,
+    pub(super) parts: Option<PartFile>,
 }
 
 impl FileStore {
@@ -186,7 +186,7 @@ impl FileStore {
 
     /// How many files are open right now (at most the configured maximum).
     pub fn open_files(&self) -> usize {
-        self.handles_lock().open.len()
+        self.handles_lock().len()
     }
 
     fn handles_lock(&self) -> MutexGuard<'_, HandleCache> {
@@ -196,7 +196,7 @@ impl FileStore {
 
     /// An open handle on file `index`, for writing (created if missing, with
     /// its directories) or for reading only.
-    fn file(&self, index: usize, write: bool) -> Result<Arc<File>, StoreError> {
+    pub(super) fn file(&self, index: usize, write: bool) -> Result<Arc<File>, StoreError> {
         if let Some(file) = self.handles_lock().get(index, write) {
             return Ok(file);
         }
@@ -458,224 +458,6 @@ impl Store for FileStore {
 }
 
 impl FileStore {
-    /// The record on disk, if it should be read and belongs to this torrent.
-    fn read_record(&self) -> Option<ResumeRecord> {
-        let journal = self.journal.as_ref()?;
-        if !self.read_record {
-            log::debug!(
-                "resume record of {} skipped by request",
-                journal.info_hash.short()
-            );
-            return None;
-        }
-        let bytes = match std::fs::read(&journal.path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                log::debug!("no resume record at {}: {e}", journal.path.display());
-                return None;
-            }
-        };
-        ResumeRecord::decode_for(
-            &bytes,
-            journal.info_hash,
-            self.layout.piece_count(),
-            self.layout.files.len(),
-        )
-        .map_err(|e| log::warn!("ignoring resume record {}: {e}", journal.path.display()))
-        .ok()
-    }
-
-    /// Index of the part file among the stamps (after the files).
-    fn parts_slot(&self) -> usize {
-        self.layout.files.len()
-    }
-
-    /// Marks file `slot` (or the part file) as written since the last record.
-    fn restamp(&self, slot: usize) {
-        self.restamp[slot].store(true, Ordering::Release);
-    }
-
-    /// Renews the lease (writes a record) when at most half of it is left:
-    /// no data is written after the lease of the last record on disk.
-    fn before_write(&self) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        let mut state = journal.lock();
-        if let Some(state) = state.as_mut().filter(|s| s.lease_short(Instant::now())) {
-            // A failed record only makes the next start check more.
-            if let Err(e) = self.save_record(journal, state) {
-                log::warn!("cannot renew the resume record's lease: {e}");
-            }
-        }
-    }
-
-    /// Lists `piece` for the next record, and writes it if one is due. With
-    /// `sync`, only the engine's `save_resume` lists pieces (after syncing).
-    fn after_write(&self, piece: u32) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        if self.sync {
-            return;
-        }
-        let mut state = journal.lock();
-        let Some(state) = state.as_mut() else {
-            return;
-        };
-        if state.written(piece, Instant::now()) {
-            if let Err(e) = self.save_record(journal, state) {
-                log::warn!("cannot write the resume record: {e}");
-            }
-        }
-    }
-
-    /// Writes the record now (the journal's lock is held).
-    fn save_record(&self, journal: &Journal, state: &mut JournalState) -> Result<(), StoreError> {
-        self.save_record_until(journal, state, SystemTime::now() + LEASE)
-    }
-
-    /// Writes the record now with a lease until `lease`.
-    fn save_record_until(
-        &self,
-        journal: &Journal,
-        state: &mut JournalState,
-        lease: SystemTime,
-    ) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let record = state.record(journal.info_hash, lease, |slot| {
-            if !self.restamp[slot].swap(false, Ordering::AcqRel) {
-                return None;
-            }
-            let path = match self.paths.get(slot) {
-                Some(path) => path.as_path(),
-                None => self.parts.as_ref()?.path(),
-            };
-            Some(probe::stamp(path))
-        });
-        journal.write(&record, self.sync)?;
-        state.saved(now);
-        Ok(())
-    }
-}
-
-/// Nothing writes through a dropped store: its last record closes the lease,
-/// so any later change to its files is someone else's.
-impl Drop for FileStore {
-    fn drop(&mut self) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        let mut state = journal.lock();
-        let Some(state) = state.as_mut().filter(|s| s.wrote()) else {
-            return;
-        };
-        if let Err(e) = self.save_record_until(journal, state, SystemTime::now()) {
-            log::warn!("cannot close the resume record's lease: {e}");
-        }
-    }
-}
-
-/// Where one file run of a piece is read or written.
-struct Target<'a> {
-    /// `None` when reading from a part file that does not exist.
-    file: Option<Arc<File>>,
-    /// Offset in `file`.
-    offset: u64,
-    /// For error messages.
-    path: &'a Path,
-    /// The run is in the part file, not in its own file.
-    in_parts: bool,
-}
-
-impl FileStore {
-    /// Where `slice` (a run of piece `piece`) lives: in the part file when
-    /// its file is unwanted (writing) or the part file holds it (reading),
-    /// otherwise in the file itself.
-    fn target(&self, piece: u32, slice: FileSlice, write: bool) -> Result<Target<'_>, StoreError> {
-        if let Some(parts) = &self.parts {
-            let in_parts = if write {
-                !self.wanted[slice.file].load(Ordering::Relaxed)
-            } else {
-                parts.holds(piece, slice.file)
-            };
-            if in_parts {
-                return Ok(Target {
-                    file: parts.handle(write)?,
-                    offset: self.layout.files[slice.file].offset + slice.offset,
-                    path: parts.path(),
-                    in_parts,
-                });
-            }
-        }
-        Ok(Target {
-            file: Some(self.file(slice.file, write)?),
-            offset: slice.offset,
-            path: &self.paths[slice.file],
-            in_parts: false,
-        })
-    }
-
-    /// Offset in the torrent's byte stream just past `file`'s share of
-    /// `piece` (where that share ends in the part file).
-    fn share_end(&self, piece: u32, file: usize) -> u64 {
-        let entry = &self.layout.files[file];
-        let piece_end = self
-            .layout
-            .piece_offset(piece)
-            .map_or(0, |start| start + u64::from(self.layout.piece_len(piece)));
-        piece_end.min(entry.offset + entry.length)
-    }
-
-    /// Moves `file`'s shares out of the part file into the file itself.
-    fn move_out_of_parts(&self, parts: &PartFile, file: usize) -> Result<(), StoreError> {
-        let pieces = parts.pieces_of(file);
-        if pieces.is_empty() {
-            return Ok(());
-        }
-        let Some(source) = parts.handle(false)? else {
-            // The index names data that is gone; the resume check finds
-            // the part file damaged and pieces are hashed again.
-            log::warn!("part file {} is missing", parts.path().display());
-            return Ok(());
-        };
-        self.before_write();
-        let dest = self.file(file, true)?;
-        let offset_in_stream = self.layout.files[file].offset;
-        for &piece in &pieces {
-            let len = u64::from(self.layout.piece_len(piece));
-            let slices = self.layout.slices(piece, 0, len).unwrap_or_default();
-            for slice in slices.into_iter().filter(|s| s.file == file) {
-                // At most one piece long.
-                let mut buf = vec![0u8; slice.length as usize];
-                source
-                    .read_exact_at(&mut buf, offset_in_stream + slice.offset)
-                    .map_err(|source| StoreError::Io {
-                        op: "read",
-                        path: parts.path().to_path_buf(),
-                        source,
-                    })?;
-                dest.write_all_at(&buf, slice.offset)
-                    .map_err(|source| StoreError::Io {
-                        op: "write",
-                        path: self.paths[file].clone(),
-                        source,
-                    })?;
-            }
-        }
-        self.written[file].store(true, Ordering::Relaxed);
-        self.restamp(file);
-        self.restamp(self.parts_slot());
-        log::debug!(
-            "moved {} piece share(s) of {} out of the part file",
-            pieces.len(),
-            self.paths[file].display()
-        );
-        parts.remove(&pieces, file)
-    }
-}
-
-impl FileStore {
     /// fsyncs every file written since the last sync.
     fn sync_written(&self) -> Result<(), StoreError> {
         for (index, written) in self.written.iter().enumerate() {
@@ -700,171 +482,10 @@ impl FileStore {
     }
 }
 
-/// [`crate::fsio::write_atomically`], its error as a [`StoreError::Io`].
-pub(super) fn write_atomically(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
-    crate::fsio::write_atomically(path, bytes, sync).map_err(|e| StoreError::Io {
-        op: e.op,
-        path: e.path,
-        source: e.source,
-    })
-}
-
-/// Checks that every non-pad path stays under the download directory and
-/// that no two files collide (same path, or a file where another needs a
-/// directory). Pad files are never touched on disk, so their paths are not
-/// checked.
-fn check_paths(layout: &Layout) -> Result<(), StoreError> {
-    let mut files = HashSet::new();
-    let mut dirs = HashSet::new();
-    for entry in layout.files.iter().filter(|f| !f.pad) {
-        let path = entry.path.as_path();
-        let safe = path.components().next().is_some()
-            && path.components().all(|c| matches!(c, Component::Normal(_)));
-        if !safe {
-            return Err(StoreError::UnsafePath {
-                path: path.to_path_buf(),
-            });
-        }
-        if dirs.contains(path) || !files.insert(path) {
-            return Err(StoreError::InvalidLayout(format!(
-                "two files at {}",
-                path.display()
-            )));
-        }
-        for dir in path.ancestors().skip(1) {
-            if dir.as_os_str().is_empty() {
-                break;
-            }
-            if files.contains(dir) {
-                return Err(StoreError::InvalidLayout(format!(
-                    "{} is both a file and a directory",
-                    dir.display()
-                )));
-            }
-            if !dirs.insert(dir) {
-                break; // Its ancestors were seen with it.
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Open files, closed least recently used first when over capacity. A handle
-/// evicted while another thread still uses it closes when that use ends.
-#[derive(Debug)]
-struct HandleCache {
-    open: HashMap<usize, Handle>,
-    capacity: usize,
-    /// Incremented on every use; `Handle::last_used` compares against it.
-    clock: u64,
-}
-
-#[derive(Debug)]
-struct Handle {
-    file: Arc<File>,
-    writable: bool,
-    last_used: u64,
-}
-
-impl HandleCache {
-    fn new(capacity: usize) -> Self {
-        Self {
-            open: HashMap::new(),
-            capacity,
-            clock: 0,
-        }
-    }
-
-    /// The open handle on `index`, if any (and writable, if `write`).
-    fn get(&mut self, index: usize, write: bool) -> Option<Arc<File>> {
-        self.clock += 1;
-        let handle = self.open.get_mut(&index)?;
-        if write && !handle.writable {
-            return None;
-        }
-        handle.last_used = self.clock;
-        Some(Arc::clone(&handle.file))
-    }
-
-    fn insert(&mut self, index: usize, file: Arc<File>, writable: bool) {
-        self.clock += 1;
-        if let Some(handle) = self.open.get_mut(&index) {
-            // Another thread opened it meanwhile; keep the writable one.
-            if writable || !handle.writable {
-                handle.file = file;
-                handle.writable = writable;
-            }
-            handle.last_used = self.clock;
-            return;
-        }
-        while self.open.len() >= self.capacity {
-            // A linear scan: the cache is small and misses cost a syscall
-            // anyway.
-            let Some(oldest) = self
-                .open
-                .iter()
-                .min_by_key(|(_, h)| h.last_used)
-                .map(|(&i, _)| i)
-            else {
-                break;
-            };
-            self.open.remove(&oldest);
-        }
-        self.open.insert(
-            index,
-            Handle {
-                file,
-                writable,
-                last_used: self.clock,
-            },
-        );
-    }
-}
-
-/// Walks the bytes of a piece given as blocks.
-struct BlockCursor<'a> {
-    blocks: &'a [Bytes],
-    /// Offset inside `blocks[0]`.
-    pos: usize,
-}
-
-impl<'a> BlockCursor<'a> {
-    fn new(blocks: &'a [Bytes]) -> Self {
-        Self { blocks, pos: 0 }
-    }
-
-    /// Up to `max` next bytes, all from one block; empty at the end.
-    fn take(&mut self, max: u64) -> &'a [u8] {
-        while let Some((first, rest)) = self.blocks.split_first() {
-            let left = &first[self.pos..];
-            if left.is_empty() {
-                self.blocks = rest;
-                self.pos = 0;
-                continue;
-            }
-            let n = left.len().min(usize::try_from(max).unwrap_or(usize::MAX));
-            self.pos += n;
-            return &left[..n];
-        }
-        &[]
-    }
-
-    /// Skips `n` bytes.
-    fn skip(&mut self, mut n: u64) {
-        while n > 0 {
-            let chunk = self.take(n);
-            if chunk.is_empty() {
-                return;
-            }
-            n -= chunk.len() as u64;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resume::Time;
+    use crate::resume::{ResumeRecord, Time};
     use crate::types::InfoHash;
     use rand::rngs::StdRng;
     use rand::seq::SliceRandom;
@@ -1159,44 +780,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn handle_cache_evicts_least_recently_used() {
-        let dir = tempfile::tempdir().unwrap();
-        let open = |name: &str| Arc::new(File::create(dir.path().join(name)).unwrap());
-        let mut cache = HandleCache::new(2);
-        cache.insert(0, open("a"), true);
-        cache.insert(1, open("b"), false);
-        assert!(cache.get(0, true).is_some());
-        // 1 is read-only: a writer must reopen it.
-        assert!(cache.get(1, true).is_none());
-        assert!(cache.get(1, false).is_some());
-        assert!(cache.get(0, false).is_some());
-        cache.insert(2, open("c"), true); // evicts 1, used least recently
-        assert_eq!(cache.open.len(), 2);
-        assert!(cache.get(1, false).is_none());
-        assert!(cache.get(0, true).is_some());
-        assert!(cache.get(2, true).is_some());
-        // Upgrading to a writable handle keeps one entry.
-        cache.insert(2, open("c"), false);
-        assert!(cache.get(2, true).is_some());
-        assert_eq!(cache.open.len(), 2);
-    }
-
-    #[test]
-    fn block_cursor_crosses_blocks() {
-        let blocks = [
-            Bytes::from_static(b"abc"),
-            Bytes::new(),
-            Bytes::from_static(b"defg"),
-        ];
-        let mut c = BlockCursor::new(&blocks);
-        assert_eq!(c.take(2), b"ab");
-        assert_eq!(c.take(5), b"c");
-        c.skip(2);
-        assert_eq!(c.take(9), b"fg");
-        assert_eq!(c.take(1), b"");
     }
 
     /// Pieces touching a wanted file: what the engine downloads.

@@ -151,7 +151,7 @@ impl Journal {
 
     /// Writes `record` atomically (fsynced when `sync`).
     pub(crate) fn write(&self, record: &ResumeRecord, sync: bool) -> Result<(), StoreError> {
-        crate::store::file::write_atomically(&self.path, &record.encode(), sync)
+        crate::store::paths::write_atomically(&self.path, &record.encode(), sync)
     }
 }
 

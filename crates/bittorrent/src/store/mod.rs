@@ -5,11 +5,15 @@
 //! worker thread.
 
 mod file;
+mod handles;
 mod journal;
 mod layout;
 mod memory;
 mod parts;
+mod paths;
 mod probe;
+mod record;
+mod shares;
 
 pub use file::{FileStore, RESUME_DIR};
 pub use layout::{FileSlice, Layout};

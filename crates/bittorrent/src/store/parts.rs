@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::file::write_atomically;
+use crate::store::paths::write_atomically;
 use crate::store::StoreError;
 
 /// First line of the index file.
