@@ -87,21 +87,7 @@ fn file(
         return status_page(StatusCode::NOT_FOUND);
     };
     let len = info.length;
-    // Range handling is defined for GET only (RFC 9110 §14.2). We send no validators
-    // (ETag, Last-Modified), so an If-Range can never match: the whole file (§13.1.5).
-    let outcome = if head || headers.contains_key(header::IF_RANGE) {
-        RangeOutcome::Full
-    } else {
-        let mut ranges = headers.get_all(header::RANGE).iter();
-        match (ranges.next(), ranges.next()) {
-            (Some(value), None) => value
-                .to_str()
-                .map_or(RangeOutcome::Full, |v| range::parse_range(v, len)),
-            // None, or several Range fields: not a valid ranges-specifier.
-            _ => RangeOutcome::Full,
-        }
-    };
-
+    let outcome = requested_range(headers, head, len);
     let mut response = Response::new(ResponseBody::empty());
     let h = response.headers_mut();
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -109,26 +95,8 @@ fn file(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    let (start, body_len) = match outcome {
-        RangeOutcome::Unsatisfiable => {
-            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            insert_string(
-                response.headers_mut(),
-                header::CONTENT_RANGE,
-                range::unsatisfied_range(len),
-            );
-            return response;
-        }
-        RangeOutcome::Full => (0, len),
-        RangeOutcome::Partial { start, end } => {
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            insert_string(
-                response.headers_mut(),
-                header::CONTENT_RANGE,
-                range::content_range(start, end, len),
-            );
-            (start, outcome.body_len(len))
-        }
+    let Some((start, body_len)) = range_status(&mut response, outcome, len) else {
+        return response;
     };
     let h = response.headers_mut();
     h.insert(
@@ -151,6 +119,53 @@ fn file(
         shutdown.clone().cancelled_owned(),
     );
     response
+}
+
+/// Which bytes of a file of `len` bytes the request asks for.
+fn requested_range(headers: &HeaderMap, head: bool, len: u64) -> RangeOutcome {
+    // Range handling is defined for GET only (RFC 9110 §14.2). We send no validators
+    // (ETag, Last-Modified), so an If-Range can never match: the whole file (§13.1.5).
+    if head || headers.contains_key(header::IF_RANGE) {
+        return RangeOutcome::Full;
+    }
+    let mut ranges = headers.get_all(header::RANGE).iter();
+    match (ranges.next(), ranges.next()) {
+        (Some(value), None) => value
+            .to_str()
+            .map_or(RangeOutcome::Full, |v| range::parse_range(v, len)),
+        // None, or several Range fields: not a valid ranges-specifier.
+        _ => RangeOutcome::Full,
+    }
+}
+
+/// Sets the status and `Content-Range` of a file response for `outcome`; returns where
+/// the body starts and how long it is, or `None` for a 416 (no body).
+fn range_status(
+    response: &mut Response<ResponseBody>,
+    outcome: RangeOutcome,
+    len: u64,
+) -> Option<(u64, u64)> {
+    match outcome {
+        RangeOutcome::Unsatisfiable => {
+            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+            insert_string(
+                response.headers_mut(),
+                header::CONTENT_RANGE,
+                range::unsatisfied_range(len),
+            );
+            None
+        }
+        RangeOutcome::Full => Some((0, len)),
+        RangeOutcome::Partial { start, end } => {
+            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+            insert_string(
+                response.headers_mut(),
+                header::CONTENT_RANGE,
+                range::content_range(start, end, len),
+            );
+            Some((start, outcome.body_len(len)))
+        }
+    }
 }
 
 /// Inserts a header whose value we formatted from numbers (always valid).

@@ -25,7 +25,7 @@ use log::{debug, error, info, trace};
 use tokio::io::{AsyncRead, AsyncSeek};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::http::handler::handle;
@@ -125,68 +125,120 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     limits: Limits,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     match listener.local_addr() {
         Ok(addr) => info!("HTTP server listening on http://{addr}/"),
         Err(e) => info!("HTTP server listening (address unknown: {e})"),
     }
-    // The connections' own token: cancelled by `shutdown`, or by this function when it
-    // returns early, without cancelling the caller's token.
-    let connections_token = shutdown.child_token();
-    let mut connections = JoinSet::new();
+    let mut connections = Connections {
+        source,
+        limits,
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        token: shutdown.child_token(),
+        tasks: JoinSet::new(),
+    };
     let mut failures = 0u32;
     let result = loop {
         tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             // Reaps finished connections; `None` (no task left) is excluded by the guard.
-            joined = connections.join_next(), if !connections.is_empty() => {
-                if let Some(Err(e)) = joined {
-                    error!("HTTP connection task failed: {e}");
+            joined = connections.tasks.join_next(), if !connections.tasks.is_empty() => {
+                if let Some(joined) = joined {
+                    log_join(joined);
                 }
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     failures = 0;
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        debug!("{peer}: HTTP busy ({} connections)", limits.max_connections);
-                        // Never waits: a fresh socket's send buffer takes these bytes.
-                        let _ = stream.try_write(BUSY);
-                        continue;
-                    };
-                    let source = Arc::clone(&source);
-                    let token = connections_token.child_token();
-                    let stream = Stalled::new(stream, limits.idle_timeout);
-                    connections.spawn(async move {
-                        connection(stream, peer, source, token).await;
-                        drop(slot);
-                    });
+                    connections.admit(stream, peer);
                 }
-                Err(e) if is_connection_error(&e) => debug!("HTTP accept: {e}"),
                 Err(e) => {
-                    failures += 1;
-                    if failures >= MAX_ACCEPT_FAILURES {
-                        error!("HTTP server stops: accept failed {failures} times: {e}");
-                        break Err(e);
-                    }
-                    let pause = Duration::from_millis(10u64 << failures);
-                    error!("HTTP accept failed (retrying in {pause:?}): {e}");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break Ok(()),
-                        () = tokio::time::sleep(pause) => {}
+                    if let Some(result) = accept_failed(e, &mut failures, &shutdown).await {
+                        break result;
                     }
                 }
             },
         }
     };
     drop(listener);
-    connections_token.cancel();
-    while let Some(joined) = connections.join_next().await {
-        if let Err(e) = joined {
-            error!("HTTP connection task failed: {e}");
-        }
-    }
+    connections.close().await;
     info!("HTTP server stopped");
     result
+}
+
+/// The server's connections: their slots, their tasks and what they share.
+struct Connections {
+    /// What every connection serves.
+    source: Arc<dyn FileSource>,
+    /// What every connection is allowed.
+    limits: Limits,
+    /// One permit per connection being served.
+    slots: Arc<Semaphore>,
+    /// The connections' own token: cancelled by `shutdown`, or by [`serve_with`] when it
+    /// returns early, without cancelling the caller's token.
+    token: CancellationToken,
+    /// One task per connection.
+    tasks: JoinSet<()>,
+}
+
+impl Connections {
+    /// Starts serving an accepted connection, or answers it `503` if every slot is taken.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            debug!(
+                "{peer}: HTTP busy ({} connections)",
+                self.limits.max_connections
+            );
+            // Never waits: a fresh socket's send buffer takes these bytes.
+            let _ = stream.try_write(BUSY);
+            return;
+        };
+        let source = Arc::clone(&self.source);
+        let token = self.token.child_token();
+        let stream = Stalled::new(stream, self.limits.idle_timeout);
+        self.tasks.spawn(async move {
+            connection(stream, peer, source, token).await;
+            drop(slot);
+        });
+    }
+
+    /// Cancels every connection and waits until their tasks are done.
+    async fn close(mut self) {
+        self.token.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            log_join(joined);
+        }
+    }
+}
+
+/// Logs a connection task that failed (panicked).
+fn log_join(joined: Result<(), JoinError>) {
+    if let Err(e) = joined {
+        error!("HTTP connection task failed: {e}");
+    }
+}
+
+/// Handles a failed accept: `Some(result)` when [`serve_with`] should return it, `None`
+/// to go on accepting (after a pause that doubles with each failure in a row).
+async fn accept_failed(
+    e: io::Error,
+    failures: &mut u32,
+    shutdown: &CancellationToken,
+) -> Option<io::Result<()>> {
+    if is_connection_error(&e) {
+        debug!("HTTP accept: {e}");
+        return None;
+    }
+    *failures += 1;
+    if *failures >= MAX_ACCEPT_FAILURES {
+        error!("HTTP server stops: accept failed {failures} times: {e}");
+        return Some(Err(e));
+    }
+    let pause = Duration::from_millis(10u64 << *failures);
+    error!("HTTP accept failed (retrying in {pause:?}): {e}");
+    tokio::select! {
+        () = shutdown.cancelled() => Some(Ok(())),
+        () = tokio::time::sleep(pause) => None,
+    }
 }
 
 /// Errors of one incoming connection, not of the listener.
