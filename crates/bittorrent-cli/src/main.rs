@@ -226,17 +226,7 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
     }
     let selection = selection(&args, &sources)?;
     preflight::output(&args.output)?;
-    let (config, dht) = session_config(&args).await?;
-    let listen = config.listen;
-    let (session, events) = Session::spawn_with(config);
-    if session.listen_addr().is_none() {
-        session.shutdown();
-        session.join().await;
-        let listen = listen.map_or_else(String::new, |a| a.to_string());
-        return Err(format!(
-            "cannot listen on {listen} (is the port in use? try -p)"
-        ));
-    }
+    let (session, events, dht) = start_session(&args).await?;
     let http = bind_http(args.serve).await?;
     let mut watch = Watch {
         progress: Progress::new(args.quiet, bars, dht, args.no_tracker),
@@ -249,14 +239,7 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
         summaries: Vec::new(),
         dht,
     };
-    let mut first = None;
-    for source in sources {
-        let torrent = torrent(source, &args, selection.as_ref())?;
-        watch.progress.add(torrent.info_hash(), &torrent.name());
-        watch.pending.insert(torrent.info_hash());
-        first.get_or_insert(torrent.info_hash());
-        session.add_torrent(torrent);
-    }
+    let first = add_torrents(&mut watch, sources, &args, selection.as_ref())?;
 
     let stop_http = tokio_util::sync::CancellationToken::new();
     let http_task = http.map(|listener| {
@@ -282,6 +265,40 @@ async fn run(args: Args, bars: MultiProgress) -> Result<(), String> {
         summary::print_json(&watch.summaries);
     }
     watch.outcome()
+}
+
+/// Starts the session, or stops it again and says why if it cannot listen.
+async fn start_session(args: &Args) -> Result<(SessionHandle, EventReceiver, Dht), String> {
+    let (config, dht) = session_config(args).await?;
+    let listen = config.listen;
+    let (session, events) = Session::spawn_with(config);
+    if session.listen_addr().is_none() {
+        session.shutdown();
+        session.join().await;
+        let listen = listen.map_or_else(String::new, |a| a.to_string());
+        return Err(format!(
+            "cannot listen on {listen} (is the port in use? try -p)"
+        ));
+    }
+    Ok((session, events, dht))
+}
+
+/// Adds every torrent to the session and to the display; returns the first one's info hash.
+fn add_torrents(
+    watch: &mut Watch,
+    sources: Vec<Source>,
+    args: &Args,
+    selection: Option<&Selection>,
+) -> Result<Option<InfoHash>, String> {
+    let mut first = None;
+    for source in sources {
+        let torrent = torrent(source, args, selection)?;
+        watch.progress.add(torrent.info_hash(), &torrent.name());
+        watch.pending.insert(torrent.info_hash());
+        first.get_or_insert(torrent.info_hash());
+        watch.session.add_torrent(torrent);
+    }
+    Ok(first)
 }
 
 /// Follows the session's events until it ends: the display, the exit status.

@@ -3,7 +3,11 @@
 //! # Layout
 //! - [`range`]: pure RFC 9110 §14 `Range` handling (which bytes to send, 200/206/416).
 //! - [`mime`]: `Content-Type` from a file name's extension.
-//! - [`server`]: the hyper server over a [`FileSource`], so it can be tested without a torrent.
+//! - [`server`]: the hyper server over a [`FileSource`], so it can be tested without a torrent:
+//!   accepting, the connection cap, each connection's lifetime and shutdown.
+//! - `handler`: routes and responses (status, headers, the index page).
+//! - `body`: the response body, a file streamed chunk by chunk.
+//! - `stalled`: the client stream that drops a client that stops reading.
 //!
 //! # Routes
 //! - `GET /`: an HTML list of the files, each linked as `/files/<index>/<percent-encoded path>`.
@@ -18,8 +22,11 @@
 //!
 //! The server binds whatever listener it is given; the CLI gives it a loopback one by default.
 
+mod body;
+mod handler;
 pub mod mime;
 pub mod range;
 pub mod server;
+mod stalled;
 
 pub use server::{serve, FileInfo, FileReader, FileSource};

@@ -11,31 +11,25 @@
 //! cannot even flush within [`SHUTDOWN_GRACE`] is dropped.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::io::{self, SeekFrom};
+use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use log::{debug, error, info, trace};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncSeek, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncSeek};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio::task::{JoinError, JoinSet};
+use tokio_util::sync::CancellationToken;
 
-use crate::http::mime;
-use crate::http::range::{self, RangeOutcome};
+use crate::http::handler::handle;
+use crate::http::stalled::Stalled;
 
 /// How many bytes a file body reads and sends at a time.
 pub const CHUNK_SIZE: usize = 64 * 1024;
@@ -131,68 +125,120 @@ pub async fn serve_with(
     shutdown: CancellationToken,
     limits: Limits,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     match listener.local_addr() {
         Ok(addr) => info!("HTTP server listening on http://{addr}/"),
         Err(e) => info!("HTTP server listening (address unknown: {e})"),
     }
-    // The connections' own token: cancelled by `shutdown`, or by this function when it
-    // returns early, without cancelling the caller's token.
-    let connections_token = shutdown.child_token();
-    let mut connections = JoinSet::new();
+    let mut connections = Connections {
+        source,
+        limits,
+        slots: Arc::new(Semaphore::new(limits.max_connections)),
+        token: shutdown.child_token(),
+        tasks: JoinSet::new(),
+    };
     let mut failures = 0u32;
     let result = loop {
         tokio::select! {
             () = shutdown.cancelled() => break Ok(()),
             // Reaps finished connections; `None` (no task left) is excluded by the guard.
-            joined = connections.join_next(), if !connections.is_empty() => {
-                if let Some(Err(e)) = joined {
-                    error!("HTTP connection task failed: {e}");
+            joined = connections.tasks.join_next(), if !connections.tasks.is_empty() => {
+                if let Some(joined) = joined {
+                    log_join(joined);
                 }
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     failures = 0;
-                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                        debug!("{peer}: HTTP busy ({} connections)", limits.max_connections);
-                        // Never waits: a fresh socket's send buffer takes these bytes.
-                        let _ = stream.try_write(BUSY);
-                        continue;
-                    };
-                    let source = Arc::clone(&source);
-                    let token = connections_token.child_token();
-                    let stream = Stalled::new(stream, limits.idle_timeout);
-                    connections.spawn(async move {
-                        connection(stream, peer, source, token).await;
-                        drop(slot);
-                    });
+                    connections.admit(stream, peer);
                 }
-                Err(e) if is_connection_error(&e) => debug!("HTTP accept: {e}"),
                 Err(e) => {
-                    failures += 1;
-                    if failures >= MAX_ACCEPT_FAILURES {
-                        error!("HTTP server stops: accept failed {failures} times: {e}");
-                        break Err(e);
-                    }
-                    let pause = Duration::from_millis(10u64 << failures);
-                    error!("HTTP accept failed (retrying in {pause:?}): {e}");
-                    tokio::select! {
-                        () = shutdown.cancelled() => break Ok(()),
-                        () = tokio::time::sleep(pause) => {}
+                    if let Some(result) = accept_failed(e, &mut failures, &shutdown).await {
+                        break result;
                     }
                 }
             },
         }
     };
     drop(listener);
-    connections_token.cancel();
-    while let Some(joined) = connections.join_next().await {
-        if let Err(e) = joined {
-            error!("HTTP connection task failed: {e}");
-        }
-    }
+    connections.close().await;
     info!("HTTP server stopped");
     result
+}
+
+/// The server's connections: their slots, their tasks and what they share.
+struct Connections {
+    /// What every connection serves.
+    source: Arc<dyn FileSource>,
+    /// What every connection is allowed.
+    limits: Limits,
+    /// One permit per connection being served.
+    slots: Arc<Semaphore>,
+    /// The connections' own token: cancelled by `shutdown`, or by [`serve_with`] when it
+    /// returns early, without cancelling the caller's token.
+    token: CancellationToken,
+    /// One task per connection.
+    tasks: JoinSet<()>,
+}
+
+impl Connections {
+    /// Starts serving an accepted connection, or answers it `503` if every slot is taken.
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            debug!(
+                "{peer}: HTTP busy ({} connections)",
+                self.limits.max_connections
+            );
+            // Never waits: a fresh socket's send buffer takes these bytes.
+            let _ = stream.try_write(BUSY);
+            return;
+        };
+        let source = Arc::clone(&self.source);
+        let token = self.token.child_token();
+        let stream = Stalled::new(stream, self.limits.idle_timeout);
+        self.tasks.spawn(async move {
+            connection(stream, peer, source, token).await;
+            drop(slot);
+        });
+    }
+
+    /// Cancels every connection and waits until their tasks are done.
+    async fn close(mut self) {
+        self.token.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            log_join(joined);
+        }
+    }
+}
+
+/// Logs a connection task that failed (panicked).
+fn log_join(joined: Result<(), JoinError>) {
+    if let Err(e) = joined {
+        error!("HTTP connection task failed: {e}");
+    }
+}
+
+/// Handles a failed accept: `Some(result)` when [`serve_with`] should return it, `None`
+/// to go on accepting (after a pause that doubles with each failure in a row).
+async fn accept_failed(
+    e: io::Error,
+    failures: &mut u32,
+    shutdown: &CancellationToken,
+) -> Option<io::Result<()>> {
+    if is_connection_error(&e) {
+        debug!("HTTP accept: {e}");
+        return None;
+    }
+    *failures += 1;
+    if *failures >= MAX_ACCEPT_FAILURES {
+        error!("HTTP server stops: accept failed {failures} times: {e}");
+        return Some(Err(e));
+    }
+    let pause = Duration::from_millis(10u64 << *failures);
+    error!("HTTP accept failed (retrying in {pause:?}): {e}");
+    tokio::select! {
+        () = shutdown.cancelled() => Some(Ok(())),
+        () = tokio::time::sleep(pause) => None,
+    }
 }
 
 /// Errors of one incoming connection, not of the listener.
@@ -251,529 +297,18 @@ async fn connection(
         Err(e) => debug!("{peer}: HTTP connection ended: {e}"),
     }
 }
-
-/// A client stream whose writes fail with `TimedOut` once they have waited for the
-/// client to make room for longer than the idle timeout (a client that stops reading).
-struct Stalled<T> {
-    io: T,
-    timeout: Duration,
-    /// Armed while a write waits.
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
-}
-
-impl<T> Stalled<T> {
-    fn new(io: T, timeout: Duration) -> Self {
-        Self {
-            io,
-            timeout,
-            stall: None,
-        }
-    }
-
-    /// Passes a write's outcome on, timing how long it has been pending.
-    fn watch<R>(
-        &mut self,
-        cx: &mut Context<'_>,
-        polled: Poll<io::Result<R>>,
-    ) -> Poll<io::Result<R>> {
-        if polled.is_ready() {
-            self.stall = None;
-            return polled;
-        }
-        let timeout = self.timeout;
-        let stall = self
-            .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        if stall.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the client stopped reading",
-            )));
-        }
-        Poll::Pending
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Stalled<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Stalled<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
-        self.watch(cx, polled)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
-        self.watch(cx, polled)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let polled = Pin::new(&mut self.io).poll_flush(cx);
-        self.watch(cx, polled)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// Where a request path leads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
-    /// `/`: the list of files.
-    Index,
-    /// `/files/<index>[/<anything>]`.
-    File(usize),
-    /// Anything else.
-    NotFound,
-}
-
-/// Maps a request path to a [`Route`].
-fn route(path: &str) -> Route {
-    if path == "/" {
-        return Route::Index;
-    }
-    let Some(rest) = path.strip_prefix("/files/") else {
-        return Route::NotFound;
-    };
-    let index = rest.split_once('/').map_or(rest, |(index, _)| index);
-    if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
-        return Route::NotFound;
-    }
-    index.parse().map_or(Route::NotFound, Route::File)
-}
-
-/// Answers one request. Never fails: every problem is a status code.
-fn handle(
-    req: &Request<Incoming>,
-    source: &dyn FileSource,
-    shutdown: &CancellationToken,
-) -> Response<ResponseBody> {
-    let route = route(req.uri().path());
-    if route == Route::NotFound {
-        return status_page(StatusCode::NOT_FOUND);
-    }
-    let head = match *req.method() {
-        Method::GET => false,
-        Method::HEAD => true,
-        _ => {
-            let mut response = status_page(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
-        }
-    };
-    match route {
-        Route::Index => index(source, wants_json(req.uri().query()), head),
-        Route::File(i) => file(source, i, req.headers(), head, shutdown),
-        Route::NotFound => status_page(StatusCode::NOT_FOUND),
-    }
-}
-
-/// Whether the query string holds a `json` parameter.
-fn wants_json(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&')
-            .any(|param| param.split_once('=').map_or(param, |(name, _)| name) == "json")
-    })
-}
-
-/// The response to `GET|HEAD /files/<index>`.
-fn file(
-    source: &dyn FileSource,
-    index: usize,
-    headers: &HeaderMap,
-    head: bool,
-    shutdown: &CancellationToken,
-) -> Response<ResponseBody> {
-    let Some(info) = source.files().into_iter().nth(index) else {
-        return status_page(StatusCode::NOT_FOUND);
-    };
-    let len = info.length;
-    // Range handling is defined for GET only (RFC 9110 §14.2). We send no validators
-    // (ETag, Last-Modified), so an If-Range can never match: the whole file (§13.1.5).
-    let outcome = if head || headers.contains_key(header::IF_RANGE) {
-        RangeOutcome::Full
-    } else {
-        let mut ranges = headers.get_all(header::RANGE).iter();
-        match (ranges.next(), ranges.next()) {
-            (Some(value), None) => value
-                .to_str()
-                .map_or(RangeOutcome::Full, |v| range::parse_range(v, len)),
-            // None, or several Range fields: not a valid ranges-specifier.
-            _ => RangeOutcome::Full,
-        }
-    };
-
-    let mut response = Response::new(ResponseBody::empty());
-    let h = response.headers_mut();
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    let (start, body_len) = match outcome {
-        RangeOutcome::Unsatisfiable => {
-            *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-            insert_string(
-                response.headers_mut(),
-                header::CONTENT_RANGE,
-                range::unsatisfied_range(len),
-            );
-            return response;
-        }
-        RangeOutcome::Full => (0, len),
-        RangeOutcome::Partial { start, end } => {
-            *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-            insert_string(
-                response.headers_mut(),
-                header::CONTENT_RANGE,
-                range::content_range(start, end, len),
-            );
-            (start, outcome.body_len(len))
-        }
-    };
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(mime::content_type(&info.path)),
-    );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    if head || body_len == 0 {
-        return response;
-    }
-    let Some(reader) = source.open(index) else {
-        return status_page(StatusCode::NOT_FOUND);
-    };
-    let label = format!("file {index} ({})", info.path);
-    *response.body_mut() = ResponseBody::file(
-        reader,
-        start,
-        body_len,
-        label,
-        shutdown.clone().cancelled_owned(),
-    );
-    response
-}
-
-/// Inserts a header whose value we formatted from numbers (always valid).
-fn insert_string(headers: &mut HeaderMap, name: header::HeaderName, value: String) {
-    if let Ok(value) = HeaderValue::try_from(value) {
-        headers.insert(name, value);
-    }
-}
-
-/// Characters left as they are in a path segment: RFC 3986 unreserved.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-/// The link to file `index`: `/files/<index>/<path, each segment percent-encoded>`.
-///
-/// Empty, `.` and `..` segments are left out: browsers would resolve them away.
-pub fn file_url(index: usize, path: &str) -> String {
-    let mut url = format!("/files/{index}");
-    for segment in path.split('/') {
-        if segment.is_empty() || segment == "." || segment == ".." {
-            continue;
-        }
-        url.push('/');
-        url.extend(utf8_percent_encode(segment, SEGMENT));
-    }
-    url
-}
-
-/// One file in the JSON listing.
-#[derive(Serialize)]
-struct ListingEntry<'a> {
-    index: usize,
-    path: &'a str,
-    length: u64,
-    url: String,
-    content_type: &'static str,
-}
-
-/// The JSON listing.
-#[derive(Serialize)]
-struct Listing<'a> {
-    files: Vec<ListingEntry<'a>>,
-}
-
-/// The response to `GET|HEAD /`.
-fn index(source: &dyn FileSource, json: bool, head: bool) -> Response<ResponseBody> {
-    let files = source.files();
-    let (body, content_type) = if json {
-        let listing = Listing {
-            files: files
-                .iter()
-                .enumerate()
-                .map(|(index, f)| ListingEntry {
-                    index,
-                    path: &f.path,
-                    length: f.length,
-                    url: file_url(index, &f.path),
-                    content_type: mime::content_type(&f.path),
-                })
-                .collect(),
-        };
-        match serde_json::to_vec(&listing) {
-            Ok(body) => (body, "application/json"),
-            Err(e) => {
-                error!("HTTP file listing: {e}");
-                return status_page(StatusCode::INTERNAL_SERVER_ERROR);
-            }
-        }
-    } else {
-        (index_html(&files).into_bytes(), "text/html; charset=utf-8")
-    };
-    let mut response = Response::new(ResponseBody::empty());
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if !head {
-        *response.body_mut() = ResponseBody::bytes(body);
-    }
-    response
-}
-
-/// The HTML list of files.
-fn index_html(files: &[FileInfo]) -> String {
-    let mut html = String::from(
-        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\"><title>Files</title></head>\n\
-         <body>\n<h1>Files</h1>\n<ul>\n",
-    );
-    for (index, f) in files.iter().enumerate() {
-        html.push_str(&format!(
-            "<li><a href=\"{}\">{}</a> ({} bytes)</li>\n",
-            escape_html(&file_url(index, &f.path)),
-            escape_html(&f.path),
-            f.length
-        ));
-    }
-    html.push_str("</ul>\n</body>\n</html>\n");
-    html
-}
-
-/// Escapes text for HTML content and double-quoted attributes.
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A short plain-text response with `status`.
-fn status_page(status: StatusCode) -> Response<ResponseBody> {
-    let text = format!(
-        "{} {}\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    let mut response = Response::new(ResponseBody::bytes(text.into_bytes()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-/// A response body: bytes in memory, or a file streamed from its reader.
-pub struct ResponseBody(BodyKind);
-
-/// What a [`ResponseBody`] holds.
-enum BodyKind {
-    /// In memory; `None` once sent.
-    Bytes(Option<Bytes>),
-    /// Streamed from a reader.
-    File(Box<FileStream>),
-}
-
-impl ResponseBody {
-    /// No body.
-    fn empty() -> Self {
-        ResponseBody(BodyKind::Bytes(None))
-    }
-
-    /// A body held in memory.
-    fn bytes(bytes: Vec<u8>) -> Self {
-        if bytes.is_empty() {
-            return Self::empty();
-        }
-        ResponseBody(BodyKind::Bytes(Some(Bytes::from(bytes))))
-    }
-
-    /// `len` bytes of `reader` from `start`, ending early (with an error, which closes the
-    /// connection) when `cancelled` completes.
-    fn file(
-        reader: Box<dyn FileReader>,
-        start: u64,
-        len: u64,
-        label: String,
-        cancelled: WaitForCancellationFutureOwned,
-    ) -> Self {
-        ResponseBody(BodyKind::File(Box::new(FileStream {
-            reader,
-            seek: Some(start),
-            seeking: false,
-            remaining: len,
-            buf: Vec::new(),
-            label,
-            cancelled: Box::pin(cancelled),
-        })))
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match &mut self.0 {
-            BodyKind::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            BodyKind::File(stream) => stream.poll_chunk(cx),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.0 {
-            BodyKind::Bytes(bytes) => bytes.is_none(),
-            BodyKind::File(stream) => stream.remaining == 0,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            BodyKind::Bytes(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            BodyKind::File(stream) => SizeHint::with_exact(stream.remaining),
-        }
-    }
-}
-
-/// A file body being streamed: seek once, then read chunk by chunk.
-struct FileStream {
-    /// The file.
-    reader: Box<dyn FileReader>,
-    /// Where to seek before the first read; `None` once the seek is done.
-    seek: Option<u64>,
-    /// Whether `start_seek` was called and `poll_complete` is pending.
-    seeking: bool,
-    /// Bytes still to send; 0 when done or after an error.
-    remaining: u64,
-    /// The read buffer, reused across chunks.
-    buf: Vec<u8>,
-    /// For log messages: which file.
-    label: String,
-    /// Completes when the server shuts down.
-    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
-}
-
-impl FileStream {
-    /// The next chunk, `None` at the end, or the error that ends the response.
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        if self.cancelled.as_mut().poll(cx).is_ready() {
-            debug!("{}: response cut short by shutdown", self.label);
-            return self.fail(io::Error::other("server shutting down"));
-        }
-        if let Some(start) = self.seek {
-            if !self.seeking {
-                if let Err(e) = Pin::new(&mut self.reader).start_seek(SeekFrom::Start(start)) {
-                    return self.fail_logged("seek failed", e);
-                }
-                self.seeking = true;
-            }
-            match Pin::new(&mut self.reader).poll_complete(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return self.fail_logged("seek failed", e),
-                Poll::Ready(Ok(_)) => {
-                    self.seek = None;
-                    self.seeking = false;
-                }
-            }
-        }
-        // Bounded by CHUNK_SIZE, so the cast cannot truncate.
-        let want = self.remaining.min(CHUNK_SIZE as u64) as usize;
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
-        let mut read_buf = ReadBuf::new(&mut self.buf[..want]);
-        match Pin::new(&mut self.reader).poll_read(cx, &mut read_buf) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => self.fail_logged("read failed", e),
-            Poll::Ready(Ok(())) => {
-                let filled = read_buf.filled();
-                if filled.is_empty() {
-                    let e = io::Error::new(io::ErrorKind::UnexpectedEof, "file ended early");
-                    return self.fail_logged("read failed", e);
-                }
-                let chunk = Bytes::copy_from_slice(filled);
-                self.remaining -= chunk.len() as u64;
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
-            }
-        }
-    }
-
-    /// Ends the body with `e` after logging it as a failure of the file.
-    fn fail_logged(&mut self, what: &str, e: io::Error) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        error!("{}: {what}: {e}", self.label);
-        self.fail(e)
-    }
-
-    /// Ends the body with `e`: hyper closes the connection mid-response.
-    fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Frame<Bytes>>>> {
-        self.remaining = 0;
-        Poll::Ready(Some(Err(e)))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use std::io::Cursor;
+    use std::future::Future;
+    use std::io::{Cursor, SeekFrom};
+    use std::pin::Pin;
     use std::sync::Mutex;
     use std::task::Waker;
+    use std::task::{Context, Poll};
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 
@@ -1474,42 +1009,5 @@ mod tests {
         let closed = tokio::time::timeout(TIMEOUT, idle.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "idle connection left open");
         assert!(TcpStream::connect(addr).await.is_err(), "still accepting");
-    }
-
-    #[test]
-    fn routes() {
-        assert_eq!(route("/"), Route::Index);
-        assert_eq!(route("/files/0"), Route::File(0));
-        assert_eq!(route("/files/12/a/b.mp4"), Route::File(12));
-        assert_eq!(route("/files/3/"), Route::File(3));
-        assert_eq!(route("/files/"), Route::NotFound);
-        assert_eq!(route("/files//x"), Route::NotFound);
-        assert_eq!(route("/files/1x/y"), Route::NotFound);
-        assert_eq!(route("/file/1"), Route::NotFound);
-        assert_eq!(route(""), Route::NotFound);
-    }
-
-    #[test]
-    fn json_query() {
-        assert!(wants_json(Some("json")));
-        assert!(wants_json(Some("a=1&json=1")));
-        assert!(!wants_json(Some("jsonx")));
-        assert!(!wants_json(None));
-    }
-
-    #[test]
-    fn file_urls() {
-        assert_eq!(file_url(0, "a.mp4"), "/files/0/a.mp4");
-        assert_eq!(file_url(1, "dir/a b#?.mkv"), "/files/1/dir/a%20b%23%3F.mkv");
-        assert_eq!(file_url(2, "../x//./y"), "/files/2/x/y");
-        assert_eq!(file_url(3, ""), "/files/3");
-    }
-
-    #[test]
-    fn html_escaping() {
-        assert_eq!(
-            escape_html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }
