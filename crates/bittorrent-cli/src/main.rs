@@ -26,6 +26,7 @@ use bittorrent::prelude::*;
 use bittorrent::store::{StoreError, RESUME_DIR};
 use clap::Parser;
 use indicatif::MultiProgress;
+use tokio::signal::unix::{signal, SignalKind};
 
 use crate::args::Args;
 use crate::preflight::Source;
@@ -322,6 +323,11 @@ impl Watch {
     /// Runs until the session has ended. Errs on a second Ctrl-C.
     async fn run(&mut self, mut events: EventReceiver, quiet: bool) -> Result<(), String> {
         let mut interrupts = 0;
+        // One listener for the whole run: a SIGINT that arrives while an arm
+        // below is busy waits in it, where a `ctrl_c()` made anew each pass
+        // would miss it.
+        let mut sigint = signal(SignalKind::interrupt())
+            .map_err(|e| format!("cannot listen for Ctrl-C: {e}"))?;
         let mut tick = tokio::time::interval(SESSION_STATS_INTERVAL);
         loop {
             tokio::select! {
@@ -332,7 +338,7 @@ impl Watch {
                         self.stop().await;
                     }
                 }
-                _ = tokio::signal::ctrl_c() => {
+                _ = sigint.recv() => {
                     interrupts += 1;
                     if interrupts > 1 {
                         return Err("interrupted twice; exiting now".into());
