@@ -16,10 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::extension::{
-    metadata_piece, ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataMessage,
-    PexMessage, HANDSHAKE_ID,
+    ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, PexMessage, HANDSHAKE_ID,
 };
-use crate::peer::guard::{Guard, Verdict, PEX_MAX_ADDED};
+use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
@@ -27,6 +26,8 @@ use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, P
 use crate::store::StoreError;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
+
+mod extended;
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
@@ -415,108 +416,6 @@ impl PeerActor {
             Message::KeepAlive | Message::Port(_) | Message::Bitfield(_) => return Ok(()),
         };
         self.emit(event).await
-    }
-
-    /// Handles a BEP 10 message: the peer's extended handshake, metadata
-    /// requests (served from our info dictionary), peer exchange. Malformed
-    /// or unknown extension messages are ignored.
-    async fn on_extended(&mut self, id: u8, body: Bytes, conn: &mut Conn) -> Result<(), PeerError> {
-        // A PEX message we would not take is not even decoded (50 addresses
-        // parsed per message made a PEX flood cost far more than its tokens).
-        let pex = self.ext.local_extension(id) == Some(Extension::Pex);
-        if pex && !(self.params.pex && self.guard.take_pex(Instant::now())) {
-            return Ok(());
-        }
-        let msg = match ExtendedMessage::decode_parts(id, body, &self.ext) {
-            Ok(msg) => msg,
-            Err(e) => {
-                log::debug!("{} ignoring a bad extension message: {e}", self.tag);
-                return Ok(());
-            }
-        };
-        match msg {
-            ExtendedMessage::Handshake(hs) => self.on_ext_handshake(&hs, conn).await,
-            ExtendedMessage::Metadata(MetadataMessage::Request { piece }) => {
-                self.serve_metadata(piece, conn).await
-            }
-            // Taken: `take_pex` allowed it before decoding.
-            ExtendedMessage::Pex(pex) => self.on_pex(&pex).await,
-            ExtendedMessage::Metadata(_) | ExtendedMessage::Unknown { .. } => Ok(()),
-        }
-    }
-
-    /// Records the peer's extension ids, then sends the PEX message held
-    /// until we knew whether it takes PEX.
-    async fn on_ext_handshake(
-        &mut self,
-        hs: &ExtendedHandshake,
-        conn: &mut Conn,
-    ) -> Result<(), PeerError> {
-        log::debug!("{} extensions {:?}, client {:?}", self.tag, hs.m, hs.v);
-        self.ext.update_remote(hs);
-        self.ext_handshake_seen = true;
-        if let Some(pex) = self.pending_pex.take() {
-            self.send_extended(ExtendedMessage::Pex(pex), conn).await?;
-            conn.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Answers a metadata request: the piece within the guard's bound, a
-    /// reject beyond it.
-    async fn serve_metadata(&mut self, piece: u32, conn: &mut Conn) -> Result<(), PeerError> {
-        let info = &self.params.meta.info_bytes;
-        let served =
-            metadata_piece(info, piece).filter(|_| self.guard.serve_metadata(Instant::now()));
-        let reply = match served {
-            Some(data) => MetadataMessage::Data {
-                piece,
-                total_size: info.len() as u64,
-                data: info.slice_ref(data),
-            },
-            None => MetadataMessage::Reject { piece },
-        };
-        self.send_extended(ExtendedMessage::Metadata(reply), conn)
-            .await?;
-        // Out once the messages that arrived with the request are
-        // read: one write for a batch of requests, not one each.
-        self.flush_at = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Passes the peer's PEX additions (at most [`PEX_MAX_ADDED`]) to the
-    /// torrent.
-    async fn on_pex(&mut self, pex: &PexMessage) -> Result<(), PeerError> {
-        let added = pex
-            .added
-            .iter()
-            .take(PEX_MAX_ADDED)
-            .map(|p| p.addr)
-            .collect();
-        self.emit(PeerEvent::Pex {
-            addr: self.addr,
-            added,
-        })
-        .await
-    }
-
-    /// Queues an extension message if the peer supports it.
-    async fn send_extended(
-        &mut self,
-        msg: ExtendedMessage,
-        conn: &mut Conn,
-    ) -> Result<(), PeerError> {
-        match msg.encode_parts(&self.ext) {
-            Ok((id, body)) => {
-                conn.feed(Message::Extended {
-                    id,
-                    payload: Bytes::from(body),
-                })
-                .await?;
-            }
-            Err(e) => log::trace!("{} not sent: {e}", self.tag),
-        }
-        Ok(())
     }
 
     /// Writes `cmd` and whatever else is already queued, then flushes once
