@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use crate::bitfield::Bitfield;
-use crate::picker::{make_block, BlockState, PickMode, Picker, PieceState, Priority};
+use crate::picker::geometry::make_block;
+use crate::picker::{BlockState, PickMode, Picker, PieceState, Priority};
 use crate::types::BlockInfo;
 
 impl Picker {

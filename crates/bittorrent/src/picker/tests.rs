@@ -1,4 +1,5 @@
 use crate::picker::*;
+use crate::types::BLOCK_SIZE;
 use proptest::prelude::*;
 // Explicit, so proptest's own `Rng` re-export does not shadow ours.
 use rand::Rng;
