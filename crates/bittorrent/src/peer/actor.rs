@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -20,6 +19,7 @@ use crate::extension::{
 };
 use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
+use crate::peer::transport::PeerStream;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::upload::{validate_request, UploadQueue};
 use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
@@ -45,7 +45,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 /// piece, which with small pieces cost every peer a write a millisecond.
 const HAVE_DELAY: Duration = Duration::from_millis(50);
 
-type Conn = Framed<TcpStream, MessageCodec>;
+type Conn = Framed<PeerStream, MessageCodec>;
 type BlockRead = Result<Vec<(BlockInfo, Bytes)>, StoreError>;
 
 /// Runs one connection to its end, then reports why it ended.
@@ -143,7 +143,9 @@ impl PeerActor {
         let ours = Handshake::new(info_hash, our_id).with_extensions();
         let (framed, theirs) = match origin {
             Origin::Outbound => {
-                handshake::initiate(handshake::dial(self.addr).await?, ours).await?
+                let connector = self.params.connector.clone();
+                let (stream, _route) = connector.open(self.addr, info_hash).await?;
+                handshake::initiate(stream, ours).await?
             }
             Origin::Inbound {
                 mut conn,
@@ -154,7 +156,12 @@ impl PeerActor {
             }
         };
         handshake::check(&theirs, info_hash, our_id)?;
-        log::debug!("{} handshake ok, peer id {:?}", self.tag, theirs.peer_id);
+        log::debug!(
+            "{} handshake ok over {}, peer id {:?}",
+            self.tag,
+            framed.get_ref().kind(),
+            theirs.peer_id
+        );
         self.peer_extensions = theirs.supports_extensions();
         self.emit(PeerEvent::Connected {
             addr: self.addr,
@@ -505,7 +512,7 @@ fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
 
 /// Writes every slice, however the socket splits the writes.
 async fn write_all_vectored(
-    io: &mut TcpStream,
+    io: &mut PeerStream,
     mut slices: &mut [IoSlice<'_>],
 ) -> std::io::Result<()> {
     while !slices.is_empty() {
@@ -537,7 +544,7 @@ mod tests {
     use crate::peer::PeerHandle;
     use crate::store::MemoryStore;
     use crate::types::PeerId;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// Our peer actor for a torrent of 8 pieces of 16 KiB, of which we have
     /// `have`, dialling a remote end driven by the test.
@@ -555,6 +562,7 @@ mod tests {
             our_id: PeerId([1; 20]),
             have: bits,
             connect_timeout: Duration::from_secs(10),
+            connector: crate::peer::connect::Connector::new(Duration::from_secs(10)),
             listen_port: 0,
             pex: false,
         };

@@ -4,18 +4,14 @@
 //! `AsyncRead + AsyncWrite`), so another transport (uTP, an encrypted stream)
 //! slots in under the same steps:
 //!
-//! - [`dial`] opens a TCP connection;
 //! - [`initiate`] sends our handshake and reads theirs (outbound);
 //! - [`receive`] reads theirs and [`respond`] answers it (inbound);
 //! - [`check`] refuses another torrent and ourselves;
 //! - [`into_messages`] switches to the message codec, keeping the bytes that
 //!   arrived right behind the handshake.
 
-use std::net::SocketAddr;
-
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use crate::peer::PeerError;
@@ -24,17 +20,6 @@ use crate::wire::{Handshake, HandshakeCodec, Message, MessageCodec};
 
 /// A connection still in handshake framing.
 pub(crate) type HandshakeConn<S> = Framed<S, HandshakeCodec>;
-
-/// Opens a TCP connection to `addr` with Nagle off (requests are small and
-/// latency-bound). The caller bounds the time.
-///
-/// # Errors
-/// [`PeerError::Connect`] with the OS error.
-pub(crate) async fn dial(addr: SocketAddr) -> Result<TcpStream, PeerError> {
-    let stream = TcpStream::connect(addr).await.map_err(PeerError::Connect)?;
-    stream.set_nodelay(true).map_err(PeerError::Connect)?;
-    Ok(stream)
-}
 
 /// Sends `ours` and reads the peer's handshake (the dialling side).
 ///

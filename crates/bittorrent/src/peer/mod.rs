@@ -10,10 +10,12 @@
 mod actor;
 pub(crate) mod budget;
 mod command;
+pub(crate) mod connect;
 mod error;
 mod event;
 mod guard;
 pub(crate) mod handshake;
+pub(crate) mod transport;
 mod upload;
 
 pub use command::PeerCommand;
@@ -25,13 +27,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
+use crate::peer::connect::Connector;
 use crate::peer::handshake::HandshakeConn;
+use crate::peer::transport::PeerStream;
 use crate::store::Store;
 use crate::types::PeerId;
 use crate::wire::Handshake;
@@ -50,6 +53,8 @@ pub(crate) struct PeerParams {
     pub have: Bitfield,
     /// Time allowed for connect plus handshake.
     pub connect_timeout: Duration,
+    /// Opens outbound connections (transport, encryption).
+    pub connector: Connector,
     /// The port we accept connections on (sent in the extended handshake).
     pub listen_port: u16,
     /// Whether peer exchange is allowed (not for private torrents).
@@ -63,7 +68,7 @@ pub(crate) enum Origin {
     /// The session's listener accepted it and read the peer's handshake.
     Inbound {
         /// The connection, still in handshake framing (early bytes kept).
-        conn: HandshakeConn<TcpStream>,
+        conn: HandshakeConn<PeerStream>,
         /// The handshake the peer sent.
         handshake: Handshake,
     },

@@ -8,6 +8,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::{DhtConfig, DhtHandle};
+use crate::peer::connect::Connector;
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
@@ -22,6 +23,8 @@ struct Entry {
 struct SessionActor {
     config: Arc<SessionConfig>,
     dht: Option<DhtHandle>,
+    /// Opens outbound peer connections for every torrent.
+    connector: Connector,
     torrents: HashMap<InfoHash, Entry>,
     tasks: JoinSet<InfoHash>,
     events: broadcast::Sender<Event>,
@@ -40,8 +43,10 @@ pub(crate) async fn run(
 ) {
     let mut children = JoinSet::new();
     let dht = start_dht(config.dht.clone(), &events, &cancel, &mut children).await;
+    let connector = Connector::new(config.connect_timeout);
     let mut actor = SessionActor {
         dht,
+        connector,
         config: Arc::new(config),
         torrents: HashMap::new(),
         tasks: JoinSet::new(),
@@ -212,6 +217,7 @@ impl SessionActor {
             torrent,
             Arc::clone(&self.config),
             self.dht.clone(),
+            self.connector.clone(),
             self.events.clone(),
             cancel.clone(),
         );

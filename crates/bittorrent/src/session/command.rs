@@ -3,10 +3,10 @@
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
+use crate::peer::transport::PeerStream;
 use crate::session::{SessionError, SessionStats};
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
@@ -40,7 +40,7 @@ pub(crate) enum SessionCommand {
     /// A connection accepted by the listener, handshake read.
     Inbound {
         addr: SocketAddr,
-        conn: Framed<TcpStream, HandshakeCodec>,
+        conn: Framed<PeerStream, HandshakeCodec>,
         handshake: Handshake,
     },
 }

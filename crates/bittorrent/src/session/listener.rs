@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::peer::transport::PeerStream;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -120,8 +122,8 @@ pub(crate) async fn run(
     handshakes.shutdown().await;
 }
 
-async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<TcpStream>, Handshake)> {
-    stream.set_nodelay(true).ok()?;
+async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
+    let stream = PeerStream::tcp(stream).ok()?;
     handshake::receive(stream).await.ok()
 }
 

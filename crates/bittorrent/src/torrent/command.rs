@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::sync::Weak;
 
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
+use crate::peer::transport::PeerStream;
 use crate::picker::{PickMode, Priority};
 use crate::torrent::{StreamParts, TorrentError, TorrentStats};
 use crate::wire::{Handshake, HandshakeCodec};
@@ -22,7 +22,7 @@ pub(crate) enum TorrentCommand {
     /// A connection accepted by the session's listener, handshake read.
     Inbound {
         addr: SocketAddr,
-        conn: Framed<TcpStream, HandshakeCodec>,
+        conn: Framed<PeerStream, HandshakeCodec>,
         handshake: Handshake,
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::codec::Framed;
@@ -25,7 +24,9 @@ use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, MetadataAssembler, MetadataError,
     MetadataMessage, HANDSHAKE_ID,
 };
+use crate::peer::connect::Connector;
 use crate::peer::handshake;
+use crate::peer::transport::PeerStream;
 use crate::types::{InfoHash, PeerId};
 use crate::wire::{Handshake, Message, MessageCodec};
 
@@ -43,6 +44,7 @@ pub(crate) struct FetchParams {
     pub info_hash: InfoHash,
     pub our_id: PeerId,
     pub connect_timeout: Duration,
+    pub connector: Connector,
 }
 
 /// Runs until the info dictionary is fetched and verified (returned), or
@@ -120,7 +122,8 @@ async fn from_peer(
     params: &FetchParams,
     shared: &Shared,
 ) -> Result<Option<Bytes>, String> {
-    let stream = tokio::time::timeout(params.connect_timeout, handshake::dial(addr))
+    let open = params.connector.open(addr, params.info_hash);
+    let (stream, _) = tokio::time::timeout(params.connect_timeout, open)
         .await
         .map_err(|_| "connect timed out".to_string())?
         .map_err(|e| e.to_string())?;
@@ -156,7 +159,7 @@ async fn from_peer(
 }
 
 async fn exchange(
-    conn: &mut Framed<TcpStream, MessageCodec>,
+    conn: &mut Framed<PeerStream, MessageCodec>,
     ids: &mut ExtensionIds,
     params: &FetchParams,
     shared: &Shared,
@@ -260,7 +263,7 @@ fn on_message(
 /// Keeps a few requests in flight. False once the dictionary is complete
 /// (another peer finished it).
 async fn request_more(
-    conn: &mut Framed<TcpStream, MessageCodec>,
+    conn: &mut Framed<PeerStream, MessageCodec>,
     ids: &ExtensionIds,
     shared: &Shared,
     outstanding: &mut Vec<u32>,

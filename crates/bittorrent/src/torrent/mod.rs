@@ -32,6 +32,7 @@ use crate::dht::DhtHandle;
 use crate::event::Event;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
+use crate::peer::connect::Connector;
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
 use crate::types::InfoHash;
@@ -309,13 +310,16 @@ impl TorrentHandle {
         torrent: Torrent,
         config: Arc<SessionConfig>,
         dht: Option<DhtHandle>,
+        connector: Connector,
         events: broadcast::Sender<Event>,
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
         let name = Arc::from(torrent.name().as_str());
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
-        let task = tokio::spawn(actor::run(torrent, config, dht, rx, events, cancel));
+        let task = tokio::spawn(actor::run(
+            torrent, config, dht, connector, rx, events, cancel,
+        ));
         (
             Self {
                 info_hash,

@@ -111,6 +111,7 @@ impl Shell {
             our_id: self.config.peer_id,
             have: running.core.have().clone(),
             connect_timeout: self.config.connect_timeout,
+            connector: self.connector.clone(),
             listen_port: self.config.port,
             pex: !running.meta.private,
         };

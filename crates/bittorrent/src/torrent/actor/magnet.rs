@@ -15,6 +15,7 @@ use crate::config::SessionConfig;
 use crate::extension::metadata::metainfo_from_metadata;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
+use crate::peer::connect::Connector;
 use crate::torrent::error::MetadataPhaseError;
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::StoreFactory;
@@ -41,6 +42,7 @@ impl MetadataPhase {
         magnet: Magnet,
         make_store: StoreFactory,
         config: &SessionConfig,
+        connector: Connector,
         cancel: CancellationToken,
         now: Instant,
     ) -> Self {
@@ -53,6 +55,7 @@ impl MetadataPhase {
             info_hash: magnet.info_hash,
             our_id: config.peer_id,
             connect_timeout: config.connect_timeout,
+            connector,
         };
         let fetch = Box::pin(metadata::fetch(params, candidates_rx, cancel));
         Self {

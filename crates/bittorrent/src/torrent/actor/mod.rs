@@ -27,6 +27,7 @@ use crate::config::SessionConfig;
 use crate::dht::{Announced, DhtError, DhtHandle};
 use crate::event::Event;
 use crate::metainfo::MetaInfo;
+use crate::peer::connect::Connector;
 use crate::peer::{PeerEvent, PeerHandle};
 use crate::picker::PickMode;
 use crate::store::Store;
@@ -73,6 +74,8 @@ struct Shell {
     config: Arc<SessionConfig>,
     /// The session's DHT (not for private torrents).
     dht: Option<DhtHandle>,
+    /// Opens outbound peer connections (shared by the session's torrents).
+    connector: Connector,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     phase: Phase,
@@ -102,6 +105,7 @@ pub(crate) async fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
     dht: Option<DhtHandle>,
+    connector: Connector,
     mut commands: mpsc::Receiver<TorrentCommand>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
@@ -133,6 +137,7 @@ pub(crate) async fn run(
         tag: format!("[{}]", info_hash.short()),
         config,
         dht,
+        connector,
         events,
         cancel,
         phase: Phase::Ended,
@@ -167,6 +172,7 @@ impl Shell {
                     magnet,
                     make_store,
                     &self.config,
+                    self.connector.clone(),
                     self.cancel.clone(),
                     Instant::now(),
                 );
