@@ -31,6 +31,8 @@ stream = b"".join([
     msg(), msg(0), msg(1), msg(2), msg(3), msg(4, struct.pack(">I", 7)),
     msg(5, b"\xff\xfe\x80"), msg(6, block), msg(7, struct.pack(">II", 3, 0) + b"data" * 8),
     msg(8, block), msg(9, struct.pack(">H", 6881)), msg(20, b"\x00d1:mde"),
+    # BEP 6: suggest, have-all, have-none, reject-request, allowed-fast.
+    msg(13, struct.pack(">I", 2)), msg(14), msg(15), msg(16, block), msg(17, struct.pack(">I", 5)),
 ])
 
 # wire_messages: [chunk control, cap control, stream]

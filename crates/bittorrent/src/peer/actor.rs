@@ -421,6 +421,10 @@ impl PeerActor {
                 return Ok(());
             }
             Message::KeepAlive | Message::Port(_) | Message::Bitfield(_) => return Ok(()),
+            other => {
+                let id = other.id().unwrap_or_default();
+                return Err(PeerError::FastNotNegotiated(id));
+            }
         };
         self.emit(event).await
     }

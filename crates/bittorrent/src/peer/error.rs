@@ -36,6 +36,10 @@ pub enum PeerError {
         /// What is wrong with it.
         why: &'static str,
     },
+    /// A Fast-extension message (BEP 6) on a connection where both sides
+    /// did not set the Fast bit.
+    #[error("fast-extension message id {0} without the extension")]
+    FastNotNegotiated(u8),
     /// The peer queued more requests than we accept.
     #[error("more than {0} requests queued")]
     RequestFlood(usize),

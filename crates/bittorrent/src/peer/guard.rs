@@ -121,6 +121,11 @@ impl Guard {
             Message::NotInterested => Self::flip(&mut self.interested, false, COST_INTEREST),
             Message::Have(piece) => self.have(*piece)?,
             Message::Bitfield(bytes) => self.bitfield(bytes)?,
+            Message::Suggest(_)
+            | Message::HaveAll
+            | Message::HaveNone
+            | Message::RejectRequest(_)
+            | Message::AllowedFast(_) => (COST_NOISE, Verdict::Pass),
             Message::Extended { payload, .. } | Message::Unknown { payload, .. } => {
                 (COST_NOISE + Self::size_cost(payload.len()), Verdict::Pass)
             }

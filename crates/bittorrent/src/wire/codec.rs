@@ -122,7 +122,7 @@ impl Default for MessageCodec {
     }
 }
 
-/// Message ids of BEP 3.
+/// Message ids of BEP 3, BEP 6 and BEP 10.
 mod id {
     pub const CHOKE: u8 = 0;
     pub const UNCHOKE: u8 = 1;
@@ -134,6 +134,11 @@ mod id {
     pub const PIECE: u8 = 7;
     pub const CANCEL: u8 = 8;
     pub const PORT: u8 = 9;
+    pub const SUGGEST: u8 = 13;
+    pub const HAVE_ALL: u8 = 14;
+    pub const HAVE_NONE: u8 = 15;
+    pub const REJECT: u8 = 16;
+    pub const ALLOWED_FAST: u8 = 17;
     pub const EXTENDED: u8 = 20;
 }
 
@@ -141,10 +146,10 @@ mod id {
 /// `id` requires. Unknown ids accept any length.
 fn check_len(msg_id: u8, len: usize) -> Result<(), WireError> {
     let ok = match msg_id {
-        id::CHOKE..=id::NOT_INTERESTED => len == 1,
-        id::HAVE => len == 5,
+        id::CHOKE..=id::NOT_INTERESTED | id::HAVE_ALL | id::HAVE_NONE => len == 1,
+        id::HAVE | id::SUGGEST | id::ALLOWED_FAST => len == 5,
         id::BITFIELD => len >= 1,
-        id::REQUEST | id::CANCEL => len == 13,
+        id::REQUEST | id::CANCEL | id::REJECT => len == 13,
         id::PIECE => len >= 9,
         id::PORT => len == 3,
         id::EXTENDED => len >= 2,
@@ -264,6 +269,11 @@ fn fixed_size_message(msg_id: u8, body: &[u8]) -> Option<Message> {
         id::REQUEST => Message::Request(block_info(body)),
         id::CANCEL => Message::Cancel(block_info(body)),
         id::PORT => Message::Port(u16::from_be_bytes([body[0], body[1]])),
+        id::SUGGEST => Message::Suggest(be_u32(body)),
+        id::HAVE_ALL => Message::HaveAll,
+        id::HAVE_NONE => Message::HaveNone,
+        id::REJECT => Message::RejectRequest(block_info(body)),
+        id::ALLOWED_FAST => Message::AllowedFast(be_u32(body)),
         _ => return None,
     })
 }
@@ -293,9 +303,13 @@ impl Encoder<Message> for MessageCodec {
             | Message::Choke
             | Message::Unchoke
             | Message::Interested
-            | Message::NotInterested => {}
-            Message::Have(piece) => dst.put_u32(piece),
-            Message::Request(b) | Message::Cancel(b) => {
+            | Message::NotInterested
+            | Message::HaveAll
+            | Message::HaveNone => {}
+            Message::Have(piece) | Message::Suggest(piece) | Message::AllowedFast(piece) => {
+                dst.put_u32(piece)
+            }
+            Message::Request(b) | Message::Cancel(b) | Message::RejectRequest(b) => {
                 dst.put_u32(b.piece);
                 dst.put_u32(b.begin);
                 dst.put_u32(b.length);
@@ -360,8 +374,13 @@ mod tests {
                 id: 0,
                 payload: Bytes::from_static(b"d1:md11:ut_metadatai1eee"),
             },
+            Message::Suggest(12),
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::RejectRequest(block(4, BLOCK, BLOCK)),
+            Message::AllowedFast(0xffff_fffe),
             Message::Unknown {
-                id: 14,
+                id: 18,
                 payload: Bytes::new(),
             },
         ]
@@ -443,6 +462,20 @@ mod tests {
                     payload: Bytes::from_static(b"de"),
                 },
                 vec![0, 0, 0, 4, 20, 0, b'd', b'e'],
+            ),
+            (
+                Message::Suggest(0x0102_0304),
+                vec![0, 0, 0, 5, 13, 1, 2, 3, 4],
+            ),
+            (Message::HaveAll, vec![0, 0, 0, 1, 14]),
+            (Message::HaveNone, vec![0, 0, 0, 1, 15]),
+            (
+                Message::RejectRequest(block(1, 0x4000, 0x4000)),
+                vec![0, 0, 0, 0x0d, 16, 0, 0, 0, 1, 0, 0, 0x40, 0, 0, 0, 0x40, 0],
+            ),
+            (
+                Message::AllowedFast(0x0a0b_0c0d),
+                vec![0, 0, 0, 5, 17, 10, 11, 12, 13],
             ),
         ];
         for (msg, wire) in cases {
@@ -588,6 +621,11 @@ mod tests {
             (7, &[1, 5, 8]),
             (8, &[1, 12, 14]),
             (9, &[1, 2, 4, 5]),
+            (13, &[1, 4, 6]),
+            (14, &[2, 5]),
+            (15, &[2, 13]),
+            (16, &[1, 5, 12, 14]),
+            (17, &[1, 4, 6, 13]),
         ];
         for &(id, lens) in cases {
             for &len in lens {
@@ -628,7 +666,7 @@ mod tests {
 
     #[test]
     fn unknown_ids_are_passed_through() {
-        for id in [10u8, 13, 17, 21, 255] {
+        for id in [10u8, 12, 18, 21, 255] {
             let wire = [0, 0, 0, 3, id, 0xaa, 0xbb];
             assert_eq!(
                 decode_one(&wire).expect("decode"),
@@ -691,6 +729,15 @@ mod tests {
             Some(handshake())
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn the_fast_bit_is_reserved_byte_7_bit_0x04() {
+        let hs = Handshake::new(InfoHash([0; 20]), PeerId([0; 20]));
+        assert!(!hs.supports_fast());
+        let both = hs.with_extensions().with_fast();
+        assert_eq!(both.reserved, [0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        assert!(both.supports_fast() && both.supports_extensions());
     }
 
     #[test]
@@ -774,8 +821,15 @@ mod tests {
                 .prop_map(|(piece, begin, data)| Message::Piece { piece, begin, data }),
             arb_block().prop_map(Message::Cancel),
             any::<u16>().prop_map(Message::Port),
+            any::<u32>().prop_map(Message::Suggest),
+            Just(Message::HaveAll),
+            Just(Message::HaveNone),
+            arb_block().prop_map(Message::RejectRequest),
+            any::<u32>().prop_map(Message::AllowedFast),
             (10u8..=255, arb_bytes(64))
-                .prop_filter("20 is Extended", |(id, _)| *id != Message::EXTENDED_ID)
+                .prop_filter("known ids", |(id, _)| {
+                    *id != Message::EXTENDED_ID && !(13..=17).contains(id)
+                })
                 .prop_map(|(id, payload)| Message::Unknown { id, payload }),
             (any::<u8>(), arb_bytes(64))
                 .prop_map(|(id, payload)| Message::Extended { id, payload }),

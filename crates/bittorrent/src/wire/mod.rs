@@ -36,6 +36,18 @@ impl Handshake {
         self
     }
 
+    /// Whether the sender supports the Fast extension (BEP 6: reserved byte
+    /// 7, bit 0x04). It is in force only when both handshakes set it.
+    pub fn supports_fast(&self) -> bool {
+        self.reserved[7] & 0x04 != 0
+    }
+
+    /// Sets the BEP 6 Fast-extension bit.
+    pub fn with_fast(mut self) -> Self {
+        self.reserved[7] |= 0x04;
+        self
+    }
+
     /// The first 20 bytes of every handshake: the protocol string's length (19)
     /// followed by the protocol string.
     pub const PROTOCOL: &'static [u8; 20] = b"\x13BitTorrent protocol";
@@ -83,6 +95,16 @@ pub enum Message {
     Cancel(BlockInfo),
     /// id 9: DHT port (ignored until DHT exists).
     Port(u16),
+    /// id 13 (BEP 6): "you might like to download this piece".
+    Suggest(u32),
+    /// id 14 (BEP 6): the sender has every piece (instead of a bitfield).
+    HaveAll,
+    /// id 15 (BEP 6): the sender has no piece (instead of a bitfield).
+    HaveNone,
+    /// id 16 (BEP 6): the sender will not serve this request.
+    RejectRequest(BlockInfo),
+    /// id 17 (BEP 6): the sender serves this piece even while it chokes us.
+    AllowedFast(u32),
     /// id 20 (BEP 10): an extension message. `id` is the extended message
     /// id (0 = extended handshake, others as negotiated); `payload` follows it.
     Extended {
@@ -120,6 +142,11 @@ impl Message {
             Message::Piece { .. } => 7,
             Message::Cancel(_) => 8,
             Message::Port(_) => 9,
+            Message::Suggest(_) => 13,
+            Message::HaveAll => 14,
+            Message::HaveNone => 15,
+            Message::RejectRequest(_) => 16,
+            Message::AllowedFast(_) => 17,
             Message::Extended { .. } => Self::EXTENDED_ID,
             Message::Unknown { id, .. } => *id,
         })
@@ -131,10 +158,15 @@ impl Message {
     pub fn frame_len(&self) -> usize {
         match self {
             Message::KeepAlive => 0,
-            Message::Choke | Message::Unchoke | Message::Interested | Message::NotInterested => 1,
-            Message::Have(_) => 5,
+            Message::Choke
+            | Message::Unchoke
+            | Message::Interested
+            | Message::NotInterested
+            | Message::HaveAll
+            | Message::HaveNone => 1,
+            Message::Have(_) | Message::Suggest(_) | Message::AllowedFast(_) => 5,
             Message::Bitfield(bits) => 1 + bits.len(),
-            Message::Request(_) | Message::Cancel(_) => 13,
+            Message::Request(_) | Message::Cancel(_) | Message::RejectRequest(_) => 13,
             Message::Piece { data, .. } => 9 + data.len(),
             Message::Port(_) => 3,
             Message::Extended { payload, .. } => 2 + payload.len(),
