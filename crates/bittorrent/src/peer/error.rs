@@ -40,6 +40,11 @@ pub enum PeerError {
     /// did not set the Fast bit.
     #[error("fast-extension message id {0} without the extension")]
     FastNotNegotiated(u8),
+    /// A Fast-extension message breaking BEP 6's rules (a reject for a
+    /// request never sent, a have-all or have-none that is not the peer's
+    /// first word on its pieces).
+    #[error("fast extension: {0}")]
+    FastProtocol(&'static str),
     /// The peer queued more requests than we accept.
     #[error("more than {0} requests queued")]
     RequestFlood(usize),

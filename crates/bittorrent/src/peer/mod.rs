@@ -13,6 +13,8 @@ mod command;
 pub(crate) mod connect;
 mod error;
 mod event;
+#[allow(dead_code)] // wired into the actor in the next commit
+pub(crate) mod fast;
 mod guard;
 pub(crate) mod handshake;
 pub(crate) mod transport;
