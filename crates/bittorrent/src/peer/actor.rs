@@ -17,17 +17,19 @@ use crate::bitfield::Bitfield;
 use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, PexMessage, HANDSHAKE_ID,
 };
+use crate::peer::fast::Fast;
 use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
 use crate::peer::transport::PeerStream;
+use crate::peer::upload::UploadQueue;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
-use crate::peer::upload::{validate_request, UploadQueue};
 use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
 use crate::store::StoreError;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
 
 mod extended;
+mod fast;
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
@@ -81,12 +83,16 @@ pub(crate) async fn run(
         am_choking: true,
         uploads: UploadQueue::default(),
         flush_at: None,
+        fast: Fast::default(),
     };
     let reason = match actor.run(origin).await {
         Ok(()) => DisconnectReason::Local,
         Err(e) => DisconnectReason::Failed(e),
     };
     log::debug!("{} disconnected: {reason}", actor.tag);
+    if actor.fast.enabled() {
+        log::debug!("{} fast extension: {}", actor.tag, actor.fast.counters);
+    }
     // A torrent that is shutting down drains its mailbox, so this never hangs.
     let _ = actor
         .events
@@ -121,6 +127,9 @@ struct PeerActor {
     /// A PEX message that came before the peer's extended handshake said
     /// whether it takes PEX; sent (or dropped) once it does.
     pending_pex: Option<PexMessage>,
+    /// The Fast extension (BEP 6): whether in force, allowed-fast sets, our
+    /// requests awaiting an answer, counters.
+    fast: Fast,
 }
 
 impl PeerActor {
@@ -140,7 +149,9 @@ impl PeerActor {
     /// the handshake.
     async fn handshake(&mut self, origin: Origin) -> Result<Conn, PeerError> {
         let (info_hash, our_id) = (self.params.meta.info_hash, self.params.our_id);
-        let ours = Handshake::new(info_hash, our_id).with_extensions();
+        let ours = Handshake::new(info_hash, our_id)
+            .with_extensions()
+            .with_fast();
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let connector = self.params.connector.clone();
@@ -163,6 +174,7 @@ impl PeerActor {
             theirs.peer_id
         );
         self.peer_extensions = theirs.supports_extensions();
+        self.negotiate_fast(theirs.supports_fast());
         self.emit(PeerEvent::Connected {
             addr: self.addr,
             peer_id: theirs.peer_id,
@@ -217,6 +229,7 @@ impl PeerActor {
                 read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
                     reads.pop_front();
                     let blocks = read.map_err(PeerError::ReadTask)??;
+                    let blocks = self.still_servable(blocks, &mut conn).await?;
                     if self.send_blocks(blocks, &mut conn).await? {
                         last_send = Instant::now();
                     }
@@ -237,10 +250,7 @@ impl PeerActor {
             })
             .await?;
         }
-        if self.have.count_ones() > 0 {
-            let bytes = Bytes::copy_from_slice(self.have.as_bytes());
-            conn.feed(Message::Bitfield(bytes)).await?;
-        }
+        self.send_have_set(conn).await?;
         conn.flush().await?;
         Ok(())
     }
@@ -261,7 +271,8 @@ impl PeerActor {
     /// Starts store reads for queued requests, up to [`READS_IN_FLIGHT`],
     /// while the peer is unchoked.
     fn start_reads(&mut self, reads: &mut VecDeque<JoinHandle<BlockRead>>) {
-        while reads.len() < READS_IN_FLIGHT && !self.am_choking {
+        // While we choke the peer, the queue holds only what we still serve.
+        while reads.len() < READS_IN_FLIGHT {
             let Some(read) = self.start_read() else { break };
             reads.push_back(read);
         }
@@ -332,7 +343,7 @@ impl PeerActor {
         blocks: Vec<(BlockInfo, Bytes)>,
         conn: &mut Conn,
     ) -> Result<bool, PeerError> {
-        if self.am_choking {
+        if blocks.is_empty() {
             return Ok(false);
         }
         // Whatever is queued goes first; then the blocks go straight from the
@@ -365,6 +376,7 @@ impl PeerActor {
     async fn on_message(&mut self, msg: Message, conn: &mut Conn) -> Result<(), PeerError> {
         log::trace!("{} <- {}", self.tag, describe(&msg));
         let addr = self.addr;
+        self.count_have_set(&msg);
         match self.guard.inbound(&msg, Instant::now())? {
             Verdict::Pass => self.on_passed(msg, conn).await,
             Verdict::Drop => Ok(()),
@@ -382,7 +394,10 @@ impl PeerActor {
     async fn on_passed(&mut self, msg: Message, conn: &mut Conn) -> Result<(), PeerError> {
         let addr = self.addr;
         let event = match msg {
-            Message::Choke => PeerEvent::Choked { addr },
+            Message::Choke => PeerEvent::Choked {
+                addr,
+                fast: self.fast.enabled(),
+            },
             Message::Unchoke => PeerEvent::Unchoked { addr },
             Message::Interested => PeerEvent::Interest {
                 addr,
@@ -400,31 +415,19 @@ impl PeerActor {
                     begin,
                     length: data.len() as u32,
                 };
+                self.fast.block_arrived(block);
                 PeerEvent::Block { addr, block, data }
             }
-            Message::Request(block) => {
-                validate_request(block, &self.params.meta, &self.have)?;
-                // BEP 3: requests from a choked peer are dropped.
-                if self.am_choking || !self.uploads.push(block)? {
-                    log::trace!("{} request not queued: {block:?}", self.tag);
-                    self.guard.wasted_request(Instant::now());
-                }
-                return Ok(());
-            }
-            Message::Cancel(block) => {
-                self.uploads.cancel(block);
-                return Ok(());
-            }
+            Message::Request(block) => return self.on_request(block, conn).await,
+            Message::Cancel(block) => return self.on_cancel(block, conn).await,
             Message::Extended { id, payload } => return self.on_extended(id, payload, conn).await,
             Message::Unknown { id, .. } => {
                 log::trace!("{} ignoring message id {id}", self.tag);
                 return Ok(());
             }
             Message::KeepAlive | Message::Port(_) | Message::Bitfield(_) => return Ok(()),
-            other => {
-                let id = other.id().unwrap_or_default();
-                return Err(PeerError::FastNotNegotiated(id));
-            }
+            // The guard refused them without the extension.
+            fast => return self.on_fast(fast).await,
         };
         self.emit(event).await
     }
@@ -452,14 +455,19 @@ impl PeerActor {
         let urgent = !matches!(cmd, PeerCommand::Have(_));
         match cmd {
             PeerCommand::Request(blocks) => {
+                self.fast.sent_requests(&blocks);
                 for block in blocks {
                     conn.feed(Message::Request(block)).await?;
                 }
             }
-            PeerCommand::Cancel(block) => conn.feed(Message::Cancel(block)).await?,
+            PeerCommand::Cancel(block) => {
+                self.fast.sent_cancel(block);
+                conn.feed(Message::Cancel(block)).await?;
+            }
             PeerCommand::Have(piece) => {
                 self.have.set(piece as usize);
                 conn.feed(Message::Have(piece)).await?;
+                self.send_allowed_fast(conn).await?;
             }
             PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
             PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
@@ -475,8 +483,9 @@ impl PeerActor {
                 if choke != self.am_choking {
                     self.am_choking = choke;
                     if choke {
-                        self.uploads.clear();
+                        // BEP 6: the choke first, then the rejects.
                         conn.feed(Message::Choke).await?;
+                        self.choke_uploads(conn).await?;
                     } else {
                         conn.feed(Message::Unchoke).await?;
                     }

@@ -23,8 +23,16 @@ pub(crate) enum PeerEvent {
     },
     /// The peer has a new piece (index validated).
     Have { addr: SocketAddr, piece: u32 },
-    /// The peer choked us: our outstanding requests are void.
-    Choked { addr: SocketAddr },
+    /// The peer choked us. Without the Fast extension our outstanding
+    /// requests are void; with it (`fast`) they stand until the peer serves
+    /// or rejects each.
+    Choked { addr: SocketAddr, fast: bool },
+    /// The peer rejected a request of ours (BEP 6; checked against the
+    /// requests we sent it).
+    Rejected { addr: SocketAddr, block: BlockInfo },
+    /// The peer serves this piece even while it chokes us (BEP 6; index
+    /// validated, each piece once, bounded per connection).
+    AllowedFast { addr: SocketAddr, piece: u32 },
     /// The peer unchoked us.
     Unchoked { addr: SocketAddr },
     /// The peer is (not) interested in our pieces.

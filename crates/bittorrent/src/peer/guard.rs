@@ -17,6 +17,11 @@
 //!   interop tests fail). Only the pieces a later bitfield adds reach the
 //!   torrent, as `have`s, each piece at most once per connection; the diff is
 //!   charged to the budget, so repeating it costs the torrent nothing.
+//! - Fast extension (BEP 6): its messages from a peer without it are a
+//!   protocol error. A have-all or have-none stands for a bitfield (full or
+//!   empty, with the pieces announced before it) and is allowed once, as the
+//!   first word on the peer's pieces: after a bitfield or another of them it
+//!   is a protocol error. Suggest and allowed-fast indices are checked.
 //! - Peer exchange: at most one message taken per [`PEX_MIN_INTERVAL`],
 //!   at most [`PEX_MAX_ADDED`] addresses from it.
 //! - Metadata requests (BEP 9): at most two copies of our info dictionary
@@ -77,6 +82,8 @@ pub(crate) struct Guard {
     /// Pieces the torrent has been told the peer has.
     has: Bitfield,
     bitfield_seen: bool,
+    /// The Fast extension is in force.
+    fast: bool,
     choking_us: bool,
     interested: bool,
     budget: Budget,
@@ -95,6 +102,7 @@ impl Guard {
         Self {
             has: Bitfield::new(pieces),
             bitfield_seen: false,
+            fast: false,
             choking_us: true,
             interested: false,
             budget: Budget::new(RATE, BURST, now),
@@ -104,11 +112,19 @@ impl Guard {
         }
     }
 
+    /// Whether the Fast extension is in force (both handshakes set it).
+    pub(crate) fn set_fast(&mut self, fast: bool) {
+        self.fast = fast;
+    }
+
     /// Decides about one message from the peer and charges it.
     ///
     /// # Errors
-    /// [`PeerError::PieceOutOfRange`] for a `have` past the end, and the
-    /// errors of [`Bitfield::from_bytes`] for a malformed bitfield.
+    /// [`PeerError::PieceOutOfRange`] for a `have` (or suggest, allowed-fast)
+    /// past the end, the errors of [`Bitfield::from_bytes`] for a malformed
+    /// bitfield, [`PeerError::FastNotNegotiated`] for a Fast-extension
+    /// message without the extension, [`PeerError::FastProtocol`] for a
+    /// have-all or have-none after the peer's bitfield.
     pub(crate) fn inbound(&mut self, msg: &Message, now: Instant) -> Result<Verdict, PeerError> {
         let (cost, verdict) = match msg {
             Message::Piece { .. } | Message::Request(_) => (0, Verdict::Pass),
@@ -125,7 +141,7 @@ impl Guard {
             | Message::HaveAll
             | Message::HaveNone
             | Message::RejectRequest(_)
-            | Message::AllowedFast(_) => (COST_NOISE, Verdict::Pass),
+            | Message::AllowedFast(_) => self.fast_message(msg)?,
             Message::Extended { payload, .. } | Message::Unknown { payload, .. } => {
                 (COST_NOISE + Self::size_cost(payload.len()), Verdict::Pass)
             }
@@ -167,6 +183,34 @@ impl Guard {
         self.metadata_served += 1;
         self.budget.spend(COST_METADATA, now);
         true
+    }
+
+    /// A BEP 6 message: only with the extension; have-all and have-none
+    /// only as the first word on the peer's pieces; indices in range.
+    fn fast_message(&mut self, msg: &Message) -> Result<(u32, Verdict), PeerError> {
+        if !self.fast {
+            return Err(PeerError::FastNotNegotiated(msg.id().unwrap_or_default()));
+        }
+        match msg {
+            Message::HaveAll | Message::HaveNone => {
+                if self.bitfield_seen {
+                    return Err(PeerError::FastProtocol(
+                        "have-all/none after its pieces' list",
+                    ));
+                }
+                self.bitfield_seen = true;
+                if *msg == Message::HaveAll {
+                    self.has = Bitfield::full(self.has.len());
+                }
+                Ok((COST_NOISE, Verdict::Bitfield(self.has.clone())))
+            }
+            Message::Suggest(piece) | Message::AllowedFast(piece)
+                if *piece as usize >= self.has.len() =>
+            {
+                Err(PeerError::PieceOutOfRange(*piece))
+            }
+            _ => Ok((COST_NOISE, Verdict::Pass)),
+        }
     }
 
     fn flip(state: &mut bool, to: bool, cost: u32) -> (u32, Verdict) {
@@ -281,6 +325,61 @@ mod tests {
         assert!(g
             .inbound(&Message::Bitfield(Bytes::from_static(&[0; 9])), now)
             .is_err());
+    }
+
+    #[test]
+    fn fast_messages_need_the_extension_and_have_all_or_none_come_once_first() {
+        let now = Instant::now();
+        let reject = Message::RejectRequest(crate::types::BlockInfo {
+            piece: 0,
+            begin: 0,
+            length: 16384,
+        });
+        for msg in [
+            Message::HaveAll,
+            Message::HaveNone,
+            Message::Suggest(1),
+            Message::AllowedFast(1),
+            reject.clone(),
+        ] {
+            let mut g = Guard::new(20, 0, now);
+            assert!(
+                matches!(g.inbound(&msg, now), Err(PeerError::FastNotNegotiated(_))),
+                "{msg:?} without the extension"
+            );
+        }
+        // Have-all stands for a full bitfield; haves before it are kept.
+        let mut g = Guard::new(20, 0, now);
+        g.set_fast(true);
+        let Verdict::Bitfield(all) = g.inbound(&Message::HaveAll, now).unwrap() else {
+            panic!("have-all is a bitfield");
+        };
+        assert!(all.is_full());
+        assert!(g.inbound(&Message::HaveAll, now).is_err(), "only once");
+        assert!(g.inbound(&Message::HaveNone, now).is_err());
+        let mut g = Guard::new(20, 0, now);
+        g.set_fast(true);
+        g.inbound(&Message::Have(4), now).unwrap();
+        let Verdict::Bitfield(none) = g.inbound(&Message::HaveNone, now).unwrap() else {
+            panic!("have-none is a bitfield");
+        };
+        assert_eq!(none.iter_ones().collect::<Vec<_>>(), [4]);
+        // After a bitfield, have-all is a protocol error.
+        let mut g = Guard::new(20, 0, now);
+        g.set_fast(true);
+        g.inbound(&bits(20, &[1]), now).unwrap();
+        assert!(matches!(
+            g.inbound(&Message::HaveAll, now),
+            Err(PeerError::FastProtocol(_))
+        ));
+        // Indices are checked; rejects pass (the actor checks them).
+        assert!(g.inbound(&Message::AllowedFast(20), now).is_err());
+        assert!(g.inbound(&Message::Suggest(20), now).is_err());
+        assert_eq!(
+            g.inbound(&Message::AllowedFast(19), now).unwrap(),
+            Verdict::Pass
+        );
+        assert_eq!(g.inbound(&reject, now).unwrap(), Verdict::Pass);
     }
 
     #[test]

@@ -13,7 +13,6 @@ mod command;
 pub(crate) mod connect;
 mod error;
 mod event;
-#[allow(dead_code)] // wired into the actor in the next commit
 pub(crate) mod fast;
 mod guard;
 pub(crate) mod handshake;

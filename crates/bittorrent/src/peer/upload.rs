@@ -74,6 +74,11 @@ impl UploadQueue {
         Ok(true)
     }
 
+    /// Whether `block` is queued.
+    pub(crate) fn contains(&self, block: BlockInfo) -> bool {
+        self.live.contains(&block)
+    }
+
     /// Drops a request if still queued. Returns whether it was.
     pub(crate) fn cancel(&mut self, block: BlockInfo) -> bool {
         self.live.remove(&block)
@@ -83,6 +88,21 @@ impl UploadQueue {
     pub(crate) fn clear(&mut self) {
         self.order.clear();
         self.live.clear();
+    }
+
+    /// Takes every queued request, in arrival order (a request cancelled and
+    /// asked again keeps its first place), leaving the queue
+    /// empty (we choked a peer with the Fast extension: each is rejected or
+    /// queued again).
+    pub(crate) fn take_all(&mut self) -> Vec<BlockInfo> {
+        let mut out = Vec::with_capacity(self.live.len());
+        for block in self.order.drain(..) {
+            if self.live.remove(&block) {
+                out.push(block);
+            }
+        }
+        self.live.clear();
+        out
     }
 
     /// Queued requests.
@@ -188,6 +208,18 @@ mod tests {
         assert_eq!(q.len(), MAX_QUEUED_REQUESTS - 1);
         q.clear();
         assert_eq!(q.len(), 0);
+        // Taking all gives the live ones in order, once each.
+        for i in [3, 1, 2] {
+            q.push(block(i, 0, BLOCK_SIZE)).unwrap();
+        }
+        q.cancel(block(1, 0, BLOCK_SIZE));
+        q.push(block(1, 0, BLOCK_SIZE)).unwrap();
+        let mut all: Vec<u32> = q.take_all().iter().map(|b| b.piece).collect();
+        assert_eq!(all[0], 3, "arrival order");
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3]);
+        assert_eq!(q.len(), 0);
+        assert!(q.next_run().is_empty());
     }
 
     #[test]

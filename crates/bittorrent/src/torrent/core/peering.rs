@@ -11,7 +11,7 @@ use crate::peer::{DisconnectReason, PeerEvent};
 use crate::torrent::core::peers::Refusal;
 use crate::torrent::core::pieces::BanReason;
 use crate::torrent::core::{Action, State, TorrentCore};
-use crate::types::PeerId;
+use crate::types::{BlockInfo, PeerId};
 
 impl TorrentCore {
     /// Handles one event of a peer actor.
@@ -20,10 +20,16 @@ impl TorrentCore {
             PeerEvent::Connected { addr, peer_id } => self.on_connected(addr, peer_id, now),
             PeerEvent::Bitfield { addr, bitfield } => self.on_bitfield(addr, bitfield, now),
             PeerEvent::Have { addr, piece } => self.on_have(addr, piece, now),
-            PeerEvent::Choked { addr } => {
-                let voided = self.peers.choked_us(addr, self.flow.picker_mut());
+            PeerEvent::Choked { addr, fast } => {
+                let voided = self.peers.choked_us(addr, fast, self.flow.picker_mut());
                 if voided > 0 {
                     self.request_more_all(now);
+                }
+            }
+            PeerEvent::Rejected { addr, block } => self.on_rejected(addr, block, now),
+            PeerEvent::AllowedFast { addr, piece } => {
+                if self.peers.allowed_fast(addr, piece) {
+                    self.request_more(addr, now);
                 }
             }
             PeerEvent::Unchoked { addr } => {
@@ -123,6 +129,21 @@ impl TorrentCore {
             self.request_more(addr, now);
         }
         self.drop_if_both_seeds(addr);
+    }
+
+    /// A peer rejected a request of ours (BEP 6): the block goes back to the
+    /// picker at once and to the other peers' pipelines; the rejecting peer
+    /// is topped up at its next block or tick, not now (a peer that rejects
+    /// at once would otherwise be asked again in a loop).
+    fn on_rejected(&mut self, addr: SocketAddr, block: BlockInfo, now: Instant) {
+        if !self.peers.rejected(addr, block, self.flow.picker_mut()) {
+            return;
+        }
+        for other in self.peers.addrs() {
+            if other != addr {
+                self.request_more(other, now);
+            }
+        }
     }
 
     /// Two seeds have nothing to exchange: close the connection.

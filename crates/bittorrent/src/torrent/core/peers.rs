@@ -3,8 +3,10 @@
 //! returns [`Action`]s instead of talking to peers.
 //!
 //! Invariant: a block is in a peer's `in_flight` exactly while a request of
-//! ours for it is outstanding (not answered, cancelled or voided by a choke);
-//! the picker's requester count for the block matches.
+//! ours for it is outstanding (not answered, cancelled, rejected, or voided
+//! by a choke from a peer without the Fast extension; with it a choke voids
+//! nothing, the peer answers each request with the block or a reject); the
+//! picker's requester count for the block matches.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -66,6 +68,9 @@ pub(crate) struct PeerEntry {
     /// Among the faster half of our peers by download rate (urgent pieces go
     /// to fast peers first).
     pub fast: bool,
+    /// Pieces it serves us while it chokes us (BEP 6 allowed-fast; the peer
+    /// actor bounds how many).
+    pub allowed_fast: Vec<u32>,
 }
 
 impl PeerEntry {
@@ -92,6 +97,7 @@ impl PeerEntry {
             unasked: UnaskedBlocks::default(),
             pex: PexState::new(),
             fast: true,
+            allowed_fast: Vec::new(),
         }
     }
 
@@ -253,7 +259,10 @@ impl PeerSet {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
-        if !peer.connected || peer.closing || peer.choking_us || !peer.am_interested {
+        if !peer.connected || peer.closing || !peer.am_interested {
+            return;
+        }
+        if peer.choking_us && peer.allowed_fast.is_empty() {
             return;
         }
         let room = peer.target.saturating_sub(peer.in_flight.len());
@@ -261,7 +270,18 @@ impl PeerSet {
         if room == 0 || (room < 4 && peer.in_flight.len() > 4) {
             return;
         }
-        let blocks = picker.pick_at(&peer.bitfield, &peer.in_flight, room, now, peer.fast);
+        let blocks = if peer.choking_us {
+            // Only its allowed-fast pieces (that it has) while it chokes us.
+            let mut mask = Bitfield::new(peer.bitfield.len());
+            for &piece in &peer.allowed_fast {
+                if peer.bitfield.get(piece as usize) {
+                    mask.set(piece as usize);
+                }
+            }
+            picker.pick_at(&mask, &peer.in_flight, room, now, peer.fast)
+        } else {
+            picker.pick_at(&peer.bitfield, &peer.in_flight, room, now, peer.fast)
+        };
         if blocks.is_empty() {
             return;
         }
@@ -272,17 +292,59 @@ impl PeerSet {
         out.push(Action::Peer(addr, PeerCommand::Request(blocks)));
     }
 
-    /// The peer choked us: its requests are void. Returns how many.
-    pub(crate) fn choked_us(&mut self, addr: SocketAddr, picker: &mut Picker) -> usize {
+    /// The peer choked us: without the Fast extension its requests are
+    /// void; with it (`fast`) they stand until served or rejected. Returns
+    /// how many were voided.
+    pub(crate) fn choked_us(&mut self, addr: SocketAddr, fast: bool, picker: &mut Picker) -> usize {
         let Some(peer) = self.peers.get_mut(&addr) else {
             return 0;
         };
         peer.choking_us = true;
+        if fast {
+            return 0;
+        }
         let voided = peer.in_flight.len();
         for block in peer.in_flight.drain() {
             picker.cancel(block);
         }
         voided
+    }
+
+    /// The peer rejected our request for `block` (the peer actor checked we
+    /// sent it). An outstanding one goes back to the picker (true); one we
+    /// had cancelled was only owed an answer. A piece rejected while the
+    /// peer chokes us is no longer asked of it until it unchokes us.
+    pub(crate) fn rejected(
+        &mut self,
+        addr: SocketAddr,
+        block: BlockInfo,
+        picker: &mut Picker,
+    ) -> bool {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return false;
+        };
+        if peer.choking_us {
+            peer.allowed_fast.retain(|&p| p != block.piece);
+        }
+        if !peer.in_flight.remove(&block) {
+            peer.unasked.answered(u64::from(block.length));
+            return false;
+        }
+        picker.cancel(block);
+        true
+    }
+
+    /// The peer serves `piece` while it chokes us (BEP 6 allowed-fast).
+    /// Whether that is news.
+    pub(crate) fn allowed_fast(&mut self, addr: SocketAddr, piece: u32) -> bool {
+        let Some(peer) = self.peers.get_mut(&addr) else {
+            return false;
+        };
+        if peer.allowed_fast.contains(&piece) {
+            return false;
+        }
+        peer.allowed_fast.push(piece);
+        true
     }
 
     /// Endgame: `block` arrived from `from`; withdraw the same request from
@@ -495,7 +557,7 @@ mod tests {
             panic!("one request batch expected: {out:?}");
         };
         assert_eq!(blocks.len(), MIN_PIPELINE, "the whole target at once");
-        assert_eq!(set.choked_us(addr(1), &mut picker), MIN_PIPELINE);
+        assert_eq!(set.choked_us(addr(1), false, &mut picker), MIN_PIPELINE);
         assert!(set.get(&addr(1)).unwrap().in_flight.is_empty());
     }
 

@@ -20,6 +20,8 @@ use crate::torrent::{TorrentError, TorrentState};
 use crate::tracker::TrackerUpdate;
 use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 
+mod fast;
+
 /// Two blocks per piece.
 const PIECE: u32 = 2 * BLOCK_SIZE;
 

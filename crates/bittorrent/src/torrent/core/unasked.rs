@@ -21,6 +21,12 @@ impl UnaskedBlocks {
         self.cancelled = self.cancelled.saturating_add(len);
     }
 
+    /// A cancelled request of `len` bytes was answered with a reject (BEP 6)
+    /// rather than the block: no block is owed for it any more.
+    pub(crate) fn answered(&mut self, len: u64) {
+        self.cancelled = self.cancelled.saturating_sub(len);
+    }
+
     /// A block of `len` bytes arrived that no request of ours is waiting
     /// for. It is a late answer to a cancel as long as cancelled bytes are
     /// unaccounted for; otherwise it counts against the peer. True when
@@ -63,5 +69,15 @@ mod tests {
         unasked.cancelled(BLOCK);
         assert!(!unasked.arrived(UnaskedBlocks::LIMIT));
         assert!(unasked.arrived(2 * BLOCK), "one block's credit, not more");
+    }
+
+    #[test]
+    fn a_cancel_answered_by_a_reject_leaves_no_credit() {
+        let mut unasked = UnaskedBlocks::default();
+        unasked.cancelled(BLOCK);
+        unasked.answered(BLOCK);
+        unasked.answered(BLOCK);
+        assert!(!unasked.arrived(UnaskedBlocks::LIMIT));
+        assert!(unasked.arrived(1), "the rejected cancel gave no credit");
     }
 }
