@@ -198,3 +198,275 @@ impl PeerActor {
         log::debug!("{} <- {msg:?}", self.tag);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+    use tokio_util::codec::{Encoder, Framed};
+    use tokio_util::sync::CancellationToken;
+
+    use crate::bitfield::Bitfield;
+    use crate::metainfo::MetaInfo;
+    use crate::peer::fast::{allowed_fast_set, ALLOWED_FAST_K};
+    use crate::peer::{handshake, Origin, PeerCommand, PeerHandle, PeerParams};
+    use crate::peer::{DisconnectReason, PeerError, PeerEvent};
+    use crate::store::MemoryStore;
+    use crate::types::{BlockInfo, PeerId};
+    use crate::wire::{Handshake, Message, MessageCodec};
+
+    /// 64 pieces of 64 KiB (4 blocks each).
+    const PIECES: usize = 64;
+    const PIECE_LEN: u32 = 65536;
+
+    struct Remote {
+        handle: PeerHandle,
+        conn: Framed<TcpStream, MessageCodec>,
+        events: mpsc::Receiver<PeerEvent>,
+        meta: Arc<MetaInfo>,
+    }
+
+    /// Our peer actor, with `have`, dialling a remote end driven by the
+    /// test, which sets the Fast bit when `fast`.
+    async fn connect(have: &[usize], fast: bool) -> Remote {
+        let total = PIECES as u64 * u64::from(PIECE_LEN);
+        let meta = Arc::new(MetaInfo::for_test("x", PIECE_LEN, &[("x", total, false)]));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut bits = Bitfield::new(PIECES);
+        for &piece in have {
+            bits.set(piece);
+        }
+        let params = PeerParams {
+            meta: Arc::clone(&meta),
+            store: Arc::new(MemoryStore::new(&meta)),
+            our_id: PeerId([1; 20]),
+            have: bits,
+            connect_timeout: Duration::from_secs(10),
+            connector: crate::peer::connect::Connector::new(Duration::from_secs(10)),
+            listen_port: 0,
+            pex: false,
+        };
+        let (events_tx, events) = mpsc::channel(1024);
+        let cancel = CancellationToken::new();
+        let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events_tx, cancel);
+        tokio::spawn(task);
+        let (stream, _) = listener.accept().await.unwrap();
+        let (mut hs, ours) = handshake::receive(stream).await.unwrap();
+        assert!(ours.supports_fast(), "we always set the bit");
+        let mut theirs = Handshake::new(meta.info_hash, PeerId([2; 20]));
+        if fast {
+            theirs = theirs.with_fast();
+        }
+        handshake::respond(&mut hs, theirs).await.unwrap();
+        let conn = handshake::into_messages(hs, 1 << 18);
+        Remote {
+            handle,
+            conn,
+            events,
+            meta,
+        }
+    }
+
+    impl Remote {
+        async fn next(&mut self) -> Message {
+            let next = tokio::time::timeout(Duration::from_secs(10), self.conn.next());
+            next.await
+                .expect("a message")
+                .expect("open")
+                .expect("valid")
+        }
+
+        async fn send(&mut self, msgs: &[Message]) {
+            let mut bytes = bytes::BytesMut::new();
+            for msg in msgs {
+                MessageCodec::default()
+                    .encode(msg.clone(), &mut bytes)
+                    .unwrap();
+            }
+            self.conn.get_mut().write_all(&bytes).await.unwrap();
+        }
+
+        /// Our allowed-fast set for the remote end (127.0.0.1).
+        fn allowed(&self) -> Vec<u32> {
+            let ip = std::net::Ipv4Addr::LOCALHOST.into();
+            allowed_fast_set(&self.meta.info_hash, ip, PIECES as u32, ALLOWED_FAST_K)
+        }
+
+        /// The reason of the disconnect, skipping other events.
+        async fn disconnect_reason(&mut self) -> DisconnectReason {
+            loop {
+                let next = tokio::time::timeout(Duration::from_secs(10), self.events.recv());
+                match next.await.expect("an event").expect("open") {
+                    PeerEvent::Disconnected { reason, .. } => return reason,
+                    _ => continue,
+                }
+            }
+        }
+    }
+
+    fn block(piece: u32, n: u32) -> BlockInfo {
+        BlockInfo {
+            piece,
+            begin: n * 16384,
+            length: 16384,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fast_peer_gets_have_all_or_have_none_and_our_allowed_fast_set() {
+        let all: Vec<usize> = (0..PIECES).collect();
+        let mut r = connect(&all, true).await;
+        assert_eq!(r.next().await, Message::HaveAll);
+        let mut allowed = Vec::new();
+        for _ in 0..ALLOWED_FAST_K {
+            let Message::AllowedFast(piece) = r.next().await else {
+                panic!("allowed-fast expected");
+            };
+            allowed.push(piece);
+        }
+        assert_eq!(allowed, r.allowed());
+        let mut r = connect(&[], true).await;
+        assert_eq!(r.next().await, Message::HaveNone);
+        // A piece of the set, once verified, is offered with its have.
+        let piece = r.allowed()[3];
+        r.handle.send(PeerCommand::Have(piece)).unwrap();
+        assert_eq!(r.next().await, Message::Have(piece));
+        assert_eq!(r.next().await, Message::AllowedFast(piece));
+        // Without the peer's bit: the bitfield, as before.
+        let mut r = connect(&all, false).await;
+        assert!(matches!(r.next().await, Message::Bitfield(_)));
+    }
+
+    #[tokio::test]
+    async fn requests_we_do_not_serve_are_rejected_and_allowed_ones_served_while_choked() {
+        let mut r = connect(&[0, 1, 2, 3, 4, 5, 6, 7], true).await;
+        assert!(matches!(r.next().await, Message::Bitfield(_)));
+        let allowed: Vec<u32> = r.allowed().into_iter().filter(|&p| p < 8).collect();
+        for _ in &allowed {
+            assert!(matches!(r.next().await, Message::AllowedFast(_)));
+        }
+        let choked = (0..8)
+            .find(|p| !allowed.contains(p))
+            .expect("a piece outside the set");
+        let lacking = block(40, 0);
+        r.send(&[
+            Message::Request(block(choked, 0)),
+            Message::Request(lacking),
+        ])
+        .await;
+        assert_eq!(r.next().await, Message::RejectRequest(block(choked, 0)));
+        assert_eq!(r.next().await, Message::RejectRequest(lacking));
+        if let Some(&piece) = allowed.first() {
+            r.send(&[Message::Request(block(piece, 1))]).await;
+            let Message::Piece {
+                piece: got, begin, ..
+            } = r.next().await
+            else {
+                panic!("an allowed-fast block is served while choked");
+            };
+            assert_eq!((got, begin), (piece, 16384));
+        }
+        // A cancel of a queued request is answered with a reject.
+        r.handle.send(PeerCommand::Choke(false)).unwrap();
+        assert_eq!(r.next().await, Message::Unchoke);
+        let late = block(choked, 2);
+        r.send(&[Message::Request(late), Message::Cancel(late)])
+            .await;
+        assert_eq!(r.next().await, Message::RejectRequest(late));
+    }
+
+    #[tokio::test]
+    async fn a_choke_answers_every_queued_request_once() {
+        let all: Vec<usize> = (0..PIECES).collect();
+        let mut r = connect(&all, true).await;
+        assert_eq!(r.next().await, Message::HaveAll);
+        let allowed = r.allowed();
+        for _ in 0..ALLOWED_FAST_K {
+            r.next().await;
+        }
+        r.handle.send(PeerCommand::Choke(false)).unwrap();
+        assert_eq!(r.next().await, Message::Unchoke);
+        let requests: Vec<BlockInfo> = (0..PIECES as u32)
+            .flat_map(|p| (0..4).map(move |n| block(p, n)))
+            .take(256)
+            .collect();
+        let msgs: Vec<Message> = requests.iter().map(|&b| Message::Request(b)).collect();
+        r.send(&msgs).await;
+        // Choke once the first block is out: most requests are still queued.
+        assert!(matches!(r.next().await, Message::Piece { .. }));
+        r.handle.send(PeerCommand::Choke(true)).unwrap();
+        let mut answered = std::collections::HashSet::new();
+        answered.insert(requests[0]);
+        let (mut rejects, mut choked) = (0, false);
+        while answered.len() < requests.len() {
+            let (b, served) = match r.next().await {
+                Message::Piece { piece, begin, data } => {
+                    let b = BlockInfo {
+                        piece,
+                        begin,
+                        length: data.len() as u32,
+                    };
+                    (b, true)
+                }
+                Message::RejectRequest(b) => (b, false),
+                Message::Choke => {
+                    choked = true;
+                    continue;
+                }
+                other => panic!("unexpected {other:?}"),
+            };
+            assert!(answered.insert(b), "{b:?} answered twice");
+            if served && choked {
+                assert!(allowed.contains(&b.piece), "{b:?} served after the choke");
+            }
+            if !served {
+                assert!(choked, "a reject before the choke");
+                assert!(!allowed.contains(&b.piece), "allowed-fast {b:?} rejected");
+                rejects += 1;
+            }
+        }
+        assert!(rejects > 0, "the queue was drained before the choke");
+    }
+
+    #[tokio::test]
+    async fn rejects_are_checked_against_our_requests() {
+        let mut r = connect(&[], true).await;
+        assert_eq!(r.next().await, Message::HaveNone);
+        r.send(&[Message::HaveAll]).await;
+        let b = block(5, 0);
+        r.handle.send(PeerCommand::Request(vec![b])).unwrap();
+        assert_eq!(r.next().await, Message::Request(b));
+        r.send(&[Message::RejectRequest(b)]).await;
+        loop {
+            match r.events.recv().await.expect("open") {
+                PeerEvent::Rejected { block, .. } => break assert_eq!(block, b),
+                PeerEvent::Disconnected { reason, .. } => panic!("{reason}"),
+                _ => continue,
+            }
+        }
+        // The same reject again: a request never sent (any more).
+        r.send(&[Message::RejectRequest(b)]).await;
+        let reason = r.disconnect_reason().await;
+        assert!(
+            matches!(reason, DisconnectReason::Failed(PeerError::FastProtocol(_))),
+            "{reason}"
+        );
+        // A peer without the bit may send none of the Fast messages.
+        let mut r = connect(&[], false).await;
+        r.send(&[Message::HaveAll]).await;
+        let reason = r.disconnect_reason().await;
+        assert!(
+            matches!(
+                reason,
+                DisconnectReason::Failed(PeerError::FastNotNegotiated(14))
+            ),
+            "{reason}"
+        );
+    }
+}
