@@ -8,7 +8,9 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
     lt_peer.py --torrent T --list-files
     (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S;
-    --upload-limit B caps the upload rate at B bytes/s, for loopback peers too; --report-interval S
+    --upload-limit B caps the upload rate at B bytes/s, for loopback peers too, --download-limit B
+    the download rate (--download-limit-seconds S: for the first S seconds only);
+    --report-interval S
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
     --send-buffer B sets the per-peer send buffer)
 
@@ -24,6 +26,7 @@ Lines printed on stdout (flushed at once), for a harness to parse:
                             prints it when stopped by SIGTERM/SIGINT (then exits 0); a leecher
                             prints it right after DONE, and before the ERROR when interrupted
     UPLOADED_NOW bytes=B    payload uploaded so far (every --report-interval seconds)
+    UNLIMITED               --download-limit-seconds are over: the download limit is lifted
     FILE i size path        --list-files: libtorrent's (sanitized) path of file i under the save
                             path; then it exits 0 (or prints ERROR when it cannot load the torrent)
     ERROR ...               something failed (exit code non-zero)
@@ -98,6 +101,10 @@ def main():
                     help="leecher: seconds between PROGRESS lines")
     ap.add_argument("--upload-limit", type=int, default=0,
                     help="upload rate limit in bytes/s (0: none); applies to loopback peers too")
+    ap.add_argument("--download-limit", type=int, default=0,
+                    help="download rate limit in bytes/s (0: none); applies to loopback peers too")
+    ap.add_argument("--download-limit-seconds", type=float, default=0.0,
+                    help="lift --download-limit after this many seconds (0: keep it)")
     ap.add_argument("--report-interval", type=float, default=0.0,
                     help="print UPLOADED_NOW bytes=B every this many seconds (0: never)")
     ap.add_argument("--tick-interval", type=int, default=0,
@@ -183,6 +190,8 @@ def main():
         # The per-torrent limit; the session-wide upload_rate_limit would spare loopback peers,
         # which libtorrent puts in its unlimited local peer class.
         handle.set_upload_limit(args.upload_limit)
+    if args.download_limit:
+        handle.set_download_limit(args.download_limit)
 
     listening = False
     announced = not (args.wait_tracker and has_tracker)
@@ -192,6 +201,7 @@ def main():
     last_progress = start
     last_report = start
     last_parent_check = start
+    download_limited = bool(args.download_limit)
 
     while True:
         for a in ses.pop_alerts():
@@ -250,6 +260,12 @@ def main():
         elif stop["now"]:
             say("UPLOADED bytes=%d" % st.total_payload_upload)
             os._exit(0)
+
+        if download_limited and args.download_limit_seconds \
+                and time.monotonic() - start >= args.download_limit_seconds:
+            handle.set_download_limit(-1)
+            download_limited = False
+            say("UNLIMITED")
 
         if args.report_interval and time.monotonic() - last_report >= args.report_interval:
             last_report = time.monotonic()

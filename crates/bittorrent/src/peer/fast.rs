@@ -174,11 +174,19 @@ impl Fast {
         out
     }
 
-    /// Whether to serve `block` while we choke the peer: an allowed-fast
-    /// piece, within the budget (charged here).
-    pub(crate) fn serve_choked(&mut self, block: BlockInfo) -> bool {
+    /// Whether a peer that has `peer_pieces` pieces may get `piece` while
+    /// we choke it: an allowed-fast piece, to a starting peer (at most the
+    /// set's size of pieces, as BEP 6's reference implementation does).
+    pub(crate) fn may_serve_choked(&self, piece: u32, peer_pieces: usize) -> bool {
+        peer_pieces <= self.ours.len() && self.is_allowed(piece)
+    }
+
+    /// Whether to serve `block` while we choke the peer: as
+    /// [`may_serve_choked`](Self::may_serve_choked), within the budget
+    /// (charged here).
+    pub(crate) fn serve_choked(&mut self, block: BlockInfo, peer_pieces: usize) -> bool {
         let len = u64::from(block.length);
-        if !self.is_allowed(block.piece) || self.choked_budget < len {
+        if !self.may_serve_choked(block.piece, peer_pieces) || self.choked_budget < len {
             return false;
         }
         self.choked_budget -= len;
@@ -338,9 +346,14 @@ mod tests {
         assert_eq!(f.allowed_to_send(|_| true), set[3..]);
         assert_eq!(f.counters.allowed_fast_sent, 10);
         // Two copies of the set, 2 blocks per piece: 40 blocks, then no more.
-        assert!(!f.serve_choked(block(set_complement(&set), 0)));
+        assert!(!f.serve_choked(block(set_complement(&set), 0), 0));
+        let starter = ALLOWED_FAST_K;
+        assert!(
+            !f.serve_choked(block(set[0], 0), starter + 1),
+            "not a starter"
+        );
         let served = (0..100)
-            .filter(|_| f.serve_choked(block(set[0], 0)))
+            .filter(|_| f.serve_choked(block(set[0], 0), starter))
             .count();
         assert_eq!(served, 2 * ALLOWED_FAST_K * 2);
     }

@@ -81,6 +81,8 @@ pub(crate) enum Verdict {
 pub(crate) struct Guard {
     /// Pieces the torrent has been told the peer has.
     has: Bitfield,
+    /// How many (`has.count_ones()`, kept up to date).
+    has_count: usize,
     bitfield_seen: bool,
     /// The Fast extension is in force.
     fast: bool,
@@ -101,6 +103,7 @@ impl Guard {
         let copies = u32::try_from(2 * info_pieces).unwrap_or(u32::MAX / 2);
         Self {
             has: Bitfield::new(pieces),
+            has_count: 0,
             bitfield_seen: false,
             fast: false,
             choking_us: true,
@@ -110,6 +113,11 @@ impl Guard {
             metadata_served: 0,
             metadata_max: copies.saturating_add(METADATA_SLACK),
         }
+    }
+
+    /// How many pieces the peer announced (a starting peer has few).
+    pub(crate) fn peer_pieces(&self) -> usize {
+        self.has_count
     }
 
     /// Whether the Fast extension is in force (both handshakes set it).
@@ -201,6 +209,7 @@ impl Guard {
                 self.bitfield_seen = true;
                 if *msg == Message::HaveAll {
                     self.has = Bitfield::full(self.has.len());
+                    self.has_count = self.has.len();
                 }
                 Ok((COST_NOISE, Verdict::Bitfield(self.has.clone())))
             }
@@ -232,6 +241,7 @@ impl Guard {
             return Err(PeerError::PieceOutOfRange(piece));
         }
         if self.has.set(piece as usize) {
+            self.has_count += 1;
             Ok((0, Verdict::Pass))
         } else {
             Ok((COST_NOISE, Verdict::Drop))
@@ -244,7 +254,7 @@ impl Guard {
             self.bitfield_seen = true;
             // Pieces announced by `have` before it stay announced.
             for piece in theirs.iter_ones() {
-                self.has.set(piece);
+                self.has_count += usize::from(self.has.set(piece));
             }
             return Ok((COST_NOISE, Verdict::Bitfield(self.has.clone())));
         }
@@ -265,6 +275,7 @@ impl Guard {
         for &piece in &added {
             self.has.set(piece as usize);
         }
+        self.has_count += added.len();
         let cost = COST_NOISE + (self.has.len() / DIFF_PIECES_PER_TOKEN) as u32;
         Ok((cost, Verdict::Added(added)))
     }
@@ -314,6 +325,7 @@ mod tests {
             panic!("the first bitfield goes through whole");
         };
         assert_eq!(first.iter_ones().collect::<Vec<_>>(), [0, 1, 19]);
+        assert_eq!(g.peer_pieces(), 3);
         // Pieces taken away are ignored, pieces added are news once.
         let v = g.inbound(&bits(20, &[1, 2, 9, 19]), now).unwrap();
         assert_eq!(v, Verdict::Added(vec![2, 9]));
@@ -322,6 +334,7 @@ mod tests {
             Verdict::Added(vec![])
         );
         assert_eq!(g.inbound(&Message::Have(9), now).unwrap(), Verdict::Drop);
+        assert_eq!(g.peer_pieces(), 5);
         assert!(g
             .inbound(&Message::Bitfield(Bytes::from_static(&[0; 9])), now)
             .is_err());
@@ -355,6 +368,7 @@ mod tests {
             panic!("have-all is a bitfield");
         };
         assert!(all.is_full());
+        assert_eq!(g.peer_pieces(), 20);
         assert!(g.inbound(&Message::HaveAll, now).is_err(), "only once");
         assert!(g.inbound(&Message::HaveNone, now).is_err());
         let mut g = Guard::new(20, 0, now);

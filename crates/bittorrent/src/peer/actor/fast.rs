@@ -76,7 +76,8 @@ impl PeerActor {
             // Out of range or malformed: a protocol error either way.
             validate_request(block, &self.params.meta, &self.have)?;
         }
-        let servable = !lacking && (!self.am_choking || self.fast.serve_choked(block));
+        let pieces = self.guard.peer_pieces();
+        let servable = !lacking && (!self.am_choking || self.fast.serve_choked(block, pieces));
         let queued = match servable {
             true if self.fast.enabled() => self.uploads.push(block).unwrap_or(false),
             // A flood still ends a peer without the extension.
@@ -118,14 +119,15 @@ impl PeerActor {
 
     /// We choke the peer: without the extension its queued requests are
     /// dropped; with it they are rejected, after the choke, except those for
-    /// allowed-fast pieces we still serve.
+    /// allowed-fast pieces we still serve (to a starting peer).
     pub(super) async fn choke_uploads(&mut self, conn: &mut Conn) -> Result<(), PeerError> {
         if !self.fast.enabled() {
             self.uploads.clear();
             return Ok(());
         }
+        let pieces = self.guard.peer_pieces();
         for block in self.uploads.take_all() {
-            if self.fast.serve_choked(block) {
+            if self.fast.serve_choked(block, pieces) {
                 // Re-queued into an empty queue of at most the old size.
                 self.uploads.push(block)?;
             } else {
@@ -150,8 +152,11 @@ impl PeerActor {
             return Ok(Vec::new());
         }
         let mut kept = Vec::with_capacity(blocks.len());
+        let pieces = self.guard.peer_pieces();
         for (block, data) in blocks {
-            if self.fast.serve_choked(block) {
+            // Charged when queued (a read started before the choke is not:
+            // at most `READS_IN_FLIGHT` runs).
+            if self.fast.may_serve_choked(block.piece, pieces) {
                 kept.push((block, data));
             } else {
                 self.reject(block, conn).await?;
@@ -228,14 +233,23 @@ mod tests {
         handle: PeerHandle,
         conn: Framed<TcpStream, MessageCodec>,
         events: mpsc::Receiver<PeerEvent>,
-        meta: Arc<MetaInfo>,
+    }
+
+    fn meta() -> Arc<MetaInfo> {
+        let total = PIECES as u64 * u64::from(PIECE_LEN);
+        Arc::new(MetaInfo::for_test("x", PIECE_LEN, &[("x", total, false)]))
+    }
+
+    /// Our allowed-fast set for a peer at 127.0.0.1.
+    fn our_set() -> Vec<u32> {
+        let ip = std::net::Ipv4Addr::LOCALHOST.into();
+        allowed_fast_set(&meta().info_hash, ip, PIECES as u32, ALLOWED_FAST_K)
     }
 
     /// Our peer actor, with `have`, dialling a remote end driven by the
     /// test, which sets the Fast bit when `fast`.
     async fn connect(have: &[usize], fast: bool) -> Remote {
-        let total = PIECES as u64 * u64::from(PIECE_LEN);
-        let meta = Arc::new(MetaInfo::for_test("x", PIECE_LEN, &[("x", total, false)]));
+        let meta = meta();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut bits = Bitfield::new(PIECES);
@@ -269,7 +283,6 @@ mod tests {
             handle,
             conn,
             events,
-            meta,
         }
     }
 
@@ -290,12 +303,6 @@ mod tests {
                     .unwrap();
             }
             self.conn.get_mut().write_all(&bytes).await.unwrap();
-        }
-
-        /// Our allowed-fast set for the remote end (127.0.0.1).
-        fn allowed(&self) -> Vec<u32> {
-            let ip = std::net::Ipv4Addr::LOCALHOST.into();
-            allowed_fast_set(&self.meta.info_hash, ip, PIECES as u32, ALLOWED_FAST_K)
         }
 
         /// The reason of the disconnect, skipping other events.
@@ -330,11 +337,11 @@ mod tests {
             };
             allowed.push(piece);
         }
-        assert_eq!(allowed, r.allowed());
+        assert_eq!(allowed, our_set());
         let mut r = connect(&[], true).await;
         assert_eq!(r.next().await, Message::HaveNone);
         // A piece of the set, once verified, is offered with its have.
-        let piece = r.allowed()[3];
+        let piece = our_set()[3];
         r.handle.send(PeerCommand::Have(piece)).unwrap();
         assert_eq!(r.next().await, Message::Have(piece));
         assert_eq!(r.next().await, Message::AllowedFast(piece));
@@ -345,16 +352,18 @@ mod tests {
 
     #[tokio::test]
     async fn requests_we_do_not_serve_are_rejected_and_allowed_ones_served_while_choked() {
-        let mut r = connect(&[0, 1, 2, 3, 4, 5, 6, 7], true).await;
+        // We have 4 pieces of the set and 4 others.
+        let set = our_set();
+        let allowed = &set[..4];
+        let others: Vec<u32> = (0..).filter(|p| !set.contains(p)).take(4).collect();
+        let have: Vec<usize> = allowed.iter().chain(&others).map(|&p| p as usize).collect();
+        let mut r = connect(&have, true).await;
         assert!(matches!(r.next().await, Message::Bitfield(_)));
-        let allowed: Vec<u32> = r.allowed().into_iter().filter(|&p| p < 8).collect();
-        for _ in &allowed {
-            assert!(matches!(r.next().await, Message::AllowedFast(_)));
+        for &piece in allowed {
+            assert_eq!(r.next().await, Message::AllowedFast(piece));
         }
-        let choked = (0..8)
-            .find(|p| !allowed.contains(p))
-            .expect("a piece outside the set");
-        let lacking = block(40, 0);
+        let choked = others[0];
+        let lacking = block(set[5], 0);
         r.send(&[
             Message::Request(block(choked, 0)),
             Message::Request(lacking),
@@ -362,16 +371,20 @@ mod tests {
         .await;
         assert_eq!(r.next().await, Message::RejectRequest(block(choked, 0)));
         assert_eq!(r.next().await, Message::RejectRequest(lacking));
-        if let Some(&piece) = allowed.first() {
-            r.send(&[Message::Request(block(piece, 1))]).await;
-            let Message::Piece {
-                piece: got, begin, ..
-            } = r.next().await
-            else {
-                panic!("an allowed-fast block is served while choked");
-            };
-            assert_eq!((got, begin), (piece, 16384));
-        }
+        let piece = allowed[0];
+        r.send(&[Message::Request(block(piece, 1))]).await;
+        let Message::Piece {
+            piece: got, begin, ..
+        } = r.next().await
+        else {
+            panic!("an allowed-fast block is served while choked");
+        };
+        assert_eq!((got, begin), (piece, 16384));
+        // A peer with more pieces than the set is no starter: rejected.
+        let mut msgs: Vec<Message> = (0..11).map(Message::Have).collect();
+        msgs.push(Message::Request(block(piece, 0)));
+        r.send(&msgs).await;
+        assert_eq!(r.next().await, Message::RejectRequest(block(piece, 0)));
         // A cancel of a queued request is answered with a reject.
         r.handle.send(PeerCommand::Choke(false)).unwrap();
         assert_eq!(r.next().await, Message::Unchoke);
@@ -386,7 +399,7 @@ mod tests {
         let all: Vec<usize> = (0..PIECES).collect();
         let mut r = connect(&all, true).await;
         assert_eq!(r.next().await, Message::HaveAll);
-        let allowed = r.allowed();
+        let allowed = our_set();
         for _ in 0..ALLOWED_FAST_K {
             r.next().await;
         }
