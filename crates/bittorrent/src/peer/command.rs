@@ -15,7 +15,8 @@ pub enum PeerCommand {
     /// Send `interested` (true) or `not interested` (false).
     Interested(bool),
     /// Choke (true) or unchoke (false) the peer. Choking drops its queued
-    /// requests, as BEP 3 specifies.
+    /// requests, as BEP 3 specifies; with the Fast extension (BEP 6) it
+    /// rejects them instead, except those for allowed-fast pieces.
     Choke(bool),
     /// Send a `ut_pex` message (dropped if the peer does not support it).
     Pex(PexMessage),
