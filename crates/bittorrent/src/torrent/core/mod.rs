@@ -283,7 +283,7 @@ impl TorrentCore {
         if self.state == State::Stopping {
             return;
         }
-        self.peers.tick(now, &mut self.out);
+        self.peers.tick(now, self.flow.picker_mut(), &mut self.out);
         self.cap_partial_pieces();
         if self.readers.sweep(self.flow.picker_mut(), now) {
             let mode = self.effective_mode();

@@ -364,15 +364,25 @@ impl PeerSet {
     }
 
     /// Once a second: pipeline targets from each peer's rate, snubbed peers
-    /// dropped, the faster half marked fast.
-    pub(crate) fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
+    /// dropped, the faster half marked fast. A peer that chokes us (with the
+    /// Fast extension, its requests outlive the choke) and neither serves
+    /// nor rejects them is not dropped: they are cancelled and go back to
+    /// the picker.
+    pub(crate) fn tick(&mut self, now: Instant, picker: &mut Picker, out: &mut Vec<Action>) {
         for (addr, peer) in &mut self.peers {
             let rate = peer.rate.rate(now);
             // About a quarter second of data in flight, within bounds.
             let wanted = (rate / 4.0 / f64::from(BLOCK_SIZE)) as usize;
             peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
             let snubbed = now.duration_since(peer.last_block) > SNUB_TIMEOUT;
-            if !peer.in_flight.is_empty() && snubbed && !peer.closing {
+            if !peer.in_flight.is_empty() && snubbed && peer.choking_us {
+                log::debug!("{addr} chokes us and holds our requests; withdrawing them");
+                for block in peer.in_flight.drain() {
+                    picker.cancel(block);
+                    peer.unasked.cancelled(u64::from(block.length));
+                    out.push(Action::Peer(*addr, PeerCommand::Cancel(block)));
+                }
+            } else if !peer.in_flight.is_empty() && snubbed && !peer.closing {
                 log::info!("{addr} sent nothing for {SNUB_TIMEOUT:?}; dropping");
                 peer.closing = true;
                 out.push(Action::Disconnect(*addr));

@@ -145,3 +145,33 @@ fn allowed_fast_pieces_are_fetched_while_choked() {
     pieces.dedup();
     assert_eq!(pieces.len(), 2, "pieces 1 and 3: {pieces:?}");
 }
+
+#[test]
+fn a_fast_peer_holding_our_requests_while_choking_us_loses_them_not_the_connection() {
+    let mut rig = Rig::checked(&[4 * u64::from(PIECE)], Vec::new(), &[]);
+    rig.silent.push(addr(1));
+    let seed = rig.full();
+    rig.connect(1, seed);
+    rig.peer(PeerEvent::Choked {
+        addr: addr(1),
+        fast: true,
+    });
+    rig.advance(61);
+    let out = rig.tick();
+    assert!(disconnects(&out).is_empty(), "{out:?}");
+    let cancelled = out
+        .iter()
+        .filter(|a| matches!(a, Action::Peer(a, PeerCommand::Cancel(_)) if *a == addr(1)))
+        .count();
+    assert_eq!(cancelled, 8);
+    assert_eq!(in_flight(&rig, 1), 0);
+    // The blocks are free for another peer; a late reject of one changes nothing.
+    rig.peer(PeerEvent::Rejected {
+        addr: addr(1),
+        block: block(0, 0),
+    });
+    let seed = rig.full();
+    let out = rig.connect(2, seed);
+    assert_eq!(rig.served.len(), 8);
+    assert_eq!(complete(&out), 1);
+}
