@@ -57,6 +57,9 @@ enum Attack {
     Reconnects,
     /// Claims every piece, unchokes us and never sends a block.
     Withholds,
+    /// With the Fast extension (BEP 6): requests we must reject (pieces we
+    /// lack, or any while we choke it), suggestions, allowed-fast offers.
+    FastRequests,
 }
 
 /// What the attacker saw of us.
@@ -100,9 +103,13 @@ async fn handshake(
     stream: TcpStream,
     info_hash: InfoHash,
     dial: bool,
+    fast: bool,
 ) -> Option<Framed<TcpStream, MessageCodec>> {
     let mut hs = Framed::new(stream, HandshakeCodec);
-    let ours = Handshake::new(info_hash, PeerId::generate()).with_extensions();
+    let mut ours = Handshake::new(info_hash, PeerId::generate()).with_extensions();
+    if fast {
+        ours = ours.with_fast();
+    }
     if dial {
         hs.send(ours).await.ok()?;
         hs.next().await?.ok()?;
@@ -152,6 +159,10 @@ fn opening(attack: Attack, pieces: usize) -> Vec<Message> {
         attack,
         Attack::ChokeFlips | Attack::Bitfields | Attack::Withholds
     );
+    if attack == Attack::FastRequests {
+        msgs.extend([Message::HaveNone, Message::Interested]);
+        return msgs;
+    }
     msgs.push(bitfield(pieces, full));
     if attack == Attack::Withholds {
         msgs.push(Message::Unchoke);
@@ -215,6 +226,15 @@ fn flood(attack: Attack, round: u64, pieces: usize, view: &View) -> Vec<Message>
                         piece: (k % 4) as u32,
                     }))
                 }
+                Attack::FastRequests => match k % 4 {
+                    0 | 1 => Message::Request(BlockInfo {
+                        piece: (k / 4 % n) as u32,
+                        begin: (k % 2) as u32 * 16 * 1024,
+                        length: 16 * 1024,
+                    }),
+                    2 => Message::Suggest((k % n) as u32),
+                    _ => Message::AllowedFast((k % n) as u32),
+                },
                 Attack::Reconnects => return None,
             })
         })
@@ -347,7 +367,8 @@ fn spawn_attacker(meta: &MetaInfo, attack: Attack, target: Option<SocketAddr>) -
                 while let Ok((stream, _)) = listener.accept().await {
                     let sent = Arc::clone(&sent);
                     conns.spawn(async move {
-                        if let Some(conn) = handshake(stream, info_hash, false).await {
+                        let fast = attack == Attack::FastRequests;
+                        if let Some(conn) = handshake(stream, info_hash, false, fast).await {
                             attack_conn(conn, attack, pieces, sent).await;
                         }
                     });
@@ -377,7 +398,7 @@ async fn reconnect(target: SocketAddr, info_hash: InfoHash, sent: Arc<AtomicUsiz
             continue;
         };
         sent.fetch_add(1, Ordering::Relaxed);
-        let _ = handshake(stream, info_hash, true).await;
+        let _ = handshake(stream, info_hash, true, false).await;
         tokio::task::yield_now().await;
     }
 }
@@ -524,4 +545,9 @@ async fn rapid_reconnects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_that_withholds_blocks() {
     check(Attack::Withholds).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_extension_requests_to_reject() {
+    check(Attack::FastRequests).await;
 }
