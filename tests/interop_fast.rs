@@ -6,16 +6,16 @@
 //! allowed_fast ..., suggest received=R, served while choked=N`; the tests add these up.
 //!
 //! - Our seeder → two libtorrent leechers: we send have-all (not a bitfield) and our
-//!   allowed-fast set. With `--upload-slots 0` the first leecher (held to 100 KB/s for 12 s)
+//!   allowed-fast set. With `--upload-slots 0` the first leecher (held to 200 KB/s for 22 s)
 //!   takes the one slot; the second gets our allowed-fast pieces while choked; our first choke
 //!   round (10 s) chokes the first to unchoke the second. The first has more pieces than the
 //!   set by then, so it is no starting peer: its requests for allowed-fast pieces while choked
 //!   are rejected (as BEP 6's reference implementation does), as is any request still queued
-//!   at the choke. The next round unchokes it again. ~20 s.
+//!   at the choke. The next round unchokes it again. 8 MiB, ~25 s.
 //! - Two libtorrent seeders → our leecher: both send have-all, we send have-none. One is held
 //!   to 1 MB/s, the other to 100 KB/s with a 32 KiB send buffer, so most of our requests to it
 //!   wait in its queue; our endgame cancels them once the other's copy arrives, and it answers
-//!   each still queued with a reject (every request gets one answer). ~5 s.
+//!   each still queued with a reject (every request gets one answer). 4 MiB, ~5 s.
 //!
 //! Run alone (as root, in a loopback-only namespace):
 //! `unshare --net -- bash -c 'ip link set lo up; BT_INTEROP_REQUIRED=1 cargo test -p
@@ -30,17 +30,20 @@ use std::time::Duration;
 use harness::fixture::{Fixture, MIB};
 use harness::{Proc, Tool};
 
-/// Pieces of 32 KiB: 64 in the payload, so that our allowed-fast set (10 pieces) is a small
-/// part of it and a choke rejects most queued requests.
+/// Pieces of 32 KiB: 128 or more in a payload, so that an allowed-fast set (10 pieces, 5 for
+/// libtorrent) is a small part of it.
 const PIECE_LOG2: u32 = 15;
-/// The payload: 4 MiB, one file.
-const PAYLOAD: &[(&str, u64)] = &[("", 4 * MIB)];
 
-/// The payload and its torrent (no tracker), with [`PIECE_LOG2`] pieces.
-fn fixture(name: &str) -> Fixture {
-    Fixture::build(name, PAYLOAD, 11, &format!("{name}.torrent"), |c, t| {
-        harness::make_torrent(c, None, PIECE_LOG2, t)
-    })
+/// A payload of `size` bytes, one file, and its torrent (no tracker), with [`PIECE_LOG2`]
+/// pieces.
+fn fixture(name: &str, size: u64) -> Fixture {
+    Fixture::build(
+        name,
+        &[("", size)],
+        11,
+        &format!("{name}.torrent"),
+        |c, t| harness::make_torrent(c, None, PIECE_LOG2, t),
+    )
 }
 
 /// What our CLI's connections exchanged under the Fast extension: the sums of the numbers
@@ -128,7 +131,7 @@ fn wait_done(leecher: &mut Proc) {
 #[test]
 fn our_seeder_sends_have_all_and_rejects_queued_requests_on_choke() {
     require!(Tool::Mktorrent, Tool::Libtorrent);
-    let fx = fixture("fast-seed.bin");
+    let fx = fixture("fast-seed.bin", 8 * MIB);
     let (mut seeder, port) = cli(
         "cli-seeder",
         &fx,
@@ -137,20 +140,21 @@ fn our_seeder_sends_have_all_and_rejects_queued_requests_on_choke() {
         &[],
         &["--upload-slots", "0"],
     );
-    // The first leecher takes the one slot. Held to 100 KB/s for its first 12 s, it is still
+    // The first leecher takes the one slot. Held to 200 KB/s for its first 22 s, it is still
     // downloading at the first choke round (10 s after our start), with more pieces than our
     // allowed-fast set by then: its requests for our allowed-fast pieces while choked are
-    // rejected (it is no starting peer), and so are any still queued at the choke. Then the
-    // next round (20 s) unchokes it again, and it finishes at full speed.
+    // rejected (it is no starting peer), and so are any still queued at the choke. (Should
+    // the second leecher come late for that round, the next one, at 20 s, does the same.)
+    // Then a round unchokes it again, and it finishes at full speed once its limit is lifted.
     let slow_out = fx.path().join("slow");
     std::fs::create_dir_all(&slow_out).expect("create dir");
     let peer = format!("127.0.0.1:{port}");
     let mut cmd = harness::peers::lt_leech_command(&fx.torrent, &slow_out, &[peer]);
     cmd.args([
         "--download-limit",
-        "100000",
+        "200000",
         "--download-limit-seconds",
-        "12",
+        "22",
     ])
     .args(["--progress-interval", "0.5"]);
     let mut slow = Proc::spawn("lt-slow", cmd, fx.path());
@@ -198,7 +202,7 @@ fn our_seeder_sends_have_all_and_rejects_queued_requests_on_choke() {
 #[test]
 fn libtorrent_seeders_send_have_all_and_reject_our_cancelled_requests() {
     require!(Tool::Mktorrent, Tool::Libtorrent);
-    let fx = fixture("fast-leech.bin");
+    let fx = fixture("fast-leech.bin", 4 * MIB);
     // Both capped (a tick of 50 ms spreads the quota evenly), so that the download takes a
     // few seconds and the slow seeder always has most of our requests queued.
     let (_quick, quick_port) = harness::lt_seeder_with(
