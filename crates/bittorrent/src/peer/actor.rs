@@ -268,10 +268,10 @@ impl PeerActor {
         hs
     }
 
-    /// Starts store reads for queued requests, up to [`READS_IN_FLIGHT`],
-    /// while the peer is unchoked.
+    /// Starts store reads for queued requests, up to [`READS_IN_FLIGHT`]
+    /// (while we choke the peer, the queue holds only the allowed-fast
+    /// requests we still serve).
     fn start_reads(&mut self, reads: &mut VecDeque<JoinHandle<BlockRead>>) {
-        // While we choke the peer, the queue holds only what we still serve.
         while reads.len() < READS_IN_FLIGHT {
             let Some(read) = self.start_read() else { break };
             reads.push_back(read);
