@@ -22,6 +22,8 @@ use crate::types::InfoHash;
 use crate::wire::Handshake;
 
 pub(crate) mod crypto;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod handshake;
 pub(crate) mod stream;
 

@@ -157,10 +157,12 @@ impl PeerActor {
             }
         };
         handshake::check(&theirs, info_hash, our_id)?;
+        let stream = framed.get_ref();
+        let rc4 = if stream.is_encrypted() { ", RC4" } else { "" };
         log::debug!(
-            "{} handshake ok over {}, peer id {:?}",
+            "{} handshake ok over {}{rc4}, peer id {:?}",
             self.tag,
-            framed.get_ref().kind(),
+            stream.kind(),
             theirs.peer_id
         );
         self.peer_extensions = theirs.supports_extensions();
