@@ -255,6 +255,21 @@ fn write_qbt_profile(profile: &Path, save: &Path, port: u16, web: u16) {
     std::fs::write(dir.join("qBittorrent.conf"), config).expect("write qBittorrent.conf");
 }
 
+/// Whether qBittorrent's web API (127.0.0.1:`web`) lists the torrent `hash`: it listens
+/// before it has loaded the torrents of its command line.
+fn qbt_has(web: u16, hash: &[u8; 20]) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut conn) = std::net::TcpStream::connect(("127.0.0.1", web)) else {
+        return false;
+    };
+    let request = format!("GET /api/v2/torrents/info HTTP/1.0\r\nHost: 127.0.0.1:{web}\r\n\r\n");
+    let mut answer = String::new();
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = conn.write_all(request.as_bytes());
+    let _ = conn.read_to_string(&mut answer);
+    answer.contains(&hex::encode(hash))
+}
+
 /// Whether `got` holds exactly the bytes of the file `want` (false while it is incomplete).
 fn same_file(want: &Path, got: &Path) -> bool {
     match (std::fs::read(want), std::fs::read(got)) {
@@ -281,10 +296,10 @@ fn qbittorrent_requiring_encryption_downloads_from_us() {
         .arg(&fx.torrent);
     let mut qbt = Proc::spawn("qbittorrent", cmd, fx.path());
     harness::wait_for(
-        "qBittorrent's port",
+        "qBittorrent's torrent",
         harness::START_TIMEOUT,
         &mut [&mut qbt],
-        || harness::net::accepts(port),
+        || qbt_has(web, &fx.hash),
     );
     let start = Instant::now();
     let (mut seeder, _) = our_seeder(&fx, &[port], &[]);

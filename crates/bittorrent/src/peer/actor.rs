@@ -145,8 +145,12 @@ impl PeerActor {
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let connector = self.params.connector.clone();
-                let (stream, _route) = connector.open(self.addr, info_hash).await?;
-                handshake::initiate(stream, ours).await?
+                let (stream, route) = connector.open(self.addr, info_hash).await?;
+                let initiated = handshake::initiate(stream, ours).await;
+                if initiated.is_err() {
+                    connector.handshake_failed(self.addr, route);
+                }
+                initiated?
             }
             Origin::Inbound {
                 mut conn,

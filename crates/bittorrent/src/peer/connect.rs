@@ -88,6 +88,15 @@ impl RoutePlan {
         routes
     }
 
+    /// Forgets `route` for `addr` if it is the one remembered: what follows
+    /// the stream failed (a plaintext peer that requires encryption accepts
+    /// the TCP connection, then hangs up on the BitTorrent handshake).
+    pub(crate) fn failed(&mut self, addr: SocketAddr, route: Route) {
+        if self.worked.get(&addr) == Some(&route) {
+            self.worked.remove(&addr);
+        }
+    }
+
     /// Remembers that `route` reached `addr`; a bounded memory.
     pub(crate) fn worked(&mut self, addr: SocketAddr, route: Route) {
         if self.worked.len() >= MAX_REMEMBERED && !self.worked.contains_key(&addr) {
@@ -168,6 +177,12 @@ impl Connector {
         Err(last_error.unwrap_or(PeerError::Encryption(mse::MseError::Refused)))
     }
 
+    /// Reports that the BitTorrent handshake over `route` to `addr` failed:
+    /// the route is not tried first next time.
+    pub(crate) fn handshake_failed(&self, addr: SocketAddr, route: Route) {
+        self.plan().failed(addr, route);
+    }
+
     fn plan(&self) -> std::sync::MutexGuard<'_, RoutePlan> {
         // A panic while holding the lock leaves a plan that is still valid.
         self.inner
@@ -236,6 +251,14 @@ mod tests {
         plan.worked(addr(1), plain);
         assert_eq!(plan.routes(addr(1)), vec![plain, mse]);
         assert_eq!(plan.routes(addr(2)), vec![mse, plain]);
+        plan.failed(addr(1), mse);
+        assert_eq!(
+            plan.routes(addr(1)),
+            vec![plain, mse],
+            "not the one remembered"
+        );
+        plan.failed(addr(1), plain);
+        assert_eq!(plan.routes(addr(1)), vec![mse, plain]);
         let plan = RoutePlan::new(EncryptionPolicy::Require);
         assert_eq!(
             plan.routes(addr(1)),
