@@ -178,27 +178,9 @@ impl Initiator {
     }
 
     fn advance(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Result<Progress, MseError> {
-        let skey = self.skey.0;
         self.state = match std::mem::replace(&mut self.state, InitiatorState::Over) {
             InitiatorState::Public if input.len() < KEY_LEN => InitiatorState::Public,
-            InitiatorState::Public => {
-                let secret = take_secret(&self.keys, input)?;
-                let mut enc = Keystream::new(b"keyA", &secret, &skey);
-                let dec = Keystream::new(b"keyB", &secret, &skey);
-                // What ENCRYPT(VC) looks like: the first keystream bytes.
-                let mut vc = VC;
-                Keystream::new(b"keyB", &secret, &skey).apply(&mut vc);
-                out.extend_from_slice(&hash(&[b"req1", &secret]));
-                out.extend_from_slice(&obfuscated_skey(&skey, &secret));
-                let start = out.len();
-                out.extend_from_slice(&VC);
-                out.extend_from_slice(&self.provide.0.to_be_bytes());
-                out.extend_from_slice(&(self.pad_c as u16).to_be_bytes());
-                out.resize(out.len() + self.pad_c, 0);
-                out.extend_from_slice(&0u16.to_be_bytes()); // no IA
-                enc.apply(&mut out[start..]);
-                InitiatorState::Verify { enc, dec, vc }
-            }
+            InitiatorState::Public => self.send_step3(input, out)?,
             InitiatorState::Verify { enc, mut dec, vc } => {
                 if !sync_on(input, &vc, MAX_PAD)? {
                     self.state = InitiatorState::Verify { enc, dec, vc };
@@ -210,14 +192,7 @@ impl Initiator {
             InitiatorState::Select { enc, mut dec } => match take_decrypted(input, 6, &mut dec) {
                 None => InitiatorState::Select { enc, dec },
                 Some(part) => {
-                    let method = Methods(u32::from_be_bytes([part[0], part[1], part[2], part[3]]));
-                    if !method.is_single() || self.provide.0 & method.0 == 0 {
-                        return Err(MseError::BadSelect(method.0));
-                    }
-                    let len = usize::from(u16::from_be_bytes([part[4], part[5]]));
-                    if len > MAX_PAD {
-                        return Err(MseError::PadTooLong(len));
-                    }
+                    let (method, len) = self.selected(&part)?;
                     InitiatorState::PadD {
                         enc,
                         dec,
@@ -251,6 +226,47 @@ impl Initiator {
             InitiatorState::PadD { len, .. } if input.len() < len => Progress::Wait,
             _ => Progress::Next,
         })
+    }
+}
+
+impl Initiator {
+    /// Takes Yb and sends step 3 (no IA: our BitTorrent handshake follows
+    /// once the method is known).
+    fn send_step3(
+        &self,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+    ) -> Result<InitiatorState, MseError> {
+        let skey = self.skey.0;
+        let secret = take_secret(&self.keys, input)?;
+        let mut enc = Keystream::new(b"keyA", &secret, &skey);
+        let dec = Keystream::new(b"keyB", &secret, &skey);
+        // What ENCRYPT(VC) looks like: the first keystream bytes.
+        let mut vc = VC;
+        Keystream::new(b"keyB", &secret, &skey).apply(&mut vc);
+        out.extend_from_slice(&hash(&[b"req1", &secret]));
+        out.extend_from_slice(&obfuscated_skey(&skey, &secret));
+        let start = out.len();
+        out.extend_from_slice(&VC);
+        out.extend_from_slice(&self.provide.0.to_be_bytes());
+        out.extend_from_slice(&(self.pad_c as u16).to_be_bytes());
+        out.resize(out.len() + self.pad_c, 0);
+        out.extend_from_slice(&0u16.to_be_bytes()); // no IA
+        enc.apply(&mut out[start..]);
+        Ok(InitiatorState::Verify { enc, dec, vc })
+    }
+
+    /// Checks crypto_select (one method, one we offered) and len(PadD).
+    fn selected(&self, part: &[u8]) -> Result<(Methods, usize), MseError> {
+        let method = Methods(u32::from_be_bytes([part[0], part[1], part[2], part[3]]));
+        if !method.is_single() || self.provide.0 & method.0 == 0 {
+            return Err(MseError::BadSelect(method.0));
+        }
+        let len = usize::from(u16::from_be_bytes([part[4], part[5]]));
+        if len > MAX_PAD {
+            return Err(MseError::PadTooLong(len));
+        }
+        Ok((method, len))
     }
 }
 
@@ -356,22 +372,10 @@ impl Receiver {
             ReceiverState::Skey { secret } if input.len() < 20 => {
                 (ReceiverState::Skey { secret }, true)
             }
-            ReceiverState::Skey { secret } => {
-                let mut theirs = [0u8; 20];
-                input.copy_to_slice(&mut theirs);
-                let skey = self
-                    .torrents
-                    .iter()
-                    .find(|ih| obfuscated_skey(&ih.0, &secret) == theirs)
-                    .copied()
-                    .ok_or(MseError::UnknownTorrent)?;
-                let keys = Keys {
-                    enc: Keystream::new(b"keyB", &secret, &skey.0),
-                    dec: Keystream::new(b"keyA", &secret, &skey.0),
-                    skey,
-                };
-                (ReceiverState::Provide(keys), false)
-            }
+            ReceiverState::Skey { secret } => (
+                ReceiverState::Provide(self.find_skey(input, &secret)?),
+                false,
+            ),
             ReceiverState::Provide(mut keys) => match self.provide(input, &mut keys)? {
                 None => (ReceiverState::Provide(keys), true),
                 Some((method, len)) => (ReceiverState::PadC { keys, method, len }, false),
@@ -405,6 +409,23 @@ impl Receiver {
             Progress::Wait
         } else {
             Progress::Next
+        })
+    }
+
+    /// Takes the obfuscated SKEY and finds its torrent among ours.
+    fn find_skey(&self, input: &mut BytesMut, secret: &[u8; KEY_LEN]) -> Result<Keys, MseError> {
+        let mut theirs = [0u8; 20];
+        input.copy_to_slice(&mut theirs);
+        let skey = self
+            .torrents
+            .iter()
+            .find(|ih| obfuscated_skey(&ih.0, secret) == theirs)
+            .copied()
+            .ok_or(MseError::UnknownTorrent)?;
+        Ok(Keys {
+            enc: Keystream::new(b"keyB", secret, &skey.0),
+            dec: Keystream::new(b"keyA", secret, &skey.0),
+            skey,
         })
     }
 
