@@ -305,6 +305,82 @@ mod tests {
         assert!(a.admit(ip(1), t1 + SOURCE_BAN + Duration::from_secs(1)));
     }
 
+    /// Our listener side under `policy` facing a dialler that encrypts
+    /// (`encrypted`) or not: the handshake it reads, if it takes it.
+    async fn inbound_under(policy: EncryptionPolicy, encrypted: bool) -> Option<Handshake> {
+        use crate::peer::connect::Connector;
+        use crate::types::PeerId;
+        let ih = InfoHash([4; 20]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_keep, torrents) = watch::channel(Arc::from(vec![InfoHash([3; 20]), ih]));
+        let (session, _rx) = mpsc::channel(1);
+        let inbound = Inbound {
+            session: session.downgrade(),
+            torrents,
+            encryption: policy,
+        };
+        let dialler = tokio::spawn(async move {
+            let ours = if encrypted {
+                EncryptionPolicy::Require
+            } else {
+                EncryptionPolicy::Disable
+            };
+            let connector = Connector::with_policy(Duration::from_secs(5), ours);
+            let (stream, _) = connector.open(addr, ih).await?;
+            handshake::initiate(stream, Handshake::new(ih, PeerId([1; 20]))).await
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let got = read_handshake(stream, &inbound).await;
+        dialler.abort();
+        got.map(|(_, handshake)| handshake)
+    }
+
+    #[tokio::test]
+    async fn plain_and_encrypted_handshakes_share_the_port_as_the_policy_allows() {
+        use EncryptionPolicy::*;
+        for (policy, encrypted, taken) in [
+            (Prefer, false, true),
+            (Prefer, true, true),
+            (Require, false, false),
+            (Require, true, true),
+            (Disable, false, true),
+            (Disable, true, false),
+        ] {
+            let got = inbound_under(policy, encrypted).await;
+            assert_eq!(got.is_some(), taken, "{policy:?}, encrypted: {encrypted}");
+            if let Some(handshake) = got {
+                assert_eq!(handshake.info_hash, InfoHash([4; 20]));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_dropped_after_a_bounded_read() {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_keep, torrents) = watch::channel(Arc::from(vec![InfoHash([3; 20])]));
+        let (session, _rx) = mpsc::channel(1);
+        let inbound = Inbound {
+            session: session.downgrade(),
+            torrents,
+            encryption: EncryptionPolicy::Prefer,
+        };
+        let garbage: Vec<u8> = (0..4000u32).map(|i| (i * 7 + 1) as u8).collect();
+        let writer = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // Ignore the error once the listener gives up and closes.
+            let _ = s.write_all(&garbage).await;
+            s
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let started = Instant::now();
+        assert!(read_handshake(stream, &inbound).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(writer.await.unwrap());
+    }
+
     #[test]
     fn memory_is_bounded() {
         let t0 = Instant::now();
