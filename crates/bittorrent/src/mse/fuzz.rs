@@ -22,7 +22,7 @@ type StepResult = Result<Option<Established>, MseError>;
 
 /// Runs `data` (its first byte steers chunk sizes and seeds) through both
 /// machines. Panics only when an invariant breaks: a machine holding more
-/// than [`MAX_BUFFERED`] bytes unconsumed.
+/// than `MAX_BUFFERED` bytes unconsumed.
 pub fn handshake(data: &[u8]) {
     let Some((&ctl, data)) = data.split_first() else {
         return;

@@ -3,13 +3,13 @@
 //! the BitTorrent protocol. It hides the protocol from traffic shapers and
 //! lets us reach peers that refuse plaintext.
 //!
-//! - [`crypto`]: 768-bit DH, the hashes, the RC4 keystreams;
-//! - [`handshake`]: the initiator and receiver state machines, sans-IO;
-//! - [`stream`]: the layer a [`PeerStream`](crate::peer::transport::PeerStream)
+//! - `crypto`: 768-bit DH, the hashes, the RC4 keystreams;
+//! - `handshake`: the initiator and receiver state machines, sans-IO;
+//! - `stream`: the layer a `PeerStream`
 //!   keeps once the handshake is over (decrypt in place on read, encrypt on
 //!   write), and which holds the payload that arrived with the handshake;
-//! - [`initiate`] and [`receive`] drive the machines over a byte stream,
-//!   each read bounded, and [`is_plaintext`] tells an inbound plain
+//! - `initiate` and `receive` drive the machines over a byte stream,
+//!   each read bounded, and `is_plaintext` tells an inbound plain
 //!   BitTorrent handshake from an MSE one by its first bytes.
 
 use std::pin::Pin;
