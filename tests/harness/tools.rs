@@ -68,6 +68,8 @@ pub enum Tool {
     /// python3 with the libtorrent module.
     Libtorrent,
     Transmission,
+    /// qbittorrent-nox (Debian), a libtorrent-based client configured by its profile.
+    Qbittorrent,
     /// curl, as an HTTP client of `--serve`.
     Curl,
     /// ffmpeg, to make a video, and ffprobe, to read it from `--serve`.
@@ -82,6 +84,7 @@ impl Tool {
             Tool::Aria2 => "aria2c",
             Tool::Libtorrent => "python3 module libtorrent",
             Tool::Transmission => "transmission-cli",
+            Tool::Qbittorrent => "qbittorrent-nox",
             Tool::Curl => "curl",
             Tool::Ffmpeg => "ffmpeg and ffprobe",
         }
@@ -94,6 +97,7 @@ impl Tool {
             Tool::Aria2 => which("aria2c").is_some(),
             Tool::Libtorrent => python().is_some(),
             Tool::Transmission => which("transmission-cli").is_some(),
+            Tool::Qbittorrent => which("qbittorrent-nox").is_some(),
             Tool::Curl => which("curl").is_some(),
             Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
         }

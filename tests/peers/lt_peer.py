@@ -12,7 +12,8 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     the download rate (--download-limit-seconds S: for the first S seconds only);
     --report-interval S
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
-    --send-buffer B sets the per-peer send buffer)
+    --send-buffer B sets the per-peer send buffer; --encryption forced|disabled sets MSE/PE: forced
+    is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -115,6 +116,10 @@ def main():
                     help="per-peer send buffer in bytes (0: libtorrent's default, which starts at "
                     "500 KiB and grows with the peer's measured rate, so a new connection on "
                     "loopback runs at a third of full speed for up to a second)")
+    ap.add_argument("--encryption", choices=["default", "forced", "disabled"], default="default",
+                    help="MSE/PE policy: forced = in and out encrypted, RC4 only (pe_forced, "
+                    "pe_rc4); disabled = plaintext only (pe_disabled); default: libtorrent's "
+                    "(pe_enabled both ways, either method)")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -166,6 +171,14 @@ def main():
         settings["send_buffer_watermark"] = args.send_buffer
         settings["send_buffer_low_watermark"] = args.send_buffer // 4
         settings["send_buffer_watermark_factor"] = 200
+    if args.encryption == "forced":
+        settings["out_enc_policy"] = int(lt.enc_policy.forced)
+        settings["in_enc_policy"] = int(lt.enc_policy.forced)
+        settings["allowed_enc_level"] = int(lt.enc_level.rc4)
+        settings["prefer_rc4"] = True
+    elif args.encryption == "disabled":
+        settings["out_enc_policy"] = int(lt.enc_policy.disabled)
+        settings["in_enc_policy"] = int(lt.enc_policy.disabled)
     # flags=0: no default plugins (ut_pex among them) and no default features.
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
-use bittorrent::prelude::PickMode;
+use bittorrent::prelude::{EncryptionPolicy, PickMode};
 use clap::Parser;
 
 const DATA: &str = "Data";
@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, value_name = "PORT", help_heading = NETWORK)]
     pub dht_port: Option<u16>,
 
+    /// MSE/PE encryption of peer connections: prefer (dial encrypted, fall
+    /// back to plaintext at once; accept both), require (encrypted only, both
+    /// ways) or disable (plaintext only).
+    #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer, help_heading = NETWORK)]
+    pub encryption: EncryptionArg,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3, help_heading = NETWORK)]
     pub upload_slots: usize,
@@ -132,6 +138,24 @@ impl From<ModeArg> for PickMode {
             ModeArg::RarestFirst => PickMode::RarestFirst,
             ModeArg::Sequential => PickMode::Sequential,
             ModeArg::Streaming => PickMode::Streaming,
+        }
+    }
+}
+
+/// `--encryption`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncryptionArg {
+    Prefer,
+    Require,
+    Disable,
+}
+
+impl From<EncryptionArg> for EncryptionPolicy {
+    fn from(arg: EncryptionArg) -> Self {
+        match arg {
+            EncryptionArg::Prefer => EncryptionPolicy::Prefer,
+            EncryptionArg::Require => EncryptionPolicy::Require,
+            EncryptionArg::Disable => EncryptionPolicy::Disable,
         }
     }
 }

@@ -34,6 +34,21 @@ pub struct SessionConfig {
     /// Whether torrents announce to the trackers listed in their metainfo.
     /// Tests and `--peer`-only use turn this off.
     pub use_trackers: bool,
+    /// Whether peer connections use MSE/PE encryption, both ways.
+    pub encryption: EncryptionPolicy,
+}
+
+/// Whether peer connections use MSE/PE (Message Stream Encryption).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EncryptionPolicy {
+    /// Dial encrypted first and fall back to plaintext at once; accept both
+    /// inbound (RC4 chosen when the peer offers it).
+    #[default]
+    Prefer,
+    /// Encrypted (RC4) only, both ways: plaintext peers are refused.
+    Require,
+    /// Plaintext only, both ways: encrypted handshakes are refused.
+    Disable,
 }
 
 impl Default for SessionConfig {
@@ -48,6 +63,7 @@ impl Default for SessionConfig {
             dht: None,
             connect_timeout: Duration::from_secs(10),
             use_trackers: true,
+            encryption: EncryptionPolicy::default(),
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod extension;
 mod fsio;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 pub(crate) mod peer;
 pub(crate) mod picker;
 #[doc(hidden)]
@@ -61,7 +62,7 @@ pub mod wire;
 pub mod prelude {
     pub use crate::metainfo::MetaInfo;
     pub use crate::session::{
-        Event, EventReceiver, Session, SessionConfig, SessionHandle, SessionStats,
+        EncryptionPolicy, Event, EventReceiver, Session, SessionConfig, SessionHandle, SessionStats,
     };
     pub use crate::store::{FileStore, MemoryStore, Store};
     pub use crate::torrent::{PickMode, Priority};

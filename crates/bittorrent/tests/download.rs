@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use bittorrent::prelude::*;
 
-use crate::common::{loopback_config, meta_for, payload, spawn_seeder};
+use crate::common::{meta_for, payload, plaintext_config, spawn_seeder};
 
 /// Runs a session until the torrent completes (or 60 s pass) and returns the
 /// events seen.
+/// (The in-process seeders speak plaintext only and count their connections: no MSE/PE.)
 async fn download(meta: MetaInfo, store: Arc<MemoryStore>, peers: Vec<SocketAddr>) -> Vec<Event> {
-    let (session, mut events) = Session::spawn_with(loopback_config());
+    let (session, mut events) = Session::spawn_with(plaintext_config());
     session.add_torrent(Torrent::new(meta, store).with_peers(peers));
     let mut seen = Vec::new();
     let outcome = tokio::time::timeout(Duration::from_secs(60), async {

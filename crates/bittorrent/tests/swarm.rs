@@ -16,7 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::common::{loopback_config, meta_for, payload, spawn_peer};
+use crate::common::{loopback_config, meta_for, payload, plaintext_config, spawn_peer};
 
 /// The metainfo of a single-file torrent of `data` with a real info
 /// dictionary, so that fetched metadata can be verified against its hash.
@@ -123,7 +123,7 @@ async fn the_thirty_first_outbound_connection_is_not_opened() {
         // Peers that never unchoke: connections stay open, nothing completes.
         peers.push(spawn_peer(&meta, Arc::clone(&data), false, false).await);
     }
-    let (session, _) = Session::spawn_with(loopback_config());
+    let (session, _) = Session::spawn_with(plaintext_config());
     let torrent = Torrent::new(meta.clone(), MemoryStore::new(&meta))
         .with_peers(peers.iter().map(|p| p.addr));
     let handle = session.add_torrent_and_wait(torrent).await.unwrap();
@@ -366,7 +366,7 @@ async fn a_leecher_learns_other_peers_through_pex() {
     let b = spawn_peer(&meta, Arc::clone(&data), false, false).await;
 
     // C dials A and B.
-    let (c, _) = Session::spawn_with(loopback_config());
+    let (c, _) = Session::spawn_with(plaintext_config());
     let c_torrent =
         Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([a.addr, b.addr]);
     let c_handle = c.add_torrent_and_wait(c_torrent).await.unwrap();
@@ -374,7 +374,7 @@ async fn a_leecher_learns_other_peers_through_pex() {
     assert_eq!(c_stats.peers, 2, "C should be connected to A and B");
 
     // L knows only C, and must learn A and B from C's PEX message.
-    let (l, mut events) = Session::spawn_with(loopback_config());
+    let (l, mut events) = Session::spawn_with(plaintext_config());
     let l_torrent =
         Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_peers([c.listen_addr().unwrap()]);
     l.add_torrent_and_wait(l_torrent).await.unwrap();

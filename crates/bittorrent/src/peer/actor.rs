@@ -5,7 +5,7 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -48,7 +48,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const HAVE_DELAY: Duration = Duration::from_millis(50);
 
 type Conn = Framed<PeerStream, MessageCodec>;
-type BlockRead = Result<Vec<(BlockInfo, Bytes)>, StoreError>;
+/// A run of blocks read for the peer: the blocks, and their data end to end.
+type BlockRead = Result<(Vec<BlockInfo>, Bytes), StoreError>;
 
 /// Runs one connection to its end, then reports why it ended.
 pub(crate) async fn run(
@@ -155,8 +156,12 @@ impl PeerActor {
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let connector = self.params.connector.clone();
-                let (stream, _route) = connector.open(self.addr, info_hash).await?;
-                handshake::initiate(stream, ours).await?
+                let (stream, route) = connector.open(self.addr, info_hash).await?;
+                let initiated = handshake::initiate(stream, ours).await;
+                if initiated.is_err() {
+                    connector.handshake_failed(self.addr, route);
+                }
+                initiated?
             }
             Origin::Inbound {
                 mut conn,
@@ -167,10 +172,12 @@ impl PeerActor {
             }
         };
         handshake::check(&theirs, info_hash, our_id)?;
+        let stream = framed.get_ref();
+        let rc4 = if stream.is_encrypted() { ", RC4" } else { "" };
         log::debug!(
-            "{} handshake ok over {}, peer id {:?}",
+            "{} handshake ok over {}{rc4}, peer id {:?}",
             self.tag,
-            framed.get_ref().kind(),
+            stream.kind(),
             theirs.peer_id
         );
         self.peer_extensions = theirs.supports_extensions();
@@ -228,10 +235,11 @@ impl PeerActor {
                 },
                 read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
                     reads.pop_front();
-                    let blocks = read.map_err(PeerError::ReadTask)??;
-                    let blocks = self.still_servable(blocks, &mut conn).await?;
-                    if self.send_blocks(blocks, &mut conn).await? {
-                        last_send = Instant::now();
+                    let run = read.map_err(PeerError::ReadTask)??;
+                    for run in self.still_servable(run, &mut conn).await? {
+                        if self.send_blocks(run, &mut conn).await? {
+                            last_send = Instant::now();
+                        }
                     }
                 }
                 _ = tick.tick() => self.on_tick(&mut conn, last_recv, &mut last_send).await?,
@@ -324,15 +332,7 @@ impl PeerActor {
         let store = std::sync::Arc::clone(&self.params.store);
         Some(tokio::task::spawn_blocking(move || {
             let data = crate::store::read_exact(&*store, first.piece, first.begin, total)?;
-            let mut offset = 0usize;
-            let mut blocks = Vec::with_capacity(run.len());
-            for block in run {
-                // In bounds: the lengths add up to `total`, checked above.
-                let end = offset + block.length as usize;
-                blocks.push((block, data.slice(offset..end)));
-                offset = end;
-            }
-            Ok(blocks)
+            Ok((run, data))
         }))
     }
 
@@ -340,7 +340,7 @@ impl PeerActor {
     /// whether anything was sent.
     async fn send_blocks(
         &mut self,
-        blocks: Vec<(BlockInfo, Bytes)>,
+        (blocks, data): (Vec<BlockInfo>, Bytes),
         conn: &mut Conn,
     ) -> Result<bool, PeerError> {
         if blocks.is_empty() {
@@ -348,21 +348,12 @@ impl PeerActor {
         }
         // Whatever is queued goes first; then the blocks go straight from the
         // store's buffer to the socket in one vectored write, with no copy into
-        // the codec's buffer.
+        // the codec's buffer (encrypted in place, if the stream is).
         conn.flush().await?;
-        let headers: Vec<[u8; 13]> = blocks
-            .iter()
-            .map(|(block, data)| piece_header(block.piece, block.begin, data.len()))
-            .collect();
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * blocks.len());
-        for (header, (_, data)) in headers.iter().zip(&blocks) {
-            slices.push(IoSlice::new(header));
-            slices.push(IoSlice::new(data));
-        }
-        write_all_vectored(conn.get_mut(), &mut slices)
+        let bytes = data.len() as u64;
+        write_blocks(conn.get_mut(), &blocks, data)
             .await
             .map_err(|e| PeerError::Wire(e.into()))?;
-        let bytes = blocks.iter().map(|(_, data)| data.len() as u64).sum();
         self.emit(PeerEvent::Uploaded {
             addr: self.addr,
             bytes,
@@ -521,6 +512,50 @@ fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
     header[5..9].copy_from_slice(&piece.to_be_bytes());
     header[9..].copy_from_slice(&begin.to_be_bytes());
     header
+}
+
+/// Writes `blocks` (their data end to end in `data`) as `piece` messages in
+/// one vectored write: straight from the store's buffer in plaintext; when
+/// encrypted, the keystream is applied in place on that buffer (owned by
+/// the store read, so no copy) and on the headers.
+async fn write_blocks(
+    io: &mut PeerStream,
+    blocks: &[BlockInfo],
+    data: Bytes,
+) -> std::io::Result<()> {
+    let mut headers: Vec<[u8; 13]> = blocks
+        .iter()
+        .map(|b| piece_header(b.piece, b.begin, b.length as usize))
+        .collect();
+    let lengths = blocks.iter().map(|b| b.length as usize);
+    if !io.is_encrypted() {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * blocks.len());
+        let mut rest: &[u8] = &data;
+        for (header, len) in headers.iter().zip(lengths) {
+            let (block, tail) = rest
+                .split_at_checked(len)
+                .ok_or(std::io::ErrorKind::InvalidData)?;
+            slices.push(IoSlice::new(header));
+            slices.push(IoSlice::new(block));
+            rest = tail;
+        }
+        return write_all_vectored(io, &mut slices).await;
+    }
+    // Unique unless a store shares its buffers (then one copy is the price).
+    let mut data = data
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    let mut parts: Vec<&mut [u8]> = Vec::with_capacity(2 * blocks.len());
+    let mut rest: &mut [u8] = &mut data;
+    for (header, len) in headers.iter_mut().zip(lengths) {
+        let (block, tail) = rest
+            .split_at_mut_checked(len)
+            .ok_or(std::io::ErrorKind::InvalidData)?;
+        parts.push(header);
+        parts.push(block);
+        rest = tail;
+    }
+    io.write_all_sealed(&mut parts).await
 }
 
 /// Writes every slice, however the socket splits the writes.

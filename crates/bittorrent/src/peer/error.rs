@@ -10,6 +10,9 @@ pub enum PeerError {
     /// TCP connect failed.
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
+    /// The MSE/PE encryption handshake failed.
+    #[error(transparent)]
+    Encryption(#[from] crate::mse::MseError),
     /// Connect plus handshake took too long.
     #[error("handshake timed out")]
     HandshakeTimeout,

@@ -1,7 +1,7 @@
 //! The byte stream under a peer connection. The handshake, the codecs and
 //! the peer actor run on a [`PeerStream`] and do not care what carries it:
 //! TCP today, uTP (BEP 29) beside it, with or without MSE/PE encryption
-//! layered on top.
+//! layered on top (the stream then keeps an MSE [`Crypt`] layer).
 
 use std::fmt;
 use std::io::{self, IoSlice};
@@ -10,6 +10,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::mse::stream::Crypt;
 
 /// What carries a peer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,6 +41,9 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
 pub(crate) struct PeerStream {
     inner: Box<dyn Transport>,
     kind: TransportKind,
+    /// After an MSE/PE handshake (or bytes read to tell one from a plain
+    /// handshake): the payload already received and any RC4 keystreams.
+    crypt: Option<Box<Crypt>>,
 }
 
 impl PeerStream {
@@ -47,7 +52,45 @@ impl PeerStream {
         Self {
             inner: Box::new(inner),
             kind,
+            crypt: None,
         }
+    }
+
+    /// The stream with `crypt` layered on: what an MSE/PE handshake left.
+    pub(crate) fn with_crypt(mut self, crypt: Crypt) -> Self {
+        self.crypt = Some(Box::new(crypt));
+        self
+    }
+
+    /// Whether RC4 runs on the stream.
+    pub(crate) fn is_encrypted(&self) -> bool {
+        self.crypt.as_ref().is_some_and(|c| c.is_encrypted())
+    }
+
+    /// Writes `parts` in order, encrypting them in place first if the stream
+    /// is encrypted: the caller's buffers are what goes out, with no copy.
+    ///
+    /// # Errors
+    /// The socket's error.
+    pub(crate) async fn write_all_sealed(&mut self, parts: &mut [&mut [u8]]) -> io::Result<()> {
+        if let Some(crypt) = &mut self.crypt {
+            let inner = &mut self.inner;
+            std::future::poll_fn(|cx| crypt.poll_drain(inner, cx)).await?;
+            for part in parts.iter_mut() {
+                crypt.seal(part);
+            }
+        }
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            let inner = &mut self.inner;
+            let n = std::future::poll_fn(|cx| Crypt::poll_write_raw(inner, cx, slices)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            IoSlice::advance_slices(&mut slices, n);
+        }
+        Ok(())
     }
 
     /// A TCP connection, with Nagle off (requests are small and
@@ -80,7 +123,11 @@ impl AsyncRead for PeerStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        match &mut this.crypt {
+            Some(crypt) => crypt.poll_read(&mut this.inner, cx, buf),
+            None => Pin::new(&mut *this.inner).poll_read(cx, buf),
+        }
     }
 }
 
@@ -90,7 +137,11 @@ impl AsyncWrite for PeerStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.inner).poll_write(cx, buf)
+        let this = &mut *self;
+        match &mut this.crypt {
+            Some(crypt) => crypt.poll_write(&mut this.inner, cx, &[IoSlice::new(buf)]),
+            None => Pin::new(&mut *this.inner).poll_write(cx, buf),
+        }
     }
 
     fn poll_write_vectored(
@@ -98,19 +149,31 @@ impl AsyncWrite for PeerStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        match &mut this.crypt {
+            Some(crypt) => crypt.poll_write(&mut this.inner, cx, bufs),
+            None => Pin::new(&mut *this.inner).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.is_encrypted() || self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_flush(cx)
+        let this = &mut *self;
+        if let Some(crypt) = &mut this.crypt {
+            std::task::ready!(crypt.poll_drain(&mut this.inner, cx))?;
+        }
+        Pin::new(&mut *this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        if let Some(crypt) = &mut this.crypt {
+            std::task::ready!(crypt.poll_drain(&mut this.inner, cx))?;
+        }
+        Pin::new(&mut *this.inner).poll_shutdown(cx)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,8 @@ struct SessionActor {
     /// Opens outbound peer connections for every torrent.
     connector: Connector,
     torrents: HashMap<InfoHash, Entry>,
+    /// The keys of `torrents`, shared with the listener.
+    torrent_list: watch::Sender<Arc<[InfoHash]>>,
     tasks: JoinSet<InfoHash>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
@@ -37,18 +39,19 @@ pub(crate) async fn run(
     config: SessionConfig,
     mut rx: mpsc::Receiver<SessionCommand>,
     events: broadcast::Sender<Event>,
-    listener: Option<JoinHandle<()>>,
+    (listener, torrent_list): (Option<JoinHandle<()>>, watch::Sender<Arc<[InfoHash]>>),
     cancel: CancellationToken,
     finished: CancellationToken,
 ) {
     let mut children = JoinSet::new();
     let dht = start_dht(config.dht.clone(), &events, &cancel, &mut children).await;
-    let connector = Connector::new(config.connect_timeout);
+    let connector = Connector::with_policy(config.connect_timeout, config.encryption);
     let mut actor = SessionActor {
         dht,
         connector,
         config: Arc::new(config),
         torrents: HashMap::new(),
+        torrent_list,
         tasks: JoinSet::new(),
         events,
         cancel: cancel.clone(),
@@ -121,11 +124,18 @@ impl SessionActor {
                     Ok(info_hash) => {
                         log::debug!("[{}] torrent task ended", info_hash.short());
                         self.torrents.remove(&info_hash);
+                        self.publish_torrents();
                     }
                     Err(e) => log::error!("a torrent task failed: {e}"),
                 },
             }
         }
+    }
+
+    /// Shares the current info-hashes with the listener.
+    fn publish_torrents(&self) {
+        let list: Arc<[InfoHash]> = self.torrents.keys().copied().collect();
+        self.torrent_list.send_replace(list);
     }
 
     /// Drops every torrent's handle and waits for their tasks to end.
@@ -173,6 +183,7 @@ impl SessionActor {
                     Some(entry) => {
                         log::info!("[{}] removing torrent", info_hash.short());
                         entry.cancel.cancel();
+                        self.publish_torrents();
                         self.emit(Event::TorrentRemoved { info_hash });
                         true
                     }
@@ -234,6 +245,7 @@ impl SessionActor {
                 cancel,
             },
         );
+        self.publish_torrents();
         log::info!("[{}] added torrent {name:?}", info_hash.short());
         self.emit(Event::TorrentAdded { info_hash, name });
         Ok(handle)

@@ -1,6 +1,9 @@
 //! The session's listener: accepts inbound connections, reads the peer's
 //! handshake (with a timeout, a bounded number at a time) and hands the
-//! connection to the session actor, which routes it by info-hash. Each
+//! connection to the session actor, which routes it by info-hash. Plain and
+//! MSE/PE-encrypted handshakes share the port: the first bytes tell them
+//! apart ([`mse::is_plaintext`]), and the encryption policy may refuse
+//! either. Each
 //! source address gets a burst of connections, then a steady rate; one that
 //! keeps coming beyond it is refused for a while ([`Admission`]).
 
@@ -9,16 +12,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::peer::transport::PeerStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::EncryptionPolicy;
+use crate::mse::{self, stream::Crypt, Methods};
 use crate::peer::budget::Budget;
 use crate::peer::handshake::{self, HandshakeConn};
+use crate::peer::transport::PeerStream;
 use crate::session::command::SessionCommand;
+use crate::types::InfoHash;
 use crate::wire::Handshake;
 
 /// Time an inbound peer has to send its handshake.
@@ -62,12 +69,20 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(std_listener)
 }
 
+/// Where inbound connections go, and what the listener needs to know to
+/// take them.
+#[derive(Debug, Clone)]
+pub(crate) struct Inbound {
+    /// The session (weak: the listener alone does not keep it alive).
+    pub session: mpsc::WeakSender<SessionCommand>,
+    /// The session's torrents, for the torrent of an encrypted handshake.
+    pub torrents: watch::Receiver<Arc<[InfoHash]>>,
+    /// Which handshakes to take.
+    pub encryption: EncryptionPolicy,
+}
+
 /// Accepts connections until `cancel` fires.
-pub(crate) async fn run(
-    listener: TcpListener,
-    session: mpsc::WeakSender<SessionCommand>,
-    cancel: CancellationToken,
-) {
+pub(crate) async fn run(listener: TcpListener, inbound: Inbound, cancel: CancellationToken) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     let mut admission = Admission::default();
     let mut handshakes = JoinSet::new();
@@ -93,15 +108,14 @@ pub(crate) async fn run(
                         log::debug!("too many pending handshakes; dropping {addr}");
                         continue;
                     };
-                    let session = session.clone();
+                    let inbound = inbound.clone();
                     handshakes.spawn(async move {
                         let _permit = permit;
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
+                        let handshake = read_handshake(stream, &inbound);
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                             Ok(Some((conn, handshake))) => {
                                 let cmd = SessionCommand::Inbound { addr, conn, handshake };
-                                // A weak sender: the listener alone does not
-                                // keep the session alive.
-                                if let Some(session) = session.upgrade() {
+                                if let Some(session) = inbound.session.upgrade() {
                                     let _ = session.send(cmd).await;
                                 }
                             }
@@ -122,9 +136,55 @@ pub(crate) async fn run(
     handshakes.shutdown().await;
 }
 
-async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
-    let stream = PeerStream::tcp(stream).ok()?;
-    handshake::receive(stream).await.ok()
+/// Reads the peer's handshake, plain or (first) MSE/PE as the policy
+/// allows. `None`: refused or failed (logged).
+async fn read_handshake(
+    stream: TcpStream,
+    inbound: &Inbound,
+) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
+    let addr = stream.peer_addr().ok()?;
+    let mut stream = PeerStream::tcp(stream).ok()?;
+    let (first, plaintext) = read_first_bytes(&mut stream).await?;
+    let mut skey = None;
+    let stream = match (plaintext, inbound.encryption) {
+        (true, EncryptionPolicy::Require) | (false, EncryptionPolicy::Disable) => {
+            log::debug!("{addr}: refused by the encryption policy (plaintext: {plaintext})");
+            return None;
+        }
+        (true, _) => stream.with_crypt(Crypt::plaintext(first)),
+        (false, policy) => {
+            let allowed = match policy {
+                EncryptionPolicy::Require => Methods::RC4,
+                _ => Methods::BOTH,
+            };
+            let torrents = Arc::clone(&inbound.torrents.borrow());
+            let done = mse::receive(&mut stream, first, allowed, torrents).await;
+            let done = done.map_err(|e| log::debug!("{addr}: {e}")).ok()?;
+            skey = Some(done.info_hash);
+            stream.with_crypt(Crypt::new(done))
+        }
+    };
+    let (conn, theirs) = handshake::receive(stream).await.ok()?;
+    if skey.is_some_and(|skey| skey != theirs.info_hash) {
+        log::debug!("{addr}: encrypted for one torrent, handshake for another");
+        return None;
+    }
+    Some((conn, theirs))
+}
+
+/// Reads until the first bytes tell a plain handshake (`true`) from an
+/// encrypted one: at most the 20 bytes of the protocol string.
+async fn read_first_bytes(stream: &mut PeerStream) -> Option<(BytesMut, bool)> {
+    let mut first = BytesMut::with_capacity(Handshake::PROTOCOL.len());
+    loop {
+        if let Some(plaintext) = mse::is_plaintext(&first) {
+            return Some((first, plaintext));
+        }
+        let room = Handshake::PROTOCOL.len() - first.len();
+        if stream.read_buf(&mut (&mut first).limit(room)).await.ok()? == 0 {
+            return None;
+        }
+    }
 }
 
 /// Which source addresses may connect now. Pure.
@@ -243,6 +303,82 @@ mod tests {
         }
         assert!(a.pause_until(t2).is_some(), "a flood of them does");
         assert!(a.admit(ip(1), t1 + SOURCE_BAN + Duration::from_secs(1)));
+    }
+
+    /// Our listener side under `policy` facing a dialler that encrypts
+    /// (`encrypted`) or not: the handshake it reads, if it takes it.
+    async fn inbound_under(policy: EncryptionPolicy, encrypted: bool) -> Option<Handshake> {
+        use crate::peer::connect::Connector;
+        use crate::types::PeerId;
+        let ih = InfoHash([4; 20]);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_keep, torrents) = watch::channel(Arc::from(vec![InfoHash([3; 20]), ih]));
+        let (session, _rx) = mpsc::channel(1);
+        let inbound = Inbound {
+            session: session.downgrade(),
+            torrents,
+            encryption: policy,
+        };
+        let dialler = tokio::spawn(async move {
+            let ours = if encrypted {
+                EncryptionPolicy::Require
+            } else {
+                EncryptionPolicy::Disable
+            };
+            let connector = Connector::with_policy(Duration::from_secs(5), ours);
+            let (stream, _) = connector.open(addr, ih).await?;
+            handshake::initiate(stream, Handshake::new(ih, PeerId([1; 20]))).await
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let got = read_handshake(stream, &inbound).await;
+        dialler.abort();
+        got.map(|(_, handshake)| handshake)
+    }
+
+    #[tokio::test]
+    async fn plain_and_encrypted_handshakes_share_the_port_as_the_policy_allows() {
+        use EncryptionPolicy::*;
+        for (policy, encrypted, taken) in [
+            (Prefer, false, true),
+            (Prefer, true, true),
+            (Require, false, false),
+            (Require, true, true),
+            (Disable, false, true),
+            (Disable, true, false),
+        ] {
+            let got = inbound_under(policy, encrypted).await;
+            assert_eq!(got.is_some(), taken, "{policy:?}, encrypted: {encrypted}");
+            if let Some(handshake) = got {
+                assert_eq!(handshake.info_hash, InfoHash([4; 20]));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_is_dropped_after_a_bounded_read() {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_keep, torrents) = watch::channel(Arc::from(vec![InfoHash([3; 20])]));
+        let (session, _rx) = mpsc::channel(1);
+        let inbound = Inbound {
+            session: session.downgrade(),
+            torrents,
+            encryption: EncryptionPolicy::Prefer,
+        };
+        let garbage: Vec<u8> = (0..4000u32).map(|i| (i * 7 + 1) as u8).collect();
+        let writer = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            // Ignore the error once the listener gives up and closes.
+            let _ = s.write_all(&garbage).await;
+            s
+        });
+        let (stream, _) = listener.accept().await.unwrap();
+        let started = Instant::now();
+        assert!(read_handshake(stream, &inbound).await.is_none());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(writer.await.unwrap());
     }
 
     #[test]

@@ -9,13 +9,14 @@ mod command;
 mod error;
 mod listener;
 
-pub use crate::config::SessionConfig;
+pub use crate::config::{EncryptionPolicy, SessionConfig};
 pub use crate::event::{Event, EventReceiver};
 pub use error::SessionError;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::DhtStats;
@@ -84,15 +85,24 @@ impl Session {
             events: events_tx.downgrade(),
             listen_addr,
         };
+        // The info-hashes of the session's torrents, kept by the actor: the
+        // listener finds an encrypted handshake's torrent among them.
+        let (torrents_tx, torrents_rx) = watch::channel(Arc::from(Vec::new()));
         let listener = listener.map(|l| {
-            tokio::spawn(listener::run(
-                l,
-                handle.tx.downgrade(),
-                cancel.child_token(),
-            ))
+            let inbound = listener::Inbound {
+                session: handle.tx.downgrade(),
+                torrents: torrents_rx,
+                encryption: config.encryption,
+            };
+            tokio::spawn(listener::run(l, inbound, cancel.child_token()))
         });
         tokio::spawn(actor::run(
-            config, rx, events_tx, listener, cancel, finished,
+            config,
+            rx,
+            events_tx,
+            (listener, torrents_tx),
+            cancel,
+            finished,
         ));
         (handle, EventReceiver::new(events_rx))
     }

@@ -24,6 +24,16 @@ pub fn loopback_config() -> SessionConfig {
     }
 }
 
+/// [`loopback_config`] with MSE/PE off: for sessions that dial the plaintext-only test peers
+/// of [`spawn_peer`] and count their connections (under the default policy, each dial would
+/// be an encrypted attempt, then a plaintext one).
+pub fn plaintext_config() -> SessionConfig {
+    SessionConfig {
+        encryption: bittorrent::prelude::EncryptionPolicy::Disable,
+        ..loopback_config()
+    }
+}
+
 /// Deterministic pseudo-random payload.
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed

@@ -137,32 +137,52 @@ impl PeerActor {
         Ok(())
     }
 
-    /// Blocks read for the peer that may still go out: all while it is
-    /// unchoked; once choked, with the extension the allowed-fast ones (the
-    /// others are rejected), without it none.
+    /// The runs of blocks read for the peer that may still go out: the
+    /// whole run while it is unchoked; once choked, with the extension the
+    /// allowed-fast blocks (the others are rejected), in contiguous runs
+    /// sliced from the read's buffer; without it none.
     pub(super) async fn still_servable(
         &mut self,
-        blocks: Vec<(BlockInfo, Bytes)>,
+        (blocks, data): (Vec<BlockInfo>, Bytes),
         conn: &mut Conn,
-    ) -> Result<Vec<(BlockInfo, Bytes)>, PeerError> {
+    ) -> Result<Vec<(Vec<BlockInfo>, Bytes)>, PeerError> {
         if !self.am_choking {
-            return Ok(blocks);
+            return Ok(vec![(blocks, data)]);
         }
         if !self.fast.enabled() {
             return Ok(Vec::new());
         }
-        let mut kept = Vec::with_capacity(blocks.len());
         let pieces = self.guard.peer_pieces();
-        for (block, data) in blocks {
+        let mut runs = Vec::new();
+        let mut run: Vec<BlockInfo> = Vec::new();
+        let (mut start, mut offset) = (0usize, 0usize);
+        for &block in &blocks {
+            let end = offset + block.length as usize;
             // Charged when queued (a read started before the choke is not:
             // at most `READS_IN_FLIGHT` runs).
-            if self.fast.may_serve_choked(block.piece, pieces) {
-                kept.push((block, data));
+            if end <= data.len() && self.fast.may_serve_choked(block.piece, pieces) {
+                if run.is_empty() {
+                    start = offset;
+                }
+                run.push(block);
             } else {
+                if !run.is_empty() {
+                    runs.push((std::mem::take(&mut run), data.slice(start..offset)));
+                }
                 self.reject(block, conn).await?;
             }
+            offset = end;
         }
-        Ok(kept)
+        if !run.is_empty() {
+            if start == 0 && run.len() == blocks.len() {
+                // All of it: keep the buffer whole (and unshared, so an
+                // encrypted stream seals it in place).
+                runs.push((run, data));
+            } else {
+                runs.push((run, data.slice(start..offset)));
+            }
+        }
+        Ok(runs)
     }
 
     /// A Fast-extension message the guard let through (have-all and
