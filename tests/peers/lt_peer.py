@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A libtorrent peer (python bindings) for loopback interop tests and benchmarks.
 
-It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off, and the session is
-created without default plugins, so there is no PEX (only ut_metadata and smart_ban are added).
+It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off (--utp-only: uTP on and
+TCP off, both directions), and the session is created without default plugins, so there is no PEX
+(only ut_metadata and smart_ban are added).
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
@@ -10,7 +11,7 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     (both take --stop-with-pid PID: exit when that process is gone, and --progress-interval S;
     --upload-limit B caps the upload rate at B bytes/s, for loopback peers too; --report-interval S
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
-    --send-buffer B sets the per-peer send buffer)
+    --send-buffer B sets the per-peer send buffer; --utp-only speaks uTP only, no TCP)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -108,6 +109,8 @@ def main():
                     help="per-peer send buffer in bytes (0: libtorrent's default, which starts at "
                     "500 KiB and grows with the peer's measured rate, so a new connection on "
                     "loopback runs at a third of full speed for up to a second)")
+    ap.add_argument("--utp-only", action="store_true",
+                    help="peer connections over uTP only (BEP 29), in and out; TCP is off")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -149,6 +152,11 @@ def main():
         | lt.alert_category.tracker | lt.alert_category.storage,
         "user_agent": "lt_peer.py/libtorrent " + lt.__version__,
     }
+    if args.utp_only:
+        settings["enable_outgoing_utp"] = True
+        settings["enable_incoming_utp"] = True
+        settings["enable_outgoing_tcp"] = False
+        settings["enable_incoming_tcp"] = False
     if args.report_interval:
         # Transfer counters are updated once per tick (default 500 ms): tick faster, so that
         # UPLOADED_NOW lags less.

@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use bittorrent::prelude::PickMode;
+use bittorrent::session::UtpMode;
 use clap::Parser;
 
 const DATA: &str = "Data";
@@ -88,6 +89,13 @@ pub struct Args {
     #[arg(long, value_name = "PORT", help_heading = NETWORK)]
     pub dht_port: Option<u16>,
 
+    /// uTP (BEP 29), peer connections over UDP on the -p port (shared with
+    /// the DHT). fallback: dial TCP first, uTP at once if TCP fails; prefer:
+    /// dial uTP first, then TCP; only: dial uTP alone; disable: no uTP at
+    /// all. Unless disabled, peers may connect over TCP or uTP.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = UtpArg::Fallback, help_heading = NETWORK)]
+    pub utp: UtpArg,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3, help_heading = NETWORK)]
     pub upload_slots: usize,
@@ -124,6 +132,26 @@ pub enum ModeArg {
     RarestFirst,
     Sequential,
     Streaming,
+}
+
+/// `--utp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UtpArg {
+    Fallback,
+    Prefer,
+    Only,
+    Disable,
+}
+
+impl From<UtpArg> for UtpMode {
+    fn from(mode: UtpArg) -> Self {
+        match mode {
+            UtpArg::Fallback => UtpMode::Fallback,
+            UtpArg::Prefer => UtpMode::Prefer,
+            UtpArg::Only => UtpMode::Only,
+            UtpArg::Disable => UtpMode::Disable,
+        }
+    }
 }
 
 impl From<ModeArg> for PickMode {

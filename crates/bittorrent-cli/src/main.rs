@@ -153,6 +153,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         port: args.port,
         use_trackers: !args.no_tracker,
         upload_slots: args.upload_slots,
+        utp: args.utp.into(),
         ..SessionConfig::default()
     };
     Ok((config, view))

@@ -34,6 +34,28 @@ pub struct SessionConfig {
     /// Whether torrents announce to the trackers listed in their metainfo.
     /// Tests and `--peer`-only use turn this off.
     pub use_trackers: bool,
+    /// uTP (BEP 29): whether it runs, and which transport outbound
+    /// connections try first. While it runs, the session listens for uTP on
+    /// the UDP port of the listen address, and the DHT shares that socket
+    /// when its [`bind`](DhtConfig::bind) port is that port or 0.
+    pub utp: UtpMode,
+}
+
+/// How the session uses uTP (BEP 29) beside TCP. Inbound, both are
+/// accepted whenever uTP runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UtpMode {
+    /// No uTP: TCP only, no UDP peer socket.
+    Disable,
+    /// Dial TCP first, uTP at once if TCP fails (the default: on loopback
+    /// TCP is faster, and a refused TCP connect fails at once while an
+    /// unanswered uTP one only times out).
+    #[default]
+    Fallback,
+    /// Dial uTP first, TCP if uTP fails.
+    Prefer,
+    /// Dial uTP only (for peers and tests that speak nothing else).
+    Only,
 }
 
 impl Default for SessionConfig {
@@ -48,6 +70,7 @@ impl Default for SessionConfig {
             dht: None,
             connect_timeout: Duration::from_secs(10),
             use_trackers: true,
+            utp: UtpMode::default(),
         }
     }
 }

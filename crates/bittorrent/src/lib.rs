@@ -55,6 +55,7 @@ pub mod torrent;
 #[doc(hidden)]
 pub mod tracker;
 pub mod types;
+pub mod utp;
 pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.

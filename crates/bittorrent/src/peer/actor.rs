@@ -144,8 +144,8 @@ impl PeerActor {
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let connector = self.params.connector.clone();
-                let (stream, _route) = connector.open(self.addr, info_hash).await?;
-                handshake::initiate(stream, ours).await?
+                let initiate = |stream| handshake::initiate(stream, ours.clone());
+                connector.open_with(self.addr, info_hash, initiate).await?.0
             }
             Origin::Inbound {
                 mut conn,

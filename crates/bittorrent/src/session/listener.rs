@@ -1,7 +1,7 @@
-//! The session's listener: accepts inbound connections, reads the peer's
-//! handshake (with a timeout, a bounded number at a time) and hands the
-//! connection to the session actor, which routes it by info-hash. Each
-//! source address gets a burst of connections, then a steady rate; one that
+//! The session's listener: accepts inbound connections (TCP, and uTP from
+//! the session's uTP socket), reads the peer's handshake (with a timeout, a
+//! bounded number at a time) and hands the connection to the session actor,
+//! which routes it by info-hash. Each source address gets a burst of connections, then a steady rate; one that
 //! keeps coming beyond it is refused for a while ([`Admission`]).
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::peer::transport::PeerStream;
 use tokio::sync::{mpsc, Semaphore};
@@ -62,9 +62,13 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(std_listener)
 }
 
-/// Accepts connections until `cancel` fires.
+/// uTP connections accepted by the session's uTP socket.
+pub(crate) type UtpIncoming = mpsc::Receiver<(PeerStream, SocketAddr)>;
+
+/// Accepts connections (TCP, and uTP from `utp`) until `cancel` fires.
 pub(crate) async fn run(
     listener: TcpListener,
+    mut utp: Option<UtpIncoming>,
     session: mpsc::WeakSender<SessionCommand>,
     cancel: CancellationToken,
 ) {
@@ -72,58 +76,76 @@ pub(crate) async fn run(
     let mut admission = Admission::default();
     let mut handshakes = JoinSet::new();
     loop {
-        tokio::select! {
+        let (stream, addr) = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let now = Instant::now();
-                    if !admission.admit(addr.ip(), now) {
-                        log::trace!("{addr}: too many connections from this address; refused");
-                        if let Some(until) = admission.pause_until(now) {
-                            log::debug!("flooded with connections: not accepting for a while");
-                            let until = tokio::time::Instant::from_std(until);
-                            tokio::select! {
-                                _ = cancel.cancelled() => break,
-                                _ = tokio::time::sleep_until(until) => {}
-                            }
-                        }
+                Ok((stream, addr)) => match PeerStream::tcp(stream) {
+                    Ok(stream) => (stream, addr),
+                    Err(e) => {
+                        log::debug!("{addr}: {e}");
                         continue;
                     }
-                    let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-                        log::debug!("too many pending handshakes; dropping {addr}");
-                        continue;
-                    };
-                    let session = session.clone();
-                    handshakes.spawn(async move {
-                        let _permit = permit;
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
-                            Ok(Some((conn, handshake))) => {
-                                let cmd = SessionCommand::Inbound { addr, conn, handshake };
-                                // A weak sender: the listener alone does not
-                                // keep the session alive.
-                                if let Some(session) = session.upgrade() {
-                                    let _ = session.send(cmd).await;
-                                }
-                            }
-                            Ok(None) => log::debug!("{addr}: no valid handshake"),
-                            Err(_) => log::debug!("{addr}: handshake timed out"),
-                        }
-                    });
-                }
+                },
                 Err(e) => {
                     // Typically out of file descriptors: wait rather than spin.
                     log::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
             },
-            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+            Some(accepted) = next_utp(&mut utp) => accepted,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
+        };
+        let now = Instant::now();
+        if !admission.admit(addr.ip(), now) {
+            log::trace!("{addr}: too many connections from this address; refused");
+            if let Some(until) = admission.pause_until(now) {
+                log::debug!("flooded with connections: not accepting for a while");
+                let until = tokio::time::Instant::from_std(until);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+            continue;
         }
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            log::debug!("too many pending handshakes; dropping {addr}");
+            continue;
+        };
+        let session = session.clone();
+        handshakes.spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
+                Ok(Some((conn, handshake))) => {
+                    let cmd = SessionCommand::Inbound {
+                        addr,
+                        conn,
+                        handshake,
+                    };
+                    // A weak sender: the listener alone does not
+                    // keep the session alive.
+                    if let Some(session) = session.upgrade() {
+                        let _ = session.send(cmd).await;
+                    }
+                }
+                Ok(None) => log::debug!("{addr}: no valid handshake"),
+                Err(_) => log::debug!("{addr}: handshake timed out"),
+            }
+        });
     }
     handshakes.shutdown().await;
 }
 
-async fn read_handshake(stream: TcpStream) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
-    let stream = PeerStream::tcp(stream).ok()?;
+/// The next inbound uTP connection; never, without uTP.
+async fn next_utp(utp: &mut Option<UtpIncoming>) -> Option<(PeerStream, SocketAddr)> {
+    match utp {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_handshake(stream: PeerStream) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
     handshake::receive(stream).await.ok()
 }
 

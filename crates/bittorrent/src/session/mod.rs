@@ -9,7 +9,7 @@ mod command;
 mod error;
 mod listener;
 
-pub use crate::config::SessionConfig;
+pub use crate::config::{SessionConfig, UtpMode};
 pub use crate::event::{Event, EventReceiver};
 pub use error::SessionError;
 
@@ -22,6 +22,7 @@ use crate::dht::DhtStats;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
+use crate::utp::{Endpoint, SharedUdp};
 
 /// Counters of a session, as of the moment they were taken.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -77,6 +78,9 @@ impl Session {
         }
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
+        let utp = listen_addr
+            .filter(|_| config.utp != UtpMode::Disable)
+            .and_then(|addr| start_utp(addr, &cancel, &events_tx));
         let handle = SessionHandle {
             tx,
             cancel: cancel.clone(),
@@ -84,17 +88,42 @@ impl Session {
             events: events_tx.downgrade(),
             listen_addr,
         };
+        let incoming = utp
+            .as_ref()
+            .map(|(endpoint, _)| endpoint.incoming(cancel.child_token()));
         let listener = listener.map(|l| {
             tokio::spawn(listener::run(
                 l,
+                incoming,
                 handle.tx.downgrade(),
                 cancel.child_token(),
             ))
         });
         tokio::spawn(actor::run(
-            config, rx, events_tx, listener, cancel, finished,
+            config, rx, events_tx, listener, utp, cancel, finished,
         ));
         (handle, EventReceiver::new(events_rx))
+    }
+}
+
+/// Starts uTP on the UDP port of the TCP listener's address. A port that
+/// cannot be bound is reported, and the session runs on TCP alone.
+fn start_utp(
+    addr: SocketAddr,
+    cancel: &CancellationToken,
+    events: &broadcast::Sender<Event>,
+) -> Option<(Endpoint, SharedUdp)> {
+    match Endpoint::bind(addr, cancel.child_token()) {
+        Ok(started) => {
+            log::info!("uTP listening on {}", started.0.local_addr());
+            Some(started)
+        }
+        Err(e) => {
+            let message = format!("cannot listen for uTP on UDP {addr}: {e}");
+            log::error!("{message}");
+            let _ = events.send(Event::Error { message });
+            None
+        }
     }
 }
 
