@@ -80,7 +80,7 @@ impl Session {
         let finished = CancellationToken::new();
         let utp = listen_addr
             .filter(|_| config.utp != UtpMode::Disable)
-            .and_then(|addr| start_utp(addr, &cancel, &events_tx));
+            .and_then(|addr| start_utp(addr, &cancel));
         let handle = SessionHandle {
             tx,
             cancel: cancel.clone(),
@@ -107,21 +107,16 @@ impl Session {
 }
 
 /// Starts uTP on the UDP port of the TCP listener's address. A port that
-/// cannot be bound is reported, and the session runs on TCP alone.
-fn start_utp(
-    addr: SocketAddr,
-    cancel: &CancellationToken,
-    events: &broadcast::Sender<Event>,
-) -> Option<(Endpoint, SharedUdp)> {
+/// cannot be bound is logged, and the session runs on TCP alone (uTP is a
+/// second transport, not a reason to stop).
+fn start_utp(addr: SocketAddr, cancel: &CancellationToken) -> Option<(Endpoint, SharedUdp)> {
     match Endpoint::bind(addr, cancel.child_token()) {
         Ok(started) => {
             log::info!("uTP listening on {}", started.0.local_addr());
             Some(started)
         }
         Err(e) => {
-            let message = format!("cannot listen for uTP on UDP {addr}: {e}");
-            log::error!("{message}");
-            let _ = events.send(Event::Error { message });
+            log::error!("cannot listen for uTP on UDP {addr}: {e}; TCP only");
             None
         }
     }

@@ -3,11 +3,11 @@
 //!
 //! The protocol itself (connection states, selective ACKs, congestion
 //! control, RTT/RTO, retransmission, receive window, FIN/RESET, MTU-sized
-//! packets) is the `librqbit-utp` crate's: it reached ~250 MB/s to itself on
-//! loopback, well above our 200 MB/s target, and speaks to libtorrent. Its
+//! packets) is the `librqbit-utp` crate's: a bulk stream of it reached
+//! ~250 MB/s to itself on loopback, and it speaks to libtorrent. Its
 //! congestion control is Cubic (loss-based), not LEDBAT's delay target.
 //! What is ours: the datagram demultiplexer ([`classify`], [`Header`]),
-//! the shared socket (`udp`), and the [`Endpoint`] the connector dials
+//! the shared socket (`udp`), and the `Endpoint` the connector dials
 //! through and the listener accepts from.
 //!
 //! Memory per connection is bounded like a TCP socket's buffers (Linux
