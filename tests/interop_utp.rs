@@ -1,6 +1,6 @@
 //! uTP (BEP 29) against a real peer: libtorrent with TCP off (tests/peers/lt_peer.py
 //! --utp-only, both directions) seeds to our CLI, and downloads from our seeder; the content is
-//! compared byte for byte. Our CLI runs with its default `--utp fallback`: it dials TCP first,
+//! compared byte for byte; a magnet link naming such a peer gets its metadata over uTP too. Our CLI runs with its default `--utp fallback`: it dials TCP first,
 //! which libtorrent accepts and closes at once when TCP is off, then uTP. Our debug log must
 //! show the peer connection ran over uTP. Everything is on 127.0.0.1. Run alone with
 //! `cargo test -p bittorrent-cli --test interop_utp -- --nocapture`.
@@ -33,25 +33,55 @@ fn libtorrent_without_tcp_seeds_to_us_over_utp() {
         fx.path(),
         &["--utp-only"],
     );
-    let mut cmd = harness::cli_command();
-    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q", "-o"])
-        .arg(fx.out_dir())
-        .arg("--peer")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&fx.torrent)
-        .env("RUST_LOG", LOG);
-    let mut cli = Proc::spawn("cli-leecher", cmd, fx.path());
-    match cli.wait_exit(LEECH_TIMEOUT) {
-        Some(status) if status.success() => {}
-        Some(status) => panic!("{}", cli.failure(&format!("failed ({status})"))),
-        None => panic!("{}", cli.failure("did not finish")),
-    }
+    let cli = cli_leech(&fx, &format!("127.0.0.1:{port}"), fx.torrent.as_os_str());
     fx.check(&fx.out_dir());
     assert!(
         cli.output().contains(OVER_UTP),
         "{}",
         cli.failure("downloaded, but not over uTP")
     );
+}
+
+/// A magnet link naming a libtorrent peer with TCP off: the metadata comes over uTP too.
+#[test]
+fn magnet_from_libtorrent_without_tcp_over_utp() {
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    let fx = Fixture::new("utp-magnet.bin", PAYLOAD, None);
+    let (_seeder, port) = harness::lt_seeder_with(
+        "lt-seeder-utp",
+        &fx.torrent,
+        &fx.seed_dir,
+        fx.path(),
+        &["--utp-only"],
+    );
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}&dn=utp-magnet.bin&x.pe=127.0.0.1:{port}",
+        hex::encode(fx.hash)
+    );
+    let cli = cli_leech(&fx, &format!("127.0.0.1:{port}"), magnet.as_ref());
+    fx.check(&fx.out_dir());
+    assert!(
+        cli.output().contains(OVER_UTP),
+        "{}",
+        cli.failure("downloaded, but not over uTP")
+    );
+}
+
+/// Our CLI (default `--utp`) downloads `what` (a .torrent or a magnet) into the fixture's
+/// output dir, dialing `peer`; returns it exited with success.
+fn cli_leech(fx: &Fixture, peer: &str, what: &std::ffi::OsStr) -> Proc {
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q", "-o"])
+        .arg(fx.out_dir())
+        .args(["--peer", peer])
+        .arg(what)
+        .env("RUST_LOG", LOG);
+    let mut cli = Proc::spawn("cli-leecher", cmd, fx.path());
+    match cli.wait_exit(LEECH_TIMEOUT) {
+        Some(status) if status.success() => cli,
+        Some(status) => panic!("{}", cli.failure(&format!("failed ({status})"))),
+        None => panic!("{}", cli.failure("did not finish")),
+    }
 }
 
 #[test]
