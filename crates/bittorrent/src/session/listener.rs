@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use crate::peer::transport::PeerStream;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -113,28 +113,34 @@ pub(crate) async fn run(
             log::debug!("too many pending handshakes; dropping {addr}");
             continue;
         };
-        let session = session.clone();
-        handshakes.spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
-                Ok(Some((conn, handshake))) => {
-                    let cmd = SessionCommand::Inbound {
-                        addr,
-                        conn,
-                        handshake,
-                    };
-                    // A weak sender: the listener alone does not
-                    // keep the session alive.
-                    if let Some(session) = session.upgrade() {
-                        let _ = session.send(cmd).await;
-                    }
-                }
-                Ok(None) => log::debug!("{addr}: no valid handshake"),
-                Err(_) => log::debug!("{addr}: handshake timed out"),
-            }
-        });
+        handshakes.spawn(hand_over(stream, addr, session.clone(), permit));
     }
     handshakes.shutdown().await;
+}
+
+/// Reads the handshake of an accepted connection (holding one of the
+/// pending slots) and hands the connection to the session.
+async fn hand_over(
+    stream: PeerStream,
+    addr: SocketAddr,
+    session: mpsc::WeakSender<SessionCommand>,
+    _permit: OwnedSemaphorePermit,
+) {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(stream)).await {
+        Ok(Some((conn, handshake))) => {
+            let cmd = SessionCommand::Inbound {
+                addr,
+                conn,
+                handshake,
+            };
+            // A weak sender: the listener alone does not keep the session alive.
+            if let Some(session) = session.upgrade() {
+                let _ = session.send(cmd).await;
+            }
+        }
+        Ok(None) => log::debug!("{addr}: no valid handshake"),
+        Err(_) => log::debug!("{addr}: handshake timed out"),
+    }
 }
 
 /// The next inbound uTP connection; never, without uTP.
