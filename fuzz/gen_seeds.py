@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the handcrafted seed inputs of the wire, tracker and resume targets
+"""Writes the handcrafted seed inputs of the wire, tracker, resume and uTP targets
 into corpus/<target>/. Run from fuzz/: python3 gen_seeds.py. (The metainfo
 seeds are copies of ../torrents/*.torrent and ../tests/hostile/*.torrent.)"""
 import os
@@ -94,3 +94,17 @@ write("resume", "partial", resume([(5, 6, 7, 8, 9, 10, 11), None, (65536, -1, 99
 write("resume", "full", resume([(16384 * 16, 1, 2, 3, 4, 5, 6)], b"h" * 20, 16, b"\xff\xff"))
 write("resume", "unknown-key", resume([(1, 2, 3, 4, 5, 6, 7)], b"\x00" * 20, 1, b"\x80",
                                       extra=b"8:pa-extrali1ee"))
+
+
+def utp(kind, ext=0, tail=b"", conn=0x1234, seq=7, ack=6):
+    return struct.pack(">BBHIIIHH", kind << 4 | 1, ext, conn, 1000000, 250, 1 << 20, seq, ack) + tail
+
+
+write("utp_packet", "syn", utp(4))
+write("utp_packet", "data", utp(0, tail=b"\x00\x00\x00\x0d\x07" + b"x" * 40))
+write("utp_packet", "state-sack", utp(2, ext=1, tail=b"\x00\x04\xff\x00\x00\x01"))
+write("utp_packet", "two-extensions", utp(0, ext=1, tail=b"\x02\x04\x01\x02\x03\x04\x00\x08" + b"\x00" * 8))
+write("utp_packet", "fin", utp(1))
+write("utp_packet", "reset", utp(3))
+write("utp_packet", "krpc-ping", b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
+write("utp_packet", "truncated-extension", utp(2, ext=1, tail=b"\x00\x08\x01"))

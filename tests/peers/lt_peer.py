@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A libtorrent peer (python bindings) for loopback interop tests and benchmarks.
 
-It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off, and the session is
-created without default plugins, so there is no PEX (only ut_metadata and smart_ban are added).
+It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off (--utp-only: uTP on and
+TCP off, both directions), and the session is created without default plugins, so there is no PEX
+(only ut_metadata and smart_ban are added).
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
@@ -13,7 +14,8 @@ created without default plugins, so there is no PEX (only ut_metadata and smart_
     --report-interval S
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
     --send-buffer B sets the per-peer send buffer; --encryption forced|disabled sets MSE/PE: forced
-    is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's)
+    is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's;
+    --utp-only speaks uTP only, no TCP)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -120,6 +122,8 @@ def main():
                     help="MSE/PE policy: forced = in and out encrypted, RC4 only (pe_forced, "
                     "pe_rc4); disabled = plaintext only (pe_disabled); default: libtorrent's "
                     "(pe_enabled both ways, either method)")
+    ap.add_argument("--utp-only", action="store_true",
+                    help="peer connections over uTP only (BEP 29), in and out; TCP is off")
     args = ap.parse_args()
     start = time.monotonic()
 
@@ -161,6 +165,11 @@ def main():
         | lt.alert_category.tracker | lt.alert_category.storage,
         "user_agent": "lt_peer.py/libtorrent " + lt.__version__,
     }
+    if args.utp_only:
+        settings["enable_outgoing_utp"] = True
+        settings["enable_incoming_utp"] = True
+        settings["enable_outgoing_tcp"] = False
+        settings["enable_incoming_tcp"] = False
     if args.report_interval:
         # Transfer counters are updated once per tick (default 500 ms): tick faster, so that
         # UPLOADED_NOW lags less.

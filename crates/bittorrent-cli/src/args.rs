@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use bittorrent::prelude::{EncryptionPolicy, PickMode};
+use bittorrent::session::UtpMode;
 use clap::Parser;
 
 const DATA: &str = "Data";
@@ -94,6 +95,13 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = EncryptionArg::Prefer, help_heading = NETWORK)]
     pub encryption: EncryptionArg,
 
+    /// uTP (BEP 29), peer connections over UDP on the -p port (shared with
+    /// the DHT). fallback: dial TCP first, uTP at once if TCP fails; prefer:
+    /// dial uTP first, then TCP; only: dial uTP alone; disable: no uTP at
+    /// all. Unless disabled, peers may connect over TCP or uTP.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = UtpArg::Fallback, help_heading = NETWORK)]
+    pub utp: UtpArg,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3, help_heading = NETWORK)]
     pub upload_slots: usize,
@@ -130,6 +138,26 @@ pub enum ModeArg {
     RarestFirst,
     Sequential,
     Streaming,
+}
+
+/// `--utp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UtpArg {
+    Fallback,
+    Prefer,
+    Only,
+    Disable,
+}
+
+impl From<UtpArg> for UtpMode {
+    fn from(mode: UtpArg) -> Self {
+        match mode {
+            UtpArg::Fallback => UtpMode::Fallback,
+            UtpArg::Prefer => UtpMode::Prefer,
+            UtpArg::Only => UtpMode::Only,
+            UtpArg::Disable => UtpMode::Disable,
+        }
+    }
 }
 
 impl From<ModeArg> for PickMode {

@@ -154,6 +154,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         use_trackers: !args.no_tracker,
         upload_slots: args.upload_slots,
         encryption: args.encryption.into(),
+        utp: args.utp.into(),
         ..SessionConfig::default()
     };
     Ok((config, view))

@@ -36,6 +36,11 @@ pub struct SessionConfig {
     pub use_trackers: bool,
     /// Whether peer connections use MSE/PE encryption, both ways.
     pub encryption: EncryptionPolicy,
+    /// uTP (BEP 29): whether it runs, and which transport outbound
+    /// connections try first. While it runs, the session listens for uTP on
+    /// the UDP port of the listen address, and the DHT shares that socket
+    /// when its [`bind`](DhtConfig::bind) port is that port or 0.
+    pub utp: UtpMode,
 }
 
 /// Whether peer connections use MSE/PE (Message Stream Encryption).
@@ -51,6 +56,23 @@ pub enum EncryptionPolicy {
     Disable,
 }
 
+/// How the session uses uTP (BEP 29) beside TCP. Inbound, both are
+/// accepted whenever uTP runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UtpMode {
+    /// No uTP: TCP only, no UDP peer socket.
+    Disable,
+    /// Dial TCP first, uTP at once if TCP fails (the default: on loopback
+    /// TCP is faster, and a refused TCP connect fails at once while an
+    /// unanswered uTP one only times out).
+    #[default]
+    Fallback,
+    /// Dial uTP first, TCP if uTP fails.
+    Prefer,
+    /// Dial uTP only (for peers and tests that speak nothing else).
+    Only,
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
@@ -64,6 +86,7 @@ impl Default for SessionConfig {
             connect_timeout: Duration::from_secs(10),
             use_trackers: true,
             encryption: EncryptionPolicy::default(),
+            utp: UtpMode::default(),
         }
     }
 }

@@ -56,6 +56,7 @@ pub mod torrent;
 #[doc(hidden)]
 pub mod tracker;
 pub mod types;
+pub mod utp;
 pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.

@@ -48,6 +48,7 @@ mod lookup;
 mod node;
 mod peers;
 mod routing;
+mod socket;
 mod state;
 
 pub use error::DhtError;
@@ -66,7 +67,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::command::DhtCommand;
+use crate::dht::socket::DhtSocket;
 use crate::types::InfoHash;
+use crate::utp::SharedUdp;
 
 /// Well-known public DHT routers (`host:port`), for a program to resolve and
 /// put in [`DhtConfig::bootstrap`]. The library never contacts them by itself.
@@ -222,6 +225,27 @@ impl DhtHandle {
         cancel: CancellationToken,
     ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
         let socket = UdpSocket::bind(config.bind).await?;
+        Self::spawn_on(config, DhtSocket::Own(socket), cancel).await
+    }
+
+    /// [`spawn`](Self::spawn) on the session's UDP port, shared with uTP
+    /// (`config.bind` is not used).
+    ///
+    /// # Errors
+    /// None in practice (the socket is bound already).
+    pub(crate) async fn spawn_shared(
+        config: DhtConfig,
+        shared: SharedUdp,
+        cancel: CancellationToken,
+    ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
+        Self::spawn_on(config, DhtSocket::Shared(shared), cancel).await
+    }
+
+    async fn spawn_on(
+        config: DhtConfig,
+        socket: DhtSocket,
+        cancel: CancellationToken,
+    ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
         let local_addr = socket.local_addr()?;
         let saved = match &config.state_file {
             Some(path) => match state::load(path).await {

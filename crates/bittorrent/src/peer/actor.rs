@@ -156,12 +156,8 @@ impl PeerActor {
         let (framed, theirs) = match origin {
             Origin::Outbound => {
                 let connector = self.params.connector.clone();
-                let (stream, route) = connector.open(self.addr, info_hash).await?;
-                let initiated = handshake::initiate(stream, ours).await;
-                if initiated.is_err() {
-                    connector.handshake_failed(self.addr, route);
-                }
-                initiated?
+                let initiate = |stream| handshake::initiate(stream, ours.clone());
+                connector.open_with(self.addr, info_hash, initiate).await?.0
             }
             Origin::Inbound {
                 mut conn,

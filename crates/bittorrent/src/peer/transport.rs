@@ -19,7 +19,6 @@ pub(crate) enum TransportKind {
     /// A TCP connection.
     Tcp,
     /// A uTP connection over the session's UDP socket (BEP 29).
-    #[allow(dead_code)] // made by the uTP transport, which comes next
     Utp,
 }
 

@@ -13,6 +13,7 @@ use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
 use crate::types::InfoHash;
+use crate::utp::{Endpoint, SharedUdp};
 
 /// A torrent of the session and what stops it.
 struct Entry {
@@ -40,12 +41,19 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<SessionCommand>,
     events: broadcast::Sender<Event>,
     (listener, torrent_list): (Option<JoinHandle<()>>, watch::Sender<Arc<[InfoHash]>>),
+    utp: Option<(Endpoint, SharedUdp)>,
     cancel: CancellationToken,
     finished: CancellationToken,
 ) {
     let mut children = JoinSet::new();
-    let dht = start_dht(config.dht.clone(), &events, &cancel, &mut children).await;
-    let connector = Connector::with_policy(config.connect_timeout, config.encryption);
+    let (endpoint, shared) = utp.unzip();
+    let dht = start_dht(config.dht.clone(), shared, &events, &cancel, &mut children).await;
+    let connector = Connector::with_transports(
+        config.connect_timeout,
+        config.encryption,
+        endpoint,
+        config.utp,
+    );
     let mut actor = SessionActor {
         dht,
         connector,
@@ -74,14 +82,24 @@ pub(crate) async fn run(
 }
 
 /// Starts the DHT node if configured, with its task and its bootstrap in
-/// `children`. A DHT that cannot start is reported and left out.
+/// `children`: on the UDP port `shared` with uTP when its configured port is
+/// that one or 0, else on its own. A DHT that cannot start is reported and
+/// left out.
 async fn start_dht(
     config: Option<DhtConfig>,
+    shared: Option<SharedUdp>,
     events: &broadcast::Sender<Event>,
     cancel: &CancellationToken,
     children: &mut JoinSet<()>,
 ) -> Option<DhtHandle> {
-    let (dht, task) = match DhtHandle::spawn(config?, cancel.child_token()).await {
+    let config = config?;
+    let port = config.bind.port();
+    let shared = shared.filter(|s| port == 0 || port == s.local_addr().port());
+    let started = match shared {
+        Some(shared) => DhtHandle::spawn_shared(config, shared, cancel.child_token()).await,
+        None => DhtHandle::spawn(config, cancel.child_token()).await,
+    };
+    let (dht, task) = match started {
         Ok(started) => started,
         Err(e) => {
             let message = format!("cannot start the DHT: {e}");

@@ -1,10 +1,10 @@
-//! The session's listener: accepts inbound connections, reads the peer's
-//! handshake (with a timeout, a bounded number at a time) and hands the
-//! connection to the session actor, which routes it by info-hash. Plain and
-//! MSE/PE-encrypted handshakes share the port: the first bytes tell them
-//! apart ([`mse::is_plaintext`]), and the encryption policy may refuse
-//! either. Each
-//! source address gets a burst of connections, then a steady rate; one that
+//! The session's listener: accepts inbound connections (TCP, and uTP from
+//! the session's uTP socket), reads the peer's handshake (with a timeout, a
+//! bounded number at a time) and hands the connection to the session actor,
+//! which routes it by info-hash. Plain and MSE/PE-encrypted handshakes share
+//! the port: the first bytes tell them apart ([`mse::is_plaintext`]), and the
+//! encryption policy may refuse either. Each source address gets a burst of
+//! connections, then a steady rate; one that
 //! keeps coming beyond it is refused for a while ([`Admission`]).
 
 use std::collections::HashMap;
@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +69,9 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(std_listener)
 }
 
+/// uTP connections accepted by the session's uTP socket.
+pub(crate) type UtpIncoming = mpsc::Receiver<(PeerStream, SocketAddr)>;
+
 /// Where inbound connections go, and what the listener needs to know to
 /// take them.
 #[derive(Debug, Clone)]
@@ -81,69 +84,100 @@ pub(crate) struct Inbound {
     pub encryption: EncryptionPolicy,
 }
 
-/// Accepts connections until `cancel` fires.
-pub(crate) async fn run(listener: TcpListener, inbound: Inbound, cancel: CancellationToken) {
+/// Accepts connections (TCP, and uTP from `utp`) until `cancel` fires.
+pub(crate) async fn run(
+    listener: TcpListener,
+    mut utp: Option<UtpIncoming>,
+    inbound: Inbound,
+    cancel: CancellationToken,
+) {
     let pending = Arc::new(Semaphore::new(MAX_PENDING));
     let mut admission = Admission::default();
     let mut handshakes = JoinSet::new();
     loop {
-        tokio::select! {
+        let (stream, addr) = tokio::select! {
             _ = cancel.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let now = Instant::now();
-                    if !admission.admit(addr.ip(), now) {
-                        log::trace!("{addr}: too many connections from this address; refused");
-                        if let Some(until) = admission.pause_until(now) {
-                            log::debug!("flooded with connections: not accepting for a while");
-                            let until = tokio::time::Instant::from_std(until);
-                            tokio::select! {
-                                _ = cancel.cancelled() => break,
-                                _ = tokio::time::sleep_until(until) => {}
-                            }
-                        }
+                Ok((stream, addr)) => match PeerStream::tcp(stream) {
+                    Ok(stream) => (stream, addr),
+                    Err(e) => {
+                        log::debug!("{addr}: {e}");
                         continue;
                     }
-                    let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
-                        log::debug!("too many pending handshakes; dropping {addr}");
-                        continue;
-                    };
-                    let inbound = inbound.clone();
-                    handshakes.spawn(async move {
-                        let _permit = permit;
-                        let handshake = read_handshake(stream, &inbound);
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                            Ok(Some((conn, handshake))) => {
-                                let cmd = SessionCommand::Inbound { addr, conn, handshake };
-                                if let Some(session) = inbound.session.upgrade() {
-                                    let _ = session.send(cmd).await;
-                                }
-                            }
-                            Ok(None) => log::debug!("{addr}: no valid handshake"),
-                            Err(_) => log::debug!("{addr}: handshake timed out"),
-                        }
-                    });
-                }
+                },
                 Err(e) => {
                     // Typically out of file descriptors: wait rather than spin.
                     log::warn!("accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
             },
-            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => {}
+            Some(accepted) = next_utp(&mut utp) => accepted,
+            Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
+        };
+        let now = Instant::now();
+        if !admission.admit(addr.ip(), now) {
+            log::trace!("{addr}: too many connections from this address; refused");
+            if let Some(until) = admission.pause_until(now) {
+                log::debug!("flooded with connections: not accepting for a while");
+                let until = tokio::time::Instant::from_std(until);
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+            continue;
         }
+        let Ok(permit) = Arc::clone(&pending).try_acquire_owned() else {
+            log::debug!("too many pending handshakes; dropping {addr}");
+            continue;
+        };
+        handshakes.spawn(hand_over(stream, addr, inbound.clone(), permit));
     }
     handshakes.shutdown().await;
+}
+
+/// Reads the handshake of an accepted connection (holding one of the
+/// pending slots) and hands the connection to the session.
+async fn hand_over(
+    stream: PeerStream,
+    addr: SocketAddr,
+    inbound: Inbound,
+    _permit: OwnedSemaphorePermit,
+) {
+    let handshake = read_handshake(stream, addr, &inbound);
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Some((conn, handshake))) => {
+            let cmd = SessionCommand::Inbound {
+                addr,
+                conn,
+                handshake,
+            };
+            // A weak sender: the listener alone does not keep the session alive.
+            if let Some(session) = inbound.session.upgrade() {
+                let _ = session.send(cmd).await;
+            }
+        }
+        Ok(None) => log::debug!("{addr}: no valid handshake"),
+        Err(_) => log::debug!("{addr}: handshake timed out"),
+    }
+}
+
+/// The next inbound uTP connection; never, without uTP.
+async fn next_utp(utp: &mut Option<UtpIncoming>) -> Option<(PeerStream, SocketAddr)> {
+    match utp {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the peer's handshake, plain or (first) MSE/PE as the policy
 /// allows. `None`: refused or failed (logged).
 async fn read_handshake(
-    stream: TcpStream,
+    mut stream: PeerStream,
+    addr: SocketAddr,
     inbound: &Inbound,
 ) -> Option<(HandshakeConn<PeerStream>, Handshake)> {
-    let addr = stream.peer_addr().ok()?;
-    let mut stream = PeerStream::tcp(stream).ok()?;
     let (first, plaintext) = read_first_bytes(&mut stream).await?;
     let mut skey = None;
     let stream = match (plaintext, inbound.encryption) {
@@ -271,6 +305,7 @@ impl Admission {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
@@ -330,8 +365,9 @@ mod tests {
             let (stream, _) = connector.open(addr, ih).await?;
             handshake::initiate(stream, Handshake::new(ih, PeerId([1; 20]))).await
         });
-        let (stream, _) = listener.accept().await.unwrap();
-        let got = read_handshake(stream, &inbound).await;
+        let (stream, from) = listener.accept().await.unwrap();
+        let stream = PeerStream::tcp(stream).unwrap();
+        let got = read_handshake(stream, from, &inbound).await;
         dialler.abort();
         got.map(|(_, handshake)| handshake)
     }
@@ -374,9 +410,10 @@ mod tests {
             let _ = s.write_all(&garbage).await;
             s
         });
-        let (stream, _) = listener.accept().await.unwrap();
+        let (stream, from) = listener.accept().await.unwrap();
+        let stream = PeerStream::tcp(stream).unwrap();
         let started = Instant::now();
-        assert!(read_handshake(stream, &inbound).await.is_none());
+        assert!(read_handshake(stream, from, &inbound).await.is_none());
         assert!(started.elapsed() < Duration::from_secs(5));
         drop(writer.await.unwrap());
     }

@@ -9,7 +9,7 @@ mod command;
 mod error;
 mod listener;
 
-pub use crate::config::{EncryptionPolicy, SessionConfig};
+pub use crate::config::{EncryptionPolicy, SessionConfig, UtpMode};
 pub use crate::event::{Event, EventReceiver};
 pub use error::SessionError;
 
@@ -23,6 +23,7 @@ use crate::dht::DhtStats;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
+use crate::utp::{Endpoint, SharedUdp};
 
 /// Counters of a session, as of the moment they were taken.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -78,6 +79,9 @@ impl Session {
         }
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
+        let utp = listen_addr
+            .filter(|_| config.utp != UtpMode::Disable)
+            .and_then(|addr| start_utp(addr, &cancel));
         let handle = SessionHandle {
             tx,
             cancel: cancel.clone(),
@@ -88,23 +92,43 @@ impl Session {
         // The info-hashes of the session's torrents, kept by the actor: the
         // listener finds an encrypted handshake's torrent among them.
         let (torrents_tx, torrents_rx) = watch::channel(Arc::from(Vec::new()));
+        let incoming = utp
+            .as_ref()
+            .map(|(endpoint, _)| endpoint.incoming(cancel.child_token()));
         let listener = listener.map(|l| {
             let inbound = listener::Inbound {
                 session: handle.tx.downgrade(),
                 torrents: torrents_rx,
                 encryption: config.encryption,
             };
-            tokio::spawn(listener::run(l, inbound, cancel.child_token()))
+            tokio::spawn(listener::run(l, incoming, inbound, cancel.child_token()))
         });
         tokio::spawn(actor::run(
             config,
             rx,
             events_tx,
             (listener, torrents_tx),
+            utp,
             cancel,
             finished,
         ));
         (handle, EventReceiver::new(events_rx))
+    }
+}
+
+/// Starts uTP on the UDP port of the TCP listener's address. A port that
+/// cannot be bound is logged, and the session runs on TCP alone (uTP is a
+/// second transport, not a reason to stop).
+fn start_utp(addr: SocketAddr, cancel: &CancellationToken) -> Option<(Endpoint, SharedUdp)> {
+    match Endpoint::bind(addr, cancel.child_token()) {
+        Ok(started) => {
+            log::info!("uTP listening on {}", started.0.local_addr());
+            Some(started)
+        }
+        Err(e) => {
+            log::error!("cannot listen for uTP on UDP {addr}: {e}; TCP only");
+            None
+        }
     }
 }
 

@@ -122,14 +122,12 @@ async fn from_peer(
     params: &FetchParams,
     shared: &Shared,
 ) -> Result<Option<Bytes>, String> {
-    let open = params.connector.open(addr, params.info_hash);
-    let (stream, _) = tokio::time::timeout(params.connect_timeout, open)
+    let ours = Handshake::new(params.info_hash, params.our_id).with_extensions();
+    let initiate = |stream| handshake::initiate(stream, ours.clone());
+    let open = params.connector.open_with(addr, params.info_hash, initiate);
+    let ((hs, theirs), _) = tokio::time::timeout(params.connect_timeout, open)
         .await
         .map_err(|_| "connect timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    let ours = Handshake::new(params.info_hash, params.our_id).with_extensions();
-    let (hs, theirs) = handshake::initiate(stream, ours)
-        .await
         .map_err(|e| e.to_string())?;
     handshake::check(&theirs, params.info_hash, params.our_id).map_err(|e| e.to_string())?;
     if !theirs.supports_extensions() {

@@ -19,7 +19,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +28,7 @@ use crate::dht::lookup::Lookup;
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::peers::{PeerStore, RateLimiter, Tokens};
 use crate::dht::routing::{RoutingTable, K};
+use crate::dht::socket::DhtSocket;
 use crate::dht::state::{self, SavedState};
 use crate::dht::{Announced, DhtConfig, DhtError, DhtStats};
 
@@ -44,7 +44,7 @@ const RATE_LIMIT_IPS: usize = 10_000;
 /// What the actor starts from.
 pub(crate) struct Init {
     pub(crate) config: DhtConfig,
-    pub(crate) socket: UdpSocket,
+    pub(crate) socket: DhtSocket,
     pub(crate) node_id: NodeId,
     pub(crate) saved_nodes: Vec<NodeInfo>,
     pub(crate) rx: mpsc::Receiver<DhtCommand>,
@@ -112,7 +112,7 @@ struct Active {
 
 struct Actor {
     config: DhtConfig,
-    socket: UdpSocket,
+    socket: DhtSocket,
     local_addr: SocketAddr,
     own: NodeId,
     table: RoutingTable,

@@ -1,0 +1,239 @@
+//! The session's one UDP socket, shared by uTP and the DHT as libtorrent
+//! does. uTP's dispatcher reads it (through [`Demux`], its transport): uTP
+//! packets go to uTP, KRPC datagrams are queued for the DHT
+//! ([`SharedUdp`]), anything else is dropped. Both send through it.
+//!
+//! On a dual-stack socket (`[::]`) IPv4 peers appear as IPv4-mapped IPv6
+//! addresses: they are turned back into IPv4 on receipt and mapped again on
+//! sending, so neither uTP nor the DHT sees the difference.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use librqbit_dualstack_sockets::PollSendToVectored;
+use librqbit_utp::Transport;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::utp::demux::{classify, Datagram};
+
+/// A datagram for the DHT and its sender.
+pub(crate) type Inbound = (Vec<u8>, SocketAddr);
+/// Datagrams queued for the DHT before it reads them; beyond, dropped (the
+/// DHT's own socket buffer would drop them too).
+const DHT_QUEUE: usize = 256;
+/// Receive buffer asked of the kernel (it caps it at `net.core.rmem_max`):
+/// uTP at full speed must not overflow it between two reads.
+const RECV_BUFFER: usize = 8 << 20;
+/// Send buffer asked of the kernel.
+const SEND_BUFFER: usize = 4 << 20;
+
+/// The bound UDP socket, cheap to clone; sends with address mapping.
+#[derive(Debug, Clone)]
+pub(crate) struct UdpPort {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+}
+
+impl UdpPort {
+    /// Binds `addr` (dual-stack for `[::]`, falling back to `0.0.0.0` on
+    /// the same port without IPv6), with large socket buffers.
+    ///
+    /// # Errors
+    /// The OS error of the bind.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let socket = match bind_std(addr) {
+            Ok(s) => s,
+            Err(e) if addr.ip().is_unspecified() && addr.is_ipv6() => {
+                log::debug!("cannot bind UDP {addr} ({e}); trying IPv4 only");
+                bind_std(SocketAddr::from((Ipv4Addr::UNSPECIFIED, addr.port())))?
+            }
+            Err(e) => return Err(e),
+        };
+        let socket = UdpSocket::from_std(socket)?;
+        let local = socket.local_addr()?;
+        Ok(Self {
+            socket: Arc::new(socket),
+            local,
+        })
+    }
+
+    /// `to` as this socket must be given it.
+    fn target(&self, to: SocketAddr) -> SocketAddr {
+        match to.ip() {
+            IpAddr::V4(v4) if self.local.is_ipv6() => {
+                SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), to.port())
+            }
+            _ => to,
+        }
+    }
+
+    /// Sends one datagram to `to`.
+    ///
+    /// # Errors
+    /// The OS error of the send.
+    pub(crate) async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, self.target(to)).await
+    }
+}
+
+fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(RECV_BUFFER) {
+        log::debug!("UDP {addr}: cannot enlarge the receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(SEND_BUFFER) {
+        log::debug!("UDP {addr}: cannot enlarge the send buffer: {e}");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// The source address as uTP and the DHT should see it.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// The DHT's side of the shared socket: its datagrams, and the socket to
+/// answer through.
+#[derive(Debug)]
+pub(crate) struct SharedUdp {
+    port: UdpPort,
+    rx: mpsc::Receiver<Inbound>,
+}
+
+impl SharedUdp {
+    /// The address the DHT is reachable at (IPv4 on a dual-stack socket:
+    /// the DHT speaks IPv4).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        match self.port.local {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+                SocketAddr::from((Ipv4Addr::UNSPECIFIED, v6.port()))
+            }
+            local => local,
+        }
+    }
+
+    /// The next datagram for the DHT, copied into `buf` (truncated to it).
+    /// Waits forever once uTP's reader has stopped (the session is ending).
+    pub(crate) async fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        match self.rx.recv().await {
+            Some((bytes, from)) => {
+                let len = bytes.len().min(buf.len());
+                buf[..len].copy_from_slice(&bytes[..len]);
+                Ok((len, from))
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends one datagram to `to`.
+    ///
+    /// # Errors
+    /// The OS error of the send.
+    pub(crate) async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.port.send_to(buf, to).await
+    }
+}
+
+/// uTP's transport over the shared socket: reads every datagram, keeps the
+/// uTP ones, queues the DHT's.
+#[derive(Debug)]
+pub(crate) struct Demux {
+    port: UdpPort,
+    dht: mpsc::Sender<Inbound>,
+}
+
+impl Demux {
+    /// A demultiplexer over `port`, and the DHT's side of it (which may be
+    /// dropped: DHT datagrams are then dropped too).
+    pub(crate) fn new(port: UdpPort) -> (Self, SharedUdp) {
+        let (dht, rx) = mpsc::channel(DHT_QUEUE);
+        let shared = SharedUdp {
+            port: port.clone(),
+            rx,
+        };
+        (Self { port, dht }, shared)
+    }
+
+    /// Reads datagrams until a uTP one; DHT ones are queued on the way.
+    /// A receive error is logged and skipped: uTP's dispatcher ends on
+    /// the first error it sees, and one bad datagram must not end uTP.
+    async fn next_utp(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        loop {
+            let (len, from) = match self.port.socket.recv_from(buf).await {
+                Ok(received) => received,
+                Err(e) => {
+                    log::debug!("UDP receive error: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+            };
+            let from = canonical(from);
+            let bytes = &buf[..len.min(buf.len())];
+            match classify(bytes) {
+                Datagram::Utp => return Ok((bytes.len(), from)),
+                Datagram::Dht => {
+                    if self.dht.try_send((bytes.to_vec(), from)).is_err() {
+                        log::trace!("{from}: DHT datagram dropped (DHT off or busy)");
+                    }
+                }
+                Datagram::Unknown => log::trace!("{from}: unknown datagram dropped"),
+            }
+        }
+    }
+}
+
+impl PollSendToVectored for Demux {
+    fn poll_send_to_vectored(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.port
+            .socket
+            .poll_send_to_vectored(cx, bufs, self.port.target(target))
+    }
+}
+
+impl Transport for Demux {
+    fn recv_from<'a>(
+        &'a self,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + Sync + 'a {
+        self.next_utp(buf)
+    }
+
+    fn send_to<'a>(
+        &'a self,
+        buf: &'a [u8],
+        target: SocketAddr,
+    ) -> impl Future<Output = io::Result<usize>> + Send + Sync + 'a {
+        self.port.send_to(buf, target)
+    }
+
+    fn poll_send_to(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        self.port
+            .socket
+            .poll_send_to(cx, buf, self.port.target(target))
+    }
+
+    fn bind_addr(&self) -> SocketAddr {
+        self.port.local
+    }
+}
