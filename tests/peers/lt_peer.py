@@ -15,7 +15,7 @@ TCP off, both directions), and the session is created without default plugins, s
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
     --send-buffer B sets the per-peer send buffer; --encryption forced|disabled sets MSE/PE: forced
     is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's;
-    --utp-only speaks uTP only, no TCP)
+    --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
@@ -122,6 +122,8 @@ def main():
                     help="MSE/PE policy: forced = in and out encrypted, RC4 only (pe_forced, "
                     "pe_rc4); disabled = plaintext only (pe_disabled); default: libtorrent's "
                     "(pe_enabled both ways, either method)")
+    ap.add_argument("--utp", action="store_true",
+                    help="peer connections over uTP (BEP 29) too, in and out, beside TCP")
     ap.add_argument("--utp-only", action="store_true",
                     help="peer connections over uTP only (BEP 29), in and out; TCP is off")
     args = ap.parse_args()
@@ -165,6 +167,9 @@ def main():
         | lt.alert_category.tracker | lt.alert_category.storage,
         "user_agent": "lt_peer.py/libtorrent " + lt.__version__,
     }
+    if args.utp or args.utp_only:
+        settings["enable_outgoing_utp"] = True
+        settings["enable_incoming_utp"] = True
     if args.utp_only:
         settings["enable_outgoing_utp"] = True
         settings["enable_incoming_utp"] = True
