@@ -15,9 +15,11 @@
 //! [`RX_BUFFER`] bytes received and not yet read (the window we advertise)
 //! plus at most [`TX_BUFFER_MAX`] bytes written and not yet acknowledged
 //! (the send buffer starts at 32 KiB and grows with the congestion window),
-//! so at most 8 MiB; at most [`MAX_CONNECTIONS`] connections per session.
-//! On loopback, 1 MiB each held ours-to-ours transfers to ~85 MB/s, 4 MiB
-//! to ~115 MB/s, 8 MiB no better.
+//! so at most 10 MiB, TCP's maxima; at most [`MAX_CONNECTIONS`] connections
+//! per session. On loopback, 1 MiB each held ours-to-ours transfers to
+//! ~85 MB/s, 4 MiB to ~115 MB/s, 8 MiB no better; the receive buffer is
+//! above the most a torrent requests from one peer at once (256 blocks,
+//! 4 MiB), so the window does not close under a full pipeline.
 
 mod demux;
 mod udp;
@@ -43,11 +45,16 @@ use crate::utp::udp::Demux;
 
 /// Received bytes buffered per connection (in order or not) before the
 /// application reads them; also the receive window we advertise.
-pub const RX_BUFFER: usize = 4 << 20;
+pub const RX_BUFFER: usize = 6 << 20;
 /// Written bytes buffered per connection until acknowledged.
 pub const TX_BUFFER_MAX: usize = 4 << 20;
 /// uTP connections at once per session; beyond, new ones are refused.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Times a packet is sent again before the connection is given up. The
+/// crate's 5 (a few seconds on loopback) ended transfers whose receiver
+/// stopped reading for a moment (a busy torrent stops reading its peers:
+/// backpressure), like a TCP connection never would.
+const MAX_RETRANSMISSIONS: usize = 12;
 /// Inbound connections accepted and waiting for the listener.
 const ACCEPT_QUEUE: usize = 16;
 
@@ -85,6 +92,7 @@ impl Endpoint {
             vsock_rx_bufsize_bytes: NonZeroUsize::new(RX_BUFFER),
             vsock_tx_bufsize_bytes_max: NonZeroUsize::new(TX_BUFFER_MAX),
             max_live_vsocks: NonZeroUsize::new(MAX_CONNECTIONS),
+            max_retransmissions: NonZeroUsize::new(MAX_RETRANSMISSIONS),
             // Like TCP_NODELAY on our TCP connections: requests are small
             // and latency-bound.
             disable_nagle: true,
