@@ -47,7 +47,9 @@ pub struct SessionConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum EncryptionPolicy {
     /// Dial encrypted first and fall back to plaintext at once; accept both
-    /// inbound (RC4 chosen when the peer offers it).
+    /// inbound. Plaintext is chosen after the (obfuscated) MSE handshake
+    /// when both ends allow it, as libtorrent does; RC4 when the peer offers
+    /// only RC4.
     #[default]
     Prefer,
     /// Encrypted (RC4) only, both ways: plaintext peers are refused.

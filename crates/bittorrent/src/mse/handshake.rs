@@ -443,10 +443,14 @@ impl Receiver {
         }
         let provide = u32::from_be_bytes([part[8], part[9], part[10], part[11]]);
         let common = provide & self.allowed.0;
-        let method = if common & Methods::RC4.0 != 0 {
-            Methods::RC4
-        } else if common & Methods::PLAINTEXT.0 != 0 {
+        // Plaintext when both ends allow it, as libtorrent does by default
+        // (`prefer_rc4` off): the handshake is still obfuscated, and RC4
+        // would cost both ends a pass over every byte. RC4 when the peer
+        // (or our `Require` policy) asks for it alone.
+        let method = if common & Methods::PLAINTEXT.0 != 0 {
             Methods::PLAINTEXT
+        } else if common & Methods::RC4.0 != 0 {
+            Methods::RC4
         } else {
             return Err(MseError::NoCommonMethod(provide));
         };
@@ -535,11 +539,19 @@ mod tests {
     #[test]
     fn both_sides_agree_on_rc4_in_any_chunking() {
         for (seed, chunk) in [(1, 1), (2, 7), (3, 100), (4, 4096)] {
-            let (mut a, mut b) = run(seed, Methods::BOTH, Methods::BOTH, chunk).unwrap();
+            let (mut a, mut b) = run(seed, Methods::BOTH, Methods::RC4, chunk).unwrap();
             assert_eq!(b.info_hash, InfoHash([9; 20]));
             assert!(a.prefix.is_empty() && b.prefix.is_empty());
             check_link(&mut a, &mut b);
         }
+    }
+
+    #[test]
+    fn plaintext_is_chosen_when_both_ends_allow_it() {
+        let (a, b) = run(7, Methods::BOTH, Methods::BOTH, 50).unwrap();
+        assert!(a.keys.is_none() && b.keys.is_none());
+        let (a, b) = run(8, Methods::RC4, Methods::BOTH, 50).unwrap();
+        assert!(a.keys.is_some() && b.keys.is_some());
     }
 
     #[test]

@@ -253,6 +253,8 @@ mod tests {
     #[tokio::test]
     async fn a_handshake_over_a_duplex_with_each_choice() {
         let (a, b) = pair(Methods::BOTH, Methods::BOTH).await;
+        assert!(a.unwrap().keys.is_none() && b.unwrap().keys.is_none());
+        let (a, b) = pair(Methods::BOTH, Methods::RC4).await;
         assert!(a.unwrap().keys.is_some() && b.unwrap().keys.is_some());
         let (a, b) = pair(Methods::RC4, Methods::RC4).await;
         assert!(a.unwrap().keys.is_some() && b.unwrap().keys.is_some());
