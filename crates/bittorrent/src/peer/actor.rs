@@ -586,7 +586,6 @@ mod tests {
 
     use crate::metainfo::MetaInfo;
     use crate::peer::PeerHandle;
-    use crate::store::MemoryStore;
     use crate::types::PeerId;
     use tokio::net::{TcpListener, TcpStream};
 
@@ -600,16 +599,7 @@ mod tests {
         for &piece in have {
             bits.set(piece);
         }
-        let params = PeerParams {
-            meta: Arc::clone(&meta),
-            store: Arc::new(MemoryStore::new(&meta)),
-            our_id: PeerId([1; 20]),
-            have: bits,
-            connect_timeout: Duration::from_secs(10),
-            connector: crate::peer::connect::Connector::new(Duration::from_secs(10)),
-            listen_port: 0,
-            pex: false,
-        };
+        let params = PeerParams::for_test(&meta, bits);
         let (events, mut events_rx) = mpsc::channel(16);
         let cancel = CancellationToken::new();
         let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events, cancel);

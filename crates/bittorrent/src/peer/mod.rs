@@ -62,6 +62,24 @@ pub(crate) struct PeerParams {
     pub pex: bool,
 }
 
+#[cfg(test)]
+impl PeerParams {
+    /// Our side of a test connection: a `MemoryStore`, peer id 1, no PEX,
+    /// plaintext TCP.
+    pub(crate) fn for_test(meta: &Arc<MetaInfo>, have: Bitfield) -> Self {
+        Self {
+            meta: Arc::clone(meta),
+            store: Arc::new(crate::store::MemoryStore::new(meta)),
+            our_id: PeerId([1; 20]),
+            have,
+            connect_timeout: Duration::from_secs(10),
+            connector: Connector::new(Duration::from_secs(10)),
+            listen_port: 0,
+            pex: false,
+        }
+    }
+}
+
 /// How the connection came about.
 pub(crate) enum Origin {
     /// We dial the address.

@@ -241,7 +241,6 @@ mod tests {
     use crate::peer::fast::{allowed_fast_set, ALLOWED_FAST_K};
     use crate::peer::{handshake, Origin, PeerCommand, PeerHandle, PeerParams};
     use crate::peer::{DisconnectReason, PeerError, PeerEvent};
-    use crate::store::MemoryStore;
     use crate::types::{BlockInfo, PeerId};
     use crate::wire::{Handshake, Message, MessageCodec};
 
@@ -276,16 +275,7 @@ mod tests {
         for &piece in have {
             bits.set(piece);
         }
-        let params = PeerParams {
-            meta: Arc::clone(&meta),
-            store: Arc::new(MemoryStore::new(&meta)),
-            our_id: PeerId([1; 20]),
-            have: bits,
-            connect_timeout: Duration::from_secs(10),
-            connector: crate::peer::connect::Connector::new(Duration::from_secs(10)),
-            listen_port: 0,
-            pex: false,
-        };
+        let params = PeerParams::for_test(&meta, bits);
         let (events_tx, events) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let (handle, task) = PeerHandle::start(addr, Origin::Outbound, params, events_tx, cancel);

@@ -1,7 +1,7 @@
 //! The core with peers that speak the Fast extension (BEP 6): rejects,
 //! chokes that void nothing, allowed-fast pieces while choked.
 
-use super::*;
+use crate::torrent::core::tests::*;
 
 fn block(piece: u32, n: u32) -> BlockInfo {
     BlockInfo {
