@@ -41,6 +41,22 @@ enum Progress {
     Done(Established),
 }
 
+/// Runs `advance` (one side's state machine) until it needs more bytes or
+/// the handshake is over.
+fn drive(
+    mut advance: impl FnMut(&mut BytesMut, &mut Vec<u8>) -> Result<Progress, MseError>,
+    input: &mut BytesMut,
+    out: &mut Vec<u8>,
+) -> Result<Option<Established>, MseError> {
+    loop {
+        match advance(input, out)? {
+            Progress::Next => {}
+            Progress::Wait => return Ok(None),
+            Progress::Done(done) => return Ok(Some(done)),
+        }
+    }
+}
+
 /// Appends `Y` and a random padding of 0..=512 random bytes.
 fn send_public(keys: &KeyPair, rng: &mut impl RngCore, out: &mut Vec<u8>) {
     out.extend_from_slice(&keys.public);
@@ -168,13 +184,7 @@ impl Initiator {
         input: &mut BytesMut,
         out: &mut Vec<u8>,
     ) -> Result<Option<Established>, MseError> {
-        loop {
-            match self.advance(input, out)? {
-                Progress::Next => {}
-                Progress::Wait => return Ok(None),
-                Progress::Done(done) => return Ok(Some(done)),
-            }
-        }
+        drive(|input, out| self.advance(input, out), input, out)
     }
 
     fn advance(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Result<Progress, MseError> {
@@ -345,13 +355,7 @@ impl Receiver {
         input: &mut BytesMut,
         out: &mut Vec<u8>,
     ) -> Result<Option<Established>, MseError> {
-        loop {
-            match self.advance(input, out)? {
-                Progress::Next => {}
-                Progress::Wait => return Ok(None),
-                Progress::Done(done) => return Ok(Some(done)),
-            }
-        }
+        drive(|input, out| self.advance(input, out), input, out)
     }
 
     fn advance(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Result<Progress, MseError> {
