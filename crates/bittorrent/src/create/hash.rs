@@ -1,14 +1,17 @@
 //! Piece hashing on every core, reading each byte once.
 //!
-//! One reader thread reads the files in order into piece-sized buffers (a
-//! piece may span files) and hands them to hashing threads over a bounded
-//! channel; the calling thread collects the digests, reports progress and
-//! recycles the buffers. Memory is a fixed pool of buffers: about two per
-//! hashing thread.
+//! The files are read once, in order, through one shared sequential reader
+//! (a piece may span files). One thread per core takes it in turn: under the
+//! reader's lock it reads the next piece into its own buffer, then hashes it
+//! outside the lock while the next thread reads. Reads stay sequential (the
+//! kernel's read-ahead sees one stream), each piece is hashed while it is
+//! still in the CPU cache of the thread that copied it, and no thread sits
+//! between the reading and the hashing. The calling thread collects the
+//! digests and reports progress. Memory: one piece buffer per thread.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 use std::thread;
 
@@ -17,21 +20,8 @@ use sha1::{Digest, Sha1};
 use crate::create::scan::InputFile;
 use crate::create::CreateError;
 
-/// A piece read and waiting for its hash.
-struct Piece {
-    index: usize,
-    /// A `piece_length` buffer; its first `len` bytes are the piece.
-    data: Vec<u8>,
-    len: usize,
-}
-
-/// A hashed piece, its buffer on its way back to the reader.
-struct Hashed {
-    index: usize,
-    digest: [u8; 20],
-    data: Vec<u8>,
-    len: usize,
-}
+/// A hashed piece, or why reading stopped.
+type Hashed = Result<(usize, [u8; 20], usize), CreateError>;
 
 /// The SHA-1 of every `piece_length` bytes of `files` laid end to end (the
 /// last piece shorter), with `threads` hashing threads. `progress` is called
@@ -47,123 +37,121 @@ pub(crate) fn hash_pieces(
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<[u8; 20]>, CreateError> {
-    let threads = threads.max(1);
-    let buffers = 2 * threads + 2;
     let piece_length = piece_length as usize;
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(buffers);
-    for _ in 0..buffers {
-        // Cannot fail: the channel holds `buffers` items and its receiver lives.
-        let _ = free_tx.send(Vec::with_capacity(piece_length));
-    }
-    let (work_tx, work_rx) = sync_channel::<Piece>(buffers);
-    let (done_tx, done_rx) = sync_channel::<Hashed>(buffers);
-    let work_rx = Mutex::new(work_rx);
+    let reader = Mutex::new(SequentialReader::new(files));
+    let (done_tx, done_rx) = sync_channel::<Hashed>(2 * threads.max(1));
     thread::scope(|scope| {
-        let reader = scope.spawn(move || read_pieces(files, piece_length, &free_rx, &work_tx));
-        for _ in 0..threads {
-            let (work_rx, done_tx) = (&work_rx, done_tx.clone());
-            scope.spawn(move || hash_worker(work_rx, &done_tx));
+        for _ in 0..threads.max(1) {
+            let (reader, done_tx) = (&reader, done_tx.clone());
+            scope.spawn(move || hash_worker(reader, piece_length, &done_tx));
         }
         drop(done_tx);
         let mut digests = vec![[0u8; 20]; piece_count];
         let mut hashed = 0u64;
-        // Ends when every hashing thread has ended: after the reader's last
-        // piece, or after it failed.
-        for piece in done_rx {
-            if let Some(slot) = digests.get_mut(piece.index) {
-                *slot = piece.digest;
+        let mut failure = None;
+        // Ends when every hashing thread has ended: at the end of the data,
+        // or after a read failed.
+        for message in done_rx {
+            match message {
+                Ok((index, digest, len)) => {
+                    if let Some(slot) = digests.get_mut(index) {
+                        *slot = digest;
+                    }
+                    hashed += len as u64;
+                    progress(hashed);
+                }
+                Err(e) => failure = failure.or(Some(e)),
             }
-            hashed += piece.len as u64;
-            progress(hashed);
-            // The reader may be gone already (it failed or is done).
-            let _ = free_tx.send(piece.data);
         }
-        drop(free_tx);
-        match reader.join() {
-            Ok(result) => result.map(|()| digests),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
+        failure.map_or(Ok(digests), Err)
     })
 }
 
-/// Hashes pieces until the reader closes the channel.
-fn hash_worker(work: &Mutex<Receiver<Piece>>, done: &SyncSender<Hashed>) {
+/// Takes the reader in turn with the other threads: reads a piece under its
+/// lock, hashes it outside, until the data ends or a read fails.
+fn hash_worker(
+    reader: &Mutex<SequentialReader<'_>>,
+    piece_length: usize,
+    done: &SyncSender<Hashed>,
+) {
+    let mut buf = vec![0u8; piece_length];
     loop {
         // A poisoned lock means another hashing thread panicked; the scope
         // re-raises that panic.
-        let next = match work.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
+        let Ok(mut shared) = reader.lock() else {
+            return;
         };
-        let Ok(piece) = next else { return };
-        let digest: [u8; 20] = Sha1::digest(&piece.data[..piece.len]).into();
-        let hashed = Hashed {
-            index: piece.index,
-            digest,
-            data: piece.data,
-            len: piece.len,
+        let (index, len) = match shared.next_piece(&mut buf) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = done.send(Err(e));
+                return;
+            }
         };
-        if done.send(hashed).is_err() {
+        drop(shared);
+        let digest: [u8; 20] = Sha1::digest(&buf[..len]).into();
+        if done.send(Ok((index, digest, len))).is_err() {
             return;
         }
     }
 }
 
-/// Reads `files` in order into buffers from `free`, one piece per buffer,
-/// and sends them to `work`.
-fn read_pieces(
-    files: &[InputFile],
-    piece_length: usize,
-    free: &Receiver<Vec<u8>>,
-    work: &SyncSender<Piece>,
-) -> Result<(), CreateError> {
-    let mut index = 0;
-    let mut filled = 0;
-    let Some(mut buf) = next_buffer(free, piece_length) else {
-        return Ok(());
-    };
-    for file in files {
-        let mut reader = FileReader::open(file)?;
-        while reader.remaining > 0 {
-            filled += reader.read_into(&mut buf[filled..])?;
-            if filled == piece_length {
-                let data = std::mem::take(&mut buf);
-                if work
-                    .send(Piece {
-                        index,
-                        data,
-                        len: filled,
-                    })
-                    .is_err()
-                {
-                    return Ok(());
-                }
-                index += 1;
-                filled = 0;
-                let Some(next) = next_buffer(free, piece_length) else {
-                    return Ok(());
-                };
-                buf = next;
-            }
-        }
-        reader.check_end()?;
-    }
-    if filled > 0 {
-        // The last, shorter piece; the collector's end is the reader's end.
-        let _ = work.send(Piece {
-            index,
-            data: buf,
-            len: filled,
-        });
-    }
-    Ok(())
+/// The files read in order, one piece at a time; done after the last byte
+/// or the first error.
+struct SequentialReader<'a> {
+    files: std::slice::Iter<'a, InputFile>,
+    current: Option<FileReader<'a>>,
+    next_index: usize,
+    done: bool,
 }
 
-/// A recycled buffer, `piece_length` long (zeroed only when first used).
-fn next_buffer(free: &Receiver<Vec<u8>>, piece_length: usize) -> Option<Vec<u8>> {
-    let mut buf = free.recv().ok()?;
-    buf.resize(piece_length, 0);
-    Some(buf)
+impl<'a> SequentialReader<'a> {
+    fn new(files: &'a [InputFile]) -> Self {
+        Self {
+            files: files.iter(),
+            current: None,
+            next_index: 0,
+            done: false,
+        }
+    }
+
+    /// Fills `buf` (one piece long) with the next piece and returns its
+    /// index and length, or `None` after the last one.
+    fn next_piece(&mut self, buf: &mut [u8]) -> Result<Option<(usize, usize)>, CreateError> {
+        if self.done {
+            return Ok(None);
+        }
+        let filled = self.fill(buf).inspect_err(|_| self.done = true)?;
+        if filled == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        let index = self.next_index;
+        self.next_index += 1;
+        Ok(Some((index, filled)))
+    }
+
+    /// Reads until `buf` is full or the files end; returns the bytes read.
+    fn fill(&mut self, buf: &mut [u8]) -> Result<usize, CreateError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let reader = match &mut self.current {
+                Some(reader) if reader.remaining > 0 => reader,
+                _ => {
+                    if let Some(mut finished) = self.current.take() {
+                        finished.check_end()?;
+                    }
+                    let Some(file) = self.files.next() else {
+                        break;
+                    };
+                    self.current.insert(FileReader::open(file)?)
+                }
+            };
+            filled += reader.read_into(&mut buf[filled..])?;
+        }
+        Ok(filled)
+    }
 }
 
 /// One file being read, with the length it had when scanned.

@@ -18,9 +18,10 @@
 //! - **Piece length.** Given ([`TorrentBuilder::piece_length`]: a power of two
 //!   from 16 KiB to 256 MiB) or chosen by [`auto_piece_length`]: the smallest
 //!   power of two giving at most 2,000 pieces, within 16 KiB..=16 MiB.
-//! - **Hashing.** One thread reads the files once, in order, into piece
-//!   buffers; one hashing thread per core ([`TorrentBuilder::threads`])
-//!   digests them. Memory: about two pieces per hashing thread.
+//! - **Hashing.** One thread per core ([`TorrentBuilder::threads`]) takes a
+//!   shared sequential reader in turn: it reads the next piece (each byte is
+//!   read once, in file order), then hashes it while another thread reads.
+//!   Memory: one piece per thread.
 //! - **Reproducible.** Nothing depends on the clock unless a
 //!   [`creation_date`](TorrentBuilder::creation_date) is given.
 //!
@@ -192,8 +193,8 @@ impl TorrentBuilder {
         self
     }
 
-    /// The number of hashing threads (at least one; default: the number of
-    /// cores), besides the reading thread.
+    /// The number of hashing threads, which also take turns reading (at
+    /// least one; default: the number of cores).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
