@@ -60,6 +60,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub exclude_hidden: bool,
 
+    /// Hashing threads, which take turns reading [default: the number of
+    /// cores plus one].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
     /// Replace OUT.torrent if it exists.
     #[arg(short, long)]
     pub force: bool,
@@ -101,6 +106,9 @@ fn builder(args: &CreateArgs, piece_length: Option<u64>) -> TorrentBuilder {
         .source(args.source.clone())
         .include_hidden(!args.exclude_hidden)
         .creation_date((!args.no_date).then(now));
+    if let Some(threads) = args.threads {
+        builder = builder.threads(threads);
+    }
     for tier in &args.trackers {
         builder = builder.tracker_tier(split_urls(tier));
     }

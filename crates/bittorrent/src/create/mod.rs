@@ -18,9 +18,9 @@
 //! - **Piece length.** Given ([`TorrentBuilder::piece_length`]: a power of two
 //!   from 16 KiB to 256 MiB) or chosen by [`auto_piece_length`]: the smallest
 //!   power of two giving at most 2,000 pieces, within 16 KiB..=16 MiB.
-//! - **Hashing.** One thread per core ([`TorrentBuilder::threads`]) takes a
-//!   shared sequential reader in turn: it reads the next piece (each byte is
-//!   read once, in file order), then hashes it while another thread reads.
+//! - **Hashing.** One thread per core and one more ([`TorrentBuilder::threads`]) take a
+//!   shared sequential reader in turn: each reads the next piece (each byte
+//!   is read once, in file order), then hashes it while another thread reads.
 //!   Memory: one piece per thread.
 //! - **Reproducible.** Nothing depends on the clock unless a
 //!   [`creation_date`](TorrentBuilder::creation_date) is given.
@@ -113,9 +113,11 @@ pub struct TorrentBuilder {
 impl TorrentBuilder {
     /// A builder for the content at `path`: automatic piece length, no
     /// tracker, no web seed, not private, hidden files included, no creation
-    /// date, `created by` [`CREATED_BY`], one hashing thread per core.
+    /// date, `created by` [`CREATED_BY`], one hashing thread per core plus one.
     pub fn new(path: impl AsRef<Path>) -> Self {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // One more than the cores: while one thread waits for the disk under
+        // the reader's lock, every core still has a piece to hash.
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
         Self {
             path: path.as_ref().to_owned(),
             piece_length: None,
@@ -194,7 +196,8 @@ impl TorrentBuilder {
     }
 
     /// The number of hashing threads, which also take turns reading (at
-    /// least one; default: the number of cores).
+    /// least one; default: the number of cores plus one, so that a thread
+    /// waiting for the disk leaves no core idle).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads.max(1);
         self
