@@ -167,6 +167,8 @@ impl<'a> FileReader<'a> {
             path: input.disk_path.clone(),
             source,
         })?;
+        // A hint for a cold cache (a larger read-ahead window); harmless if refused.
+        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
         Ok(Self {
             file,
             input,
