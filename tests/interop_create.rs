@@ -309,3 +309,53 @@ fn bad_input_gets_a_one_line_error_and_writes_nothing() {
     assert!(MetaInfo::load(&out).is_ok());
     assert_eq!(listing(&outs), [out]);
 }
+
+/// Seconds `cmd` takes (the best of `runs`), which must succeed.
+fn best_time(runs: usize, mut cmd: impl FnMut() -> Command) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            let res = cmd().output().expect("run");
+            assert!(res.status.success(), "{res:?}");
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Creation keeps up with `mktorrent -t 2` on 128 MiB in the page cache. The bound is
+/// generous (the machine is shared: timings are noisy); scripts/bench-create measures
+/// properly. Re-measured once before failing.
+#[test]
+fn creation_is_about_as_fast_as_mktorrent() {
+    require!(Tool::Mktorrent);
+    let dir = harness::scratch();
+    let file = dir.path().join("payload.bin");
+    harness::write_payload(&file, 128 * MIB, 3);
+    let (ours_out, mk_out) = (
+        dir.path().join("ours.torrent"),
+        dir.path().join("mk.torrent"),
+    );
+    let ours = || {
+        let mut cmd = Command::new(CLI);
+        cmd.arg("create").arg(&file).arg("-o").arg(&ours_out);
+        cmd.args(["--piece-size", "256K", "--no-date", "--force", "--quiet"]);
+        cmd
+    };
+    let mk = || {
+        let _ = fs::remove_file(&mk_out);
+        let mut cmd = Command::new("mktorrent");
+        cmd.args(["-t", "2", "-l", "18", "-d", "-o"])
+            .arg(&mk_out)
+            .arg(&file);
+        cmd
+    };
+    for attempt in 1..=2 {
+        let (t_ours, t_mk) = (best_time(3, ours), best_time(3, mk));
+        eprintln!("128 MiB: ours {t_ours:.3} s, mktorrent -t 2 {t_mk:.3} s (attempt {attempt})");
+        if t_ours <= 2.0 * t_mk + 0.05 {
+            assert_eq!(harness::info_hash(&ours_out), harness::info_hash(&mk_out));
+            return;
+        }
+    }
+    panic!("creating a torrent took more than twice mktorrent's time, twice");
+}
