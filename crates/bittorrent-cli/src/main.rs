@@ -1,4 +1,5 @@
-//! `bittorrent-cli`: download and seed torrents from the command line.
+//! `bittorrent-cli`: download and seed torrents from the command line, and
+//! make them (`create`).
 //!
 //! A thin shell over the `bittorrent` library: arguments become a
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
