@@ -31,7 +31,25 @@ pub fn lt_seeder_with(
     cmd.args(["--seed", "--seed-mode", "--port", "0"])
         .args(["--stop-with-pid", &std::process::id().to_string()])
         .args(extra);
-    let mut proc = Proc::spawn(name, cmd, log_dir);
+    lt_ready(Proc::spawn(name, cmd, log_dir))
+}
+
+/// A libtorrent seeder that first checks `data_dir` against the torrent's piece hashes (no
+/// seed_mode): it is returned once every piece passed and it seeds.
+pub fn lt_checking_seeder(
+    name: &str,
+    torrent: &Path,
+    data_dir: &Path,
+    log_dir: &Path,
+) -> (Proc, u16) {
+    let mut cmd = lt_command(torrent, data_dir);
+    cmd.args(["--seed", "--port", "0"])
+        .args(["--stop-with-pid", &std::process::id().to_string()]);
+    lt_ready(Proc::spawn(name, cmd, log_dir))
+}
+
+/// Waits for a libtorrent seeder's `READY port=P` line; returns it and P.
+fn lt_ready(mut proc: Proc) -> (Proc, u16) {
     let line = proc
         .wait_line("READY", START_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));

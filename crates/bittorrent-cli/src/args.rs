@@ -18,9 +18,15 @@ const OUTPUT: &str = "Display and logging";
     name = "bittorrent-cli",
     version,
     about,
-    after_help = "Example:\n  bittorrent-cli torrents/debian-10.10.0-amd64-DVD-1.iso.torrent -o downloads"
+    after_help = "Example:\n  bittorrent-cli torrents/debian-10.10.0-amd64-DVD-1.iso.torrent -o downloads",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Args {
+    /// `create`: make a .torrent instead of downloading.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// .torrent files or magnet links to download (or seed).
     #[arg(required = true, value_name = "TORRENT|MAGNET")]
     pub torrents: Vec<String>,
@@ -132,6 +138,13 @@ pub struct Args {
     pub verbose: u8,
 }
 
+/// Subcommands; without one, the arguments are torrents to download.
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Make a .torrent from a file or a folder.
+    Create(crate::create::CreateArgs),
+}
+
 /// `--mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModeArg {
@@ -204,6 +217,21 @@ mod tests {
         assert_eq!(args.verbose, 2);
         let args = Args::parse_from(["bittorrent-cli", "x.torrent"]);
         assert_eq!(args.verbose, 0);
+    }
+
+    #[test]
+    fn create_is_a_subcommand_and_downloads_parse_as_before() {
+        let args = Args::parse_from(["bittorrent-cli", "create", "dir", "-o", "d.torrent"]);
+        let Some(Command::Create(create)) = args.command else {
+            panic!("not create: {args:?}");
+        };
+        assert_eq!(create.path, PathBuf::from("dir"));
+        assert_eq!(create.output, PathBuf::from("d.torrent"));
+        let args = Args::parse_from(["bittorrent-cli", "x.torrent", "-o", "out", "--seed"]);
+        assert!(args.command.is_none());
+        assert_eq!(args.torrents, ["x.torrent"]);
+        assert!(args.seed);
+        assert!(Args::try_parse_from(["bittorrent-cli"]).is_err());
     }
 
     #[test]

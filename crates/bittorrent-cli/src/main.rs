@@ -1,10 +1,12 @@
-//! `bittorrent-cli`: download and seed torrents from the command line.
+//! `bittorrent-cli`: download and seed torrents from the command line, and
+//! make them (`create`).
 //!
 //! A thin shell over the `bittorrent` library: arguments become a
 //! `SessionConfig` and `Torrent`s, session events drive the progress display
 //! and the exit code.
 
 mod args;
+mod create;
 mod echo;
 mod http;
 mod logging;
@@ -28,7 +30,7 @@ use clap::Parser;
 use indicatif::MultiProgress;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::args::Args;
+use crate::args::{Args, Command};
 use crate::preflight::Source;
 use crate::progress::Progress;
 use crate::select::Selection;
@@ -38,7 +40,10 @@ use crate::status::Dht;
 const SESSION_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Create(create)) = args.command.take() {
+        return exit_code(create::run(&create));
+    }
     let bars = progress::bars(args.quiet);
     logging::init(args.verbose, &bars);
     // Restored when main returns (a second Ctrl-C included).
@@ -53,7 +58,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args, bars)) {
+    exit_code(runtime.block_on(run(args, bars)))
+}
+
+/// Success, or the error printed once to stderr and a failure exit.
+fn exit_code(result: Result<(), String>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");

@@ -13,7 +13,8 @@
 //! `Store` trait with [`FileStore`](store::FileStore) and
 //! [`MemoryStore`](store::MemoryStore)). The engine's own parts (the piece
 //! picker, the choker, tracker clients, the resume record and what a restart
-//! trusts) are internal; ARCHITECTURE.md maps them.
+//! trusts) are internal; ARCHITECTURE.md maps them. [`create`] makes .torrent
+//! files from a file or a folder, hashing on every core.
 //!
 //! # Example
 //! ```no_run
@@ -36,6 +37,7 @@ pub mod bencode;
 pub mod bitfield;
 pub(crate) mod choker;
 mod config;
+pub mod create;
 pub mod dht;
 mod event;
 #[doc(hidden)]
