@@ -1,0 +1,185 @@
+//! The port mapper's task: waits for the schedule's next instant, talks to
+//! the gateway, publishes the result; on cancellation deletes its mappings.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::event::Event;
+use crate::portmap::client::{self, Granted, Live};
+use crate::portmap::schedule::{Action, Schedule};
+use crate::portmap::{MapTransport, MappedPort, PortMapConfig};
+
+/// The mapper's state.
+struct Mapper {
+    config: PortMapConfig,
+    /// The port to map per transport.
+    ports: Vec<(MapTransport, u16)>,
+    schedule: Schedule,
+    live: HashMap<MapTransport, Live>,
+    published: watch::Sender<Vec<MappedPort>>,
+    events: broadcast::Sender<Event>,
+}
+
+/// Maps each of `ports` until `cancel` fires, then deletes the mappings
+/// (bounded by [`PortMapConfig::shutdown_timeout`]).
+pub(crate) async fn run(
+    config: PortMapConfig,
+    ports: Vec<(MapTransport, u16)>,
+    published: watch::Sender<Vec<MappedPort>>,
+    events: broadcast::Sender<Event>,
+    cancel: CancellationToken,
+) {
+    let transports: Vec<MapTransport> = ports.iter().map(|&(t, _)| t).collect();
+    let mut mapper = Mapper {
+        schedule: Schedule::new(&transports, Instant::now()),
+        config,
+        ports,
+        live: HashMap::new(),
+        published,
+        events,
+    };
+    while let Some(at) = mapper.schedule.next_due() {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(at.into()) => {}
+        }
+        for (transport, action) in mapper.schedule.due(Instant::now()) {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = mapper.step(transport, action) => {}
+            }
+        }
+        if cancel.is_cancelled() {
+            break;
+        }
+    }
+    let timeout = mapper.config.shutdown_timeout;
+    if tokio::time::timeout(timeout, mapper.remove_all())
+        .await
+        .is_err()
+    {
+        log::error!("port mapping: deleting the mappings took over {timeout:?}; left to expire");
+    }
+}
+
+impl Mapper {
+    /// Maps or renews `transport`, then records the outcome.
+    async fn step(&mut self, transport: MapTransport, action: Action) {
+        let Some(port) = self.port(transport) else {
+            return;
+        };
+        let outcome = match (action, self.live.remove(&transport)) {
+            (Action::Renew(protocol), Some(live)) => client::renew(live, transport)
+                .await
+                .map(|g| (protocol, g))
+                .map_err(|e| format!("renewing with {protocol}: {e}")),
+            _ => self.map(transport, port).await,
+        };
+        match outcome {
+            Ok((protocol, granted)) => self.granted(transport, port, protocol, granted),
+            Err(message) => {
+                self.unpublish(transport);
+                let delay = self.schedule.failed(transport, Instant::now());
+                log::error!(
+                    "port mapping: {transport} port {port}: {message}; retrying in {delay:?}"
+                );
+                let _ = self
+                    .events
+                    .send(Event::PortMappingFailed { transport, message });
+            }
+        }
+    }
+
+    /// Tries the configured protocols in order.
+    async fn map(
+        &self,
+        transport: MapTransport,
+        port: u16,
+    ) -> Result<(crate::portmap::PortMapProtocol, Granted), String> {
+        let mut errors = Vec::new();
+        for &protocol in &self.config.protocols {
+            match client::map(&self.config, protocol, transport, port).await {
+                Ok(granted) => return Ok((protocol, granted)),
+                Err(e) => {
+                    log::debug!("port mapping: {transport} {port} over {protocol}: {e}");
+                    errors.push(format!("{protocol}: {e}"));
+                }
+            }
+        }
+        Err(errors.join("; "))
+    }
+
+    fn granted(
+        &mut self,
+        transport: MapTransport,
+        port: u16,
+        protocol: crate::portmap::PortMapProtocol,
+        granted: Granted,
+    ) {
+        let Granted {
+            live,
+            external,
+            lifetime,
+        } = granted;
+        self.schedule
+            .mapped(transport, protocol, lifetime, Instant::now());
+        self.live.insert(transport, live);
+        let mapped = MappedPort {
+            protocol,
+            transport,
+            internal_port: port,
+            external,
+        };
+        let mut changed = false;
+        self.published.send_modify(|list| {
+            list.retain(|m| m.transport != transport || *m == mapped);
+            if !list.contains(&mapped) {
+                list.push(mapped);
+                changed = true;
+            }
+        });
+        if changed {
+            log::info!(
+                "port mapping: {transport} port {port} mapped to {external} by {protocol} \
+                 (lease {lifetime:?})"
+            );
+            let _ = self.events.send(Event::PortMapped {
+                protocol,
+                transport,
+                internal_port: port,
+                external,
+            });
+        } else {
+            log::debug!("port mapping: {transport} port {port} renewed for {lifetime:?}");
+        }
+    }
+
+    /// Deletes every live mapping from the gateway.
+    async fn remove_all(&mut self) {
+        for (transport, live) in std::mem::take(&mut self.live) {
+            match client::remove(live, transport).await {
+                Ok(()) => log::info!("port mapping: {transport} mapping deleted"),
+                Err(e) => log::error!("port mapping: deleting the {transport} mapping: {e}"),
+            }
+            self.unpublish(transport);
+        }
+    }
+
+    fn unpublish(&self, transport: MapTransport) {
+        self.published.send_if_modified(|list| {
+            let before = list.len();
+            list.retain(|m| m.transport != transport);
+            list.len() != before
+        });
+    }
+
+    fn port(&self, transport: MapTransport) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|&&(t, _)| t == transport)
+            .map(|&(_, p)| p)
+    }
+}
