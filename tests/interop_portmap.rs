@@ -4,6 +4,10 @@
 //! comes from miniupnpd's own records: its lease file (`PROTO:eport:iaddr:iport:expiry:desc`)
 //! and its DNAT rules in nftables show the mapping, a later expiry shows the renewal (a 6 s
 //! lease, renewed at half), and both are empty again after the session's graceful shutdown.
+//! Before the session starts, the test itself holds the external TCP port equal to our listen
+//! port (a raw NAT-PMP request from 127.0.0.2, another LAN host), so the gateway gives our TCP
+//! mapping another external port: a torrent added once mapped announces that port, not the
+//! listen port, to a minimal HTTP tracker in the test.
 //!
 //! Each protocol runs in a network namespace of its own: the outer test re-runs this test
 //! binary under `unshare --net` for the inner (ignored) test, which sets the namespace up:
@@ -21,9 +25,11 @@
 mod harness;
 
 use std::fs;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bittorrent::portmap::{MapTransport, PortMapConfig, PortMapProtocol};
@@ -119,15 +125,16 @@ fn inner_one_protocol() {
     let dir = harness::scratch();
     set_up_namespace(dir.path());
     let mut gateway = start_miniupnpd(dir.path());
-    let leases = dir.path().join("leases");
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    rt.block_on(map_renew_remove(protocol, &leases, &mut gateway));
+    rt.block_on(map_renew_remove(protocol, dir.path(), &mut gateway));
 }
 
-async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mut Proc) {
+async fn map_renew_remove(protocol: PortMapProtocol, dir: &Path, gateway: &mut Proc) {
+    let leases = &dir.join("leases");
+    let port = harness::free_port();
+    let taken = take_external_tcp_port(port);
     let config = SessionConfig {
-        listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        use_trackers: false,
+        listen: Some(SocketAddr::from(([127, 0, 0, 1], port))),
         port_mapping: Some(PortMapConfig {
             protocols: vec![protocol],
             gateway: Some([127, 0, 0, 1].into()),
@@ -139,10 +146,12 @@ async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mu
     };
     let started = Instant::now();
     let (session, mut events) = Session::spawn_with(config);
-    let port = session.listen_addr().expect("listening").port();
+    assert_eq!(session.listen_addr().map(|a| a.port()), Some(port));
 
-    // Mapped: our events, then miniupnpd's lease file and DNAT rules.
+    // Mapped: our events, then miniupnpd's lease file and DNAT rules. The TCP port was
+    // taken, so TCP gets another external port; UDP gets the listen port.
     let mut mapped = Vec::new();
+    let mut tcp_external = 0;
     while mapped.len() < 2 {
         let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
             .await
@@ -161,7 +170,12 @@ async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mu
                 external,
             } => {
                 assert_eq!((p, internal_port), (protocol, port));
-                assert_eq!(external, format!("{EXTERNAL_IP}:{port}").parse().unwrap());
+                assert_eq!(external.ip().to_string(), EXTERNAL_IP);
+                if transport == MapTransport::Tcp {
+                    tcp_external = external.port();
+                } else {
+                    assert_eq!(external.port(), port, "UDP");
+                }
                 mapped.push(transport);
             }
             Event::PortMappingFailed { transport, message } => {
@@ -173,21 +187,36 @@ async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mu
     let map_time = started.elapsed();
     mapped.sort_by_key(|t| *t == MapTransport::Udp);
     assert_eq!(mapped, [MapTransport::Tcp, MapTransport::Udp]);
-    let first = lease_expiries(leases, port);
+    assert_ne!(
+        tcp_external, port,
+        "the gateway gave the taken TCP port again"
+    );
+    let first = lease_expiries(leases, (tcp_external, port));
     assert!(
         first.0.is_some() && first.1.is_some(),
-        "miniupnpd's lease file lacks TCP or UDP {port}: {:?}",
+        "miniupnpd's lease file lacks TCP {tcp_external} or UDP {port}: {:?}",
         fs::read_to_string(leases)
     );
     let rules = dnat_rules(port);
-    assert_eq!(rules.len(), 2, "DNAT rules for {port}: {rules:?}");
+    assert_eq!(rules.len(), 2, "DNAT rules to {port}: {rules:?}");
     let stats = session.stats().await.expect("stats");
     assert_eq!(stats.port_mappings.len(), 2, "{:?}", stats.port_mappings);
-    println!("{protocol}: TCP and UDP {port} mapped in {map_time:?}; rules {rules:?}");
+    println!(
+        "{protocol}: TCP {port} (as {tcp_external}) and UDP {port} mapped in {map_time:?}; \
+         rules {rules:?}"
+    );
+
+    // The trackers hear the external TCP port.
+    let announced = announce_port(&session, dir).await;
+    assert_eq!(
+        announced, tcp_external,
+        "announced port (listen port {port})"
+    );
+    println!("{protocol}: announced port {announced} (listen port {port})");
 
     // Renewed: miniupnpd's expiry moves on (we renew at half the 6 s lease).
     let renewed = poll(Duration::from_secs(20), Duration::from_millis(200), || {
-        let now = lease_expiries(leases, port);
+        let now = lease_expiries(leases, (tcp_external, port));
         (now.0 > first.0 && now.1 > first.1).then_some(now)
     });
     let renewed = renewed.unwrap_or_else(|| {
@@ -208,7 +237,7 @@ async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mu
         .expect("session stops within 15 s");
     let shutdown = stopping.elapsed();
     assert_eq!(
-        lease_expiries(leases, port),
+        lease_expiries(leases, (tcp_external, port)),
         (None, None),
         "lease file after shutdown: {:?}\n{}",
         fs::read_to_string(leases),
@@ -220,6 +249,85 @@ async fn map_renew_remove(protocol: PortMapProtocol, leases: &Path, gateway: &mu
         dnat_rules(port)
     );
     println!("{protocol}: mappings deleted; shutdown took {shutdown:?}");
+    // Only ours: the test's own mapping of the taken port is still there.
+    assert!(
+        lease_expiries(leases, (taken, 0)).0.is_some(),
+        "the other mapping was deleted too: {:?}",
+        fs::read_to_string(leases)
+    );
+}
+
+/// Maps external TCP `port` to 127.0.0.2:`port` (another LAN host) with a raw NAT-PMP request
+/// (RFC 6886 §3.3), so that the port is taken when our session asks for it. Returns it.
+fn take_external_tcp_port(port: u16) -> u16 {
+    let socket = UdpSocket::bind("127.0.0.2:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut request = vec![0, 2, 0, 0];
+    request.extend_from_slice(&port.to_be_bytes());
+    request.extend_from_slice(&port.to_be_bytes());
+    request.extend_from_slice(&600u32.to_be_bytes());
+    socket
+        .send_to(&request, "127.0.0.1:5351")
+        .expect("send NAT-PMP");
+    let mut reply = [0u8; 16];
+    let n = socket.recv(&mut reply).expect("NAT-PMP answer");
+    assert_eq!(n, 16, "NAT-PMP answer {:?}", &reply[..n]);
+    assert_eq!(&reply[..4], &[0, 130, 0, 0], "NAT-PMP result");
+    assert_eq!(
+        u16::from_be_bytes([reply[10], reply[11]]),
+        port,
+        "taken port"
+    );
+    port
+}
+
+/// Adds a torrent announcing to a minimal HTTP tracker (one request, answered with no
+/// peers) and returns the `port=` of its announce.
+async fn announce_port(session: &SessionHandle, dir: &Path) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind tracker");
+    let url = format!(
+        "http://127.0.0.1:{}/announce",
+        listener.local_addr().expect("addr").port()
+    );
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut conn, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buf[..n]),
+            }
+        }
+        let body = b"d8:intervali1800e5:peers0:e";
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(body);
+        let _ = tx.send(String::from_utf8_lossy(&request).into_owned());
+    });
+    let torrent = dir.join("announce.torrent");
+    let data = vec![7u8; 40_000];
+    harness::meta::craft_torrent(&torrent, Some(&url), b"a", &[(vec![], data)], 16_384);
+    let meta = MetaInfo::load(&torrent).expect("load the crafted torrent");
+    let store = MemoryStore::new(&meta);
+    session.add_torrent(Torrent::new(meta, store));
+    let request = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("join")
+        .expect("an announce within 30 s");
+    let line = request.lines().next().unwrap_or_default().to_string();
+    line.split(['?', '&', ' '])
+        .find_map(|kv| kv.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in the announce {line:?}"))
 }
 
 /// `lo` up, the veth `pm0` (WAN side) holding 127.77.0.1, miniupnpd's nftables chains.
@@ -272,10 +380,11 @@ fn start_miniupnpd(dir: &Path) -> Proc {
     gateway
 }
 
-/// The expiry times miniupnpd's lease file gives the TCP and UDP mappings of `port`.
-fn lease_expiries(leases: &Path, port: u16) -> (Option<u64>, Option<u64>) {
+/// The expiry times miniupnpd's lease file gives the mappings of external TCP port `tcp` and
+/// external UDP port `udp`.
+fn lease_expiries(leases: &Path, (tcp, udp): (u16, u16)) -> (Option<u64>, Option<u64>) {
     let text = fs::read_to_string(leases).unwrap_or_default();
-    let find = |proto: &str| {
+    let find = |proto: &str, port: u16| {
         text.lines().find_map(|line| {
             let f: Vec<&str> = line.split(':').collect();
             (f.len() >= 5 && f[0] == proto && f[1] == port.to_string())
@@ -283,10 +392,10 @@ fn lease_expiries(leases: &Path, port: u16) -> (Option<u64>, Option<u64>) {
                 .flatten()
         })
     };
-    (find("TCP"), find("UDP"))
+    (find("TCP", tcp), find("UDP", udp))
 }
 
-/// miniupnpd's DNAT rules for `port` in its nftables chain.
+/// miniupnpd's DNAT rules to 127.0.0.1:`port` in its nftables chain.
 fn dnat_rules(port: u16) -> Vec<String> {
     let out = Command::new("nft")
         .args(["list", "chain", "inet", "filter", "prerouting_miniupnpd"])
@@ -294,7 +403,7 @@ fn dnat_rules(port: u16) -> Vec<String> {
         .expect("run nft");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.contains("dnat") && l.contains(&format!("dport {port} ")))
+        .filter(|l| l.ends_with(&format!("dnat ip to 127.0.0.1:{port}")))
         .map(|l| l.trim().to_string())
         .collect()
 }
