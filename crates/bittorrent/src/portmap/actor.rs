@@ -19,6 +19,9 @@ struct Mapper {
     ports: Vec<(MapTransport, u16)>,
     schedule: Schedule,
     live: HashMap<MapTransport, Live>,
+    /// The last failure per transport: a repeat is logged at debug level,
+    /// so a network without a gateway costs one error line, not one per retry.
+    last_failure: HashMap<MapTransport, String>,
     published: watch::Sender<Vec<MappedPort>>,
     events: broadcast::Sender<Event>,
 }
@@ -38,6 +41,7 @@ pub(crate) async fn run(
         config,
         ports,
         live: HashMap::new(),
+        last_failure: HashMap::new(),
         published,
         events,
     };
@@ -83,9 +87,13 @@ impl Mapper {
             Err(message) => {
                 self.unpublish(transport);
                 let delay = self.schedule.failed(transport, Instant::now());
-                log::error!(
-                    "port mapping: {transport} port {port}: {message}; retrying in {delay:?}"
-                );
+                let line = format!("port mapping: {transport} port {port}: {message}");
+                if self.last_failure.get(&transport) == Some(&message) {
+                    log::debug!("{line}; retrying in {delay:?}");
+                } else {
+                    log::error!("{line}; retrying in {delay:?}");
+                    self.last_failure.insert(transport, message.clone());
+                }
                 let _ = self
                     .events
                     .send(Event::PortMappingFailed { transport, message });
@@ -126,6 +134,7 @@ impl Mapper {
         } = granted;
         self.schedule
             .mapped(transport, protocol, lifetime, Instant::now());
+        self.last_failure.remove(&transport);
         self.live.insert(transport, live);
         let mapped = MappedPort {
             protocol,
