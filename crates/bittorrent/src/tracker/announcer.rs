@@ -1008,6 +1008,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn announces_the_mapped_external_port() {
+        use crate::portmap::{MapTransport, MappedPort, PortMapProtocol};
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        let mut cfg = config(vec![vec![fake.url.clone()]]);
+        let (mappings, external) = ExternalPort::channel();
+        mappings.send_replace(vec![MappedPort {
+            protocol: PortMapProtocol::Pcp,
+            transport: MapTransport::Tcp,
+            internal_port: 6881,
+            external: SocketAddr::from(([11, 22, 33, 44], 7001)),
+        }]);
+        cfg.external_port = external;
+        let _run = spawn(cfg, 100);
+        udp_connect(&mut fake).await;
+        assert_eq!(udp_announce(&mut fake).await.port, 7001);
+    }
+
+    #[tokio::test]
     async fn udp_started_then_completed_then_stopped() {
         let mut fake = FakeUdpTracker::start(Mode::Answer).await;
         let mut run = spawn(config(vec![vec![fake.url.clone()]]), 100);
