@@ -22,6 +22,8 @@ struct Mapper {
     /// The last failure per transport: a repeat is logged at debug level,
     /// so a network without a gateway costs one error line, not one per retry.
     last_failure: HashMap<MapTransport, String>,
+    /// A step interrupted by shutdown.
+    in_flight: Option<(MapTransport, Action)>,
     published: watch::Sender<Vec<MappedPort>>,
     events: broadcast::Sender<Event>,
 }
@@ -42,26 +44,20 @@ pub(crate) async fn run(
         ports,
         live: HashMap::new(),
         last_failure: HashMap::new(),
+        in_flight: None,
         published,
         events,
     };
-    while let Some(at) = mapper.schedule.next_due() {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep_until(at.into()) => {}
-        }
-        for (transport, action) in mapper.schedule.due(Instant::now()) {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = mapper.step(transport, action) => {}
-            }
-        }
-        if cancel.is_cancelled() {
-            break;
-        }
-    }
+    mapper.serve(&cancel).await;
+    // One bound for what is left: a mapping request cut short (asked again,
+    // so that whatever the gateway made of it is known), then the deletions.
+    // A renewal cut short needs nothing: its mapping is still recorded.
     let timeout = mapper.config.shutdown_timeout;
-    if tokio::time::timeout(timeout, mapper.remove_all())
+    let stop_at = tokio::time::Instant::now() + timeout;
+    if let Some((transport, Action::Map)) = mapper.in_flight.take() {
+        let _ = tokio::time::timeout_at(stop_at, mapper.step(transport, Action::Map)).await;
+    }
+    if tokio::time::timeout_at(stop_at, mapper.remove_all())
         .await
         .is_err()
     {
@@ -70,12 +66,35 @@ pub(crate) async fn run(
 }
 
 impl Mapper {
+    /// Maps and renews as the schedule says until `cancel` fires. A step
+    /// cut short by it is left in `in_flight` for the shutdown.
+    async fn serve(&mut self, cancel: &CancellationToken) {
+        while let Some(at) = self.schedule.next_due() {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(at.into()) => {}
+            }
+            for (transport, action) in self.schedule.due(Instant::now()) {
+                let done = tokio::select! {
+                    _ = cancel.cancelled() => false,
+                    _ = self.step(transport, action) => true,
+                };
+                if !done {
+                    self.in_flight = Some((transport, action));
+                    return;
+                }
+            }
+        }
+    }
+
     /// Maps or renews `transport`, then records the outcome.
     async fn step(&mut self, transport: MapTransport, action: Action) {
         let Some(port) = self.port(transport) else {
             return;
         };
-        let outcome = match (action, self.live.remove(&transport)) {
+        // The live mapping stays recorded until its renewal fails, so that a
+        // renewal cut short by shutdown still has it deleted.
+        let outcome = match (action, self.live.get(&transport).cloned()) {
             (Action::Renew(protocol), Some(live)) => client::renew(live, transport)
                 .await
                 .map(|g| (protocol, g))
@@ -85,6 +104,7 @@ impl Mapper {
         match outcome {
             Ok((protocol, granted)) => self.granted(transport, port, protocol, granted),
             Err(message) => {
+                self.live.remove(&transport);
                 self.unpublish(transport);
                 let delay = self.schedule.failed(transport, Instant::now());
                 let line = format!("port mapping: {transport} port {port}: {message}");

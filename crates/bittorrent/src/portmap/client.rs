@@ -25,6 +25,7 @@ const TIMEOUTS: TimeoutConfig = TimeoutConfig {
 const DESCRIPTION: &str = "bittorrent";
 
 /// A mapping held on the gateway, with what renewing and deleting it need.
+#[derive(Clone)]
 pub(crate) enum Live {
     /// NAT-PMP or PCP.
     Pmp(PortMapping),
