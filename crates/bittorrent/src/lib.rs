@@ -57,6 +57,7 @@ pub mod torrent;
 pub mod tracker;
 pub mod types;
 pub mod utp;
+pub(crate) mod webseed;
 pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
