@@ -125,6 +125,11 @@ impl WebSeedHandle {
     pub(crate) fn send(&self, command: WebSeedCommand) -> bool {
         self.commands.try_send(command).is_ok()
     }
+
+    /// Whether the task has ended (it no longer takes commands).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
 }
 
 /// What every web seed task of a session shares.
