@@ -32,9 +32,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metainfo::MetaInfo;
 
+mod answer;
+#[doc(hidden)]
+pub mod fuzz;
 pub(crate) mod ranges;
 mod task;
 pub(crate) mod urls;
+
+/// Redirects followed per request; more is [`WebSeedError::Redirects`].
+const MAX_REDIRECTS: usize = 5;
+/// A server slower than this (bytes per second) over [`SLOW_WINDOW`] is too
+/// slow.
+const MIN_RATE: u64 = 8 * 1024;
+/// The window of the rate check, and the longest silence tolerated.
+const SLOW_WINDOW: Duration = Duration::from_secs(20);
+/// How long connecting (TCP and TLS) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The `User-Agent` of web seed requests.
+const USER_AGENT: &str = concat!("bittorrent/", env!("CARGO_PKG_VERSION"));
 
 /// Which web seed of a torrent: its index in the torrent's list of usable
 /// web seeds.
@@ -104,8 +119,14 @@ pub enum WebSeedError {
 impl WebSeedError {
     /// Retrying this server cannot help (404, 410, a wrong answer, a
     /// redirect loop); the core drops the web seed.
+    /// Retrying is worth it for 5xx and the statuses that mean "later"
+    /// (408, 425, 429), a slow server and a failed connection.
     pub fn is_permanent(&self) -> bool {
-        todo!("helper webseed-http")
+        match self {
+            WebSeedError::Status(status) => !matches!(status, 408 | 425 | 429 | 500..),
+            WebSeedError::BadAnswer(_) | WebSeedError::Redirects => true,
+            WebSeedError::TooSlow(_) | WebSeedError::Connection(_) => false,
+        }
     }
 }
 
@@ -144,6 +165,29 @@ pub(crate) struct WebSeedConfig {
     pub(crate) slow_window: Duration,
 }
 
+impl WebSeedConfig {
+    /// The defaults: a client that follows at most 5 redirects, keeps one
+    /// idle connection per server, gives up connecting after 15 s and says
+    /// `User-Agent: bittorrent/<version>`; too slow is below 8 KiB/s over
+    /// 20 s.
+    ///
+    /// # Errors
+    /// The HTTP client cannot be built (its TLS backend failed to start).
+    pub(crate) fn new() -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .pool_max_idle_per_host(1)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()?;
+        Ok(Self {
+            client,
+            min_rate: MIN_RATE,
+            slow_window: SLOW_WINDOW,
+        })
+    }
+}
+
 /// Starts the task of web seed `id` at `url` (a usable entry, see
 /// [`urls::usable`]) into `tasks`; it reports on `events` and ends when
 /// `cancel` fires or the handle is dropped.
@@ -156,6 +200,9 @@ pub(crate) fn spawn(
     cancel: CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> WebSeedHandle {
-    let _ = (id, url, meta, config, events, cancel, tasks);
-    todo!("helper webseed-http")
+    let (commands, receiver) = mpsc::channel(1);
+    let url: Arc<str> = url.into();
+    let task = task::Task::new(id, url.clone(), meta, config, events);
+    tasks.spawn(task.run(receiver, cancel));
+    WebSeedHandle { id, url, commands }
 }
