@@ -44,7 +44,7 @@ impl Shell {
         if urls.is_empty() {
             return;
         }
-        let config = match web_seed_config() {
+        let config = match WebSeedConfig::new() {
             Ok(config) => config,
             Err(e) => {
                 log::error!("{} no HTTP client for web seeds: {e}", self.tag);
@@ -112,11 +112,12 @@ impl Shell {
                 log::error!("{} a web seed task failed: {e}", self.tag);
             }
         }
-        let gone: Vec<WebSeedId> = (self.web.handles.iter())
-            .filter(|(_, (handle, _))| handle.is_closed())
-            .map(|(id, _)| *id)
+        let gone: Vec<(WebSeedId, Arc<str>)> = (self.web.handles.values())
+            .filter(|(handle, _)| handle.is_closed())
+            .map(|(handle, _)| (handle.id, Arc::clone(&handle.url)))
             .collect();
-        for id in gone {
+        for (id, url) in gone {
+            log::debug!("{} the task of web seed {url} ended", self.tag);
             self.web_seed_gone(id);
         }
     }
@@ -127,15 +128,6 @@ impl Shell {
             core.drop_web_seed(id, "its task ended".into(), Instant::now());
         }
     }
-}
-
-// TODO(h-wsh merge): WebSeedConfig::new().
-fn web_seed_config() -> Result<WebSeedConfig, reqwest::Error> {
-    Ok(WebSeedConfig {
-        client: reqwest::Client::builder().build()?,
-        min_rate: 8192,
-        slow_window: std::time::Duration::from_secs(20),
-    })
 }
 
 /// The usable web seed URLs of a torrent: the metainfo's `url-list`, then

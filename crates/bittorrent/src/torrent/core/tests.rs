@@ -104,6 +104,8 @@ struct Rig {
     /// The web seeds the rig answers for (a `Fetch` to another is left to
     /// the test).
     web: HashMap<WebSeedId, Serve>,
+    /// The runs those web seeds were asked for.
+    runs: Vec<(WebSeedId, std::ops::Range<u32>)>,
 }
 
 impl Rig {
@@ -125,6 +127,7 @@ impl Rig {
             records: 0,
             served: Vec::new(),
             web: HashMap::new(),
+            runs: Vec::new(),
         }
     }
 
@@ -228,6 +231,7 @@ impl Rig {
                 if self.web.contains_key(&seed) =>
             {
                 let serve = self.web[&seed].clone();
+                self.runs.push((seed, pieces.clone()));
                 let (deliver, outcome) = match serve.clone() {
                     Serve::Good | Serve::Corrupt => (pieces.len() as u32, Ok(())),
                     Serve::FailAfter(n, e) => (n.min(pieces.len() as u32), Err(e)),

@@ -55,7 +55,8 @@ fn a_torrent_downloads_from_its_web_seed_alone_once_checked() {
     let mut rig = Rig::new(&[6 * u64::from(PIECE) + 100], Vec::new());
     rig.web.insert(A, Serve::Good);
     assert_eq!(add_web_seed(&mut rig, "http://127.0.0.1/f"), A);
-    assert!(fetches(&rig.tick()).is_empty(), "not while checking");
+    rig.tick();
+    assert!(rig.runs.is_empty(), "not while checking");
     rig.core.checked(&Checked::nothing(7), rig.now);
     let out = rig.settle();
     assert_eq!(complete(&out), 1);
@@ -72,8 +73,10 @@ fn a_torrent_downloads_from_its_web_seed_alone_once_checked() {
     assert_eq!(stats.web_seeds[0].url, "http://127.0.0.1/f");
     assert_eq!(stats.web_seeds[0].state, WebSeedState::Idle);
     assert!(stats.complete);
+    assert_eq!(rig.runs, [(A, 0..7)]);
     rig.advance(10);
-    assert!(fetches(&rig.tick()).is_empty(), "complete: no more runs");
+    rig.tick();
+    assert_eq!(rig.runs.len(), 1, "complete: no more runs");
 }
 
 #[test]
@@ -108,6 +111,7 @@ fn a_corrupt_web_seed_is_dropped_and_the_good_one_completes() {
     add_web_seed(&mut rig, "http://bad/f");
     add_web_seed(&mut rig, "http://good/f");
     let out = rig.tick();
+    assert_eq!(rig.runs[..2], [(A, 0..4), (B, 6..8)]);
     assert_eq!(web_failures(&out), [("http://bad/f".to_owned(), true)]);
     assert!(out.iter().any(|a| matches!(a, Action::DropWebSeed(A))));
     assert_eq!(complete(&out), 1);
@@ -133,7 +137,7 @@ fn a_failed_run_gives_back_its_rest_backs_off_then_continues() {
     rig.web.insert(A, Serve::FailAfter(1, slow));
     add_web_seed(&mut rig, "http://slow/f");
     let out = rig.tick();
-    assert_eq!(fetches(&out), [(A, 0..4)]);
+    assert_eq!(rig.runs, [(A, 0..4)]);
     assert_eq!(web_failures(&out), [("http://slow/f".to_owned(), false)]);
     // The undelivered pieces are free again: a peer is asked for them.
     rig.silent.push(addr(1));
@@ -146,10 +150,11 @@ fn a_failed_run_gives_back_its_rest_backs_off_then_continues() {
     rig.disconnected(1, DisconnectReason::Local);
     rig.web.insert(A, Serve::Good);
     rig.advance(BACKOFF_FIRST.as_secs() - 1);
-    assert!(fetches(&rig.tick()).is_empty(), "backing off");
+    rig.tick();
+    assert_eq!(rig.runs.len(), 1, "backing off");
     rig.advance(1);
     let out = rig.tick();
-    assert_eq!(fetches(&out), [(A, 1..4)], "continues after piece 0");
+    assert_eq!(rig.runs[1], (A, 1..4), "continues after piece 0");
     assert_eq!(complete(&out), 1);
     let status = &rig.core.stats(rig.now).web_seeds[0];
     assert_eq!((status.failures, status.state), (0, WebSeedState::Idle));
@@ -166,7 +171,8 @@ fn a_permanent_error_drops_the_web_seed_at_once() {
     assert_eq!(web_failures(&out), [("http://gone/f".to_owned(), true)]);
     assert!(out.iter().any(|a| matches!(a, Action::DropWebSeed(A))));
     rig.advance(600);
-    assert!(fetches(&rig.tick()).is_empty());
+    rig.tick();
+    assert_eq!(rig.runs, [(A, 0..2)], "never asked again");
     assert_eq!(
         rig.core.stats(rig.now).web_seeds[0].state,
         WebSeedState::Dropped
