@@ -20,7 +20,8 @@
 //! # Run length
 //! [`RUN_BYTES`] (8 MiB: a few seconds of a fast server, long enough for
 //! sequential reads to pay) or, near the end, the bytes still missing shared
-//! among the usable web seeds if that is less; never less than one piece.
+//! among the usable web seeds if that is less; in pieces, rounded up (so
+//! never less than one piece).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -169,7 +170,7 @@ impl WebSeeds {
             .count()
             .max(1) as u64;
         let bytes = RUN_BYTES.min(bytes_left.div_ceil(usable));
-        let pieces = bytes / u64::from(piece_length.max(1));
+        let pieces = bytes.div_ceil(u64::from(piece_length.max(1)));
         u32::try_from(pieces).unwrap_or(u32::MAX).max(1)
     }
 
