@@ -17,6 +17,12 @@
 //!   loop), [`MAX_FAILURES`] runs failed in a row, a piece it sent failed
 //!   its hash check, or its task ended. Its later events are ignored.
 //!
+//! # How many at once
+//! At most [`MAX_ACTIVE`] web seeds of a torrent fetch at once (a torrent
+//! may list hundreds of mirrors). When a slot is free the fastest idle web
+//! seed (by its last successful run) gets it, then those not tried yet in
+//! the torrent's order; the others wait as spares for when one fails.
+//!
 //! # Run length
 //! About [`RUN_SECONDS`] of the server's speed measured over its last
 //! successful run ([`FIRST_RUN_BYTES`] before any), at most [`RUN_BYTES`]:
@@ -44,6 +50,8 @@ pub(crate) const RUN_SECONDS: f64 = 4.0;
 pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 /// The longest backoff.
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Web seeds of a torrent fetching at once, at most.
+pub(crate) const MAX_ACTIVE: usize = 8;
 /// Failed runs in a row after which a web seed is dropped.
 pub(crate) const MAX_FAILURES: u32 = 6;
 
@@ -163,8 +171,9 @@ impl WebSeeds {
             .collect()
     }
 
-    /// The web seeds that may start a run at `now`: idle ones, and those
-    /// whose backoff is over (they become idle).
+    /// The web seeds to start a run at `now`, best first, as many as there
+    /// are free slots: idle ones, and those whose backoff is over (they
+    /// become idle). See the module docs for the order.
     pub(crate) fn ready(&mut self, now: Instant) -> Vec<WebSeedId> {
         let mut ready = Vec::new();
         for (i, seed) in self.seeds.iter_mut().enumerate() {
@@ -173,10 +182,14 @@ impl WebSeeds {
             }
             if seed.state == SeedState::Idle {
                 // `add` keeps the count within u16.
-                ready.push(WebSeedId(i as u16));
+                ready.push((seed.rate, WebSeedId(i as u16)));
             }
         }
-        ready
+        // Stable: untried ones (no rate) keep the torrent's order, after
+        // the measured ones, fastest first.
+        ready.sort_by(|(a, _), (b, _)| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+        let free = MAX_ACTIVE.saturating_sub(self.active());
+        ready.into_iter().take(free).map(|(_, id)| id).collect()
     }
 
     /// Pieces of `piece_length` bytes in web seed `id`'s next run, with
@@ -194,7 +207,7 @@ impl WebSeeds {
             .iter()
             .filter(|s| s.state != SeedState::Dropped)
             .count();
-        let sources = (usable + peers).max(1) as u64;
+        let sources = (usable.min(MAX_ACTIVE) + peers).max(1) as u64;
         let rate = self.seeds.get(usize::from(id.0)).and_then(|s| s.rate);
         let target = rate.map_or(FIRST_RUN_BYTES, |rate| (rate * RUN_SECONDS) as u64);
         let bytes = target.min(RUN_BYTES).min(bytes_left.div_ceil(sources));
@@ -327,6 +340,27 @@ mod tests {
 
     const A: WebSeedId = WebSeedId(0);
     const B: WebSeedId = WebSeedId(1);
+
+    #[test]
+    fn at_most_max_active_fetch_and_the_fastest_idle_ones_go_first() {
+        let now = Instant::now();
+        let mut s = seeds(MAX_ACTIVE + 3);
+        let ready = s.ready(now);
+        assert_eq!(ready.len(), MAX_ACTIVE);
+        assert_eq!(ready[0], A, "untried ones in order");
+        for (i, &id) in ready.iter().enumerate() {
+            s.start(id, 0..1, now);
+            assert!(s.piece(id, 0, 1000 * (i as u64 + 1)));
+        }
+        assert!(s.ready(now).is_empty(), "every slot taken");
+        let later = now + Duration::from_secs(1);
+        s.run_ended(A, &Ok(()), later);
+        s.run_ended(B, &Ok(()), later);
+        // B was faster than A; the untried ones come after both, but
+        // only two slots are free.
+        assert_eq!(s.ready(later), [B, A]);
+        assert_eq!(s.run_pieces(A, 1, 1000, 0), 125, "shared among 8");
+    }
 
     #[test]
     fn backoff_doubles_from_5_s_to_5_minutes() {
