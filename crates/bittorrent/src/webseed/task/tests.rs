@@ -27,6 +27,8 @@ enum Mode {
     CloseMidway,
     /// 206 without Content-Length, half the body, then closes.
     ShortUnframed,
+    /// 206 without Content-Length, the body and more, then closes.
+    LongUnframed,
     /// 200 and the whole file, whatever the range.
     IgnoreRanges,
     /// 10 bytes every 50 ms.
@@ -152,6 +154,19 @@ async fn answer(
             };
             head(stream, "206 Partial Content", framing).await;
             let _ = stream.write_all(&body[..body.len() / 2]).await;
+            return false;
+        }
+        Mode::LongUnframed => {
+            head(
+                stream,
+                "206 Partial Content",
+                &[&range, "Connection: close"],
+            )
+            .await;
+            // One write, so that the first chunk is already too long.
+            let _ = stream
+                .write_all(&[body, b"trailing garbage"].concat())
+                .await;
             return false;
         }
         Mode::IgnoreRanges => respond(stream, "200 OK", &[], content).await,
@@ -413,6 +428,13 @@ async fn wrong_content_range_is_a_bad_answer() {
     let error = run.outcome.unwrap_err();
     assert!(matches!(error, WebSeedError::BadAnswer(_)), "{error}");
     assert!(error.is_permanent());
+}
+
+#[tokio::test]
+async fn body_longer_than_the_range_is_a_bad_answer() {
+    let (run, _server) = failing_two(Mode::LongUnframed, config(LONG, 1)).await;
+    let error = run.outcome.unwrap_err();
+    assert!(matches!(error, WebSeedError::BadAnswer(_)), "{error}");
 }
 
 #[tokio::test]
