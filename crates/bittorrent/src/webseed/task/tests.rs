@@ -615,6 +615,20 @@ async fn throughput_on_loopback() {
 }
 
 #[test]
+fn which_errors_are_permanent() {
+    for status in [301, 400, 401, 403, 404, 410, 416] {
+        assert!(WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    for status in [408, 425, 429, 500, 502, 503, 504] {
+        assert!(!WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    assert!(WebSeedError::BadAnswer(String::new()).is_permanent());
+    assert!(WebSeedError::Redirects.is_permanent());
+    assert!(!WebSeedError::TooSlow(String::new()).is_permanent());
+    assert!(!WebSeedError::Connection(String::new()).is_permanent());
+}
+
+#[test]
 fn default_config_builds() {
     let config = WebSeedConfig::new().unwrap();
     assert_eq!(config.min_rate, MIN_RATE);
