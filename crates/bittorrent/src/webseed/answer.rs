@@ -171,6 +171,12 @@ impl SpeedCheck {
         self.bytes = 0;
         Ok(())
     }
+
+    /// Leaves `pause` (time spent waiting on the torrent, not the server)
+    /// out of the current window.
+    pub(crate) fn exclude(&mut self, pause: Duration) {
+        self.start += pause;
+    }
 }
 
 /// Bytes of a run, in order, made into whole pieces: one piece buffer at a
@@ -235,10 +241,12 @@ impl Assembler {
             return None;
         }
         if self.want == 0 {
+            // 0 only past the torrent's last piece: drop the input rather
+            // than loop on a piece that never fills.
             self.want = layout.piece_len(self.next) as usize;
             self.buf = BytesMut::with_capacity(self.want);
         }
-        Some(self.want - self.buf.len())
+        (self.want > 0).then(|| self.want - self.buf.len())
     }
 
     fn complete(&mut self) -> Option<(u32, Bytes)> {
@@ -365,6 +373,14 @@ mod tests {
             check.record(200, t0 + s(20)),
             Err(WebSeedError::TooSlow(_))
         ));
+        // Time spent waiting on the torrent does not count.
+        let mut check = SpeedCheck::new(100, s(10), t0);
+        check.exclude(s(8));
+        assert_eq!(check.record(300, t0 + s(12)), Ok(()));
+        assert!(matches!(
+            check.record(600, t0 + s(18)),
+            Err(WebSeedError::TooSlow(_))
+        ));
     }
 
     #[test]
@@ -389,6 +405,14 @@ mod tests {
         let mut data = &b"xyz"[..];
         assert_eq!(asm.fill(&layout, &mut data), None);
         assert!(data.is_empty());
+        // So is input for pieces past the torrent's end.
+        let mut asm = Assembler::new(3..5);
+        let mut data = &b"xyz"[..];
+        assert_eq!(asm.fill(&layout, &mut data), None);
+        assert!(data.is_empty());
+        let mut zeros = 7;
+        assert_eq!(asm.fill_zeros(&layout, &mut zeros), None);
+        assert_eq!(zeros, 0);
     }
 
     #[test]

@@ -148,7 +148,10 @@ impl Task {
         let mut result = Ok(());
         for part in parts {
             result = match part {
-                Part::Zeros(count) => self.zeros(geometry, &mut assembler, count).await,
+                Part::Zeros(count) => {
+                    self.zeros(geometry, &mut assembler, &mut speed, count)
+                        .await
+                }
                 Part::Fetch {
                     file,
                     offset,
@@ -180,11 +183,12 @@ impl Task {
         &self,
         geometry: &Geometry,
         assembler: &mut Assembler,
+        speed: &mut SpeedCheck,
         mut count: u64,
     ) -> Result<(), Stop> {
         while count > 0 {
             if let Some((index, data)) = assembler.fill_zeros(&geometry.layout, &mut count) {
-                self.deliver(index, data).await?;
+                self.deliver(speed, index, data).await?;
             }
         }
         Ok(())
@@ -209,13 +213,9 @@ impl Task {
         result
     }
 
+    /// Sends the range request for `asked` to `url` and checks the answer's
+    /// head, then reads its body into the run.
     async fn stream(&self, fetch: Fetch<'_>, url: &str, asked: Asked) -> Result<(), Stop> {
-        let Fetch {
-            geometry,
-            assembler,
-            speed,
-        } = fetch;
-        let window = self.config.slow_window;
         debug!(
             "web seed {}: GET {url} bytes={}-{}",
             self.url,
@@ -228,7 +228,7 @@ impl Task {
             .get(url)
             .header(RANGE, format!("bytes={}-{}", asked.offset, asked.last()))
             .send();
-        let mut response = within(window, "no answer", request).await??;
+        let response = within(self.config.slow_window, "no answer", request).await??;
         let content_range = response.headers().get(CONTENT_RANGE).map(|v| v.as_bytes());
         check_head(
             response.status().as_u16(),
@@ -236,6 +236,23 @@ impl Task {
             response.content_length(),
             asked,
         )?;
+        self.body(fetch, response, asked).await
+    }
+
+    /// Streams the body of a checked answer into the run's pieces,
+    /// delivering each piece it completes.
+    async fn body(
+        &self,
+        fetch: Fetch<'_>,
+        mut response: reqwest::Response,
+        asked: Asked,
+    ) -> Result<(), Stop> {
+        let Fetch {
+            geometry,
+            assembler,
+            speed,
+        } = fetch;
+        let window = self.config.slow_window;
         let mut left = asked.length;
         while left > 0 {
             let Some(chunk) = within(window, "no data", response.chunk()).await?? else {
@@ -254,7 +271,7 @@ impl Task {
             let mut data = &chunk[..];
             while !data.is_empty() {
                 if let Some((index, piece)) = assembler.fill(&geometry.layout, &mut data) {
-                    self.deliver(index, piece).await?;
+                    self.deliver(speed, index, piece).await?;
                 }
             }
         }
@@ -273,14 +290,18 @@ impl Task {
         Ok(())
     }
 
-    /// Sends a whole piece to the torrent, waiting for room.
-    async fn deliver(&self, index: u32, data: Bytes) -> Result<(), Stop> {
+    /// Sends a whole piece to the torrent, waiting for room; the wait does
+    /// not count against the server's speed.
+    async fn deliver(&self, speed: &mut SpeedCheck, index: u32, data: Bytes) -> Result<(), Stop> {
         let piece = WebSeedEvent::Piece {
             seed: self.id,
             index,
             data,
         };
-        self.events.send(piece).await.map_err(|_| Stop::Gone)
+        let started = now();
+        let sent = self.events.send(piece).await;
+        speed.exclude(now().saturating_duration_since(started));
+        sent.map_err(|_| Stop::Gone)
     }
 }
 

@@ -27,6 +27,8 @@ enum Mode {
     CloseMidway,
     /// 206 without Content-Length, half the body, then closes.
     ShortUnframed,
+    /// 206 without Content-Length, the body and more, then closes.
+    LongUnframed,
     /// 200 and the whole file, whatever the range.
     IgnoreRanges,
     /// 10 bytes every 50 ms.
@@ -154,6 +156,19 @@ async fn answer(
             let _ = stream.write_all(&body[..body.len() / 2]).await;
             return false;
         }
+        Mode::LongUnframed => {
+            head(
+                stream,
+                "206 Partial Content",
+                &[&range, "Connection: close"],
+            )
+            .await;
+            // One write, so that the first chunk is already too long.
+            let _ = stream
+                .write_all(&[body, b"trailing garbage"].concat())
+                .await;
+            return false;
+        }
         Mode::IgnoreRanges => respond(stream, "200 OK", &[], content).await,
         Mode::Trickle | Mode::Stall => {
             let length = format!("Content-Length: {}", body.len());
@@ -251,7 +266,18 @@ async fn fetch(
     pieces: std::ops::Range<u32>,
     config: WebSeedConfig,
 ) -> Run {
-    let (events, mut received) = mpsc::channel(2);
+    fetch_slowly(meta, url, pieces, config, Duration::ZERO).await
+}
+
+/// [`fetch`], the torrent taking `pause` after each piece.
+async fn fetch_slowly(
+    meta: &MetaInfo,
+    url: &str,
+    pieces: std::ops::Range<u32>,
+    config: WebSeedConfig,
+    pause: Duration,
+) -> Run {
+    let (events, mut received) = mpsc::channel(1);
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let meta = Arc::new(meta.clone());
@@ -267,6 +293,7 @@ async fn fetch(
             WebSeedEvent::Piece { seed, index, data } => {
                 assert_eq!(seed, WebSeedId(3));
                 run.push((index, data));
+                tokio::time::sleep(pause).await;
             }
             WebSeedEvent::RunEnded {
                 seed,
@@ -401,6 +428,13 @@ async fn wrong_content_range_is_a_bad_answer() {
     let error = run.outcome.unwrap_err();
     assert!(matches!(error, WebSeedError::BadAnswer(_)), "{error}");
     assert!(error.is_permanent());
+}
+
+#[tokio::test]
+async fn body_longer_than_the_range_is_a_bad_answer() {
+    let (run, _server) = failing_two(Mode::LongUnframed, config(LONG, 1)).await;
+    let error = run.outcome.unwrap_err();
+    assert!(matches!(error, WebSeedError::BadAnswer(_)), "{error}");
 }
 
 #[tokio::test]
@@ -539,6 +573,59 @@ async fn task_ends_on_cancel_and_when_the_handle_is_dropped() {
     cancel.cancel();
     tokio::time::timeout(LONG, tasks.join_next()).await.unwrap();
     assert!(tasks.is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_torrent_does_not_make_the_server_too_slow() {
+    let (meta, stream, site) = torrent(16 * 1024, &[("a", 8 * 16 * 1024, false)]);
+    let server = Server::start(site).await;
+    // The torrent takes 200 ms per piece: 1.6 s for a run the server sends
+    // at once, against a minimum of 1 MB/s over 0.5 s.
+    let config = config(Duration::from_millis(500), 1_000_000);
+    let url = format!("http://{}/seed", server.addr);
+    let run = fetch_slowly(&meta, &url, 0..8, config, Duration::from_millis(200)).await;
+    assert_eq!(run.outcome, Ok(()));
+    assert_pieces(&run, &meta, &stream, 0..8);
+}
+
+/// Seconds to fetch `meta`'s pieces from `url` in runs of 16.
+async fn time_download(meta: &MetaInfo, url: &str) -> f64 {
+    let started = std::time::Instant::now();
+    let count = meta.piece_count() as u32;
+    for start in (0..count).step_by(16) {
+        let run = fetch(meta, url, start..(start + 16).min(count), config(LONG, 1)).await;
+        assert_eq!(run.outcome, Ok(()));
+    }
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_on_loopback() {
+    const MIB: u64 = 1024 * 1024;
+    let (meta, _, site) = torrent(256 * 1024, &[("a", 24 * MIB, false), ("b", 8 * MIB, false)]);
+    let server = Server::start(site).await;
+    let url = format!("http://{}/seed", server.addr);
+    let mut rate = 32.0 / time_download(&meta, &url).await;
+    if rate < 4.0 {
+        // A busy machine: measure once more before failing.
+        rate = rate.max(32.0 / time_download(&meta, &url).await);
+    }
+    println!("web seed task: 32 MiB in runs of 16 x 256 KiB pieces at {rate:.0} MiB/s");
+    assert!(rate >= 4.0, "{rate:.1} MiB/s");
+}
+
+#[test]
+fn which_errors_are_permanent() {
+    for status in [301, 400, 401, 403, 404, 410, 416] {
+        assert!(WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    for status in [408, 425, 429, 500, 502, 503, 504] {
+        assert!(!WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    assert!(WebSeedError::BadAnswer(String::new()).is_permanent());
+    assert!(WebSeedError::Redirects.is_permanent());
+    assert!(!WebSeedError::TooSlow(String::new()).is_permanent());
+    assert!(!WebSeedError::Connection(String::new()).is_permanent());
 }
 
 #[test]
