@@ -261,3 +261,21 @@ fn a_first_run_is_4_mib_and_a_fast_server_then_gets_8() {
     });
     assert_eq!(fetches(&out), [(A, first..first + pieces)]);
 }
+
+#[test]
+fn a_web_seed_fetches_only_the_selected_files() {
+    let len = 3 * u64::from(PIECE);
+    let mut rig = Rig::checked(
+        &[len, len, len],
+        vec![Priority::Skip, Priority::Normal, Priority::Skip],
+        &[],
+    );
+    rig.web.insert(A, Serve::Good);
+    add_web_seed(&mut rig, "http://w/");
+    let out = rig.tick();
+    assert_eq!(rig.runs, [(A, 3..6)], "f1's pieces only");
+    assert_eq!(complete(&out), 1);
+    let stats = rig.core.stats(rig.now);
+    assert_eq!(stats.state, TorrentState::Finished);
+    assert_eq!(stats.web_seed_downloaded, len);
+}
