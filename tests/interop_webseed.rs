@@ -9,7 +9,8 @@
 //! our CLI runs with `--no-dht --no-tracker`, bound to 127.0.0.1. Run them alone with
 //! `cargo test -p bittorrent-cli --test interop_webseed -- --nocapture` (`scripts/test` runs
 //! them in a loopback-only network namespace). Without nginx they skip (fail under
-//! `BT_INTEROP_REQUIRED=1`).
+//! `BT_INTEROP_REQUIRED=1`). `BT_INTEROP_CLI=$PWD/tests/peers/lt_cli.py` runs them against
+//! libtorrent's web seeds instead of our CLI, which checks the tests themselves.
 
 #[macro_use]
 mod harness;
@@ -467,6 +468,35 @@ fn server_closing_mid_response_beside_a_good_one() {
         nginx.accesses().len()
     );
     assert!(closer.requests() > 0, "the closing server was never asked");
+}
+
+/// A server that sends its answers at a trickle ([`harness::badhttp::TRICKLE_RATE`]) before a good one in the
+/// `url-list`: the download completes from the good one (the trickler is dropped or its pieces
+/// are fetched elsewhere).
+#[test]
+fn trickling_server_beside_a_good_one() {
+    require!(Tool::Nginx, Tool::Mktorrent);
+    let fx = fixture("trickled", MIRRORED);
+    let site = fx.path().join("site");
+    publish(&fx, &site, "pub");
+    let trickler = BadHttp::start(BadMode::Trickle, &site);
+    let nginx = Nginx::start("nginx", &site, fx.path(), Some(2 * MIB));
+    let torrent = web_torrent(
+        &fx,
+        "web.torrent",
+        &[trickler.url("/pub/"), nginx.url("/pub/")],
+    );
+    let run = download(&fx, &torrent, &fx.out_dir(), &[], &[]);
+    eprintln!(
+        "trickling server: {} requests; nginx: {} requests; took {:.2?}",
+        trickler.requests(),
+        nginx.accesses().len(),
+        run.took
+    );
+    assert!(
+        trickler.requests() > 0,
+        "the trickling server was never asked"
+    );
 }
 
 /// e. `--no-web-seeds` with a torrent whose only source is its `url-list`: no HTTP request

@@ -1,6 +1,6 @@
 //! A hostile HTTP server on 127.0.0.1 (std::net and threads), for the web seed failures
-//! nginx does not do on its own: 404 for everything, or the right headers and then half of
-//! the body before it closes the connection. It counts the requests it got. Dropping it
+//! nginx does not do on its own: 404 for everything, the right headers and then half of the
+//! body before it closes the connection, or the body at a trickle. It counts the requests it got. Dropping it
 //! closes its listener; its connections end at their next request or read timeout.
 
 use std::io::{Read, Write};
@@ -21,7 +21,13 @@ pub enum BadMode {
     /// The file under the root (with `Range`: `206` and the right `Content-Range` and
     /// `Content-Length`), but only the first half of the body, then it closes the connection.
     CloseMidResponse,
+    /// The file under the root as [`BadMode::CloseMidResponse`] has it, but the whole body, at
+    /// [`TRICKLE_RATE`] bytes/s.
+    Trickle,
 }
+
+/// How fast a [`BadMode::Trickle`] server sends a body: 5 KiB/s.
+pub const TRICKLE_RATE: u64 = 5 * 1024;
 
 /// The server; stops accepting on drop.
 pub struct BadHttp {
@@ -102,7 +108,8 @@ impl Server {
             self.requests.fetch_add(1, Ordering::SeqCst);
             let keep_going = match self.mode {
                 BadMode::NotFound => not_found(&mut conn),
-                BadMode::CloseMidResponse => self.half_then_close(&mut conn, &request),
+                BadMode::CloseMidResponse => self.answer(&mut conn, &request, false),
+                BadMode::Trickle => self.answer(&mut conn, &request, true),
             };
             if !keep_going {
                 break;
@@ -111,8 +118,10 @@ impl Server {
         let _ = conn.shutdown(Shutdown::Both);
     }
 
-    /// Sends the headers of the whole answer and half of its body; false (close).
-    fn half_then_close(&self, conn: &mut TcpStream, request: &Request) -> bool {
+    /// Sends the headers of the whole answer, then half of its body at once (and returns false:
+    /// close), or with `trickle` all of it slowly (and returns whether the connection is still
+    /// there).
+    fn answer(&self, conn: &mut TcpStream, request: &Request, trickle: bool) -> bool {
         let Some(data) = self.file(&request.path) else {
             return not_found(conn);
         };
@@ -137,11 +146,23 @@ impl Server {
             head += &format!("Content-Range: bytes {start}-{}/{total}\r\n", end - 1);
         }
         head += "\r\n";
-        let half = start + (end - start) / 2;
-        let _ = conn.write_all(head.as_bytes());
-        let _ = conn.write_all(&data[start as usize..half as usize]);
-        let _ = conn.flush();
-        false
+        if conn.write_all(head.as_bytes()).is_err() {
+            return false;
+        }
+        let body = &data[start as usize..end as usize];
+        if !trickle {
+            let _ = conn.write_all(&body[..body.len() / 2]);
+            return false;
+        }
+        // 256 bytes every 50 ms.
+        let chunk = (TRICKLE_RATE / 20) as usize;
+        for part in body.chunks(chunk) {
+            if conn.write_all(part).is_err() {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        true
     }
 
     /// The bytes of the file at the URL path `path` under the root, if there is one.
