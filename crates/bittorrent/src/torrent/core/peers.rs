@@ -17,6 +17,7 @@ use crate::choker::{Choker, PeerView};
 use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::peer::PeerCommand;
 use crate::picker::Picker;
+use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::unasked::UnaskedBlocks;
 use crate::torrent::core::Action;
 use crate::torrent::RateMeter;
@@ -351,12 +352,12 @@ impl PeerSet {
     /// everyone else.
     pub(crate) fn cancel_duplicates(
         &mut self,
-        from: SocketAddr,
+        from: Contributor,
         block: BlockInfo,
         out: &mut Vec<Action>,
     ) {
         for (addr, peer) in &mut self.peers {
-            if *addr != from && peer.in_flight.remove(&block) {
+            if Contributor::Peer(*addr) != from && peer.in_flight.remove(&block) {
                 peer.unasked.cancelled(u64::from(block.length));
                 out.push(Action::Peer(*addr, PeerCommand::Cancel(block)));
             }

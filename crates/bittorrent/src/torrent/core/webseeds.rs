@@ -1,0 +1,379 @@
+//! The torrent's web seeds (BEP 19), as the core sees them: one state per
+//! server, how long a run it gets, and what a failure costs. Pure.
+//!
+//! # States
+//! Each web seed is in exactly one state (`SeedState`):
+//!
+//! - **idle**: its task waits for a run; the core hands it one (from
+//!   [`Picker::pick_run`](crate::picker::Picker::pick_run)) while the torrent
+//!   is active, not complete and not backlogged on verification;
+//! - **fetching** a run of pieces: its pieces arrive in run order; `next`
+//!   is the first not delivered yet. Every piece from `next` on still holds
+//!   the web seed's request in the picker;
+//! - **backing off** until an instant, after a failed run: 5 s after the
+//!   first failure in a row, doubling up to 5 minutes;
+//! - **dropped**, for good: the error cannot be helped by retrying
+//!   ([`WebSeedError::is_permanent`]: 404, 410, a wrong answer, a redirect
+//!   loop), [`MAX_FAILURES`] runs failed in a row, a piece it sent failed
+//!   its hash check, or its task ended. Its later events are ignored.
+//!
+//! # Run length
+//! [`RUN_BYTES`] (8 MiB: a few seconds of a fast server, long enough for
+//! sequential reads to pay) or, near the end, the bytes still missing shared
+//! among the usable web seeds if that is less; in pieces, rounded up (so
+//! never less than one piece).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::torrent::{WebSeedState, WebSeedStatus};
+use crate::webseed::{WebSeedError, WebSeedId};
+
+/// The bytes a web seed is asked for in one run, at most.
+pub(crate) const RUN_BYTES: u64 = 8 * 1024 * 1024;
+/// Backoff after the first failed run in a row.
+pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(5);
+/// The longest backoff.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Failed runs in a row after which a web seed is dropped.
+pub(crate) const MAX_FAILURES: u32 = 6;
+
+/// Where one web seed is (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SeedState {
+    Idle,
+    Fetching { run: Range<u32>, next: u32 },
+    Backoff { until: Instant },
+    Dropped,
+}
+
+/// One web seed.
+#[derive(Debug)]
+struct Seed {
+    url: Arc<str>,
+    state: SeedState,
+    /// Payload bytes received from it (every piece it delivered).
+    bytes: u64,
+    /// Failed runs in a row.
+    failures: u32,
+    last_error: Option<String>,
+    /// Where its last run ended: the next run continues there if it can.
+    continue_at: Option<u32>,
+}
+
+/// What became of a run that ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RunEnd {
+    /// Not a run we know of (a dropped web seed's, or a stray event).
+    Ignored,
+    /// Every piece delivered; the web seed is idle again.
+    Done,
+    /// Failed; retried after this long.
+    Retry(Duration),
+    /// Failed for good: the web seed is dropped.
+    Dropped,
+}
+
+/// Every web seed of a torrent; a [`WebSeedId`] is an index.
+#[derive(Debug, Default)]
+pub(crate) struct WebSeeds {
+    seeds: Vec<Seed>,
+}
+
+impl WebSeeds {
+    /// Adds a web seed (idle). `None` past `u16::MAX` web seeds.
+    pub(crate) fn add(&mut self, url: Arc<str>) -> Option<WebSeedId> {
+        let id = WebSeedId(u16::try_from(self.seeds.len()).ok()?);
+        self.seeds.push(Seed {
+            url,
+            state: SeedState::Idle,
+            bytes: 0,
+            failures: 0,
+            last_error: None,
+            continue_at: None,
+        });
+        Some(id)
+    }
+
+    /// The URL of web seed `id`.
+    pub(crate) fn url(&self, id: WebSeedId) -> Option<&Arc<str>> {
+        self.seeds.get(usize::from(id.0)).map(|s| &s.url)
+    }
+
+    /// Payload bytes received from every web seed.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.seeds.iter().map(|s| s.bytes).sum()
+    }
+
+    /// Web seeds fetching a run now.
+    pub(crate) fn active(&self) -> usize {
+        self.seeds
+            .iter()
+            .filter(|s| matches!(s.state, SeedState::Fetching { .. }))
+            .count()
+    }
+
+    /// Pieces the runs in progress still hold (requested, not delivered).
+    pub(crate) fn held_pieces(&self) -> usize {
+        self.seeds
+            .iter()
+            .map(|s| match &s.state {
+                SeedState::Fetching { run, next } => (*next..run.end).len(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Each web seed's status, in order.
+    pub(crate) fn status(&self) -> Vec<WebSeedStatus> {
+        self.seeds
+            .iter()
+            .map(|s| WebSeedStatus {
+                url: s.url.to_string(),
+                state: match s.state {
+                    SeedState::Idle => WebSeedState::Idle,
+                    SeedState::Fetching { .. } => WebSeedState::Fetching,
+                    SeedState::Backoff { .. } => WebSeedState::BackingOff,
+                    SeedState::Dropped => WebSeedState::Dropped,
+                },
+                downloaded: s.bytes,
+                failures: s.failures,
+                last_error: s.last_error.clone(),
+            })
+            .collect()
+    }
+
+    /// The web seeds that may start a run at `now`: idle ones, and those
+    /// whose backoff is over (they become idle).
+    pub(crate) fn ready(&mut self, now: Instant) -> Vec<WebSeedId> {
+        let mut ready = Vec::new();
+        for (i, seed) in self.seeds.iter_mut().enumerate() {
+            if matches!(seed.state, SeedState::Backoff { until } if until <= now) {
+                seed.state = SeedState::Idle;
+            }
+            if seed.state == SeedState::Idle {
+                // `add` keeps the count within u16.
+                ready.push(WebSeedId(i as u16));
+            }
+        }
+        ready
+    }
+
+    /// Pieces of `piece_length` bytes in one run, with `bytes_left` wanted
+    /// bytes missing (see the module docs).
+    pub(crate) fn run_pieces(&self, piece_length: u32, bytes_left: u64) -> u32 {
+        let usable = self
+            .seeds
+            .iter()
+            .filter(|s| s.state != SeedState::Dropped)
+            .count()
+            .max(1) as u64;
+        let bytes = RUN_BYTES.min(bytes_left.div_ceil(usable));
+        let pieces = bytes.div_ceil(u64::from(piece_length.max(1)));
+        u32::try_from(pieces).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// Where web seed `id`'s next run should start, if it can.
+    pub(crate) fn continue_at(&self, id: WebSeedId) -> Option<u32> {
+        self.seeds.get(usize::from(id.0))?.continue_at
+    }
+
+    /// Idle web seed `id` starts fetching `run`.
+    pub(crate) fn start(&mut self, id: WebSeedId, run: Range<u32>) {
+        if let Some(seed) = self.seeds.get_mut(usize::from(id.0)) {
+            if seed.state == SeedState::Idle {
+                seed.state = SeedState::Fetching {
+                    next: run.start,
+                    run,
+                };
+            }
+        }
+    }
+
+    /// Piece `index` of `len` bytes arrived from `id`. True when it is the
+    /// next piece of the web seed's run (then it is counted and the core
+    /// feeds it to the picker); false for anything else, which the core
+    /// throws away (a dropped web seed's, out of order, out of the run).
+    pub(crate) fn piece(&mut self, id: WebSeedId, index: u32, len: u64) -> bool {
+        let Some(seed) = self.seeds.get_mut(usize::from(id.0)) else {
+            return false;
+        };
+        let SeedState::Fetching { run, next } = &mut seed.state else {
+            return false;
+        };
+        if index != *next || !run.contains(&index) {
+            return false;
+        }
+        *next += 1;
+        seed.bytes += len;
+        seed.continue_at = Some(*next);
+        true
+    }
+
+    /// The run of `id` ended with `outcome` at `now`. Returns what became
+    /// of it and the pieces to give back to the picker: those from the
+    /// first one not delivered to the end of the run (whatever the task
+    /// says it did not deliver, the core's count is what the picker holds).
+    pub(crate) fn run_ended(
+        &mut self,
+        id: WebSeedId,
+        outcome: &Result<(), WebSeedError>,
+        now: Instant,
+    ) -> (RunEnd, Range<u32>) {
+        let Some(seed) = self.seeds.get_mut(usize::from(id.0)) else {
+            return (RunEnd::Ignored, 0..0);
+        };
+        let SeedState::Fetching { run, next } = &seed.state else {
+            return (RunEnd::Ignored, 0..0);
+        };
+        let back = *next..run.end;
+        let Err(error) = outcome else {
+            seed.failures = 0;
+            seed.state = SeedState::Idle;
+            return (RunEnd::Done, back);
+        };
+        seed.failures += 1;
+        seed.last_error = Some(error.to_string());
+        if error.is_permanent() || seed.failures >= MAX_FAILURES {
+            seed.state = SeedState::Dropped;
+            return (RunEnd::Dropped, back);
+        }
+        let wait = backoff(seed.failures);
+        seed.state = SeedState::Backoff { until: now + wait };
+        (RunEnd::Retry(wait), back)
+    }
+
+    /// Drops web seed `id` for good because of `why`. Returns the pieces its
+    /// run still held (to give back), or `None` if it was dropped already.
+    pub(crate) fn drop_seed(&mut self, id: WebSeedId, why: String) -> Option<Range<u32>> {
+        let seed = self.seeds.get_mut(usize::from(id.0))?;
+        let held = match &seed.state {
+            SeedState::Dropped => return None,
+            SeedState::Fetching { run, next } => *next..run.end,
+            _ => 0..0,
+        };
+        seed.state = SeedState::Dropped;
+        seed.last_error = Some(why);
+        Some(held)
+    }
+}
+
+/// The wait after `failures` failed runs in a row (at least 1).
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    BACKOFF_FIRST
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeds(n: usize) -> WebSeeds {
+        let mut seeds = WebSeeds::default();
+        for i in 0..n {
+            seeds
+                .add(Arc::from(format!("http://127.0.0.1/{i}")))
+                .unwrap();
+        }
+        seeds
+    }
+
+    const A: WebSeedId = WebSeedId(0);
+    const B: WebSeedId = WebSeedId(1);
+
+    #[test]
+    fn backoff_doubles_from_5_s_to_5_minutes() {
+        let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn run_length_is_8_mib_or_a_share_of_what_is_left_and_at_least_a_piece() {
+        let s = seeds(2);
+        assert_eq!(s.run_pieces(256 * 1024, u64::MAX), 32);
+        assert_eq!(s.run_pieces(256 * 1024, 4 * 1024 * 1024), 8, "2 MiB each");
+        assert_eq!(s.run_pieces(16 * 1024 * 1024, u64::MAX), 1);
+        assert_eq!(s.run_pieces(256 * 1024, 1), 1);
+        assert_eq!(WebSeeds::default().run_pieces(16 * 1024, u64::MAX), 512);
+    }
+
+    #[test]
+    fn pieces_count_only_in_run_order_and_a_run_gives_back_the_rest() {
+        let now = Instant::now();
+        let mut s = seeds(2);
+        assert_eq!(s.ready(now), [A, B]);
+        s.start(A, 4..8);
+        assert_eq!(s.ready(now), [B]);
+        assert_eq!((s.active(), s.held_pieces()), (1, 4));
+        assert!(!s.piece(A, 5, 10), "out of order");
+        assert!(!s.piece(B, 4, 10), "B is idle");
+        assert!(s.piece(A, 4, 10));
+        assert!(!s.piece(A, 4, 10), "twice");
+        assert!(s.piece(A, 5, 10));
+        assert_eq!(
+            (s.bytes(), s.held_pieces(), s.continue_at(A)),
+            (20, 2, Some(6))
+        );
+        let ended = s.run_ended(A, &Ok(()), now);
+        assert_eq!(ended, (RunEnd::Done, 6..8));
+        assert_eq!(s.run_ended(A, &Ok(()), now), (RunEnd::Ignored, 0..0));
+        assert_eq!(s.ready(now), [A, B]);
+    }
+
+    #[test]
+    fn failures_back_off_then_drop_and_a_success_resets_the_count() {
+        let now = Instant::now();
+        let mut s = seeds(1);
+        let slow = Err(WebSeedError::TooSlow("1 B/s".into()));
+        s.start(A, 0..2);
+        assert_eq!(
+            s.run_ended(A, &slow, now),
+            (RunEnd::Retry(BACKOFF_FIRST), 0..2)
+        );
+        assert!(s.ready(now + Duration::from_secs(4)).is_empty());
+        assert_eq!(s.ready(now + BACKOFF_FIRST), [A]);
+        s.start(A, 0..2);
+        assert_eq!(s.run_ended(A, &Ok(()), now).0, RunEnd::Done);
+        for n in 1..MAX_FAILURES {
+            s.start(A, 0..2);
+            assert_eq!(s.run_ended(A, &slow, now).0, RunEnd::Retry(backoff(n)));
+            s.ready(now + BACKOFF_MAX);
+        }
+        s.start(A, 0..2);
+        assert_eq!(s.run_ended(A, &slow, now).0, RunEnd::Dropped);
+        assert!(s.ready(now + BACKOFF_MAX).is_empty());
+        let status = s.status();
+        assert_eq!(status[0].state, WebSeedState::Dropped);
+        assert_eq!(status[0].failures, MAX_FAILURES);
+        assert_eq!(status[0].last_error.as_deref(), Some("too slow: 1 B/s"));
+    }
+
+    #[test]
+    fn a_permanent_error_drops_at_once_and_a_dropped_seed_is_deaf() {
+        let now = Instant::now();
+        let mut s = seeds(1);
+        s.start(A, 0..3);
+        let gone = Err(WebSeedError::Status(404));
+        assert_eq!(s.run_ended(A, &gone, now), (RunEnd::Dropped, 0..3));
+        s.start(A, 0..3);
+        assert!(!s.piece(A, 0, 1));
+        assert_eq!(s.drop_seed(A, "again".into()), None);
+        assert_eq!(s.active(), 0);
+    }
+
+    #[test]
+    fn dropping_a_fetching_seed_gives_back_what_its_run_holds() {
+        let now = Instant::now();
+        let mut s = seeds(1);
+        s.start(A, 2..6);
+        assert!(s.piece(A, 2, 1));
+        assert_eq!(s.drop_seed(A, "bad piece".into()), Some(3..6));
+        assert_eq!(s.held_pieces(), 0);
+        assert_eq!(s.run_ended(A, &Ok(()), now), (RunEnd::Ignored, 0..0));
+        assert_eq!(s.status()[0].last_error.as_deref(), Some("bad piece"));
+    }
+}
