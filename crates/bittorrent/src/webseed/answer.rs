@@ -171,6 +171,12 @@ impl SpeedCheck {
         self.bytes = 0;
         Ok(())
     }
+
+    /// Leaves `pause` (time spent waiting on the torrent, not the server)
+    /// out of the current window.
+    pub(crate) fn exclude(&mut self, pause: Duration) {
+        self.start += pause;
+    }
 }
 
 /// Bytes of a run, in order, made into whole pieces: one piece buffer at a
@@ -363,6 +369,14 @@ mod tests {
         assert_eq!(check.record(300, t0 + s(16)), Ok(()));
         assert!(matches!(
             check.record(200, t0 + s(20)),
+            Err(WebSeedError::TooSlow(_))
+        ));
+        // Time spent waiting on the torrent does not count.
+        let mut check = SpeedCheck::new(100, s(10), t0);
+        check.exclude(s(8));
+        assert_eq!(check.record(300, t0 + s(12)), Ok(()));
+        assert!(matches!(
+            check.record(600, t0 + s(18)),
             Err(WebSeedError::TooSlow(_))
         ));
     }

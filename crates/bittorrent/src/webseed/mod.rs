@@ -6,11 +6,15 @@
 //! seed fetches (through the picker, away from what the peers fetch) and what
 //! to do when one fails; this module does the HTTP:
 //!
-//! - `urls.rs` (pure): which `url-list` entries are usable, and the URL of
-//!   each file on a server (BEP 19's single-file and multi-file rules, each
-//!   path element percent-encoded);
+//! - `urls.rs` (pure): the URL of each file on a server (BEP 19's
+//!   single-file and multi-file rules, the torrent's own names, each path
+//!   element percent-encoded); which `url-list` entries are usable is decided
+//!   when the torrent is parsed ([`crate::metainfo::check_web_seed_url`]);
 //! - `ranges.rs` (pure): a run of pieces as HTTP range requests, one per
 //!   file it spans, pad files (BEP 47) never requested;
+//! - `answer.rs` (pure): the checks on an answer (status, `Content-Range`,
+//!   `Content-Length`), the speed check, and the assembly of streamed bytes
+//!   into whole pieces;
 //! - `task.rs`: one task per web seed. It takes one [`WebSeedCommand::Fetch`]
 //!   at a time, sends its range requests in order over one keep-alive
 //!   connection (reqwest), checks every answer (status, `Content-Range`,
@@ -188,8 +192,8 @@ impl WebSeedConfig {
     }
 }
 
-/// Starts the task of web seed `id` at `url` (a usable entry, see
-/// [`urls::usable`]) into `tasks`; it reports on `events` and ends when
+/// Starts the task of web seed `id` at `url` (a usable URL, see
+/// [`crate::metainfo::check_web_seed_url`]) into `tasks`; it reports on `events` and ends when
 /// `cancel` fires or the handle is dropped.
 pub(crate) fn spawn(
     id: WebSeedId,

@@ -148,7 +148,10 @@ impl Task {
         let mut result = Ok(());
         for part in parts {
             result = match part {
-                Part::Zeros(count) => self.zeros(geometry, &mut assembler, count).await,
+                Part::Zeros(count) => {
+                    self.zeros(geometry, &mut assembler, &mut speed, count)
+                        .await
+                }
                 Part::Fetch {
                     file,
                     offset,
@@ -180,11 +183,12 @@ impl Task {
         &self,
         geometry: &Geometry,
         assembler: &mut Assembler,
+        speed: &mut SpeedCheck,
         mut count: u64,
     ) -> Result<(), Stop> {
         while count > 0 {
             if let Some((index, data)) = assembler.fill_zeros(&geometry.layout, &mut count) {
-                self.deliver(index, data).await?;
+                self.deliver(speed, index, data).await?;
             }
         }
         Ok(())
@@ -254,7 +258,7 @@ impl Task {
             let mut data = &chunk[..];
             while !data.is_empty() {
                 if let Some((index, piece)) = assembler.fill(&geometry.layout, &mut data) {
-                    self.deliver(index, piece).await?;
+                    self.deliver(speed, index, piece).await?;
                 }
             }
         }
@@ -273,14 +277,18 @@ impl Task {
         Ok(())
     }
 
-    /// Sends a whole piece to the torrent, waiting for room.
-    async fn deliver(&self, index: u32, data: Bytes) -> Result<(), Stop> {
+    /// Sends a whole piece to the torrent, waiting for room; the wait does
+    /// not count against the server's speed.
+    async fn deliver(&self, speed: &mut SpeedCheck, index: u32, data: Bytes) -> Result<(), Stop> {
         let piece = WebSeedEvent::Piece {
             seed: self.id,
             index,
             data,
         };
-        self.events.send(piece).await.map_err(|_| Stop::Gone)
+        let started = now();
+        let sent = self.events.send(piece).await;
+        speed.exclude(now().saturating_duration_since(started));
+        sent.map_err(|_| Stop::Gone)
     }
 }
 

@@ -82,22 +82,32 @@ impl FilePaths {
     }
 
     /// The URL of file `file` on the web seed at `base` (a usable URL);
-    /// `None` for an index past the last file.
+    /// `None` for an index past the last file. A query in `base` stays at
+    /// the end (`http://h/d/?key=v` → `http://h/d/name/file?key=v`); a
+    /// fragment is dropped.
     pub(crate) fn url(&self, base: &str, file: usize) -> Option<String> {
-        let base = base.trim();
+        let (dir, query) = split_base(base);
         if !self.multi_file {
             return (file == 0).then(|| {
-                if base.ends_with('/') {
-                    format!("{base}{}", self.name)
+                if dir.ends_with('/') {
+                    format!("{dir}{}{query}", self.name)
                 } else {
-                    base.to_owned()
+                    format!("{dir}{query}")
                 }
             });
         }
         let path = self.files.get(file)?;
-        let slash = if base.ends_with('/') { "" } else { "/" };
-        Some(format!("{base}{slash}{path}"))
+        let slash = if dir.ends_with('/') { "" } else { "/" };
+        Some(format!("{dir}{slash}{path}{query}"))
     }
+}
+
+/// A web seed URL as the part the file path extends and its query (with
+/// its `?`, or empty), without a fragment.
+fn split_base(base: &str) -> (&str, &str) {
+    let base = base.trim();
+    let base = base.split('#').next().unwrap_or(base);
+    base.split_at(base.find('?').unwrap_or(base.len()))
 }
 
 /// The torrent's own name and path elements, as bytes.
@@ -178,8 +188,8 @@ fn sanitized(path: &std::path::Path) -> String {
 }
 
 /// Fuzzing entry point: [`FilePaths`] from arbitrary info bytes against an
-/// arbitrary base URL must not panic, and every URL it builds keeps the base
-/// as its prefix.
+/// arbitrary base URL must not panic, and every URL it builds starts with
+/// the base's path and ends with its query.
 pub(crate) fn fuzz_file_paths(base: &str, info: &[u8], multi_file: bool, files: usize) {
     let raw = raw_paths(info, multi_file);
     let paths = FilePaths {
@@ -228,6 +238,14 @@ mod tests {
             Some("https://m.org/iso/arch%20linux.iso")
         );
         assert_eq!(paths.url("https://m.org/iso/", 1), None);
+        assert_eq!(
+            paths.url(" https://m.org/iso/?t=1&u=2#frag ", 0).as_deref(),
+            Some("https://m.org/iso/arch%20linux.iso?t=1&u=2")
+        );
+        assert_eq!(
+            paths.url("https://m.org/a.iso?t=1#frag", 0).as_deref(),
+            Some("https://m.org/a.iso?t=1")
+        );
     }
 
     #[test]
@@ -250,6 +268,10 @@ mod tests {
             );
         }
         assert_eq!(paths.url("http://h/", 2), None);
+        assert_eq!(
+            paths.url("http://h/dl?k=v", 1).as_deref(),
+            Some("http://h/dl/My%20Album/cover~%C3%BC.jpg?k=v")
+        );
     }
 
     #[test]

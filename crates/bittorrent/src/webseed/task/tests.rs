@@ -251,7 +251,18 @@ async fn fetch(
     pieces: std::ops::Range<u32>,
     config: WebSeedConfig,
 ) -> Run {
-    let (events, mut received) = mpsc::channel(2);
+    fetch_slowly(meta, url, pieces, config, Duration::ZERO).await
+}
+
+/// [`fetch`], the torrent taking `pause` after each piece.
+async fn fetch_slowly(
+    meta: &MetaInfo,
+    url: &str,
+    pieces: std::ops::Range<u32>,
+    config: WebSeedConfig,
+    pause: Duration,
+) -> Run {
+    let (events, mut received) = mpsc::channel(1);
     let cancel = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let meta = Arc::new(meta.clone());
@@ -267,6 +278,7 @@ async fn fetch(
             WebSeedEvent::Piece { seed, index, data } => {
                 assert_eq!(seed, WebSeedId(3));
                 run.push((index, data));
+                tokio::time::sleep(pause).await;
             }
             WebSeedEvent::RunEnded {
                 seed,
@@ -539,6 +551,45 @@ async fn task_ends_on_cancel_and_when_the_handle_is_dropped() {
     cancel.cancel();
     tokio::time::timeout(LONG, tasks.join_next()).await.unwrap();
     assert!(tasks.is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_torrent_does_not_make_the_server_too_slow() {
+    let (meta, stream, site) = torrent(16 * 1024, &[("a", 8 * 16 * 1024, false)]);
+    let server = Server::start(site).await;
+    // The torrent takes 200 ms per piece: 1.6 s for a run the server sends
+    // at once, against a minimum of 1 MB/s over 0.5 s.
+    let config = config(Duration::from_millis(500), 1_000_000);
+    let url = format!("http://{}/seed", server.addr);
+    let run = fetch_slowly(&meta, &url, 0..8, config, Duration::from_millis(200)).await;
+    assert_eq!(run.outcome, Ok(()));
+    assert_pieces(&run, &meta, &stream, 0..8);
+}
+
+/// Seconds to fetch `meta`'s pieces from `url` in runs of 16.
+async fn time_download(meta: &MetaInfo, url: &str) -> f64 {
+    let started = std::time::Instant::now();
+    let count = meta.piece_count() as u32;
+    for start in (0..count).step_by(16) {
+        let run = fetch(meta, url, start..(start + 16).min(count), config(LONG, 1)).await;
+        assert_eq!(run.outcome, Ok(()));
+    }
+    started.elapsed().as_secs_f64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throughput_on_loopback() {
+    const MIB: u64 = 1024 * 1024;
+    let (meta, _, site) = torrent(256 * 1024, &[("a", 24 * MIB, false), ("b", 8 * MIB, false)]);
+    let server = Server::start(site).await;
+    let url = format!("http://{}/seed", server.addr);
+    let mut rate = 32.0 / time_download(&meta, &url).await;
+    if rate < 4.0 {
+        // A busy machine: measure once more before failing.
+        rate = rate.max(32.0 / time_download(&meta, &url).await);
+    }
+    println!("web seed task: 32 MiB in runs of 16 x 256 KiB pieces at {rate:.0} MiB/s");
+    assert!(rate >= 4.0, "{rate:.1} MiB/s");
 }
 
 #[test]
