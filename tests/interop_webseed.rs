@@ -463,9 +463,10 @@ fn server_closing_mid_response_beside_a_good_one() {
     );
     let _run = download(&fx, &torrent, &fx.out_dir(), &[], &[]);
     eprintln!(
-        "closing server: {} requests; nginx: {} requests",
+        "closing server: {} requests; nginx: {} requests:\n{}",
         closer.requests(),
-        nginx.accesses().len()
+        nginx.accesses().len(),
+        nginx.access_log()
     );
     assert!(closer.requests() > 0, "the closing server was never asked");
 }

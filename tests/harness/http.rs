@@ -22,8 +22,9 @@ pub fn nginx_binary() -> Option<PathBuf> {
     })
 }
 
-/// One line of the access log: `"<method> <uri> <proto>" <status> <body bytes> "<range>"`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One line of the access log: `<status> <body bytes> <connection> <seconds> "<range>"
+/// "<method> <uri> <proto>"`.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Access {
     /// The request line, e.g. `GET /pub/a.bin HTTP/1.1`.
     pub request: String,
@@ -32,6 +33,10 @@ pub struct Access {
     pub bytes: u64,
     /// The request's `Range` header, or "-".
     pub range: String,
+    /// nginx's serial number of the connection it came on.
+    pub connection: u64,
+    /// Seconds from its first byte read to its last byte sent.
+    pub seconds: f64,
 }
 
 /// An nginx serving `root` on 127.0.0.1; killed on drop.
@@ -124,7 +129,7 @@ pid {d}/nginx.pid;
 error_log stderr info;
 events {{ worker_connections 256; }}
 http {{
-    log_format webseed '"$request" $status $body_bytes_sent "$http_range"';
+    log_format webseed '$status $body_bytes_sent $connection $request_time "$http_range" "$request"';
     access_log {d}/access.log webseed;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
@@ -146,18 +151,20 @@ http {{
     )
 }
 
-/// Parses a line of the `webseed` log format.
+/// Parses a line of the `webseed` log format (nginx escapes `"` in the fields as `\x22`).
 fn parse_access(line: &str) -> Option<Access> {
-    let rest = line.strip_prefix('"')?;
-    let (request, rest) = rest.split_once("\" ")?;
-    let mut parts = rest.splitn(3, ' ');
+    let mut parts = line.splitn(5, ' ');
     let status = parts.next()?.parse().ok()?;
     let bytes = parts.next()?.parse().ok()?;
-    let range = parts.next()?.trim_matches('"').to_string();
+    let connection = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?.parse().ok()?;
+    let (range, request) = parts.next()?.split_once("\" \"")?;
     Some(Access {
-        request: request.to_string(),
+        request: request.strip_suffix('"')?.to_string(),
         status,
         bytes,
-        range,
+        range: range.strip_prefix('"')?.to_string(),
+        connection,
+        seconds,
     })
 }
