@@ -346,7 +346,8 @@ fn web_seed_flag_adds_a_server() {
 
 /// The libtorrent seeder's upload cap in case c.
 const SEEDER_LIMIT: u64 = 256 * 1024;
-/// The good mirror's rate cap (per connection) in case c.
+/// The good mirror's rate cap in case c (per request, with nginx's second of burst, see
+/// [`Nginx::start`]).
 const GOOD_MIRROR_LIMIT: u64 = MIB;
 
 /// c. A multi-file torrent whose `url-list` has a broken mirror (one file corrupted, full
@@ -394,9 +395,12 @@ fn broken_and_good_mirror_beside_a_seeder() {
     };
     let uploaded = harness::lt_uploaded(&mut seeder);
     eprintln!(
-        "bytes: bad mirror sent {}, good mirror sent {}, seeder uploaded {uploaded}",
+        "bytes: bad mirror sent {}, good mirror sent {}, seeder uploaded {uploaded}\n\
+         bad mirror's log:\n{}good mirror's log:\n{}",
         bad.bytes_sent(),
-        good.bytes_sent()
+        good.bytes_sent(),
+        bad.access_log(),
+        good.access_log()
     );
     assert!(
         run.took < bound,

@@ -49,8 +49,11 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx named `name` (its files in `log_dir/<name>-nginx/`) serving the files
-    /// under `root`, each connection capped at `limit_rate` bytes/s if given; returns once it
-    /// accepts connections.
+    /// under `root`, each request capped at `limit_rate` bytes/s if given; returns once it
+    /// accepts connections. nginx's cap is coarse: by the whole second, and a second's worth
+    /// ahead (it allows rate × (whole seconds since the request began + 1) bytes), so a
+    /// request of at most `limit_rate` bytes goes out at once, a larger one takes about
+    /// size / rate - 1 seconds.
     pub fn start(name: &str, root: &Path, log_dir: &Path, limit_rate: Option<u64>) -> Nginx {
         let binary = nginx_binary().expect("nginx installed (see Tool::Nginx)");
         let dir = log_dir.join(format!("{name}-nginx"));
