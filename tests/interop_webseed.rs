@@ -373,8 +373,9 @@ fn broken_and_good_mirror_beside_a_seeder() {
         &["--upload-limit", &limit, "--tick-interval", "50"],
     );
     let seeder_alone = Duration::from_secs_f64(fx.size as f64 / SEEDER_LIMIT as f64);
-    // Generous: the web seeds alone could do it in a fraction of this.
-    let bound = seeder_alone / 2;
+    // Generous: the web seeds could do it in a fraction of this (ours: ~3 s, the seeder's
+    // share at its cap; libtorrent as the leecher, BT_INTEROP_CLI: 3-13 s).
+    let bound = seeder_alone.mul_f64(0.6);
     let mut attempt = 1;
     let run = loop {
         let out = fx.path().join(format!("out-{attempt}"));
