@@ -164,6 +164,16 @@ fn download(fx: &Fixture, torrent: &Path, out: &Path, peers: &[u16], extra: &[&s
         ),
     }
     let took = start.elapsed();
+    let web_seed_lines: Vec<String> = proc
+        .output()
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().contains("web seed"))
+        .map(str::to_string)
+        .collect();
+    eprintln!(
+        "the CLI's web seed log lines:\n{}",
+        web_seed_lines.join("\n")
+    );
     let stats = parse_cli_json(&proc.stdout()).unwrap_or_else(|e| panic!("{}", proc.failure(&e)));
     let stats = harness::stats_for(&stats, &fx.hash).clone();
     assert!(
