@@ -268,3 +268,75 @@ async fn a_web_seed_with_a_corrupt_file_is_dropped_and_a_good_one_completes() {
     assert_eq!(failed, (bad_url, true));
     session.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_and_a_web_seed_share_the_download() {
+    let lengths = [5_000_000, 5_000_000];
+    let data = payload(lengths.iter().sum::<u64>() as usize, 8);
+    let probe = multi_file(&data, &lengths, Vec::new());
+    let server = HttpServer::spawn(server_files(&probe, &data, "/")).await;
+    let meta = multi_file(&data, &lengths, vec![server.url("/")]);
+    // A peer that answers each request 2 ms late: it fetches some pieces
+    // while the web seed fetches others.
+    let seeder =
+        common::spawn_slow_seeder(&meta, Arc::new(data.clone()), Duration::from_millis(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (session, _) = Session::spawn_with(loopback_config());
+    let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+    let torrent = Torrent::new(meta.clone(), store).with_peers([seeder.addr]);
+    let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_complete(&handle).await;
+    assert_files(dir.path(), &meta, &data);
+    let total = data.len() as u64;
+    let from_peer = stats.downloaded - stats.web_seed_downloaded;
+    println!(
+        "web seed {} bytes, peer {from_peer} bytes, wasted {}",
+        stats.web_seed_downloaded, stats.wasted
+    );
+    assert!(stats.web_seed_downloaded > 0, "{stats:?}");
+    assert!(
+        stats.wasted <= total / 4,
+        "little is fetched twice: {stats:?}"
+    );
+    session.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_without_web_seeds_uses_none() {
+    let data = payload(100_000, 9);
+    let mut meta = meta_for(&data, PIECE);
+    meta.url_list = vec!["http://127.0.0.1:9/payload.bin".into()];
+    let stats_with = |web_seeds: bool| {
+        let meta = meta.clone();
+        async move {
+            let dir = tempfile::tempdir().unwrap();
+            let config = SessionConfig {
+                web_seeds,
+                ..loopback_config()
+            };
+            let (session, _) = Session::spawn_with(config);
+            let store = FileStore::from_meta_info(dir.path(), &meta).unwrap();
+            let torrent = Torrent::new(meta, store)
+                .with_web_seeds(["http://127.0.0.1:9/other/"])
+                .unwrap();
+            let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+            let stats = handle.stats().await.unwrap();
+            session.shutdown();
+            stats
+        }
+    };
+    let urls: Vec<String> = (stats_with(true).await.web_seeds)
+        .into_iter()
+        .map(|w| w.url)
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "http://127.0.0.1:9/payload.bin",
+            "http://127.0.0.1:9/other/"
+        ]
+    );
+    assert!(stats_with(false).await.web_seeds.is_empty());
+    let bad = Torrent::new(meta.clone(), MemoryStore::new(&meta)).with_web_seeds(["/relative"]);
+    assert!(bad.is_err());
+}

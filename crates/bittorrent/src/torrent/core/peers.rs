@@ -497,6 +497,11 @@ impl PeerSet {
 
     /// Counters for the torrent's statistics: (connected, interested,
     /// inbound, unchoked).
+    /// Connected peers we are interested in: the ones fetching pieces.
+    pub(crate) fn serving(&self) -> usize {
+        self.connected().filter(|(_, p)| p.am_interested).count()
+    }
+
     pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
         let connected = self.connected().count();
         let interested = self.peers.values().filter(|p| p.peer_interested).count();

@@ -40,7 +40,8 @@ impl TorrentCore {
         let mut started = false;
         for id in self.webseeds.ready(now) {
             let left = self.flow.picker().missing_wanted_bytes();
-            let max = self.webseeds.run_pieces(self.meta.piece_length, left);
+            let peers = self.peers.serving();
+            let max = (self.webseeds).run_pieces(id, self.meta.piece_length, left, peers);
             let continue_at = self.webseeds.continue_at(id);
             let Some(run) = self.flow.picker_mut().pick_run(max, continue_at) else {
                 break;
@@ -52,7 +53,7 @@ impl TorrentCore {
                 run.start,
                 run.end
             );
-            self.webseeds.start(id, run.clone());
+            self.webseeds.start(id, run.clone(), now);
             self.out
                 .push(Action::WebSeed(id, WebSeedCommand::Fetch { pieces: run }));
             started = true;

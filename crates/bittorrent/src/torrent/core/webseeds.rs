@@ -17,11 +17,21 @@
 //!   loop), [`MAX_FAILURES`] runs failed in a row, a piece it sent failed
 //!   its hash check, or its task ended. Its later events are ignored.
 //!
+//! # How many at once
+//! At most [`MAX_ACTIVE`] web seeds of a torrent fetch at once (a torrent
+//! may list hundreds of mirrors). When a slot is free the fastest idle web
+//! seed (by its last successful run) gets it, then those not tried yet in
+//! the torrent's order; the others wait as spares for when one fails.
+//!
 //! # Run length
-//! [`RUN_BYTES`] (8 MiB: a few seconds of a fast server, long enough for
-//! sequential reads to pay) or, near the end, the bytes still missing shared
-//! among the usable web seeds if that is less; in pieces, rounded up (so
-//! never less than one piece).
+//! About [`RUN_SECONDS`] of the server's speed measured over its last
+//! successful run ([`FIRST_RUN_BYTES`] before any), at most [`RUN_BYTES`]:
+//! long enough for sequential reads to pay, short enough that a slow server
+//! does not hold many pieces the peers could fetch. And never more than the
+//! bytes still missing shared among the sources (usable web seeds and the
+//! peers we fetch from), so that a small torrent is not one server's run
+//! while the peers wait for the endgame. In pieces, rounded up: never less
+//! than one piece.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -32,10 +42,16 @@ use crate::webseed::{WebSeedError, WebSeedId};
 
 /// The bytes a web seed is asked for in one run, at most.
 pub(crate) const RUN_BYTES: u64 = 8 * 1024 * 1024;
+/// The bytes of a web seed's runs before its speed is known.
+pub(crate) const FIRST_RUN_BYTES: u64 = 4 * 1024 * 1024;
+/// A run lasts about this long at the server's measured speed.
+pub(crate) const RUN_SECONDS: f64 = 4.0;
 /// Backoff after the first failed run in a row.
 pub(crate) const BACKOFF_FIRST: Duration = Duration::from_secs(5);
 /// The longest backoff.
 pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// Web seeds of a torrent fetching at once, at most.
+pub(crate) const MAX_ACTIVE: usize = 8;
 /// Failed runs in a row after which a web seed is dropped.
 pub(crate) const MAX_FAILURES: u32 = 6;
 
@@ -43,8 +59,16 @@ pub(crate) const MAX_FAILURES: u32 = 6;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum SeedState {
     Idle,
-    Fetching { run: Range<u32>, next: u32 },
-    Backoff { until: Instant },
+    /// `bytes` came in since `started`.
+    Fetching {
+        run: Range<u32>,
+        next: u32,
+        started: Instant,
+        bytes: u64,
+    },
+    Backoff {
+        until: Instant,
+    },
     Dropped,
 }
 
@@ -60,6 +84,8 @@ struct Seed {
     last_error: Option<String>,
     /// Where its last run ended: the next run continues there if it can.
     continue_at: Option<u32>,
+    /// Bytes per second over its last successful run.
+    rate: Option<f64>,
 }
 
 /// What became of a run that ended.
@@ -92,6 +118,7 @@ impl WebSeeds {
             failures: 0,
             last_error: None,
             continue_at: None,
+            rate: None,
         });
         Some(id)
     }
@@ -119,7 +146,7 @@ impl WebSeeds {
         self.seeds
             .iter()
             .map(|s| match &s.state {
-                SeedState::Fetching { run, next } => (*next..run.end).len(),
+                SeedState::Fetching { run, next, .. } => (*next..run.end).len(),
                 _ => 0,
             })
             .sum()
@@ -144,8 +171,9 @@ impl WebSeeds {
             .collect()
     }
 
-    /// The web seeds that may start a run at `now`: idle ones, and those
-    /// whose backoff is over (they become idle).
+    /// The web seeds to start a run at `now`, best first, as many as there
+    /// are free slots: idle ones, and those whose backoff is over (they
+    /// become idle). See the module docs for the order.
     pub(crate) fn ready(&mut self, now: Instant) -> Vec<WebSeedId> {
         let mut ready = Vec::new();
         for (i, seed) in self.seeds.iter_mut().enumerate() {
@@ -154,22 +182,35 @@ impl WebSeeds {
             }
             if seed.state == SeedState::Idle {
                 // `add` keeps the count within u16.
-                ready.push(WebSeedId(i as u16));
+                ready.push((seed.rate, WebSeedId(i as u16)));
             }
         }
-        ready
+        // Stable: untried ones (no rate) keep the torrent's order, after
+        // the measured ones, fastest first.
+        ready.sort_by(|(a, _), (b, _)| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+        let free = MAX_ACTIVE.saturating_sub(self.active());
+        ready.into_iter().take(free).map(|(_, id)| id).collect()
     }
 
-    /// Pieces of `piece_length` bytes in one run, with `bytes_left` wanted
-    /// bytes missing (see the module docs).
-    pub(crate) fn run_pieces(&self, piece_length: u32, bytes_left: u64) -> u32 {
+    /// Pieces of `piece_length` bytes in web seed `id`'s next run, with
+    /// `bytes_left` wanted bytes missing and `peers` peers fetching (see the
+    /// module docs).
+    pub(crate) fn run_pieces(
+        &self,
+        id: WebSeedId,
+        piece_length: u32,
+        bytes_left: u64,
+        peers: usize,
+    ) -> u32 {
         let usable = self
             .seeds
             .iter()
             .filter(|s| s.state != SeedState::Dropped)
-            .count()
-            .max(1) as u64;
-        let bytes = RUN_BYTES.min(bytes_left.div_ceil(usable));
+            .count();
+        let sources = (usable.min(MAX_ACTIVE) + peers).max(1) as u64;
+        let rate = self.seeds.get(usize::from(id.0)).and_then(|s| s.rate);
+        let target = rate.map_or(FIRST_RUN_BYTES, |rate| (rate * RUN_SECONDS) as u64);
+        let bytes = target.min(RUN_BYTES).min(bytes_left.div_ceil(sources));
         let pieces = bytes.div_ceil(u64::from(piece_length.max(1)));
         u32::try_from(pieces).unwrap_or(u32::MAX).max(1)
     }
@@ -179,13 +220,15 @@ impl WebSeeds {
         self.seeds.get(usize::from(id.0))?.continue_at
     }
 
-    /// Idle web seed `id` starts fetching `run`.
-    pub(crate) fn start(&mut self, id: WebSeedId, run: Range<u32>) {
+    /// Idle web seed `id` starts fetching `run` at `now`.
+    pub(crate) fn start(&mut self, id: WebSeedId, run: Range<u32>, now: Instant) {
         if let Some(seed) = self.seeds.get_mut(usize::from(id.0)) {
             if seed.state == SeedState::Idle {
                 seed.state = SeedState::Fetching {
                     next: run.start,
                     run,
+                    started: now,
+                    bytes: 0,
                 };
             }
         }
@@ -199,13 +242,17 @@ impl WebSeeds {
         let Some(seed) = self.seeds.get_mut(usize::from(id.0)) else {
             return false;
         };
-        let SeedState::Fetching { run, next } = &mut seed.state else {
+        let SeedState::Fetching {
+            run, next, bytes, ..
+        } = &mut seed.state
+        else {
             return false;
         };
         if index != *next || !run.contains(&index) {
             return false;
         }
         *next += 1;
+        *bytes += len;
         seed.bytes += len;
         seed.continue_at = Some(*next);
         true
@@ -224,11 +271,21 @@ impl WebSeeds {
         let Some(seed) = self.seeds.get_mut(usize::from(id.0)) else {
             return (RunEnd::Ignored, 0..0);
         };
-        let SeedState::Fetching { run, next } = &seed.state else {
+        let SeedState::Fetching {
+            run,
+            next,
+            started,
+            bytes,
+        } = &seed.state
+        else {
             return (RunEnd::Ignored, 0..0);
         };
         let back = *next..run.end;
         let Err(error) = outcome else {
+            let secs = now.saturating_duration_since(*started).as_secs_f64();
+            if secs > 0.0 && *bytes > 0 {
+                seed.rate = Some(*bytes as f64 / secs);
+            }
             seed.failures = 0;
             seed.state = SeedState::Idle;
             return (RunEnd::Done, back);
@@ -250,7 +307,7 @@ impl WebSeeds {
         let seed = self.seeds.get_mut(usize::from(id.0))?;
         let held = match &seed.state {
             SeedState::Dropped => return None,
-            SeedState::Fetching { run, next } => *next..run.end,
+            SeedState::Fetching { run, next, .. } => *next..run.end,
             _ => 0..0,
         };
         seed.state = SeedState::Dropped;
@@ -285,6 +342,27 @@ mod tests {
     const B: WebSeedId = WebSeedId(1);
 
     #[test]
+    fn at_most_max_active_fetch_and_the_fastest_idle_ones_go_first() {
+        let now = Instant::now();
+        let mut s = seeds(MAX_ACTIVE + 3);
+        let ready = s.ready(now);
+        assert_eq!(ready.len(), MAX_ACTIVE);
+        assert_eq!(ready[0], A, "untried ones in order");
+        for (i, &id) in ready.iter().enumerate() {
+            s.start(id, 0..1, now);
+            assert!(s.piece(id, 0, 1000 * (i as u64 + 1)));
+        }
+        assert!(s.ready(now).is_empty(), "every slot taken");
+        let later = now + Duration::from_secs(1);
+        s.run_ended(A, &Ok(()), later);
+        s.run_ended(B, &Ok(()), later);
+        // B was faster than A; the untried ones come after both, but
+        // only two slots are free.
+        assert_eq!(s.ready(later), [B, A]);
+        assert_eq!(s.run_pieces(A, 1, 1000, 0), 125, "shared among 8");
+    }
+
+    #[test]
     fn backoff_doubles_from_5_s_to_5_minutes() {
         let secs: Vec<u64> = (1..=9).map(|n| backoff(n).as_secs()).collect();
         assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
@@ -292,13 +370,36 @@ mod tests {
     }
 
     #[test]
-    fn run_length_is_8_mib_or_a_share_of_what_is_left_and_at_least_a_piece() {
-        let s = seeds(2);
-        assert_eq!(s.run_pieces(256 * 1024, u64::MAX), 32);
-        assert_eq!(s.run_pieces(256 * 1024, 4 * 1024 * 1024), 8, "2 MiB each");
-        assert_eq!(s.run_pieces(16 * 1024 * 1024, u64::MAX), 1);
-        assert_eq!(s.run_pieces(256 * 1024, 1), 1);
-        assert_eq!(WebSeeds::default().run_pieces(16 * 1024, u64::MAX), 512);
+    fn run_length_follows_the_speed_and_a_share_of_what_is_left() {
+        let now = Instant::now();
+        let mut s = seeds(2);
+        let k = 256 * 1024;
+        assert_eq!(s.run_pieces(A, k, u64::MAX, 0), 16, "4 MiB at first");
+        assert_eq!(s.run_pieces(A, k, 4 << 20, 0), 8, "2 MiB each");
+        assert_eq!(s.run_pieces(A, k, 4 << 20, 2), 4, "1 MiB each with 2 peers");
+        assert_eq!(s.run_pieces(A, 16 << 20, u64::MAX, 0), 1);
+        assert_eq!(s.run_pieces(A, k, 1, 0), 1);
+        // 1 MiB in 2 s: 512 KiB/s, a 2 MiB run; a fast one is capped.
+        s.start(A, 0..4, now);
+        for i in 0..4 {
+            assert!(s.piece(A, i, k.into()));
+        }
+        s.run_ended(A, &Ok(()), now + Duration::from_secs(2));
+        assert_eq!(s.run_pieces(A, k, u64::MAX, 0), 8);
+        s.start(A, 4..8, now);
+        for i in 4..8 {
+            assert!(s.piece(A, i, k.into()));
+        }
+        s.run_ended(A, &Ok(()), now + Duration::from_millis(10));
+        assert_eq!(
+            s.run_pieces(A, k, u64::MAX, 0),
+            (RUN_BYTES / u64::from(k)) as u32
+        );
+        assert_eq!(
+            s.run_pieces(B, 16 * 1024, u64::MAX, 0),
+            256,
+            "B's own speed"
+        );
     }
 
     #[test]
@@ -306,7 +407,7 @@ mod tests {
         let now = Instant::now();
         let mut s = seeds(2);
         assert_eq!(s.ready(now), [A, B]);
-        s.start(A, 4..8);
+        s.start(A, 4..8, now);
         assert_eq!(s.ready(now), [B]);
         assert_eq!((s.active(), s.held_pieces()), (1, 4));
         assert!(!s.piece(A, 5, 10), "out of order");
@@ -329,21 +430,21 @@ mod tests {
         let now = Instant::now();
         let mut s = seeds(1);
         let slow = Err(WebSeedError::TooSlow("1 B/s".into()));
-        s.start(A, 0..2);
+        s.start(A, 0..2, now);
         assert_eq!(
             s.run_ended(A, &slow, now),
             (RunEnd::Retry(BACKOFF_FIRST), 0..2)
         );
         assert!(s.ready(now + Duration::from_secs(4)).is_empty());
         assert_eq!(s.ready(now + BACKOFF_FIRST), [A]);
-        s.start(A, 0..2);
+        s.start(A, 0..2, now);
         assert_eq!(s.run_ended(A, &Ok(()), now).0, RunEnd::Done);
         for n in 1..MAX_FAILURES {
-            s.start(A, 0..2);
+            s.start(A, 0..2, now);
             assert_eq!(s.run_ended(A, &slow, now).0, RunEnd::Retry(backoff(n)));
             s.ready(now + BACKOFF_MAX);
         }
-        s.start(A, 0..2);
+        s.start(A, 0..2, now);
         assert_eq!(s.run_ended(A, &slow, now).0, RunEnd::Dropped);
         assert!(s.ready(now + BACKOFF_MAX).is_empty());
         let status = s.status();
@@ -356,10 +457,10 @@ mod tests {
     fn a_permanent_error_drops_at_once_and_a_dropped_seed_is_deaf() {
         let now = Instant::now();
         let mut s = seeds(1);
-        s.start(A, 0..3);
+        s.start(A, 0..3, now);
         let gone = Err(WebSeedError::Status(404));
         assert_eq!(s.run_ended(A, &gone, now), (RunEnd::Dropped, 0..3));
-        s.start(A, 0..3);
+        s.start(A, 0..3, now);
         assert!(!s.piece(A, 0, 1));
         assert_eq!(s.drop_seed(A, "again".into()), None);
         assert_eq!(s.active(), 0);
@@ -369,7 +470,7 @@ mod tests {
     fn dropping_a_fetching_seed_gives_back_what_its_run_holds() {
         let now = Instant::now();
         let mut s = seeds(1);
-        s.start(A, 2..6);
+        s.start(A, 2..6, now);
         assert!(s.piece(A, 2, 1));
         assert_eq!(s.drop_seed(A, "bad piece".into()), Some(3..6));
         assert_eq!(s.held_pieces(), 0);

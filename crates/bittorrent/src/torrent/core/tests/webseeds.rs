@@ -242,13 +242,22 @@ fn no_runs_while_paused_and_a_gone_task_gives_its_run_back() {
 }
 
 #[test]
-fn a_run_is_8_mib_at_most() {
+fn a_first_run_is_4_mib_and_a_fast_server_then_gets_8() {
     let pieces = (RUN_BYTES / u64::from(PIECE)) as u32;
-    let mut rig = Rig::checked(
-        &[u64::from(2 * pieces + 1) * u64::from(PIECE)],
-        Vec::new(),
-        &[],
-    );
+    let len = u64::from(2 * pieces + 1) * u64::from(PIECE);
+    let mut rig = Rig::checked(&[len], Vec::new(), &[]);
     add_web_seed(&mut rig, "http://w/f");
-    assert_eq!(fetches(&rig.tick()), [(A, 0..pieces)]);
+    let first = pieces / 2;
+    assert_eq!(fetches(&rig.tick()), [(A, 0..first)]);
+    for index in 0..first {
+        rig.web_event(piece(&rig, A, index));
+    }
+    // 4 MiB in a second: 16 MiB in 4 s, capped to 8 MiB.
+    rig.advance(1);
+    let out = rig.web_event(WebSeedEvent::RunEnded {
+        seed: A,
+        undelivered: first..first,
+        outcome: Ok(()),
+    });
+    assert_eq!(fetches(&out), [(A, first..first + pieces)]);
 }
