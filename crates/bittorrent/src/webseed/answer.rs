@@ -241,10 +241,12 @@ impl Assembler {
             return None;
         }
         if self.want == 0 {
+            // 0 only past the torrent's last piece: drop the input rather
+            // than loop on a piece that never fills.
             self.want = layout.piece_len(self.next) as usize;
             self.buf = BytesMut::with_capacity(self.want);
         }
-        Some(self.want - self.buf.len())
+        (self.want > 0).then(|| self.want - self.buf.len())
     }
 
     fn complete(&mut self) -> Option<(u32, Bytes)> {
@@ -403,6 +405,14 @@ mod tests {
         let mut data = &b"xyz"[..];
         assert_eq!(asm.fill(&layout, &mut data), None);
         assert!(data.is_empty());
+        // So is input for pieces past the torrent's end.
+        let mut asm = Assembler::new(3..5);
+        let mut data = &b"xyz"[..];
+        assert_eq!(asm.fill(&layout, &mut data), None);
+        assert!(data.is_empty());
+        let mut zeros = 7;
+        assert_eq!(asm.fill_zeros(&layout, &mut zeros), None);
+        assert_eq!(zeros, 0);
     }
 
     #[test]

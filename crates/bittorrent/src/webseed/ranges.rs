@@ -22,15 +22,6 @@ pub(crate) enum Part {
     Zeros(u64),
 }
 
-impl Part {
-    /// Bytes of the run this part covers.
-    pub(crate) fn len(&self) -> u64 {
-        match *self {
-            Part::Fetch { length, .. } | Part::Zeros(length) => length,
-        }
-    }
-}
-
 /// The parts of the run `pieces`, in order: their lengths sum to the run's
 /// length. Slices of one file in consecutive pieces make one request, and so
 /// do adjacent pad files. `None` when the run is empty or leaves the torrent,
@@ -88,6 +79,13 @@ mod tests {
         Layout::from_meta_info(&MetaInfo::for_test("t", piece_length, files))
     }
 
+    /// Bytes of the run `part` covers.
+    fn len(part: &Part) -> u64 {
+        match *part {
+            Part::Fetch { length, .. } | Part::Zeros(length) => length,
+        }
+    }
+
     fn fetch(file: usize, offset: u64, length: u64) -> Part {
         Part::Fetch {
             file,
@@ -142,7 +140,7 @@ mod tests {
                 fetch(6, 0, 2),
             ])
         );
-        let total: u64 = parts(&l, 0..4).unwrap().iter().map(Part::len).sum();
+        let total: u64 = parts(&l, 0..4).unwrap().iter().map(len).sum();
         assert_eq!(total, 50);
         // A piece made only of padding asks for nothing.
         let l = layout(4, &[("a", 4, false), (".pad/8", 8, true), ("b", 1, false)]);

@@ -27,6 +27,8 @@ enum Mode {
     CloseMidway,
     /// 206 without Content-Length, half the body, then closes.
     ShortUnframed,
+    /// 206 without Content-Length, the body and more, then closes.
+    LongUnframed,
     /// 200 and the whole file, whatever the range.
     IgnoreRanges,
     /// 10 bytes every 50 ms.
@@ -152,6 +154,19 @@ async fn answer(
             };
             head(stream, "206 Partial Content", framing).await;
             let _ = stream.write_all(&body[..body.len() / 2]).await;
+            return false;
+        }
+        Mode::LongUnframed => {
+            head(
+                stream,
+                "206 Partial Content",
+                &[&range, "Connection: close"],
+            )
+            .await;
+            // One write, so that the first chunk is already too long.
+            let _ = stream
+                .write_all(&[body, b"trailing garbage"].concat())
+                .await;
             return false;
         }
         Mode::IgnoreRanges => respond(stream, "200 OK", &[], content).await,
@@ -416,6 +431,13 @@ async fn wrong_content_range_is_a_bad_answer() {
 }
 
 #[tokio::test]
+async fn body_longer_than_the_range_is_a_bad_answer() {
+    let (run, _server) = failing_two(Mode::LongUnframed, config(LONG, 1)).await;
+    let error = run.outcome.unwrap_err();
+    assert!(matches!(error, WebSeedError::BadAnswer(_)), "{error}");
+}
+
+#[tokio::test]
 async fn whole_file_answer_to_a_range_is_a_bad_answer() {
     let (meta, _, mut site) = multi_file();
     site.failing = Some(("one", Mode::IgnoreRanges));
@@ -590,6 +612,20 @@ async fn throughput_on_loopback() {
     }
     println!("web seed task: 32 MiB in runs of 16 x 256 KiB pieces at {rate:.0} MiB/s");
     assert!(rate >= 4.0, "{rate:.1} MiB/s");
+}
+
+#[test]
+fn which_errors_are_permanent() {
+    for status in [301, 400, 401, 403, 404, 410, 416] {
+        assert!(WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    for status in [408, 425, 429, 500, 502, 503, 504] {
+        assert!(!WebSeedError::Status(status).is_permanent(), "{status}");
+    }
+    assert!(WebSeedError::BadAnswer(String::new()).is_permanent());
+    assert!(WebSeedError::Redirects.is_permanent());
+    assert!(!WebSeedError::TooSlow(String::new()).is_permanent());
+    assert!(!WebSeedError::Connection(String::new()).is_permanent());
 }
 
 #[test]
