@@ -242,7 +242,8 @@ fn file_paths(fx: &Fixture, rel: &str) -> Vec<String> {
 }
 
 /// The harness itself, with curl: nginx answers a range with exactly its bytes (206) and logs
-/// it; the hostile servers answer 404, or the right headers and half the body.
+/// it; the hostile servers answer 404, half the body, the bytes one further, the whole file,
+/// or a redirect, as their modes say.
 #[test]
 fn servers_answer_as_the_tests_expect() {
     require!(Tool::Nginx, Tool::Mktorrent, Tool::Curl);
@@ -273,6 +274,14 @@ fn servers_answer_as_the_tests_expect() {
     let (status, body) = curl(&closer.url("/files/probe.bin"), Some("1000-1999"));
     assert_eq!((status, &body[..]), (206, &data[1000..1500]));
     assert_eq!((lost.requests(), closer.requests()), (1, 1));
+    let shifter = BadHttp::start(BadMode::WrongRange, &site);
+    let (status, body) = curl(&shifter.url("/files/probe.bin"), Some("1000-1999"));
+    assert_eq!((status, &body[..]), (206, &data[1001..2001]));
+    let whole = BadHttp::start(BadMode::IgnoresRange, &site);
+    let (status, body) = curl(&whole.url("/files/probe.bin"), Some("1000-1999"));
+    assert_eq!((status, body == data), (200, true));
+    let looper = BadHttp::start(BadMode::RedirectLoop, &site);
+    assert_eq!(curl(&looper.url("/files/probe.bin"), None).0, 302);
 }
 
 /// GETs `url` with curl (with `Range: bytes=<range>` if given); returns the status and the
@@ -512,6 +521,40 @@ fn trickling_server_beside_a_good_one() {
     assert!(
         trickler.requests() > 0,
         "the trickling server was never asked"
+    );
+}
+
+/// Servers that answer with the wrong range, the whole file for a range, and a redirect loop,
+/// before a good one in the `url-list`: the download completes from the good one.
+#[test]
+fn misbehaving_servers_beside_a_good_one() {
+    require!(Tool::Nginx, Tool::Mktorrent);
+    let fx = fixture("misled", MIRRORED);
+    let site = fx.path().join("site");
+    publish(&fx, &site, "pub");
+    let bad: Vec<BadHttp> = [
+        BadMode::WrongRange,
+        BadMode::IgnoresRange,
+        BadMode::RedirectLoop,
+    ]
+    .into_iter()
+    .map(|mode| BadHttp::start(mode, &site))
+    .collect();
+    let nginx = Nginx::start("nginx", &site, fx.path(), Some(2 * MIB));
+    let mut urls: Vec<String> = bad.iter().map(|b| b.url("/pub/")).collect();
+    urls.push(nginx.url("/pub/"));
+    let torrent = web_torrent(&fx, "web.torrent", &urls);
+    let run = download(&fx, &torrent, &fx.out_dir(), &[], &[]);
+    let requests: Vec<u64> = bad.iter().map(BadHttp::requests).collect();
+    eprintln!(
+        "wrong range, ignores range, redirect loop: {requests:?} requests; nginx: {} requests; \
+         wasted {} bytes",
+        nginx.accesses().len(),
+        run.stats.wasted
+    );
+    assert!(
+        requests.iter().all(|&n| n > 0),
+        "a misbehaving server was never asked: {requests:?}"
     );
 }
 

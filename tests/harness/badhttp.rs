@@ -1,7 +1,8 @@
 //! A hostile HTTP server on 127.0.0.1 (std::net and threads), for the web seed failures
-//! nginx does not do on its own: 404 for everything, the right headers and then half of the
-//! body before it closes the connection, or the body at a trickle. It counts the requests it got. Dropping it
-//! closes its listener; its connections end at their next request or read timeout.
+//! nginx does not do on its own (see [`BadMode`]): 404 for everything, half a body then a
+//! close, a trickle, the wrong range, the whole file for a range, a redirect loop. It counts
+//! the requests it got. Dropping it closes its listener; its connections end at their next
+//! request or read timeout.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -24,6 +25,14 @@ pub enum BadMode {
     /// The file under the root as [`BadMode::CloseMidResponse`] has it, but the whole body, at
     /// [`TRICKLE_RATE`] bytes/s.
     Trickle,
+    /// `206` for a range one byte off the one asked for (further, or before at the end of the
+    /// file; `Content-Range` says so, `Content-Length` is the length asked for), with those
+    /// bytes; for a range of the whole file, the right bytes but a file length one too long.
+    WrongRange,
+    /// `200` and the whole file, whatever the `Range` asked for.
+    IgnoresRange,
+    /// `302` to the same URL, for ever.
+    RedirectLoop,
 }
 
 /// How fast a [`BadMode::Trickle`] server sends a body: 5 KiB/s.
@@ -93,8 +102,9 @@ struct Server {
     requests: Arc<AtomicU64>,
 }
 
-/// A request's path (percent-decoded) and its `Range` header.
+/// A request's target (as sent), its path (percent-decoded) and its `Range` header.
 struct Request {
+    target: String,
     path: String,
     range: Option<String>,
 }
@@ -108,8 +118,14 @@ impl Server {
             self.requests.fetch_add(1, Ordering::SeqCst);
             let keep_going = match self.mode {
                 BadMode::NotFound => not_found(&mut conn),
-                BadMode::CloseMidResponse => self.answer(&mut conn, &request, false),
-                BadMode::Trickle => self.answer(&mut conn, &request, true),
+                BadMode::RedirectLoop => {
+                    let head = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: {}\r\nContent-Length: 0\r\n\r\n",
+                        request.target
+                    );
+                    conn.write_all(head.as_bytes()).is_ok()
+                }
+                _ => self.answer(&mut conn, &request),
             };
             if !keep_going {
                 break;
@@ -118,16 +134,31 @@ impl Server {
         let _ = conn.shutdown(Shutdown::Both);
     }
 
-    /// Sends the headers of the whole answer, then half of its body at once (and returns false:
-    /// close), or with `trickle` all of it slowly (and returns whether the connection is still
-    /// there).
-    fn answer(&self, conn: &mut TcpStream, request: &Request, trickle: bool) -> bool {
+    /// Answers with the file as the mode says; returns whether the connection goes on.
+    fn answer(&self, conn: &mut TcpStream, request: &Request) -> bool {
         let Some(data) = self.file(&request.path) else {
             return not_found(conn);
         };
         let total = data.len() as u64;
-        let (status, start, end) = match request.range.as_deref().map(|r| parse_range(r, total)) {
+        let range = match self.mode {
+            BadMode::IgnoresRange => None,
+            _ => request.range.as_deref().map(|r| parse_range(r, total)),
+        };
+        // The file length Content-Range gives.
+        let mut length = total;
+        let (status, start, end) = match range {
             None => ("200 OK", 0, total),
+            Some(Some((start, end))) if self.mode == BadMode::WrongRange => {
+                let (start, end) = match (start, end) {
+                    (s, e) if e < total => (s + 1, e + 1),
+                    (s, e) if s > 0 => (s - 1, e - 1),
+                    (s, e) => {
+                        length += 1;
+                        (s, e)
+                    }
+                };
+                ("206 Partial Content", start, end)
+            }
             Some(Some((start, end))) => ("206 Partial Content", start, end),
             Some(None) => {
                 let head = format!(
@@ -143,16 +174,19 @@ impl Server {
             end - start
         );
         if status.starts_with("206") {
-            head += &format!("Content-Range: bytes {start}-{}/{total}\r\n", end - 1);
+            head += &format!("Content-Range: bytes {start}-{}/{length}\r\n", end - 1);
         }
         head += "\r\n";
         if conn.write_all(head.as_bytes()).is_err() {
             return false;
         }
         let body = &data[start as usize..end as usize];
-        if !trickle {
+        if self.mode == BadMode::CloseMidResponse {
             let _ = conn.write_all(&body[..body.len() / 2]);
             return false;
+        }
+        if self.mode != BadMode::Trickle {
+            return conn.write_all(body).is_ok();
         }
         // 256 bytes every 50 ms.
         let chunk = (TRICKLE_RATE / 20) as usize;
@@ -204,12 +238,17 @@ fn read_request(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
     let target = lines.next()?.split(' ').nth(1)?;
     let target = target.split('?').next().unwrap_or(target);
     let path = percent_decode_str(target).decode_utf8().ok()?.into_owned();
+    let target = target.to_string();
     let range = lines.find_map(|line| {
         let (name, value) = line.split_once(':')?;
         name.eq_ignore_ascii_case("range")
             .then(|| value.trim().to_string())
     });
-    Some(Request { path, range })
+    Some(Request {
+        target,
+        path,
+        range,
+    })
 }
 
 /// `bytes=a-b` or `bytes=a-` as the half-open range `a..b+1` of a file of `total` bytes.
