@@ -1,7 +1,8 @@
 //! End-to-end tests of web seeds (BEP 19, `url-list`): our CLI downloads from real HTTP
 //! servers (Debian's nginx, started by each test on 127.0.0.1 with a config of its own),
 //! alone or beside a rate-limited libtorrent seeder, and from hostile servers (a copy with one
-//! file corrupted, 404 for everything, a server that closes mid-response) beside a good one.
+//! file corrupted; `harness::badhttp`: 404 for everything, a close mid-response, a trickle, a
+//! wrong range, ranges ignored, a redirect loop) beside a good one.
 //! Every download is compared byte for byte with the original; nginx's access log shows which
 //! requests reached it.
 //!
@@ -175,7 +176,7 @@ fn download(fx: &Fixture, torrent: &Path, out: &Path, peers: &[u16], extra: &[&s
         web_seed_lines.join("\n")
     );
     let stats = parse_cli_json(&proc.stdout()).unwrap_or_else(|e| panic!("{}", proc.failure(&e)));
-    let stats = harness::stats_for(&stats, &fx.hash).clone();
+    let stats = harness::stats_for(&stats, &harness::info_hash(torrent)).clone();
     assert!(
         stats.complete,
         "{}",
@@ -346,6 +347,46 @@ fn multi_file_from_web_seed_alone() {
     publish(&fx, &site, "pub");
     let nginx = Nginx::start("nginx", &site, fx.path(), None);
     let torrent = web_torrent(&fx, "web.torrent", &[nginx.url("/pub/")]);
+    let _run = download(&fx, &torrent, &fx.out_dir(), &[], &[]);
+    check_served(&nginx, &file_paths(&fx, "pub"), fx.size);
+}
+
+/// A multi-file torrent with BEP 47 pad files (made by libtorrent: one after every file that
+/// does not end a piece) from its web seed alone: the pad files are never requested (nginx
+/// does not have them) nor written.
+#[test]
+fn pad_files_are_never_requested() {
+    require!(Tool::Nginx, Tool::Libtorrent);
+    let fx = fixture("padded", ODD_TREE);
+    let site = fx.path().join("site");
+    publish(&fx, &site, "pub");
+    let nginx = Nginx::start("nginx", &site, fx.path(), None);
+    let torrent = fx.path().join("padded.torrent");
+    let res = Command::new(harness::python().expect("python with libtorrent"))
+        .arg(harness::workspace_root().join("tests/peers/lt_create.py"))
+        .arg("--content")
+        .arg(&fx.content)
+        .arg("--out")
+        .arg(&torrent)
+        .args([
+            "--piece-size",
+            &PIECE.to_string(),
+            "--web-seed",
+            &nginx.url("/pub/"),
+        ])
+        .output()
+        .expect("run lt_create.py");
+    assert!(
+        res.status.success(),
+        "lt_create.py failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let meta = harness::meta::Meta::load(&torrent);
+    eprintln!("{} files with pad files", meta.files.len());
+    assert!(
+        meta.files.len() > ODD_TREE.len(),
+        "libtorrent made no pad files"
+    );
     let _run = download(&fx, &torrent, &fx.out_dir(), &[], &[]);
     check_served(&nginx, &file_paths(&fx, "pub"), fx.size);
 }
