@@ -15,7 +15,7 @@
 //! - `answer.rs` (pure): the checks on an answer (status, `Content-Range`,
 //!   `Content-Length`), the speed check, and the assembly of streamed bytes
 //!   into whole pieces;
-//! - `task.rs`: one task per web seed. It takes one [`WebSeedCommand::Fetch`]
+//! - `task.rs`: one task per web seed. It takes one `WebSeedCommand::Fetch`
 //!   at a time, sends its range requests in order over one keep-alive
 //!   connection (reqwest), checks every answer (status, `Content-Range`,
 //!   length), and reports each whole piece as soon as its bytes are in, then

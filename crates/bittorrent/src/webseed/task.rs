@@ -213,13 +213,9 @@ impl Task {
         result
     }
 
+    /// Sends the range request for `asked` to `url` and checks the answer's
+    /// head, then reads its body into the run.
     async fn stream(&self, fetch: Fetch<'_>, url: &str, asked: Asked) -> Result<(), Stop> {
-        let Fetch {
-            geometry,
-            assembler,
-            speed,
-        } = fetch;
-        let window = self.config.slow_window;
         debug!(
             "web seed {}: GET {url} bytes={}-{}",
             self.url,
@@ -232,7 +228,7 @@ impl Task {
             .get(url)
             .header(RANGE, format!("bytes={}-{}", asked.offset, asked.last()))
             .send();
-        let mut response = within(window, "no answer", request).await??;
+        let response = within(self.config.slow_window, "no answer", request).await??;
         let content_range = response.headers().get(CONTENT_RANGE).map(|v| v.as_bytes());
         check_head(
             response.status().as_u16(),
@@ -240,6 +236,23 @@ impl Task {
             response.content_length(),
             asked,
         )?;
+        self.body(fetch, response, asked).await
+    }
+
+    /// Streams the body of a checked answer into the run's pieces,
+    /// delivering each piece it completes.
+    async fn body(
+        &self,
+        fetch: Fetch<'_>,
+        mut response: reqwest::Response,
+        asked: Asked,
+    ) -> Result<(), Stop> {
+        let Fetch {
+            geometry,
+            assembler,
+            speed,
+        } = fetch;
+        let window = self.config.slow_window;
         let mut left = asked.length;
         while left > 0 {
             let Some(chunk) = within(window, "no data", response.chunk()).await?? else {
