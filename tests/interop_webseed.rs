@@ -229,10 +229,13 @@ fn check_served(nginx: &Nginx, expected: &[String], min_bytes: u64) {
         sent >= min_bytes,
         "nginx sent {sent} bytes, less than the {min_bytes} downloaded; access log:\n{log}"
     );
-    eprintln!("nginx: {} requests, {sent} bytes of body", accesses.len());
+    eprintln!(
+        "nginx: {} requests, {sent} bytes of body:\n{log}",
+        accesses.len()
+    );
 }
 
-/// The URL paths (decoded) of the fixture's non-empty files under `http://host/<rel>/`.
+/// The URL paths (decoded) of the fixture's files under `http://host/<rel>/`.
 fn file_paths(fx: &Fixture, rel: &str) -> Vec<String> {
     let mut files = Vec::new();
     harness::walk(&fx.content, &fx.content, &mut files);
