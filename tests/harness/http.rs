@@ -9,10 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::net::{free_port, wait_port};
+use crate::harness::net::{accepts, free_port};
 use crate::harness::proc::Proc;
 use crate::harness::tools::which;
-use crate::harness::wait::START_TIMEOUT;
+use crate::harness::wait::{poll, POLL, START_TIMEOUT};
 
 /// The nginx binary: on PATH, else Debian's /usr/sbin/nginx (a user's PATH may lack sbin).
 pub fn nginx_binary() -> Option<PathBuf> {
@@ -58,33 +58,45 @@ impl Nginx {
         let binary = nginx_binary().expect("nginx installed (see Tool::Nginx)");
         let dir = log_dir.join(format!("{name}-nginx"));
         fs::create_dir_all(&dir).expect("create nginx dir");
-        let port = free_port();
         let conf = dir.join("nginx.conf");
-        fs::write(&conf, config(&dir, root, port, limit_rate)).expect("write nginx.conf");
-        let access_log = dir.join("access.log");
-        let mut cmd = Command::new(binary);
-        // -e: the error log before the config is read (else the compiled-in /var/log path).
-        cmd.arg("-e")
-            .arg("stderr")
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf);
-        let mut proc = Proc::spawn(name, cmd, log_dir);
-        if !wait_port(port, START_TIMEOUT) {
-            panic!(
-                "{}",
-                proc.failure(&format!("does not listen on port {port}"))
-            );
+        // The free port may be taken by another test before nginx binds it: try another.
+        for attempt in 1.. {
+            let port = free_port();
+            fs::write(&conf, config(&dir, root, port, limit_rate)).expect("write nginx.conf");
+            let mut cmd = Command::new(&binary);
+            // -e: the error log before the config is read (else the compiled-in /var/log path).
+            cmd.arg("-e")
+                .arg("stderr")
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(&conf);
+            let mut proc = Proc::spawn(name, cmd, log_dir);
+            let up = poll(START_TIMEOUT, POLL, || {
+                if accepts(port) {
+                    return Some(true);
+                }
+                proc.try_wait().map(|_| false)
+            });
+            match up {
+                Some(true) => {
+                    return Nginx {
+                        proc,
+                        port,
+                        access_log: dir.join("access.log"),
+                    }
+                }
+                Some(false) if attempt < 3 && proc.output().contains("Address already in use") => {
+                    continue
+                }
+                Some(false) => panic!("{}", proc.failure("exited at start-up")),
+                None => panic!(
+                    "{}",
+                    proc.failure(&format!("does not listen on port {port}"))
+                ),
+            }
         }
-        if proc.try_wait().is_some() {
-            panic!("{}", proc.failure("exited at start-up"));
-        }
-        Nginx {
-            proc,
-            port,
-            access_log,
-        }
+        unreachable!("the loop returns or panics")
     }
 
     /// `http://127.0.0.1:<port><path>` (`path` starts with `/`).
