@@ -130,7 +130,8 @@ pub struct Args {
     pub serve: Option<SocketAddr>,
 
     /// On exit, print one JSON object per torrent on stdout (name, info_hash,
-    /// complete, downloaded, uploaded, wasted).
+    /// complete, downloaded, uploaded, wasted, web_seed_downloaded,
+    /// web_seeds_dropped).
     #[arg(long, help_heading = OUTPUT)]
     pub json: bool,
 

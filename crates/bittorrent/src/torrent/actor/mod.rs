@@ -44,9 +44,10 @@ use crate::webseed::WebSeedEvent;
 
 /// Capacity of the mailbox all peers of a torrent report into.
 const PEER_EVENTS: usize = 256;
-/// Capacity of the mailbox the web seeds of a torrent report into (each
-/// event may hold a piece: this bounds the memory of pieces waiting).
-const WEB_SEED_EVENTS: usize = 8;
+/// Capacity of the mailbox the web seeds of a torrent report into. Each
+/// event may hold a whole piece, and the tasks wait when it is full: this
+/// bounds the pieces waiting for the torrent.
+const WEB_SEED_EVENTS: usize = 4;
 
 /// Where the torrent is.
 enum Phase {
