@@ -35,8 +35,10 @@ pub enum BadMode {
     RedirectLoop,
 }
 
-/// How fast a [`BadMode::Trickle`] server sends a body: 5 KiB/s.
-pub const TRICKLE_RATE: u64 = 5 * 1024;
+/// How fast a [`BadMode::Trickle`] server sends a body: 20 KiB/s, above the web seed task's
+/// too-slow limit (8 KiB/s), so only the torrent's taking over its run keeps it from holding
+/// the download's end.
+pub const TRICKLE_RATE: u64 = 20 * 1024;
 
 /// The server; stops accepting on drop.
 pub struct BadHttp {

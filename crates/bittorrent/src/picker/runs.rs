@@ -81,6 +81,32 @@ impl Picker {
         }
     }
 
+    /// One more request of every block of partial piece `piece` not
+    /// received yet: a second web seed fetches the piece a slow one is on.
+    /// Undone by [`Picker::cancel_piece`]. False (and nothing done) when
+    /// the piece is not partial.
+    pub fn request_piece_again(&mut self, piece: u32) -> bool {
+        let wanted = self.priority.get(piece as usize) != Some(&Priority::Skip);
+        let Some(partial) = self.partials.get_mut(&piece) else {
+            return false;
+        };
+        for state in &mut partial.blocks {
+            match *state {
+                BlockState::Free => {
+                    *state = BlockState::Requested(1);
+                    partial.free -= 1;
+                    partial.requested += 1;
+                    if wanted {
+                        self.free_wanted_in_partials -= 1;
+                    }
+                }
+                BlockState::Requested(n) => *state = BlockState::Requested(n + 1),
+                BlockState::Received => {}
+            }
+        }
+        true
+    }
+
     /// Whether piece `index` is partial or complete: someone is fetching it
     /// or it is being verified.
     fn in_progress(&self, index: usize) -> bool {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use log::{debug, info, warn};
+use log::{debug, warn};
 use reqwest::header::{CONTENT_RANGE, RANGE};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -204,11 +204,9 @@ impl Task {
         let result = self.stream(fetch, &url, asked).await;
         if let Err(Stop::Failed(error)) = &result {
             let range = format!("bytes {}-{}", asked.offset, asked.last());
-            if error.is_permanent() {
-                warn!("web seed {}: {url} ({range}): {error}", self.url);
-            } else {
-                info!("web seed {}: {url} ({range}): {error}", self.url);
-            }
+            // The torrent logs the failure and what it decides (retry or
+            // drop) once; this line adds which file and range.
+            debug!("web seed {}: {url} ({range}): {error}", self.url);
         }
         result
     }

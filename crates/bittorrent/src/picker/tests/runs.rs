@@ -146,3 +146,28 @@ fn a_piece_given_back_after_an_endgame_duplicate_stays_requested_by_the_peer() {
     assert_eq!(p.partial_pieces(), 1);
     p.assert_consistent();
 }
+
+#[test]
+fn a_piece_requested_again_needs_two_give_backs_to_be_missing() {
+    let mut p = picker(4, 4, 1);
+    assert_eq!(p.pick_run(1, None), Some(0..1));
+    assert!(p.request_piece_again(0));
+    assert!(!p.request_piece_again(3), "not partial");
+    p.assert_consistent();
+    p.cancel_piece(0);
+    p.assert_consistent();
+    assert_eq!(p.partial_pieces(), 1, "the other copy still holds it");
+    // Not handed out again: the next run starts after it, in the middle
+    // of what is left since piece 0 is in progress.
+    assert_eq!(p.pick_run(4, None), Some(2..4));
+    p.cancel_piece(0);
+    p.assert_consistent();
+    assert_eq!(p.pick_run(4, None), Some(0..2), "missing again");
+    // The second copy arrives after the first: a duplicate.
+    assert!(p.request_piece_again(0));
+    deliver(&mut p, 0..1);
+    let block = p.block_info(0, 0).unwrap();
+    assert_eq!(p.block_received(block), Received::Duplicate);
+    p.cancel_piece(0);
+    p.assert_consistent();
+}

@@ -111,6 +111,11 @@ struct Rig {
 impl Rig {
     fn new(files: &[u64], priorities: Vec<Priority>) -> Self {
         let (meta, data) = torrent(files);
+        Self::with_meta(meta, data, priorities)
+    }
+
+    /// A rig for this torrent and its payload.
+    fn with_meta(meta: Arc<MetaInfo>, data: Vec<u8>, priorities: Vec<Priority>) -> Self {
         let now = Instant::now();
         let store = MemoryStore::new(&meta);
         let core = TorrentCore::new(meta, config(), priorities, PickMode::RarestFirst, &[], now);

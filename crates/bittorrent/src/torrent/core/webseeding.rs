@@ -18,7 +18,7 @@ use bytes::Bytes;
 use crate::event::Event;
 use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::pieces::BlockFate;
-use crate::torrent::core::webseeds::RunEnd;
+use crate::torrent::core::webseeds::{RunEnd, TakeOver};
 use crate::torrent::core::{Action, State, TorrentCore};
 use crate::types::{BlockInfo, BLOCK_SIZE};
 use crate::webseed::{WebSeedCommand, WebSeedError, WebSeedEvent, WebSeedId};
@@ -43,7 +43,8 @@ impl TorrentCore {
             let peers = self.peers.serving();
             let max = (self.webseeds).run_pieces(id, self.meta.piece_length, left, peers);
             let continue_at = self.webseeds.continue_at(id);
-            let Some(run) = self.flow.picker_mut().pick_run(max, continue_at) else {
+            let picked = self.flow.picker_mut().pick_run(max, continue_at);
+            let Some(run) = picked.or_else(|| self.take_over(id, now)) else {
                 break;
             };
             log::debug!(
@@ -63,6 +64,26 @@ impl TorrentCore {
         }
     }
 
+    /// Nothing is missing: idle web seed `id` takes over (part of) the
+    /// slowest run in progress, if that helps. Returns what it fetches.
+    fn take_over(&mut self, id: WebSeedId, now: Instant) -> Option<Range<u32>> {
+        let run = match self.webseeds.take_over(id, self.meta.piece_length, now)? {
+            TakeOver::Tail(tail) => tail,
+            TakeOver::Duplicate(piece) => {
+                self.flow.picker_mut().request_piece_again(piece);
+                piece..piece + 1
+            }
+        };
+        log::debug!(
+            "{} web seed {} takes over pieces {}..{} from a slower one",
+            self.tag(),
+            self.web_seed_url(id),
+            run.start,
+            run.end
+        );
+        Some(run)
+    }
+
     /// Handles one event of a web seed's task.
     pub(crate) fn web_seed_event(&mut self, event: WebSeedEvent, now: Instant) {
         match event {
@@ -80,10 +101,12 @@ impl TorrentCore {
     /// away (a dropped web seed's, a wrong length).
     fn on_web_piece(&mut self, seed: WebSeedId, index: u32, data: Bytes, now: Instant) {
         let len = data.len() as u64;
-        self.download.add(len, now);
+        // Pad files' zeros were never fetched.
+        let fetched = len.saturating_sub(self.pad_bytes(index));
+        self.download.add(fetched, now);
         let piece_len = self.meta.piece_len(index);
-        if len != u64::from(piece_len) || !self.webseeds.piece(seed, index, len) {
-            self.flow.add_wasted(len);
+        if len != u64::from(piece_len) || !self.webseeds.piece(seed, index, fetched) {
+            self.flow.add_wasted(fetched);
             return;
         }
         let from = Contributor::WebSeed(seed);
@@ -119,8 +142,9 @@ impl TorrentCore {
     ) {
         let (end, back) = self.webseeds.run_ended(seed, &outcome, now);
         if end != RunEnd::Ignored && back != undelivered {
-            // The core's count is what the picker holds; go by it.
-            log::warn!(
+            // The core's count is what the picker holds; go by it (a run
+            // whose tail another web seed took over ends earlier here).
+            log::debug!(
                 "{} web seed #{} reports pieces {undelivered:?} undelivered, {back:?} by our count",
                 self.tag(),
                 seed.0
@@ -175,6 +199,21 @@ impl TorrentCore {
         for piece in pieces {
             picker.cancel_piece(piece);
         }
+    }
+
+    /// Bytes of pad files (BEP 47) in piece `index`: zeros the web seed's
+    /// task fills in without fetching them.
+    fn pad_bytes(&self, index: u32) -> u64 {
+        let start = u64::from(index) * u64::from(self.meta.piece_length);
+        let end = start + u64::from(self.meta.piece_len(index));
+        let files = &self.meta.files;
+        let first = files.partition_point(|f| f.offset + f.length <= start);
+        files[first..]
+            .iter()
+            .take_while(|f| f.offset < end)
+            .filter(|f| f.pad)
+            .map(|f| (f.offset + f.length).min(end) - f.offset.max(start))
+            .sum()
     }
 
     fn web_seed_url(&self, seed: WebSeedId) -> String {

@@ -23,6 +23,24 @@
 //! seed (by its last successful run) gets it, then those not tried yet in
 //! the torrent's order; the others wait as spares for when one fails.
 //!
+//! # Taking over a slow server's run
+//! A run's pieces are held by its web seed, so a slow server would decide
+//! when the download ends while faster ones sit idle. When an idle web seed
+//! finds no missing piece, it takes over the tail of the run in progress
+//! that would take longest to finish ([`WebSeeds::take_over`]): the tail is
+//! split in proportion to the two servers' speeds (the holder's speed over
+//! its current run, the taker's over its last one), the holder keeps at
+//! least the piece it is fetching, and its run now ends where the taker's
+//! starts. The picker is not touched: the requests of the tail's blocks
+//! pass from one web seed to the other. The holder's server still sends
+//! the tail (its task cannot be told mid-run); those pieces are counted
+//! as wasted, or are duplicates. A holder is taken over only after
+//! [`TAKE_OVER_AFTER`] of its run, so its speed is measured. When the
+//! holder has only the piece it is on left, a web seed whose measured
+//! speed is more than twice the holder's fetches that piece too (a
+//! duplicate, as in a peers' endgame: the first copy counts), one at a
+//! time per piece.
+//!
 //! # Run length
 //! About [`RUN_SECONDS`] of the server's speed measured over its last
 //! successful run ([`FIRST_RUN_BYTES`] before any), at most [`RUN_BYTES`]:
@@ -54,6 +72,8 @@ pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(300);
 pub(crate) const MAX_ACTIVE: usize = 8;
 /// Failed runs in a row after which a web seed is dropped.
 pub(crate) const MAX_FAILURES: u32 = 6;
+/// A run in progress can be taken over once it has lasted this long.
+pub(crate) const TAKE_OVER_AFTER: Duration = Duration::from_secs(1);
 
 /// Where one web seed is (see the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,6 +106,15 @@ struct Seed {
     continue_at: Option<u32>,
     /// Bytes per second over its last successful run.
     rate: Option<f64>,
+}
+
+/// What an idle web seed takes from a slow run ([`WebSeeds::take_over`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum TakeOver {
+    /// The run's tail: its requests pass to the taker.
+    Tail(Range<u32>),
+    /// A second copy of the one piece the holder has left.
+    Duplicate(u32),
 }
 
 /// What became of a run that ended.
@@ -234,6 +263,79 @@ impl WebSeeds {
         }
     }
 
+    /// Idle web seed `taker` takes over the tail of the run in progress
+    /// that would take longest to finish, or duplicates its last piece,
+    /// when it is worth it (see the module docs), and starts fetching at
+    /// `now`. The caller marks a duplicated piece requested once more.
+    pub(crate) fn take_over(
+        &mut self,
+        taker: WebSeedId,
+        piece_length: u32,
+        now: Instant,
+    ) -> Option<TakeOver> {
+        let taker_index = usize::from(taker.0);
+        if self.seeds.get(taker_index)?.state != SeedState::Idle {
+            return None;
+        }
+        let (holder, holder_rate) = self.slowest_run(taker_index, piece_length, now)?;
+        // Unknown: as fast as the holder.
+        let measured = self.seeds[taker_index].rate;
+        let taker_rate = measured.unwrap_or(holder_rate).max(1.0);
+        let SeedState::Fetching { run, next, .. } = &mut self.seeds[holder].state else {
+            return None;
+        };
+        let left = (*next..run.end).len();
+        let share = (left as f64 * taker_rate / (taker_rate + holder_rate)).floor() as usize;
+        let share = u32::try_from(share.min(left - 1)).ok()?;
+        if share > 0 {
+            let tail = run.end - share..run.end;
+            run.end = tail.start;
+            self.start(taker, tail.clone(), now);
+            return Some(TakeOver::Tail(tail));
+        }
+        let piece = *next;
+        let fetched_elsewhere = self.seeds.iter().enumerate().any(|(i, s)| {
+            i != holder
+                && matches!(&s.state, SeedState::Fetching { run, .. } if run.contains(&piece))
+        });
+        if fetched_elsewhere || measured.is_none_or(|rate| rate <= 2.0 * holder_rate) {
+            return None;
+        }
+        self.start(taker, piece..piece + 1, now);
+        Some(TakeOver::Duplicate(piece))
+    }
+
+    /// The run in progress (not `except`'s) that would take longest to
+    /// finish at its server's speed over it, among those running for
+    /// [`TAKE_OVER_AFTER`] with pieces left: its web seed and that speed.
+    fn slowest_run(&self, except: usize, piece_length: u32, now: Instant) -> Option<(usize, f64)> {
+        let piece_length = f64::from(piece_length.max(1));
+        // (seconds left, holder, its speed)
+        let mut slowest: Option<(f64, usize, f64)> = None;
+        for (i, seed) in self.seeds.iter().enumerate() {
+            let SeedState::Fetching {
+                run,
+                next,
+                started,
+                bytes,
+            } = &seed.state
+            else {
+                continue;
+            };
+            let elapsed = now.saturating_duration_since(*started);
+            let left = (*next..run.end).len();
+            if i == except || elapsed < TAKE_OVER_AFTER || left == 0 {
+                continue;
+            }
+            let rate = *bytes as f64 / elapsed.as_secs_f64();
+            let secs = left as f64 * piece_length / rate.max(1.0);
+            if slowest.is_none_or(|(most, ..)| secs > most) {
+                slowest = Some((secs, i, rate));
+            }
+        }
+        slowest.map(|(_, holder, rate)| (holder, rate))
+    }
+
     /// Piece `index` of `len` bytes arrived from `id`. True when it is the
     /// next piece of the web seed's run (then it is counted and the core
     /// feeds it to the picker); false for anything else, which the core
@@ -340,6 +442,13 @@ mod tests {
 
     const A: WebSeedId = WebSeedId(0);
     const B: WebSeedId = WebSeedId(1);
+    const C: WebSeedId = WebSeedId(2);
+
+    impl WebSeeds {
+        fn rate_for_test(&mut self, id: WebSeedId, rate: f64) {
+            self.seeds[usize::from(id.0)].rate = Some(rate);
+        }
+    }
 
     #[test]
     fn at_most_max_active_fetch_and_the_fastest_idle_ones_go_first() {
@@ -464,6 +573,62 @@ mod tests {
         assert!(!s.piece(A, 0, 1));
         assert_eq!(s.drop_seed(A, "again".into()), None);
         assert_eq!(s.active(), 0);
+    }
+
+    #[test]
+    fn an_idle_seed_takes_over_a_slow_runs_tail_in_proportion_to_speed() {
+        let now = Instant::now();
+        let k = 1000;
+        let mut s = seeds(3);
+        // B measured 100x faster than A is going.
+        s.start(B, 0..1, now);
+        assert!(s.piece(B, 0, 100 * k as u64));
+        s.run_ended(B, &Ok(()), now + Duration::from_secs(1));
+        s.start(A, 10..30, now);
+        assert!(s.piece(A, 10, k as u64));
+        let later = now + Duration::from_millis(500);
+        assert_eq!(s.take_over(B, k, later), None, "A's speed not known yet");
+        let later = now + Duration::from_secs(1);
+        // 19 pieces left; B takes 100/101 of them, A keeps its current one.
+        assert_eq!(s.take_over(B, k, later), Some(TakeOver::Tail(12..30)));
+        assert_eq!(s.held_pieces(), 19, "the requests changed hands");
+        assert!(!s.piece(A, 12, k as u64), "A's run now ends at 12");
+        assert!(s.piece(A, 11, k as u64));
+        assert!(s.piece(B, 12, k as u64));
+        let ended = s.run_ended(A, &Ok(()), later);
+        assert_eq!(ended, (RunEnd::Done, 12..12), "A gives back nothing");
+        // C, untried, counts as fast as the holder: half of B's rest.
+        let later = later + Duration::from_secs(1);
+        assert_eq!(s.take_over(C, k, later), Some(TakeOver::Tail(22..30)));
+        // A (2000 B/s) against B (1000 B/s) on 13..22; C just started.
+        assert_eq!(s.take_over(A, k, later), Some(TakeOver::Tail(16..22)));
+        assert_eq!(s.take_over(B, k, later), None, "B is not idle");
+    }
+
+    #[test]
+    fn a_slow_runs_last_piece_is_duplicated_by_a_much_faster_seed_only() {
+        let now = Instant::now();
+        let mut s = seeds(3);
+        s.start(A, 0..2, now);
+        assert!(s.piece(A, 0, 1000));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(s.take_over(B, 1000, later), None, "B's speed unknown");
+        // B measured at 2000 B/s: not more than twice A's 1000.
+        s.start(B, 5..6, now);
+        assert!(s.piece(B, 5, 2000));
+        s.run_ended(B, &Ok(()), later);
+        assert_eq!(s.take_over(B, 1000, later), None);
+        // C measured at 3000 B/s duplicates piece 1, once.
+        s.start(C, 6..7, now);
+        assert!(s.piece(C, 6, 3000));
+        s.run_ended(C, &Ok(()), later);
+        assert_eq!(s.take_over(C, 1000, later), Some(TakeOver::Duplicate(1)));
+        let again = later + Duration::from_secs(1);
+        s.rate_for_test(B, 1e9);
+        assert_eq!(s.take_over(B, 1000, again), None, "C fetches it already");
+        // Both copies arrive: each counts in its own run.
+        assert!(s.piece(C, 1, 1000));
+        assert!(s.piece(A, 1, 1000));
     }
 
     #[test]

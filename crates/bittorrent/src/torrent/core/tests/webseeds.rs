@@ -279,3 +279,83 @@ fn a_web_seed_fetches_only_the_selected_files() {
     assert_eq!(stats.state, TorrentState::Finished);
     assert_eq!(stats.web_seed_downloaded, len);
 }
+
+fn run_ended(seed: WebSeedId, undelivered: std::ops::Range<u32>) -> WebSeedEvent {
+    WebSeedEvent::RunEnded {
+        seed,
+        undelivered,
+        outcome: Ok(()),
+    }
+}
+
+#[test]
+fn an_idle_web_seed_takes_over_the_tail_of_a_slow_run() {
+    let mut rig = Rig::checked(&[8 * u64::from(PIECE)], Vec::new(), &[]);
+    add_web_seed(&mut rig, "http://slow/f");
+    add_web_seed(&mut rig, "http://fast/f");
+    assert_eq!(fetches(&rig.tick()), [(A, 0..4), (B, 6..8)]);
+    rig.web_event(piece(&rig, B, 6));
+    rig.web_event(piece(&rig, B, 7));
+    // B fetches what is missing besides A's run; with no time passed,
+    // A's speed is not known, so nothing is taken over.
+    let mut out = rig.web_event(run_ended(B, 8..8));
+    while let [(B, next)] = &fetches(&out)[..] {
+        let next = next.clone();
+        for index in next.clone() {
+            rig.web_event(piece(&rig, B, index));
+        }
+        out = rig.web_event(run_ended(B, next.end..next.end));
+    }
+    assert!(fetches(&out).is_empty());
+    assert_eq!(rig.core.stats(rig.now).pieces_have, 4, "4 and 5 too");
+    // A sends one piece in 2 s: B (speed unknown, taken as A's) takes
+    // half of the 3 pieces A has left, rounded down.
+    rig.web_event(piece(&rig, A, 0));
+    rig.advance(2);
+    assert_eq!(fetches(&rig.tick()), [(B, 3..4)]);
+    rig.web_event(piece(&rig, B, 3));
+    // Idle again, B takes half of what A has left (1 and 2), A keeping
+    // the piece it is fetching.
+    assert_eq!(fetches(&rig.web_event(run_ended(B, 4..4))), [(B, 2..3)]);
+    rig.web_event(piece(&rig, B, 2));
+    rig.web_event(run_ended(B, 3..3));
+    rig.web_event(piece(&rig, A, 1));
+    // A's server still sends the pieces B took: wasted.
+    rig.web_event(piece(&rig, A, 2));
+    rig.web_event(piece(&rig, A, 3));
+    rig.web_event(run_ended(A, 4..4));
+    rig.tick();
+    let stats = rig.core.stats(rig.now);
+    assert!(stats.complete, "{} pieces", stats.pieces_have);
+    assert!(rig.store.contents() == rig.data, "every byte stored");
+    assert_eq!(stats.wasted, 2 * u64::from(PIECE));
+    assert_eq!(stats.web_seeds_active, 0);
+}
+
+#[test]
+fn pad_file_bytes_do_not_count_as_downloaded() {
+    // f0, a pad file up to the piece boundary, f2: piece 0 holds 100 pad
+    // bytes, which the task fills with zeros without fetching them.
+    let len = u64::from(PIECE);
+    let entries = [
+        ("f0", len - 100, false),
+        ("pad", 100, true),
+        ("f2", len, false),
+    ];
+    let mut meta = MetaInfo::for_test("t", PIECE, &entries);
+    let mut data: Vec<u8> = (0..2 * len).map(|i| (i * 7 % 251) as u8).collect();
+    data[(len - 100) as usize..len as usize].fill(0);
+    meta.piece_hashes = data
+        .chunks(PIECE as usize)
+        .map(|c| Sha1::digest(c).into())
+        .collect();
+    let mut rig = Rig::with_meta(Arc::new(meta), data, Vec::new());
+    rig.web.insert(A, Serve::Good);
+    add_web_seed(&mut rig, "http://a/");
+    rig.core.checked(&Checked::nothing(2), rig.now);
+    rig.settle();
+    let stats = rig.core.stats(rig.now);
+    assert!(stats.complete);
+    assert_eq!(stats.web_seed_downloaded, 2 * len - 100);
+    assert_eq!(stats.downloaded, 2 * len - 100);
+}
