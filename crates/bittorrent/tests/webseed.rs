@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bittorrent::metainfo::FileEntry;
 use bittorrent::prelude::*;
 use bittorrent::torrent::WebSeedState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -117,24 +116,7 @@ async fn serve(
 /// A multi-file torrent "t" of `data` in files `f0`, `f1`, ... of these
 /// lengths, whose `url-list` is `urls`.
 fn multi_file(data: &[u8], lengths: &[u64], urls: Vec<String>) -> MetaInfo {
-    let mut meta = meta_for(data, PIECE);
-    let mut offset = 0;
-    meta.files = lengths
-        .iter()
-        .enumerate()
-        .map(|(i, &length)| {
-            let entry = FileEntry {
-                path: Path::new("t").join(format!("f{i}")),
-                length,
-                offset,
-                pad: false,
-            };
-            offset += length;
-            entry
-        })
-        .collect();
-    meta.name = "t".into();
-    meta.multi_file = true;
+    let mut meta = common::multi_file(data, PIECE, lengths);
     meta.url_list = urls;
     meta
 }
