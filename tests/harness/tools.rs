@@ -76,6 +76,8 @@ pub enum Tool {
     Ffmpeg,
     /// miniupnpd (Debian's nftables build) and nft, a UPnP IGD / NAT-PMP / PCP gateway.
     Miniupnpd,
+    /// nginx (Debian's), a web seed.
+    Nginx,
 }
 
 impl Tool {
@@ -90,6 +92,7 @@ impl Tool {
             Tool::Curl => "curl",
             Tool::Ffmpeg => "ffmpeg and ffprobe",
             Tool::Miniupnpd => "miniupnpd and nft",
+            Tool::Nginx => "nginx",
         }
     }
 
@@ -104,6 +107,7 @@ impl Tool {
             Tool::Curl => which("curl").is_some(),
             Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
             Tool::Miniupnpd => which("miniupnpd").is_some() && which("nft").is_some(),
+            Tool::Nginx => crate::harness::http::nginx_binary().is_some(),
         }
     }
 }

@@ -167,6 +167,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         encryption: args.encryption.into(),
         utp: args.utp.into(),
         port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
+        web_seeds: !args.no_web_seeds,
         ..SessionConfig::default()
     };
     Ok((config, view))
@@ -199,6 +200,9 @@ fn torrent(source: Source, args: &Args, selection: Option<&Selection>) -> Result
             })
         });
     }
+    let torrent = torrent
+        .with_web_seeds(&args.web_seeds)
+        .map_err(|e| e.to_string())?;
     Ok(torrent.with_peers(args.peers.iter().copied()))
 }
 

@@ -49,6 +49,10 @@ pub struct SessionConfig {
     /// The external port the trackers are told, kept up to date by the
     /// session while it maps its port; leave it default (no mapping).
     pub external_port: ExternalPort,
+    /// Whether torrents fetch pieces from web seeds (BEP 19: the
+    /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
+    /// Default true; false turns every web seed of every torrent off.
+    pub web_seeds: bool,
 }
 
 /// Whether peer connections use MSE/PE (Message Stream Encryption).
@@ -99,6 +103,7 @@ impl Default for SessionConfig {
             utp: UtpMode::default(),
             port_mapping: None,
             external_port: ExternalPort::default(),
+            web_seeds: true,
         }
     }
 }
