@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--seed", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-dht", action="store_true")  # the stand-in never runs a DHT
+    ap.add_argument("--no-port-mapping", action="store_true")  # nor maps a port
     ap.add_argument("-q", "--quiet", action="store_true")
     ap.add_argument("--web-seed", action="append", default=[])
     ap.add_argument("--no-web-seeds", action="store_true")

@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, help_heading = NETWORK)]
     pub no_dht: bool,
 
+    /// Do not ask the NAT gateway to forward the listen port. Without it
+    /// the port is mapped (TCP, and UDP for uTP) over PCP, NAT-PMP or UPnP
+    /// IGD, renewed, and deleted on exit.
+    #[arg(long, help_heading = NETWORK)]
+    pub no_port_mapping: bool,
+
     /// DHT node to bootstrap from (repeatable); replaces the public routers.
     #[arg(long = "dht-bootstrap", value_name = "ADDR", help_heading = NETWORK)]
     pub dht_bootstrap: Vec<SocketAddr>,

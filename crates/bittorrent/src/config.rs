@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::dht::DhtConfig;
+use crate::portmap::{ExternalPort, PortMapConfig};
 use crate::types::PeerId;
 
 /// Settings shared by every torrent of a session.
@@ -41,6 +42,13 @@ pub struct SessionConfig {
     /// the UDP port of the listen address, and the DHT shares that socket
     /// when its [`bind`](DhtConfig::bind) port is that port or 0.
     pub utp: UtpMode,
+    /// Port mapping on the NAT gateway (UPnP IGD, NAT-PMP, PCP) for the
+    /// listen port, TCP and (when uTP runs) UDP. `None`, the default, maps
+    /// nothing: embedders decide.
+    pub port_mapping: Option<PortMapConfig>,
+    /// The external port the trackers are told, kept up to date by the
+    /// session while it maps its port; leave it default (no mapping).
+    pub external_port: ExternalPort,
     /// Whether torrents fetch pieces from web seeds (BEP 19: the
     /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
     /// Default true; false turns every web seed of every torrent off.
@@ -93,6 +101,8 @@ impl Default for SessionConfig {
             use_trackers: true,
             encryption: EncryptionPolicy::default(),
             utp: UtpMode::default(),
+            port_mapping: None,
+            external_port: ExternalPort::default(),
             web_seeds: true,
         }
     }

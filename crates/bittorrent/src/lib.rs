@@ -14,7 +14,8 @@
 //! [`MemoryStore`](store::MemoryStore)). The engine's own parts (the piece
 //! picker, the choker, tracker clients, the resume record and what a restart
 //! trusts) are internal; ARCHITECTURE.md maps them. [`create`] makes .torrent
-//! files from a file or a folder, hashing on every core.
+//! files from a file or a folder, hashing on every core. [`portmap`] asks
+//! the NAT gateway (UPnP IGD, NAT-PMP, PCP) to forward the listen port.
 //!
 //! # Example
 //! ```no_run
@@ -50,6 +51,7 @@ pub mod mse;
 pub(crate) mod peer;
 pub(crate) mod picker;
 #[doc(hidden)]
+pub mod portmap;
 pub mod recovery;
 #[doc(hidden)]
 pub mod resume;

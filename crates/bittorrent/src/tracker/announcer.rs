@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::portmap::ExternalPort;
 use crate::tracker::{
     is_http_url, is_udp_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker,
     TrackerBoard, TrackerError, TrackerStatus, UdpTracker, UdpTrackerConfig, DEFAULT_TIMEOUT,
@@ -96,6 +97,9 @@ pub struct AnnouncerConfig {
     /// Where to publish each tracker's [`TrackerStatus`] (in tier order) as
     /// it changes, for a display; `None` publishes nothing.
     pub status: Option<watch::Sender<Vec<TrackerStatus>>>,
+    /// The port mapper's external TCP port, announced instead of
+    /// [`port`](Self::port) while mapped.
+    pub external_port: ExternalPort,
 }
 
 impl AnnouncerConfig {
@@ -138,6 +142,7 @@ impl AnnouncerConfig {
             client: None,
             udp: Self::DEFAULT_UDP,
             status: None,
+            external_port: ExternalPort::default(),
         }
     }
 }
@@ -362,7 +367,7 @@ impl Announcer {
         AnnounceRequest {
             info_hash: self.config.info_hash,
             peer_id: self.config.peer_id,
-            port: self.config.port,
+            port: self.config.external_port.announce_port(self.config.port),
             uploaded: stats.uploaded,
             downloaded: stats.downloaded,
             left: stats.left,
@@ -1000,6 +1005,24 @@ mod tests {
             Request::Connect { .. } => {}
             other => panic!("expected a connect, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn announces_the_mapped_external_port() {
+        use crate::portmap::{MapTransport, MappedPort, PortMapProtocol};
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        let mut cfg = config(vec![vec![fake.url.clone()]]);
+        let (mappings, external) = ExternalPort::channel();
+        mappings.send_replace(vec![MappedPort {
+            protocol: PortMapProtocol::Pcp,
+            transport: MapTransport::Tcp,
+            internal_port: 6881,
+            external: SocketAddr::from(([11, 22, 33, 44], 7001)),
+        }]);
+        cfg.external_port = external;
+        let _run = spawn(cfg, 100);
+        udp_connect(&mut fake).await;
+        assert_eq!(udp_announce(&mut fake).await.port, 7001);
     }
 
     #[tokio::test]
