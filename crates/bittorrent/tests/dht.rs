@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bittorrent::dht::krpc::{Body, ErrorCode, Message, Query, Response};
-use bittorrent::dht::{DhtConfig, DhtError, DhtHandle, NodeId, RateLimit, PUBLIC_ROUTERS};
+use bittorrent::dht::{
+    id_matches_ip, DhtConfig, DhtError, DhtHandle, NodeId, RateLimit, PUBLIC_ROUTERS,
+};
 use bittorrent::types::InfoHash;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -372,4 +374,72 @@ async fn a_corrupt_state_file_is_ignored() {
     let saved = std::fs::read(&state_file).unwrap();
     let saved = bittorrent::dht::SavedState::decode(&saved).unwrap();
     assert_eq!(saved.node_id, NodeId([0x33; 20]));
+}
+
+/// A fake node on `ip`: answers every query with a bare response whose BEP 42
+/// `ip` says the querier is at `external`.
+async fn lying_responder(ip: [u8; 4], external: SocketAddr) -> SocketAddr {
+    let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let id = NodeId::random();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok((len, from)) = sock.recv_from(&mut buf).await {
+            let Ok(msg) = Message::decode(&buf[..len]) else {
+                continue;
+            };
+            if let Body::Query(_) = msg.body {
+                let reply = Message {
+                    tid: msg.tid,
+                    body: Body::Response(Response {
+                        id,
+                        requester: Some(external),
+                        ..Response::default()
+                    }),
+                };
+                let _ = sock.send_to(&reply.encode(), from).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn bep42_id_follows_the_external_ip_responders_agree_on() {
+    let cancel = CancellationToken::new();
+    let external: SocketAddr = "203.0.113.7:6881".parse().unwrap();
+    // Three responders on distinct loopback IPs (one vote per IP).
+    let mut bootstrap = Vec::new();
+    for last in 2..=4 {
+        bootstrap.push(lying_responder([127, 0, 0, last], external).await);
+    }
+    let (node, _task) = spawn(loopback(bootstrap), &cancel).await;
+    let start_id = node.node_id();
+    node.bootstrap().await.expect("bootstrap");
+    let stats = node.stats().await.expect("stats");
+    assert_eq!(stats.external_ip, Some(external.ip()));
+    assert!(
+        id_matches_ip(&stats.node_id, external.ip()),
+        "{:?} is not a BEP 42 id of {}",
+        stats.node_id,
+        external.ip()
+    );
+    assert_ne!(stats.node_id, start_id);
+
+    // A configured id is kept whatever the responders say.
+    let mut bootstrap = Vec::new();
+    for last in 5..=7 {
+        bootstrap.push(lying_responder([127, 0, 0, last], external).await);
+    }
+    let fixed = NodeId([0x11; 20]);
+    let config = DhtConfig {
+        node_id: Some(fixed),
+        ..loopback(bootstrap)
+    };
+    let (node, _task) = spawn(config, &cancel).await;
+    node.bootstrap().await.expect("bootstrap");
+    let stats = node.stats().await.expect("stats");
+    assert_eq!(stats.external_ip, Some(external.ip()));
+    assert_eq!(stats.node_id, fixed);
+    cancel.cancel();
 }

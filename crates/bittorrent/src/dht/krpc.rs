@@ -114,6 +114,10 @@ pub struct Response {
     pub values: Vec<SocketAddr>,
     /// The token to use in a later `announce_peer`.
     pub token: Option<Vec<u8>>,
+    /// The querying node's address as the responder saw it: the top-level
+    /// `ip` of BEP 42 (how a node learns its external IP). An `ip` of another
+    /// size than 6 or 18 bytes is ignored.
+    pub requester: Option<SocketAddr>,
 }
 
 /// The error codes of BEP 5.
@@ -258,6 +262,12 @@ impl Message {
                 put_bytes(q.method().as_bytes(), &mut out);
             }
             Body::Response(r) => {
+                if let Some(requester) = &r.requester {
+                    let mut compact = Vec::with_capacity(18);
+                    put_compact_addr(requester, &mut compact);
+                    put_bytes(b"ip", &mut out);
+                    put_bytes(&compact, &mut out);
+                }
                 put_bytes(b"r", &mut out);
                 put_response(r, &mut out);
             }
@@ -492,11 +502,13 @@ fn decode_response(root: &Node<'_>) -> Result<Response, KrpcError> {
                 .to_vec(),
         ),
     };
+    let requester = bytes_of(root, b"ip").and_then(parse_compact_addr);
     Ok(Response {
         id,
         nodes,
         values,
         token,
+        requester,
     })
 }
 
@@ -639,6 +651,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
                     "10.0.0.2:80".parse().unwrap(),
                 ],
                 token: Some(b"tok".to_vec()),
+                requester: None,
             }),
         };
         let bytes = msg.encode();
@@ -654,6 +667,43 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
         expected.extend_from_slice(b"ee1:t4:\x00\x01\x02\x031:y1:re");
         assert_eq!(bytes, expected);
         assert_eq!(Message::decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn bep42_ip_is_top_level() {
+        let msg = Message {
+            tid: b"aa".to_vec(),
+            body: Body::Response(Response {
+                id: id(1),
+                requester: Some("124.31.75.21:6881".parse().unwrap()),
+                ..Response::default()
+            }),
+        };
+        let bytes = msg.encode();
+        let mut expected = b"d2:ip6:".to_vec();
+        expected.extend_from_slice(&[124, 31, 75, 21, 0x1a, 0xe1]);
+        expected.extend_from_slice(b"1:rd2:id20:");
+        expected.extend_from_slice(&[1; 20]);
+        expected.extend_from_slice(b"e1:t2:aa1:y1:re");
+        assert_eq!(bytes, expected);
+        assert_eq!(Message::decode(&bytes).unwrap(), msg);
+        // An IPv6 requester; an `ip` of the wrong size is ignored, not fatal.
+        let v6 = Message {
+            body: Body::Response(Response {
+                id: id(1),
+                requester: Some("[2001:db8::1]:80".parse().unwrap()),
+                ..Response::default()
+            }),
+            ..msg.clone()
+        };
+        assert_eq!(Message::decode(&v6.encode()).unwrap(), v6);
+        let mut odd = b"d2:ip5:abcde1:rd2:id20:".to_vec();
+        odd.extend_from_slice(&[1; 20]);
+        odd.extend_from_slice(b"e1:t2:aa1:y1:re");
+        match Message::decode(&odd).unwrap().body {
+            Body::Response(r) => assert_eq!(r.requester, None),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -725,6 +775,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
                     nodes: vec![NodeInfo { id: id(4), addr: "127.0.0.1:1".parse().unwrap() }],
                     values: vec!["127.0.0.1:2".parse().unwrap()],
                     token: Some(vec![9; 8]),
+                    requester: Some("127.0.0.1:3".parse().unwrap()),
                 }),
             }
             .encode();

@@ -48,16 +48,18 @@ mod lookup;
 mod node;
 mod peers;
 mod routing;
+mod security;
 mod socket;
 mod state;
 
 pub use error::DhtError;
 pub use node::{NodeId, NodeInfo};
 pub use routing::K;
+pub use security::{id_matches_ip, secure_id};
 pub use state::{SavedState, StateError};
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -119,7 +121,9 @@ pub struct DhtConfig {
     /// Where the routing table and node id are kept across restarts; `None`
     /// keeps nothing.
     pub state_file: Option<PathBuf>,
-    /// Our node id. `None` takes the state file's, else a random one.
+    /// Our node id, kept whatever our external IP. `None` takes the state
+    /// file's, else a random one, and replaces it by one derived from our
+    /// external IP (BEP 42) once responders agree on that IP.
     pub node_id: Option<NodeId>,
     /// Time to wait for an answer to one query.
     pub query_timeout: Duration,
@@ -198,6 +202,8 @@ pub struct DhtStats {
     pub lookups: usize,
     /// Incoming queries dropped by the rate limit.
     pub rate_limited: u64,
+    /// Our external IP, once enough responders agree on it (BEP 42).
+    pub external_ip: Option<IpAddr>,
 }
 
 /// A cloneable handle to a running DHT. The DHT runs until its cancellation
@@ -286,7 +292,8 @@ impl DhtHandle {
         self.local_addr
     }
 
-    /// Our node id.
+    /// Our node id at start ([`DhtStats::node_id`] is the current one: BEP 42
+    /// may replace it once our external IP is known).
     pub fn node_id(&self) -> NodeId {
         self.node_id
     }

@@ -21,10 +21,10 @@ impl Actor {
         let sender = query.id();
         self.table.heard_query(&sender, now);
         let body = match query {
-            Query::Ping { .. } => Body::Response(self.response()),
+            Query::Ping { .. } => Body::Response(self.response(from)),
             Query::FindNode { target, .. } => Body::Response(Response {
                 nodes: self.closest_for(&target, now),
-                ..self.response()
+                ..self.response(from)
             }),
             Query::GetPeers { info_hash, .. } => {
                 let values =
@@ -34,7 +34,7 @@ impl Actor {
                     nodes: self.closest_for(&info_hash.into(), now),
                     values,
                     token: Some(self.tokens.token_for(from.ip()).to_vec()),
-                    ..self.response()
+                    ..self.response(from)
                 })
             }
             Query::AnnouncePeer {
@@ -80,12 +80,15 @@ impl Actor {
         if self.store.announce(info_hash, peer, now) {
             log::debug!("dht: [{}] {peer} announced", info_hash.short());
         }
-        Body::Response(self.response())
+        Body::Response(self.response(from))
     }
 
-    fn response(&self) -> Response {
+    /// A response carrying our id and, as BEP 42 asks, the requester's
+    /// address as we see it.
+    fn response(&self, from: SocketAddr) -> Response {
         Response {
             id: self.own,
+            requester: Some(from),
             ..Response::default()
         }
     }

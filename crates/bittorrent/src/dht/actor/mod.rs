@@ -11,12 +11,13 @@
 //! answers), `lookups` (lookups and their announce phase), `incoming`
 //! (answering other nodes' queries).
 
+mod identity;
 mod incoming;
 mod lookups;
 mod outgoing;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -28,6 +29,7 @@ use crate::dht::lookup::Lookup;
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::peers::{PeerStore, RateLimiter, Tokens};
 use crate::dht::routing::{RoutingTable, K};
+use crate::dht::security::IpVotes;
 use crate::dht::socket::DhtSocket;
 use crate::dht::state::{self, SavedState};
 use crate::dht::{Announced, DhtConfig, DhtError, DhtStats};
@@ -126,6 +128,10 @@ struct Actor {
     last_bootstrap: Option<Instant>,
     last_save: Instant,
     rate_limited: u64,
+    /// What responders say our address is (BEP 42).
+    votes: IpVotes,
+    /// The external IP most responders agree on.
+    external_ip: Option<IpAddr>,
 }
 
 /// Runs the DHT until cancelled or every handle is dropped, then saves state.
@@ -169,6 +175,8 @@ pub(crate) async fn run(init: Init) {
         last_bootstrap: None,
         last_save: now,
         rate_limited: 0,
+        votes: IpVotes::default(),
+        external_ip: None,
     };
     if !actor.table.is_empty() || !actor.config.bootstrap.is_empty() {
         actor
@@ -245,6 +253,7 @@ impl Actor {
                     outstanding_queries: self.outstanding.len(),
                     lookups: self.lookups.len(),
                     rate_limited: self.rate_limited,
+                    external_ip: self.external_ip,
                 });
             }
         }
