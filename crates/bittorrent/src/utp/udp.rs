@@ -109,18 +109,48 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 pub(crate) struct SharedUdp {
     port: UdpPort,
     rx: mpsc::Receiver<Inbound>,
+    /// The IPv6 half of a dual-stack socket (see [`SharedUdp::split_ipv6`]).
+    ipv6_half: bool,
 }
 
 impl SharedUdp {
     /// The address the DHT is reachable at (IPv4 on a dual-stack socket:
-    /// the DHT speaks IPv4).
+    /// the DHT speaks IPv4, unless this is the socket's IPv6 half).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         match self.port.local {
-            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() && !self.ipv6_half => {
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, v6.port()))
             }
             local => local,
         }
+    }
+
+    /// Whether the socket is dual-stack (`[::]`): it carries IPv4 and IPv6.
+    pub(crate) fn is_dual_stack(&self) -> bool {
+        self.port.local.is_ipv6() && self.port.local.ip().is_unspecified()
+    }
+
+    /// Splits the DHT's datagrams by the sender's address family, for an
+    /// IPv4 and an IPv6 DHT node on the same port (BEP 32): a task forwards
+    /// each to its half, until the socket's reader or both halves stop.
+    pub(crate) fn split_ipv6(self) -> (SharedUdp, SharedUdp) {
+        let (tx4, rx4) = mpsc::channel(DHT_QUEUE);
+        let (tx6, rx6) = mpsc::channel(DHT_QUEUE);
+        let mut rx = self.rx;
+        tokio::spawn(async move {
+            while let Some((bytes, from)) = rx.recv().await {
+                let half = if from.is_ipv6() { &tx6 } else { &tx4 };
+                if half.try_send((bytes, from)).is_err() && tx4.is_closed() && tx6.is_closed() {
+                    break;
+                }
+            }
+        });
+        let half = |rx, ipv6_half| SharedUdp {
+            port: self.port.clone(),
+            rx,
+            ipv6_half,
+        };
+        (half(rx4, false), half(rx6, true))
     }
 
     /// The next datagram for the DHT, copied into `buf` (truncated to it).
@@ -161,6 +191,7 @@ impl Demux {
         let shared = SharedUdp {
             port: port.clone(),
             rx,
+            ipv6_half: false,
         };
         (Self { port, dht }, shared)
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::dht::actor::{Actor, MAX_VALUES_SENT};
-use crate::dht::krpc::{Body, ErrorCode, ErrorMessage, Message, Query, Response};
+use crate::dht::krpc::{Body, ErrorCode, ErrorMessage, Message, Query, Response, Want};
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::routing::K;
 use crate::types::InfoHash;
@@ -22,16 +22,18 @@ impl Actor {
         self.table.heard_query(&sender, now);
         let body = match query {
             Query::Ping { .. } => Body::Response(self.response(from)),
-            Query::FindNode { target, .. } => Body::Response(Response {
-                nodes: self.closest_for(&target, now),
+            Query::FindNode { target, want, .. } => Body::Response(Response {
+                nodes: self.closest_for(&target, want, now),
                 ..self.response(from)
             }),
-            Query::GetPeers { info_hash, .. } => {
+            Query::GetPeers {
+                info_hash, want, ..
+            } => {
                 let values =
                     self.store
                         .peers(&info_hash, MAX_VALUES_SENT, self.config.peer_ttl, now);
                 Body::Response(Response {
-                    nodes: self.closest_for(&info_hash.into(), now),
+                    nodes: self.closest_for(&info_hash.into(), want, now),
                     values,
                     token: Some(self.tokens.token_for(from.ip()).to_vec()),
                     ..self.response(from)
@@ -93,11 +95,17 @@ impl Actor {
         }
     }
 
-    /// The `K` closest nodes of our address family.
-    fn closest_for(&self, target: &NodeId, now: Instant) -> Vec<NodeInfo> {
-        let v4 = self.local_addr.is_ipv4();
+    /// The `K` closest nodes of our address family, the one the query came
+    /// over, unless its `want` (BEP 32) asks for the other family only (this
+    /// node has no table of the other family: the node of that family
+    /// answers for it).
+    fn closest_for(&self, target: &NodeId, want: Want, now: Instant) -> Vec<NodeInfo> {
+        let v6 = self.local_addr.is_ipv6();
+        if !want.allows(v6, v6) {
+            return Vec::new();
+        }
         let mut nodes = self.table.closest(target, 2 * K, now);
-        nodes.retain(|n| n.addr.is_ipv4() == v4);
+        nodes.retain(|n| n.addr.is_ipv6() == v6);
         nodes.truncate(K);
         nodes
     }

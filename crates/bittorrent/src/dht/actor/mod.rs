@@ -248,6 +248,11 @@ impl Actor {
                 let _ = reply.send(DhtStats {
                     node_id: self.own,
                     routing_table_size: self.table.len(),
+                    ipv6_nodes: if self.local_addr.is_ipv6() {
+                        self.table.len()
+                    } else {
+                        0
+                    },
                     stored_hashes,
                     stored_peers,
                     outstanding_queries: self.outstanding.len(),
@@ -270,7 +275,8 @@ impl Actor {
     }
 
     async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
-        if from.port() == 0 {
+        // A dual-stack socket may bring the other family: its node answers.
+        if from.port() == 0 || from.is_ipv6() != self.local_addr.is_ipv6() {
             return;
         }
         match Message::decode(bytes) {
