@@ -9,14 +9,15 @@ dht_restrict_routing_ips, dht_restrict_search_ips, dht_ignore_dark_internet,
 dht_prefer_verified_node_ids and dht_enforce_node_id (all False), and its per-IP DHT rate limit
 (dht_block_ratelimit) and DHT upload limit are raised, since every node is on 127.0.0.0/8.
 
-    lt_dht.py --nodes N [--bootstrap H:P ...] [--first-ip F] [--stop-with-pid PID]
+    lt_dht.py --nodes N [--bootstrap H:P ...] [--first-ip F | --ipv6] [--stop-with-pid PID]
               [--seed TORRENT --save DIR]      node 0 seeds TORRENT (seed_mode) and announces it
                                               into the DHT only (no tracker, no peer given)
               [--leech MAGNET --save DIR]      node 0 downloads MAGNET, finding peers in the DHT only
               [--announce-every S] [--timeout S] [--dht-log]
 
 Lines printed on stdout (flushed at once), for a harness to parse:
-    READY nodes=IP:P,IP:P,...   every node is listening (UDP and TCP on the same port)
+    READY nodes=IP:P,IP:P,...   every node is listening (UDP and TCP on the same port); with
+                                --ipv6 every node is on [::1] (BEP 32), as [::1]:P
     ANNOUNCED seconds=S         --seed: node 0's DHT announce got answers (S since start)
     STORED ip=IP port=P node=I  node I stored a peer announced to it (dht_announce_alert)
     DHT_PEERS n=N seconds=S     --leech: a DHT lookup of node 0 returned N peers
@@ -59,7 +60,7 @@ def node_settings(ip, dht_log):
     if dht_log:
         mask |= lt.alert.category_t.dht_log_notification
     return {
-        "listen_interfaces": "%s:0" % ip,
+        "listen_interfaces": ("[%s]:0" if ":" in ip else "%s:0") % ip,
         "outgoing_interfaces": ip,
         "enable_dht": True,
         "enable_lsd": False,
@@ -85,6 +86,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, default=4, help="libtorrent DHT nodes to run")
     ap.add_argument("--first-ip", type=int, default=10, help="node i listens on 127.0.0.(F+i)")
+    ap.add_argument("--ipv6", action="store_true", help="every node listens on [::1] instead")
     ap.add_argument("--bootstrap", action="append", type=parse_addr, default=[],
                     help="HOST:PORT of another DHT node every node starts from (repeatable)")
     ap.add_argument("--seed", metavar="TORRENT", help="node 0 seeds this .torrent (in --save)")
@@ -112,8 +114,11 @@ def main():
 
     sessions = []
     addrs = []
+    def node_ip(i):
+        return "::1" if args.ipv6 else "127.0.0.%d" % (args.first_ip + i)
+
     for i in range(args.nodes):
-        ip = "127.0.0.%d" % (args.first_ip + i)
+        ip = node_ip(i)
         # flags=0: no default plugins (no ut_pex); ut_metadata for magnets.
         ses = lt.session(node_settings(ip, args.dht_log), flags=0)
         ses.add_extension("ut_metadata")
@@ -124,14 +129,14 @@ def main():
             time.sleep(0.05)
         if ses.listen_port() == 0:
             fail("node %d is not listening" % i, 2)
-        addrs.append(("127.0.0.%d" % (args.first_ip + i), ses.listen_port()))
+        addrs.append((node_ip(i), ses.listen_port()))
     for i, ses in enumerate(sessions):
         for j, addr in enumerate(addrs):
             if i != j:
                 ses.add_dht_node(addr)
         for addr in args.bootstrap:
             ses.add_dht_node(addr)
-    say("READY nodes=" + ",".join("%s:%d" % a for a in addrs))
+    say("READY nodes=" + ",".join(("[%s]:%d" if ":" in a[0] else "%s:%d") % a for a in addrs))
 
     handle = None
     if args.seed:
