@@ -74,6 +74,8 @@ pub enum Tool {
     Curl,
     /// ffmpeg, to make a video, and ffprobe, to read it from `--serve`.
     Ffmpeg,
+    /// nginx (Debian's), a web seed.
+    Nginx,
 }
 
 impl Tool {
@@ -87,6 +89,7 @@ impl Tool {
             Tool::Qbittorrent => "qbittorrent-nox",
             Tool::Curl => "curl",
             Tool::Ffmpeg => "ffmpeg and ffprobe",
+            Tool::Nginx => "nginx",
         }
     }
 
@@ -100,6 +103,7 @@ impl Tool {
             Tool::Qbittorrent => which("qbittorrent-nox").is_some(),
             Tool::Curl => which("curl").is_some(),
             Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
+            Tool::Nginx => crate::harness::http::nginx_binary().is_some(),
         }
     }
 }

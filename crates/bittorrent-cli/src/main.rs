@@ -168,6 +168,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         upload_slots: args.upload_slots,
         encryption: args.encryption.into(),
         utp: args.utp.into(),
+        web_seeds: !args.no_web_seeds,
         ..SessionConfig::default()
     };
     Ok((config, view))
@@ -200,6 +201,9 @@ fn torrent(source: Source, args: &Args, selection: Option<&Selection>) -> Result
             })
         });
     }
+    let torrent = torrent
+        .with_web_seeds(&args.web_seeds)
+        .map_err(|e| e.to_string())?;
     Ok(torrent.with_peers(args.peers.iter().copied()))
 }
 

@@ -41,6 +41,10 @@ pub struct SessionConfig {
     /// the UDP port of the listen address, and the DHT shares that socket
     /// when its [`bind`](DhtConfig::bind) port is that port or 0.
     pub utp: UtpMode,
+    /// Whether torrents fetch pieces from web seeds (BEP 19: the
+    /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
+    /// Default true; false turns every web seed of every torrent off.
+    pub web_seeds: bool,
 }
 
 /// Whether peer connections use MSE/PE (Message Stream Encryption).
@@ -89,6 +93,7 @@ impl Default for SessionConfig {
             use_trackers: true,
             encryption: EncryptionPolicy::default(),
             utp: UtpMode::default(),
+            web_seeds: true,
         }
     }
 }

@@ -103,6 +103,20 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+    /// A web seed (BEP 19) failed: a request failed (it is retried after a
+    /// backoff, or given up when `dropped`), or a piece it sent failed its
+    /// hash check (then it is always dropped). The download goes on from the
+    /// other sources.
+    WebSeedFailed {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The web seed's URL, as the torrent lists it.
+        url: String,
+        /// What went wrong.
+        error: String,
+        /// The web seed is given up for this session.
+        dropped: bool,
+    },
     /// Periodic statistics of a torrent (about once a second).
     Stats {
         /// The torrent.

@@ -31,8 +31,9 @@
 #![warn(missing_docs)]
 
 // `choker`, `peer` and `picker` are the engine's own parts, private. `extension`, `recovery`,
-// `resume` and `tracker` stay reachable for the fuzz targets (fuzz/) and the in-process test
-// peers (tests/), but are hidden from the reference: they are not an API for embedders.
+// `resume`, `tracker` and `webseed` stay reachable for the fuzz targets (fuzz/) and the
+// in-process test peers (tests/), but are hidden from the reference: they are not an API for
+// embedders.
 pub mod bencode;
 pub mod bitfield;
 pub(crate) mod choker;
@@ -59,6 +60,8 @@ pub mod torrent;
 pub mod tracker;
 pub mod types;
 pub mod utp;
+#[doc(hidden)]
+pub mod webseed;
 pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
