@@ -268,3 +268,63 @@ impl Transport for Demux {
         self.port.local
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BEP 32 on one port: DHT datagrams reaching a dual-stack socket go to
+    /// the half of their sender's family.
+    #[tokio::test]
+    async fn dual_stack_dht_datagrams_split_by_family() {
+        let Ok(port) = UdpPort::bind("[::]:0".parse().unwrap()) else {
+            return;
+        };
+        if port.local.is_ipv4() {
+            return; // No IPv6 here: it fell back to IPv4.
+        }
+        let number = port.local.port();
+        let (demux, shared) = Demux::new(port);
+        assert!(shared.is_dual_stack());
+        let (mut v4, mut v6) = shared.split_ipv6();
+        assert_eq!(v4.local_addr(), SocketAddr::from(([0, 0, 0, 0], number)));
+        assert!(v6.local_addr().is_ipv6());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            let _ = demux.next_utp(&mut buf).await;
+        });
+        let s4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s6 = UdpSocket::bind("[::1]:0").await.unwrap();
+        s6.send_to(b"d1:y1:re", ("::1", number)).await.unwrap();
+        s4.send_to(b"d1:y1:qe", ("127.0.0.1", number))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let wait = Duration::from_secs(5);
+        let (len, from) = tokio::time::timeout(wait, v4.recv_from(&mut buf))
+            .await
+            .expect("an IPv4 datagram")
+            .unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"d1:y1:qe"[..], s4.local_addr().unwrap())
+        );
+        let (len, from) = tokio::time::timeout(wait, v6.recv_from(&mut buf))
+            .await
+            .expect("an IPv6 datagram")
+            .unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"d1:y1:re"[..], s6.local_addr().unwrap())
+        );
+        // Each half answers through the one socket.
+        v6.send_to(b"d1:y1:ee", s6.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (len, _) = tokio::time::timeout(wait, s6.recv_from(&mut buf))
+            .await
+            .expect("the answer")
+            .unwrap();
+        assert_eq!(&buf[..len], b"d1:y1:ee");
+    }
+}
