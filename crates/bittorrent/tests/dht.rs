@@ -518,6 +518,40 @@ async fn ipv6_nodes_find_a_peer_announced_over_ipv6() {
     assert!(peers.contains(&expected), "{peers:?}");
     let stats = dual.stats().await.expect("stats");
     assert!(stats.ipv6_nodes >= 5, "{stats:?}");
+    // Asked over IPv4 with want n6, the dual node's IPv4 node answers with
+    // IPv6 nodes (its IPv6 node's table); without want, IPv4 nodes only.
+    let sock = client().await;
+    let to = dual.local_addrs()[0];
+    let me = NodeId::random();
+    for (want, v4, v6) in [
+        (
+            Want {
+                n4: false,
+                n6: true,
+            },
+            false,
+            true,
+        ),
+        (Want { n4: true, n6: true }, true, true),
+        (Want::default(), true, false),
+    ] {
+        let query = Query::FindNode {
+            id: me,
+            target: NodeId::random(),
+            want,
+        };
+        let r = response(ask(&sock, to, b"w6", query).await);
+        assert_eq!(
+            r.nodes.iter().any(|n| n.addr.is_ipv4()),
+            v4,
+            "{want:?}: {r:?}"
+        );
+        assert_eq!(
+            r.nodes.iter().any(|n| n.addr.is_ipv6()),
+            v6,
+            "{want:?}: {r:?}"
+        );
+    }
     assert!(
         stats.routing_table_size > stats.ipv6_nodes,
         "the IPv4 node knows its one IPv4 node: {stats:?}"

@@ -7,7 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use futures::future::join_all;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -86,13 +86,19 @@ impl DhtHandle {
     ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
         let mut nodes = Vec::new();
         let mut tasks = Vec::new();
-        for (i, socket) in sockets.into_iter().enumerate() {
+        // Each node publishes its table for the other (BEP 32's `want`).
+        let tables: Vec<_> = sockets.iter().map(|_| watch::channel(Vec::new())).collect();
+        let receivers: Vec<_> = tables.iter().map(|(_, rx)| rx.clone()).collect();
+        let count = sockets.len();
+        for (i, (socket, (publish, _))) in sockets.into_iter().zip(tables).enumerate() {
             let mut config = config.clone();
             // The second node keeps its own state: its id and its table.
             if i > 0 {
                 config.state_file = config.state_file.map(|p| p.with_extension("state6"));
             }
-            let (node, task) = spawn_node(config, socket, cancel.clone()).await?;
+            let other = (count == 2).then(|| receivers[1 - i].clone());
+            let tables = (publish, other);
+            let (node, task) = spawn_node(config, socket, tables, cancel.clone()).await?;
             nodes.push(node);
             tasks.push(task);
         }
@@ -260,6 +266,7 @@ fn second_socket(config: &DhtConfig, first: &DhtSocket) -> Option<DhtSocket> {
 async fn spawn_node(
     config: DhtConfig,
     socket: DhtSocket,
+    tables: actor::Tables,
     cancel: CancellationToken,
 ) -> io::Result<(Node, JoinHandle<()>)> {
     let local_addr = socket.local_addr()?;
@@ -286,6 +293,7 @@ async fn spawn_node(
         saved_nodes: saved.map(|s| s.nodes).unwrap_or_default(),
         rx,
         cancel,
+        tables,
     }));
     let node = Node {
         tx,

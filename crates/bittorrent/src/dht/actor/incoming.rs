@@ -95,18 +95,28 @@ impl Actor {
         }
     }
 
-    /// The `K` closest nodes of our address family, the one the query came
-    /// over, unless its `want` (BEP 32) asks for the other family only (this
-    /// node has no table of the other family: the node of that family
-    /// answers for it).
+    /// The `K` closest nodes of each address family the query's `want`
+    /// (BEP 32) asks for; without `want`, of ours (the one it came over).
+    /// The other family's come from that node's table as last published.
     fn closest_for(&self, target: &NodeId, want: Want, now: Instant) -> Vec<NodeInfo> {
         let v6 = self.local_addr.is_ipv6();
-        if !want.allows(v6, v6) {
-            return Vec::new();
+        let mut nodes = Vec::new();
+        if want.allows(v6, v6) {
+            nodes = self.table.closest(target, 2 * K, now);
+            nodes.retain(|n| n.addr.is_ipv6() == v6);
+            nodes.truncate(K);
         }
-        let mut nodes = self.table.closest(target, 2 * K, now);
-        nodes.retain(|n| n.addr.is_ipv6() == v6);
-        nodes.truncate(K);
+        if let Some(other) = self.tables.1.as_ref().filter(|_| want.allows(!v6, v6)) {
+            let mut theirs: Vec<NodeInfo> = other
+                .borrow()
+                .iter()
+                .filter(|n| n.addr.is_ipv6() != v6)
+                .copied()
+                .collect();
+            theirs.sort_by_key(|n| target.distance(&n.id));
+            theirs.truncate(K);
+            nodes.extend(theirs);
+        }
         nodes
     }
 }

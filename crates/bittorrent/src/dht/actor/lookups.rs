@@ -176,6 +176,7 @@ impl Actor {
         log::debug!("dht: lookup {id} done, {} peers", peers.len());
         match active.goal {
             Goal::Bootstrap(reply) => {
+                self.publish_table(Instant::now());
                 log::info!(
                     "dht: node {} bootstrapped, {} nodes in the routing table",
                     self.own.short(),

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::command::DhtCommand;
@@ -43,6 +43,13 @@ const MAX_VALUES_SENT: usize = 50;
 /// Most source IPs the rate limiter tracks.
 const RATE_LIMIT_IPS: usize = 10_000;
 
+/// Where a node publishes its table's nodes, and the other family's node's
+/// published table, if there is such a node (BEP 32's `want`).
+pub(crate) type Tables = (
+    watch::Sender<Vec<NodeInfo>>,
+    Option<watch::Receiver<Vec<NodeInfo>>>,
+);
+
 /// What the actor starts from.
 pub(crate) struct Init {
     pub(crate) config: DhtConfig,
@@ -51,6 +58,9 @@ pub(crate) struct Init {
     pub(crate) saved_nodes: Vec<NodeInfo>,
     pub(crate) rx: mpsc::Receiver<DhtCommand>,
     pub(crate) cancel: CancellationToken,
+    /// Where this node publishes its table's nodes, and the other family's
+    /// node's table (BEP 32: answering a `want` for that family).
+    pub(crate) tables: Tables,
 }
 
 /// Why we sent a query.
@@ -132,6 +142,8 @@ struct Actor {
     votes: IpVotes,
     /// The external IP most responders agree on.
     external_ip: Option<IpAddr>,
+    /// Ours to publish, and the other family's node's table.
+    tables: Tables,
 }
 
 /// Runs the DHT until cancelled or every handle is dropped, then saves state.
@@ -143,6 +155,7 @@ pub(crate) async fn run(init: Init) {
         saved_nodes,
         mut rx,
         cancel,
+        tables,
     } = init;
     let now = Instant::now();
     let local_addr = socket
@@ -177,6 +190,7 @@ pub(crate) async fn run(init: Init) {
         rate_limited: 0,
         votes: IpVotes::default(),
         external_ip: None,
+        tables,
     };
     if !actor.table.is_empty() || !actor.config.bootstrap.is_empty() {
         actor
@@ -306,6 +320,7 @@ impl Actor {
     }
     async fn maintenance(&mut self) {
         let now = Instant::now();
+        self.publish_table(now);
         self.tokens.rotate_if_due(self.config.token_rotation, now);
         self.store.expire(self.config.peer_ttl, now);
         let can_rebootstrap = self
@@ -325,6 +340,13 @@ impl Actor {
             && now.saturating_duration_since(self.last_save) >= self.config.save_interval
         {
             self.save_state().await;
+        }
+    }
+
+    /// Publishes the table's nodes for the other family's node, if any.
+    fn publish_table(&self, now: Instant) {
+        if self.tables.0.receiver_count() > 0 {
+            self.tables.0.send_replace(self.table.nodes(now));
         }
     }
 
