@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the handcrafted seed inputs of the wire, tracker, resume and uTP targets
+"""Writes the handcrafted seed inputs of the wire, tracker, resume, uTP and KRPC targets
 into corpus/<target>/. Run from fuzz/: python3 gen_seeds.py. (The metainfo
 seeds are copies of ../torrents/*.torrent and ../tests/hostile/*.torrent.)"""
 import os
@@ -109,6 +109,21 @@ write("utp_packet", "reset", utp(3))
 write("utp_packet", "krpc-ping", b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
 write("utp_packet", "truncated-extension", utp(2, ext=1, tail=b"\x00\x08\x01"))
 
+NODE_ID = b"abcdefghij0123456789"
+write("krpc", "ping", b"d1:ad2:id20:" + NODE_ID + b"e1:q4:ping1:t2:aa1:y1:qe")
+write("krpc", "find-node-want", b"d1:ad2:id20:" + NODE_ID + b"6:target20:" + NODE_ID
+      + b"4:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe")
+write("krpc", "get-peers", b"d1:ad2:id20:" + NODE_ID + b"9:info_hash20:" + NODE_ID
+      + b"4:wantl2:n6ee1:q9:get_peers1:t2:aa1:y1:qe")
+write("krpc", "announce-peer", b"d1:ad2:id20:" + NODE_ID + b"12:implied_porti1e9:info_hash20:" + NODE_ID
+      + b"4:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe")
+v6 = bytes(15) + b"\x01"
+write("krpc", "response-nodes6-values", b"d2:ip6:\x7c\x1f\x4b\x15\x1a\xe11:rd2:id20:" + NODE_ID
+      + b"5:nodes26:" + NODE_ID + b"\x7f\x00\x00\x01\x1a\xe1"
+      + b"6:nodes638:" + NODE_ID + v6 + b"\x1a\xe1"
+      + b"5:token4:tok16:valuesl6:\x7f\x00\x00\x01\x1a\xe118:" + v6 + b"\x1a\xe1ee1:t2:aa1:y1:re")
+write("krpc", "error", b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee")
+write("krpc", "unknown-method", b"d1:ad2:id20:" + NODE_ID + b"e1:q4:vote1:t2:xy1:y1:qe")
 
 # webseed: [control byte] Content-Range value \n web seed URL \n info dictionary
 info_multi = (b"d5:filesld6:lengthi10e4:pathl5:dir a6:b#?.txteed4:attr1:p6:lengthi6e4:pathl1:.eee"

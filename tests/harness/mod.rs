@@ -17,6 +17,7 @@
 //! - [`compare`]: downloaded content against the original, byte for byte.
 //! - [`peers`]: libtorrent, aria2 and transmission seeders and leechers.
 //! - [`leech`]: a whole download with a chosen client ([`Leecher`], [`leech_with`]).
+//! - [`dht`]: a loopback DHT of libtorrent nodes, our CLI with its DHT on.
 //! - [`cli`]: running our CLI, stopping it, reading its `--json` lines.
 //! - [`opentracker`]: the tracker ([`Tracker`]) and its scrape counts; [`trackers`]: tiers
 //!   and tracker URLs.
@@ -44,6 +45,7 @@
 pub mod badhttp;
 pub mod cli;
 pub mod compare;
+pub mod dht;
 pub mod evil;
 pub mod fixture;
 pub mod http;

@@ -94,11 +94,13 @@ pub struct Args {
     #[arg(long, help_heading = NETWORK)]
     pub no_port_mapping: bool,
 
-    /// DHT node to bootstrap from (repeatable); replaces the public routers.
+    /// DHT node to bootstrap from (repeatable, IPv4 or IPv6); replaces the
+    /// public routers.
     #[arg(long = "dht-bootstrap", value_name = "ADDR", help_heading = NETWORK)]
     pub dht_bootstrap: Vec<SocketAddr>,
 
-    /// UDP port of the DHT node [default: the -p port].
+    /// UDP port of the DHT nodes: IPv4, and IPv6 (BEP 32) unless --bind is
+    /// an IPv4 address [default: the -p port].
     #[arg(long, value_name = "PORT", help_heading = NETWORK)]
     pub dht_port: Option<u16>,
 

@@ -134,11 +134,13 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         } else {
             args.dht_bootstrap.clone()
         };
-        // The DHT speaks IPv4 here: an IPv6 or unspecified --bind means 0.0.0.0.
-        let ip = match bind {
-            IpAddr::V4(v4) => v4,
-            IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+        // An IPv4 node, and beside it an IPv6 node (BEP 32) unless --bind
+        // is IPv4: an IPv6 or unspecified --bind means 0.0.0.0 for the first.
+        let (ip, ip6) = match bind {
+            IpAddr::V4(v4) => (v4, None),
+            IpAddr::V6(v6) => (Ipv4Addr::UNSPECIFIED, Some(v6)),
         };
+        let dht_port = args.dht_port.unwrap_or(args.port);
         let state_file = args.output.join(RESUME_DIR).join("dht.state");
         let view = Dht::Nodes {
             nodes: 0,
@@ -146,7 +148,8 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
             nothing_to_start_from: bootstrap.is_empty() && !state_file.exists(),
         };
         let config = DhtConfig {
-            bind: SocketAddr::from((ip, args.dht_port.unwrap_or(args.port))),
+            bind: SocketAddr::from((ip, dht_port)),
+            bind_v6: ip6.map(|ip6| SocketAddr::from((ip6, dht_port))),
             bootstrap,
             state_file: Some(state_file),
             ..DhtConfig::default()

@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bittorrent::dht::krpc::{Body, ErrorCode, Message, Query, Response};
-use bittorrent::dht::{DhtConfig, DhtError, DhtHandle, NodeId, RateLimit, PUBLIC_ROUTERS};
+use bittorrent::dht::krpc::{Body, ErrorCode, Message, Query, Response, Want};
+use bittorrent::dht::{
+    id_matches_ip, DhtConfig, DhtError, DhtHandle, NodeId, RateLimit, PUBLIC_ROUTERS,
+};
 use bittorrent::types::InfoHash;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -35,6 +37,11 @@ async fn spawn(config: DhtConfig, cancel: &CancellationToken) -> (DhtHandle, Joi
 
 /// Starts `n` nodes; node `i` bootstraps from node `i - 1` and node `i / 2`.
 async fn swarm(n: usize, cancel: &CancellationToken) -> Vec<DhtHandle> {
+    swarm_on(n, SocketAddr::from(([127, 0, 0, 1], 0)), cancel).await
+}
+
+/// [`swarm`] of nodes bound to `bind` (an IPv4 or an IPv6 address).
+async fn swarm_on(n: usize, bind: SocketAddr, cancel: &CancellationToken) -> Vec<DhtHandle> {
     let mut nodes: Vec<DhtHandle> = Vec::new();
     for i in 0..n {
         let mut bootstrap = Vec::new();
@@ -44,7 +51,11 @@ async fn swarm(n: usize, cancel: &CancellationToken) -> Vec<DhtHandle> {
                 bootstrap.push(nodes[i / 2].local_addr());
             }
         }
-        let (node, _task) = spawn(loopback(bootstrap), cancel).await;
+        let config = DhtConfig {
+            bind,
+            ..loopback(bootstrap)
+        };
+        let (node, _task) = spawn(config, cancel).await;
         if i > 0 {
             node.bootstrap().await.expect("bootstrap");
         }
@@ -161,7 +172,19 @@ async fn announce_tokens_are_checked() {
     let me = NodeId([7; 20]);
     let info_hash = InfoHash([0x42; 20]);
 
-    let r = response(ask(&sock, to, b"g1", Query::GetPeers { id: me, info_hash }).await);
+    let r = response(
+        ask(
+            &sock,
+            to,
+            b"g1",
+            Query::GetPeers {
+                id: me,
+                info_hash,
+                want: Want::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(r.id, node.node_id());
     assert!(r.values.is_empty());
     let token = r.token.expect("get_peers gives a token");
@@ -183,7 +206,19 @@ async fn announce_tokens_are_checked() {
 
     let ok = response(ask(&sock, to, b"a3", announce(token)).await);
     assert_eq!(ok.id, node.node_id());
-    let r = response(ask(&sock, to, b"g2", Query::GetPeers { id: me, info_hash }).await);
+    let r = response(
+        ask(
+            &sock,
+            to,
+            b"g2",
+            Query::GetPeers {
+                id: me,
+                info_hash,
+                want: Want::default(),
+            },
+        )
+        .await,
+    );
     assert_eq!(r.values, vec![SocketAddr::from(([127, 0, 0, 1], 5555))]);
     cancel.cancel();
 }
@@ -372,4 +407,154 @@ async fn a_corrupt_state_file_is_ignored() {
     let saved = std::fs::read(&state_file).unwrap();
     let saved = bittorrent::dht::SavedState::decode(&saved).unwrap();
     assert_eq!(saved.node_id, NodeId([0x33; 20]));
+}
+
+/// A fake node on `ip`: answers every query with a bare response whose BEP 42
+/// `ip` says the querier is at `external`.
+async fn lying_responder(ip: [u8; 4], external: SocketAddr) -> SocketAddr {
+    let sock = UdpSocket::bind(SocketAddr::from((ip, 0))).await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    let id = NodeId::random();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok((len, from)) = sock.recv_from(&mut buf).await {
+            let Ok(msg) = Message::decode(&buf[..len]) else {
+                continue;
+            };
+            if let Body::Query(_) = msg.body {
+                let reply = Message {
+                    tid: msg.tid,
+                    body: Body::Response(Response {
+                        id,
+                        requester: Some(external),
+                        ..Response::default()
+                    }),
+                };
+                let _ = sock.send_to(&reply.encode(), from).await;
+            }
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn bep42_id_follows_the_external_ip_responders_agree_on() {
+    let cancel = CancellationToken::new();
+    let external: SocketAddr = "203.0.113.7:6881".parse().unwrap();
+    // Three responders on distinct loopback IPs (one vote per IP).
+    let mut bootstrap = Vec::new();
+    for last in 2..=4 {
+        bootstrap.push(lying_responder([127, 0, 0, last], external).await);
+    }
+    let (node, _task) = spawn(loopback(bootstrap), &cancel).await;
+    let start_id = node.node_id();
+    node.bootstrap().await.expect("bootstrap");
+    let stats = node.stats().await.expect("stats");
+    assert_eq!(stats.external_ip, Some(external.ip()));
+    assert!(
+        id_matches_ip(&stats.node_id, external.ip()),
+        "{:?} is not a BEP 42 id of {}",
+        stats.node_id,
+        external.ip()
+    );
+    assert_ne!(stats.node_id, start_id);
+
+    // A configured id is kept whatever the responders say.
+    let mut bootstrap = Vec::new();
+    for last in 5..=7 {
+        bootstrap.push(lying_responder([127, 0, 0, last], external).await);
+    }
+    let fixed = NodeId([0x11; 20]);
+    let config = DhtConfig {
+        node_id: Some(fixed),
+        ..loopback(bootstrap)
+    };
+    let (node, _task) = spawn(config, &cancel).await;
+    node.bootstrap().await.expect("bootstrap");
+    let stats = node.stats().await.expect("stats");
+    assert_eq!(stats.external_ip, Some(external.ip()));
+    assert_eq!(stats.node_id, fixed);
+    cancel.cancel();
+}
+
+/// BEP 32: a DHT of IPv6 nodes on ::1 (`nodes6` in every answer) holds an
+/// announce; a dual-stack node (IPv4 and IPv6 nodes) that knows one IPv6
+/// node finds the IPv6 peer.
+#[tokio::test]
+async fn ipv6_nodes_find_a_peer_announced_over_ipv6() {
+    let cancel = CancellationToken::new();
+    let v6_loopback = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0));
+    let nodes = swarm_on(12, v6_loopback, &cancel).await;
+    for (i, node) in nodes.iter().enumerate() {
+        assert!(node.local_addr().is_ipv6());
+        let stats = node.stats().await.expect("stats");
+        assert!(stats.ipv6_nodes >= 5, "node {i} knows only {stats:?}");
+        assert_eq!(stats.ipv6_nodes, stats.routing_table_size);
+    }
+    let info_hash = InfoHash([0x32; 20]);
+    let announced = nodes[4]
+        .announce(info_hash, 45_032)
+        .await
+        .expect("announce");
+    assert!(
+        announced.nodes >= 3,
+        "announced to {} nodes",
+        announced.nodes
+    );
+
+    // A lone IPv4 node (kept alive by its handle).
+    let (v4_node, _task) = spawn(loopback(Vec::new()), &cancel).await;
+    let config = DhtConfig {
+        bind_v6: Some(v6_loopback),
+        ..loopback(vec![v4_node.local_addr(), nodes[9].local_addr()])
+    };
+    let (dual, _task) = spawn(config, &cancel).await;
+    let addrs = dual.local_addrs();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "{addrs:?}");
+    dual.bootstrap().await.expect("bootstrap");
+    let peers = dual.get_peers(info_hash).await.expect("get_peers");
+    let expected = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 45_032));
+    assert!(peers.contains(&expected), "{peers:?}");
+    let stats = dual.stats().await.expect("stats");
+    assert!(stats.ipv6_nodes >= 5, "{stats:?}");
+    // Asked over IPv4 with want n6, the dual node's IPv4 node answers with
+    // IPv6 nodes (its IPv6 node's table); without want, IPv4 nodes only.
+    let sock = client().await;
+    let to = dual.local_addrs()[0];
+    let me = NodeId::random();
+    for (want, v4, v6) in [
+        (
+            Want {
+                n4: false,
+                n6: true,
+            },
+            false,
+            true,
+        ),
+        (Want { n4: true, n6: true }, true, true),
+        (Want::default(), true, false),
+    ] {
+        let query = Query::FindNode {
+            id: me,
+            target: NodeId::random(),
+            want,
+        };
+        let r = response(ask(&sock, to, b"w6", query).await);
+        assert_eq!(
+            r.nodes.iter().any(|n| n.addr.is_ipv4()),
+            v4,
+            "{want:?}: {r:?}"
+        );
+        assert_eq!(
+            r.nodes.iter().any(|n| n.addr.is_ipv6()),
+            v6,
+            "{want:?}: {r:?}"
+        );
+    }
+    assert!(
+        stats.routing_table_size > stats.ipv6_nodes,
+        "the IPv4 node knows its one IPv4 node: {stats:?}"
+    );
+    cancel.cancel();
 }

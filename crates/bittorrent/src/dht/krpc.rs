@@ -58,6 +58,8 @@ pub enum Query {
         id: NodeId,
         /// The id looked for.
         target: NodeId,
+        /// The address families of the nodes wanted (BEP 32).
+        want: Want,
     },
     /// `get_peers`: peers of a torrent, or the closest nodes, and a token.
     GetPeers {
@@ -65,6 +67,8 @@ pub enum Query {
         id: NodeId,
         /// The torrent.
         info_hash: InfoHash,
+        /// The address families of the nodes wanted (BEP 32).
+        want: Want,
     },
     /// `announce_peer`: the querying node downloads the torrent on `port`.
     AnnouncePeer {
@@ -103,6 +107,65 @@ impl Query {
     }
 }
 
+/// The `want` argument of `find_node` and `get_peers` (BEP 32): which
+/// address families the querier wants nodes of, `nodes` (`n4`) and/or
+/// `nodes6` (`n6`). Neither (the default) means the argument is absent: the
+/// family of the address the query came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Want {
+    /// `n4`: IPv4 nodes.
+    pub n4: bool,
+    /// `n6`: IPv6 nodes.
+    pub n6: bool,
+}
+
+impl Want {
+    /// Whether nodes of this family (`v6`) go in the answer to a query that
+    /// came over `from_v6`.
+    pub fn allows(self, v6: bool, from_v6: bool) -> bool {
+        match self {
+            Want {
+                n4: false,
+                n6: false,
+            } => v6 == from_v6,
+            Want { n4, n6 } => (n4 && !v6) || (n6 && v6),
+        }
+    }
+
+    fn is_absent(self) -> bool {
+        !self.n4 && !self.n6
+    }
+
+    /// Reads a `want` list; entries other than `n4`/`n6` are ignored, and so
+    /// is a `want` that is not a list.
+    fn decode(node: Option<&Node<'_>>) -> Want {
+        let mut want = Want::default();
+        for entry in node.and_then(|n| n.value.as_list()).unwrap_or_default() {
+            match entry.value.as_bytes() {
+                Some(b"n4") => want.n4 = true,
+                Some(b"n6") => want.n6 = true,
+                _ => {}
+            }
+        }
+        want
+    }
+
+    fn encode(self, out: &mut Vec<u8>) {
+        if self.is_absent() {
+            return;
+        }
+        put_bytes(b"want", out);
+        out.push(b'l');
+        if self.n4 {
+            put_bytes(b"n4", out);
+        }
+        if self.n6 {
+            put_bytes(b"n6", out);
+        }
+        out.push(b'e');
+    }
+}
+
 /// A response (`r` dictionary). Which fields are set depends on the query.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Response {
@@ -114,6 +177,10 @@ pub struct Response {
     pub values: Vec<SocketAddr>,
     /// The token to use in a later `announce_peer`.
     pub token: Option<Vec<u8>>,
+    /// The querying node's address as the responder saw it: the top-level
+    /// `ip` of BEP 42 (how a node learns its external IP). An `ip` of another
+    /// size than 6 or 18 bytes is ignored.
+    pub requester: Option<SocketAddr>,
 }
 
 /// The error codes of BEP 5.
@@ -258,6 +325,12 @@ impl Message {
                 put_bytes(q.method().as_bytes(), &mut out);
             }
             Body::Response(r) => {
+                if let Some(requester) = &r.requester {
+                    let mut compact = Vec::with_capacity(18);
+                    put_compact_addr(requester, &mut compact);
+                    put_bytes(b"ip", &mut out);
+                    put_bytes(&compact, &mut out);
+                }
                 put_bytes(b"r", &mut out);
                 put_response(r, &mut out);
             }
@@ -300,13 +373,17 @@ fn put_query_args(q: &Query, out: &mut Vec<u8>) {
     put_bytes(&q.id().0, out);
     match q {
         Query::Ping { .. } => {}
-        Query::FindNode { target, .. } => {
+        Query::FindNode { target, want, .. } => {
             put_bytes(b"target", out);
             put_bytes(&target.0, out);
+            want.encode(out);
         }
-        Query::GetPeers { info_hash, .. } => {
+        Query::GetPeers {
+            info_hash, want, ..
+        } => {
             put_bytes(b"info_hash", out);
             put_bytes(&info_hash.0, out);
+            want.encode(out);
         }
         Query::AnnouncePeer {
             info_hash,
@@ -384,10 +461,12 @@ fn decode_query(root: &Node<'_>, tid: &[u8]) -> Result<Query, KrpcError> {
             id,
             target: id_of(args, b"target")
                 .ok_or_else(|| invalid_query(tid, "missing or invalid target"))?,
+            want: Want::decode(args.get(b"want")),
         },
         b"get_peers" => Query::GetPeers {
             id,
             info_hash: info_hash_arg(args, tid)?,
+            want: Want::decode(args.get(b"want")),
         },
         _ => decode_announce_peer(args, id, tid)?,
     })
@@ -492,11 +571,13 @@ fn decode_response(root: &Node<'_>) -> Result<Response, KrpcError> {
                 .to_vec(),
         ),
     };
+    let requester = bytes_of(root, b"ip").and_then(parse_compact_addr);
     Ok(Response {
         id,
         nodes,
         values,
         token,
+        requester,
     })
 }
 
@@ -583,6 +664,7 @@ mod tests {
             Body::Query(Query::FindNode {
                 id: NodeId(*b"abcdefghij0123456789"),
                 target: NodeId(*b"mnopqrstuvwxyz123456"),
+                want: Want::default(),
             })
         );
         assert_eq!(msg.encode(), bytes);
@@ -594,6 +676,7 @@ mod tests {
             Body::Query(Query::GetPeers {
                 id: NodeId(*b"abcdefghij0123456789"),
                 info_hash: InfoHash(*b"mnopqrstuvwxyz123456"),
+                want: Want::default(),
             })
         );
         assert_eq!(msg.encode(), bytes);
@@ -639,6 +722,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
                     "10.0.0.2:80".parse().unwrap(),
                 ],
                 token: Some(b"tok".to_vec()),
+                requester: None,
             }),
         };
         let bytes = msg.encode();
@@ -654,6 +738,150 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
         expected.extend_from_slice(b"ee1:t4:\x00\x01\x02\x031:y1:re");
         assert_eq!(bytes, expected);
         assert_eq!(Message::decode(&bytes).unwrap(), msg);
+    }
+
+    #[test]
+    fn bep32_want_and_nodes6() {
+        let bytes = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456\
+4:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe";
+        let msg = Message::decode(bytes).unwrap();
+        let want = Want { n4: true, n6: true };
+        assert_eq!(
+            msg.body,
+            Body::Query(Query::FindNode {
+                id: NodeId(*b"abcdefghij0123456789"),
+                target: NodeId(*b"mnopqrstuvwxyz123456"),
+                want,
+            })
+        );
+        assert_eq!(msg.encode(), bytes);
+        let bytes = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456\
+4:wantl2:n6ee1:q9:get_peers1:t2:aa1:y1:qe";
+        let msg = Message::decode(bytes).unwrap();
+        let Body::Query(Query::GetPeers { want, .. }) = msg.body else {
+            panic!("unexpected {msg:?}");
+        };
+        assert_eq!(
+            want,
+            Want {
+                n4: false,
+                n6: true
+            }
+        );
+        assert_eq!(msg.encode(), bytes);
+        // Unknown entries and a want that is no list are ignored.
+        let bytes = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456\
+4:wantl2:n82:n4i6eee1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(Query::GetPeers { want, .. }) = Message::decode(bytes).unwrap().body else {
+            panic!("not get_peers");
+        };
+        assert_eq!(
+            want,
+            Want {
+                n4: true,
+                n6: false
+            }
+        );
+        let bytes = b"d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456\
+4:wanti1ee1:q9:get_peers1:t2:aa1:y1:qe";
+        let Body::Query(Query::GetPeers { want, .. }) = Message::decode(bytes).unwrap().body else {
+            panic!("not get_peers");
+        };
+        assert_eq!(want, Want::default());
+        // Which families an answer holds.
+        assert!(Want::default().allows(false, false));
+        assert!(!Want::default().allows(true, false));
+        assert!(Want::default().allows(true, true));
+        assert!(Want {
+            n4: false,
+            n6: true
+        }
+        .allows(true, false));
+        assert!(!Want {
+            n4: false,
+            n6: true
+        }
+        .allows(false, false));
+
+        // A response with IPv4 and IPv6 nodes: `nodes` (26 bytes each) and
+        // `nodes6` (38 bytes each), split by family, and IPv6 `values`.
+        let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+        let msg = Message {
+            tid: b"aa".to_vec(),
+            body: Body::Response(Response {
+                id: id(1),
+                nodes: vec![
+                    NodeInfo {
+                        id: id(2),
+                        addr: "127.0.0.1:1".parse().unwrap(),
+                    },
+                    NodeInfo {
+                        id: id(3),
+                        addr: v6,
+                    },
+                ],
+                values: vec![v6],
+                ..Response::default()
+            }),
+        };
+        let bytes = msg.encode();
+        let mut nodes6 = b"6:nodes638:".to_vec();
+        nodes6.extend_from_slice(&[3; 20]);
+        nodes6.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        nodes6.extend_from_slice(&[0x1a, 0xe1]);
+        assert!(
+            bytes.windows(nodes6.len()).any(|w| w == nodes6),
+            "{bytes:?}"
+        );
+        assert!(bytes.windows(9).any(|w| w == b"5:nodes26"));
+        assert_eq!(Message::decode(&bytes).unwrap(), msg);
+        // A nodes6 of a wrong length is rejected.
+        let mut bad = b"d1:rd2:id20:".to_vec();
+        bad.extend_from_slice(&[1; 20]);
+        bad.extend_from_slice(b"6:nodes63:abce1:t2:aa1:y1:re");
+        assert!(Message::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn bep42_ip_is_top_level() {
+        let msg = Message {
+            tid: b"aa".to_vec(),
+            body: Body::Response(Response {
+                id: id(1),
+                requester: Some("124.31.75.21:6881".parse().unwrap()),
+                ..Response::default()
+            }),
+        };
+        let bytes = msg.encode();
+        let mut expected = b"d2:ip6:".to_vec();
+        expected.extend_from_slice(&[124, 31, 75, 21, 0x1a, 0xe1]);
+        expected.extend_from_slice(b"1:rd2:id20:");
+        expected.extend_from_slice(&[1; 20]);
+        expected.extend_from_slice(b"e1:t2:aa1:y1:re");
+        assert_eq!(bytes, expected);
+        assert_eq!(Message::decode(&bytes).unwrap(), msg);
+        // An IPv6 requester; an `ip` of the wrong size is ignored, not fatal.
+        let v6 = Message {
+            body: Body::Response(Response {
+                id: id(1),
+                requester: Some("[2001:db8::1]:80".parse().unwrap()),
+                ..Response::default()
+            }),
+            ..msg.clone()
+        };
+        assert_eq!(Message::decode(&v6.encode()).unwrap(), v6);
+        let mut odd = b"d2:ip5:abcde1:rd2:id20:".to_vec();
+        odd.extend_from_slice(&[1; 20]);
+        odd.extend_from_slice(b"e1:t2:aa1:y1:re");
+        match Message::decode(&odd).unwrap().body {
+            Body::Response(r) => assert_eq!(r.requester, None),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 
     #[test]
@@ -725,6 +953,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
                     nodes: vec![NodeInfo { id: id(4), addr: "127.0.0.1:1".parse().unwrap() }],
                     values: vec!["127.0.0.1:2".parse().unwrap()],
                     token: Some(vec![9; 8]),
+                    requester: Some("127.0.0.1:3".parse().unwrap()),
                 }),
             }
             .encode();

@@ -1,18 +1,23 @@
-//! The mainline DHT (BEP 5, IPv4): a trackerless source of peers.
+//! The mainline DHT (BEP 5, with BEP 32 for IPv6 and BEP 42's node ids): a
+//! trackerless source of peers.
 //!
-//! [`DhtHandle::spawn`] binds one UDP socket and starts the DHT actor, which
-//! answers other nodes' queries (`ping`, `find_node`, `get_peers`,
-//! `announce_peer`), keeps a routing table of k-buckets, stores peers
-//! announced to it, and runs iterative lookups for the handle:
-//! [`DhtHandle::get_peers`] and [`DhtHandle::announce`].
+//! [`DhtHandle::spawn`] binds one UDP socket (two with
+//! [`DhtConfig::bind_v6`]: an IPv4 and an IPv6 node) and starts a DHT actor
+//! on each, which answers other nodes' queries (`ping`, `find_node`,
+//! `get_peers`, `announce_peer`), keeps a routing table of k-buckets of its
+//! address family, stores peers announced to it, and runs iterative lookups
+//! for the handle: [`DhtHandle::get_peers`] and [`DhtHandle::announce`] ask
+//! every node and merge what they found.
 //!
 //! # Layout
 //! - [`krpc`]: the message codec (pure).
 //! - `node`: ids, XOR distance, compact formats; `routing`: the k-bucket
 //!   table; `lookup`: the iterative lookup state machine; `peers`: tokens,
-//!   stored peers and rate limits; `state`: the persisted routing table. All
-//!   pure, with the time passed in.
-//! - `actor`: the task owning the socket and all of the above.
+//!   stored peers and rate limits; `state`: the persisted routing table;
+//!   `security`: BEP 42 ids and the external-IP vote. All pure, with the
+//!   time passed in.
+//! - `actor`: the task owning one socket and all of the above;
+//!   `handle`: [`DhtHandle`], one actor per address family.
 //!
 //! # Bootstrap
 //! The library knows no public nodes by itself: [`DhtConfig::bootstrap`] is
@@ -43,33 +48,26 @@
 mod actor;
 mod command;
 mod error;
+mod handle;
 pub mod krpc;
 mod lookup;
 mod node;
 mod peers;
 mod routing;
+mod security;
 mod socket;
 mod state;
 
 pub use error::DhtError;
+pub use handle::DhtHandle;
 pub use node::{NodeId, NodeInfo};
 pub use routing::K;
+pub use security::{id_matches_ip, secure_id};
 pub use state::{SavedState, StateError};
 
-use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
-
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use crate::dht::command::DhtCommand;
-use crate::dht::socket::DhtSocket;
-use crate::types::InfoHash;
-use crate::utp::SharedUdp;
 
 /// Well-known public DHT routers (`host:port`), for a program to resolve and
 /// put in [`DhtConfig::bootstrap`]. The library never contacts them by itself.
@@ -80,15 +78,16 @@ pub const PUBLIC_ROUTERS: &[&str] = &[
     "dht.libtorrent.org:25401",
 ];
 
-/// Resolves `host:port` names (such as [`PUBLIC_ROUTERS`]) to IPv4 socket
-/// addresses, skipping names that do not resolve. This does DNS lookups;
+/// Resolves `host:port` names (such as [`PUBLIC_ROUTERS`]) to socket
+/// addresses (IPv4 and IPv6: each node takes those of its family), skipping
+/// names that do not resolve. This does DNS lookups;
 /// numeric addresses resolve without any.
 pub async fn resolve_bootstrap(names: &[&str]) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for name in names {
         match tokio::net::lookup_host(*name).await {
             Ok(addrs) => {
-                for addr in addrs.filter(SocketAddr::is_ipv4) {
+                for addr in addrs {
                     if !out.contains(&addr) {
                         out.push(addr);
                     }
@@ -114,12 +113,21 @@ pub struct RateLimit {
 pub struct DhtConfig {
     /// The UDP address to bind (default `0.0.0.0:6881`; port 0 picks one).
     pub bind: SocketAddr,
-    /// Addresses to bootstrap from (default: none; see [`PUBLIC_ROUTERS`]).
+    /// A second node, on IPv6 (BEP 32), bound here (e.g. `[::]:6881`;
+    /// port 0 picks one), beside the one on `bind` when that is IPv4. On the
+    /// session's shared UDP port, when that socket is dual-stack, the IPv6
+    /// node shares it instead. Its state file is `state_file` with the
+    /// extension `state6`. `None` (the default): no IPv6 node.
+    pub bind_v6: Option<SocketAddr>,
+    /// Addresses to bootstrap from, IPv4 and IPv6: each node takes those of
+    /// its family (default: none; see [`PUBLIC_ROUTERS`]).
     pub bootstrap: Vec<SocketAddr>,
     /// Where the routing table and node id are kept across restarts; `None`
     /// keeps nothing.
     pub state_file: Option<PathBuf>,
-    /// Our node id. `None` takes the state file's, else a random one.
+    /// Our node id, kept whatever our external IP. `None` takes the state
+    /// file's, else a random one, and replaces it by one derived from our
+    /// external IP (BEP 42) once responders agree on that IP.
     pub node_id: Option<NodeId>,
     /// Time to wait for an answer to one query.
     pub query_timeout: Duration,
@@ -151,6 +159,7 @@ impl Default for DhtConfig {
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            bind_v6: None,
             bootstrap: Vec::new(),
             state_file: None,
             node_id: None,
@@ -186,8 +195,10 @@ pub struct Announced {
 pub struct DhtStats {
     /// Our node id.
     pub node_id: NodeId,
-    /// Nodes in the routing table.
+    /// Nodes in the routing tables (IPv4 and IPv6).
     pub routing_table_size: usize,
+    /// Of those, nodes in the IPv6 routing table (BEP 32).
+    pub ipv6_nodes: usize,
     /// Torrents we store announced peers for.
     pub stored_hashes: usize,
     /// Announced peers stored, over all torrents.
@@ -198,163 +209,6 @@ pub struct DhtStats {
     pub lookups: usize,
     /// Incoming queries dropped by the rate limit.
     pub rate_limited: u64,
-}
-
-/// A cloneable handle to a running DHT. The DHT runs until its cancellation
-/// token fires or the last handle is dropped; either way it saves its state.
-#[derive(Clone, Debug)]
-pub struct DhtHandle {
-    tx: mpsc::Sender<DhtCommand>,
-    local_addr: SocketAddr,
-    node_id: NodeId,
-}
-
-impl DhtHandle {
-    /// Capacity of the actor's command mailbox.
-    const MAILBOX: usize = 64;
-
-    /// Binds the socket, loads the state file (an unreadable one is logged and
-    /// ignored), starts the actor and, if it knows any node, a bootstrap
-    /// lookup. Returns the handle and the task, which ends when `cancel` fires
-    /// or every handle is dropped (after saving state).
-    ///
-    /// # Errors
-    /// The IO error if the socket cannot be bound.
-    pub async fn spawn(
-        config: DhtConfig,
-        cancel: CancellationToken,
-    ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
-        let socket = UdpSocket::bind(config.bind).await?;
-        Self::spawn_on(config, DhtSocket::Own(socket), cancel).await
-    }
-
-    /// [`spawn`](Self::spawn) on the session's UDP port, shared with uTP
-    /// (`config.bind` is not used).
-    ///
-    /// # Errors
-    /// None in practice (the socket is bound already).
-    pub(crate) async fn spawn_shared(
-        config: DhtConfig,
-        shared: SharedUdp,
-        cancel: CancellationToken,
-    ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
-        Self::spawn_on(config, DhtSocket::Shared(shared), cancel).await
-    }
-
-    async fn spawn_on(
-        config: DhtConfig,
-        socket: DhtSocket,
-        cancel: CancellationToken,
-    ) -> io::Result<(DhtHandle, JoinHandle<()>)> {
-        let local_addr = socket.local_addr()?;
-        let saved = match &config.state_file {
-            Some(path) => match state::load(path).await {
-                Ok(saved) => saved,
-                Err(e) => {
-                    log::warn!("dht: ignoring state file {}: {e}", path.display());
-                    None
-                }
-            },
-            None => None,
-        };
-        let node_id = config
-            .node_id
-            .or(saved.as_ref().map(|s| s.node_id))
-            .unwrap_or_else(NodeId::random);
-        let (tx, rx) = mpsc::channel(Self::MAILBOX);
-        log::info!("dht: node {} listening on {local_addr}", node_id.short());
-        let task = tokio::spawn(actor::run(actor::Init {
-            config,
-            socket,
-            node_id,
-            saved_nodes: saved.map(|s| s.nodes).unwrap_or_default(),
-            rx,
-            cancel,
-        }));
-        Ok((
-            DhtHandle {
-                tx,
-                local_addr,
-                node_id,
-            },
-            task,
-        ))
-    }
-
-    /// The bound UDP address.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
-    /// Our node id.
-    pub fn node_id(&self) -> NodeId {
-        self.node_id
-    }
-
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> DhtCommand,
-    ) -> Result<T, DhtError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(make(reply))
-            .await
-            .map_err(|_| DhtError::Stopped)?;
-        rx.await.map_err(|_| DhtError::Stopped)
-    }
-
-    /// Looks up our own id, starting from the routing table and the
-    /// configured bootstrap addresses, and returns the routing table size
-    /// afterwards.
-    ///
-    /// # Errors
-    /// [`DhtError::NoNodes`] with nothing to start from, [`DhtError::Busy`],
-    /// [`DhtError::Stopped`].
-    pub async fn bootstrap(&self) -> Result<usize, DhtError> {
-        self.request(|reply| DhtCommand::Bootstrap { reply })
-            .await?
-    }
-
-    /// Runs a `get_peers` lookup and returns the peers found (possibly none).
-    ///
-    /// # Errors
-    /// [`DhtError::NoNodes`] with nothing to start from, [`DhtError::Busy`],
-    /// [`DhtError::Stopped`].
-    pub async fn get_peers(&self, info_hash: InfoHash) -> Result<Vec<SocketAddr>, DhtError> {
-        self.request(|reply| DhtCommand::GetPeers { info_hash, reply })
-            .await?
-    }
-
-    /// Runs a `get_peers` lookup, then sends `announce_peer` to the (up to
-    /// [`K`]) closest nodes that gave a token. `port` is our TCP peer port;
-    /// `0` asks the nodes to use our UDP source port instead (`implied_port`).
-    ///
-    /// # Errors
-    /// [`DhtError::NoNodes`] with nothing to start from, [`DhtError::Busy`],
-    /// [`DhtError::Stopped`].
-    pub async fn announce(&self, info_hash: InfoHash, port: u16) -> Result<Announced, DhtError> {
-        let port = (port != 0).then_some(port);
-        self.request(|reply| DhtCommand::Announce {
-            info_hash,
-            port,
-            reply,
-        })
-        .await?
-    }
-
-    /// Number of nodes in the routing table (0 if the DHT has stopped).
-    pub async fn routing_table_size(&self) -> usize {
-        self.stats()
-            .await
-            .map(|s| s.routing_table_size)
-            .unwrap_or(0)
-    }
-
-    /// Counters of the running DHT.
-    ///
-    /// # Errors
-    /// [`DhtError::Stopped`].
-    pub async fn stats(&self) -> Result<DhtStats, DhtError> {
-        self.request(|reply| DhtCommand::Stats { reply }).await
-    }
+    /// Our external IP, once enough responders agree on it (BEP 42).
+    pub external_ip: Option<IpAddr>,
 }

@@ -268,6 +268,12 @@ impl RoutingTable {
             last_query: None,
             failures: 0,
         };
+        self.insert_new(entry, now)
+    }
+
+    /// Puts an unknown node in its bucket, splitting as needed.
+    fn insert_new(&mut self, entry: Entry, now: Instant) -> Insert {
+        let info = entry.info;
         loop {
             let b = self.bucket_index(&info.id);
             let can_split = b == self.buckets.len() - 1 && self.buckets.len() < ID_LEN * 8;
@@ -301,6 +307,23 @@ impl RoutingTable {
         old.replacements = stay;
         new.replacements = go;
         self.buckets.push(new);
+    }
+
+    /// The same nodes in a table around another own id (BEP 42 gave us a
+    /// new one): each keeps its times and failures, replacements included;
+    /// those that no longer fit are left out, and our new id never appears.
+    pub fn rebuilt(&self, own: NodeId, now: Instant) -> RoutingTable {
+        let mut table = RoutingTable::new(own, now);
+        let entries = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.nodes.iter().chain(b.replacements.iter()));
+        for entry in entries {
+            if entry.info.id != own && table.find(&entry.info.id).is_none() {
+                table.insert_new(entry.clone(), now);
+            }
+        }
+        table
     }
 
     /// A query to this node went unanswered. Once it is bad, the newest
@@ -464,6 +487,35 @@ mod tests {
         // The newest replacement took the bad node's slot.
         assert_eq!(t.state(&newcomer, later), Some(NodeState::Good));
         assert!(t.state(&victim.id, later).is_none());
+    }
+
+    #[test]
+    fn rebuilt_around_a_new_id_keeps_the_nodes_and_their_states() {
+        let now = Instant::now();
+        let own = NodeId([0; 20]);
+        let mut t = RoutingTable::new(own, now);
+        let mut ids = Vec::new();
+        // Fewer than K nodes: every one fits in either table.
+        for port in 1..K as u16 {
+            let id = NodeId::random();
+            t.heard_response(info(id, port), now);
+            ids.push(id);
+        }
+        let unverified = NodeId::random();
+        t.add_unverified(info(unverified, 99), now);
+        let new_own = ids[0];
+        let r = t.rebuilt(new_own, now);
+        assert!(r.state(&new_own, now).is_none(), "our new id is not a node");
+        for id in t
+            .nodes(now)
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| *id != new_own)
+        {
+            assert_eq!(r.state(&id, now), t.state(&id, now), "{id:?}");
+        }
+        assert_eq!(r.len(), t.len() - 1);
+        assert_eq!(r.state(&unverified, now), Some(NodeState::Questionable));
     }
 
     #[test]

@@ -18,6 +18,22 @@ pub(crate) enum DhtSocket {
 }
 
 impl DhtSocket {
+    /// A socket of its own bound to `addr` (IPv6 only for an IPv6 address,
+    /// so an IPv4 node may take the same port).
+    ///
+    /// # Errors
+    /// The OS error of the bind.
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let domain = socket2::Domain::for_address(addr);
+        let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        Ok(Self::Own(UdpSocket::from_std(socket.into())?))
+    }
+
     /// The next datagram. Cancel-safe.
     pub(crate) async fn recv_from(&mut self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         match self {

@@ -154,7 +154,7 @@ async fn start_dht(
             return None;
         }
     };
-    log::info!("DHT node listening on {:?}", dht.local_addr());
+    log::info!("DHT listening on {:?}", dht.local_addrs());
     children.spawn(async move {
         let _ = task.await;
     });

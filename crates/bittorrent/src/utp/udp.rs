@@ -109,18 +109,48 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 pub(crate) struct SharedUdp {
     port: UdpPort,
     rx: mpsc::Receiver<Inbound>,
+    /// The IPv6 half of a dual-stack socket (see [`SharedUdp::split_ipv6`]).
+    ipv6_half: bool,
 }
 
 impl SharedUdp {
     /// The address the DHT is reachable at (IPv4 on a dual-stack socket:
-    /// the DHT speaks IPv4).
+    /// the DHT speaks IPv4, unless this is the socket's IPv6 half).
     pub(crate) fn local_addr(&self) -> SocketAddr {
         match self.port.local {
-            SocketAddr::V6(v6) if v6.ip().is_unspecified() => {
+            SocketAddr::V6(v6) if v6.ip().is_unspecified() && !self.ipv6_half => {
                 SocketAddr::from((Ipv4Addr::UNSPECIFIED, v6.port()))
             }
             local => local,
         }
+    }
+
+    /// Whether the socket is dual-stack (`[::]`): it carries IPv4 and IPv6.
+    pub(crate) fn is_dual_stack(&self) -> bool {
+        self.port.local.is_ipv6() && self.port.local.ip().is_unspecified()
+    }
+
+    /// Splits the DHT's datagrams by the sender's address family, for an
+    /// IPv4 and an IPv6 DHT node on the same port (BEP 32): a task forwards
+    /// each to its half, until the socket's reader or both halves stop.
+    pub(crate) fn split_ipv6(self) -> (SharedUdp, SharedUdp) {
+        let (tx4, rx4) = mpsc::channel(DHT_QUEUE);
+        let (tx6, rx6) = mpsc::channel(DHT_QUEUE);
+        let mut rx = self.rx;
+        tokio::spawn(async move {
+            while let Some((bytes, from)) = rx.recv().await {
+                let half = if from.is_ipv6() { &tx6 } else { &tx4 };
+                if half.try_send((bytes, from)).is_err() && tx4.is_closed() && tx6.is_closed() {
+                    break;
+                }
+            }
+        });
+        let half = |rx, ipv6_half| SharedUdp {
+            port: self.port.clone(),
+            rx,
+            ipv6_half,
+        };
+        (half(rx4, false), half(rx6, true))
     }
 
     /// The next datagram for the DHT, copied into `buf` (truncated to it).
@@ -161,6 +191,7 @@ impl Demux {
         let shared = SharedUdp {
             port: port.clone(),
             rx,
+            ipv6_half: false,
         };
         (Self { port, dht }, shared)
     }
@@ -235,5 +266,65 @@ impl Transport for Demux {
 
     fn bind_addr(&self) -> SocketAddr {
         self.port.local
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// BEP 32 on one port: DHT datagrams reaching a dual-stack socket go to
+    /// the half of their sender's family.
+    #[tokio::test]
+    async fn dual_stack_dht_datagrams_split_by_family() {
+        let Ok(port) = UdpPort::bind("[::]:0".parse().unwrap()) else {
+            return;
+        };
+        if port.local.is_ipv4() {
+            return; // No IPv6 here: it fell back to IPv4.
+        }
+        let number = port.local.port();
+        let (demux, shared) = Demux::new(port);
+        assert!(shared.is_dual_stack());
+        let (mut v4, mut v6) = shared.split_ipv6();
+        assert_eq!(v4.local_addr(), SocketAddr::from(([0, 0, 0, 0], number)));
+        assert!(v6.local_addr().is_ipv6());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            let _ = demux.next_utp(&mut buf).await;
+        });
+        let s4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s6 = UdpSocket::bind("[::1]:0").await.unwrap();
+        s6.send_to(b"d1:y1:re", ("::1", number)).await.unwrap();
+        s4.send_to(b"d1:y1:qe", ("127.0.0.1", number))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let wait = Duration::from_secs(5);
+        let (len, from) = tokio::time::timeout(wait, v4.recv_from(&mut buf))
+            .await
+            .expect("an IPv4 datagram")
+            .unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"d1:y1:qe"[..], s4.local_addr().unwrap())
+        );
+        let (len, from) = tokio::time::timeout(wait, v6.recv_from(&mut buf))
+            .await
+            .expect("an IPv6 datagram")
+            .unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"d1:y1:re"[..], s6.local_addr().unwrap())
+        );
+        // Each half answers through the one socket.
+        v6.send_to(b"d1:y1:ee", s6.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (len, _) = tokio::time::timeout(wait, s6.recv_from(&mut buf))
+            .await
+            .expect("the answer")
+            .unwrap();
+        assert_eq!(&buf[..len], b"d1:y1:ee");
     }
 }

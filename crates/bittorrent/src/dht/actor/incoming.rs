@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::dht::actor::{Actor, MAX_VALUES_SENT};
-use crate::dht::krpc::{Body, ErrorCode, ErrorMessage, Message, Query, Response};
+use crate::dht::krpc::{Body, ErrorCode, ErrorMessage, Message, Query, Response, Want};
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::routing::K;
 use crate::types::InfoHash;
@@ -21,20 +21,22 @@ impl Actor {
         let sender = query.id();
         self.table.heard_query(&sender, now);
         let body = match query {
-            Query::Ping { .. } => Body::Response(self.response()),
-            Query::FindNode { target, .. } => Body::Response(Response {
-                nodes: self.closest_for(&target, now),
-                ..self.response()
+            Query::Ping { .. } => Body::Response(self.response(from)),
+            Query::FindNode { target, want, .. } => Body::Response(Response {
+                nodes: self.closest_for(&target, want, now),
+                ..self.response(from)
             }),
-            Query::GetPeers { info_hash, .. } => {
+            Query::GetPeers {
+                info_hash, want, ..
+            } => {
                 let values =
                     self.store
                         .peers(&info_hash, MAX_VALUES_SENT, self.config.peer_ttl, now);
                 Body::Response(Response {
-                    nodes: self.closest_for(&info_hash.into(), now),
+                    nodes: self.closest_for(&info_hash.into(), want, now),
                     values,
                     token: Some(self.tokens.token_for(from.ip()).to_vec()),
-                    ..self.response()
+                    ..self.response(from)
                 })
             }
             Query::AnnouncePeer {
@@ -80,22 +82,41 @@ impl Actor {
         if self.store.announce(info_hash, peer, now) {
             log::debug!("dht: [{}] {peer} announced", info_hash.short());
         }
-        Body::Response(self.response())
+        Body::Response(self.response(from))
     }
 
-    fn response(&self) -> Response {
+    /// A response carrying our id and, as BEP 42 asks, the requester's
+    /// address as we see it.
+    fn response(&self, from: SocketAddr) -> Response {
         Response {
             id: self.own,
+            requester: Some(from),
             ..Response::default()
         }
     }
 
-    /// The `K` closest nodes of our address family.
-    fn closest_for(&self, target: &NodeId, now: Instant) -> Vec<NodeInfo> {
-        let v4 = self.local_addr.is_ipv4();
-        let mut nodes = self.table.closest(target, 2 * K, now);
-        nodes.retain(|n| n.addr.is_ipv4() == v4);
-        nodes.truncate(K);
+    /// The `K` closest nodes of each address family the query's `want`
+    /// (BEP 32) asks for; without `want`, of ours (the one it came over).
+    /// The other family's come from that node's table as last published.
+    fn closest_for(&self, target: &NodeId, want: Want, now: Instant) -> Vec<NodeInfo> {
+        let v6 = self.local_addr.is_ipv6();
+        let mut nodes = Vec::new();
+        if want.allows(v6, v6) {
+            nodes = self.table.closest(target, 2 * K, now);
+            nodes.retain(|n| n.addr.is_ipv6() == v6);
+            nodes.truncate(K);
+        }
+        if let Some(other) = self.tables.1.as_ref().filter(|_| want.allows(!v6, v6)) {
+            let mut theirs: Vec<NodeInfo> = other
+                .borrow()
+                .iter()
+                .filter(|n| n.addr.is_ipv6() != v6)
+                .copied()
+                .collect();
+            theirs.sort_by_key(|n| target.distance(&n.id));
+            theirs.truncate(K);
+            nodes.extend(theirs);
+        }
         nodes
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::dht::actor::{Active, Actor, Announcing, Goal, Kind, Purpose};
-use crate::dht::krpc::Query;
+use crate::dht::krpc::{Query, Want};
 use crate::dht::lookup::Lookup;
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::routing::K;
@@ -84,10 +84,12 @@ impl Actor {
                 Kind::FindNode => Query::FindNode {
                     id: self.own,
                     target,
+                    want: Want::default(),
                 },
                 Kind::GetPeers => Query::GetPeers {
                     id: self.own,
                     info_hash: InfoHash(target.0),
+                    want: Want::default(),
                 },
             };
             for ask in asks {
@@ -174,6 +176,7 @@ impl Actor {
         log::debug!("dht: lookup {id} done, {} peers", peers.len());
         match active.goal {
             Goal::Bootstrap(reply) => {
+                self.publish_table(Instant::now());
                 log::info!(
                     "dht: node {} bootstrapped, {} nodes in the routing table",
                     self.own.short(),

@@ -11,15 +11,16 @@
 //! answers), `lookups` (lookups and their announce phase), `incoming`
 //! (answering other nodes' queries).
 
+mod identity;
 mod incoming;
 mod lookups;
 mod outgoing;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::command::DhtCommand;
@@ -28,6 +29,7 @@ use crate::dht::lookup::Lookup;
 use crate::dht::node::{NodeId, NodeInfo};
 use crate::dht::peers::{PeerStore, RateLimiter, Tokens};
 use crate::dht::routing::{RoutingTable, K};
+use crate::dht::security::IpVotes;
 use crate::dht::socket::DhtSocket;
 use crate::dht::state::{self, SavedState};
 use crate::dht::{Announced, DhtConfig, DhtError, DhtStats};
@@ -41,6 +43,13 @@ const MAX_VALUES_SENT: usize = 50;
 /// Most source IPs the rate limiter tracks.
 const RATE_LIMIT_IPS: usize = 10_000;
 
+/// Where a node publishes its table's nodes, and the other family's node's
+/// published table, if there is such a node (BEP 32's `want`).
+pub(crate) type Tables = (
+    watch::Sender<Vec<NodeInfo>>,
+    Option<watch::Receiver<Vec<NodeInfo>>>,
+);
+
 /// What the actor starts from.
 pub(crate) struct Init {
     pub(crate) config: DhtConfig,
@@ -49,6 +58,9 @@ pub(crate) struct Init {
     pub(crate) saved_nodes: Vec<NodeInfo>,
     pub(crate) rx: mpsc::Receiver<DhtCommand>,
     pub(crate) cancel: CancellationToken,
+    /// Where this node publishes its table's nodes, and the other family's
+    /// node's table (BEP 32: answering a `want` for that family).
+    pub(crate) tables: Tables,
 }
 
 /// Why we sent a query.
@@ -126,6 +138,12 @@ struct Actor {
     last_bootstrap: Option<Instant>,
     last_save: Instant,
     rate_limited: u64,
+    /// What responders say our address is (BEP 42).
+    votes: IpVotes,
+    /// The external IP most responders agree on.
+    external_ip: Option<IpAddr>,
+    /// Ours to publish, and the other family's node's table.
+    tables: Tables,
 }
 
 /// Runs the DHT until cancelled or every handle is dropped, then saves state.
@@ -137,6 +155,7 @@ pub(crate) async fn run(init: Init) {
         saved_nodes,
         mut rx,
         cancel,
+        tables,
     } = init;
     let now = Instant::now();
     let local_addr = socket
@@ -169,6 +188,9 @@ pub(crate) async fn run(init: Init) {
         last_bootstrap: None,
         last_save: now,
         rate_limited: 0,
+        votes: IpVotes::default(),
+        external_ip: None,
+        tables,
     };
     if !actor.table.is_empty() || !actor.config.bootstrap.is_empty() {
         actor
@@ -240,11 +262,17 @@ impl Actor {
                 let _ = reply.send(DhtStats {
                     node_id: self.own,
                     routing_table_size: self.table.len(),
+                    ipv6_nodes: if self.local_addr.is_ipv6() {
+                        self.table.len()
+                    } else {
+                        0
+                    },
                     stored_hashes,
                     stored_peers,
                     outstanding_queries: self.outstanding.len(),
                     lookups: self.lookups.len(),
                     rate_limited: self.rate_limited,
+                    external_ip: self.external_ip,
                 });
             }
         }
@@ -261,7 +289,8 @@ impl Actor {
     }
 
     async fn on_datagram(&mut self, bytes: &[u8], from: SocketAddr) {
-        if from.port() == 0 {
+        // A dual-stack socket may bring the other family: its node answers.
+        if from.port() == 0 || from.is_ipv6() != self.local_addr.is_ipv6() {
             return;
         }
         match Message::decode(bytes) {
@@ -291,6 +320,7 @@ impl Actor {
     }
     async fn maintenance(&mut self) {
         let now = Instant::now();
+        self.publish_table(now);
         self.tokens.rotate_if_due(self.config.token_rotation, now);
         self.store.expire(self.config.peer_ttl, now);
         let can_rebootstrap = self
@@ -310,6 +340,13 @@ impl Actor {
             && now.saturating_duration_since(self.last_save) >= self.config.save_interval
         {
             self.save_state().await;
+        }
+    }
+
+    /// Publishes the table's nodes for the other family's node, if any.
+    fn publish_table(&self, now: Instant) {
+        if self.tables.0.receiver_count() > 0 {
+            self.tables.0.send_replace(self.table.nodes(now));
         }
     }
 

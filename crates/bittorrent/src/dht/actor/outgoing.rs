@@ -123,6 +123,9 @@ impl Actor {
         {
             self.ping(stale).await;
         }
+        if let Some(requester) = response.requester {
+            self.requester_seen(from, requester).await;
+        }
         let v4 = self.local_addr.is_ipv4();
         response.nodes.retain(|n| n.addr.is_ipv4() == v4);
         match purpose {
