@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A libtorrent peer (python bindings) for loopback interop tests and benchmarks.
 
-It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off (--utp-only: uTP on and
-TCP off, both directions), and the session is created without default plugins, so there is no PEX
-(only ut_metadata and smart_ban are added).
+It only ever talks to 127.0.0.1 (or ::1 with --listen-ip ::1): DHT, LSD, UPnP, NAT-PMP and uTP are
+off (--utp-only: uTP on and TCP off, both directions), and the session is created without default
+plugins, so there is no PEX (only ut_metadata and smart_ban are added; --pex adds ut_pex too).
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
@@ -15,10 +15,12 @@ TCP off, both directions), and the session is created without default plugins, s
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
     --send-buffer B sets the per-peer send buffer; --encryption forced|disabled sets MSE/PE: forced
     is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's;
-    --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP)
+    --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP; --listen-ip IP listens on
+    IP instead of 127.0.0.1, e.g. ::1 for IPv6 only (libtorrent's listen_interfaces [::1]:P);
+    --pex turns peer exchange (ut_pex, BEP 11) on; --peer takes [V6]:P too)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
-    READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
+    READY port=P            listening on 127.0.0.1:P (or --listen-ip); for a seeder, the torrent is seeding (and, with
                             --wait-tracker, the tracker accepted an announce)
     PROGRESS P% peers=N rate=R pieces=H/T
                             leecher: every --progress-interval seconds (default 5)
@@ -74,9 +76,18 @@ def flush_and_wait(ses, handle, timeout=60.0):
 
 def parse_peer(text):
     host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+        raise argparse.ArgumentTypeError("expected HOST:PORT or [V6]:PORT, got %r" % text)
     return (host, int(port))
+
+
+def listen_interface(ip, port):
+    """libtorrent's listen_interfaces entry: an IPv6 address goes in brackets."""
+    if ":" in ip:
+        return "[%s]:%d" % (ip, port)
+    return "%s:%d" % (ip, port)
 
 
 def main():
@@ -84,6 +95,10 @@ def main():
     ap.add_argument("--torrent", required=True, help=".torrent file")
     ap.add_argument("--save", default=None, help="save path (data dir; multi-file -> SAVE/<name>/)")
     ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any)")
+    ap.add_argument("--listen-ip", default="127.0.0.1",
+                    help="listen on this address only (e.g. ::1: IPv6 loopback only)")
+    ap.add_argument("--pex", action="store_true",
+                    help="peer exchange (ut_pex) on: the plugin, and the torrent's disable_pex off")
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--seed", action="store_true", help="seed existing data until killed")
     mode.add_argument("--list-files", action="store_true",
@@ -150,7 +165,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % args.port,
+        "listen_interfaces": listen_interface(args.listen_ip, args.port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -197,6 +212,8 @@ def main():
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")
     ses.add_extension("smart_ban")
+    if args.pex:
+        ses.add_extension("ut_pex")
 
     try:
         info = lt.torrent_info(args.torrent)
@@ -204,7 +221,9 @@ def main():
         fail("cannot load torrent %s: %s" % (args.torrent, e), 2)
     has_tracker = any(True for _ in info.trackers())
 
-    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        flags |= lt.torrent_flags.disable_pex
     if args.seed and args.seed_mode:
         flags |= lt.torrent_flags.seed_mode
     params = lt.add_torrent_params()
