@@ -18,7 +18,7 @@ mod harness;
 use std::net::{Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness::fixture::{Fixture, MIB};
 use harness::peers::lt_leech_command;
@@ -63,9 +63,15 @@ fn cli_leech6(fx: &Fixture, source: &str, peers: &[u16]) -> String {
     }
     cmd.arg(source)
         .env("RUST_LOG", "info,bittorrent::torrent=debug");
+    let start = Instant::now();
     let mut cli = Proc::spawn("bittorrent-cli", cmd, fx.path());
     match cli.wait_exit(LEECH_TIMEOUT) {
-        Some(status) if status.success() => {}
+        Some(status) if status.success() => {
+            eprintln!(
+                "bittorrent-cli downloaded {source} in {:.2?}",
+                start.elapsed()
+            );
+        }
         Some(status) => panic!("{}", cli.failure(&format!("failed ({status})"))),
         None => panic!("{}", cli.failure("did not finish in time")),
     }
@@ -147,6 +153,12 @@ fn pex_added6_finds_libtorrent_seeder() {
 
     // Our CLI dials only the middle peer; the seeder's address comes from PEX.
     let log = cli_leech6(&fx, &fx.torrent.to_string_lossy(), &[middle_port]);
+    for line in log
+        .lines()
+        .filter(|l| l.contains("PEX") || l.contains("connected"))
+    {
+        eprintln!("{line}");
+    }
     assert_logged(&log, &[&v6(middle_port).to_string(), "told us of", "(PEX)"]);
     assert_logged(&log, &[&v6(seeder_port).to_string(), "connected"]);
 }
