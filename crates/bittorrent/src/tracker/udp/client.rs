@@ -471,6 +471,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn announce_over_ipv6_reads_18_byte_peers() {
+        let Some(mut fake) = FakeUdpTracker::start_v6(Mode::Answer).await else {
+            eprintln!("no ::1 here: skipped");
+            return;
+        };
+        assert!(fake.url.starts_with("udp://[::1]:"), "{}", fake.url);
+        let mut tracker = UdpTracker::new(fake.url.clone(), fast());
+        let resp = tracker
+            .announce(&request(Some(AnnounceEvent::Started)))
+            .await
+            .unwrap();
+        assert_eq!(resp.peers, fake.peers);
+        assert!(resp.peers.iter().all(SocketAddr::is_ipv6));
+        assert!(matches!(fake.next().await, Request::Connect { .. }));
+        assert!(matches!(fake.next().await, Request::Announce { .. }));
+    }
+
+    #[tokio::test]
     async fn announce_connects_then_announces() {
         let mut fake = FakeUdpTracker::start(Mode::Answer).await;
         let mut tracker = UdpTracker::new(fake.url.clone(), fast());
