@@ -1,7 +1,7 @@
 //! Settings shared by every torrent of a session: a leaf module, so the
 //! session and its torrents both read it without depending on each other.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::dht::DhtConfig;
@@ -41,6 +41,25 @@ pub struct SessionConfig {
     /// the UDP port of the listen address, and the DHT shares that socket
     /// when its [`bind`](DhtConfig::bind) port is that port or 0.
     pub utp: UtpMode,
+    /// Our IPv6 address for trackers: HTTP announces send it as `ipv6=`
+    /// (BEP 7), so that a tracker reached over IPv4 can list us to IPv6
+    /// peers too. `None` (the default): the listen address if it is a
+    /// global unicast IPv6 address ([`global_ipv6`]), else nothing: not on
+    /// `[::]`, loopback (`::1` is nobody else's way to us) or link-local
+    /// addresses. A tracker reached over IPv6 takes the source address of the
+    /// announce anyway.
+    pub announce_ipv6: Option<Ipv6Addr>,
+}
+
+/// `ip` if it looks like a global unicast IPv6 address (in 2000::/3, not the
+/// documentation prefix 2001:db8::/32): one worth telling a tracker.
+pub fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let [first, second, ..] = v6.segments();
+    let global = first & 0xe000 == 0x2000 && !(first == 0x2001 && second == 0x0db8);
+    global.then_some(v6)
 }
 
 /// Whether peer connections use MSE/PE (Message Stream Encryption).
@@ -89,6 +108,32 @@ impl Default for SessionConfig {
             use_trackers: true,
             encryption: EncryptionPolicy::default(),
             utp: UtpMode::default(),
+            announce_ipv6: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_global_ipv6_addresses_are_worth_announcing() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(global_ipv6(ip("2a01:4f8::1")), "2a01:4f8::1".parse().ok());
+        assert_eq!(global_ipv6(ip("3fff::1")), "3fff::1".parse().ok());
+        for other in [
+            "::",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "127.0.0.1",
+            "1.2.3.4",
+        ] {
+            assert_eq!(global_ipv6(ip(other)), None, "{other}");
         }
     }
 }

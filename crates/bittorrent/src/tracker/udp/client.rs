@@ -408,6 +408,7 @@ mod tests {
             event,
             num_want: Some(50),
             tracker_id: None,
+            ipv6: None,
         }
     }
 
