@@ -43,12 +43,34 @@ pub struct SessionConfig {
     pub utp: UtpMode,
     /// Our IPv6 address for trackers: HTTP announces send it as `ipv6=`
     /// (BEP 7), so that a tracker reached over IPv4 can list us to IPv6
-    /// peers too. `None` (the default): the listen address if it is a
-    /// global unicast IPv6 address ([`global_ipv6`]), else nothing: not on
-    /// `[::]`, loopback (`::1` is nobody else's way to us) or link-local
-    /// addresses. A tracker reached over IPv6 takes the source address of the
-    /// announce anyway.
+    /// peers too. `None` (the default): worked out at session start by
+    /// [`announce_ipv6_for`] from the listen address. Loopback (`::1` is
+    /// nobody else's way to us) and link-local addresses are never sent; a
+    /// tracker reached over IPv6 takes the announce's source address anyway.
     pub announce_ipv6: Option<Ipv6Addr>,
+}
+
+/// The IPv6 address to announce when listening on `listen`: the listen
+/// address itself if it is [`global_ipv6`]; on `[::]` (every interface), the
+/// first global IPv6 address of the host's interfaces (read from the OS, no
+/// traffic); otherwise none (an IPv4 or a loopback listen address).
+pub fn announce_ipv6_for(listen: SocketAddr) -> Option<Ipv6Addr> {
+    match listen.ip() {
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            use network_interface::{Addr, NetworkInterface, NetworkInterfaceConfig};
+            let interfaces = NetworkInterface::show()
+                .map_err(|e| log::debug!("cannot list network interfaces: {e}"))
+                .ok()?;
+            interfaces
+                .iter()
+                .flat_map(|i| &i.addr)
+                .find_map(|addr| match addr {
+                    Addr::V6(a) => global_ipv6(IpAddr::V6(a.ip)),
+                    Addr::V4(_) => None,
+                })
+        }
+        ip => global_ipv6(ip),
+    }
 }
 
 /// `ip` if it looks like a global unicast IPv6 address (in 2000::/3, not the
@@ -134,6 +156,22 @@ mod tests {
             "1.2.3.4",
         ] {
             assert_eq!(global_ipv6(ip(other)), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn announced_ipv6_follows_the_listen_address() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            announce_ipv6_for(at("[2a01:4f8::2]:6881")),
+            "2a01:4f8::2".parse().ok()
+        );
+        assert_eq!(announce_ipv6_for(at("[::1]:6881")), None);
+        assert_eq!(announce_ipv6_for(at("127.0.0.1:6881")), None);
+        assert_eq!(announce_ipv6_for(at("0.0.0.0:6881")), None);
+        // On [::] it is one of the host's addresses, if any is global.
+        if let Some(ip) = announce_ipv6_for(at("[::]:6881")) {
+            assert_eq!(global_ipv6(IpAddr::V6(ip)), Some(ip));
         }
     }
 }

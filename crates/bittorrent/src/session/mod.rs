@@ -78,7 +78,7 @@ impl Session {
             config.port = addr.port();
         }
         if config.announce_ipv6.is_none() {
-            config.announce_ipv6 = listen_addr.and_then(|a| crate::config::global_ipv6(a.ip()));
+            config.announce_ipv6 = listen_addr.and_then(crate::config::announce_ipv6_for);
         }
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
