@@ -5,6 +5,7 @@
 //!   [`Tracker6`], a small in-test HTTP tracker: Debian's opentracker is built for IPv4 only
 //!   (see `harness::tracker6`);
 //! - a libtorrent seeder found through PEX (`added6`, BEP 11) from a second libtorrent peer;
+//! - our PEX (`added6`) leading a libtorrent leecher to a libtorrent seeder;
 //! - a libtorrent seeder found through a magnet's `x.pe=[::1]:port`;
 //! - a libtorrent seeder with TCP off, downloaded from over uTP on `[::1]`;
 //! - our seeder reached by a libtorrent leecher over `::1`.
@@ -170,6 +171,54 @@ fn pex_added6_finds_libtorrent_seeder() {
     }
     assert_logged(&log, &[&v6(middle_port).to_string(), "told us of", "(PEX)"]);
     assert_logged(&log, &[&v6(seeder_port).to_string(), "connected"]);
+}
+
+#[test]
+fn our_pex_added6_leads_libtorrent_to_a_seeder() {
+    require!(Tool::Mktorrent, Tool::Libtorrent);
+    let fx = Fixture::new("payload.bin", &[("", PAYLOAD)], None);
+    // Slow (~15 s for the payload), so that our CLI is still downloading from it, hence still
+    // connected (two seeds part), when the libtorrent leecher comes.
+    let (_seeder, seeder_port) = lt_seeder6("lt-seeder6", &fx, &["--upload-limit", "200000"]);
+    // Our CLI in the middle: it dials the seeder, downloads, and goes on seeding.
+    let middle_dir = fx.path().join("middle");
+    let port = free_port6();
+    let mut cmd = cli_command();
+    cmd.args(["--seed", "--bind", "::1", "-p", &port.to_string()])
+        .args(["--peer", &v6(seeder_port).to_string()])
+        .arg("-o")
+        .arg(&middle_dir)
+        .arg("--json")
+        .arg(&fx.torrent)
+        .env("RUST_LOG", "info,bittorrent::torrent=debug");
+    let mut ours = Proc::spawn_split("bittorrent-cli-middle", cmd, fx.path());
+    assert!(
+        ours.wait_contains(&format!("{} connected", v6(seeder_port)), START_TIMEOUT),
+        "{}",
+        ours.failure("did not connect to the seeder")
+    );
+    // A libtorrent leecher with PEX on dials only us: it must learn the seeder's address from
+    // our `added6` (we send our first PEX message at once).
+    let out = fx.out_dir();
+    std::fs::create_dir_all(&out).expect("create output dir");
+    let mut cmd = lt_leech_command(&fx.torrent, &out, &[v6(port).to_string()]);
+    cmd.args(["--listen-ip", "::1", "--pex", "--print-peers"]);
+    let mut leecher = Proc::spawn("lt-leecher-pex6", cmd, fx.path());
+    match leecher.wait_exit(LEECH_TIMEOUT) {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("{}", leecher.failure(&format!("failed ({status})"))),
+        None => panic!("{}", leecher.failure("did not finish in time")),
+    }
+    fx.check(&out);
+    let seeder = format!("PEER {} sources=", v6(seeder_port));
+    let sources: u32 = leecher
+        .output()
+        .lines()
+        .find_map(|l| l.strip_prefix(&seeder)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{}", leecher.failure("never connected to the seeder")));
+    eprintln!("libtorrent reached the seeder with sources={sources} (4: PEX)");
+    assert!(sources & 4 != 0, "seeder not from PEX: sources={sources}");
+    cli_stop(&mut ours);
 }
 
 #[test]

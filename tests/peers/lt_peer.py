@@ -17,7 +17,8 @@ plugins, so there is no PEX (only ut_metadata and smart_ban are added; --pex add
     is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's;
     --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP; --listen-ip IP listens on
     IP instead of 127.0.0.1, e.g. ::1 for IPv6 only (libtorrent's listen_interfaces [::1]:P);
-    --pex turns peer exchange (ut_pex, BEP 11) on; --peer takes [V6]:P too)
+    --pex turns peer exchange (ut_pex, BEP 11) on; --peer takes [V6]:P too; --print-peers prints a
+    PEER line for each peer it gets connected to)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
     READY port=P            listening on 127.0.0.1:P (or --listen-ip); for a seeder, the torrent is seeding (and, with
@@ -32,6 +33,9 @@ Lines printed on stdout (flushed at once), for a harness to parse:
                             prints it right after DONE, and before the ERROR when interrupted
     UPLOADED_NOW bytes=B    payload uploaded so far (every --report-interval seconds)
     UNLIMITED               --download-limit-seconds are over: the download limit is lifted
+    PEER ADDR sources=S     --print-peers: connected to ADDR (IP:PORT or [V6]:PORT, the remote end);
+                            S is libtorrent's peer_info.source bits (1 tracker, 2 DHT, 4 PEX, 8 LSD,
+                            16 resume data, 32 incoming)
     FILE i size path        --list-files: libtorrent's (sanitized) path of file i under the save
                             path; then it exits 0 (or prints ERROR when it cannot load the torrent)
     ERROR ...               something failed (exit code non-zero)
@@ -97,6 +101,8 @@ def main():
     ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any)")
     ap.add_argument("--listen-ip", default="127.0.0.1",
                     help="listen on this address only (e.g. ::1: IPv6 loopback only)")
+    ap.add_argument("--print-peers", action="store_true",
+                    help="print a PEER line for each newly connected peer (with its sources)")
     ap.add_argument("--pex", action="store_true",
                     help="peer exchange (ut_pex) on: the plugin, and the torrent's disable_pex off")
     mode = ap.add_mutually_exclusive_group(required=True)
@@ -248,6 +254,7 @@ def main():
     last_report = start
     last_parent_check = start
     download_limited = bool(args.download_limit)
+    seen_peers = set()
 
     while True:
         for a in ses.pop_alerts():
@@ -316,6 +323,14 @@ def main():
         if args.report_interval and time.monotonic() - last_report >= args.report_interval:
             last_report = time.monotonic()
             say("UPLOADED_NOW bytes=%d" % handle.status().total_payload_upload)
+
+        if args.print_peers:
+            for p in handle.get_peer_info():
+                host, port = p.ip
+                addr = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+                if addr not in seen_peers:
+                    seen_peers.add(addr)
+                    say("PEER %s sources=%d" % (addr, int(p.source)))
 
         if args.stop_with_pid and time.monotonic() - last_parent_check >= 1:
             last_parent_check = time.monotonic()
