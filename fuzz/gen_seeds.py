@@ -108,3 +108,16 @@ write("utp_packet", "fin", utp(1))
 write("utp_packet", "reset", utp(3))
 write("utp_packet", "krpc-ping", b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe")
 write("utp_packet", "truncated-extension", utp(2, ext=1, tail=b"\x00\x08\x01"))
+
+
+# webseed: [control byte] Content-Range value \n web seed URL \n info dictionary
+info_multi = (b"d5:filesld6:lengthi10e4:pathl5:dir a6:b#?.txteed4:attr1:p6:lengthi6e4:pathl1:.eee"
+              b"4:name4:mine12:piece lengthi16e6:pieces20:" + b"x" * 20 + b"e")
+info_single = b"d6:lengthi99e4:name8:arch.iso12:piece lengthi16e6:pieces140:" + b"x" * 140 + b"e"
+write("webseed", "multi", b"\x03bytes 0-9/10\nhttps://archive.org/download/\n" + info_multi)
+write("webseed", "single-dir", b"\x01bytes 16-31/*\nhttp://127.0.0.1:8080/iso/\n" + info_single)
+write("webseed", "single-file", b"\x00BYTES 0-98/99\nhttp://h/arch.iso\n" + info_single)
+write("webseed", "relative", b"\x02bytes */99\n/8/items/\n" + info_multi)
+write("webseed", "utf8-path", b"\x07bytes 1-1/2\nhttp://[::1]/x\n"
+      b"d5:filesld6:lengthi1e4:pathl3:\xe9t\xe9e10:path.utf-8l5:\xc3\xa9t\xc3\xa9eee"
+      b"4:name1:n12:piece lengthi16e6:pieces20:" + b"x" * 20 + b"e")

@@ -31,8 +31,9 @@ pub fn cli_command() -> Command {
         Some(path) => Command::new(path),
         None => Command::new(CLI),
     };
-    // The network rule: no test may reach the DHT's public bootstrap routers.
-    cmd.arg("--no-dht");
+    // The network rule: no test may reach the DHT's public bootstrap routers,
+    // nor ask a gateway (SSDP multicast, NAT-PMP/PCP) to map a port.
+    cmd.args(["--no-dht", "--no-port-mapping"]);
     cmd
 }
 

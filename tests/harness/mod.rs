@@ -26,9 +26,11 @@
 //!   disk, crafted torrents.
 //! - [`evil`]: an in-process peer, honest or malicious, that counts its connections.
 //! - [`system`]: peak memory of a process, a small tmpfs.
+//! - [`http`]: nginx as a web seed, its access log; [`badhttp`]: a hostile HTTP server (404
+//!   for everything, or half a body then a close).
 //!
 //! Environment:
-//! - `BT_INTEROP_REQUIRED=1`: a missing peer binary fails the test instead of skipping it.
+//! - `BT_INTEROP_REQUIRED=1`: a missing peer binary (or nginx) fails the test instead of skipping it.
 //! - `BT_INTEROP_LEECHER=cli|aria2|libtorrent`: which leecher the scenarios drive (default
 //!   `cli`, our binary); the others check the harness and the seeders on their own.
 //! - `BT_INTEROP_CLI`: run this program instead of our bittorrent-cli as the seeder of the
@@ -39,10 +41,12 @@
 // Each test file uses a part of the harness.
 #![allow(dead_code)]
 
+pub mod badhttp;
 pub mod cli;
 pub mod compare;
 pub mod evil;
 pub mod fixture;
+pub mod http;
 pub mod leech;
 pub mod meta;
 pub mod mktorrent;

@@ -74,6 +74,10 @@ pub enum Tool {
     Curl,
     /// ffmpeg, to make a video, and ffprobe, to read it from `--serve`.
     Ffmpeg,
+    /// miniupnpd (Debian's nftables build) and nft, a UPnP IGD / NAT-PMP / PCP gateway.
+    Miniupnpd,
+    /// nginx (Debian's), a web seed.
+    Nginx,
 }
 
 impl Tool {
@@ -87,6 +91,8 @@ impl Tool {
             Tool::Qbittorrent => "qbittorrent-nox",
             Tool::Curl => "curl",
             Tool::Ffmpeg => "ffmpeg and ffprobe",
+            Tool::Miniupnpd => "miniupnpd and nft",
+            Tool::Nginx => "nginx",
         }
     }
 
@@ -100,6 +106,8 @@ impl Tool {
             Tool::Qbittorrent => which("qbittorrent-nox").is_some(),
             Tool::Curl => which("curl").is_some(),
             Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
+            Tool::Miniupnpd => which("miniupnpd").is_some() && which("nft").is_some(),
+            Tool::Nginx => crate::harness::http::nginx_binary().is_some(),
         }
     }
 }

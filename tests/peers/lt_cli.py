@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """A stand-in for `bittorrent-cli` built on libtorrent, to check the seeding tests themselves.
 
-It implements the part of bittorrent-cli's interface that tests/interop_seed.rs drives:
+It implements the part of bittorrent-cli's interface that tests/interop_seed.rs and
+tests/interop_webseed.rs drive:
 
-    lt_cli.py [--seed] [--bind IP] [-p PORT] [-o DIR] [--peer ADDR ...] [--no-tracker] [--json] [-q] TORRENT...
+    lt_cli.py [--seed] [--bind IP] [-p PORT] [-o DIR] [--peer ADDR ...] [--no-tracker] [--json] [-q]
+              [--web-seed URL ...] [--no-web-seeds] TORRENT...
 
 Data is checked first (no trust in existing files); with --seed it keeps seeding after the
 download completes until SIGINT/SIGTERM, else it exits once every torrent is complete. With
@@ -46,7 +48,10 @@ def main():
     ap.add_argument("--seed", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-dht", action="store_true")  # the stand-in never runs a DHT
+    ap.add_argument("--no-port-mapping", action="store_true")  # nor maps a port
     ap.add_argument("-q", "--quiet", action="store_true")
+    ap.add_argument("--web-seed", action="append", default=[])
+    ap.add_argument("--no-web-seeds", action="store_true")
     args = ap.parse_args()
 
     interrupts = {"n": 0}
@@ -73,6 +78,10 @@ def main():
     for path in args.torrents:
         p = lt.add_torrent_params()
         p.ti = lt.torrent_info(path)
+        if args.no_web_seeds:
+            p.ti.set_web_seeds([])
+        for url in args.web_seed:
+            p.ti.add_url_seed(url)
         p.save_path = args.output
         p.flags = (lt.torrent_flags.default_flags | lt.torrent_flags.disable_dht
                    | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex) \

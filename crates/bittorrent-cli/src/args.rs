@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+use bittorrent::metainfo::check_web_seed_url;
 use bittorrent::prelude::{EncryptionPolicy, PickMode};
 use bittorrent::session::UtpMode;
 use clap::Parser;
@@ -87,6 +88,12 @@ pub struct Args {
     #[arg(long, help_heading = NETWORK)]
     pub no_dht: bool,
 
+    /// Do not ask the NAT gateway to forward the listen port. Without it
+    /// the port is mapped (TCP, and UDP for uTP) over PCP, NAT-PMP or UPnP
+    /// IGD, renewed, and deleted on exit.
+    #[arg(long, help_heading = NETWORK)]
+    pub no_port_mapping: bool,
+
     /// DHT node to bootstrap from (repeatable); replaces the public routers.
     #[arg(long = "dht-bootstrap", value_name = "ADDR", help_heading = NETWORK)]
     pub dht_bootstrap: Vec<SocketAddr>,
@@ -108,6 +115,17 @@ pub struct Args {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = UtpArg::Fallback, help_heading = NETWORK)]
     pub utp: UtpArg,
 
+    /// Also download from this web seed (BEP 19; repeatable), for every
+    /// torrent given: the http(s) URL of the file, or of the directory that
+    /// holds it (ending in /).
+    #[arg(long = "web-seed", value_name = "URL", value_parser = web_seed_url, help_heading = NETWORK)]
+    pub web_seeds: Vec<String>,
+
+    /// Download from no web seed (neither a torrent's url-list nor
+    /// --web-seed).
+    #[arg(long, conflicts_with = "web_seeds", help_heading = NETWORK)]
+    pub no_web_seeds: bool,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3, help_heading = NETWORK)]
     pub upload_slots: usize,
@@ -124,7 +142,8 @@ pub struct Args {
     pub serve: Option<SocketAddr>,
 
     /// On exit, print one JSON object per torrent on stdout (name, info_hash,
-    /// complete, downloaded, uploaded, wasted).
+    /// complete, downloaded, uploaded, wasted, web_seed_downloaded,
+    /// web_seeds_dropped).
     #[arg(long, help_heading = OUTPUT)]
     pub json: bool,
 
@@ -143,6 +162,13 @@ pub struct Args {
 pub enum Command {
     /// Make a .torrent from a file or a folder.
     Create(crate::create::CreateArgs),
+}
+
+/// `--web-seed`: an absolute http(s) URL, else a one-line error.
+fn web_seed_url(url: &str) -> Result<String, String> {
+    check_web_seed_url(url)
+        .map(|_| url.trim().to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--mode`.
@@ -232,6 +258,32 @@ mod tests {
         assert_eq!(args.torrents, ["x.torrent"]);
         assert!(args.seed);
         assert!(Args::try_parse_from(["bittorrent-cli"]).is_err());
+    }
+
+    #[test]
+    fn web_seeds_are_checked_and_repeatable() {
+        let args = Args::parse_from([
+            "bittorrent-cli",
+            "--web-seed",
+            "http://a/f",
+            "--web-seed",
+            " https://b/dir/ ",
+            "x.torrent",
+        ]);
+        assert_eq!(args.web_seeds, ["http://a/f", "https://b/dir/"]);
+        assert!(!args.no_web_seeds);
+        let bad = Args::try_parse_from(["bittorrent-cli", "--web-seed", "ftp://a/f", "x"]);
+        let error = bad.unwrap_err().to_string();
+        assert!(error.contains("is not http or https"), "{error}");
+        let both = [
+            "bittorrent-cli",
+            "--no-web-seeds",
+            "--web-seed",
+            "http://a/",
+            "x",
+        ];
+        assert!(Args::try_parse_from(both).is_err());
+        assert!(Args::parse_from(["bittorrent-cli", "--no-web-seeds", "x"]).no_web_seeds);
     }
 
     #[test]

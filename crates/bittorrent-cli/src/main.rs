@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bittorrent::dht::{self, DhtConfig};
+use bittorrent::portmap::PortMapConfig;
 use bittorrent::prelude::*;
 use bittorrent::store::{StoreError, RESUME_DIR};
 use clap::Parser;
@@ -165,6 +166,8 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         upload_slots: args.upload_slots,
         encryption: args.encryption.into(),
         utp: args.utp.into(),
+        port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
+        web_seeds: !args.no_web_seeds,
         ..SessionConfig::default()
     };
     Ok((config, view))
@@ -197,6 +200,9 @@ fn torrent(source: Source, args: &Args, selection: Option<&Selection>) -> Result
             })
         });
     }
+    let torrent = torrent
+        .with_web_seeds(&args.web_seeds)
+        .map_err(|e| e.to_string())?;
     Ok(torrent.with_peers(args.peers.iter().copied()))
 }
 

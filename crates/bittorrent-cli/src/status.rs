@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use bittorrent::torrent::{TorrentState, TorrentStats};
+use bittorrent::torrent::{TorrentState, TorrentStats, WebSeedState};
 use bittorrent::torrent::{TrackerState, TrackerStatus};
 use indicatif::BinaryBytes;
 
@@ -97,10 +97,34 @@ pub fn peers_line(stats: &TorrentStats, dht: Dht, trackers_off: bool) -> String 
         format!("trackers: {ok} of {n} ok")
     };
     format!(
-        "peers: {} connected, {} known | {} | {trackers}",
+        "peers: {} connected, {} known | {} | {trackers}{}",
         stats.peers,
         stats.known_peers,
-        dht.text()
+        dht.text(),
+        web_seeds(stats)
+    )
+}
+
+/// The web seeds' part of the peers line: how many fetch, how much came
+/// from them, how many were given up (nothing without web seeds).
+fn web_seeds(stats: &TorrentStats) -> String {
+    if stats.web_seeds.is_empty() {
+        return String::new();
+    }
+    let dropped = stats
+        .web_seeds
+        .iter()
+        .filter(|w| w.state == WebSeedState::Dropped)
+        .count();
+    let dropped = match dropped {
+        0 => String::new(),
+        n => format!(", {n} dropped"),
+    };
+    format!(
+        " | web seeds: {} of {} active, {}{dropped}",
+        stats.web_seeds_active,
+        stats.web_seeds.len(),
+        BinaryBytes(stats.web_seed_downloaded)
     )
 }
 
@@ -182,6 +206,7 @@ pub fn fit(line: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bittorrent::torrent::WebSeedStatus;
 
     fn tracker(url: &str, state: TrackerState, next: Option<Instant>) -> TrackerStatus {
         TrackerStatus {
@@ -267,6 +292,37 @@ mod tests {
                 "tracker udp://b:2: contacting"
             ]
         );
+    }
+
+    #[test]
+    fn the_peers_line_counts_web_seeds_when_there_are_some() {
+        let seed = |state| WebSeedStatus {
+            url: "http://w/f".into(),
+            state,
+            downloaded: 0,
+            failures: 0,
+            last_error: None,
+        };
+        let stats = TorrentStats {
+            web_seed_downloaded: 3 * 1024 * 1024,
+            web_seeds_active: 1,
+            web_seeds: vec![
+                seed(WebSeedState::Fetching),
+                seed(WebSeedState::Dropped),
+                seed(WebSeedState::BackingOff),
+            ],
+            ..TorrentStats::default()
+        };
+        assert_eq!(
+            peers_line(&stats, Dht::Off, true),
+            "peers: 0 connected, 0 known | DHT off | trackers off \
+             | web seeds: 1 of 3 active, 3.00 MiB, 1 dropped"
+        );
+        let stats = TorrentStats {
+            web_seeds: vec![seed(WebSeedState::Idle)],
+            ..TorrentStats::default()
+        };
+        assert!(peers_line(&stats, Dht::Off, true).ends_with("| web seeds: 0 of 1 active, 0 B"));
     }
 
     #[test]

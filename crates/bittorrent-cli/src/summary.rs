@@ -1,6 +1,7 @@
 //! The per-torrent summary printed with `--json`.
 
 use bittorrent::prelude::*;
+use bittorrent::torrent::WebSeedState;
 use serde::Serialize;
 
 /// What `--json` prints for one torrent.
@@ -12,6 +13,10 @@ pub struct Summary {
     downloaded: u64,
     uploaded: u64,
     wasted: u64,
+    /// Of `downloaded`, what came from web seeds.
+    web_seed_downloaded: u64,
+    /// Web seeds given up (a permanent error, bad data, too many failures).
+    web_seeds_dropped: usize,
 }
 
 /// Takes every torrent's final counters (before shutdown).
@@ -30,6 +35,10 @@ pub async fn collect(session: &SessionHandle) -> Vec<Summary> {
                 downloaded: stats.downloaded,
                 uploaded: stats.uploaded,
                 wasted: stats.wasted,
+                web_seed_downloaded: stats.web_seed_downloaded,
+                web_seeds_dropped: (stats.web_seeds.iter())
+                    .filter(|w| w.state == WebSeedState::Dropped)
+                    .count(),
             });
         }
     }

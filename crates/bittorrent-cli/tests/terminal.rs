@@ -180,7 +180,7 @@ fn the_progress_display_on_a_terminal() {
     // As from a shell: the CLI, then its exit status on a line of its own
     // (the shell stays, so the screen stays).
     let script = format!(
-        "env -u RUST_LOG '{CLI}' '{torrent}' -o '{out}' --no-dht --bind 127.0.0.1 -p 0; \
+        "env -u RUST_LOG '{CLI}' '{torrent}' -o '{out}' --no-dht --no-port-mapping --bind 127.0.0.1 -p 0; \
          echo \"exit $?\"; sleep 600"
     );
     let tmux = Tmux::start(dir.path(), &script, 120, 30);
@@ -262,7 +262,7 @@ fn a_magnet_shows_its_trackers_while_the_metadata_is_fetched() {
     );
     let out = dir.path().join("out");
     let script = format!(
-        "env -u RUST_LOG '{CLI}' '{magnet}' -o '{}' --no-dht --bind 127.0.0.1 -p 0; \
+        "env -u RUST_LOG '{CLI}' '{magnet}' -o '{}' --no-dht --no-port-mapping --bind 127.0.0.1 -p 0; \
          echo \"exit $?\"; sleep 600",
         out.display()
     );

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::dht::DhtConfig;
+use crate::portmap::{ExternalPort, PortMapConfig};
 use crate::types::PeerId;
 
 /// Settings shared by every torrent of a session.
@@ -48,6 +49,17 @@ pub struct SessionConfig {
     /// nobody else's way to us) and link-local addresses are never sent; a
     /// tracker reached over IPv6 takes the announce's source address anyway.
     pub announce_ipv6: Option<Ipv6Addr>,
+    /// Port mapping on the NAT gateway (UPnP IGD, NAT-PMP, PCP) for the
+    /// listen port, TCP and (when uTP runs) UDP. `None`, the default, maps
+    /// nothing: embedders decide.
+    pub port_mapping: Option<PortMapConfig>,
+    /// The external port the trackers are told, kept up to date by the
+    /// session while it maps its port; leave it default (no mapping).
+    pub external_port: ExternalPort,
+    /// Whether torrents fetch pieces from web seeds (BEP 19: the
+    /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
+    /// Default true; false turns every web seed of every torrent off.
+    pub web_seeds: bool,
 }
 
 /// The IPv6 address to announce when listening on `listen`: the listen
@@ -130,6 +142,9 @@ impl Default for SessionConfig {
             use_trackers: true,
             encryption: EncryptionPolicy::default(),
             utp: UtpMode::default(),
+            port_mapping: None,
+            external_port: ExternalPort::default(),
+            web_seeds: true,
             announce_ipv6: None,
         }
     }

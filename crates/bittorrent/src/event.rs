@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::broadcast;
 
+use crate::portmap::{MapTransport, PortMapProtocol};
 use crate::torrent::TorrentStats;
 use crate::types::InfoHash;
 
@@ -103,6 +104,20 @@ pub enum Event {
         /// What went wrong.
         message: String,
     },
+    /// A web seed (BEP 19) failed: a request failed (it is retried after a
+    /// backoff, or given up when `dropped`), or a piece it sent failed its
+    /// hash check (then it is always dropped). The download goes on from the
+    /// other sources.
+    WebSeedFailed {
+        /// The torrent.
+        info_hash: InfoHash,
+        /// The web seed's URL, as the torrent lists it.
+        url: String,
+        /// What went wrong.
+        error: String,
+        /// The web seed is given up for this session.
+        dropped: bool,
+    },
     /// Periodic statistics of a torrent (about once a second).
     Stats {
         /// The torrent.
@@ -120,6 +135,26 @@ pub enum Event {
     /// A session-level error (e.g. a duplicate torrent was refused).
     Error {
         /// What went wrong.
+        message: String,
+    },
+    /// The gateway forwards `external` to our `internal_port` (a new
+    /// mapping, or one whose external address changed on renewal).
+    PortMapped {
+        /// The protocol that mapped it.
+        protocol: PortMapProtocol,
+        /// TCP or UDP.
+        transport: MapTransport,
+        /// Our listen port.
+        internal_port: u16,
+        /// The gateway's external address and port.
+        external: SocketAddr,
+    },
+    /// Mapping (or renewing) a port failed with every configured protocol;
+    /// retried later.
+    PortMappingFailed {
+        /// TCP or UDP.
+        transport: MapTransport,
+        /// What each protocol answered.
         message: String,
     },
 }

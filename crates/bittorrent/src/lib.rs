@@ -14,7 +14,8 @@
 //! [`MemoryStore`](store::MemoryStore)). The engine's own parts (the piece
 //! picker, the choker, tracker clients, the resume record and what a restart
 //! trusts) are internal; ARCHITECTURE.md maps them. [`create`] makes .torrent
-//! files from a file or a folder, hashing on every core.
+//! files from a file or a folder, hashing on every core. [`portmap`] asks
+//! the NAT gateway (UPnP IGD, NAT-PMP, PCP) to forward the listen port.
 //!
 //! # Example
 //! ```no_run
@@ -31,8 +32,9 @@
 #![warn(missing_docs)]
 
 // `choker`, `peer` and `picker` are the engine's own parts, private. `extension`, `recovery`,
-// `resume` and `tracker` stay reachable for the fuzz targets (fuzz/) and the in-process test
-// peers (tests/), but are hidden from the reference: they are not an API for embedders.
+// `resume`, `tracker` and `webseed` stay reachable for the fuzz targets (fuzz/) and the
+// in-process test peers (tests/), but are hidden from the reference: they are not an API for
+// embedders.
 pub mod bencode;
 pub mod bitfield;
 pub(crate) mod choker;
@@ -49,6 +51,7 @@ pub mod mse;
 pub(crate) mod peer;
 pub(crate) mod picker;
 #[doc(hidden)]
+pub mod portmap;
 pub mod recovery;
 #[doc(hidden)]
 pub mod resume;
@@ -59,6 +62,8 @@ pub mod torrent;
 pub mod tracker;
 pub mod types;
 pub mod utp;
+#[doc(hidden)]
+pub mod webseed;
 pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.

@@ -5,42 +5,16 @@
 mod common;
 
 use std::io::SeekFrom;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bittorrent::metainfo::FileEntry;
 use bittorrent::prelude::*;
 use bittorrent::store::RESUME_DIR;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::common::{loopback_config, meta_for, payload, spawn_seeder};
+use crate::common::{loopback_config, meta_for, multi_file, payload, spawn_seeder};
 
 const PIECE: u32 = 64 * 1024;
-
-/// A multi-file torrent "t" of `data` split into files of these lengths.
-fn multi_file(data: &[u8], lengths: &[u64]) -> MetaInfo {
-    let mut meta = meta_for(data, PIECE);
-    let mut offset = 0;
-    meta.files = lengths
-        .iter()
-        .enumerate()
-        .map(|(i, &length)| {
-            let entry = FileEntry {
-                path: Path::new("t").join(format!("f{i}")),
-                length,
-                offset,
-                pad: false,
-            };
-            offset += length;
-            entry
-        })
-        .collect();
-    assert_eq!(offset, data.len() as u64);
-    meta.name = "t".into();
-    meta.multi_file = true;
-    meta
-}
 
 /// Waits until the torrent reports `complete` (30 s at most).
 async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
@@ -67,7 +41,7 @@ async fn only_selected_files_are_downloaded_then_the_rest_on_request() {
     // last with f2.
     let lengths = [300_000, 500_000, 200_000, 100_000];
     let data = payload(lengths.iter().sum::<u64>() as usize, 31);
-    let meta = multi_file(&data, &lengths);
+    let meta = multi_file(&data, PIECE, &lengths);
     let data = Arc::new(data);
     let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +134,7 @@ async fn only_selected_files_are_downloaded_then_the_rest_on_request() {
 async fn a_restart_with_the_same_selection_trusts_its_record() {
     let lengths = [150_000, 150_000];
     let data = payload(300_000, 32);
-    let meta = multi_file(&data, &lengths);
+    let meta = multi_file(&data, PIECE, &lengths);
     let data = Arc::new(data);
     let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
     let dir = tempfile::tempdir().unwrap();

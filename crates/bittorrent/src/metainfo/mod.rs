@@ -31,7 +31,9 @@
 //! - Trackers: `announce-list` when it yields at least one URL, else
 //!   `announce`. URLs are trimmed, empty or non-UTF-8 ones dropped, and a URL is
 //!   kept only in the first tier it appears in. `url-list` (BEP 19) may be a
-//!   string or a list; it is trimmed and de-duplicated but otherwise kept as is.
+//!   string or a list; entries are trimmed, only absolute http(s) URLs are
+//!   kept (a relative entry such as archive.org's `/8/items/` is dropped), and
+//!   each once, in order.
 //!
 //! Layout: this file checks the top level and the piece fields; `files.rs`
 //! builds the file list (paths, pad files, duplicates); `trackers.rs` the
@@ -48,6 +50,7 @@ use sha1::{Digest, Sha1};
 
 use crate::bencode::{self, Node};
 use crate::metainfo::files::{multi_files, sanitize_component, single_file};
+pub use crate::metainfo::trackers::{check_web_seed_url, WebSeedUrlError};
 use crate::metainfo::trackers::{trackers, url_list};
 use crate::types::InfoHash;
 

@@ -196,7 +196,8 @@ fn pad_files() {
 #[test]
 fn trackers_and_web_seeds() {
     let root = "8:announce3:x:113:announce-listll4:x:2 3:x:3el3:x:2el0:el3:x:4ee\
-                8:url-listl3:w:13:w:1i5e0:4: w:2e";
+                8:url-listl10:http://w/110:http://w/1i5e0:11: http://w/29:/8/items/\
+                12:ftp://w/file10:w.org/file7:http://10:HTTP://W/2e";
     let info = format!("6:lengthi1e4:name1:a12:piece lengthi1e{}", hashes(1));
     let m = MetaInfo::from_bytes(&torrent(root, &info)).unwrap();
     assert_eq!(
@@ -206,7 +207,41 @@ fn trackers_and_web_seeds() {
             vec!["x:4".to_owned()]
         ]
     );
-    assert_eq!(m.url_list, ["w:1", "w:2"]);
+    // Trimmed, only absolute http(s) URLs, each once (`HTTP://W/2` is
+    // `http://w/2`), in order.
+    assert_eq!(m.url_list, ["http://w/1", "http://w/2"]);
+}
+
+#[test]
+fn url_list_as_a_string() {
+    let info = format!("6:lengthi1e4:name1:a12:piece lengthi1e{}", hashes(1));
+    for (url_list, expected) in [
+        ("8:url-list17:https://w/a%20b/c", &["https://w/a%20b/c"][..]),
+        ("8:url-list9:/relative", &[]),
+        ("8:url-list0:", &[]),
+        ("8:url-listi1e", &[]),
+    ] {
+        let m = MetaInfo::from_bytes(&torrent(url_list, &info)).unwrap();
+        assert_eq!(m.url_list, expected, "{url_list}");
+    }
+}
+
+#[test]
+fn web_seed_url_check() {
+    assert!(check_web_seed_url(" http://example.com/iso/ ").is_ok());
+    assert!(check_web_seed_url("https://[::1]:8080/f").is_ok());
+    for bad in ["", "/8/items/", "example.com/file", "http://"] {
+        let err = check_web_seed_url(bad).unwrap_err();
+        assert!(
+            matches!(err, WebSeedUrlError::NotAbsolute { .. }),
+            "{bad}: {err}"
+        );
+    }
+    let err = check_web_seed_url("ftp://example.com/f").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "web seed \"ftp://example.com/f\": scheme \"ftp\" is not http or https"
+    );
 }
 
 #[test]

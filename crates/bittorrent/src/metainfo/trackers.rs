@@ -41,7 +41,10 @@ pub(crate) fn trackers(root: &Node<'_>) -> Vec<Vec<String>> {
     tiers
 }
 
-/// BEP 19 web seeds: `url-list` as a string or a list of strings.
+/// BEP 19 web seeds: `url-list` as a string or a list of strings, keeping
+/// only the usable entries (see [`check_web_seed_url`]), each once (two
+/// entries are the same when they parse to the same URL), in order. An entry
+/// is kept as written (trimmed), not normalised.
 pub(crate) fn url_list(root: &Node<'_>) -> Vec<String> {
     let candidates: Vec<&[u8]> = match root.get(b"url-list").map(|n| &n.value) {
         Some(Value::Bytes(url)) => vec![url],
@@ -49,9 +52,66 @@ pub(crate) fn url_list(root: &Node<'_>) -> Vec<String> {
         _ => Vec::new(),
     };
     let mut seen = HashSet::new();
-    candidates
-        .into_iter()
-        .filter_map(clean_url)
-        .filter(|url| seen.insert(url.clone()))
-        .collect()
+    let mut urls = Vec::new();
+    for url in candidates.into_iter().filter_map(clean_url) {
+        match check_web_seed_url(&url) {
+            Ok(parsed) => {
+                if seen.insert(parsed.to_string()) {
+                    urls.push(url);
+                }
+            }
+            Err(e) => log::debug!("ignoring web seed: {e}"),
+        }
+    }
+    urls
+}
+
+/// Why a web seed URL (a `url-list` entry or one the user gave) cannot be
+/// used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebSeedUrlError {
+    /// Not an absolute URL (a relative path, a bare host name, garbage).
+    #[error("web seed {url:?} is not an absolute http(s) URL: {reason}")]
+    NotAbsolute {
+        /// The URL as given.
+        url: String,
+        /// What the URL parser said.
+        reason: String,
+    },
+    /// An absolute URL whose scheme is not `http` or `https`.
+    #[error("web seed {url:?}: scheme {scheme:?} is not http or https")]
+    Scheme {
+        /// The URL as given.
+        url: String,
+        /// Its scheme.
+        scheme: String,
+    },
+}
+
+/// Checks that `url` (trimmed) is usable as a web seed: an absolute `http` or
+/// `https` URL with a host, and returns it parsed.
+///
+/// # Errors
+/// [`WebSeedUrlError::NotAbsolute`] when it does not parse as an absolute
+/// URL (`/8/items/`, `example.com/file`, empty), [`WebSeedUrlError::Scheme`]
+/// for another scheme (`ftp:`, `file:`).
+pub fn check_web_seed_url(url: &str) -> Result<reqwest::Url, WebSeedUrlError> {
+    let trimmed = url.trim();
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| WebSeedUrlError::NotAbsolute {
+        url: trimmed.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(WebSeedUrlError::Scheme {
+            url: trimmed.to_owned(),
+            scheme: parsed.scheme().to_owned(),
+        });
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(WebSeedUrlError::NotAbsolute {
+            url: trimmed.to_owned(),
+            reason: "no host".to_owned(),
+        });
+    }
+    Ok(parsed)
 }

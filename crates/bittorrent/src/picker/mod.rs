@@ -91,7 +91,8 @@
 //!
 //! # Where future features plug in
 //! Which new piece to start is decided in one place, `Picker::choose_new_piece`.
-//! Per-file priorities map onto [`Picker::set_priorities`].
+//! Per-file priorities map onto [`Picker::set_priorities`]. Web seeds get
+//! runs of whole pieces from [`Picker::pick_run`] (`runs.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -107,6 +108,7 @@ mod deadlines;
 mod geometry;
 mod pick;
 mod rarity;
+mod runs;
 mod state;
 
 /// Download priority of a piece. `Skip` pieces are never requested.

@@ -56,6 +56,11 @@ impl RarityOrder {
         self.classes.iter().map(|c| c.pieces.len()).sum()
     }
 
+    /// Number of startable pieces of `class` (0 for an unknown class).
+    pub(crate) fn class_len(&self, class: usize) -> usize {
+        self.classes.get(class).map_or(0, |c| c.pieces.len())
+    }
+
     /// Whether `piece` is in the order.
     pub(crate) fn contains(&self, piece: u32) -> bool {
         self.pos.get(piece as usize).is_some_and(|&p| p != ABSENT)

@@ -5,6 +5,8 @@ use proptest::prelude::*;
 use rand::Rng;
 use std::collections::{BTreeSet, HashSet};
 
+mod runs;
+
 const B: u32 = BLOCK_SIZE;
 
 fn bf(len: usize, set: &[usize]) -> Bitfield {
@@ -1247,6 +1249,8 @@ enum Op {
     ClearDeadline(u32),
     ClearDeadlines,
     Mode(u8),
+    PickRun(u32, Option<u32>),
+    CancelPiece(u32),
 }
 
 fn bogus_u32() -> impl Strategy<Value = u32> {
@@ -1290,6 +1294,8 @@ fn op() -> impl Strategy<Value = Op> {
         bogus_u32().prop_map(Op::ClearDeadline),
         Just(Op::ClearDeadlines),
         (0..3u8).prop_map(Op::Mode),
+        (0..5u32, prop::option::of(bogus_u32())).prop_map(|(m, c)| Op::PickRun(m, c)),
+        bogus_u32().prop_map(Op::CancelPiece),
     ]
 }
 
@@ -1365,6 +1371,13 @@ proptest! {
                 Op::ClearDeadline(i) => p.clear_deadline(i),
                 Op::ClearDeadlines => p.clear_deadlines(),
                 Op::Mode(m) => p.set_mode(MODES[usize::from(m)]),
+                Op::PickRun(max, continue_at) => {
+                    if let Some(run) = p.pick_run(max, continue_at) {
+                        prop_assert!(!run.is_empty() && run.len() <= max as usize);
+                        prop_assert!(run.end as usize <= count);
+                    }
+                }
+                Op::CancelPiece(i) => p.cancel_piece(i),
             }
             p.assert_consistent();
             let _ = (p.in_endgame(), p.may_have_duplicates(), p.is_interesting(&raw_bitfield(&[0xff])));

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dht::{DhtConfig, DhtHandle};
 use crate::peer::connect::Connector;
+use crate::portmap::{self, ExternalPort, MapTransport};
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
@@ -47,6 +48,9 @@ pub(crate) async fn run(
 ) {
     let mut children = JoinSet::new();
     let (endpoint, shared) = utp.unzip();
+    let mut config = config;
+    let transports = mapped_transports(listener.is_some(), endpoint.is_some());
+    start_port_mapping(&mut config, transports, &events, &cancel, &mut children);
     let dht = start_dht(config.dht.clone(), shared, &events, &cancel, &mut children).await;
     let connector = Connector::with_transports(
         config.connect_timeout,
@@ -79,6 +83,48 @@ pub(crate) async fn run(
     while children.join_next().await.is_some() {}
     finished.cancel();
     log::debug!("session ended");
+}
+
+/// What the port mapper maps: TCP when listening, UDP when uTP runs (the
+/// DHT shares its socket, or has its own configured port).
+fn mapped_transports(listening: bool, utp: bool) -> Vec<MapTransport> {
+    let mut transports = Vec::new();
+    if listening {
+        transports.push(MapTransport::Tcp);
+    }
+    if utp {
+        transports.push(MapTransport::Udp);
+    }
+    transports
+}
+
+/// Starts the port mapper if configured and there is a port to map, with
+/// its task in `children` (it deletes its mappings when `cancel` fires), and
+/// gives `config` the receiver of its mappings.
+fn start_port_mapping(
+    config: &mut SessionConfig,
+    transports: Vec<MapTransport>,
+    events: &broadcast::Sender<Event>,
+    cancel: &CancellationToken,
+    children: &mut JoinSet<()>,
+) {
+    let Some(settings) = config.port_mapping.clone() else {
+        return;
+    };
+    if transports.is_empty() {
+        log::warn!("port mapping: not listening, nothing to map");
+        return;
+    }
+    let ports = transports.into_iter().map(|t| (t, config.port)).collect();
+    let (published, external) = ExternalPort::channel();
+    config.external_port = external;
+    children.spawn(portmap::run(
+        settings,
+        ports,
+        published,
+        events.clone(),
+        cancel.child_token(),
+    ));
 }
 
 /// Starts the DHT node if configured, with its task and its bootstrap in
@@ -188,12 +234,17 @@ impl SessionActor {
                 let torrents = self.torrents.len();
                 // The DHT answers from its own task: ask it without waiting here.
                 let dht = self.dht.clone();
+                let port_mappings = self.config.external_port.mappings();
                 tokio::spawn(async move {
                     let dht = match dht {
                         Some(dht) => dht.stats().await.ok(),
                         None => None,
                     };
-                    let _ = reply.send(SessionStats { torrents, dht });
+                    let _ = reply.send(SessionStats {
+                        torrents,
+                        dht,
+                        port_mappings,
+                    });
                 });
             }
             SessionCommand::RemoveTorrent { info_hash, reply } => {

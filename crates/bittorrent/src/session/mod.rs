@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::DhtStats;
+use crate::portmap::MappedPort;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
@@ -33,6 +34,8 @@ pub struct SessionStats {
     /// The DHT's counters (its routing table size tells whether it has found
     /// any node); `None` when the session runs no DHT.
     pub dht: Option<DhtStats>,
+    /// The ports the gateway forwards to us (empty without port mapping).
+    pub port_mappings: Vec<MappedPort>,
 }
 
 /// Namespace for starting a session: `Session::spawn()`.

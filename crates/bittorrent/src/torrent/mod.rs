@@ -31,7 +31,7 @@ use crate::config::SessionConfig;
 use crate::dht::DhtHandle;
 use crate::event::Event;
 use crate::magnet::Magnet;
-use crate::metainfo::MetaInfo;
+use crate::metainfo::{check_web_seed_url, MetaInfo, WebSeedUrlError};
 use crate::peer::connect::Connector;
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
@@ -45,6 +45,8 @@ pub struct Torrent {
     pub(crate) use_trackers: bool,
     pub(crate) file_priorities: Option<FilePriorities>,
     pub(crate) mode: PickMode,
+    /// Web seeds beside the metainfo's `url-list` (checked, trimmed).
+    pub(crate) web_seeds: Vec<String>,
 }
 
 /// Decides each file's priority once the metainfo is known.
@@ -76,6 +78,7 @@ impl std::fmt::Debug for Torrent {
             .field("peers", &self.peers)
             .field("use_trackers", &self.use_trackers)
             .field("mode", &self.mode)
+            .field("web_seeds", &self.web_seeds)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +95,7 @@ impl Torrent {
             use_trackers: true,
             file_priorities: None,
             mode: PickMode::default(),
+            web_seeds: Vec::new(),
         }
     }
 
@@ -122,6 +126,7 @@ impl Torrent {
             use_trackers: true,
             file_priorities: None,
             mode: PickMode::default(),
+            web_seeds: Vec::new(),
         }
     }
 
@@ -170,6 +175,37 @@ impl Torrent {
         self
     }
 
+    /// Web seeds (BEP 19): HTTP(S) servers that hold the torrent's files,
+    /// used beside the metainfo's `url-list` and the peers (the same URL
+    /// twice is used once). A URL ending in `/` is the directory that holds
+    /// the torrent's file (or its folder); otherwise, for a single-file
+    /// torrent, the file itself. The session's
+    /// [`web_seeds`](SessionConfig::web_seeds) setting turns every web seed
+    /// off. For a magnet link these are its only web seeds.
+    ///
+    /// ```no_run
+    /// # use bittorrent::prelude::*;
+    /// # fn f(meta: MetaInfo, store: FileStore) -> Result<Torrent, Box<dyn std::error::Error>> {
+    /// let torrent = Torrent::new(meta, store).with_web_seeds(["https://mirror.example/iso/"])?;
+    /// # Ok(torrent)
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`WebSeedUrlError`] for a URL that is not an absolute `http` or
+    /// `https` URL; the torrent is not returned then.
+    pub fn with_web_seeds<I, S>(mut self, urls: I) -> Result<Self, WebSeedUrlError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        for url in urls {
+            check_web_seed_url(url.as_ref())?;
+            self.web_seeds.push(url.as_ref().trim().to_owned());
+        }
+        Ok(self)
+    }
+
     /// How pieces are chosen (default [`PickMode::RarestFirst`]); see
     /// [`TorrentHandle::set_mode`].
     pub fn with_mode(mut self, mode: PickMode) -> Self {
@@ -214,7 +250,8 @@ pub struct TorrentStats {
     pub bytes_wanted: u64,
     /// Bytes of those pieces not verified yet (0 when `complete`).
     pub bytes_left: u64,
-    /// Payload bytes received from peers (including discarded duplicates).
+    /// Payload bytes received from peers and web seeds (including discarded
+    /// duplicates).
     pub downloaded: u64,
     /// Payload bytes sent to peers.
     pub uploaded: u64,
@@ -242,6 +279,44 @@ pub struct TorrentStats {
     /// Each tracker's status, in tier order (empty when the torrent does not
     /// announce: no trackers, or trackers turned off).
     pub trackers: Vec<TrackerStatus>,
+    /// Payload bytes received from web seeds (BEP 19); part of
+    /// `downloaded`.
+    pub web_seed_downloaded: u64,
+    /// Web seeds fetching pieces right now.
+    pub web_seeds_active: usize,
+    /// Each web seed's status, in the torrent's order (empty without web
+    /// seeds, or with web seeds turned off).
+    pub web_seeds: Vec<WebSeedStatus>,
+}
+
+/// One web seed (BEP 19) of a torrent, as of [`TorrentStats`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebSeedStatus {
+    /// The URL, as the torrent lists it.
+    pub url: String,
+    /// What it is doing.
+    pub state: WebSeedState,
+    /// Payload bytes received from it.
+    pub downloaded: u64,
+    /// Failed requests in a row (0 after a success).
+    pub failures: u32,
+    /// The last error, if any (kept after a later success).
+    pub last_error: Option<String>,
+}
+
+/// What a web seed is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebSeedState {
+    /// Waiting for pieces to fetch (none missing, or the torrent is not
+    /// downloading).
+    Idle,
+    /// Fetching a run of pieces.
+    Fetching,
+    /// Waiting after a failure before it is asked again.
+    BackingOff,
+    /// Given up for good (a permanent error, too many failures in a row,
+    /// or data that failed its hash check).
+    Dropped,
 }
 
 /// Where a torrent is in its life cycle.

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::portmap::ExternalPort;
 use crate::tracker::{
     is_http_url, is_udp_url, AnnounceEvent, AnnounceRequest, AnnounceResponse, HttpTracker,
     TrackerBoard, TrackerError, TrackerStatus, UdpTracker, UdpTrackerConfig, DEFAULT_TIMEOUT,
@@ -99,6 +100,9 @@ pub struct AnnouncerConfig {
     /// Our IPv6 address, sent as `ipv6=` by HTTP announces (BEP 7); `None`
     /// sends none.
     pub ipv6: Option<Ipv6Addr>,
+    /// The port mapper's external TCP port, announced instead of
+    /// [`port`](Self::port) while mapped.
+    pub external_port: ExternalPort,
 }
 
 impl AnnouncerConfig {
@@ -142,6 +146,7 @@ impl AnnouncerConfig {
             udp: Self::DEFAULT_UDP,
             status: None,
             ipv6: None,
+            external_port: ExternalPort::default(),
         }
     }
 }
@@ -366,7 +371,7 @@ impl Announcer {
         AnnounceRequest {
             info_hash: self.config.info_hash,
             peer_id: self.config.peer_id,
-            port: self.config.port,
+            port: self.config.external_port.announce_port(self.config.port),
             uploaded: stats.uploaded,
             downloaded: stats.downloaded,
             left: stats.left,
@@ -1024,6 +1029,24 @@ mod tests {
             Request::Connect { .. } => {}
             other => panic!("expected a connect, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn announces_the_mapped_external_port() {
+        use crate::portmap::{MapTransport, MappedPort, PortMapProtocol};
+        let mut fake = FakeUdpTracker::start(Mode::Answer).await;
+        let mut cfg = config(vec![vec![fake.url.clone()]]);
+        let (mappings, external) = ExternalPort::channel();
+        mappings.send_replace(vec![MappedPort {
+            protocol: PortMapProtocol::Pcp,
+            transport: MapTransport::Tcp,
+            internal_port: 6881,
+            external: SocketAddr::from(([11, 22, 33, 44], 7001)),
+        }]);
+        cfg.external_port = external;
+        let _run = spawn(cfg, 100);
+        udp_connect(&mut fake).await;
+        assert_eq!(udp_announce(&mut fake).await.port, 7001);
     }
 
     #[tokio::test]

@@ -79,6 +79,31 @@ pub fn meta_for(data: &[u8], piece_length: u32) -> MetaInfo {
     }
 }
 
+/// A multi-file torrent "t" of `data` with `piece_length` pieces, split into files `t/f0`,
+/// `t/f1`, ... of these lengths (summing to the data's length).
+pub fn multi_file(data: &[u8], piece_length: u32, lengths: &[u64]) -> MetaInfo {
+    let mut meta = meta_for(data, piece_length);
+    let mut offset = 0;
+    meta.files = lengths
+        .iter()
+        .enumerate()
+        .map(|(i, &length)| {
+            let entry = FileEntry {
+                path: std::path::Path::new("t").join(format!("f{i}")),
+                length,
+                offset,
+                pad: false,
+            };
+            offset += length;
+            entry
+        })
+        .collect();
+    assert_eq!(offset, data.len() as u64);
+    meta.name = "t".into();
+    meta.multi_file = true;
+    meta
+}
+
 /// A seeder that serves `data` to everyone; if `corrupt`, every block it
 /// sends has its first byte flipped. Counts the blocks it served.
 pub struct TestSeeder {

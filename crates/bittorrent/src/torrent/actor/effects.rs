@@ -15,15 +15,21 @@ use crate::torrent::error::Job;
 use crate::tracker::{run_announcer, AnnouncerConfig};
 
 impl Shell {
-    /// Carries out everything the core decided.
+    /// Carries out everything the core decided, including what it decides
+    /// while the shell reports back (a web seed whose task is gone).
     pub(super) fn perform_all(&mut self) {
-        let Phase::Running(running) = &mut self.phase else {
-            return;
-        };
-        let actions = running.core.take_actions();
-        let store = Arc::clone(&running.store);
-        for action in actions {
-            self.perform(action, &store);
+        loop {
+            let Phase::Running(running) = &mut self.phase else {
+                return;
+            };
+            let actions = running.core.take_actions();
+            if actions.is_empty() {
+                return;
+            }
+            let store = Arc::clone(&running.store);
+            for action in actions {
+                self.perform(action, &store);
+            }
         }
     }
 
@@ -78,6 +84,8 @@ impl Shell {
             }
             Action::DhtAnnounce => self.spawn_dht_announce(),
             Action::Stop => self.cancel.cancel(),
+            Action::WebSeed(id, command) => self.send_web_seed(id, command),
+            Action::DropWebSeed(id) => self.stop_web_seed(id),
         }
     }
 
@@ -135,6 +143,7 @@ impl Shell {
             AnnouncerConfig::new(tiers, self.info_hash, self.config.peer_id, self.config.port);
         cfg.status = Some(self.tracker_status.clone());
         cfg.ipv6 = self.config.announce_ipv6;
+        cfg.external_port = self.config.external_port.clone();
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(
             cfg,

@@ -200,7 +200,12 @@ impl Shell {
         let (mode, peers) = (self.pending.mode, &self.pending.peers);
         let core = TorrentCore::new(Arc::clone(&meta), config, files, mode, peers, now);
         self.stats_tx.send_replace(core.transfer());
-        self.phase = Phase::Running(Box::new(Running { core, meta, store }));
+        self.phase = Phase::Running(Box::new(Running {
+            core,
+            meta: Arc::clone(&meta),
+            store,
+        }));
+        self.start_web_seeds(&meta);
         self.spawn_check();
     }
 

@@ -1,9 +1,10 @@
 //! The torrent actor: a thin async shell. One `select!` waits on the
-//! mailbox, peer events, blocking jobs, tracker updates, DHT results, the
-//! magnet's metadata fetch and a 1 s tick; each input goes to the
-//! synchronous [`TorrentCore`], and the shell carries out the
+//! mailbox, peer events, web seed events, blocking jobs, tracker updates,
+//! DHT results, the magnet's metadata fetch and a 1 s tick; each input goes
+//! to the synchronous [`TorrentCore`], and the shell carries out the
 //! [`Action`](crate::torrent::core::Action)s it returns. The shell owns the
-//! IO (peer handles, tasks, blocking jobs); the core owns the decisions.
+//! IO (peer handles, web seed tasks, blocking jobs); the core owns the
+//! decisions.
 //!
 //! A magnet link's torrent starts in [`Phase::Metadata`] and becomes
 //! [`Phase::Running`] in the same loop once its metadata is verified.
@@ -13,6 +14,7 @@ mod effects;
 mod inputs;
 mod jobs;
 mod magnet;
+mod webseeds;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,13 +35,19 @@ use crate::picker::PickMode;
 use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
+use crate::torrent::actor::webseeds::WebSeedTasks;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
+use crate::webseed::WebSeedEvent;
 
 /// Capacity of the mailbox all peers of a torrent report into.
 const PEER_EVENTS: usize = 256;
+/// Capacity of the mailbox the web seeds of a torrent report into. Each
+/// event may hold a whole piece, and the tasks wait when it is full: this
+/// bounds the pieces waiting for the torrent.
+const WEB_SEED_EVENTS: usize = 4;
 
 /// Where the torrent is.
 enum Phase {
@@ -65,6 +73,8 @@ struct Pending {
     use_trackers: bool,
     file_priorities: Option<FilePriorities>,
     mode: PickMode,
+    /// Web seeds given with the torrent (beside its `url-list`).
+    web_seeds: Vec<String>,
 }
 
 /// The actor's IO: handles, tasks and channels.
@@ -83,6 +93,8 @@ struct Shell {
     peer_tx: mpsc::Sender<PeerEvent>,
     peers: HashMap<SocketAddr, PeerHandle>,
     peer_tasks: JoinSet<()>,
+    /// The web seeds' tasks and handles.
+    web: WebSeedTasks,
     jobs: Jobs,
     tracker_tx: mpsc::Sender<TrackerUpdate>,
     stats_tx: watch::Sender<TransferStats>,
@@ -100,13 +112,21 @@ struct Shell {
     stopping: bool,
 }
 
+/// The receiving ends of the actor's mailboxes.
+struct Inputs {
+    commands: mpsc::Receiver<TorrentCommand>,
+    peer_rx: mpsc::Receiver<PeerEvent>,
+    web_rx: mpsc::Receiver<WebSeedEvent>,
+    tracker_rx: mpsc::Receiver<TrackerUpdate>,
+}
+
 /// Runs a torrent until `cancel` fires, it is removed, or storage fails.
 pub(crate) async fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
     dht: Option<DhtHandle>,
     connector: Connector,
-    mut commands: mpsc::Receiver<TorrentCommand>,
+    commands: mpsc::Receiver<TorrentCommand>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
 ) {
@@ -117,15 +137,18 @@ pub(crate) async fn run(
         use_trackers,
         file_priorities,
         mode,
+        web_seeds,
     } = torrent;
     let pending = Pending {
         peers,
         use_trackers,
         file_priorities,
         mode,
+        web_seeds,
     };
-    let (peer_tx, mut peer_rx) = mpsc::channel(PEER_EVENTS);
-    let (tracker_tx, mut tracker_rx) = mpsc::channel(16);
+    let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
+    let (web_tx, web_rx) = mpsc::channel(WEB_SEED_EVENTS);
+    let (tracker_tx, tracker_rx) = mpsc::channel(16);
     // A magnet announces as a leecher of unknown size (left = 1) meanwhile.
     let (stats_tx, _) = watch::channel(TransferStats {
         uploaded: 0,
@@ -145,6 +168,7 @@ pub(crate) async fn run(
         peer_tx,
         peers: HashMap::new(),
         peer_tasks: JoinSet::new(),
+        web: WebSeedTasks::new(web_tx),
         jobs: Jobs::default(),
         tracker_tx,
         stats_tx,
@@ -156,10 +180,14 @@ pub(crate) async fn run(
         stopping: false,
     };
     shell.start(source);
-    shell
-        .run(&mut commands, &mut peer_rx, &mut tracker_rx)
-        .await;
-    shell.shutdown(&mut peer_rx).await;
+    let mut inputs = Inputs {
+        commands,
+        peer_rx,
+        web_rx,
+        tracker_rx,
+    };
+    shell.run(&mut inputs).await;
+    shell.shutdown(&mut inputs).await;
 }
 
 impl Shell {
@@ -186,32 +214,32 @@ impl Shell {
         }
     }
 
-    async fn run(
-        &mut self,
-        commands: &mut mpsc::Receiver<TorrentCommand>,
-        peer_rx: &mut mpsc::Receiver<PeerEvent>,
-        tracker_rx: &mut mpsc::Receiver<TrackerUpdate>,
-    ) {
+    async fn run(&mut self, inputs: &mut Inputs) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let cancel = self.cancel.clone();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                cmd = commands.recv() => match cmd {
+                cmd = inputs.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                event = peer_rx.recv() => match event {
+                event = inputs.peer_rx.recv() => match event {
                     Some(event) => self.on_peer_event(event),
+                    // We hold a sender ourselves, so this cannot happen.
+                    None => break,
+                },
+                event = inputs.web_rx.recv() => match event {
+                    Some(event) => self.on_web_seed_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
                 },
                 Some((job, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
                     self.on_job(job, result);
                 }
-                update = tracker_rx.recv() => match update {
+                update = inputs.tracker_rx.recv() => match update {
                     Some(update) => self.on_tracker(update),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -224,6 +252,9 @@ impl Shell {
                 }
                 info = fetch_metadata(&mut self.phase) => self.on_metadata(info),
                 Some(_) = self.peer_tasks.join_next(), if !self.peer_tasks.is_empty() => {}
+                Some(ended) = self.web.tasks.join_next(), if !self.web.tasks.is_empty() => {
+                    self.on_web_seed_task_ended(ended);
+                }
                 Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
                 _ = tick.tick() => self.on_tick(),
             }
@@ -233,7 +264,7 @@ impl Shell {
 
     /// Stops every child and waits for them; complete pieces are still
     /// verified and stored, and the last resume record written.
-    async fn shutdown(&mut self, peer_rx: &mut mpsc::Receiver<PeerEvent>) {
+    async fn shutdown(&mut self, inputs: &mut Inputs) {
         log::debug!("{} stopping", self.tag);
         self.stopping = true;
         self.cancel.cancel();
@@ -244,11 +275,18 @@ impl Shell {
         for peer in self.peers.values() {
             peer.disconnect();
         }
-        // Keep draining peer events so no peer blocks on a full mailbox.
+        // Keep draining peer and web seed events so no task blocks on a
+        // full mailbox.
         while !self.peer_tasks.is_empty() {
             tokio::select! {
                 _ = self.peer_tasks.join_next() => {}
-                _ = peer_rx.recv() => {}
+                _ = inputs.peer_rx.recv() => {}
+            }
+        }
+        while !self.web.tasks.is_empty() {
+            tokio::select! {
+                _ = self.web.tasks.join_next() => {}
+                _ = inputs.web_rx.recv() => {}
             }
         }
         loop {

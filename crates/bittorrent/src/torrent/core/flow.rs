@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::event::Event;
 use crate::peer::PeerCommand;
+use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::pieces::{BlockFate, Verdict};
 use crate::torrent::core::verify::Verified;
 use crate::torrent::core::{Action, State, TorrentCore};
@@ -41,9 +42,10 @@ impl TorrentCore {
             return;
         }
         peer.last_block = now;
-        if let BlockFate::Kept { complete } = self.flow.block(addr, block, data) {
+        let from = Contributor::Peer(addr);
+        if let BlockFate::Kept { complete } = self.flow.block(from, block, data) {
             if self.flow.picker().may_have_duplicates() {
-                self.peers.cancel_duplicates(addr, block, &mut self.out);
+                self.peers.cancel_duplicates(from, block, &mut self.out);
             }
             if complete {
                 self.flow.start_verifications(&mut self.out);
@@ -60,26 +62,33 @@ impl TorrentCore {
         let verdict = self.flow.verified(verified, &mut bans);
         self.store_selection();
         self.flow.start_verifications(&mut self.out);
-        for (addr, why) in bans {
-            self.ban(addr, why);
+        for (who, why) in bans {
+            match who {
+                Contributor::Peer(addr) => self.ban(addr, why),
+                Contributor::WebSeed(seed) => self.drop_web_seed(seed, why.to_string(), now),
+            }
         }
         match verdict {
             Verdict::Good => self.piece_verified(piece),
             Verdict::Failed { contributors } => {
+                let from: Vec<String> = contributors.iter().map(|c| c.to_string()).collect();
                 log::warn!(
-                    "{} piece {piece} failed its hash check (from {contributors:?})",
-                    self.tag()
+                    "{} piece {piece} failed its hash check (from {})",
+                    self.tag(),
+                    from.join(", ")
                 );
                 self.emit(Event::PieceFailed {
                     info_hash: self.info_hash,
                     piece,
                 });
                 self.request_more_all(now);
+                self.schedule_web_seeds(now);
             }
             Verdict::StoreFailed(e) => self.fail(format!("storage failed on piece {piece}: {e}")),
         }
         if was_backlogged && !self.flow.backlogged() {
             self.request_more_all(now);
+            self.schedule_web_seeds(now);
         }
     }
 
@@ -117,6 +126,7 @@ impl TorrentCore {
         self.store_selection();
         self.flow.start_verifications(&mut self.out);
         self.request_more_all(now);
+        self.schedule_web_seeds(now);
     }
 
     /// Whether `addr` is banned (for tests).

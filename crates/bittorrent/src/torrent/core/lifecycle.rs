@@ -52,6 +52,7 @@ impl TorrentCore {
         }
         self.start_announcer();
         self.connect_more(now);
+        self.schedule_web_seeds(now);
     }
 
     fn start_announcer(&mut self) {
@@ -92,6 +93,7 @@ impl TorrentCore {
         self.state = State::Active;
         self.start_announcer();
         self.connect_more(now);
+        self.schedule_web_seeds(now);
         self.emit(Event::TorrentResumed {
             info_hash: self.info_hash,
         });
@@ -257,6 +259,9 @@ impl TorrentCore {
             },
             // The announce loop's; the actor adds them.
             trackers: Vec::new(),
+            web_seed_downloaded: self.webseeds.bytes(),
+            web_seeds_active: self.webseeds.active(),
+            web_seeds: self.webseeds.status(),
         }
     }
 }

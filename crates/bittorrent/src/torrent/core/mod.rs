@@ -9,10 +9,12 @@
 //!   queue, strikes and bans;
 //! - [`readers::Readers`]: streaming waiters and read-ahead windows;
 //! - [`selection::Selection`]: file priorities and the pick mode;
-//! - [`swarm::Swarm`]: candidate addresses, backoff, bans.
+//! - [`swarm::Swarm`]: candidate addresses, backoff, bans;
+//! - [`webseeds::WebSeeds`]: each web seed's state, run length, backoff.
 //!
 //! `TorrentCore`'s own methods only route between the parts; they are split
-//! by topic over `lifecycle.rs`, `peering.rs`, `flow.rs` and `streaming.rs`.
+//! by topic over `lifecycle.rs`, `peering.rs`, `flow.rs`, `streaming.rs` and
+//! `webseeding.rs`.
 
 mod flow;
 mod lifecycle;
@@ -28,6 +30,8 @@ pub(crate) mod swarm;
 mod tests;
 pub(crate) mod unasked;
 pub(crate) mod verify;
+mod webseeding;
+pub(crate) mod webseeds;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,9 +49,11 @@ use crate::torrent::core::readers::Readers;
 use crate::torrent::core::selection::Selection;
 use crate::torrent::core::swarm::Swarm;
 use crate::torrent::core::verify::VerifyJob;
+use crate::torrent::core::webseeds::WebSeeds;
 use crate::torrent::RateMeter;
 use crate::tracker::TransferStats;
 use crate::types::InfoHash;
+use crate::webseed::{WebSeedCommand, WebSeedId};
 
 /// Seconds (ticks) between rounds of the choke algorithm.
 const CHOKE_ROUND_TICKS: u64 = 10;
@@ -86,6 +92,10 @@ pub(crate) enum Action {
     DhtAnnounce,
     /// Stop the torrent (storage failed).
     Stop,
+    /// Send a command to a web seed's task (it is idle: `try_send`).
+    WebSeed(WebSeedId, WebSeedCommand),
+    /// Stop a web seed's task for good (the core dropped it).
+    DropWebSeed(WebSeedId),
 }
 
 /// What the core needs from the session and the torrent's options.
@@ -144,6 +154,7 @@ pub(crate) struct TorrentCore {
     flow: PieceFlow,
     readers: Readers,
     swarm: Swarm,
+    webseeds: WebSeeds,
     choker: Choker<SocketAddr>,
     selection: Selection,
     /// Payload received in this session.
@@ -209,6 +220,7 @@ impl TorrentCore {
             complete: false,
             readers: Readers::default(),
             swarm,
+            webseeds: WebSeeds::default(),
             choker,
             download: RateMeter::new(now),
             upload: RateMeter::new(now),
@@ -277,8 +289,8 @@ impl TorrentCore {
         }
     }
 
-    /// Once a second: pipelines, snubs, resume record, choke rounds, dials,
-    /// PEX, DHT, readers' leftovers, statistics.
+    /// Once a second: pipelines, snubs, resume record, choke rounds, web
+    /// seeds' runs, dials, PEX, DHT, readers' leftovers, statistics.
     pub(crate) fn tick(&mut self, now: Instant) {
         if self.state == State::Stopping {
             return;
@@ -296,6 +308,7 @@ impl TorrentCore {
             self.peers
                 .choke_round(&mut self.choker, seeding, now, &mut self.out);
         }
+        self.schedule_web_seeds(now);
         self.request_more_all(now);
         self.connect_more(now);
         if !self.meta.private {
@@ -310,11 +323,14 @@ impl TorrentCore {
         });
     }
 
-    /// Sets the picker's partial-piece cap from the connections.
+    /// Sets the picker's partial-piece cap from the connections, plus the
+    /// pieces web seeds' runs hold (they cost no buffer until they arrive,
+    /// whole, and must not hold the peers back).
     pub(crate) fn cap_partial_pieces(&mut self) {
         let cap = self
             .peers
-            .partial_cap(self.meta.piece_length, MAX_PARTIAL_BYTES);
+            .partial_cap(self.meta.piece_length, MAX_PARTIAL_BYTES)
+            .saturating_add(self.webseeds.held_pieces());
         self.flow.picker_mut().set_max_partial_pieces(cap);
     }
 

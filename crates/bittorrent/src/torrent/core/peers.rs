@@ -17,6 +17,7 @@ use crate::choker::{Choker, PeerView};
 use crate::extension::{PexFlags, PexPeer, PexState};
 use crate::peer::PeerCommand;
 use crate::picker::Picker;
+use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::unasked::UnaskedBlocks;
 use crate::torrent::core::Action;
 use crate::torrent::RateMeter;
@@ -351,12 +352,12 @@ impl PeerSet {
     /// everyone else.
     pub(crate) fn cancel_duplicates(
         &mut self,
-        from: SocketAddr,
+        from: Contributor,
         block: BlockInfo,
         out: &mut Vec<Action>,
     ) {
         for (addr, peer) in &mut self.peers {
-            if *addr != from && peer.in_flight.remove(&block) {
+            if Contributor::Peer(*addr) != from && peer.in_flight.remove(&block) {
                 peer.unasked.cancelled(u64::from(block.length));
                 out.push(Action::Peer(*addr, PeerCommand::Cancel(block)));
             }
@@ -496,6 +497,11 @@ impl PeerSet {
 
     /// Counters for the torrent's statistics: (connected, interested,
     /// inbound, unchoked).
+    /// Connected peers we are interested in: the ones fetching pieces.
+    pub(crate) fn serving(&self) -> usize {
+        self.connected().filter(|(_, p)| p.am_interested).count()
+    }
+
     pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
         let connected = self.connected().count();
         let interested = self.peers.values().filter(|p| p.peer_interested).count();

@@ -1,15 +1,43 @@
-//! Pieces being assembled in memory until every block is in.
+//! Pieces being assembled in memory until every block is in, and who sent
+//! their blocks.
 
+use std::fmt;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 
 use crate::types::{BlockInfo, BLOCK_SIZE};
+use crate::webseed::WebSeedId;
+
+/// Who sent a block: a peer, or a web seed (whose pieces come whole, so a
+/// piece it sent that fails its hash check is its fault alone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Contributor {
+    /// A peer connection.
+    Peer(SocketAddr),
+    /// A web seed (BEP 19).
+    WebSeed(WebSeedId),
+}
+
+impl From<SocketAddr> for Contributor {
+    fn from(addr: SocketAddr) -> Self {
+        Self::Peer(addr)
+    }
+}
+
+impl fmt::Display for Contributor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Peer(addr) => write!(f, "{addr}"),
+            Self::WebSeed(id) => write!(f, "web seed #{}", id.0),
+        }
+    }
+}
 
 /// The blocks of one partially downloaded piece and who sent each.
 #[derive(Debug)]
 pub(crate) struct PieceBuffer {
-    blocks: Vec<Option<(Bytes, SocketAddr)>>,
+    blocks: Vec<Option<(Bytes, Contributor)>>,
     received: usize,
 }
 
@@ -25,7 +53,7 @@ impl PieceBuffer {
 
     /// Stores a block (the picker has already checked its geometry). Returns
     /// true when every block is present.
-    pub(crate) fn insert(&mut self, block: BlockInfo, data: Bytes, from: SocketAddr) -> bool {
+    pub(crate) fn insert(&mut self, block: BlockInfo, data: Bytes, from: Contributor) -> bool {
         if let Some(slot) = self.blocks.get_mut(block.index_in_piece()) {
             if slot.is_none() {
                 *slot = Some((data, from));
@@ -41,7 +69,7 @@ impl PieceBuffer {
     }
 
     /// The blocks in order with their senders, once complete.
-    pub(crate) fn into_blocks(self) -> Option<Vec<(Bytes, SocketAddr)>> {
+    pub(crate) fn into_blocks(self) -> Option<Vec<(Bytes, Contributor)>> {
         self.blocks.into_iter().collect()
     }
 }
@@ -52,8 +80,8 @@ mod tests {
 
     #[test]
     fn completes_when_every_block_is_in_and_keeps_senders() {
-        let a = SocketAddr::from(([127, 0, 0, 1], 1));
-        let b = SocketAddr::from(([127, 0, 0, 1], 2));
+        let a = Contributor::from(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let b = Contributor::WebSeed(WebSeedId(0));
         let mut p = PieceBuffer::new(BLOCK_SIZE + 10);
         let first = BlockInfo {
             piece: 0,

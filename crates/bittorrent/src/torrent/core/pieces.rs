@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +16,7 @@ use bytes::Bytes;
 use crate::metainfo::MetaInfo;
 use crate::picker::{Picker, Received};
 use crate::store::StoreError;
-use crate::torrent::core::piece::PieceBuffer;
+use crate::torrent::core::piece::{Contributor, PieceBuffer};
 use crate::torrent::core::verify::{SuspectBlock, Verified, VerifyJob};
 use crate::torrent::core::Action;
 use crate::types::BlockInfo;
@@ -66,7 +65,7 @@ pub(crate) enum Verdict {
     /// Stored; the piece is verified.
     Good,
     /// The hash did not match; the piece is missing again.
-    Failed { contributors: Vec<SocketAddr> },
+    Failed { contributors: Vec<Contributor> },
     /// The store could not take the piece.
     StoreFailed(StoreError),
 }
@@ -89,8 +88,8 @@ pub(crate) struct PieceFlow {
     /// Blocks of failed pieces from several senders, kept until the piece
     /// verifies so the sender of the bad block can be identified.
     suspects: HashMap<u32, Vec<SuspectBlock>>,
-    /// Weighted count of failed pieces each address contributed to.
-    strikes: HashMap<SocketAddr, u32>,
+    /// Weighted count of failed pieces each sender contributed to.
+    strikes: HashMap<Contributor, u32>,
     bytes_have: u64,
     wasted: u64,
 }
@@ -142,8 +141,9 @@ impl PieceFlow {
         }
     }
 
-    /// A requested block arrived from `from`.
-    pub(crate) fn block(&mut self, from: SocketAddr, block: BlockInfo, data: Bytes) -> BlockFate {
+    /// A requested block arrived from `from` (a peer, or a web seed's piece
+    /// fed in block by block).
+    pub(crate) fn block(&mut self, from: Contributor, block: BlockInfo, data: Bytes) -> BlockFate {
         let len = data.len() as u64;
         let Received::Fresh { piece_complete } = self.picker.block_received(block) else {
             self.wasted += len;
@@ -212,11 +212,11 @@ impl PieceFlow {
         }
     }
 
-    /// A verification ended. Addresses to ban are added to `bans`.
+    /// A verification ended. Senders to ban are added to `bans`.
     pub(crate) fn verified(
         &mut self,
         verified: Verified,
-        bans: &mut Vec<(SocketAddr, BanReason)>,
+        bans: &mut Vec<(Contributor, BanReason)>,
     ) -> Verdict {
         let piece = verified.piece;
         if !self.verifying.remove(&piece) {
@@ -252,10 +252,10 @@ impl PieceFlow {
     fn hash_failed(
         &mut self,
         piece: u32,
-        senders: &[SocketAddr],
+        senders: &[Contributor],
         block_hashes: Vec<SuspectBlock>,
-        bans: &mut Vec<(SocketAddr, BanReason)>,
-    ) -> Vec<SocketAddr> {
+        bans: &mut Vec<(Contributor, BanReason)>,
+    ) -> Vec<Contributor> {
         let mut contributors = senders.to_vec();
         contributors.sort_unstable();
         contributors.dedup();
@@ -281,9 +281,10 @@ impl PieceFlow {
 mod tests {
     use super::*;
     use crate::types::BLOCK_SIZE;
+    use std::net::SocketAddr;
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> Contributor {
+        Contributor::Peer(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     /// Four pieces of two blocks each.
@@ -308,7 +309,7 @@ mod tests {
 
     /// Requests both blocks of `piece` and receives them, the first from
     /// `a`, the second from `b`.
-    fn receive_piece(flow: &mut PieceFlow, piece: u32, a: SocketAddr, b: SocketAddr) {
+    fn receive_piece(flow: &mut PieceFlow, piece: u32, a: Contributor, b: Contributor) {
         let mut has = crate::bitfield::Bitfield::new(4);
         has.set(piece as usize);
         flow.picker.add_peer(&has);

@@ -2,7 +2,7 @@
 //! choker, a `MemoryStore`, a clock that only moves when the test says. No
 //! sockets, no tasks, no sleeping.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,8 +19,10 @@ use crate::torrent::core::*;
 use crate::torrent::{TorrentError, TorrentState};
 use crate::tracker::TrackerUpdate;
 use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
+use crate::webseed::{WebSeedCommand, WebSeedError, WebSeedEvent, WebSeedId};
 
 mod fast;
+mod webseeds;
 
 /// Two blocks per piece.
 const PIECE: u32 = 2 * BLOCK_SIZE;
@@ -66,6 +68,18 @@ enum Input {
     Finalized,
     Saved,
     SelectionStored,
+    Web(WebSeedEvent),
+}
+
+/// How a web seed the rig plays answers a run.
+#[derive(Clone, Debug)]
+enum Serve {
+    /// Every piece, right.
+    Good,
+    /// Every piece, with wrong bytes.
+    Corrupt,
+    /// This many pieces, then the run fails with this error.
+    FailAfter(u32, WebSeedError),
 }
 
 /// A core, its store, the clock, and the peers' behaviour.
@@ -87,11 +101,21 @@ struct Rig {
     records: usize,
     /// Blocks requested from (and served by) the answering peers.
     served: Vec<BlockInfo>,
+    /// The web seeds the rig answers for (a `Fetch` to another is left to
+    /// the test).
+    web: HashMap<WebSeedId, Serve>,
+    /// The runs those web seeds were asked for.
+    runs: Vec<(WebSeedId, std::ops::Range<u32>)>,
 }
 
 impl Rig {
     fn new(files: &[u64], priorities: Vec<Priority>) -> Self {
         let (meta, data) = torrent(files);
+        Self::with_meta(meta, data, priorities)
+    }
+
+    /// A rig for this torrent and its payload.
+    fn with_meta(meta: Arc<MetaInfo>, data: Vec<u8>, priorities: Vec<Priority>) -> Self {
         let now = Instant::now();
         let store = MemoryStore::new(&meta);
         let core = TorrentCore::new(meta, config(), priorities, PickMode::RarestFirst, &[], now);
@@ -107,6 +131,8 @@ impl Rig {
             store_jobs: Vec::new(),
             records: 0,
             served: Vec::new(),
+            web: HashMap::new(),
+            runs: Vec::new(),
         }
     }
 
@@ -152,6 +178,17 @@ impl Rig {
         Bitfield::full(self.core.meta.piece_count())
     }
 
+    fn piece_data(&self, piece: u32) -> Bytes {
+        let start = piece as usize * PIECE as usize;
+        let end = (start + PIECE as usize).min(self.data.len());
+        Bytes::copy_from_slice(&self.data[start..end])
+    }
+
+    fn web_event(&mut self, event: WebSeedEvent) -> Vec<Action> {
+        self.core.web_seed_event(event, self.now);
+        self.settle()
+    }
+
     fn block_data(&self, block: BlockInfo) -> Bytes {
         let start = (u64::from(block.piece) * u64::from(PIECE) + u64::from(block.begin)) as usize;
         Bytes::copy_from_slice(&self.data[start..start + block.length as usize])
@@ -177,6 +214,7 @@ impl Rig {
                 Input::Finalized => self.core.finalized(Ok(())),
                 Input::Saved => self.core.resume_saved(Ok(())),
                 Input::SelectionStored => self.core.selection_stored(Ok(())),
+                Input::Web(event) => self.core.web_seed_event(event, self.now),
             }
         }
     }
@@ -192,6 +230,31 @@ impl Rig {
                     }
                     inputs.push_back(Input::Peer(PeerEvent::Block { addr, block, data }));
                 }
+                None
+            }
+            Action::WebSeed(seed, WebSeedCommand::Fetch { pieces })
+                if self.web.contains_key(&seed) =>
+            {
+                let serve = self.web[&seed].clone();
+                self.runs.push((seed, pieces.clone()));
+                let (deliver, outcome) = match serve.clone() {
+                    Serve::Good | Serve::Corrupt => (pieces.len() as u32, Ok(())),
+                    Serve::FailAfter(n, e) => (n.min(pieces.len() as u32), Err(e)),
+                };
+                let delivered = pieces.start..pieces.start + deliver;
+                for index in delivered.clone() {
+                    let mut data = self.piece_data(index);
+                    if matches!(serve, Serve::Corrupt) {
+                        data = Bytes::from(vec![0xee; data.len()]);
+                    }
+                    inputs.push_back(Input::Web(WebSeedEvent::Piece { seed, index, data }));
+                }
+                let undelivered = delivered.end..pieces.end;
+                inputs.push_back(Input::Web(WebSeedEvent::RunEnded {
+                    seed,
+                    undelivered,
+                    outcome,
+                }));
                 None
             }
             Action::Verify(job) if self.hold_verifications => {

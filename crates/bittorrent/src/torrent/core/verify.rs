@@ -3,22 +3,21 @@
 //!
 //! Invariant: only pieces whose SHA-1 matched reach the store.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use crate::store::{Store, StoreError};
+use crate::torrent::core::piece::Contributor;
 
 /// A block of a piece that failed its hash check: index, sender, SHA-1.
-pub(crate) type SuspectBlock = (usize, SocketAddr, [u8; 20]);
+pub(crate) type SuspectBlock = (usize, Contributor, [u8; 20]);
 
 /// A complete piece to hash and, if good, store.
 #[derive(Debug)]
 pub(crate) struct VerifyJob {
     pub piece: u32,
     /// The blocks in order, with who sent each.
-    pub blocks: Vec<(Bytes, SocketAddr)>,
+    pub blocks: Vec<(Bytes, Contributor)>,
     pub expected: [u8; 20],
     /// Block hashes of earlier failed copies of this piece.
     pub suspects: Vec<SuspectBlock>,
@@ -31,12 +30,12 @@ pub(crate) struct Verified {
     /// `Ok(true)`: stored; `Ok(false)`: the hash did not match.
     pub result: Result<bool, StoreError>,
     /// Who sent each block.
-    pub senders: Vec<SocketAddr>,
+    pub senders: Vec<Contributor>,
     /// For a failed piece: each block's index, sender and SHA-1.
     pub block_hashes: Vec<SuspectBlock>,
     /// For a piece that failed before and is now good: peers whose blocks in
     /// the failed copy differed from the good data.
-    pub liars: Vec<SocketAddr>,
+    pub liars: Vec<Contributor>,
 }
 
 impl VerifyJob {
@@ -54,7 +53,7 @@ impl VerifyJob {
         for (block, _) in &blocks {
             hasher.update(block);
         }
-        let senders: Vec<SocketAddr> = blocks.iter().map(|(_, from)| *from).collect();
+        let senders: Vec<Contributor> = blocks.iter().map(|(_, from)| *from).collect();
         if hasher.finalize().as_slice() != expected {
             let block_hashes = blocks
                 .iter()
