@@ -1,11 +1,13 @@
 //! Announce response bodies: `parse_announce_response`.
 //!
 //! Checked on every accepted response: intervals are clamped to
-//! `MIN_INTERVAL..=MAX_INTERVAL`, no peer has port 0, and no peer appears
-//! twice.
+//! `MIN_INTERVAL..=MAX_INTERVAL`, no peer has port 0, no peer appears
+//! twice, and no peer (from `peers`, `peers6` or a dictionary) is an
+//! IPv4-mapped IPv6 address.
 #![no_main]
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
 
@@ -23,5 +25,8 @@ fuzz_target!(|data: &[u8]| {
     for peer in &response.peers {
         assert_ne!(peer.port(), 0, "peer with port 0");
         assert!(seen.insert(*peer), "duplicate peer {peer}");
+        if let IpAddr::V6(v6) = peer.ip() {
+            assert!(v6.to_ipv4_mapped().is_none(), "IPv4-mapped peer {peer}");
+        }
     }
 });

@@ -20,7 +20,7 @@
 //! - [`dht`]: a loopback DHT of libtorrent nodes, our CLI with its DHT on.
 //! - [`cli`]: running our CLI, stopping it, reading its `--json` lines.
 //! - [`opentracker`]: the tracker ([`Tracker`]) and its scrape counts; [`trackers`]: tiers
-//!   and tracker URLs.
+//!   and tracker URLs; [`tracker6`]: a small HTTP tracker on `[::1]` answering with `peers6`.
 //! - [`fixture`]: a payload, its torrent and info-hash in a scratch directory; the shared
 //!   piece size and payload shapes.
 //! - [`meta`]: .torrent metadata and resume records (serde_bencode), piece checks of data on
@@ -60,6 +60,7 @@ pub mod proc;
 pub mod restart;
 pub mod system;
 pub mod tools;
+pub mod tracker6;
 pub mod trackers;
 pub mod wait;
 

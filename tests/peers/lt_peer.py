@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """A libtorrent peer (python bindings) for loopback interop tests and benchmarks.
 
-It only ever talks to 127.0.0.1: DHT, LSD, UPnP, NAT-PMP and uTP are off (--utp-only: uTP on and
-TCP off, both directions), and the session is created without default plugins, so there is no PEX
-(only ut_metadata and smart_ban are added).
+It only ever talks to 127.0.0.1 (or ::1 with --listen-ip ::1): DHT, LSD, UPnP, NAT-PMP and uTP are
+off (--utp-only: uTP on and TCP off, both directions), and the session is created without default
+plugins, so there is no PEX (only ut_metadata and smart_ban are added; --pex adds ut_pex too).
 
     lt_peer.py --torrent T --save DIR --seed  [--seed-mode] [--port P] [--peer H:P ...] [--wait-tracker]
     lt_peer.py --torrent T --save DIR --leech [--keep-seeding] [--port P] [--peer H:P ...] [--timeout S]
@@ -15,10 +15,13 @@ TCP off, both directions), and the session is created without default plugins, s
     prints an UPLOADED_NOW line every S seconds; --tick-interval MS sets libtorrent's tick;
     --send-buffer B sets the per-peer send buffer; --encryption forced|disabled sets MSE/PE: forced
     is in and out encrypted with RC4 only, disabled is plaintext only, default is libtorrent's;
-    --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP)
+    --utp-only speaks uTP only, no TCP; --utp speaks uTP beside TCP; --listen-ip IP listens on
+    IP instead of 127.0.0.1, e.g. ::1 for IPv6 only (libtorrent's listen_interfaces [::1]:P);
+    --pex turns peer exchange (ut_pex, BEP 11) on; --peer takes [V6]:P too; --print-peers prints a
+    PEER line for each peer it gets connected to)
 
 Lines printed on stdout (flushed at once), for a harness to parse:
-    READY port=P            listening on 127.0.0.1:P; for a seeder, the torrent is seeding (and, with
+    READY port=P            listening on 127.0.0.1:P (or --listen-ip); for a seeder, the torrent is seeding (and, with
                             --wait-tracker, the tracker accepted an announce)
     PROGRESS P% peers=N rate=R pieces=H/T
                             leecher: every --progress-interval seconds (default 5)
@@ -30,6 +33,9 @@ Lines printed on stdout (flushed at once), for a harness to parse:
                             prints it right after DONE, and before the ERROR when interrupted
     UPLOADED_NOW bytes=B    payload uploaded so far (every --report-interval seconds)
     UNLIMITED               --download-limit-seconds are over: the download limit is lifted
+    PEER ADDR sources=S     --print-peers: connected to ADDR (IP:PORT or [V6]:PORT, the remote end);
+                            S is libtorrent's peer_info.source bits (1 tracker, 2 DHT, 4 PEX, 8 LSD,
+                            16 resume data, 32 incoming)
     FILE i size path        --list-files: libtorrent's (sanitized) path of file i under the save
                             path; then it exits 0 (or prints ERROR when it cannot load the torrent)
     ERROR ...               something failed (exit code non-zero)
@@ -74,9 +80,18 @@ def flush_and_wait(ses, handle, timeout=60.0):
 
 def parse_peer(text):
     host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
     if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError("expected HOST:PORT, got %r" % text)
+        raise argparse.ArgumentTypeError("expected HOST:PORT or [V6]:PORT, got %r" % text)
     return (host, int(port))
+
+
+def listen_interface(ip, port):
+    """libtorrent's listen_interfaces entry: an IPv6 address goes in brackets."""
+    if ":" in ip:
+        return "[%s]:%d" % (ip, port)
+    return "%s:%d" % (ip, port)
 
 
 def main():
@@ -84,6 +99,12 @@ def main():
     ap.add_argument("--torrent", required=True, help=".torrent file")
     ap.add_argument("--save", default=None, help="save path (data dir; multi-file -> SAVE/<name>/)")
     ap.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (0: any)")
+    ap.add_argument("--listen-ip", default="127.0.0.1",
+                    help="listen on this address only (e.g. ::1: IPv6 loopback only)")
+    ap.add_argument("--print-peers", action="store_true",
+                    help="print a PEER line for each newly connected peer (with its sources)")
+    ap.add_argument("--pex", action="store_true",
+                    help="peer exchange (ut_pex) on: the plugin, and the torrent's disable_pex off")
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--seed", action="store_true", help="seed existing data until killed")
     mode.add_argument("--list-files", action="store_true",
@@ -150,7 +171,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
 
     settings = {
-        "listen_interfaces": "127.0.0.1:%d" % args.port,
+        "listen_interfaces": listen_interface(args.listen_ip, args.port),
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -197,6 +218,8 @@ def main():
     ses = lt.session(settings, 0)
     ses.add_extension("ut_metadata")
     ses.add_extension("smart_ban")
+    if args.pex:
+        ses.add_extension("ut_pex")
 
     try:
         info = lt.torrent_info(args.torrent)
@@ -204,7 +227,9 @@ def main():
         fail("cannot load torrent %s: %s" % (args.torrent, e), 2)
     has_tracker = any(True for _ in info.trackers())
 
-    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd | lt.torrent_flags.disable_pex
+    flags = lt.torrent_flags.disable_dht | lt.torrent_flags.disable_lsd
+    if not args.pex:
+        flags |= lt.torrent_flags.disable_pex
     if args.seed and args.seed_mode:
         flags |= lt.torrent_flags.seed_mode
     params = lt.add_torrent_params()
@@ -229,6 +254,7 @@ def main():
     last_report = start
     last_parent_check = start
     download_limited = bool(args.download_limit)
+    seen_peers = set()
 
     while True:
         for a in ses.pop_alerts():
@@ -297,6 +323,14 @@ def main():
         if args.report_interval and time.monotonic() - last_report >= args.report_interval:
             last_report = time.monotonic()
             say("UPLOADED_NOW bytes=%d" % handle.status().total_payload_upload)
+
+        if args.print_peers:
+            for p in handle.get_peer_info():
+                host, port = p.ip
+                addr = ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+                if addr not in seen_peers:
+                    seen_peers.add(addr)
+                    say("PEER %s sources=%d" % (addr, int(p.source)))
 
         if args.stop_with_pid and time.monotonic() - last_parent_check >= 1:
             last_parent_check = time.monotonic()

@@ -1,7 +1,7 @@
 //! Settings shared by every torrent of a session: a leaf module, so the
 //! session and its torrents both read it without depending on each other.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::dht::DhtConfig;
@@ -42,6 +42,13 @@ pub struct SessionConfig {
     /// the UDP port of the listen address, and the DHT shares that socket
     /// when its [`bind`](DhtConfig::bind) port is that port or 0.
     pub utp: UtpMode,
+    /// Our IPv6 address for trackers: HTTP announces send it as `ipv6=`
+    /// (BEP 7), so that a tracker reached over IPv4 can list us to IPv6
+    /// peers too. `None` (the default): worked out at session start by
+    /// [`announce_ipv6_for`] from the listen address. Loopback (`::1` is
+    /// nobody else's way to us) and link-local addresses are never sent; a
+    /// tracker reached over IPv6 takes the announce's source address anyway.
+    pub announce_ipv6: Option<Ipv6Addr>,
     /// Port mapping on the NAT gateway (UPnP IGD, NAT-PMP, PCP) for the
     /// listen port, TCP and (when uTP runs) UDP. `None`, the default, maps
     /// nothing: embedders decide.
@@ -53,6 +60,40 @@ pub struct SessionConfig {
     /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
     /// Default true; false turns every web seed of every torrent off.
     pub web_seeds: bool,
+}
+
+/// The IPv6 address to announce when listening on `listen`: the listen
+/// address itself if it is [`global_ipv6`]; on `[::]` (every interface), the
+/// first global IPv6 address of the host's interfaces (read from the OS, no
+/// traffic); otherwise none (an IPv4 or a loopback listen address).
+pub fn announce_ipv6_for(listen: SocketAddr) -> Option<Ipv6Addr> {
+    match listen.ip() {
+        IpAddr::V6(v6) if v6.is_unspecified() => {
+            use network_interface::{Addr, NetworkInterface, NetworkInterfaceConfig};
+            let interfaces = NetworkInterface::show()
+                .map_err(|e| log::debug!("cannot list network interfaces: {e}"))
+                .ok()?;
+            interfaces
+                .iter()
+                .flat_map(|i| &i.addr)
+                .find_map(|addr| match addr {
+                    Addr::V6(a) => global_ipv6(IpAddr::V6(a.ip)),
+                    Addr::V4(_) => None,
+                })
+        }
+        ip => global_ipv6(ip),
+    }
+}
+
+/// `ip` if it looks like a global unicast IPv6 address (in 2000::/3, not the
+/// documentation prefix 2001:db8::/32): one worth telling a tracker.
+pub fn global_ipv6(ip: IpAddr) -> Option<Ipv6Addr> {
+    let IpAddr::V6(v6) = ip else {
+        return None;
+    };
+    let [first, second, ..] = v6.segments();
+    let global = first & 0xe000 == 0x2000 && !(first == 0x2001 && second == 0x0db8);
+    global.then_some(v6)
 }
 
 /// Whether peer connections use MSE/PE (Message Stream Encryption).
@@ -104,6 +145,48 @@ impl Default for SessionConfig {
             port_mapping: None,
             external_port: ExternalPort::default(),
             web_seeds: true,
+            announce_ipv6: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_global_ipv6_addresses_are_worth_announcing() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(global_ipv6(ip("2a01:4f8::1")), "2a01:4f8::1".parse().ok());
+        assert_eq!(global_ipv6(ip("3fff::1")), "3fff::1".parse().ok());
+        for other in [
+            "::",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "127.0.0.1",
+            "1.2.3.4",
+        ] {
+            assert_eq!(global_ipv6(ip(other)), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn announced_ipv6_follows_the_listen_address() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            announce_ipv6_for(at("[2a01:4f8::2]:6881")),
+            "2a01:4f8::2".parse().ok()
+        );
+        assert_eq!(announce_ipv6_for(at("[::1]:6881")), None);
+        assert_eq!(announce_ipv6_for(at("127.0.0.1:6881")), None);
+        assert_eq!(announce_ipv6_for(at("0.0.0.0:6881")), None);
+        // On [::] it is one of the host's addresses, if any is global.
+        if let Some(ip) = announce_ipv6_for(at("[::]:6881")) {
+            assert_eq!(global_ipv6(IpAddr::V6(ip)), Some(ip));
         }
     }
 }

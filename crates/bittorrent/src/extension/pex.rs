@@ -6,11 +6,14 @@
 //!
 //! # Limits
 //! BEP 11 asks senders for at most [`MAX_SENT`] added and [`MAX_SENT`] dropped peers per
-//! message and at most one message a minute ([`PEX_INTERVAL`]); [`PexState`] follows both.
+//! message and at most one message a minute ([`PEX_INTERVAL`]); [`PexState`] follows both,
+//! for each address family apart (`added` and `added6` each hold up to [`MAX_SENT`]).
 //! The decoder accepts more but keeps at most [`MAX_DECODED`] added and [`MAX_DECODED`]
-//! dropped peers (IPv4 first). A compact string whose length is not a multiple of its entry
-//! size is an error; a missing or short flags string gives the remaining peers flags 0.
-//! Added peers with port 0 are skipped.
+//! dropped peers of each family (a flood of IPv4 entries cannot crowd out the IPv6 ones).
+//! A compact string whose length is not a multiple of its entry size is an error; a
+//! missing or short flags string gives the remaining peers flags 0. Added peers with port
+//! 0 are skipped. An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) in `added6`/`dropped6`
+//! is read as the IPv4 address it stands for, and sent in `added`/`dropped`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,10 +22,12 @@ use std::time::{Duration, Instant};
 use crate::bencode::{self, Value};
 use crate::extension::{encode_dict, get_bytes, ExtensionError};
 
-/// Most added (and, separately, dropped) peers [`PexState`] puts in one message.
+/// Most added (and, separately, dropped) peers of one address family [`PexState`] puts
+/// in one message.
 pub const MAX_SENT: usize = 50;
 
-/// Most added (and, separately, dropped) peers kept from one decoded message.
+/// Most added (and, separately, dropped) peers of one address family kept from one
+/// decoded message.
 pub const MAX_DECODED: usize = 200;
 
 /// Least time between two PEX messages to the same peer.
@@ -116,18 +121,21 @@ impl PexMessage {
                     Some(PexPeer { addr, flags })
                 })
                 .filter(|p| p.addr.port() != 0)
+                .take(MAX_DECODED)
                 .collect::<Vec<_>>()
         };
         let mut added = with_flags(added4, V4_LEN, flags4);
         added.extend(with_flags(added6, V6_LEN, flags6));
-        added.truncate(MAX_DECODED);
 
-        let dropped = dropped4
-            .chunks_exact(V4_LEN)
-            .chain(dropped6.chunks_exact(V6_LEN))
-            .filter_map(addr_from_compact)
-            .take(MAX_DECODED)
-            .collect();
+        let dropped_of = |addrs: &[u8], entry: usize| {
+            addrs
+                .chunks_exact(entry)
+                .filter_map(addr_from_compact)
+                .take(MAX_DECODED)
+                .collect::<Vec<_>>()
+        };
+        let mut dropped = dropped_of(dropped4, V4_LEN);
+        dropped.extend(dropped_of(dropped6, V6_LEN));
         Ok(Self { added, dropped })
     }
 
@@ -139,7 +147,7 @@ impl PexMessage {
         let mut added6 = Vec::new();
         let mut flags6 = Vec::new();
         for peer in &self.added {
-            if peer.addr.is_ipv4() {
+            if peer.addr.ip().to_canonical().is_ipv4() {
                 push_compact(&mut added4, peer.addr);
                 flags4.push(peer.flags.0);
             } else {
@@ -150,7 +158,7 @@ impl PexMessage {
         let mut dropped4 = Vec::new();
         let mut dropped6 = Vec::new();
         for &addr in &self.dropped {
-            let out = if addr.is_ipv4() {
+            let out = if addr.ip().to_canonical().is_ipv4() {
                 &mut dropped4
             } else {
                 &mut dropped6
@@ -177,7 +185,8 @@ impl PexMessage {
     }
 }
 
-/// An address from 6 (IPv4) or 18 (IPv6) compact bytes: address then big-endian port.
+/// An address from 6 (IPv4) or 18 (IPv6) compact bytes: address then big-endian port. An
+/// IPv4-mapped IPv6 address becomes its IPv4 address.
 fn addr_from_compact(chunk: &[u8]) -> Option<SocketAddr> {
     let split = chunk.len().checked_sub(2)?;
     let (ip, port) = chunk.split_at(split);
@@ -185,13 +194,13 @@ fn addr_from_compact(chunk: &[u8]) -> Option<SocketAddr> {
     let ip = if let Ok(v4) = <[u8; 4]>::try_from(ip) {
         IpAddr::V4(Ipv4Addr::from(v4))
     } else {
-        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip).ok()?))
+        IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(ip).ok()?)).to_canonical()
     };
     Some(SocketAddr::new(ip, port))
 }
 
 fn push_compact(out: &mut Vec<u8>, addr: SocketAddr) {
-    match addr.ip() {
+    match addr.ip().to_canonical() {
         IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
         IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
     }
@@ -219,8 +228,8 @@ impl PexState {
     ///
     /// Returns `None` when a message went out less than [`PEX_INTERVAL`] before `now`,
     /// or when nothing changed. Otherwise the message holds at most [`MAX_SENT`] added
-    /// and [`MAX_SENT`] dropped peers (lowest addresses first); the rest follow in later
-    /// messages.
+    /// and [`MAX_SENT`] dropped peers of each address family (lowest addresses first); the
+    /// rest follow in later messages.
     pub fn next_message(
         &mut self,
         now: Instant,
@@ -233,19 +242,25 @@ impl PexState {
         }
         let current: BTreeMap<SocketAddr, PexFlags> =
             connected.into_iter().map(|p| (p.addr, p.flags)).collect();
-        let added: Vec<PexPeer> = current
-            .iter()
-            .filter(|(addr, _)| !self.sent.contains(addr))
-            .take(MAX_SENT)
-            .map(|(&addr, &flags)| PexPeer { addr, flags })
-            .collect();
-        let dropped: Vec<SocketAddr> = self
-            .sent
-            .iter()
-            .filter(|addr| !current.contains_key(addr))
-            .take(MAX_SENT)
-            .copied()
-            .collect();
+        let mut added: Vec<PexPeer> = Vec::new();
+        let mut dropped: Vec<SocketAddr> = Vec::new();
+        for v4 in [true, false] {
+            let family = |addr: &SocketAddr| addr.ip().to_canonical().is_ipv4() == v4;
+            added.extend(
+                current
+                    .iter()
+                    .filter(|(addr, _)| family(addr) && !self.sent.contains(addr))
+                    .take(MAX_SENT)
+                    .map(|(&addr, &flags)| PexPeer { addr, flags }),
+            );
+            dropped.extend(
+                self.sent
+                    .iter()
+                    .filter(|addr| family(addr) && !current.contains_key(addr))
+                    .take(MAX_SENT)
+                    .copied(),
+            );
+        }
         let message = PexMessage { added, dropped };
         if message.is_empty() {
             return None;
@@ -375,6 +390,60 @@ mod tests {
     }
 
     #[test]
+    fn decode_caps_each_family_apart() {
+        let mut v4 = Vec::new();
+        for i in 0..300u16 {
+            push_compact(
+                &mut v4,
+                SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 1)),
+            );
+        }
+        let mut v6 = Vec::new();
+        for i in 1..=3u16 {
+            push_compact(
+                &mut v6,
+                SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i), 2)),
+            );
+        }
+        let mut body = format!("d5:added{}:", v4.len()).into_bytes();
+        body.extend_from_slice(&v4);
+        body.extend_from_slice(format!("6:added6{}:", v6.len()).as_bytes());
+        body.extend_from_slice(&v6);
+        body.extend_from_slice(format!("7:dropped{}:", v4.len()).as_bytes());
+        body.extend_from_slice(&v4);
+        body.extend_from_slice(format!("8:dropped6{}:", v6.len()).as_bytes());
+        body.extend_from_slice(&v6);
+        body.push(b'e');
+        let msg = PexMessage::decode(&body).unwrap();
+        assert_eq!(msg.added.len(), MAX_DECODED + 3);
+        assert_eq!(msg.dropped.len(), MAX_DECODED + 3);
+        assert_eq!(msg.added[MAX_DECODED].addr, addr("[2001:db8::1]:2"));
+        assert_eq!(msg.dropped[MAX_DECODED + 2], addr("[2001:db8::3]:2"));
+    }
+
+    #[test]
+    fn v4_mapped_entries_are_ipv4() {
+        let mapped: Ipv6Addr = "::ffff:10.1.2.3".parse().unwrap();
+        let mut body = b"d6:added618:".to_vec();
+        body.extend_from_slice(&mapped.octets());
+        body.extend_from_slice(b"\x1a\xe18:added6.f1:\x028:dropped618:");
+        body.extend_from_slice(&mapped.octets());
+        body.extend_from_slice(b"\x00\x07e");
+        let msg = PexMessage::decode(&body).unwrap();
+        assert_eq!(msg.added, [peer("10.1.2.3:6881", 0x02)]);
+        assert_eq!(msg.dropped, [addr("10.1.2.3:7")]);
+        // And a mapped address of ours goes out in the IPv4 keys.
+        let ours = PexMessage {
+            added: vec![peer("[::ffff:10.1.2.3]:6881", 0x02)],
+            dropped: vec![addr("[::ffff:10.1.2.3]:7")],
+        };
+        assert_eq!(
+            ours.encode(),
+            b"d5:added6:\x0a\x01\x02\x03\x1a\xe17:added.f1:\x027:dropped6:\x0a\x01\x02\x03\x00\x07e"
+        );
+    }
+
+    #[test]
     fn encode_round_trip_mixed_families() {
         let msg = PexMessage {
             added: vec![peer("[fe80::1]:9", 0x10), peer("9.8.7.6:5", 0x03)],
@@ -467,6 +536,35 @@ mod tests {
             t += PEX_INTERVAL;
         }
         assert_eq!(dropped, 120);
+    }
+
+    #[test]
+    fn state_caps_each_family_apart() {
+        let t0 = Instant::now();
+        let mut state = PexState::new();
+        let v4 = (0..60u8).map(|i| peer(&format!("10.0.0.{i}:1"), 0));
+        let v6 = (1..=60u16).map(|i| PexPeer {
+            addr: SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i), 1)),
+            flags: PexFlags(0),
+        });
+        let all: Vec<PexPeer> = v4.chain(v6).collect();
+        let first = state.next_message(t0, all.iter().copied()).unwrap();
+        let first4 = first.added.iter().filter(|p| p.addr.is_ipv4()).count();
+        let first6 = first.added.len() - first4;
+        assert_eq!((first4, first6), (MAX_SENT, MAX_SENT));
+        let body = first.encode();
+        let decoded = PexMessage::decode(&body).unwrap();
+        assert_eq!(decoded.added.len(), 2 * MAX_SENT);
+        let second = state
+            .next_message(t0 + PEX_INTERVAL, all.iter().copied())
+            .unwrap();
+        assert_eq!(second.added.len(), 20);
+        // Every IPv6 peer leaves: 50 dropped6, then 10.
+        let v4_only: Vec<PexPeer> = all.iter().copied().filter(|p| p.addr.is_ipv4()).collect();
+        let t2 = t0 + 2 * PEX_INTERVAL;
+        let third = state.next_message(t2, v4_only.iter().copied()).unwrap();
+        assert_eq!(third.dropped.len(), MAX_SENT);
+        assert!(third.dropped.iter().all(SocketAddr::is_ipv6));
     }
 
     #[test]

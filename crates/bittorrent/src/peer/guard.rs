@@ -23,7 +23,7 @@
 //!   first word on the peer's pieces: after a bitfield or another of them it
 //!   is a protocol error. Suggest and allowed-fast indices are checked.
 //! - Peer exchange: at most one message taken per [`PEX_MIN_INTERVAL`],
-//!   at most [`PEX_MAX_ADDED`] addresses from it.
+//!   at most [`PEX_MAX_ADDED`] addresses of each family (IPv4, IPv6) from it.
 //! - Metadata requests (BEP 9): at most two copies of our info dictionary
 //!   (plus [`METADATA_SLACK`] pieces) served per connection, each piece
 //!   charged by its size; later requests are rejected.
@@ -54,7 +54,8 @@ const COST_PER_KIB: u32 = 2;
 const DIFF_PIECES_PER_TOKEN: usize = 256;
 /// Peer exchange messages taken at most this often.
 pub(crate) const PEX_MIN_INTERVAL: Duration = Duration::from_secs(30);
-/// Addresses taken from one PEX message (BEP 11 asks senders for at most 50).
+/// Addresses of each family taken from one PEX message (BEP 11 asks senders
+/// for at most 50).
 pub(crate) const PEX_MAX_ADDED: usize = 50;
 /// Metadata pieces served per connection beyond two copies of the info
 /// dictionary (a few re-requests).

@@ -115,6 +115,7 @@ pub(crate) async fn run(
             Some(accepted) = next_utp(&mut utp) => accepted,
             Some(_) = handshakes.join_next(), if !handshakes.is_empty() => continue,
         };
+        let addr = peer_addr(addr);
         let now = Instant::now();
         if !admission.admit(addr.ip(), now) {
             log::trace!("{addr}: too many connections from this address; refused");
@@ -135,6 +136,14 @@ pub(crate) async fn run(
         handshakes.spawn(hand_over(stream, addr, inbound.clone(), permit));
     }
     handshakes.shutdown().await;
+}
+
+/// The address a peer is known by. An IPv4 peer accepted on a dual-stack
+/// socket (`[::]`) comes as an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`):
+/// it is its IPv4 address, so that one peer has one address for admission,
+/// bans, duplicates and PEX, whichever socket it came in on.
+fn peer_addr(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// Reads the handshake of an accepted connection (holding one of the
@@ -309,6 +318,22 @@ mod tests {
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])
+    }
+
+    #[tokio::test]
+    async fn dual_stack_listener_knows_ipv4_peers_by_their_ipv4_address() {
+        let listener = bind(SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))).unwrap();
+        let local = listener.local_addr().unwrap();
+        let dialler = TcpStream::connect(("127.0.0.1", local.port()))
+            .await
+            .unwrap();
+        let (_stream, from) = listener.accept().await.unwrap();
+        if local.is_ipv6() {
+            assert!(from.is_ipv6(), "dual-stack: {from} comes IPv4-mapped");
+        }
+        assert_eq!(peer_addr(from), dialler.local_addr().unwrap());
+        let v6: SocketAddr = "[::1]:6881".parse().unwrap();
+        assert_eq!(peer_addr(v6), v6);
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl Session {
             log::info!("listening on {addr}");
             config.port = addr.port();
         }
+        if config.announce_ipv6.is_none() {
+            config.announce_ipv6 = listen_addr.and_then(crate::config::announce_ipv6_for);
+        }
         let cancel = CancellationToken::new();
         let finished = CancellationToken::new();
         let utp = listen_addr

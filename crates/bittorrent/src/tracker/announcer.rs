@@ -9,7 +9,7 @@
 //! torrent stops is still counted by the tracker).
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
@@ -97,6 +97,9 @@ pub struct AnnouncerConfig {
     /// Where to publish each tracker's [`TrackerStatus`] (in tier order) as
     /// it changes, for a display; `None` publishes nothing.
     pub status: Option<watch::Sender<Vec<TrackerStatus>>>,
+    /// Our IPv6 address, sent as `ipv6=` by HTTP announces (BEP 7); `None`
+    /// sends none.
+    pub ipv6: Option<Ipv6Addr>,
     /// The port mapper's external TCP port, announced instead of
     /// [`port`](Self::port) while mapped.
     pub external_port: ExternalPort,
@@ -142,6 +145,7 @@ impl AnnouncerConfig {
             client: None,
             udp: Self::DEFAULT_UDP,
             status: None,
+            ipv6: None,
             external_port: ExternalPort::default(),
         }
     }
@@ -374,6 +378,7 @@ impl Announcer {
             event,
             num_want: Some(num_want),
             tracker_id: self.tracker_ids.get(url).cloned(),
+            ipv6: self.config.ipv6,
         }
     }
 
@@ -782,6 +787,25 @@ mod tests {
         assert_eq!(event_of(&third), Some("stopped"), "{third}");
         assert_eq!(param(&third, "numwant"), Some("0"));
         assert!(tracker.requests.try_recv().is_err(), "only three announces");
+    }
+
+    #[tokio::test]
+    async fn sends_our_ipv6_address_when_configured() {
+        let mut tracker = FakeTracker::start(&body_with_peer(""), false).await;
+        let mut cfg = config(vec![vec![tracker.url.clone()]]);
+        cfg.ipv6 = Some("2a01:4f8::7".parse().unwrap());
+        let mut run = spawn(cfg, 100);
+        let first = tracker.next().await;
+        assert_eq!(param(&first, "ipv6"), Some("2a01%3A4f8%3A%3A7"), "{first}");
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        run.shutdown().await;
+
+        let mut tracker = FakeTracker::start(&body_with_peer(""), false).await;
+        let mut run = spawn(config(vec![vec![tracker.url.clone()]]), 100);
+        let first = tracker.next().await;
+        assert_eq!(param(&first, "ipv6"), None, "{first}");
+        assert!(matches!(run.next().await, TrackerUpdate::Announced { .. }));
+        run.shutdown().await;
     }
 
     #[tokio::test]

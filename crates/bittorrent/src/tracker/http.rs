@@ -31,7 +31,8 @@ pub fn is_http_url(url: &str) -> bool {
 }
 
 /// Builds the full announce URL: `base` plus the query string, with
-/// `info_hash` and `peer_id` percent-encoded byte by byte, `compact=1`.
+/// `info_hash` and `peer_id` percent-encoded byte by byte, `compact=1`, and
+/// `ipv6=` (BEP 7) when the request carries our IPv6 address.
 ///
 /// If `base` already has a query string the parameters are appended with
 /// `&`; a `#fragment` in `base` is dropped. Unreserved characters
@@ -60,6 +61,10 @@ pub fn announce_url(base: &str, req: &AnnounceRequest) -> String {
     }
     if let Some(num_want) = req.num_want {
         url.push_str(&format!("&numwant={num_want}"));
+    }
+    if let Some(ip) = req.ipv6 {
+        url.push_str("&ipv6=");
+        url.push_str(&percent_encode(ip.to_string().as_bytes(), QUERY_VALUE).to_string());
     }
     if let Some(id) = &req.tracker_id {
         url.push_str("&trackerid=");
@@ -160,6 +165,7 @@ mod tests {
             event: None,
             num_want: None,
             tracker_id: None,
+            ipv6: None,
         }
     }
 
@@ -180,6 +186,17 @@ mod tests {
                  &peer_id=-BT0001-abcdefgh~._Z&port=6881&uploaded=1&downloaded=2&left=3\
                  &compact=1&event=started&numwant=50&trackerid=a%20b%26c"
             )
+        );
+    }
+
+    #[test]
+    fn url_with_ipv6() {
+        let mut req = request();
+        req.ipv6 = Some("2001:470:1::7".parse().unwrap());
+        let url = announce_url("http://t/a", &req);
+        assert!(
+            url.ends_with("&compact=1&ipv6=2001%3A470%3A1%3A%3A7"),
+            "{url}"
         );
     }
 

@@ -20,6 +20,8 @@ pub(crate) use status::TrackerBoard;
 pub use status::{TrackerState, TrackerStatus};
 pub use udp::{is_udp_url, ScrapeInfo, UdpTracker, UdpTrackerConfig};
 
+use std::net::Ipv6Addr;
+
 use crate::types::{InfoHash, PeerId};
 
 /// The `event` parameter of an announce.
@@ -66,6 +68,9 @@ pub struct AnnounceRequest {
     pub num_want: Option<u32>,
     /// Echo of a previous response's `tracker id`.
     pub tracker_id: Option<String>,
+    /// Our IPv6 address, sent as `ipv6=` by HTTP announces (BEP 7); UDP
+    /// announces (BEP 15) have no field for it.
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 /// Errors of a tracker exchange.

@@ -167,6 +167,10 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerE
         Some(Value::Bytes(compact)) => peers.extend(compact_v6(&compact)),
         Some(_) => return Err(decode_error("`peers6` is not a byte string")),
     }
+    // A dual-stack tracker may list IPv4 peers as IPv4-mapped IPv6 addresses.
+    for peer in &mut peers {
+        peer.set_ip(peer.ip().to_canonical());
+    }
     let mut seen = HashSet::new();
     peers.retain(|p| p.port() != 0 && seen.insert(*p));
 
@@ -367,6 +371,42 @@ mod tests {
         assert_eq!(
             r.peers,
             vec![addr("127.0.0.1:6881"), addr("[::1]:51413"), addr("[::2]:1")]
+        );
+    }
+
+    #[test]
+    fn peers6_v4_mapped_is_ipv4_and_deduplicated() {
+        let mapped: Ipv6Addr = "::ffff:10.0.0.1".parse().unwrap();
+        let mut body = b"d8:intervali60e5:peers6:\x0a\x00\x00\x01\x1a\xe16:peers636:".to_vec();
+        for port in [6881u16, 6882] {
+            body.extend_from_slice(&mapped.octets());
+            body.extend_from_slice(&port.to_be_bytes());
+        }
+        body.push(b'e');
+        assert_eq!(
+            parse(&body).peers,
+            vec![addr("10.0.0.1:6881"), addr("10.0.0.1:6882")]
+        );
+    }
+
+    #[test]
+    fn peers_and_peers6_together() {
+        let mut body =
+            b"d8:intervali60e5:peers12:\x7f\x00\x00\x01\x1a\xe1\x7f\x00\x00\x02\x00\x016:peers636:"
+                .to_vec();
+        for (ip, port) in [("::1", 51413u16), ("2001:db8::7", 1)] {
+            body.extend_from_slice(&ip.parse::<Ipv6Addr>().unwrap().octets());
+            body.extend_from_slice(&port.to_be_bytes());
+        }
+        body.push(b'e');
+        assert_eq!(
+            parse(&body).peers,
+            vec![
+                addr("127.0.0.1:6881"),
+                addr("127.0.0.2:1"),
+                addr("[::1]:51413"),
+                addr("[2001:db8::7]:1")
+            ]
         );
     }
 

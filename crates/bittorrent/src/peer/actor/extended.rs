@@ -92,14 +92,16 @@ impl PeerActor {
         Ok(())
     }
 
-    /// Passes the peer's PEX additions (at most [`PEX_MAX_ADDED`]) to the
+    /// Passes the peer's PEX additions (at most [`PEX_MAX_ADDED`] of each
+    /// address family, so IPv4 ones cannot crowd out IPv6 ones) to the
     /// torrent.
     pub(super) async fn on_pex(&mut self, pex: &PexMessage) -> Result<(), PeerError> {
-        let added = pex
-            .added
-            .iter()
+        let (v4, v6): (Vec<_>, Vec<_>) =
+            pex.added.iter().map(|p| p.addr).partition(|a| a.is_ipv4());
+        let added = v4
+            .into_iter()
             .take(PEX_MAX_ADDED)
-            .map(|p| p.addr)
+            .chain(v6.into_iter().take(PEX_MAX_ADDED))
             .collect();
         self.emit(PeerEvent::Pex {
             addr: self.addr,

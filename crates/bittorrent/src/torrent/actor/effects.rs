@@ -142,6 +142,7 @@ impl Shell {
         let mut cfg =
             AnnouncerConfig::new(tiers, self.info_hash, self.config.peer_id, self.config.port);
         cfg.status = Some(self.tracker_status.clone());
+        cfg.ipv6 = self.config.announce_ipv6;
         cfg.external_port = self.config.external_port.clone();
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(

@@ -408,6 +408,7 @@ mod tests {
             event,
             num_want: Some(50),
             tracker_id: None,
+            ipv6: None,
         }
     }
 
@@ -468,6 +469,24 @@ mod tests {
         assert_eq!(t.wait(8), Duration::from_secs(3840));
         assert_eq!(c.connection_id_ttl, Duration::from_secs(60));
         assert_eq!(c.timeout, None);
+    }
+
+    #[tokio::test]
+    async fn announce_over_ipv6_reads_18_byte_peers() {
+        let Some(mut fake) = FakeUdpTracker::start_v6(Mode::Answer).await else {
+            eprintln!("no ::1 here: skipped");
+            return;
+        };
+        assert!(fake.url.starts_with("udp://[::1]:"), "{}", fake.url);
+        let mut tracker = UdpTracker::new(fake.url.clone(), fast());
+        let resp = tracker
+            .announce(&request(Some(AnnounceEvent::Started)))
+            .await
+            .unwrap();
+        assert_eq!(resp.peers, fake.peers);
+        assert!(resp.peers.iter().all(SocketAddr::is_ipv6));
+        assert!(matches!(fake.next().await, Request::Connect { .. }));
+        assert!(matches!(fake.next().await, Request::Announce { .. }));
     }
 
     #[tokio::test]

@@ -53,11 +53,26 @@ impl FakeUdpTracker {
 
     pub(crate) async fn start_with_interval(mode: Mode, interval: u32) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("udp://{}/announce", socket.local_addr().unwrap());
         let peers: Vec<SocketAddr> = vec![
             "127.0.0.1:6881".parse().unwrap(),
             "127.0.0.2:51413".parse().unwrap(),
         ];
+        Self::serve_on(socket, mode, interval, peers)
+    }
+
+    /// A tracker on `[::1]` whose announce replies list IPv6 peers (18-byte
+    /// entries, BEP 15 over IPv6); `None` when `::1` cannot be bound.
+    pub(crate) async fn start_v6(mode: Mode) -> Option<Self> {
+        let socket = UdpSocket::bind("[::1]:0").await.ok()?;
+        let peers: Vec<SocketAddr> = vec![
+            "[::1]:6881".parse().unwrap(),
+            "[2001:db8::2]:51413".parse().unwrap(),
+        ];
+        Some(Self::serve_on(socket, mode, 1800, peers))
+    }
+
+    fn serve_on(socket: UdpSocket, mode: Mode, interval: u32, peers: Vec<SocketAddr>) -> Self {
+        let url = format!("udp://{}/announce", socket.local_addr().unwrap());
         let (tx, requests) = mpsc::unbounded_channel();
         let drop = Arc::new(Mutex::new(HashSet::new()));
         let script = Script {

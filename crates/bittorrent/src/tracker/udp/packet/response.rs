@@ -26,11 +26,16 @@ pub struct AnnounceReply {
 impl AnnounceReply {
     /// The protocol-independent [`AnnounceResponse`]: the interval clamped
     /// like an HTTP response's (`MIN_INTERVAL..=MAX_INTERVAL`), peers with
-    /// port 0 and duplicates dropped (order kept), seeders as `complete`
+    /// port 0 and duplicates dropped (order kept), IPv4-mapped IPv6
+    /// addresses as the IPv4 addresses they stand for, seeders as `complete`
     /// and leechers as `incomplete`.
     pub fn into_response(self) -> AnnounceResponse {
         let mut seen = HashSet::new();
-        let mut peers = self.peers;
+        let mut peers: Vec<SocketAddr> = self
+            .peers
+            .into_iter()
+            .map(|p| SocketAddr::new(p.ip().to_canonical(), p.port()))
+            .collect();
         peers.retain(|p| p.port() != 0 && seen.insert(*p));
         AnnounceResponse {
             interval: clamp_interval(i64::from(self.interval)),

@@ -316,6 +316,7 @@ fn packet_from_request_and_reply_to_response() {
         event: Some(AnnounceEvent::Stopped),
         num_want: None,
         tracker_id: Some("ignored".into()),
+        ipv6: Some("2001:470::1".parse().unwrap()),
     };
     let packet = AnnouncePacket::new(&req, 1, 2, 3);
     assert_eq!(
