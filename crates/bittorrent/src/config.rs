@@ -44,8 +44,9 @@ pub struct SessionConfig {
     pub utp: UtpMode,
     /// Our IPv6 address for trackers: HTTP announces send it as `ipv6=`
     /// (BEP 7), so that a tracker reached over IPv4 can list us to IPv6
-    /// peers too. `None` (the default): worked out at session start by
-    /// [`announce_ipv6_for`] from the listen address. Loopback (`::1` is
+    /// peers too. `None` (the default): worked out at session start from
+    /// the listen address (a global unicast IPv6 address, or on `[::]` the
+    /// host's first global one). Loopback (`::1` is
     /// nobody else's way to us) and link-local addresses are never sent; a
     /// tracker reached over IPv6 takes the announce's source address anyway.
     pub announce_ipv6: Option<Ipv6Addr>,
