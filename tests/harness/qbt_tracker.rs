@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_bytes::ByteBuf;
 
 use crate::harness::proc::Proc;
+use crate::harness::tools::which;
 use crate::harness::wait::{poll, START_TIMEOUT};
 
 /// The port the probes of [`QbtTracker::peers`] announce (nothing listens there).
@@ -61,7 +62,16 @@ impl QbtTracker {
         let profile = dir.join("qbt-tracker");
         let (port, peer_port, web) = (free_port6(), free_port6(), free_port6());
         write_profile(&profile, port, peer_port, web);
-        let mut cmd = Command::new("qbittorrent-nox");
+        // It has no --stop-with-pid: setpriv (util-linux) has the kernel kill it if the thread
+        // that started it ends without dropping it (a test process killed outright).
+        let mut cmd = match which("setpriv") {
+            Some(setpriv) => {
+                let mut cmd = Command::new(setpriv);
+                cmd.args(["--pdeathsig", "KILL", "qbittorrent-nox"]);
+                cmd
+            }
+            None => Command::new("qbittorrent-nox"),
+        };
         cmd.arg(format!("--profile={}", profile.display()))
             .arg(format!("--webui-port={web}"));
         let proc = Proc::spawn("qbt-tracker", cmd, dir);
