@@ -20,7 +20,8 @@
 //! - [`dht`]: a loopback DHT of libtorrent nodes, our CLI with its DHT on.
 //! - [`cli`]: running our CLI, stopping it, reading its `--json` lines.
 //! - [`opentracker`]: the tracker ([`Tracker`]) and its scrape counts; [`trackers`]: tiers
-//!   and tracker URLs; [`tracker6`]: a small HTTP tracker on `[::1]` answering with `peers6`.
+//!   and tracker URLs; [`qbt_tracker`]: qBittorrent-nox's embedded tracker on `[::1]`, an IPv6
+//!   tracker answering with `peers6`.
 //! - [`fixture`]: a payload, its torrent and info-hash in a scratch directory; the shared
 //!   piece size and payload shapes.
 //! - [`meta`]: .torrent metadata and resume records (serde_bencode), piece checks of data on
@@ -57,10 +58,10 @@ pub mod opentracker;
 pub mod payload;
 pub mod peers;
 pub mod proc;
+pub mod qbt_tracker;
 pub mod restart;
 pub mod system;
 pub mod tools;
-pub mod tracker6;
 pub mod trackers;
 pub mod wait;
 

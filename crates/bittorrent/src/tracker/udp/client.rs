@@ -115,11 +115,19 @@ struct Link {
 /// are ignored. The socket is connected, so the kernel drops datagrams from
 /// other addresses and reports an ICMP "port unreachable" as an error,
 /// which fails the request at once.
+///
+/// The host may resolve to several addresses (an IPv4 and an IPv6 one): a
+/// request that fails with a socket error (that ICMP error, a family with no
+/// route) is tried at once on the next address, and after a timeout the
+/// next request starts from the next address.
 #[derive(Debug)]
 pub struct UdpTracker {
     url: String,
     config: UdpTrackerConfig,
     key: u32,
+    /// The host's addresses, resolved at the first request, and the one in use.
+    addrs: Vec<SocketAddr>,
+    current: usize,
     link: Option<Link>,
     /// The connection id and when it stops being used.
     connection: Option<(u64, Instant)>,
@@ -134,6 +142,8 @@ impl UdpTracker {
             url: url.into(),
             config,
             key: rand::random(),
+            addrs: Vec::new(),
+            current: 0,
             link: None,
             connection: None,
             buf: Vec::new(),
@@ -221,24 +231,62 @@ impl UdpTracker {
         Ok(all)
     }
 
-    /// [`Self::exchange`] under [`UdpTrackerConfig::timeout`].
+    /// [`Self::exchange_any`] under [`UdpTrackerConfig::timeout`].
     async fn bounded(
         &mut self,
         build: impl Fn(u64, u32) -> Request,
     ) -> Result<Response, TrackerError> {
         let result = match self.config.timeout {
-            Some(limit) => match tokio::time::timeout(limit, self.exchange(build)).await {
+            Some(limit) => match tokio::time::timeout(limit, self.exchange_any(&build)).await {
                 Ok(result) => result,
                 Err(_) => Err(TrackerError::Timeout),
             },
-            None => self.exchange(build).await,
+            None => self.exchange_any(&build).await,
         };
-        if let Err(TrackerError::Io(_)) = &result {
-            // Resolve and bind afresh next time.
-            self.link = None;
-            self.connection = None;
+        match &result {
+            Err(TrackerError::Io(_)) => {
+                // Resolve and bind afresh next time.
+                self.addrs.clear();
+                self.link = None;
+                self.connection = None;
+            }
+            Err(TrackerError::Timeout) if self.addrs.len() > 1 => {
+                // Perhaps this address is unreachable: start from the next one next time.
+                self.current = (self.current + 1) % self.addrs.len();
+                self.link = None;
+                self.connection = None;
+            }
+            _ => {}
         }
         result
+    }
+
+    /// [`Self::exchange`] on the current address, then on each next one
+    /// while the exchange fails with a socket error.
+    async fn exchange_any(
+        &mut self,
+        build: &impl Fn(u64, u32) -> Request,
+    ) -> Result<Response, TrackerError> {
+        if self.addrs.is_empty() {
+            self.addrs = self.resolve().await?;
+            self.current = 0;
+        }
+        loop {
+            match self.exchange(build).await {
+                Err(TrackerError::Io(e)) if self.current + 1 < self.addrs.len() => {
+                    debug!(
+                        "{}: {} failed ({e}), trying {}",
+                        self.url,
+                        self.addrs[self.current],
+                        self.addrs[self.current + 1]
+                    );
+                    self.current += 1;
+                    self.link = None;
+                    self.connection = None;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// One request with BEP 15 retransmissions, connecting first when no
@@ -246,10 +294,15 @@ impl UdpTracker {
     /// transaction id, unless it is an error response.
     async fn exchange(
         &mut self,
-        build: impl Fn(u64, u32) -> Request,
+        build: &impl Fn(u64, u32) -> Request,
     ) -> Result<Response, TrackerError> {
         if self.link.is_none() {
-            self.link = Some(self.open().await?);
+            let addr = self
+                .addrs
+                .get(self.current)
+                .copied()
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))?;
+            self.link = Some(self.open(addr).await?);
         }
         let connect_tx: u32 = rand::random();
         let request_tx: u32 = rand::random();
@@ -318,18 +371,25 @@ impl UdpTracker {
         Ok(n + 1)
     }
 
-    /// Resolves the URL's host and connects a socket of the matching family.
-    async fn open(&self) -> Result<Link, TrackerError> {
+    /// Every address of the URL's host, in the resolver's order.
+    async fn resolve(&self) -> Result<Vec<SocketAddr>, TrackerError> {
         let (host, port) = parse_udp_url(&self.url)?;
         let resolve_error = |reason: String| TrackerError::Resolve {
             host: host.clone(),
             reason,
         };
-        let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| resolve_error(e.to_string()))?
-            .next()
-            .ok_or_else(|| resolve_error("no address".into()))?;
+            .collect();
+        if addrs.is_empty() {
+            return Err(resolve_error("no address".into()));
+        }
+        Ok(addrs)
+    }
+
+    /// A socket of `addr`'s family, connected to it.
+    async fn open(&self, addr: SocketAddr) -> Result<Link, TrackerError> {
         let local: SocketAddr = match addr {
             SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
             SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -688,6 +748,63 @@ mod tests {
         // The ICMP "port unreachable" surfaces on the connected socket.
         assert!(matches!(err, TrackerError::Io(_)), "{err}");
         assert!(at.elapsed() < Duration::from_secs(2), "{:?}", at.elapsed());
+    }
+
+    /// The address of a fake tracker, from its URL.
+    fn addr_of(url: &str) -> SocketAddr {
+        let (host, port) = parse_udp_url(url).unwrap();
+        SocketAddr::new(host.parse().unwrap(), port)
+    }
+
+    #[tokio::test]
+    async fn a_failing_address_falls_back_to_the_next_one() {
+        let Some(mut fake) = FakeUdpTracker::start_v6(Mode::Answer).await else {
+            eprintln!("no ::1 here: skipped");
+            return;
+        };
+        // As a host resolving to 127.0.0.1 (nothing there: ICMP port unreachable) and ::1.
+        let closed = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let mut tracker = UdpTracker::new(fake.url.clone(), fast());
+        tracker.addrs = vec![dead, addr_of(&fake.url)];
+        let resp = tracker.announce(&request(None)).await.unwrap();
+        assert_eq!(resp.peers, fake.peers);
+        assert_eq!(tracker.current, 1);
+        assert!(matches!(fake.next().await, Request::Connect { .. }));
+        assert!(matches!(fake.next().await, Request::Announce(_)));
+        // The address that answered stays in use.
+        tracker.announce(&request(None)).await.unwrap();
+        assert!(matches!(fake.next().await, Request::Announce(_)));
+
+        // Every address failing is the last one's error, and the host is resolved anew.
+        let mut tracker = UdpTracker::new(format!("udp://{dead}/announce"), fast());
+        tracker.addrs = vec![dead, dead];
+        let err = tracker.announce(&request(None)).await.unwrap_err();
+        assert!(matches!(err, TrackerError::Io(_)), "{err}");
+        assert!(tracker.addrs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn after_a_timeout_the_next_request_tries_the_next_address() {
+        let Some(mut answering) = FakeUdpTracker::start_v6(Mode::Answer).await else {
+            eprintln!("no ::1 here: skipped");
+            return;
+        };
+        let mut silent = FakeUdpTracker::start(Mode::Silent).await;
+        let config = UdpTrackerConfig {
+            retransmit_base: Duration::from_millis(50),
+            max_retransmits: 1,
+            ..fast()
+        };
+        let mut tracker = UdpTracker::new(answering.url.clone(), config);
+        tracker.addrs = vec![addr_of(&silent.url), addr_of(&answering.url)];
+        let err = tracker.announce(&request(None)).await.unwrap_err();
+        assert!(matches!(err, TrackerError::Timeout), "{err}");
+        assert!(matches!(silent.next().await, Request::Connect { .. }));
+        let resp = tracker.announce(&request(None)).await.unwrap();
+        assert_eq!(resp.peers, answering.peers);
+        assert!(matches!(answering.next().await, Request::Connect { .. }));
     }
 
     #[tokio::test]
