@@ -188,6 +188,7 @@ impl Shell {
             use_dht: self.dht.is_some(),
             max_verifying: std::thread::available_parallelism().map_or(2, |n| n.get()),
             seed: None,
+            ourselves: self.ourselves.clone(),
         };
         log::info!(
             "{} checking {:?}: {} pieces of {} bytes, {} bytes",
