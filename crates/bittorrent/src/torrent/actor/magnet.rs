@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,7 +35,7 @@ pub(super) struct MetadataPhase {
     make_store: StoreFactory,
     candidates: mpsc::Sender<SocketAddr>,
     /// Our listen endpoints: never asked.
-    ourselves: Ourselves,
+    ourselves: Arc<Ourselves>,
     fetch: Fetch,
     /// When to look for peers on the DHT next.
     pub next_lookup: Instant,
@@ -46,7 +47,7 @@ impl MetadataPhase {
         make_store: StoreFactory,
         config: &SessionConfig,
         connector: Connector,
-        ourselves: Ourselves,
+        ourselves: Arc<Ourselves>,
         cancel: CancellationToken,
         now: Instant,
     ) -> Self {

@@ -88,7 +88,7 @@ struct Shell {
     /// Opens outbound peer connections (shared by the session's torrents).
     connector: Connector,
     /// Our listen endpoints: candidates there are not dialled.
-    ourselves: Ourselves,
+    ourselves: Arc<Ourselves>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     phase: Phase,
@@ -161,7 +161,7 @@ pub(crate) async fn run(
     let mut shell = Shell {
         info_hash,
         tag: format!("[{}]", info_hash.short()),
-        ourselves: our_endpoints(&config),
+        ourselves: Arc::new(our_endpoints(&config)),
         config,
         dht,
         connector,
@@ -225,7 +225,7 @@ impl Shell {
                     make_store,
                     &self.config,
                     self.connector.clone(),
-                    self.ourselves.clone(),
+                    Arc::clone(&self.ourselves),
                     self.cancel.clone(),
                     Instant::now(),
                 );

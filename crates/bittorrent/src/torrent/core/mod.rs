@@ -369,6 +369,12 @@ impl TorrentCore {
         }
     }
 
+    /// Our listen port is mapped on the NAT gateway at `external` (TCP;
+    /// empty: not mapped): never dial it.
+    pub(crate) fn set_mapped(&mut self, external: &[SocketAddr]) {
+        self.swarm.set_mapped(external);
+    }
+
     /// New candidate addresses; dials if there is room.
     pub(crate) fn add_candidates(
         &mut self,

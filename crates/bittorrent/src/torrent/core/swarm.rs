@@ -34,6 +34,7 @@ pub(crate) struct Swarm {
 /// port at the bound address, or for an unspecified bind (`0.0.0.0`, `[::]`)
 /// at any of the host's addresses of that family (`[::]` is dual-stack) and
 /// any loopback address. Only that port: other loopback peers are not us.
+/// Plus the gateway's side of our port mappings, as they come and go.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Ourselves {
     /// The listen port; 0 (not listening): nothing is us.
@@ -44,6 +45,8 @@ pub(crate) struct Ourselves {
     any_v4_loopback: bool,
     /// An unspecified IPv6 bind: `::1` and (dual-stack) 127.0.0.0/8 too.
     any_loopback: bool,
+    /// Our TCP port as mapped on the NAT gateway (its external address).
+    mapped: Vec<SocketAddr>,
 }
 
 impl Ourselves {
@@ -68,11 +71,15 @@ impl Ourselves {
             ips,
             any_v4_loopback: v4,
             any_loopback: v6,
+            mapped: Vec::new(),
         }
     }
 
     /// Whether a connection to `addr` would reach our own listener.
     pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
+        if self.mapped.iter().any(|m| same_endpoint(m, addr)) {
+            return true;
+        }
         if self.port == 0 || addr.port() != self.port {
             return false;
         }
@@ -80,6 +87,11 @@ impl Ourselves {
         self.ips.contains(&ip)
             || (ip.is_loopback() && (self.any_loopback || (self.any_v4_loopback && ip.is_ipv4())))
     }
+}
+
+/// Whether `a` and `b` are one endpoint (an IPv4-mapped address is IPv4).
+fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
 }
 
 /// `ip`, an IPv4-mapped IPv6 address as the IPv4 address.
@@ -242,6 +254,27 @@ impl Swarm {
     /// Whether `addr` is banned.
     pub(crate) fn is_banned(&self, addr: &SocketAddr) -> bool {
         self.banned.contains(&BanKey::of(addr))
+    }
+
+    /// Our listen port is mapped on the gateway at `external` (empty: not
+    /// mapped): those endpoints are us too, and any candidate there goes.
+    pub(crate) fn set_mapped(&mut self, external: &[SocketAddr]) {
+        let mapped: Vec<SocketAddr> = (external.iter())
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .copied()
+            .collect();
+        if self.ourselves.mapped == mapped {
+            return;
+        }
+        self.ourselves.mapped = mapped;
+        let gone: Vec<SocketAddr> = (self.candidates.keys())
+            .filter(|a| self.ourselves.contains(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            log::debug!("{addr} is our mapped endpoint; not a candidate");
+            self.remove(addr);
+        }
     }
 
     /// A connection we made to `addr` reached ourselves (the handshake
@@ -513,6 +546,23 @@ mod tests {
         assert!(!v6.contains(&at("127.0.0.1:6881")), "a specific bind only");
         let idle = Ourselves::default();
         assert!(!idle.contains(&addr(6881)), "not listening: nothing is us");
+    }
+
+    #[test]
+    fn our_mapped_endpoint_is_us_while_mapped() {
+        let now = Instant::now();
+        let mut s = Swarm::new(Ourselves::new(addr(6881), []));
+        let external = at("198.51.100.4:7001");
+        s.add(external, false, now);
+        s.add(at("198.51.100.4:7002"), false, now);
+        s.set_mapped(&[external, at("0.0.0.0:7003")]);
+        assert_eq!(s.len(), 1, "the candidate at our mapped endpoint goes");
+        s.add(at("[::ffff:198.51.100.4]:7001"), false, now);
+        s.add(at("0.0.0.0:7003"), false, now);
+        assert_eq!(s.len(), 2, "an unknown external address is nobody's");
+        s.set_mapped(&[]);
+        s.add(at("198.51.100.5:7001"), false, now);
+        assert_eq!(s.len(), 3, "unmapped, other hosts on that port are peers");
     }
 
     #[test]
