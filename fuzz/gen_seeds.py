@@ -111,6 +111,7 @@ write("utp_packet", "truncated-extension", utp(2, ext=1, tail=b"\x00\x08\x01"))
 
 NODE_ID = b"abcdefghij0123456789"
 write("krpc", "ping", b"d1:ad2:id20:" + NODE_ID + b"e1:q4:ping1:t2:aa1:y1:qe")
+write("krpc", "ping-read-only", b"d1:ad2:id20:" + NODE_ID + b"e1:q4:ping2:roi1e1:t2:aa1:y1:qe")
 write("krpc", "find-node-want", b"d1:ad2:id20:" + NODE_ID + b"6:target20:" + NODE_ID
       + b"4:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe")
 write("krpc", "get-peers", b"d1:ad2:id20:" + NODE_ID + b"9:info_hash20:" + NODE_ID

@@ -17,6 +17,10 @@
 //! `ext_ip` declares 11.22.33.44 as its public address. That is only a value it reports;
 //! nothing is sent to it, and the namespace has no link out. SSDP discovery is unicast to
 //! 127.0.0.1:1900 (the `ssdp` setting); NAT-PMP and PCP go to the gateway 127.0.0.1:5351.
+//! A fourth run, `upnp-multicast`, leaves `ssdp` unset: discovery goes to the SSDP multicast
+//! group 239.255.255.250:1900 as on a real LAN. There `lo` gets the MULTICAST flag and the
+//! route for 224.0.0.0/4 (the namespace's only multicast route), miniupnpd joins the group on
+//! `lo`, and the search loops back to it: the group never leaves the namespace.
 //!
 //! Run alone with `cargo test -p bittorrent-cli --test interop_portmap -- --nocapture`
 //! (as root: it creates network namespaces).
@@ -86,7 +90,7 @@ fn miniupnpd_maps_renews_and_removes_over_each_protocol() {
         return;
     }
     let exe = std::env::current_exe().expect("test binary path");
-    for protocol in ["upnp", "natpmp", "pcp"] {
+    for protocol in ["upnp", "natpmp", "pcp", "upnp-multicast"] {
         let out = Command::new("unshare")
             .args(["--net", "--"])
             .arg(&exe)
@@ -116,20 +120,36 @@ fn miniupnpd_maps_renews_and_removes_over_each_protocol() {
 #[ignore = "run by miniupnpd_maps_renews_and_removes_over_each_protocol in its own namespace"]
 fn inner_one_protocol() {
     let name = std::env::var(PROTOCOL_VAR).expect("BT_PORTMAP_PROTOCOL set by the outer test");
-    let protocol = match name.as_str() {
-        "upnp" => PortMapProtocol::Upnp,
-        "natpmp" => PortMapProtocol::NatPmp,
-        "pcp" => PortMapProtocol::Pcp,
+    let (protocol, multicast) = match name.as_str() {
+        "upnp" => (PortMapProtocol::Upnp, false),
+        "upnp-multicast" => (PortMapProtocol::Upnp, true),
+        "natpmp" => (PortMapProtocol::NatPmp, false),
+        "pcp" => (PortMapProtocol::Pcp, false),
         other => panic!("unknown protocol {other}"),
     };
     let dir = harness::scratch();
-    set_up_namespace(dir.path());
+    set_up_namespace(dir.path(), multicast);
     let mut gateway = start_miniupnpd(dir.path());
+    if multicast {
+        let groups = output("ip", &["maddr", "show", "dev", "lo"]);
+        assert!(
+            groups.contains("239.255.255.250"),
+            "miniupnpd did not join the SSDP group on lo: {groups}\n{}",
+            gateway.tail(40)
+        );
+    }
+    // Multicast: no `ssdp` setting, so discovery goes to the standard group.
+    let ssdp = (!multicast).then(|| SocketAddr::from(([127, 0, 0, 1], 1900)));
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    rt.block_on(map_renew_remove(protocol, dir.path(), &mut gateway));
+    rt.block_on(map_renew_remove(protocol, ssdp, dir.path(), &mut gateway));
 }
 
-async fn map_renew_remove(protocol: PortMapProtocol, dir: &Path, gateway: &mut Proc) {
+async fn map_renew_remove(
+    protocol: PortMapProtocol,
+    ssdp: Option<SocketAddr>,
+    dir: &Path,
+    gateway: &mut Proc,
+) {
     let leases = &dir.join("leases");
     let port = harness::free_port();
     let taken = take_external_tcp_port(port);
@@ -138,7 +158,7 @@ async fn map_renew_remove(protocol: PortMapProtocol, dir: &Path, gateway: &mut P
         port_mapping: Some(PortMapConfig {
             protocols: vec![protocol],
             gateway: Some([127, 0, 0, 1].into()),
-            ssdp: Some(SocketAddr::from(([127, 0, 0, 1], 1900))),
+            ssdp,
             lease: LEASE,
             ..PortMapConfig::default()
         }),
@@ -330,9 +350,14 @@ async fn announce_port(session: &SessionHandle, dir: &Path) -> u16 {
         .unwrap_or_else(|| panic!("no port in the announce {line:?}"))
 }
 
-/// `lo` up, the veth `pm0` (WAN side) holding 127.77.0.1, miniupnpd's nftables chains.
-fn set_up_namespace(dir: &Path) {
+/// `lo` up, the veth `pm0` (WAN side) holding 127.77.0.1, miniupnpd's nftables chains; with
+/// `multicast`, `lo` carries multicast and is the route for 224.0.0.0/4 (SSDP's group).
+fn set_up_namespace(dir: &Path, multicast: bool) {
     run("ip", &["link", "set", "lo", "up"]);
+    if multicast {
+        run("ip", &["link", "set", "lo", "multicast", "on"]);
+        run("ip", &["route", "add", "224.0.0.0/4", "dev", "lo"]);
+    }
     run(
         "ip",
         &["link", "add", "pm0", "type", "veth", "peer", "name", "pm1"],
@@ -406,6 +431,16 @@ fn dnat_rules(port: u16) -> Vec<String> {
         .filter(|l| l.ends_with(&format!("dnat ip to 127.0.0.1:{port}")))
         .map(|l| l.trim().to_string())
         .collect()
+}
+
+/// The standard output of a command that must succeed.
+fn output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", out.status);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn run(program: &str, args: &[&str]) {

@@ -1,5 +1,5 @@
 //! A DHT datagram: the KRPC decoder (BEP 5, with BEP 32's `want`, `nodes6`
-//! and IPv6 `values`, and BEP 42's `ip`).
+//! and IPv6 `values`, BEP 42's `ip` and BEP 43's `ro`).
 //!
 //! Checked: decoding never panics; a decoded message encodes to a datagram
 //! that decodes to the same message (an error's text only up to its code,

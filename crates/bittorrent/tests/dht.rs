@@ -77,7 +77,19 @@ async fn client() -> UdpSocket {
 /// Sends `query` with transaction id `tid` and waits for the answer with that
 /// id (skipping the node's own queries, such as its verification ping).
 async fn ask(sock: &UdpSocket, to: SocketAddr, tid: &[u8], query: Query) -> Message {
+    ask_as(sock, to, tid, query, false).await
+}
+
+/// [`ask`] as a read-only node (BEP 43) or not.
+async fn ask_as(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    tid: &[u8],
+    query: Query,
+    read_only: bool,
+) -> Message {
     let msg = Message {
+        read_only,
         tid: tid.to_vec(),
         body: Body::Query(query),
     };
@@ -223,6 +235,99 @@ async fn announce_tokens_are_checked() {
     cancel.cancel();
 }
 
+/// The next message to `sock` within `within`, if any.
+async fn next_message(sock: &UdpSocket, within: Duration) -> Option<(Message, SocketAddr)> {
+    let mut buf = [0u8; 4096];
+    let (len, from) = timeout(within, sock.recv_from(&mut buf)).await.ok()?.ok()?;
+    Some((Message::decode(&buf[..len]).expect("valid KRPC"), from))
+}
+
+#[tokio::test]
+async fn a_read_only_querier_is_answered_but_kept_out_of_the_table() {
+    let cancel = CancellationToken::new();
+    let (node, _task) = spawn(loopback(Vec::new()), &cancel).await;
+    let to = node.local_addr();
+    // BEP 43: a read-only querier is answered, never pinged, never added.
+    let read_only = client().await;
+    let ping = Query::Ping {
+        id: NodeId([2; 20]),
+    };
+    let answer = ask_as(&read_only, to, b"r1", ping, true).await;
+    assert_eq!(response(answer).id, node.node_id());
+    let after = next_message(&read_only, Duration::from_millis(500)).await;
+    assert!(after.is_none(), "a read-only node was queried: {after:?}");
+    assert_eq!(node.routing_table_size().await, 0);
+    // An ordinary querier gets a ping (its way into the table) and, once it
+    // answers, is in.
+    let ordinary = client().await;
+    let ping = Query::Ping {
+        id: NodeId([1; 20]),
+    };
+    ask(&ordinary, to, b"o1", ping).await;
+    let (verify, _) = next_message(&ordinary, Duration::from_secs(3))
+        .await
+        .expect("an ordinary querier is pinged");
+    assert!(matches!(verify.body, Body::Query(Query::Ping { .. })));
+    assert!(!verify.read_only, "we are not read-only");
+    let pong = Message {
+        tid: verify.tid,
+        body: Body::Response(Response {
+            id: NodeId([1; 20]),
+            ..Response::default()
+        }),
+        read_only: false,
+    };
+    ordinary.send_to(&pong.encode(), to).await.unwrap();
+    let added = timeout(Duration::from_secs(3), async {
+        while node.routing_table_size().await == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(added.is_ok(), "the ordinary querier was not added");
+    assert_eq!(node.routing_table_size().await, 1, "only the ordinary one");
+    cancel.cancel();
+}
+
+#[tokio::test]
+async fn a_read_only_node_queries_with_ro_and_answers_nothing() {
+    let cancel = CancellationToken::new();
+    let boot = client().await;
+    let config = DhtConfig {
+        read_only: true,
+        ..loopback(vec![boot.local_addr().unwrap()])
+    };
+    let (node, _task) = spawn(config, &cancel).await;
+    let bootstrapping = tokio::spawn({
+        let node = node.clone();
+        async move { node.bootstrap().await }
+    });
+    let (query, from) = next_message(&boot, Duration::from_secs(3))
+        .await
+        .expect("the read-only node queries its bootstrap node");
+    assert!(matches!(query.body, Body::Query(_)), "{query:?}");
+    assert!(query.read_only, "its queries carry ro = 1");
+    // It answers no query, not even a malformed one with an error.
+    let ping = Message {
+        tid: b"p1".to_vec(),
+        body: Body::Query(Query::Ping {
+            id: NodeId([3; 20]),
+        }),
+        read_only: false,
+    };
+    boot.send_to(&ping.encode(), from).await.unwrap();
+    let unknown = b"d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:xy1:y1:qe";
+    boot.send_to(unknown, from).await.unwrap();
+    while let Some((msg, _)) = next_message(&boot, Duration::from_secs(1)).await {
+        assert!(
+            matches!(msg.body, Body::Query(_)) && msg.read_only,
+            "a read-only node sent {msg:?}"
+        );
+    }
+    cancel.cancel();
+    let _ = bootstrapping.await;
+}
+
 #[tokio::test]
 async fn malformed_datagrams_are_ignored() {
     let cancel = CancellationToken::new();
@@ -291,6 +396,7 @@ async fn floods_are_rate_limited() {
     let flood = 200u32;
     for i in 0..flood {
         let msg = Message {
+            read_only: false,
             tid: i.to_be_bytes().to_vec(),
             body: Body::Query(Query::Ping {
                 id: NodeId([9; 20]),
@@ -423,6 +529,7 @@ async fn lying_responder(ip: [u8; 4], external: SocketAddr) -> SocketAddr {
             };
             if let Body::Query(_) = msg.body {
                 let reply = Message {
+                    read_only: false,
                     tid: msg.tid,
                     body: Body::Response(Response {
                         id,

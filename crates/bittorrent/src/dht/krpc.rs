@@ -1,5 +1,6 @@
 //! KRPC, the DHT's message format (BEP 5): one bencoded dictionary per UDP
-//! datagram. Pure: bytes in, [`Message`] out, and back.
+//! datagram, with BEP 32's `want` and `nodes6`, BEP 42's `ip` and BEP 43's
+//! `ro`. Pure: bytes in, [`Message`] out, and back.
 //!
 //! Decoding is strict and bounded: the datagram is at most [`MAX_DATAGRAM`]
 //! bytes (so every allocation is bounded by it), nesting is bounded by the
@@ -31,6 +32,10 @@ pub struct Message {
     pub tid: Vec<u8>,
     /// Query, response or error.
     pub body: Body,
+    /// BEP 43: the querier is a read-only node (`ro` = 1 at the top level):
+    /// answer it, but keep it out of the routing table. Queries only: it is
+    /// neither sent nor read on responses and errors.
+    pub read_only: bool,
 }
 
 /// The three kinds of KRPC message (`y` = `q`, `r` or `e`).
@@ -282,6 +287,7 @@ impl KrpcError {
         Some(Message {
             tid: tid.clone(),
             body: Body::Error(ErrorMessage { code, message }),
+            read_only: false,
         })
     }
 }
@@ -310,7 +316,14 @@ impl Message {
             b"e" => Body::Error(decode_error(&root)?),
             _ => return Err(KrpcError::NotKrpc("unknown message type")),
         };
-        Ok(Message { tid, body })
+        // BEP 43: `ro` is 1 or absent; any other value reads as absent.
+        let read_only = matches!(body, Body::Query(_))
+            && root.get(b"ro").and_then(|n| n.value.as_int()) == Some(1);
+        Ok(Message {
+            tid,
+            body,
+            read_only,
+        })
     }
 
     /// Encodes the message as a datagram (canonical bencode, sorted keys).
@@ -323,6 +336,10 @@ impl Message {
                 put_query_args(q, &mut out);
                 put_bytes(b"q", &mut out);
                 put_bytes(q.method().as_bytes(), &mut out);
+                if self.read_only {
+                    put_bytes(b"ro", &mut out);
+                    put_int(1, &mut out);
+                }
             }
             Body::Response(r) => {
                 if let Some(requester) = &r.requester {
@@ -615,6 +632,7 @@ mod tests {
         let bytes = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
         let msg = Message::decode(bytes).unwrap();
         let expected = Message {
+            read_only: false,
             tid: b"aa".to_vec(),
             body: Body::Query(Query::Ping {
                 id: NodeId(*b"abcdefghij0123456789"),
@@ -625,10 +643,43 @@ mod tests {
     }
 
     #[test]
+    fn bep43_ro_is_a_top_level_flag_of_queries() {
+        // BEP 43's example: `ro` = 1 beside `a`, `q`, `t` and `y`.
+        let bytes = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping2:roi1e1:t2:aa1:y1:qe";
+        let msg = Message::decode(bytes).unwrap();
+        assert!(msg.read_only);
+        assert_eq!(msg.encode(), bytes);
+        let plain = Message {
+            read_only: false,
+            ..msg.clone()
+        };
+        assert!(!plain.encode().windows(4).any(|w| w == b"2:ro"));
+        // Only 1 means read-only.
+        for other in [&b"i0e"[..], b"i2e", b"1:1"] {
+            let mut odd = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping2:ro".to_vec();
+            odd.extend_from_slice(other);
+            odd.extend_from_slice(b"1:t2:aa1:y1:qe");
+            assert!(!Message::decode(&odd).unwrap().read_only, "{other:?}");
+        }
+        // Responses carry no `ro`: read on one, it is ignored; never written.
+        let mut response = b"d1:rd2:id20:".to_vec();
+        response.extend_from_slice(&[1; 20]);
+        response.extend_from_slice(b"e2:roi1e1:t2:aa1:y1:re");
+        let decoded = Message::decode(&response).unwrap();
+        assert!(!decoded.read_only);
+        let forced = Message {
+            read_only: true,
+            ..decoded
+        };
+        assert!(!forced.encode().windows(4).any(|w| w == b"2:ro"));
+    }
+
+    #[test]
     fn ping_response_bytes() {
         let bytes = b"d1:rd2:id20:mnopqrstuvwxyz123456e1:t2:aa1:y1:re";
         let msg = Message::decode(bytes).unwrap();
         let expected = Message {
+            read_only: false,
             tid: b"aa".to_vec(),
             body: Body::Response(Response {
                 id: NodeId(*b"mnopqrstuvwxyz123456"),
@@ -644,6 +695,7 @@ mod tests {
         let bytes = b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee";
         let msg = Message::decode(bytes).unwrap();
         let expected = Message {
+            read_only: false,
             tid: b"aa".to_vec(),
             body: Body::Error(ErrorMessage {
                 code: ErrorCode::Generic,
@@ -710,6 +762,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
     #[test]
     fn response_with_nodes_values_token_round_trips() {
         let msg = Message {
+            read_only: false,
             tid: vec![0, 1, 2, 3],
             body: Body::Response(Response {
                 id: id(7),
@@ -807,6 +860,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
         // `nodes6` (38 bytes each), split by family, and IPv6 `values`.
         let v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
         let msg = Message {
+            read_only: false,
             tid: b"aa".to_vec(),
             body: Body::Response(Response {
                 id: id(1),
@@ -850,6 +904,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
     #[test]
     fn bep42_ip_is_top_level() {
         let msg = Message {
+            read_only: false,
             tid: b"aa".to_vec(),
             body: Body::Response(Response {
                 id: id(1),
@@ -867,6 +922,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
         assert_eq!(Message::decode(&bytes).unwrap(), msg);
         // An IPv6 requester; an `ip` of the wrong size is ignored, not fatal.
         let v6 = Message {
+            read_only: false,
             body: Body::Response(Response {
                 id: id(1),
                 requester: Some("[2001:db8::1]:80".parse().unwrap()),
@@ -947,6 +1003,7 @@ mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1
         #[test]
         fn mutated_messages_never_panic(pos in 0usize..200, byte in proptest::num::u8::ANY) {
             let mut bytes = Message {
+                read_only: false,
                 tid: vec![1, 2],
                 body: Body::Response(Response {
                     id: id(3),

@@ -153,6 +153,11 @@ pub struct DhtConfig {
     pub refresh_interval: Duration,
     /// How often the state file is written (also on shutdown).
     pub save_interval: Duration,
+    /// A read-only node (BEP 43): our queries carry `ro` = 1, so other nodes
+    /// keep us out of their routing tables, and we answer no query (nor with
+    /// an error). For a node that cannot be reached or must save traffic.
+    /// Default false.
+    pub read_only: bool,
 }
 
 impl Default for DhtConfig {
@@ -177,6 +182,7 @@ impl Default for DhtConfig {
             token_rotation: Duration::from_secs(5 * 60),
             refresh_interval: Duration::from_secs(15 * 60),
             save_interval: Duration::from_secs(5 * 60),
+            read_only: false,
         }
     }
 }

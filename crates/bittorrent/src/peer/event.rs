@@ -73,6 +73,11 @@ impl DisconnectReason {
     pub(crate) fn backs_off(&self) -> bool {
         matches!(self, Self::Failed(_))
     }
+
+    /// Whether the connection reached ourselves (our own peer id answered).
+    pub(crate) fn is_self_connection(&self) -> bool {
+        matches!(self, Self::Failed(PeerError::SelfConnection))
+    }
 }
 
 impl fmt::Display for DisconnectReason {

@@ -10,7 +10,15 @@ use crate::dht::routing::K;
 use crate::types::InfoHash;
 
 impl Actor {
-    pub(super) async fn on_query(&mut self, tid: Vec<u8>, query: Query, from: SocketAddr) {
+    /// Answers `query`; a `read_only` querier (BEP 43) is answered but kept
+    /// out of the routing table (not refreshed, not pinged to be added).
+    pub(super) async fn on_query(
+        &mut self,
+        tid: Vec<u8>,
+        query: Query,
+        read_only: bool,
+        from: SocketAddr,
+    ) {
         let now = Instant::now();
         if !self.limiter.allow(from.ip(), now) {
             self.rate_limited += 1;
@@ -19,7 +27,9 @@ impl Actor {
         }
         log::trace!("dht: {from}: <- {}", query.method());
         let sender = query.id();
-        self.table.heard_query(&sender, now);
+        if !read_only {
+            self.table.heard_query(&sender, now);
+        }
         let body = match query {
             Query::Ping { .. } => Body::Response(self.response(from)),
             Query::FindNode { target, want, .. } => Body::Response(Response {
@@ -50,9 +60,15 @@ impl Actor {
                 self.on_announce_peer(info_hash, port, &token, from, now)
             }
         };
-        self.send(&Message { tid, body }, from).await;
-        // A node that queries us is worth knowing: verify it answers first.
-        if self.table.would_accept(&sender, now) {
+        let answer = Message {
+            tid,
+            body,
+            read_only: false,
+        };
+        self.send(&answer, from).await;
+        // A node that queries us is worth knowing (unless read-only): verify
+        // it answers first.
+        if !read_only && self.table.would_accept(&sender, now) {
             self.ping(NodeInfo {
                 id: sender,
                 addr: from,

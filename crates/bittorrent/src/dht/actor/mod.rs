@@ -294,21 +294,32 @@ impl Actor {
             return;
         }
         match Message::decode(bytes) {
+            // BEP 43: a read-only node answers no query.
+            Ok(Message {
+                body: Body::Query(query),
+                ..
+            }) if self.config.read_only => {
+                log::trace!("dht: {from}: <- {} (read-only: unanswered)", query.method());
+            }
             Ok(Message {
                 tid,
                 body: Body::Query(query),
-            }) => self.on_query(tid, query, from).await,
+                read_only,
+            }) => self.on_query(tid, query, read_only, from).await,
             Ok(Message {
                 tid,
                 body: Body::Response(response),
+                ..
             }) => self.on_answer(&tid, Ok(response), from).await,
             Ok(Message {
                 tid,
                 body: Body::Error(error),
+                ..
             }) => self.on_answer(&tid, Err(error), from).await,
             Err(e) => {
                 log::trace!("dht: {from}: bad datagram: {e}");
-                if let Some(reply) = e.error_reply() {
+                let reply = e.error_reply().filter(|_| !self.config.read_only);
+                if let Some(reply) = reply {
                     if self.limiter.allow(from.ip(), Instant::now()) {
                         self.send(&reply, from).await;
                     } else {

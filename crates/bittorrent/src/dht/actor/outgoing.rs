@@ -33,6 +33,7 @@ impl Actor {
         let msg = Message {
             tid: tid.to_be_bytes().to_vec(),
             body: Body::Query(query),
+            read_only: self.config.read_only,
         };
         if !self.send(&msg, addr).await {
             return false;

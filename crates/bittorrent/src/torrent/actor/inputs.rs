@@ -8,15 +8,18 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::task::JoinError;
 
+use crate::config::SessionConfig;
 use crate::dht::{Announced, DhtError};
 use crate::event::Event;
 use crate::metainfo::MetaInfo;
 use crate::peer::PeerEvent;
+use crate::portmap::MapTransport;
 use crate::store::Store;
 use crate::torrent::actor::jobs::JobOutput;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::{Phase, Running, Shell};
 use crate::torrent::check::Checked;
+use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::{CoreConfig, TorrentCore};
 use crate::torrent::error::{Job, JobError, MetadataPhaseError};
 use crate::tracker::TrackerUpdate;
@@ -188,6 +191,7 @@ impl Shell {
             use_dht: self.dht.is_some(),
             max_verifying: std::thread::available_parallelism().map_or(2, |n| n.get()),
             seed: None,
+            ourselves: Ourselves::clone(&self.ourselves),
         };
         log::info!(
             "{} checking {:?}: {} pieces of {} bytes, {} bytes",
@@ -212,9 +216,20 @@ impl Shell {
     pub(super) fn on_tick(&mut self) {
         let now = Instant::now();
         match &mut self.phase {
-            Phase::Running(running) => running.core.tick(now),
+            Phase::Running(running) => {
+                running.core.set_mapped(&mapped_tcp(&self.config));
+                running.core.tick(now);
+            }
             Phase::Metadata(_) => self.lookup_if_due(now),
             Phase::Ended => {}
         }
     }
+}
+
+/// The external endpoints of our TCP port mappings (those are us too).
+fn mapped_tcp(config: &SessionConfig) -> Vec<SocketAddr> {
+    (config.external_port.mappings().into_iter())
+        .filter(|m| m.transport == MapTransport::Tcp)
+        .map(|m| m.external)
+        .collect()
 }

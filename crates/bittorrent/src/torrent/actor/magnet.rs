@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +17,7 @@ use crate::extension::metadata::metainfo_from_metadata;
 use crate::magnet::Magnet;
 use crate::metainfo::MetaInfo;
 use crate::peer::connect::Connector;
+use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::error::MetadataPhaseError;
 use crate::torrent::metadata::{self, FetchParams};
 use crate::torrent::StoreFactory;
@@ -32,6 +34,8 @@ pub(super) struct MetadataPhase {
     magnet: Magnet,
     make_store: StoreFactory,
     candidates: mpsc::Sender<SocketAddr>,
+    /// Our listen endpoints: never asked.
+    ourselves: Arc<Ourselves>,
     fetch: Fetch,
     /// When to look for peers on the DHT next.
     pub next_lookup: Instant,
@@ -43,6 +47,7 @@ impl MetadataPhase {
         make_store: StoreFactory,
         config: &SessionConfig,
         connector: Connector,
+        ourselves: Arc<Ourselves>,
         cancel: CancellationToken,
         now: Instant,
     ) -> Self {
@@ -62,6 +67,7 @@ impl MetadataPhase {
             magnet,
             make_store,
             candidates,
+            ourselves,
             fetch,
             next_lookup: now,
         }
@@ -79,6 +85,10 @@ impl MetadataPhase {
     /// Peers to ask for the metadata (dropped if the fetch is far behind).
     pub(super) fn add_candidates(&self, peers: impl IntoIterator<Item = SocketAddr>) {
         for addr in peers {
+            if self.ourselves.contains(&addr) {
+                log::debug!("{addr} is our own listen endpoint; not asked for metadata");
+                continue;
+            }
             let _ = self.candidates.try_send(addr);
         }
     }

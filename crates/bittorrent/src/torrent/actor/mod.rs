@@ -36,6 +36,7 @@ use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::webseeds::WebSeedTasks;
+use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
@@ -86,6 +87,8 @@ struct Shell {
     dht: Option<DhtHandle>,
     /// Opens outbound peer connections (shared by the session's torrents).
     connector: Connector,
+    /// Our listen endpoints: candidates there are not dialled.
+    ourselves: Arc<Ourselves>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
     phase: Phase,
@@ -158,6 +161,7 @@ pub(crate) async fn run(
     let mut shell = Shell {
         info_hash,
         tag: format!("[{}]", info_hash.short()),
+        ourselves: Arc::new(our_endpoints(&config)),
         config,
         dht,
         connector,
@@ -190,6 +194,26 @@ pub(crate) async fn run(
     shell.shutdown(&mut inputs).await;
 }
 
+/// Our listen endpoints as peers would list them: the listen address and
+/// port, and on an unspecified listen address the host's addresses (read
+/// from the OS, no traffic). Not listening: none.
+fn our_endpoints(config: &SessionConfig) -> Ourselves {
+    use network_interface::{NetworkInterface, NetworkInterfaceConfig};
+    let Some(listen) = config.listen else {
+        return Ourselves::default();
+    };
+    // The session sets `port` to the listener's real port.
+    let listen = SocketAddr::new(listen.ip(), config.port);
+    let host = if listen.ip().is_unspecified() {
+        NetworkInterface::show()
+            .map_err(|e| log::debug!("cannot list network interfaces: {e}"))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ourselves::new(listen, host.iter().flat_map(|i| &i.addr).map(|a| a.ip()))
+}
+
 impl Shell {
     /// Enters the first phase.
     fn start(&mut self, source: Source) {
@@ -201,6 +225,7 @@ impl Shell {
                     make_store,
                     &self.config,
                     self.connector.clone(),
+                    Arc::clone(&self.ourselves),
                     self.cancel.clone(),
                     Instant::now(),
                 );

@@ -47,7 +47,7 @@ use crate::torrent::core::peers::PeerSet;
 use crate::torrent::core::pieces::PieceFlow;
 use crate::torrent::core::readers::Readers;
 use crate::torrent::core::selection::Selection;
-use crate::torrent::core::swarm::Swarm;
+use crate::torrent::core::swarm::{Ourselves, Swarm};
 use crate::torrent::core::verify::VerifyJob;
 use crate::torrent::core::webseeds::WebSeeds;
 use crate::torrent::RateMeter;
@@ -116,6 +116,8 @@ pub(crate) struct CoreConfig {
     pub max_verifying: usize,
     /// Seed of the picker's and the choker's randomness (tests).
     pub seed: Option<u64>,
+    /// Our listen endpoints: never dialled.
+    pub ourselves: Ourselves,
 }
 
 /// The torrent's life cycle.
@@ -200,7 +202,7 @@ impl TorrentCore {
             }
             None => Choker::new(choker_config),
         };
-        let mut swarm = Swarm::default();
+        let mut swarm = Swarm::new(config.ourselves.clone());
         for addr in peers {
             swarm.add(*addr, true, now);
         }
@@ -365,6 +367,12 @@ impl TorrentCore {
                 self.next_dht = now + DHT_RETRY;
             }
         }
+    }
+
+    /// Our listen port is mapped on the NAT gateway at `external` (TCP;
+    /// empty: not mapped): never dial it.
+    pub(crate) fn set_mapped(&mut self, external: &[SocketAddr]) {
+        self.swarm.set_mapped(external);
     }
 
     /// New candidate addresses; dials if there is room.

@@ -176,7 +176,9 @@ impl TorrentCore {
         } else {
             log::debug!("{} could not connect to {addr}: {reason}", self.tag());
         }
-        if reason.backs_off() && !self.swarm.is_banned(&addr) {
+        if !peer.inbound && reason.is_self_connection() {
+            self.swarm.found_us(addr);
+        } else if reason.backs_off() && !self.swarm.is_banned(&addr) {
             self.swarm.failed(addr, now);
         }
         self.cap_partial_pieces();

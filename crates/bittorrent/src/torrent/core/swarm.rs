@@ -1,5 +1,7 @@
 //! Candidate peers: which address to dial next, with backoff for failing
-//! ones and a ban list. Pure. At most [`MAX_CANDIDATES`] are kept (a peer
+//! ones and a ban list. Pure. Our own listen endpoints are never candidates
+//! (trackers and PEX list us back to ourselves), nor is an address where a
+//! handshake found our own peer id. At most [`MAX_CANDIDATES`] are kept (a peer
 //! exchange flood cannot grow the list without bound), and the next one to
 //! dial is found in O(log n): candidates are indexed by failure count, then
 //! by when they are due.
@@ -21,6 +23,83 @@ pub(crate) struct Swarm {
     /// exactly the candidates, each once, with its current key.
     order: [BTreeSet<(Instant, SocketAddr)>; GROUPS],
     banned: HashSet<BanKey>,
+    /// Our listen endpoints.
+    ourselves: Ourselves,
+    /// Addresses found to be us (our endpoints met, or a handshake with our
+    /// own peer id): never candidates again in this session.
+    selves: HashSet<SocketAddr>,
+}
+
+/// Our own listen endpoints, as a peer source would list them: the listen
+/// port at the bound address, or for an unspecified bind (`0.0.0.0`, `[::]`)
+/// at any of the host's addresses of that family (`[::]` is dual-stack) and
+/// any loopback address. Only that port: other loopback peers are not us.
+/// Plus the gateway's side of our port mappings, as they come and go.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ourselves {
+    /// The listen port; 0 (not listening): nothing is us.
+    port: u16,
+    /// Our addresses (IPv4-mapped ones as IPv4).
+    ips: HashSet<IpAddr>,
+    /// An unspecified IPv4 bind: every IPv4 loopback address reaches us.
+    any_v4_loopback: bool,
+    /// An unspecified IPv6 bind: `::1` and (dual-stack) 127.0.0.0/8 too.
+    any_loopback: bool,
+    /// Our TCP port as mapped on the NAT gateway (its external address).
+    mapped: Vec<SocketAddr>,
+}
+
+impl Ourselves {
+    /// The endpoints of a listener bound to `listen` (its real port), on a
+    /// host with the addresses `host` (used for an unspecified bind only).
+    pub(crate) fn new(listen: SocketAddr, host: impl IntoIterator<Item = IpAddr>) -> Self {
+        let bound = canonical(listen.ip());
+        let (v4, v6) = match bound {
+            IpAddr::V4(ip) if ip.is_unspecified() => (true, false),
+            IpAddr::V6(ip) if ip.is_unspecified() => (true, true),
+            _ => (false, false),
+        };
+        let ips = if v4 {
+            (host.into_iter().map(canonical))
+                .filter(|ip| v6 || ip.is_ipv4())
+                .collect()
+        } else {
+            HashSet::from([bound])
+        };
+        Self {
+            port: listen.port(),
+            ips,
+            any_v4_loopback: v4,
+            any_loopback: v6,
+            mapped: Vec::new(),
+        }
+    }
+
+    /// Whether a connection to `addr` would reach our own listener.
+    pub(crate) fn contains(&self, addr: &SocketAddr) -> bool {
+        if self.mapped.iter().any(|m| same_endpoint(m, addr)) {
+            return true;
+        }
+        if self.port == 0 || addr.port() != self.port {
+            return false;
+        }
+        let ip = canonical(addr.ip());
+        self.ips.contains(&ip)
+            || (ip.is_loopback() && (self.any_loopback || (self.any_v4_loopback && ip.is_ipv4())))
+    }
+}
+
+/// Whether `a` and `b` are one endpoint (an IPv4-mapped address is IPv4).
+fn same_endpoint(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() == b.port() && canonical(a.ip()) == canonical(b.ip())
+}
+
+/// `ip`, an IPv4-mapped IPv6 address as the IPv4 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
 }
 
 /// What a ban covers: the whole IP address, except on loopback, where many
@@ -65,12 +144,20 @@ impl Swarm {
     /// Unpinned candidates that failed this often are forgotten.
     const MAX_FAILURES: u32 = 6;
 
-    /// Adds a candidate (ignored if banned; an existing one keeps its history
-    /// but becomes pinned if `pinned`). When the list is full, a new unpinned
-    /// candidate replaces the one that failed most, or is dropped if none has
-    /// failed.
+    /// Candidates, none of them at `ourselves`.
+    pub(crate) fn new(ourselves: Ourselves) -> Self {
+        Self {
+            ourselves,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a candidate (ignored if banned or us; an existing one keeps its
+    /// history but becomes pinned if `pinned`). When the list is full, a new
+    /// unpinned candidate replaces the one that failed most, or is dropped if
+    /// none has failed.
     pub(crate) fn add(&mut self, addr: SocketAddr, pinned: bool, now: Instant) {
-        if self.is_banned(&addr) || addr.port() == 0 {
+        if self.is_banned(&addr) || addr.port() == 0 || self.is_us(addr) {
             return;
         }
         if let Some(c) = self.candidates.get_mut(&addr) {
@@ -167,6 +254,51 @@ impl Swarm {
     /// Whether `addr` is banned.
     pub(crate) fn is_banned(&self, addr: &SocketAddr) -> bool {
         self.banned.contains(&BanKey::of(addr))
+    }
+
+    /// Our listen port is mapped on the gateway at `external` (empty: not
+    /// mapped): those endpoints are us too, and any candidate there goes.
+    pub(crate) fn set_mapped(&mut self, external: &[SocketAddr]) {
+        let mapped: Vec<SocketAddr> = (external.iter())
+            .filter(|a| !a.ip().is_unspecified() && a.port() != 0)
+            .copied()
+            .collect();
+        if self.ourselves.mapped == mapped {
+            return;
+        }
+        self.ourselves.mapped = mapped;
+        let gone: Vec<SocketAddr> = (self.candidates.keys())
+            .filter(|a| self.ourselves.contains(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            log::debug!("{addr} is our mapped endpoint; not a candidate");
+            self.remove(addr);
+        }
+    }
+
+    /// A connection we made to `addr` reached ourselves (the handshake
+    /// carried our peer id): it is never a candidate again. Only that
+    /// address: others may share its IP (a NAT's other hosts).
+    pub(crate) fn found_us(&mut self, addr: SocketAddr) {
+        self.remove(addr);
+        if self.selves.insert(addr) {
+            log::debug!("{addr} is ourselves; never dialling it again");
+        }
+    }
+
+    /// Whether `addr` is us: one of our listen endpoints, or found to be.
+    /// The first time an endpoint is met it is logged and remembered.
+    fn is_us(&mut self, addr: SocketAddr) -> bool {
+        if self.selves.contains(&addr) {
+            return true;
+        }
+        if !self.ourselves.contains(&addr) {
+            return false;
+        }
+        log::debug!("{addr} is our own listen endpoint; not a candidate");
+        self.selves.insert(addr);
+        true
     }
 
     /// Changes a candidate and keeps the dial order in step.
@@ -355,5 +487,105 @@ mod tests {
         assert_eq!(s.next(late, |_| false), Some(addr(3)));
         assert_eq!(s.next(late, |a| *a == addr(2)), Some(addr(1)));
         assert_eq!(s.next(late, |_| false), Some(addr(2)));
+    }
+
+    fn at(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn our_own_listen_endpoint_is_never_a_candidate() {
+        let now = Instant::now();
+        let mut s = Swarm::new(Ourselves::new(addr(6881), [at("192.168.1.5:0").ip()]));
+        s.add(addr(6881), true, now);
+        s.add(at("[::ffff:127.0.0.1]:6881"), false, now);
+        assert_eq!(s.len(), 0, "our endpoint, even pinned or IPv4-mapped");
+        s.add(addr(6882), false, now);
+        s.add(at("127.0.0.2:6881"), false, now);
+        s.add(at("192.168.1.5:6881"), false, now);
+        assert_eq!(
+            s.len(),
+            3,
+            "other loopback ports, and other addresses of a specific bind, are peers"
+        );
+    }
+
+    #[test]
+    fn an_unspecified_bind_is_us_on_every_host_address_and_loopback() {
+        let host = ["192.168.1.5", "2a01:4f8::5", "fe80::5"].map(|ip| ip.parse().unwrap());
+        let dual = Ourselves::new(at("[::]:6881"), host);
+        for us in [
+            "192.168.1.5:6881",
+            "[::ffff:192.168.1.5]:6881",
+            "[2a01:4f8::5]:6881",
+            "127.0.0.1:6881",
+            "127.0.0.9:6881",
+            "[::1]:6881",
+        ] {
+            assert!(dual.contains(&at(us)), "{us} is us");
+        }
+        for peer in [
+            "192.168.1.6:6881",
+            "192.168.1.5:6882",
+            "127.0.0.1:6882",
+            "[::1]:6882",
+            "[2a01:4f8::6]:6881",
+        ] {
+            assert!(!dual.contains(&at(peer)), "{peer} is a peer");
+        }
+        let v4 = Ourselves::new(at("0.0.0.0:6881"), host);
+        assert!(v4.contains(&at("192.168.1.5:6881")));
+        assert!(v4.contains(&at("127.0.0.3:6881")));
+        assert!(
+            !v4.contains(&at("[2a01:4f8::5]:6881")),
+            "no IPv6 on 0.0.0.0"
+        );
+        assert!(!v4.contains(&at("[::1]:6881")));
+        let v6 = Ourselves::new(at("[::1]:6881"), host);
+        assert!(v6.contains(&at("[::1]:6881")));
+        assert!(!v6.contains(&at("127.0.0.1:6881")), "a specific bind only");
+        let idle = Ourselves::default();
+        assert!(!idle.contains(&addr(6881)), "not listening: nothing is us");
+    }
+
+    #[test]
+    fn our_mapped_endpoint_is_us_while_mapped() {
+        let now = Instant::now();
+        let mut s = Swarm::new(Ourselves::new(addr(6881), []));
+        let external = at("198.51.100.4:7001");
+        s.add(external, false, now);
+        s.add(at("198.51.100.4:7002"), false, now);
+        s.set_mapped(&[external, at("0.0.0.0:7003")]);
+        assert_eq!(s.len(), 1, "the candidate at our mapped endpoint goes");
+        s.add(at("[::ffff:198.51.100.4]:7001"), false, now);
+        s.add(at("0.0.0.0:7003"), false, now);
+        assert_eq!(s.len(), 2, "an unknown external address is nobody's");
+        s.set_mapped(&[]);
+        s.add(at("198.51.100.5:7001"), false, now);
+        assert_eq!(s.len(), 3, "unmapped, other hosts on that port are peers");
+    }
+
+    #[test]
+    fn an_address_found_to_be_us_is_never_dialled_again() {
+        let now = Instant::now();
+        let mut s = Swarm::new(Ourselves::new(addr(6881), []));
+        let nat = at("203.0.113.7:6881");
+        s.add(nat, true, now);
+        assert_eq!(s.next(now, |_| false), Some(nat));
+        s.found_us(nat);
+        assert_eq!(s.len(), 0);
+        s.add(nat, true, now);
+        let later = now + Duration::from_secs(24 * 3600);
+        assert_eq!(s.next(later, |_| false), None, "not even when pinned");
+        assert!(
+            !s.is_banned(&nat),
+            "a peer from that address may still come in"
+        );
+        s.add(at("203.0.113.7:6882"), false, now);
+        assert_eq!(
+            s.next(later, |_| false),
+            Some(at("203.0.113.7:6882")),
+            "another host behind the same NAT is a peer"
+        );
     }
 }

@@ -26,6 +26,8 @@ mod webseeds;
 
 /// Two blocks per piece.
 const PIECE: u32 = 2 * BLOCK_SIZE;
+/// Our listen port (on 127.0.0.1).
+const LISTEN: u16 = 6881;
 
 fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -58,6 +60,7 @@ fn config() -> CoreConfig {
         use_dht: false,
         max_verifying: 2,
         seed: Some(7),
+        ourselves: swarm::Ourselves::new(addr(LISTEN), []),
     }
 }
 
@@ -425,6 +428,32 @@ fn failures_back_off_and_doubling_while_our_own_closes_do_not() {
         dials(&rig.tick()),
         [addr(1)],
         "a close of ours adds nothing"
+    );
+}
+
+#[test]
+fn we_never_dial_ourselves_and_an_address_that_was_us_never_again() {
+    let mut rig = Rig::checked(&[u64::from(PIECE)], Vec::new(), &[]);
+    rig.core
+        .add_candidates([addr(LISTEN), addr(1)], true, rig.now);
+    assert_eq!(
+        dials(&rig.settle()),
+        [addr(1)],
+        "our listen endpoint is not"
+    );
+    let us = DisconnectReason::Failed(PeerError::SelfConnection);
+    rig.disconnected(1, us);
+    rig.core.add_candidates([addr(1)], true, rig.now);
+    rig.advance(24 * 3600);
+    assert!(dials(&rig.tick()).is_empty(), "it was us: never again");
+    assert_eq!(rig.core.admit(addr(2), rig.now), Ok(()));
+    let us = DisconnectReason::Failed(PeerError::SelfConnection);
+    rig.disconnected(2, us);
+    rig.core.add_candidates([addr(2)], false, rig.now);
+    assert_eq!(
+        dials(&rig.settle()),
+        [addr(2)],
+        "an inbound connection's source port is not where it listens"
     );
 }
 
