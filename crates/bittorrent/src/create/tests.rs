@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use sha1::{Digest, Sha1};
 
-use super::*;
+use crate::create::*;
 use crate::metainfo::MetaInfo;
 
 fn write(root: &Path, rel: &str, data: &[u8]) {
