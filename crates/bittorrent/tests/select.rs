@@ -6,29 +6,15 @@ mod common;
 
 use std::io::SeekFrom;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bittorrent::prelude::*;
 use bittorrent::store::RESUME_DIR;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::common::{loopback_config, meta_for, multi_file, payload, spawn_seeder};
+use crate::common::{loopback_config, meta_for, multi_file, payload, spawn_seeder, wait_complete};
 
 const PIECE: u32 = 64 * 1024;
-
-/// Waits until the torrent reports `complete` (30 s at most).
-async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = handle.stats().await.unwrap();
-        if stats.complete {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "never completed: {stats:?}");
-        // The poll interval: the handle has no stats notification to wait for.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn file_bytes<'a>(meta: &MetaInfo, data: &'a [u8], index: usize) -> &'a [u8] {
     let f = &meta.files[index];

@@ -17,7 +17,7 @@ use bittorrent::torrent::WebSeedState;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{loopback_config, meta_for, payload};
+use crate::common::{loopback_config, meta_for, payload, wait_complete};
 
 const PIECE: u32 = 64 * 1024;
 
@@ -131,20 +131,6 @@ fn server_files(meta: &MetaInfo, data: &[u8], prefix: &str) -> HashMap<String, V
             (path, bytes)
         })
         .collect()
-}
-
-/// Waits until the torrent reports `complete` (30 s at most).
-async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = handle.stats().await.unwrap();
-        if stats.complete {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "never completed: {stats:?}");
-        // The handle has no stats notification to wait for.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn assert_files(dir: &Path, meta: &MetaInfo, data: &[u8]) {

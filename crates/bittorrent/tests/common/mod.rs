@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bittorrent::metainfo::FileEntry;
 use bittorrent::prelude::*;
@@ -211,5 +212,19 @@ async fn spawn_peer_with_delay(
         addr,
         served,
         accepted,
+    }
+}
+
+/// Waits until the torrent reports `complete` (30 s at most).
+pub async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = handle.stats().await.unwrap();
+        if stats.complete {
+            return stats;
+        }
+        assert!(Instant::now() < deadline, "never completed: {stats:?}");
+        // The poll interval: the handle has no stats notification to wait for.
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
