@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::dht::DhtConfig;
+use crate::limits::{QueueConfig, RateLimits, ShareLimits};
 use crate::portmap::{ExternalPort, PortMapConfig};
 use crate::types::PeerId;
 
@@ -61,6 +62,15 @@ pub struct SessionConfig {
     /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
     /// Default true; false turns every web seed of every torrent off.
     pub web_seeds: bool,
+    /// Download and upload limits of the whole session (default unlimited);
+    /// change them while it runs with
+    /// [`SessionHandle::set_rate_limits`](crate::session::SessionHandle::set_rate_limits).
+    pub rate_limits: RateLimits,
+    /// When torrents stop seeding, unless they have their own limits
+    /// (default never).
+    pub share_limits: ShareLimits,
+    /// How many torrents run at once (default: all).
+    pub queue: QueueConfig,
 }
 
 /// The IPv6 address to announce when listening on `listen`: the listen
@@ -147,6 +157,9 @@ impl Default for SessionConfig {
             external_port: ExternalPort::default(),
             web_seeds: true,
             announce_ipv6: None,
+            rate_limits: RateLimits::default(),
+            share_limits: ShareLimits::default(),
+            queue: QueueConfig::default(),
         }
     }
 }

@@ -41,6 +41,13 @@ pub enum Event {
         /// The torrent.
         info_hash: InfoHash,
     },
+    /// The torrent reached its share limit (ratio or seeding time) and was
+    /// paused; an embedder whose policy is to remove such torrents removes
+    /// it now.
+    ShareLimitReached {
+        /// The torrent.
+        info_hash: InfoHash,
+    },
     /// The torrent was resumed.
     TorrentResumed {
         /// The torrent.

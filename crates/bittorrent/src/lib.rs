@@ -45,6 +45,7 @@ mod event;
 #[doc(hidden)]
 pub mod extension;
 mod fsio;
+pub mod limits;
 pub mod magnet;
 pub mod metainfo;
 pub mod mse;
@@ -68,6 +69,7 @@ pub mod wire;
 
 /// The names an embedder needs: `use bittorrent::prelude::*;`.
 pub mod prelude {
+    pub use crate::limits::{QueueConfig, RateLimits, ShareLimits};
     pub use crate::metainfo::MetaInfo;
     pub use crate::session::{
         EncryptionPolicy, Event, EventReceiver, Session, SessionConfig, SessionHandle, SessionStats,

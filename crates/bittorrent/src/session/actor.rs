@@ -244,6 +244,7 @@ impl SessionActor {
                         torrents,
                         dht,
                         port_mappings,
+                        ..SessionStats::default() // SEAM(issue 14, h-queue): rates, totals, queue
                     });
                 });
             }

@@ -20,6 +20,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::DhtStats;
+use crate::limits::{QueueConfig, QueueMove, RateLimits, ShareLimits};
 use crate::portmap::MappedPort;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
@@ -36,6 +37,20 @@ pub struct SessionStats {
     pub dht: Option<DhtStats>,
     /// The ports the gateway forwards to us (empty without port mapping).
     pub port_mappings: Vec<MappedPort>,
+    /// Download rate of every torrent together, payload bytes per second.
+    pub download_rate: u64,
+    /// Upload rate of every torrent together.
+    pub upload_rate: u64,
+    /// Payload bytes received by the session's torrents (this session,
+    /// including torrents since removed).
+    pub downloaded: u64,
+    /// Payload bytes sent.
+    pub uploaded: u64,
+    /// The session's rate limits in force.
+    pub rate_limits: RateLimits,
+    /// The session's queue order: every torrent's info-hash, the first to
+    /// run first.
+    pub queue: Vec<InfoHash>,
 }
 
 /// Namespace for starting a session: `Session::spawn()`.
@@ -283,5 +298,52 @@ impl SessionHandle {
             // The session has ended: a receiver that reports the end at once.
             None => EventReceiver::new(broadcast::channel(1).1),
         }
+    }
+
+    /// Sets the session's download and upload limits, shared by every
+    /// torrent (each torrent's own limits apply under them). An embedder's
+    /// "alternative speed limits" switch is two calls of this.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn set_rate_limits(&self, limits: RateLimits) -> Result<(), SessionError> {
+        // SEAM(issue 14, h-limits)
+        let _ = limits;
+        Ok(())
+    }
+
+    /// Sets the session's share limits: every torrent without its own stops
+    /// seeding at them.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn set_share_limits(&self, limits: ShareLimits) -> Result<(), SessionError> {
+        // SEAM(issue 14, h-queue)
+        let _ = limits;
+        Ok(())
+    }
+
+    /// Sets how many torrents run at once; the others are queued.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn set_queue(&self, queue: QueueConfig) -> Result<(), SessionError> {
+        // SEAM(issue 14, h-queue)
+        let _ = queue;
+        Ok(())
+    }
+
+    /// Moves a torrent in the session's queue. Returns whether it was there.
+    ///
+    /// # Errors
+    /// [`SessionError::Stopped`] if the session has ended.
+    pub async fn move_in_queue(
+        &self,
+        info_hash: InfoHash,
+        to: QueueMove,
+    ) -> Result<bool, SessionError> {
+        // SEAM(issue 14, h-queue)
+        let _ = (info_hash, to);
+        Ok(false)
     }
 }

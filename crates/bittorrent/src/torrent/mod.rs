@@ -9,13 +9,17 @@ mod check;
 mod command;
 mod core;
 mod error;
+mod handle;
 mod metadata;
 mod rate;
 mod reader;
+mod stats;
 
 pub use error::TorrentError;
+pub use handle::{StreamParts, TorrentHandle};
 pub use rate::RateMeter;
 pub use reader::FileReader;
+pub use stats::{PieceState, TorrentState, TorrentStats, Totals, WebSeedState, WebSeedStatus};
 
 pub use crate::picker::{PickMode, Priority};
 pub use crate::tracker::{TrackerState, TrackerStatus};
@@ -23,16 +27,9 @@ pub use crate::tracker::{TrackerState, TrackerStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
-use crate::config::SessionConfig;
-use crate::dht::DhtHandle;
-use crate::event::Event;
+use crate::limits::{RateLimits, TorrentShareLimits};
 use crate::magnet::Magnet;
 use crate::metainfo::{check_web_seed_url, MetaInfo, WebSeedUrlError};
-use crate::peer::connect::Connector;
 use crate::store::{Store, StoreError};
 pub(crate) use crate::torrent::command::TorrentCommand;
 use crate::types::InfoHash;
@@ -47,6 +44,16 @@ pub struct Torrent {
     pub(crate) mode: PickMode,
     /// Web seeds beside the metainfo's `url-list` (checked, trimmed).
     pub(crate) web_seeds: Vec<String>,
+    /// Starts paused (no connections, no announces) until resumed.
+    pub(crate) paused: bool,
+    /// Runs even when the session's queue would hold it back.
+    pub(crate) force_start: bool,
+    /// The torrent's own rate limits (under the session's).
+    pub(crate) rate_limits: RateLimits,
+    /// When it stops seeding.
+    pub(crate) share_limits: TorrentShareLimits,
+    /// What it transferred before this session (a restart's carry-over).
+    pub(crate) totals: Totals,
 }
 
 /// Decides each file's priority once the metainfo is known.
@@ -96,6 +103,11 @@ impl Torrent {
             file_priorities: None,
             mode: PickMode::default(),
             web_seeds: Vec::new(),
+            paused: false,
+            force_start: false,
+            rate_limits: RateLimits::default(),
+            share_limits: TorrentShareLimits::default(),
+            totals: Totals::default(),
         }
     }
 
@@ -127,6 +139,11 @@ impl Torrent {
             file_priorities: None,
             mode: PickMode::default(),
             web_seeds: Vec::new(),
+            paused: false,
+            force_start: false,
+            rate_limits: RateLimits::default(),
+            share_limits: TorrentShareLimits::default(),
+            totals: Totals::default(),
         }
     }
 
@@ -213,6 +230,45 @@ impl Torrent {
         self
     }
 
+    /// Whether the torrent starts paused: added to the session (and its
+    /// queue) but with no connections and no announces until
+    /// [`TorrentHandle::resume`]. Default false.
+    pub fn with_paused(mut self, paused: bool) -> Self {
+        self.paused = paused;
+        self
+    }
+
+    /// Whether the torrent runs regardless of the session's queue limits
+    /// ([`QueueConfig`](crate::limits::QueueConfig)); see
+    /// [`TorrentHandle::set_force_start`]. Default false.
+    pub fn with_force_start(mut self, force: bool) -> Self {
+        self.force_start = force;
+        self
+    }
+
+    /// The torrent's own download and upload limits, applied under the
+    /// session's; see [`TorrentHandle::set_rate_limits`]. Default unlimited.
+    pub fn with_rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
+    /// When the torrent stops seeding (default: the session's
+    /// [`ShareLimits`](crate::limits::ShareLimits)); see
+    /// [`TorrentHandle::set_share_limits`].
+    pub fn with_share_limits(mut self, limits: TorrentShareLimits) -> Self {
+        self.share_limits = limits;
+        self
+    }
+
+    /// What the torrent transferred and how long it seeded before this
+    /// session, so that [`TorrentStats`]'s all-time totals, its ratio and
+    /// the share limits carry over a restart. Default zero.
+    pub fn with_totals(mut self, totals: Totals) -> Self {
+        self.totals = totals;
+        self
+    }
+
     /// The torrent's info-hash.
     pub fn info_hash(&self) -> InfoHash {
         match &self.source {
@@ -231,369 +287,5 @@ impl Torrent {
                 .clone()
                 .unwrap_or_else(|| magnet.info_hash.to_hex()),
         }
-    }
-}
-
-/// Counters of one torrent, as of the moment they were taken.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TorrentStats {
-    /// Number of pieces.
-    pub pieces_total: usize,
-    /// Verified pieces.
-    pub pieces_have: usize,
-    /// Total payload bytes.
-    pub bytes_total: u64,
-    /// Verified payload bytes.
-    pub bytes_have: u64,
-    /// Bytes of the pieces that hold wanted (not skipped) files: what a
-    /// download of the selected files fetches in all.
-    pub bytes_wanted: u64,
-    /// Bytes of those pieces not verified yet (0 when `complete`).
-    pub bytes_left: u64,
-    /// Payload bytes received from peers and web seeds (including discarded
-    /// duplicates).
-    pub downloaded: u64,
-    /// Payload bytes sent to peers.
-    pub uploaded: u64,
-    /// Bytes received but thrown away (duplicates, unrequested, failed pieces).
-    pub wasted: u64,
-    /// Download rate, bytes per second (over the last few seconds).
-    pub download_rate: f64,
-    /// Upload rate, bytes per second.
-    pub upload_rate: f64,
-    /// Connected peers (handshake done).
-    pub peers: usize,
-    /// Peer addresses known from every source (trackers, DHT, PEX, the user,
-    /// inbound connections), connected or not, that are still worth dialling.
-    pub known_peers: usize,
-    /// Connected peers interested in our pieces.
-    pub interested_peers: usize,
-    /// Connected peers that dialled us.
-    pub inbound_peers: usize,
-    /// Connected peers we currently upload to (unchoked).
-    pub unchoked_peers: usize,
-    /// Every wanted piece is verified: every selected file is done.
-    pub complete: bool,
-    /// Where the torrent is in its life cycle.
-    pub state: TorrentState,
-    /// Each tracker's status, in tier order (empty when the torrent does not
-    /// announce: no trackers, or trackers turned off).
-    pub trackers: Vec<TrackerStatus>,
-    /// Payload bytes received from web seeds (BEP 19); part of
-    /// `downloaded`.
-    pub web_seed_downloaded: u64,
-    /// Web seeds fetching pieces right now.
-    pub web_seeds_active: usize,
-    /// Each web seed's status, in the torrent's order (empty without web
-    /// seeds, or with web seeds turned off).
-    pub web_seeds: Vec<WebSeedStatus>,
-}
-
-/// One web seed (BEP 19) of a torrent, as of [`TorrentStats`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WebSeedStatus {
-    /// The URL, as the torrent lists it.
-    pub url: String,
-    /// What it is doing.
-    pub state: WebSeedState,
-    /// Payload bytes received from it.
-    pub downloaded: u64,
-    /// Failed requests in a row (0 after a success).
-    pub failures: u32,
-    /// The last error, if any (kept after a later success).
-    pub last_error: Option<String>,
-}
-
-/// What a web seed is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WebSeedState {
-    /// Waiting for pieces to fetch (none missing, or the torrent is not
-    /// downloading).
-    Idle,
-    /// Fetching a run of pieces.
-    Fetching,
-    /// Waiting after a failure before it is asked again.
-    BackingOff,
-    /// Given up for good (a permanent error, too many failures in a row,
-    /// or data that failed its hash check).
-    Dropped,
-}
-
-/// Where a torrent is in its life cycle.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TorrentState {
-    /// Fetching the info dictionary of a magnet link from peers.
-    FetchingMetadata,
-    /// Hashing the data already on disk.
-    #[default]
-    Checking,
-    /// Downloading (and uploading what it has).
-    Downloading,
-    /// Every piece verified, uploading.
-    Seeding,
-    /// Every selected file done (some files are skipped), uploading what
-    /// it has.
-    Finished,
-    /// Paused: no connections, no announces.
-    Paused,
-}
-
-/// A torrent's metainfo and store, from which [`FileReader`]s are opened
-/// (see [`TorrentHandle::stream_parts`]).
-#[derive(Clone)]
-pub struct StreamParts {
-    pub(crate) tx: Option<mpsc::Sender<TorrentCommand>>,
-    pub(crate) meta: Arc<MetaInfo>,
-    pub(crate) store: Arc<dyn Store>,
-}
-
-impl std::fmt::Debug for StreamParts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamParts")
-            .field("name", &self.meta.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StreamParts {
-    /// The torrent's metainfo (its files, in order).
-    pub fn meta_info(&self) -> &Arc<MetaInfo> {
-        &self.meta
-    }
-
-    /// Opens file `index` for streaming; `None` for an index out of range.
-    pub fn open(&self, index: usize) -> Option<FileReader> {
-        let tx = self.tx.clone()?;
-        FileReader::new(tx, Arc::clone(&self.meta), Arc::clone(&self.store), index)
-    }
-}
-
-/// A cloneable handle to a running torrent actor.
-#[derive(Clone, Debug)]
-pub struct TorrentHandle {
-    info_hash: InfoHash,
-    name: Arc<str>,
-    tx: mpsc::Sender<TorrentCommand>,
-}
-
-impl TorrentHandle {
-    /// Capacity of a torrent's command mailbox.
-    const MAILBOX: usize = 64;
-
-    /// Starts the actor for `torrent`; returns its handle and task.
-    pub(crate) fn spawn(
-        torrent: Torrent,
-        config: Arc<SessionConfig>,
-        dht: Option<DhtHandle>,
-        connector: Connector,
-        events: broadcast::Sender<Event>,
-        cancel: CancellationToken,
-    ) -> (Self, JoinHandle<()>) {
-        let info_hash = torrent.info_hash();
-        let name = Arc::from(torrent.name().as_str());
-        let (tx, rx) = mpsc::channel(Self::MAILBOX);
-        let task = tokio::spawn(actor::run(
-            torrent, config, dht, connector, rx, events, cancel,
-        ));
-        (
-            Self {
-                info_hash,
-                name,
-                tx,
-            },
-            task,
-        )
-    }
-
-    /// The torrent's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The torrent's info-hash.
-    pub fn info_hash(&self) -> InfoHash {
-        self.info_hash
-    }
-
-    /// Current statistics.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
-    pub async fn stats(&self) -> Result<TorrentStats, TorrentError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(TorrentCommand::Stats { reply })
-            .await
-            .map_err(|_| TorrentError::Stopped)?;
-        rx.await.map_err(|_| TorrentError::Stopped)
-    }
-
-    /// Pauses the torrent: every peer is disconnected and trackers are told
-    /// `stopped`; downloaded data and state are kept.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
-    pub async fn pause(&self) -> Result<(), TorrentError> {
-        self.tx
-            .send(TorrentCommand::Pause)
-            .await
-            .map_err(|_| TorrentError::Stopped)
-    }
-
-    /// Resumes a paused torrent.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
-    pub async fn resume(&self) -> Result<(), TorrentError> {
-        self.tx
-            .send(TorrentCommand::Resume)
-            .await
-            .map_err(|_| TorrentError::Stopped)
-    }
-
-    /// Hands an inbound connection (handshake read) to the torrent; dropped
-    /// if its mailbox is full.
-    pub(crate) fn offer_inbound(&self, cmd: TorrentCommand) {
-        if self.tx.try_send(cmd).is_err() {
-            log::debug!(
-                "[{}] busy; inbound connection dropped",
-                self.info_hash.short()
-            );
-        }
-    }
-
-    /// Opens file `index` (in [`MetaInfo::files`] order) for streaming:
-    /// an `AsyncRead + AsyncSeek` that serves verified bytes at once and
-    /// otherwise makes the pieces it needs urgent and waits for them.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent has ended;
-    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
-    /// still being fetched; [`TorrentError::NoSuchFile`] for an index out of
-    /// range.
-    pub async fn open_file(&self, index: usize) -> Result<FileReader, TorrentError> {
-        self.parts()
-            .await?
-            .open(index)
-            .ok_or(TorrentError::NoSuchFile(index))
-    }
-
-    /// What opening readers needs, fetched once: then
-    /// [`StreamParts::open`] opens files without waiting (e.g. from a
-    /// synchronous callback). `None` while a magnet link's metadata is being
-    /// fetched.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent has ended.
-    pub async fn stream_parts(&self) -> Result<Option<StreamParts>, TorrentError> {
-        match self.parts().await {
-            Ok(parts) => Ok(Some(parts)),
-            Err(TorrentError::MetadataPending) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn parts(&self) -> Result<StreamParts, TorrentError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(TorrentCommand::OpenParts { reply })
-            .await
-            .map_err(|_| TorrentError::Stopped)?;
-        let parts = rx.await.map_err(|_| TorrentError::Stopped)??;
-        Ok(StreamParts {
-            tx: Some(self.tx.clone()),
-            ..parts
-        })
-    }
-
-    /// The torrent's metainfo, once known (`None` while a magnet link's
-    /// metadata is being fetched).
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent has ended.
-    pub async fn meta_info(&self) -> Result<Option<Arc<MetaInfo>>, TorrentError> {
-        Ok(self.stream_parts().await?.map(|p| p.meta))
-    }
-
-    /// Adds peers to connect to.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
-    pub async fn add_peers(&self, peers: Vec<SocketAddr>) -> Result<(), TorrentError> {
-        self.tx
-            .send(TorrentCommand::AddPeers { peers })
-            .await
-            .map_err(|_| TorrentError::Stopped)
-    }
-
-    /// Each file's priority, in [`MetaInfo::files`] order.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended;
-    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
-    /// being fetched.
-    pub async fn file_priorities(&self) -> Result<Vec<Priority>, TorrentError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(TorrentCommand::FilePriorities { reply })
-            .await
-            .map_err(|_| TorrentError::Stopped)?;
-        rx.await.map_err(|_| TorrentError::Stopped)?
-    }
-
-    /// Sets every file's priority (one per file of [`MetaInfo::files`]),
-    /// while the torrent runs. Selecting a skipped file moves the bytes it
-    /// already has into place and downloads the rest; skipping a file keeps
-    /// what is on disk but fetches nothing more for it. A complete torrent
-    /// with newly selected files downloads again; skipping the last missing
-    /// files completes it.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended;
-    /// [`TorrentError::Selection`] if the list is not one priority per file;
-    /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
-    /// being fetched.
-    pub async fn set_file_priorities(&self, priorities: Vec<Priority>) -> Result<(), TorrentError> {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(TorrentCommand::SetFilePriorities { priorities, reply })
-            .await
-            .map_err(|_| TorrentError::Stopped)?;
-        rx.await.map_err(|_| TorrentError::Stopped)?
-    }
-
-    /// Sets the priority of file `index` (see
-    /// [`set_file_priorities`](Self::set_file_priorities)).
-    ///
-    /// # Errors
-    /// As [`set_file_priorities`](Self::set_file_priorities), and
-    /// [`TorrentError::NoSuchFile`] for an index out of range.
-    pub async fn set_file_priority(
-        &self,
-        index: usize,
-        priority: Priority,
-    ) -> Result<(), TorrentError> {
-        let mut all = self.file_priorities().await?;
-        let slot = all.get_mut(index).ok_or(TorrentError::NoSuchFile(index))?;
-        *slot = priority;
-        self.set_file_priorities(all).await
-    }
-
-    /// Sets how pieces are chosen:
-    /// - [`PickMode::RarestFirst`] (default): rarest first, the best for the
-    ///   swarm; while a [`FileReader`] waits, its read-ahead window is
-    ///   urgent (the torrent picks as in `Streaming` meanwhile);
-    /// - [`PickMode::Sequential`]: lowest piece first, after urgent pieces;
-    /// - [`PickMode::Streaming`]: urgent pieces, then the first and last
-    ///   piece of every selected file (container headers and indexes), then
-    ///   rarest first.
-    ///
-    /// # Errors
-    /// [`TorrentError::Stopped`] if the torrent actor has ended.
-    pub async fn set_mode(&self, mode: PickMode) -> Result<(), TorrentError> {
-        self.tx
-            .send(TorrentCommand::SetMode { mode })
-            .await
-            .map_err(|_| TorrentError::Stopped)
     }
 }

@@ -141,6 +141,13 @@ pub(crate) async fn run(
         file_priorities,
         mode,
         web_seeds,
+        // SEAM(issue 14, h-queue / h-limits): start paused, force start,
+        // limits and carried-over totals.
+        paused: _,
+        force_start: _,
+        rate_limits: _,
+        share_limits: _,
+        totals: _,
     } = torrent;
     let pending = Pending {
         peers,

@@ -262,6 +262,10 @@ impl TorrentCore {
             web_seed_downloaded: self.webseeds.bytes(),
             web_seeds_active: self.webseeds.active(),
             web_seeds: self.webseeds.status(),
+            // SEAM(issue 14, h-queue): seeds/leechers, failures, totals, times, limits.
+            total_downloaded: self.download.total(),
+            total_uploaded: self.upload.total(),
+            ..TorrentStats::default()
         }
     }
 }
