@@ -62,6 +62,10 @@ pub struct SessionConfig {
     /// metainfo's `url-list` and [`Torrent::with_web_seeds`](crate::torrent::Torrent::with_web_seeds)).
     /// Default true; false turns every web seed of every torrent off.
     pub web_seeds: bool,
+    /// Peer exchange (BEP 11, `ut_pex`) with peers of torrents that are not
+    /// private. Default true; false turns it off for every torrent: not
+    /// advertised in the extended handshake, neither sent nor read.
+    pub pex: bool,
     /// Download and upload limits of the whole session (default unlimited);
     /// change them while it runs with
     /// [`SessionHandle::set_rate_limits`](crate::session::SessionHandle::set_rate_limits).
@@ -156,6 +160,7 @@ impl Default for SessionConfig {
             port_mapping: None,
             external_port: ExternalPort::default(),
             web_seeds: true,
+            pex: true,
             announce_ipv6: None,
             rate_limits: RateLimits::default(),
             share_limits: ShareLimits::default(),

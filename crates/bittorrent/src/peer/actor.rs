@@ -24,12 +24,14 @@ use crate::peer::transport::PeerStream;
 use crate::peer::upload::UploadQueue;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
+use crate::ratelimit::{LinkLimits, Pause};
 use crate::store::StoreError;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
 
 mod extended;
 mod fast;
+mod limit;
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
@@ -68,7 +70,11 @@ pub(crate) async fn run(
     }
     let info_len = params.meta.info_bytes.len();
     let guard = Guard::new(params.meta.piece_count(), info_len, Instant::now());
+    let limits = params.connector.limits().clone();
     let mut actor = PeerActor {
+        limits,
+        read_pause: Pause::default(),
+        send_pause: Pause::default(),
         guard,
         ext,
         peer_extensions: false,
@@ -131,6 +137,12 @@ struct PeerActor {
     /// The Fast extension (BEP 6): whether in force, allowed-fast sets, our
     /// requests awaiting an answer, counters.
     fast: Fast,
+    /// The torrent's and session's rate limits.
+    limits: LinkLimits,
+    /// The socket is not read meanwhile (download limits in debt).
+    read_pause: Pause,
+    /// No block is sent meanwhile (upload limits in debt).
+    send_pause: Pause,
 }
 
 impl PeerActor {
@@ -203,14 +215,20 @@ impl PeerActor {
         let cancel = self.cancel.clone();
         loop {
             self.start_reads(&mut reads);
-            // A peer in debt with its budget is not read from meanwhile.
+            // A peer in debt with its budget, or with the download limits,
+            // is not read from meanwhile; with the upload limits, not sent to.
             let now = Instant::now();
-            let paused = self.guard.ready_at(now);
-            let resume = tokio::time::Instant::from_std(paused.unwrap_or(now));
+            let paused = self.read_paused(now);
+            let sending = self.send_paused(now);
+            let wake = match (paused, sending) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let resume = tokio::time::Instant::from_std(wake.unwrap_or(now));
             let flush_at = tokio::time::Instant::from_std(self.flush_at.unwrap_or(now));
             tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
-                _ = tokio::time::sleep_until(resume), if paused.is_some() => {}
+                _ = tokio::time::sleep_until(resume), if wake.is_some() => {}
                 _ = tokio::time::sleep_until(flush_at), if self.flush_at.is_some() => {
                     self.flush_at = None;
                     conn.flush().await?;
@@ -229,7 +247,9 @@ impl PeerActor {
                     // The torrent dropped our handle: it is done with us.
                     None => return Ok(()),
                 },
-                read = async { reads.front_mut().expect("guarded").await }, if !reads.is_empty() => {
+                read = async { reads.front_mut().expect("guarded").await },
+                    if !reads.is_empty() && sending.is_none() =>
+                {
                     reads.pop_front();
                     let run = read.map_err(PeerError::ReadTask)??;
                     for run in self.still_servable(run, &mut conn).await? {
@@ -307,7 +327,7 @@ impl PeerActor {
     /// same segment costs no store read and no upload.
     async fn read_arrived(&mut self, conn: &mut Conn) -> Result<(), PeerError> {
         for _ in 0..READ_BATCH {
-            if self.guard.ready_at(Instant::now()).is_some() {
+            if self.read_paused(Instant::now()).is_some() {
                 break;
             }
             let Some(frame) = conn.next().now_or_never() else {
@@ -350,6 +370,7 @@ impl PeerActor {
         write_blocks(conn.get_mut(), &blocks, data)
             .await
             .map_err(|e| PeerError::Wire(e.into()))?;
+        self.charge_sent(bytes);
         self.emit(PeerEvent::Uploaded {
             addr: self.addr,
             bytes,
@@ -364,6 +385,9 @@ impl PeerActor {
         log::trace!("{} <- {}", self.tag, describe(&msg));
         let addr = self.addr;
         self.count_have_set(&msg);
+        if let Message::Piece { data, .. } = &msg {
+            self.charge_received(data.len());
+        }
         match self.guard.inbound(&msg, Instant::now())? {
             Verdict::Pass => self.on_passed(msg, conn).await,
             Verdict::Drop => Ok(()),
@@ -458,6 +482,8 @@ impl PeerActor {
             }
             PeerCommand::Interested(true) => conn.feed(Message::Interested).await?,
             PeerCommand::Interested(false) => conn.feed(Message::NotInterested).await?,
+            // PEX is off (the session's setting, or a private torrent).
+            PeerCommand::Pex(_) if !self.params.pex => {}
             PeerCommand::Pex(pex) => {
                 if self.peer_extensions && !self.ext_handshake_seen {
                     // Keep the latest until we know whether the peer takes PEX.

@@ -24,6 +24,7 @@ use crate::config::{EncryptionPolicy, UtpMode};
 use crate::mse::{self, stream::Crypt, Methods};
 use crate::peer::transport::{PeerStream, TransportKind};
 use crate::peer::PeerError;
+use crate::ratelimit::LinkLimits;
 use crate::types::InfoHash;
 use crate::utp::Endpoint;
 
@@ -128,6 +129,9 @@ impl RoutePlan {
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     inner: Arc<Inner>,
+    /// The rate limits of the links opened: the session's, and the
+    /// torrent's once a torrent has its own copy of the connector.
+    limits: LinkLimits,
 }
 
 #[derive(Debug)]
@@ -182,7 +186,19 @@ impl Connector {
                 utp: endpoint,
                 plan: Mutex::new(RoutePlan::new(policy, transports)),
             }),
+            limits: LinkLimits::default(),
         }
+    }
+
+    /// This connector, its links charged to `limits`.
+    pub(crate) fn with_limits(mut self, limits: LinkLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The rate limits its links are charged to.
+    pub(crate) fn limits(&self) -> &LinkLimits {
+        &self.limits
     }
 
     /// Opens a stream to `addr` for the torrent `info_hash`, ready for the

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dht::{DhtConfig, DhtHandle};
 use crate::peer::connect::Connector;
 use crate::portmap::{self, ExternalPort, MapTransport};
+use crate::ratelimit::{LinkLimits, RateLimiter};
 use crate::session::command::SessionCommand;
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
 use crate::torrent::{TorrentCommand, TorrentHandle};
@@ -42,7 +43,7 @@ pub(crate) async fn run(
     mut rx: mpsc::Receiver<SessionCommand>,
     events: broadcast::Sender<Event>,
     (listener, torrent_list): (Option<JoinHandle<()>>, watch::Sender<Arc<[InfoHash]>>),
-    utp: Option<(Endpoint, SharedUdp)>,
+    (utp, limits): (Option<(Endpoint, SharedUdp)>, RateLimiter),
     cancel: CancellationToken,
     finished: CancellationToken,
 ) {
@@ -57,7 +58,8 @@ pub(crate) async fn run(
         config.encryption,
         endpoint,
         config.utp,
-    );
+    )
+    .with_limits(LinkLimits::session(limits));
     let mut actor = SessionActor {
         dht,
         connector,

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::dht::DhtStats;
 use crate::limits::{QueueConfig, QueueMove, RateLimits, ShareLimits};
 use crate::portmap::MappedPort;
+use crate::ratelimit::RateLimiter;
 use crate::session::command::SessionCommand;
 use crate::torrent::{Torrent, TorrentHandle};
 use crate::types::InfoHash;
@@ -103,12 +104,14 @@ impl Session {
         let utp = listen_addr
             .filter(|_| config.utp != UtpMode::Disable)
             .and_then(|addr| start_utp(addr, &cancel));
+        let limits = RateLimiter::new(config.rate_limits);
         let handle = SessionHandle {
             tx,
             cancel: cancel.clone(),
             finished: finished.clone(),
             events: events_tx.downgrade(),
             listen_addr,
+            limits: limits.clone(),
         };
         // The info-hashes of the session's torrents, kept by the actor: the
         // listener finds an encrypted handshake's torrent among them.
@@ -129,7 +132,7 @@ impl Session {
             rx,
             events_tx,
             (listener, torrents_tx),
-            utp,
+            (utp, limits),
             cancel,
             finished,
         ));
@@ -161,6 +164,8 @@ pub struct SessionHandle {
     finished: CancellationToken,
     events: broadcast::WeakSender<Event>,
     listen_addr: Option<SocketAddr>,
+    /// The session's rate limiter, shared with every peer and web seed.
+    limits: RateLimiter,
 }
 
 impl SessionHandle {
@@ -270,7 +275,9 @@ impl SessionHandle {
             .send(SessionCommand::Stats { reply })
             .await
             .map_err(|_| SessionError::Stopped)?;
-        rx.await.map_err(|_| SessionError::Stopped)
+        let mut stats = rx.await.map_err(|_| SessionError::Stopped)?;
+        stats.rate_limits = self.limits.limits();
+        Ok(stats)
     }
 
     /// Starts a graceful shutdown: every torrent stops (announcing `stopped`
@@ -307,8 +314,11 @@ impl SessionHandle {
     /// # Errors
     /// [`SessionError::Stopped`] if the session has ended.
     pub async fn set_rate_limits(&self, limits: RateLimits) -> Result<(), SessionError> {
-        // SEAM(issue 14, h-limits)
-        let _ = limits;
+        if self.is_finished() {
+            return Err(SessionError::Stopped);
+        }
+        log::info!("session rate limits: {limits:?}");
+        self.limits.set(limits);
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use crate::limits::{RateLimits, TorrentShareLimits};
 use crate::metainfo::MetaInfo;
 use crate::peer::connect::Connector;
 use crate::picker::{PickMode, Priority};
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::torrent::command::TorrentCommand;
 use crate::torrent::{actor, FileReader, PieceState, Torrent, TorrentError, TorrentStats};
@@ -56,6 +57,8 @@ pub struct TorrentHandle {
     info_hash: InfoHash,
     name: Arc<str>,
     tx: mpsc::Sender<TorrentCommand>,
+    /// The torrent's own rate limiter, shared with its peers and web seeds.
+    limits: RateLimiter,
 }
 
 impl TorrentHandle {
@@ -74,6 +77,9 @@ impl TorrentHandle {
         let info_hash = torrent.info_hash();
         let name = Arc::from(torrent.name().as_str());
         let (tx, rx) = mpsc::channel(Self::MAILBOX);
+        let limits = RateLimiter::new(torrent.rate_limits);
+        let link_limits = connector.limits().with_torrent(limits.clone());
+        let connector = connector.with_limits(link_limits);
         let task = tokio::spawn(actor::run(
             torrent, config, dht, connector, rx, events, cancel,
         ));
@@ -82,6 +88,7 @@ impl TorrentHandle {
                 info_hash,
                 name,
                 tx,
+                limits,
             },
             task,
         )
@@ -107,7 +114,9 @@ impl TorrentHandle {
             .send(TorrentCommand::Stats { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        rx.await.map_err(|_| TorrentError::Stopped)
+        let mut stats = rx.await.map_err(|_| TorrentError::Stopped)?;
+        stats.rate_limits = self.limits.limits();
+        Ok(stats)
     }
 
     /// Pauses the torrent: every peer is disconnected and trackers are told
@@ -285,8 +294,13 @@ impl TorrentHandle {
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
     pub async fn set_rate_limits(&self, limits: RateLimits) -> Result<(), TorrentError> {
-        // SEAM(issue 14, h-limits): deliver to the actor and apply.
-        let _ = limits;
+        // Shared with the peers and web seeds directly: no need to disturb
+        // the actor.
+        if self.tx.is_closed() {
+            return Err(TorrentError::Stopped);
+        }
+        log::info!("[{}] rate limits: {limits:?}", self.info_hash.short());
+        self.limits.set(limits);
         Ok(())
     }
 

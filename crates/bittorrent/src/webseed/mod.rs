@@ -35,6 +35,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metainfo::MetaInfo;
+use crate::ratelimit::LinkLimits;
 
 mod answer;
 #[doc(hidden)]
@@ -167,6 +168,8 @@ pub(crate) struct WebSeedConfig {
     pub(crate) min_rate: u64,
     /// Window of the rate check, and the longest silence tolerated.
     pub(crate) slow_window: Duration,
+    /// The torrent's and session's download limits the body is charged to.
+    pub(crate) limits: LinkLimits,
 }
 
 impl WebSeedConfig {
@@ -188,6 +191,7 @@ impl WebSeedConfig {
             client,
             min_rate: MIN_RATE,
             slow_window: SLOW_WINDOW,
+            limits: LinkLimits::default(),
         })
     }
 }

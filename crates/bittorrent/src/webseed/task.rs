@@ -265,6 +265,7 @@ impl Task {
                 return Err(too_long(asked).into());
             }
             speed.record(chunk.len(), now())?;
+            self.throttle(speed, chunk.len()).await;
             left -= chunk.len() as u64;
             let mut data = &chunk[..];
             while !data.is_empty() {
@@ -286,6 +287,24 @@ impl Task {
         // request, which would otherwise open a second connection.
         tokio::task::yield_now().await;
         Ok(())
+    }
+
+    /// Charges a chunk of body to the download limits and waits out any
+    /// debt before reading on (the server then sees TCP backpressure). The
+    /// wait does not count against the server's speed.
+    async fn throttle(&self, speed: &mut SpeedCheck, bytes: usize) {
+        let started = now();
+        let Some(mut until) = self.config.limits.received(bytes as u64, started) else {
+            return;
+        };
+        loop {
+            tokio::time::sleep_until(until.into()).await;
+            match self.config.limits.receive_ready_at(now()) {
+                Some(later) => until = later,
+                None => break,
+            }
+        }
+        speed.exclude(now().saturating_duration_since(started));
     }
 
     /// Sends a whole piece to the torrent, waiting for room; the wait does

@@ -121,7 +121,7 @@ impl Shell {
             connect_timeout: self.config.connect_timeout,
             connector: self.connector.clone(),
             listen_port: self.config.port,
-            pex: !running.meta.private,
+            pex: self.config.pex && !running.meta.private,
         };
         let (handle, task) = PeerHandle::start(
             addr,

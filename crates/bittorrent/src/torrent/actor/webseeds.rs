@@ -44,13 +44,14 @@ impl Shell {
         if urls.is_empty() {
             return;
         }
-        let config = match WebSeedConfig::new() {
+        let mut config = match WebSeedConfig::new() {
             Ok(config) => config,
             Err(e) => {
                 log::error!("{} no HTTP client for web seeds: {e}", self.tag);
                 return;
             }
         };
+        config.limits = self.connector.limits().clone();
         log::info!("{} {} web seeds", self.tag, urls.len());
         for url in urls {
             let Phase::Running(running) = &mut self.phase else {

@@ -220,6 +220,7 @@ fn config(slow_window: Duration, min_rate: u64) -> WebSeedConfig {
         client,
         min_rate,
         slow_window,
+        limits: crate::ratelimit::LinkLimits::default(),
     }
 }
 
