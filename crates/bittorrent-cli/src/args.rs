@@ -128,6 +128,17 @@ pub struct Args {
     #[arg(long, conflicts_with = "web_seeds", help_heading = NETWORK)]
     pub no_web_seeds: bool,
 
+    /// Most bytes per second received, every torrent together: a number
+    /// with an optional K (×1000), M (×1,000,000) or G (×10^9) suffix, e.g.
+    /// 20M is 20,000,000 B/s (qBittorrent's unit). 0: unlimited (the default).
+    #[arg(long, value_name = "RATE", value_parser = rate, help_heading = NETWORK)]
+    pub download_limit: Option<u64>,
+
+    /// Most bytes per second sent, every torrent together (RATE as for
+    /// --download-limit).
+    #[arg(long, value_name = "RATE", value_parser = rate, help_heading = NETWORK)]
+    pub upload_limit: Option<u64>,
+
     /// Regular upload slots (the choke algorithm adds one optimistic slot).
     #[arg(long, default_value_t = 3, help_heading = NETWORK)]
     pub upload_slots: usize,
@@ -171,6 +182,30 @@ fn web_seed_url(url: &str) -> Result<String, String> {
     check_web_seed_url(url)
         .map(|_| url.trim().to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// `--download-limit`, `--upload-limit`: bytes per second, with an optional
+/// decimal K, M or G suffix (`20M`, `1.5M`, `500k`); else a one-line error.
+fn rate(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, ' '),
+    };
+    let scale = match unit {
+        ' ' => 1.0,
+        'K' => 1e3,
+        'M' => 1e6,
+        'G' => 1e9,
+        _ => return Err(format!("unknown unit {unit:?}: use K, M or G")),
+    };
+    let bad = || format!("{text:?} is not a rate in bytes per second (e.g. 20M)");
+    let value: f64 = number.parse().map_err(|_| bad())?;
+    let bytes = value * scale;
+    if !(0.0..=1e15).contains(&bytes) {
+        return Err(bad());
+    }
+    Ok(bytes.round() as u64)
 }
 
 /// `--mode`.
@@ -237,6 +272,22 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn rates_take_decimal_suffixes() {
+        assert_eq!(rate("20M"), Ok(20_000_000));
+        assert_eq!(rate("1.5m"), Ok(1_500_000));
+        assert_eq!(rate("500K"), Ok(500_000));
+        assert_eq!(rate("1G"), Ok(1_000_000_000));
+        assert_eq!(rate("12345"), Ok(12_345));
+        assert_eq!(rate("0"), Ok(0));
+        for bad in ["", "M", "-1M", "20X", "fast", "1e30", "NaN"] {
+            assert!(rate(bad).is_err(), "{bad:?} accepted");
+        }
+        let args = Args::parse_from(["bittorrent-cli", "--download-limit", "20M", "x"]);
+        assert_eq!(args.download_limit, Some(20_000_000));
+        assert_eq!(args.upload_limit, None);
     }
 
     #[test]

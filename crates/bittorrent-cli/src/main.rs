@@ -171,6 +171,10 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         utp: args.utp.into(),
         port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
         web_seeds: !args.no_web_seeds,
+        rate_limits: RateLimits {
+            download: args.download_limit.filter(|&rate| rate > 0),
+            upload: args.upload_limit.filter(|&rate| rate > 0),
+        },
         ..SessionConfig::default()
     };
     Ok((config, view))
