@@ -1,13 +1,11 @@
 //! The peer actor's connection loop.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
@@ -17,6 +15,7 @@ use crate::bitfield::Bitfield;
 use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, PexMessage, HANDSHAKE_ID,
 };
+use crate::peer::actor::blocks::write_blocks;
 use crate::peer::fast::Fast;
 use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
@@ -29,6 +28,7 @@ use crate::store::StoreError;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
 
+mod blocks;
 mod extended;
 mod fast;
 mod limit;
@@ -526,75 +526,6 @@ impl PeerActor {
     }
 }
 
-/// The 13 bytes before a block's data in a `piece` message.
-fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
-    let mut header = [0u8; 13];
-    header[..4].copy_from_slice(&(9 + len as u32).to_be_bytes());
-    header[4] = 7;
-    header[5..9].copy_from_slice(&piece.to_be_bytes());
-    header[9..].copy_from_slice(&begin.to_be_bytes());
-    header
-}
-
-/// Writes `blocks` (their data end to end in `data`) as `piece` messages in
-/// one vectored write: straight from the store's buffer in plaintext; when
-/// encrypted, the keystream is applied in place on that buffer (owned by
-/// the store read, so no copy) and on the headers.
-async fn write_blocks(
-    io: &mut PeerStream,
-    blocks: &[BlockInfo],
-    data: Bytes,
-) -> std::io::Result<()> {
-    let mut headers: Vec<[u8; 13]> = blocks
-        .iter()
-        .map(|b| piece_header(b.piece, b.begin, b.length as usize))
-        .collect();
-    let lengths = blocks.iter().map(|b| b.length as usize);
-    if !io.is_encrypted() {
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * blocks.len());
-        let mut rest: &[u8] = &data;
-        for (header, len) in headers.iter().zip(lengths) {
-            let (block, tail) = rest
-                .split_at_checked(len)
-                .ok_or(std::io::ErrorKind::InvalidData)?;
-            slices.push(IoSlice::new(header));
-            slices.push(IoSlice::new(block));
-            rest = tail;
-        }
-        return write_all_vectored(io, &mut slices).await;
-    }
-    // Unique unless a store shares its buffers (then one copy is the price).
-    let mut data = data
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
-    let mut parts: Vec<&mut [u8]> = Vec::with_capacity(2 * blocks.len());
-    let mut rest: &mut [u8] = &mut data;
-    for (header, len) in headers.iter_mut().zip(lengths) {
-        let (block, tail) = rest
-            .split_at_mut_checked(len)
-            .ok_or(std::io::ErrorKind::InvalidData)?;
-        parts.push(header);
-        parts.push(block);
-        rest = tail;
-    }
-    io.write_all_sealed(&mut parts).await
-}
-
-/// Writes every slice, however the socket splits the writes.
-async fn write_all_vectored(
-    io: &mut PeerStream,
-    mut slices: &mut [IoSlice<'_>],
-) -> std::io::Result<()> {
-    while !slices.is_empty() {
-        let n = io.write_vectored(slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut slices, n);
-    }
-    Ok(())
-}
-
 fn describe(msg: &Message) -> String {
     match msg {
         Message::Piece { piece, begin, data } => {
@@ -609,6 +540,7 @@ fn describe(msg: &Message) -> String {
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use tokio::io::AsyncWriteExt;
 
     use crate::metainfo::MetaInfo;
     use crate::peer::PeerHandle;
