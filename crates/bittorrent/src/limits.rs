@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-/// Transfer-rate limits, in payload bytes per second; `None` is unlimited.
+/// Transfer-rate limits, in payload bytes per second; `None` (or 0, as in
+/// qBittorrent's API) is unlimited.
 /// The session's apply to all its torrents together
 /// ([`SessionConfig::rate_limits`](crate::session::SessionConfig::rate_limits),
 /// [`SessionHandle::set_rate_limits`](crate::session::SessionHandle::set_rate_limits));

@@ -221,6 +221,11 @@ impl LinkLimits {
         }
     }
 
+    /// The torrent's own limits in force.
+    pub(crate) fn torrent_limits(&self) -> RateLimits {
+        self.torrent.limits()
+    }
+
     /// Charges `bytes` received; returns until when the link should not
     /// read (at most [`MAX_PAUSE`] from `now`), if it should wait.
     pub(crate) fn received(&self, bytes: u64, now: Instant) -> Option<Instant> {

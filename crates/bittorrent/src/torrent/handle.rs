@@ -114,9 +114,7 @@ impl TorrentHandle {
             .send(TorrentCommand::Stats { reply })
             .await
             .map_err(|_| TorrentError::Stopped)?;
-        let mut stats = rx.await.map_err(|_| TorrentError::Stopped)?;
-        stats.rate_limits = self.limits.limits();
-        Ok(stats)
+        rx.await.map_err(|_| TorrentError::Stopped)
     }
 
     /// Pauses the torrent: every peer is disconnected and trackers are told

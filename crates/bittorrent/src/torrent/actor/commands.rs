@@ -93,6 +93,7 @@ impl Shell {
             },
         };
         stats.trackers = self.tracker_status.borrow().clone();
+        stats.rate_limits = self.connector.limits().torrent_limits();
         stats
     }
 

@@ -45,6 +45,7 @@ impl Shell {
             Action::Emit(mut event) => {
                 if let Event::Stats { stats, .. } = &mut event {
                     stats.trackers = self.tracker_status.borrow().clone();
+                    stats.rate_limits = self.connector.limits().torrent_limits();
                 }
                 self.emit(event);
             }
