@@ -3,10 +3,12 @@
 //!
 //! A bucket is charged *after* the bytes moved (a block's size is known
 //! once its message is read) and may go into debt; the link that charged
-//! it then waits until the debt is paid before reading (or sending) again.
-//! A peer's payload is charged to its torrent's bucket and the session's,
-//! and it waits for the later of the two. Over any window the bytes moved
-//! stay within `rate × window + burst`, whatever the size of the charges.
+//! it then waits until its own charge is paid (its turn, see [`Pause`])
+//! before reading (or sending) again, so links take turns in the order
+//! they charged. A peer's payload is charged to its torrent's bucket and
+//! the session's, and it waits for the later of the two. Over any window
+//! the bytes moved stay within `rate × window + burst` plus one charge per
+//! link, whatever the size of the charges.
 //!
 //! [`Bucket`] is the arithmetic, pure, with `now` passed in; [`Limiter`]
 //! shares one between tasks and, unlimited, costs one atomic load per
@@ -181,8 +183,7 @@ impl RateLimiter {
 
     /// Changes both limits; links see the change at their next charge, or
     /// within [`MAX_PAUSE`] if waiting.
-    pub(crate) fn set(&self, limits: RateLimits) {
-        let now = Instant::now();
+    pub(crate) fn set(&self, limits: RateLimits, now: Instant) {
         self.download.set(limits.download, now);
         self.upload.set(limits.upload, now);
     }
@@ -226,63 +227,75 @@ impl LinkLimits {
         self.torrent.limits()
     }
 
-    /// Charges `bytes` received; returns until when the link should not
-    /// read (at most [`MAX_PAUSE`] from `now`), if it should wait.
+    /// Charges `bytes` received; returns when the debt they leave is paid
+    /// (the link's turn to read again), if they leave one.
     pub(crate) fn received(&self, bytes: u64, now: Instant) -> Option<Instant> {
         let session = self.session.download.charge(bytes, now);
-        let torrent = self.torrent.download.charge(bytes, now);
-        pause(session.max(torrent), now)
+        session.max(self.torrent.download.charge(bytes, now))
     }
 
-    /// Charges `bytes` sent; returns until when the link should not send.
+    /// Charges `bytes` sent; returns when the link may send again.
     pub(crate) fn sent(&self, bytes: u64, now: Instant) -> Option<Instant> {
         let session = self.session.upload.charge(bytes, now);
-        let torrent = self.torrent.upload.charge(bytes, now);
-        pause(session.max(torrent), now)
+        session.max(self.torrent.upload.charge(bytes, now))
     }
 
-    /// Until when a link that waited should still not read.
+    /// When the download buckets' whole debt is paid, if they are in debt.
     pub(crate) fn receive_ready_at(&self, now: Instant) -> Option<Instant> {
         let session = self.session.download.ready_at(now);
-        pause(session.max(self.torrent.download.ready_at(now)), now)
+        session.max(self.torrent.download.ready_at(now))
     }
 
-    /// Until when a link that waited should still not send.
+    /// When the upload buckets' whole debt is paid.
     pub(crate) fn send_ready_at(&self, now: Instant) -> Option<Instant> {
         let session = self.session.upload.ready_at(now);
-        pause(session.max(self.torrent.upload.ready_at(now)), now)
+        session.max(self.torrent.upload.ready_at(now))
     }
 }
 
-/// A wait until `ready`, cut to [`MAX_PAUSE`]: a waiting link looks again
-/// then, so that a limit changed meanwhile takes effect.
-fn pause(ready: Option<Instant>, now: Instant) -> Option<Instant> {
-    ready.map(|at| at.min(now + MAX_PAUSE))
-}
-
-/// A link's wait for its buckets: set when a charge left debt, looked at
-/// again when it is over.
+/// A link's wait for its turn: set when its charge left debt, over when
+/// that debt is paid. Links wait for their own charge, not for the bucket
+/// to be out of debt, so they take turns in the order they charged (no
+/// race at the moment the debt is paid, no link starved). A long wait is
+/// looked at again every [`MAX_PAUSE`]: if the limit was raised or lifted
+/// meanwhile, the whole debt may be paid sooner than the turn, and the
+/// wait ends then.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct Pause(Option<Instant>);
+pub(crate) struct Pause {
+    /// When the link's own charge is paid.
+    turn: Option<Instant>,
+    /// When to look at the buckets again.
+    look: Option<Instant>,
+}
 
 impl Pause {
-    /// Waits until `until`, if set.
-    pub(crate) fn set(&mut self, until: Option<Instant>) {
-        self.0 = until;
+    /// Waits for `turn`, if set (the result of a charge).
+    pub(crate) fn set(&mut self, turn: Option<Instant>, now: Instant) {
+        self.turn = turn;
+        self.look = turn.map(|_| now + MAX_PAUSE);
     }
 
-    /// Until when the link waits: once a wait is over, `again` says whether
-    /// another follows (the buckets may still be in debt: other links
-    /// charged them meanwhile). `None`: it need not wait.
+    /// Until when the link waits (`None`: it need not). `paid_at` tells
+    /// when the buckets' whole debt is paid, asked at most every
+    /// [`MAX_PAUSE`].
     pub(crate) fn until(
         &mut self,
         now: Instant,
-        again: impl FnOnce(Instant) -> Option<Instant>,
+        paid_at: impl FnOnce(Instant) -> Option<Instant>,
     ) -> Option<Instant> {
-        if self.0.is_some_and(|at| at <= now) {
-            self.0 = again(now);
+        let (turn, look) = (self.turn?, self.look?);
+        if turn <= now {
+            self.turn = None;
+            return None;
         }
-        self.0
+        if look <= now {
+            match paid_at(now) {
+                Some(paid) if paid > now => self.turn = Some(turn.min(paid)),
+                _ => self.turn = None,
+            }
+            self.look = Some(now + MAX_PAUSE);
+        }
+        Some(self.turn?.min(self.look?))
     }
 }
 
@@ -382,6 +395,7 @@ mod tests {
     #[test]
     fn a_link_waits_for_the_later_of_its_torrent_and_session() {
         let t0 = Instant::now();
+        let ms = |at: Instant| (at - t0).as_millis();
         let session = RateLimiter::new(RateLimits {
             download: Some(10 * MB),
             upload: None,
@@ -392,14 +406,12 @@ mod tests {
         });
         let link = LinkLimits::session(session.clone()).with_torrent(torrent.clone());
         // 150 kB: 50 ms of debt with the torrent, none with the session.
-        let until = link.received(150_000, t0).unwrap();
-        assert_eq!((until - t0).as_millis(), 50);
-        // 1.1 MB more: the torrent's 1.1 s wait is cut to MAX_PAUSE.
-        assert_eq!(link.received(1_100_000, t0), Some(t0 + MAX_PAUSE));
+        assert_eq!(link.received(150_000, t0).map(ms), Some(50));
+        // 1.1 MB more: the torrent's turn comes after 1.15 s.
+        assert_eq!(link.received(1_100_000, t0).map(ms), Some(1150));
         // The session was charged too: 1.25 MB, 250 kB past its 1 MB burst.
         let session_only = LinkLimits::session(session);
-        let until = session_only.receive_ready_at(t0).unwrap();
-        assert_eq!((until - t0).as_millis(), 25);
+        assert_eq!(session_only.receive_ready_at(t0).map(ms), Some(25));
         // Upload is the torrent's alone.
         assert_eq!(link.sent(100_000, t0), None);
         assert!(link.send_ready_at(t0).is_none());
@@ -411,19 +423,73 @@ mod tests {
                 upload: Some(MB)
             }
         );
+        assert_eq!(link.torrent_limits(), torrent.limits());
     }
 
     #[test]
-    fn a_pause_looks_again_once_over() {
+    fn links_take_turns_in_the_order_they_charged() {
         let t0 = Instant::now();
-        let t1 = t0 + Duration::from_millis(10);
+        let ms = |at: Instant| (at - t0).as_millis();
+        let limiter = RateLimiter::new(RateLimits {
+            download: Some(MB),
+            upload: None,
+        });
+        let (a, b) = (
+            LinkLimits::session(limiter.clone()),
+            LinkLimits::session(limiter),
+        );
+        // The burst (100 kB) is spent; then each 50 kB is 50 ms.
+        assert_eq!(a.received(100_000, t0), None);
+        let (mut pa, mut pb) = (Pause::default(), Pause::default());
+        pa.set(a.received(50_000, t0), t0);
+        pb.set(b.received(50_000, t0), t0);
+        let at = |m: u64| t0 + Duration::from_millis(m);
+        assert_eq!(pa.until(t0, |_| unreachable!()).map(ms), Some(50));
+        assert_eq!(pb.until(t0, |_| unreachable!()).map(ms), Some(100));
+        // A's turn: it reads again and queues behind B, although the
+        // bucket is still in debt (B's charge).
+        assert_eq!(pa.until(at(50), |now| a.receive_ready_at(now)), None);
+        pa.set(a.received(50_000, at(50)), at(50));
+        assert_eq!(pa.until(at(50), |_| unreachable!()).map(ms), Some(150));
+        assert_eq!(pb.until(at(100), |now| b.receive_ready_at(now)), None);
+    }
+
+    #[test]
+    fn a_long_wait_ends_early_when_the_limit_is_raised() {
+        let t0 = Instant::now();
+        let ms = |at: Instant| (at - t0).as_millis();
+        let limiter = RateLimiter::new(RateLimits {
+            download: Some(MB),
+            upload: None,
+        });
+        let link = LinkLimits::session(limiter.clone());
         let mut pause = Pause::default();
-        assert_eq!(pause.until(t0, |_| unreachable!()), None);
-        pause.set(Some(t1));
-        assert_eq!(pause.until(t0, |_| unreachable!()), Some(t1));
-        // Over, but the buckets are still in debt: another wait.
-        let t2 = t1 + Duration::from_millis(10);
-        assert_eq!(pause.until(t1, |_| Some(t2)), Some(t2));
-        assert_eq!(pause.until(t2, |_| None), None);
+        // 2 s of debt: the link looks again after MAX_PAUSE.
+        pause.set(link.received(100_000 + 2 * MB, t0), t0);
+        assert_eq!(pause.until(t0, |_| unreachable!()).map(ms), Some(100));
+        let look = t0 + MAX_PAUSE;
+        // Unchanged: wait on, 100 ms at a time.
+        let wait = pause.until(look, |now| link.receive_ready_at(now));
+        assert_eq!(wait.map(ms), Some(200));
+        // Raised tenfold at 200 ms: the debt left (1.8 MB) is paid in
+        // 180 ms, sooner than the turn at 2.1 s.
+        let look = t0 + 2 * MAX_PAUSE;
+        let raised = RateLimits {
+            download: Some(10 * MB),
+            upload: None,
+        };
+        limiter.set(raised, look);
+        let wait = pause.until(look, |now| link.receive_ready_at(now));
+        assert_eq!(wait.map(ms), Some(300), "the next look comes first");
+        let look = t0 + 3 * MAX_PAUSE;
+        let wait = pause.until(look, |now| link.receive_ready_at(now));
+        assert_eq!(wait.map(ms), Some(380), "paid at 200 + 180 ms");
+        // Lifted: a wait ends at the next look.
+        let mut pause = Pause::default();
+        pause.set(link.received(5 * MB, look), look);
+        limiter.set(RateLimits::default(), look);
+        assert_eq!(pause.until(look, |_| unreachable!()).map(ms), Some(400));
+        let look = look + MAX_PAUSE;
+        assert_eq!(pause.until(look, |now| link.receive_ready_at(now)), None);
     }
 }

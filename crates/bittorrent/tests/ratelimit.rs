@@ -107,8 +107,9 @@ async fn a_session_download_limit_holds_and_no_peer_starves() {
         .map(|s| s.served.load(Ordering::Relaxed))
         .collect();
     let total: usize = served.iter().sum();
+    eprintln!("blocks served per seeder: {served:?}");
     assert!(
-        served.iter().all(|&n| n * 6 >= total),
+        served.iter().all(|&n| n * 5 >= total),
         "blocks served per seeder: {served:?}"
     );
     stop(&session).await;

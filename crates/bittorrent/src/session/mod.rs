@@ -318,7 +318,7 @@ impl SessionHandle {
             return Err(SessionError::Stopped);
         }
         log::info!("session rate limits: {limits:?}");
-        self.limits.set(limits);
+        self.limits.set(limits, std::time::Instant::now());
         Ok(())
     }
 

@@ -298,7 +298,7 @@ impl TorrentHandle {
             return Err(TorrentError::Stopped);
         }
         log::info!("[{}] rate limits: {limits:?}", self.info_hash.short());
-        self.limits.set(limits);
+        self.limits.set(limits, std::time::Instant::now());
         Ok(())
     }
 

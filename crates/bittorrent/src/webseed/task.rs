@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metainfo::MetaInfo;
+use crate::ratelimit::Pause;
 use crate::store::Layout;
 use crate::webseed::answer::{check_head, Asked, Assembler, SpeedCheck};
 use crate::webseed::ranges::{self, Part};
@@ -293,16 +294,16 @@ impl Task {
     /// debt before reading on (the server then sees TCP backpressure). The
     /// wait does not count against the server's speed.
     async fn throttle(&self, speed: &mut SpeedCheck, bytes: usize) {
+        let limits = &self.config.limits;
         let started = now();
-        let Some(mut until) = self.config.limits.received(bytes as u64, started) else {
+        let turn = limits.received(bytes as u64, started);
+        if turn.is_none() {
             return;
-        };
-        loop {
+        }
+        let mut pause = Pause::default();
+        pause.set(turn, started);
+        while let Some(until) = pause.until(now(), |at| limits.receive_ready_at(at)) {
             tokio::time::sleep_until(until.into()).await;
-            match self.config.limits.receive_ready_at(now()) {
-                Some(later) => until = later,
-                None => break,
-            }
         }
         speed.exclude(now().saturating_duration_since(started));
     }

@@ -12,23 +12,23 @@ impl PeerActor {
     /// Charges `bytes` of piece payload received.
     pub(super) fn charge_received(&mut self, bytes: usize) {
         let now = Instant::now();
-        let until = self.limits.received(bytes as u64, now);
-        if until.is_some() {
-            self.read_pause.set(until);
+        let turn = self.limits.received(bytes as u64, now);
+        if turn.is_some() {
+            self.read_pause.set(turn, now);
         }
     }
 
     /// Charges `bytes` of piece payload sent.
     pub(super) fn charge_sent(&mut self, bytes: u64) {
         let now = Instant::now();
-        let until = self.limits.sent(bytes, now);
-        if until.is_some() {
-            self.send_pause.set(until);
+        let turn = self.limits.sent(bytes, now);
+        if turn.is_some() {
+            self.send_pause.set(turn, now);
         }
     }
 
     /// Until when the socket is not read: the guard's budget, or the
-    /// download limits after this peer's payload left them in debt.
+    /// download limits until this peer's turn (its last payload paid).
     pub(super) fn read_paused(&mut self, now: Instant) -> Option<Instant> {
         let limits = &self.limits;
         let limited = self
@@ -37,8 +37,8 @@ impl PeerActor {
         self.guard.ready_at(now).max(limited)
     }
 
-    /// Until when no block is sent: the upload limits are in debt after
-    /// this peer's blocks.
+    /// Until when no block is sent: the upload limits, until this peer's
+    /// turn.
     pub(super) fn send_paused(&mut self, now: Instant) -> Option<Instant> {
         let limits = &self.limits;
         self.send_pause.until(now, |now| limits.send_ready_at(now))
