@@ -10,6 +10,8 @@ use crate::types::InfoHash;
 
 /// Something that happened in the session. Watch them with an
 /// [`EventReceiver`]; no polling is needed.
+// `Stats` is the large one; boxing it would change a public variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {

@@ -14,6 +14,7 @@ mod metadata;
 mod rate;
 mod reader;
 mod stats;
+pub(crate) mod status;
 
 pub use error::TorrentError;
 pub use handle::{StreamParts, TorrentHandle};

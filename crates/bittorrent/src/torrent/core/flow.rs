@@ -71,6 +71,7 @@ impl TorrentCore {
         match verdict {
             Verdict::Good => self.piece_verified(piece),
             Verdict::Failed { contributors } => {
+                self.control.hash_failures += 1;
                 let from: Vec<String> = contributors.iter().map(|c| c.to_string()).collect();
                 log::warn!(
                     "{} piece {piece} failed its hash check (from {})",
