@@ -128,12 +128,17 @@ impl TorrentCore {
     /// (qBittorrent's behaviour: raise the limit first).
     pub(crate) fn resume(&mut self, now: Instant) {
         let failed = self.control.error.take().is_some();
-        if !self.control.options.paused && !failed || self.state == State::Stopping {
+        if (!self.control.options.paused && !failed) || self.state == State::Stopping {
             return;
         }
         log::info!("{} resumed", self.tag());
         self.control.options.paused = false;
-        if self.state != State::Checking && self.share_limit_reached() {
+        if failed && self.complete && self.finalizing == Finalizing::No {
+            // Finalizing may be what failed: do it again.
+            self.finalizing = Finalizing::Due;
+            self.finalize_if_due();
+        }
+        if self.over_share_limit() {
             return self.stop_at_share_limit(now);
         }
         self.apply_control(now);
@@ -174,6 +179,12 @@ impl TorrentCore {
         }
     }
 
+    /// Complete (and settled) and at or past its share limit.
+    fn over_share_limit(&self) -> bool {
+        let settled = self.complete && self.finalizing == Finalizing::No;
+        settled && self.state != State::Checking && self.share_limit_reached()
+    }
+
     fn share_limit_reached(&self) -> bool {
         let limits = (self.control.options.share_limits).resolve(&self.control.session_share);
         let totals = self.control.options.totals;
@@ -195,8 +206,7 @@ impl TorrentCore {
     /// A running, complete torrent that reached its share limit is paused,
     /// and the session told ([`Event::ShareLimitReached`]).
     pub(crate) fn check_share_limit(&mut self, now: Instant) {
-        let settled = self.complete && self.finalizing == Finalizing::No;
-        if self.state == State::Active && settled && self.share_limit_reached() {
+        if self.state == State::Active && self.over_share_limit() {
             self.stop_at_share_limit(now);
         }
     }

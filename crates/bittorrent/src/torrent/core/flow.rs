@@ -85,7 +85,11 @@ impl TorrentCore {
                 self.request_more_all(now);
                 self.schedule_web_seeds(now);
             }
-            Verdict::StoreFailed(e) => self.fail(format!("storage failed on piece {piece}: {e}")),
+            Verdict::StoreFailed(e) => {
+                // Downloaded again once a resume retries.
+                self.flow.picker_mut().piece_failed(piece);
+                self.fail(format!("storage failed on piece {piece}: {e}"));
+            }
         }
         if was_backlogged && !self.flow.backlogged() {
             self.request_more_all(now);

@@ -21,6 +21,7 @@ use crate::tracker::TrackerUpdate;
 use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 use crate::webseed::{WebSeedCommand, WebSeedError, WebSeedEvent, WebSeedId};
 
+mod control;
 mod fast;
 mod webseeds;
 
