@@ -313,7 +313,8 @@ impl TorrentCore {
         Standing {
             paused: self.control.options.paused || self.control.error.is_some(),
             force: self.control.options.force_start,
-            seeding: self.complete,
+            // Complete once the store is settled (as `TorrentStats::complete`).
+            seeding: self.complete && self.finalizing == Finalizing::No,
         }
     }
 
