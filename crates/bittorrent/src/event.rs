@@ -134,7 +134,10 @@ pub enum Event {
         /// Its counters.
         stats: TorrentStats,
     },
-    /// The torrent stopped because of an error (e.g. its storage failed).
+    /// The torrent stopped because of an error: its storage failed (it stays
+    /// in the session in state
+    /// [`Error`](crate::torrent::TorrentState::Error) until resumed), or a
+    /// magnet's store could not be made (its torrent ends).
     TorrentError {
         /// The torrent.
         info_hash: InfoHash,

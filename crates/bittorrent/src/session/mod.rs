@@ -43,7 +43,8 @@ pub struct SessionStats {
     /// Upload rate of every torrent together.
     pub upload_rate: u64,
     /// Payload bytes received by the session's torrents (this session,
-    /// including torrents since removed).
+    /// including torrents since removed; each torrent's as of its last
+    /// second).
     pub downloaded: u64,
     /// Payload bytes sent.
     pub uploaded: u64,
