@@ -46,6 +46,8 @@ pub(crate) struct SessionLinks {
     pub share: watch::Receiver<ShareLimits>,
     /// The session's event stream.
     pub events: broadcast::Sender<Event>,
+    /// The standing last published (none yet).
+    published: Option<Standing>,
 }
 
 /// The session's ends of one torrent's channels.
@@ -70,6 +72,7 @@ impl SessionLinks {
             queued,
             share,
             events,
+            published: None,
         };
         let session = TorrentLinks {
             status: status_rx,
@@ -78,16 +81,15 @@ impl SessionLinks {
         (links, session)
     }
 
-    /// Publishes the torrent's standing; wakes the session if it changed.
-    pub(crate) fn publish_standing(&self, standing: Standing) {
-        let changed = self.status.send_if_modified(|s| {
-            let changed = s.standing != standing;
-            s.standing = standing;
-            changed
-        });
-        if changed {
-            self.changed.notify_one();
+    /// Publishes the torrent's standing and wakes the session, if it
+    /// changed (called after every input: no lock otherwise).
+    pub(crate) fn publish_standing(&mut self, standing: Standing) {
+        if self.published == Some(standing) {
+            return;
         }
+        self.published = Some(standing);
+        self.status.send_modify(|s| s.standing = standing);
+        self.changed.notify_one();
     }
 
     /// Publishes the torrent's totals and rates.
