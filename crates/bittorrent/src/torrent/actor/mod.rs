@@ -84,6 +84,43 @@ struct Pending {
     run: RunOptions,
 }
 
+impl Pending {
+    /// The torrent's source, and its options kept until the core is made;
+    /// `queued`: the session's queue holds it back for now.
+    fn split(torrent: Torrent, queued: bool) -> (Source, Self) {
+        let Torrent {
+            source,
+            peers,
+            use_trackers,
+            file_priorities,
+            mode,
+            web_seeds,
+            paused,
+            force_start,
+            // SEAM(issue 14, h-limits): the torrent's rate limits.
+            rate_limits: _,
+            share_limits,
+            totals,
+        } = torrent;
+        let run = RunOptions {
+            paused,
+            queued,
+            force_start,
+            share_limits,
+            totals,
+        };
+        let pending = Self {
+            peers,
+            use_trackers,
+            file_priorities,
+            mode,
+            web_seeds,
+            run,
+        };
+        (source, pending)
+    }
+}
+
 /// The actor's IO: handles, tasks and channels.
 struct Shell {
     info_hash: InfoHash,
@@ -148,35 +185,7 @@ pub(crate) async fn run(
     cancel: CancellationToken,
 ) {
     let info_hash = torrent.info_hash();
-    let Torrent {
-        source,
-        peers,
-        use_trackers,
-        file_priorities,
-        mode,
-        web_seeds,
-        paused,
-        force_start,
-        // SEAM(issue 14, h-limits): the torrent's rate limits.
-        rate_limits: _,
-        share_limits,
-        totals,
-    } = torrent;
-    let run = RunOptions {
-        paused,
-        queued: *links.queued.borrow(),
-        force_start,
-        share_limits,
-        totals,
-    };
-    let pending = Pending {
-        peers,
-        use_trackers,
-        file_priorities,
-        mode,
-        web_seeds,
-        run,
-    };
+    let (source, pending) = Pending::split(torrent, *links.queued.borrow());
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
     let (web_tx, web_rx) = mpsc::channel(WEB_SEED_EVENTS);
     let (tracker_tx, tracker_rx) = mpsc::channel(16);
