@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bittorrent::limits::{QueueConfig, QueueMove, ShareLimits};
 use bittorrent::prelude::*;
-use bittorrent::store::Store;
+use bittorrent::store::{Store, StoreError};
 use bittorrent::torrent::PieceState;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -342,6 +342,60 @@ async fn a_recheck_finds_a_corrupted_piece() {
     assert_eq!(have, 15);
     let progress = handle.file_progress().await.unwrap();
     assert_eq!(progress, [(1 << 20) - 64 * 1024]);
+    session.shutdown();
+    session.join().await;
+}
+
+/// A memory store whose writes fail while `full` is set (a full disk).
+struct FlakyStore {
+    inner: MemoryStore,
+    full: Arc<AtomicBool>,
+}
+
+impl Store for FlakyStore {
+    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        if self.full.load(Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                op: "write",
+                path: "payload.bin".into(),
+                source: std::io::Error::other("no space left on device"),
+            });
+        }
+        self.inner.write_piece(index, blocks)
+    }
+
+    fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
+        self.inner.read_block(index, begin, length)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_holds_the_torrent_in_state_error_until_resumed() {
+    let data = Arc::new(payload(1 << 20, 12));
+    let meta = meta_for(&data, 64 * 1024);
+    let seeder = spawn_seeder(&meta, Arc::clone(&data), false).await;
+    let full = Arc::new(AtomicBool::new(true));
+    let store = FlakyStore {
+        inner: MemoryStore::new(&meta),
+        full: Arc::clone(&full),
+    };
+    let (session, _events) = Session::spawn_with(plaintext_config());
+    let torrent = Torrent::new(meta, store).with_peers([seeder.addr]);
+    let handle = session.add_torrent_and_wait(torrent).await.unwrap();
+    let stats = wait_for(&handle, Duration::from_secs(15), |s| {
+        s.state == TorrentState::Error
+    })
+    .await;
+    assert_eq!(stats.state, TorrentState::Error, "{stats:?}");
+    let message = stats.error.unwrap_or_default();
+    assert!(message.contains("no space left"), "{message}");
+    // Alive, without peers.
+    let stats = wait_for(&handle, Duration::from_secs(10), |s| s.peers == 0).await;
+    assert_eq!((stats.state, stats.peers), (TorrentState::Error, 0));
+    full.store(false, Ordering::SeqCst);
+    handle.resume().await.unwrap();
+    let stats = wait_complete(&handle).await;
+    assert_eq!(stats.error, None);
     session.shutdown();
     session.join().await;
 }

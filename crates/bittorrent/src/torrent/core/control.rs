@@ -94,6 +94,8 @@ impl TorrentCore {
             State::Paused if self.control.runs() => {
                 self.state = State::Active;
                 self.start_announcer();
+                // The peers we closed when it stopped may be dialled at once.
+                self.swarm.wake(now);
                 self.connect_more(now);
                 self.schedule_web_seeds(now);
             }
