@@ -204,6 +204,7 @@ impl Shell {
         let (mode, peers) = (self.pending.mode, &self.pending.peers);
         let mut core = TorrentCore::new(Arc::clone(&meta), config, files, mode, peers, now);
         core.set_run_options(self.pending.run);
+        core.set_session_share(*self.links.share.borrow(), now);
         self.stats_tx.send_replace(core.transfer());
         self.phase = Phase::Running(Box::new(Running {
             core,
