@@ -313,8 +313,11 @@ impl TorrentHandle {
         self.send(TorrentCommand::SetForceStart { force }).await
     }
 
-    /// Announces to every tracker now (and looks the torrent up in the DHT),
-    /// whatever the trackers' intervals say.
+    /// Announces now, whatever the trackers' intervals say: a round over
+    /// the trackers as a regular announce makes it (BEP 12: tiers in order,
+    /// until one tracker answers, as libtorrent's default), and a DHT
+    /// announce when the torrent uses the DHT (a lookup while a magnet
+    /// fetches its metadata). Nothing while it is paused or queued.
     ///
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
