@@ -10,6 +10,8 @@ use crate::types::InfoHash;
 
 /// Something that happened in the session. Watch them with an
 /// [`EventReceiver`]; no polling is needed.
+// `Stats` is the large one; boxing it would change a public variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -132,7 +134,10 @@ pub enum Event {
         /// Its counters.
         stats: TorrentStats,
     },
-    /// The torrent stopped because of an error (e.g. its storage failed).
+    /// The torrent stopped because of an error: its storage failed (it stays
+    /// in the session in state
+    /// [`Error`](crate::torrent::TorrentState::Error) until resumed), or a
+    /// magnet's store could not be made (its torrent ends).
     TorrentError {
         /// The torrent.
         info_hash: InfoHash,

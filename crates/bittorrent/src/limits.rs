@@ -75,6 +75,16 @@ impl TorrentShareLimits {
     }
 }
 
+impl ShareLimits {
+    /// Whether a complete torrent with this share `ratio` and all-time
+    /// `seeding_time` has reached a limit (either one is enough).
+    pub fn reached(&self, ratio: f64, seeding_time: Duration) -> bool {
+        let by_ratio = self.ratio.is_some_and(|max| ratio >= max);
+        let by_time = self.seeding_time.is_some_and(|max| seeding_time >= max);
+        by_ratio || by_time
+    }
+}
+
 /// How many torrents run at once; `None` is no limit. Torrents beyond a
 /// limit wait in state [`Queued`](crate::torrent::TorrentState::Queued), in
 /// the session's queue order (the order they were added, changed with
@@ -126,5 +136,29 @@ mod tests {
             }
         );
         assert_eq!(TorrentShareLimits::default().resolve(&session), session);
+    }
+
+    #[test]
+    fn either_limit_is_enough_and_none_never_stops() {
+        let minute = Duration::from_secs(60);
+        let limits = ShareLimits {
+            ratio: Some(1.5),
+            seeding_time: Some(minute),
+        };
+        assert!(!limits.reached(1.49, minute - Duration::from_secs(1)));
+        assert!(limits.reached(1.5, Duration::ZERO));
+        assert!(limits.reached(0.0, minute));
+        assert!(!ShareLimits::default().reached(1e9, Duration::MAX));
+        let time_only = ShareLimits {
+            seeding_time: Some(minute),
+            ..ShareLimits::default()
+        };
+        assert!(!time_only.reached(100.0, Duration::ZERO));
+        // A zero ratio limit stops at once (qBittorrent's "ratio 0").
+        let zero = ShareLimits {
+            ratio: Some(0.0),
+            ..ShareLimits::default()
+        };
+        assert!(zero.reached(0.0, Duration::ZERO));
     }
 }

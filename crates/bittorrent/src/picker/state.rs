@@ -5,6 +5,15 @@ use crate::picker::rarity::bucket;
 use crate::picker::{class_of, BlockState, PartialPiece, Picker, PieceState, Priority};
 
 impl Picker {
+    /// Whether piece `index` has blocks requested or received but is not
+    /// verified yet (partial, or complete awaiting its hash check).
+    pub(crate) fn is_started(&self, index: u32) -> bool {
+        matches!(
+            self.state.get(index as usize),
+            Some(PieceState::Partial | PieceState::Complete)
+        )
+    }
+
     /// Adds missing piece `piece` to the startable pieces if it is wanted.
     pub(super) fn make_startable(&mut self, piece: u32) {
         let i = piece as usize;

@@ -3,24 +3,29 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::dht::{DhtConfig, DhtHandle};
+use crate::limits::{QueueConfig, ShareLimits};
 use crate::peer::connect::Connector;
 use crate::portmap::{self, ExternalPort, MapTransport};
 use crate::ratelimit::{LinkLimits, RateLimiter};
 use crate::session::command::SessionCommand;
+use crate::session::queue::{self, Queue};
 use crate::session::{Event, SessionConfig, SessionError, SessionStats};
+use crate::torrent::status::{SessionLinks, TorrentLinks};
 use crate::torrent::{TorrentCommand, TorrentHandle};
 use crate::types::InfoHash;
 use crate::utp::{Endpoint, SharedUdp};
 
-/// A torrent of the session and what stops it.
+/// A torrent of the session, what stops it, and its status and queue
+/// channels.
 struct Entry {
     handle: TorrentHandle,
     cancel: CancellationToken,
+    links: TorrentLinks,
 }
 
 struct SessionActor {
@@ -34,6 +39,15 @@ struct SessionActor {
     tasks: JoinSet<InfoHash>,
     events: broadcast::Sender<Event>,
     cancel: CancellationToken,
+    /// The queue's order and limits.
+    queue: Queue,
+    queue_config: QueueConfig,
+    /// The session's share limits, read by every torrent.
+    share: watch::Sender<ShareLimits>,
+    /// Woken when a torrent's standing changes.
+    changed: Arc<Notify>,
+    /// Payload received and sent by torrents since removed.
+    removed: (u64, u64),
 }
 
 /// Runs the session until `cancel` fires or every handle is dropped, then
@@ -63,6 +77,11 @@ pub(crate) async fn run(
     let mut actor = SessionActor {
         dht,
         connector,
+        queue: Queue::default(),
+        queue_config: config.queue,
+        share: watch::channel(config.share_limits).0,
+        changed: Arc::new(Notify::new()),
+        removed: (0, 0),
         config: Arc::new(config),
         torrents: HashMap::new(),
         torrent_list,
@@ -179,9 +198,11 @@ impl SessionActor {
     /// every handle is dropped.
     async fn serve(&mut self, rx: &mut mpsc::Receiver<SessionCommand>) {
         let cancel = self.cancel.clone();
+        let changed = Arc::clone(&self.changed);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                () = changed.notified() => self.requeue(),
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => break,
@@ -189,8 +210,7 @@ impl SessionActor {
                 Some(ended) = self.tasks.join_next(), if !self.tasks.is_empty() => match ended {
                     Ok(info_hash) => {
                         log::debug!("[{}] torrent task ended", info_hash.short());
-                        self.torrents.remove(&info_hash);
-                        self.publish_torrents();
+                        self.forget(&info_hash);
                     }
                     Err(e) => log::error!("a torrent task failed: {e}"),
                 },
@@ -221,7 +241,7 @@ impl SessionActor {
     fn handle(&mut self, cmd: SessionCommand) {
         match cmd {
             SessionCommand::AddTorrent { torrent, reply } => {
-                let result = self.add(torrent);
+                let result = self.add(*torrent);
                 if let Some(reply) = reply {
                     let _ = reply.send(result);
                 }
@@ -233,7 +253,8 @@ impl SessionActor {
                 let _ = reply.send(self.torrents.values().map(|e| e.handle.clone()).collect());
             }
             SessionCommand::Stats { reply } => {
-                let torrents = self.torrents.len();
+                let mut stats = self.transfer_stats();
+                stats.torrents = self.torrents.len();
                 // The DHT answers from its own task: ask it without waiting here.
                 let dht = self.dht.clone();
                 let port_mappings = self.config.external_port.mappings();
@@ -243,24 +264,38 @@ impl SessionActor {
                         None => None,
                     };
                     let _ = reply.send(SessionStats {
-                        torrents,
                         dht,
                         port_mappings,
-                        ..SessionStats::default() // SEAM(issue 14, h-queue): rates, totals, queue
+                        ..stats
                     });
                 });
             }
             SessionCommand::RemoveTorrent { info_hash, reply } => {
-                let found = match self.torrents.remove(&info_hash) {
+                let found = match self.forget(&info_hash) {
                     Some(entry) => {
                         log::info!("[{}] removing torrent", info_hash.short());
                         entry.cancel.cancel();
-                        self.publish_torrents();
                         self.emit(Event::TorrentRemoved { info_hash });
                         true
                     }
                     None => false,
                 };
+                let _ = reply.send(found);
+            }
+            SessionCommand::SetShareLimits { limits } => {
+                self.share.send_replace(limits);
+            }
+            SessionCommand::SetQueue { queue } => {
+                self.queue_config = queue;
+                self.requeue();
+            }
+            SessionCommand::MoveInQueue {
+                info_hash,
+                to,
+                reply,
+            } => {
+                let found = self.queue.move_to(&info_hash, to);
+                self.requeue();
                 let _ = reply.send(found);
             }
             SessionCommand::Inbound {
@@ -296,12 +331,17 @@ impl SessionActor {
         }
         let name = torrent.name();
         let cancel = self.cancel.child_token();
+        let (links, session_links) = SessionLinks::new(
+            Arc::clone(&self.changed),
+            self.share.subscribe(),
+            self.events.clone(),
+        );
         let (handle, task) = TorrentHandle::spawn(
             torrent,
             Arc::clone(&self.config),
             self.dht.clone(),
             self.connector.clone(),
-            self.events.clone(),
+            links,
             cancel.clone(),
         );
         self.tasks.spawn(async move {
@@ -315,11 +355,65 @@ impl SessionActor {
             Entry {
                 handle: handle.clone(),
                 cancel,
+                links: session_links,
             },
         );
+        self.queue.push(info_hash);
+        self.requeue();
         self.publish_torrents();
         log::info!("[{}] added torrent {name:?}", info_hash.short());
         self.emit(Event::TorrentAdded { info_hash, name });
         Ok(handle)
+    }
+
+    /// Takes a torrent out of the map and the queue, keeping its totals.
+    fn forget(&mut self, info_hash: &InfoHash) -> Option<Entry> {
+        let entry = self.torrents.remove(info_hash)?;
+        let status = *entry.links.status.borrow();
+        self.removed.0 += status.downloaded;
+        self.removed.1 += status.uploaded;
+        self.queue.remove(info_hash);
+        self.requeue();
+        self.publish_torrents();
+        Some(entry)
+    }
+
+    /// Decides the queue again and tells each torrent whether it waits.
+    fn requeue(&mut self) {
+        let order = self.queue.order();
+        let entries: Vec<&Entry> = order.iter().filter_map(|h| self.torrents.get(h)).collect();
+        let standings: Vec<_> = (entries.iter())
+            .map(|e| e.links.status.borrow().standing)
+            .collect();
+        let verdict = queue::decide(&self.queue_config, &standings);
+        for (entry, queued) in entries.into_iter().zip(verdict) {
+            entry.links.queued.send_if_modified(|q| {
+                let changed = *q != queued;
+                *q = queued;
+                changed
+            });
+        }
+    }
+
+    /// The torrents' rates and totals (those of removed ones included) and
+    /// the queue order, from the status each torrent publishes.
+    fn transfer_stats(&self) -> SessionStats {
+        let (mut downloaded, mut uploaded) = self.removed;
+        let (mut download_rate, mut upload_rate) = (0.0, 0.0);
+        for entry in self.torrents.values() {
+            let status = *entry.links.status.borrow();
+            downloaded += status.downloaded;
+            uploaded += status.uploaded;
+            download_rate += status.download_rate;
+            upload_rate += status.upload_rate;
+        }
+        SessionStats {
+            download_rate: download_rate as u64,
+            upload_rate: upload_rate as u64,
+            downloaded,
+            uploaded,
+            queue: self.queue.order().to_vec(),
+            ..SessionStats::default()
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
+use crate::limits::{QueueConfig, QueueMove, ShareLimits};
 use crate::peer::transport::PeerStream;
 use crate::session::{SessionError, SessionStats};
 use crate::torrent::{Torrent, TorrentHandle};
@@ -16,7 +17,7 @@ use crate::wire::{Handshake, HandshakeCodec};
 pub(crate) enum SessionCommand {
     /// Start a torrent; reply with its handle when asked to.
     AddTorrent {
-        torrent: Torrent,
+        torrent: Box<Torrent>,
         reply: Option<oneshot::Sender<Result<TorrentHandle, SessionError>>>,
     },
     /// Look up one torrent.
@@ -35,6 +36,16 @@ pub(crate) enum SessionCommand {
     /// Stop a torrent and forget it; its data stays in its store.
     RemoveTorrent {
         info_hash: InfoHash,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Change the session's share limits.
+    SetShareLimits { limits: ShareLimits },
+    /// Change the queue's limits.
+    SetQueue { queue: QueueConfig },
+    /// Move a torrent in the queue; reply whether it was there.
+    MoveInQueue {
+        info_hash: InfoHash,
+        to: QueueMove,
         reply: oneshot::Sender<bool>,
     },
     /// A connection accepted by the listener, handshake read.

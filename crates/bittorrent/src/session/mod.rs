@@ -8,6 +8,7 @@ mod actor;
 mod command;
 mod error;
 mod listener;
+pub(crate) mod queue;
 
 pub use crate::config::{EncryptionPolicy, SessionConfig, UtpMode};
 pub use crate::event::{Event, EventReceiver};
@@ -43,7 +44,8 @@ pub struct SessionStats {
     /// Upload rate of every torrent together.
     pub upload_rate: u64,
     /// Payload bytes received by the session's torrents (this session,
-    /// including torrents since removed).
+    /// including torrents since removed; each torrent's as of its last
+    /// second).
     pub downloaded: u64,
     /// Payload bytes sent.
     pub uploaded: u64,
@@ -194,7 +196,7 @@ impl SessionHandle {
     pub fn add_torrent(&self, torrent: Torrent) -> InfoHash {
         let info_hash = torrent.info_hash();
         match self.tx.try_send(SessionCommand::AddTorrent {
-            torrent,
+            torrent: Box::new(torrent),
             reply: None,
         }) {
             Ok(()) => {}
@@ -228,7 +230,7 @@ impl SessionHandle {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(SessionCommand::AddTorrent {
-                torrent,
+                torrent: Box::new(torrent),
                 reply: Some(reply),
             })
             .await
@@ -328,19 +330,17 @@ impl SessionHandle {
     /// # Errors
     /// [`SessionError::Stopped`] if the session has ended.
     pub async fn set_share_limits(&self, limits: ShareLimits) -> Result<(), SessionError> {
-        // SEAM(issue 14, h-queue)
-        let _ = limits;
-        Ok(())
+        self.send(SessionCommand::SetShareLimits { limits }).await
     }
 
-    /// Sets how many torrents run at once; the others are queued.
+    /// Sets how many torrents run at once; the others are queued (state
+    /// [`Queued`](crate::torrent::TorrentState::Queued)), in the queue's
+    /// order.
     ///
     /// # Errors
     /// [`SessionError::Stopped`] if the session has ended.
     pub async fn set_queue(&self, queue: QueueConfig) -> Result<(), SessionError> {
-        // SEAM(issue 14, h-queue)
-        let _ = queue;
-        Ok(())
+        self.send(SessionCommand::SetQueue { queue }).await
     }
 
     /// Moves a torrent in the session's queue. Returns whether it was there.
@@ -352,8 +352,17 @@ impl SessionHandle {
         info_hash: InfoHash,
         to: QueueMove,
     ) -> Result<bool, SessionError> {
-        // SEAM(issue 14, h-queue)
-        let _ = (info_hash, to);
-        Ok(false)
+        let (reply, rx) = oneshot::channel();
+        (self.send(SessionCommand::MoveInQueue {
+            info_hash,
+            to,
+            reply,
+        }))
+        .await?;
+        rx.await.map_err(|_| SessionError::Stopped)
+    }
+
+    async fn send(&self, cmd: SessionCommand) -> Result<(), SessionError> {
+        self.tx.send(cmd).await.map_err(|_| SessionError::Stopped)
     }
 }

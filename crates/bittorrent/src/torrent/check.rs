@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
+use crate::recovery::Recovery;
 use crate::store::Store;
 
 /// What the check found.
@@ -37,19 +38,25 @@ impl Checked {
 }
 
 /// Tells the store which files are wanted, asks it what it can vouch for,
-/// and hashes the rest of what it holds. Blocking; stops hashing early
-/// when `cancel` fires.
+/// and hashes the rest of what it holds; `full` (a recheck) trusts nothing
+/// and hashes every piece. Blocking; stops hashing early when `cancel`
+/// fires.
 pub(crate) fn check(
     store: &Arc<dyn Store>,
     meta: &MetaInfo,
     wanted: &[bool],
+    full: bool,
     cancel: &CancellationToken,
 ) -> Checked {
     // Before anything is read: where the store finds unwanted files.
     if let Err(e) = store.set_wanted_files(wanted) {
         log::error!("[{}] file selection: {e}", meta.info_hash.short());
     }
-    let recovery = store.recover(meta.piece_count());
+    let recovery = if full {
+        Recovery::check_all(meta.piece_count())
+    } else {
+        store.recover(meta.piece_count())
+    };
     let mut have = recovery.trusted;
     let trusted = have.count_ones();
     let mut hashed = 0;

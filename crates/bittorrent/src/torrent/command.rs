@@ -6,9 +6,10 @@ use std::sync::Weak;
 use tokio::sync::oneshot;
 use tokio_util::codec::Framed;
 
+use crate::limits::TorrentShareLimits;
 use crate::peer::transport::PeerStream;
 use crate::picker::{PickMode, Priority};
-use crate::torrent::{StreamParts, TorrentError, TorrentStats};
+use crate::torrent::{PieceState, StreamParts, TorrentError, TorrentStats};
 use crate::wire::{Handshake, HandshakeCodec};
 
 /// A request from a [`TorrentHandle`](crate::torrent::TorrentHandle).
@@ -55,6 +56,24 @@ pub(crate) enum TorrentCommand {
     SetMode { mode: PickMode },
     /// Disconnect everyone, stop announcing.
     Pause,
-    /// Undo [`TorrentCommand::Pause`].
+    /// Undo [`TorrentCommand::Pause`] (or retry after a store error).
     Resume,
+    /// The torrent's own share limits.
+    SetShareLimits { limits: TorrentShareLimits },
+    /// Run regardless of the session's queue (and resume), or not.
+    SetForceStart { force: bool },
+    /// Announce to the trackers (and the DHT) now.
+    Reannounce,
+    /// Hash every piece again, ignoring the resume record.
+    Recheck {
+        reply: oneshot::Sender<Result<(), TorrentError>>,
+    },
+    /// Report each piece's state.
+    PieceStates {
+        reply: oneshot::Sender<Result<Vec<PieceState>, TorrentError>>,
+    },
+    /// Report each file's verified bytes.
+    FileProgress {
+        reply: oneshot::Sender<Result<Vec<u64>, TorrentError>>,
+    },
 }

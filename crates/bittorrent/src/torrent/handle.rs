@@ -4,13 +4,12 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionConfig;
 use crate::dht::DhtHandle;
-use crate::event::Event;
 use crate::limits::{RateLimits, TorrentShareLimits};
 use crate::metainfo::MetaInfo;
 use crate::peer::connect::Connector;
@@ -18,6 +17,7 @@ use crate::picker::{PickMode, Priority};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 use crate::torrent::command::TorrentCommand;
+use crate::torrent::status::SessionLinks;
 use crate::torrent::{actor, FileReader, PieceState, Torrent, TorrentError, TorrentStats};
 use crate::types::InfoHash;
 
@@ -71,7 +71,7 @@ impl TorrentHandle {
         config: Arc<SessionConfig>,
         dht: Option<DhtHandle>,
         connector: Connector,
-        events: broadcast::Sender<Event>,
+        links: SessionLinks,
         cancel: CancellationToken,
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
@@ -81,7 +81,7 @@ impl TorrentHandle {
         let link_limits = connector.limits().with_torrent(limits.clone());
         let connector = connector.with_limits(link_limits);
         let task = tokio::spawn(actor::run(
-            torrent, config, dht, connector, rx, events, cancel,
+            torrent, config, dht, connector, rx, links, cancel,
         ));
         (
             Self {
@@ -129,7 +129,11 @@ impl TorrentHandle {
             .map_err(|_| TorrentError::Stopped)
     }
 
-    /// Resumes a paused torrent.
+    /// Resumes a paused torrent, or retries one stopped by a store error
+    /// (state [`Error`](crate::torrent::TorrentState::Error)). A complete
+    /// torrent still over its share limit is paused again at once
+    /// ([`Event::ShareLimitReached`](crate::session::Event::ShareLimitReached)), as qBittorrent does: raise its limit
+    /// first.
     ///
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
@@ -309,9 +313,7 @@ impl TorrentHandle {
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
     pub async fn set_share_limits(&self, limits: TorrentShareLimits) -> Result<(), TorrentError> {
-        // SEAM(issue 14, h-queue): deliver to the actor and apply.
-        let _ = limits;
-        Ok(())
+        self.send(TorrentCommand::SetShareLimits { limits }).await
     }
 
     /// Force-start: the torrent runs regardless of the session's queue
@@ -320,19 +322,19 @@ impl TorrentHandle {
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
     pub async fn set_force_start(&self, force: bool) -> Result<(), TorrentError> {
-        // SEAM(issue 14, h-queue)
-        let _ = force;
-        Ok(())
+        self.send(TorrentCommand::SetForceStart { force }).await
     }
 
-    /// Announces to every tracker now (and looks the torrent up in the DHT),
-    /// whatever the trackers' intervals say.
+    /// Announces now, whatever the trackers' intervals say: a round over
+    /// the trackers as a regular announce makes it (BEP 12: tiers in order,
+    /// until one tracker answers, as libtorrent's default), and a DHT
+    /// announce when the torrent uses the DHT (a lookup while a magnet
+    /// fetches its metadata). Nothing while it is paused or queued.
     ///
     /// # Errors
     /// [`TorrentError::Stopped`] if the torrent actor has ended.
     pub async fn reannounce(&self) -> Result<(), TorrentError> {
-        // SEAM(issue 14, h-queue)
-        Ok(())
+        self.send(TorrentCommand::Reannounce).await
     }
 
     /// Checks every piece on disk again by hash (ignoring the resume
@@ -344,8 +346,9 @@ impl TorrentHandle {
     /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
     /// being fetched.
     pub async fn recheck(&self) -> Result<(), TorrentError> {
-        // SEAM(issue 14, h-queue)
-        Ok(())
+        let (reply, rx) = oneshot::channel();
+        self.send(TorrentCommand::Recheck { reply }).await?;
+        rx.await.map_err(|_| TorrentError::Stopped)?
     }
 
     /// Each piece's state, in piece order.
@@ -355,8 +358,9 @@ impl TorrentHandle {
     /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
     /// being fetched.
     pub async fn piece_states(&self) -> Result<Vec<PieceState>, TorrentError> {
-        // SEAM(issue 14, h-queue)
-        Ok(Vec::new())
+        let (reply, rx) = oneshot::channel();
+        self.send(TorrentCommand::PieceStates { reply }).await?;
+        rx.await.map_err(|_| TorrentError::Stopped)?
     }
 
     /// Verified bytes of each file, in [`MetaInfo::files`] order (a file's
@@ -367,7 +371,12 @@ impl TorrentHandle {
     /// [`TorrentError::MetadataPending`] while a magnet link's metadata is
     /// being fetched.
     pub async fn file_progress(&self) -> Result<Vec<u64>, TorrentError> {
-        // SEAM(issue 14, h-queue)
-        Ok(Vec::new())
+        let (reply, rx) = oneshot::channel();
+        self.send(TorrentCommand::FileProgress { reply }).await?;
+        rx.await.map_err(|_| TorrentError::Stopped)?
+    }
+
+    async fn send(&self, cmd: TorrentCommand) -> Result<(), TorrentError> {
+        self.tx.send(cmd).await.map_err(|_| TorrentError::Stopped)
     }
 }

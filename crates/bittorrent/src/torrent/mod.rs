@@ -14,6 +14,7 @@ mod metadata;
 mod rate;
 mod reader;
 mod stats;
+pub(crate) mod status;
 
 pub use error::TorrentError;
 pub use handle::{StreamParts, TorrentHandle};
@@ -197,7 +198,7 @@ impl Torrent {
     /// twice is used once). A URL ending in `/` is the directory that holds
     /// the torrent's file (or its folder); otherwise, for a single-file
     /// torrent, the file itself. The session's
-    /// [`web_seeds`](SessionConfig::web_seeds) setting turns every web seed
+    /// [`web_seeds`](crate::session::SessionConfig::web_seeds) setting turns every web seed
     /// off. For a magnet link these are its only web seeds.
     ///
     /// ```no_run
@@ -231,8 +232,9 @@ impl Torrent {
     }
 
     /// Whether the torrent starts paused: added to the session (and its
-    /// queue) but with no connections and no announces until
-    /// [`TorrentHandle::resume`]. Default false.
+    /// queue) and its data checked, but with no connections and no
+    /// announces until [`TorrentHandle::resume`] (a magnet link does not
+    /// fetch its metadata meanwhile). Default false.
     pub fn with_paused(mut self, paused: bool) -> Self {
         self.paused = paused;
         self

@@ -10,11 +10,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use log::{debug, error, info, warn};
 use rand::seq::SliceRandom;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -103,6 +104,9 @@ pub struct AnnouncerConfig {
     /// The port mapper's external TCP port, announced instead of
     /// [`port`](Self::port) while mapped.
     pub external_port: ExternalPort,
+    /// Notified for an announce round now, whatever the interval says
+    /// (a user's "reannounce"); `None`: never.
+    pub reannounce: Option<Arc<Notify>>,
 }
 
 impl AnnouncerConfig {
@@ -147,6 +151,7 @@ impl AnnouncerConfig {
             status: None,
             ipv6: None,
             external_port: ExternalPort::default(),
+            reannounce: None,
         }
     }
 }
@@ -212,6 +217,14 @@ pub async fn run_announcer(
     };
     announcer.publish();
     announcer.run().await;
+}
+
+/// Resolves when `notify` is notified; never without one.
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The http(s) and udp URLs of `tiers`, each URL once (first occurrence), empty tiers
@@ -522,6 +535,7 @@ impl Announcer {
                 _ = self.cancel.cancelled() => return Wake::Shutdown,
                 // Before `stats` so frequent stats updates cannot starve it.
                 _ = &mut sleep => return Wake::Announce,
+                () = notified(self.config.reannounce.as_deref()) => return Wake::Announce,
                 changed = self.stats.changed() => {
                     if changed.is_err() {
                         debug!("{}: transfer stats closed, stopping announcer", self.short);

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::peer::Origin;
 use crate::torrent::actor::{Phase, Shell};
-use crate::torrent::{StreamParts, TorrentCommand, TorrentError, TorrentState, TorrentStats};
+use crate::torrent::{StreamParts, TorrentCommand, TorrentError, TorrentStats};
 
 impl Shell {
     pub(super) fn on_command(&mut self, cmd: TorrentCommand) {
@@ -58,14 +58,19 @@ impl Shell {
                 // Applied once the metadata is known.
                 None => self.pending.mode = mode,
             },
-            TorrentCommand::Pause => match self.core() {
-                Some(core) => core.pause(),
-                None => log::debug!("{} pause ignored while fetching metadata", self.tag),
-            },
-            TorrentCommand::Resume => {
-                if let Some(core) = self.core() {
-                    core.resume(now);
-                }
+            TorrentCommand::Pause => self.pause(now),
+            TorrentCommand::Resume => self.resume(now),
+            TorrentCommand::SetShareLimits { limits } => self.set_share_limits(limits, now),
+            TorrentCommand::SetForceStart { force } => self.set_force_start(force, now),
+            TorrentCommand::Reannounce => self.reannounce(now),
+            TorrentCommand::Recheck { reply } => drop(reply.send(self.recheck(now))),
+            TorrentCommand::PieceStates { reply } => {
+                let states = self.core().map(|core| core.piece_states());
+                let _ = reply.send(states.ok_or(TorrentError::MetadataPending));
+            }
+            TorrentCommand::FileProgress { reply } => {
+                let files = self.core().map(|core| core.file_progress());
+                let _ = reply.send(files.ok_or(TorrentError::MetadataPending));
             }
         }
     }
@@ -88,7 +93,12 @@ impl Shell {
         let mut stats = match self.core() {
             Some(core) => core.stats(now),
             None => TorrentStats {
-                state: TorrentState::FetchingMetadata,
+                state: self.state_before_core(),
+                force_start: self.pending.run.force_start,
+                share_limits: self.pending.run.share_limits,
+                total_downloaded: self.pending.run.totals.downloaded,
+                total_uploaded: self.pending.run.totals.uploaded,
+                seeding_time: self.pending.run.totals.seeding_time,
                 ..TorrentStats::default()
             },
         };

@@ -84,7 +84,8 @@ impl Shell {
                 self.stats_tx.send_replace(stats);
             }
             Action::DhtAnnounce => self.spawn_dht_announce(),
-            Action::Stop => self.cancel.cancel(),
+            Action::Check { full } => self.spawn_check(full),
+            Action::Reannounce => self.reannounce.notify_one(),
             Action::WebSeed(id, command) => self.send_web_seed(id, command),
             Action::DropWebSeed(id) => self.stop_web_seed(id),
         }
@@ -145,6 +146,7 @@ impl Shell {
         cfg.status = Some(self.tracker_status.clone());
         cfg.ipv6 = self.config.announce_ipv6;
         cfg.external_port = self.config.external_port.clone();
+        cfg.reannounce = Some(Arc::clone(&self.reannounce));
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(
             cfg,
@@ -189,8 +191,9 @@ impl Shell {
             .spawn(async move { dht.get_peers(info_hash).await });
     }
 
-    /// Starts the check of a torrent whose metainfo and store are known.
-    pub(super) fn spawn_check(&mut self) {
+    /// Starts the check of a torrent whose metainfo and store are known;
+    /// `full` hashes every piece, ignoring the resume record.
+    pub(super) fn spawn_check(&mut self, full: bool) {
         let Phase::Running(running) = &self.phase else {
             return;
         };
@@ -199,7 +202,7 @@ impl Shell {
         let wanted = running.core.wanted_files();
         let cancel = self.cancel.clone();
         self.jobs.spawn(Job::Check, move || {
-            let checked = check::check(&store, &meta, &wanted, &cancel);
+            let checked = check::check(&store, &meta, &wanted, full, &cancel);
             Ok(JobOutput::Checked(checked))
         });
     }

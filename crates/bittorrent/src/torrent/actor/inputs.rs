@@ -202,7 +202,9 @@ impl Shell {
             meta.total_length
         );
         let (mode, peers) = (self.pending.mode, &self.pending.peers);
-        let core = TorrentCore::new(Arc::clone(&meta), config, files, mode, peers, now);
+        let mut core = TorrentCore::new(Arc::clone(&meta), config, files, mode, peers, now);
+        core.set_run_options(self.pending.run);
+        core.set_session_share(*self.links.share.borrow(), now);
         self.stats_tx.send_replace(core.transfer());
         self.phase = Phase::Running(Box::new(Running {
             core,
@@ -210,7 +212,7 @@ impl Shell {
             store,
         }));
         self.start_web_seeds(&meta);
-        self.spawn_check();
+        self.spawn_check(false);
     }
 
     pub(super) fn on_tick(&mut self) {
@@ -218,7 +220,10 @@ impl Shell {
         match &mut self.phase {
             Phase::Running(running) => {
                 running.core.set_mapped(&mapped_tcp(&self.config));
+                let share = *self.links.share.borrow();
+                running.core.set_session_share(share, now);
                 running.core.tick(now);
+                self.publish_transfer(now);
             }
             Phase::Metadata(_) => self.lookup_if_due(now),
             Phase::Ended => {}

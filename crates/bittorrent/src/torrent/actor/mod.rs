@@ -10,6 +10,7 @@
 //! [`Phase::Running`] in the same loop once its metadata is verified.
 
 mod commands;
+mod control;
 mod effects;
 mod inputs;
 mod jobs;
@@ -21,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +37,10 @@ use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::webseeds::WebSeedTasks;
+use crate::torrent::core::control::RunOptions;
 use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::TorrentCore;
+use crate::torrent::status::SessionLinks;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
@@ -76,6 +79,46 @@ struct Pending {
     mode: PickMode,
     /// Web seeds given with the torrent (beside its `url-list`).
     web_seeds: Vec<String>,
+    /// Paused, queued, forced, share limits, totals: the core's once it
+    /// exists.
+    run: RunOptions,
+}
+
+impl Pending {
+    /// The torrent's source, and its options kept until the core is made;
+    /// `queued`: the session's queue holds it back for now.
+    fn split(torrent: Torrent, queued: bool) -> (Source, Self) {
+        let Torrent {
+            source,
+            peers,
+            use_trackers,
+            file_priorities,
+            mode,
+            web_seeds,
+            paused,
+            force_start,
+            // SEAM(issue 14, h-limits): the torrent's rate limits.
+            rate_limits: _,
+            share_limits,
+            totals,
+        } = torrent;
+        let run = RunOptions {
+            paused,
+            queued,
+            force_start,
+            share_limits,
+            totals,
+        };
+        let pending = Self {
+            peers,
+            use_trackers,
+            file_priorities,
+            mode,
+            web_seeds,
+            run,
+        };
+        (source, pending)
+    }
 }
 
 /// The actor's IO: handles, tasks and channels.
@@ -113,6 +156,14 @@ struct Shell {
     dht_announce: JoinSet<Result<Announced, DhtError>>,
     /// Shutting down: no new peers, requests or announces.
     stopping: bool,
+    /// The channels shared with the session (status, queue, share limits).
+    links: SessionLinks,
+    /// The session still sends the queue's verdict.
+    queue_open: bool,
+    /// A magnet link not started yet: paused or queued from the start.
+    deferred: Option<Source>,
+    /// Wakes the announce loop for an announce now.
+    reannounce: Arc<Notify>,
 }
 
 /// The receiving ends of the actor's mailboxes.
@@ -130,32 +181,11 @@ pub(crate) async fn run(
     dht: Option<DhtHandle>,
     connector: Connector,
     commands: mpsc::Receiver<TorrentCommand>,
-    events: broadcast::Sender<Event>,
+    links: SessionLinks,
     cancel: CancellationToken,
 ) {
     let info_hash = torrent.info_hash();
-    let Torrent {
-        source,
-        peers,
-        use_trackers,
-        file_priorities,
-        mode,
-        web_seeds,
-        // SEAM(issue 14, h-queue / h-limits): start paused, force start,
-        // limits and carried-over totals.
-        paused: _,
-        force_start: _,
-        rate_limits: _,
-        share_limits: _,
-        totals: _,
-    } = torrent;
-    let pending = Pending {
-        peers,
-        use_trackers,
-        file_priorities,
-        mode,
-        web_seeds,
-    };
+    let (source, pending) = Pending::split(torrent, *links.queued.borrow());
     let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
     let (web_tx, web_rx) = mpsc::channel(WEB_SEED_EVENTS);
     let (tracker_tx, tracker_rx) = mpsc::channel(16);
@@ -172,7 +202,7 @@ pub(crate) async fn run(
         config,
         dht,
         connector,
-        events,
+        events: links.events.clone(),
         cancel,
         phase: Phase::Ended,
         pending,
@@ -189,8 +219,13 @@ pub(crate) async fn run(
         lookups: JoinSet::new(),
         dht_announce: JoinSet::new(),
         stopping: false,
+        links,
+        queue_open: true,
+        deferred: None,
+        reannounce: Arc::new(Notify::new()),
     };
     shell.start(source);
+    shell.publish_standing();
     let mut inputs = Inputs {
         commands,
         peer_rx,
@@ -222,8 +257,15 @@ fn our_endpoints(config: &SessionConfig) -> Ourselves {
 }
 
 impl Shell {
-    /// Enters the first phase.
+    /// Enters the first phase. A magnet link that may not run yet (paused
+    /// or queued) waits: fetching its metadata would connect to peers.
     fn start(&mut self, source: Source) {
+        let run = &self.pending.run;
+        if matches!(source, Source::Magnet { .. }) && (run.paused || run.queued) {
+            log::debug!("{} magnet waits (paused or queued)", self.tag);
+            self.deferred = Some(source);
+            return;
+        }
         match source {
             Source::Meta { meta, store } => self.start_running(meta, store),
             Source::Magnet { magnet, make_store } => {
@@ -288,9 +330,15 @@ impl Shell {
                     self.on_web_seed_task_ended(ended);
                 }
                 Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
+                changed = self.links.queued.changed(), if self.queue_open => match changed {
+                    Ok(()) => self.on_queued(),
+                    // The session dropped us: its cancellation follows.
+                    Err(_) => self.queue_open = false,
+                },
                 _ = tick.tick() => self.on_tick(),
             }
             self.perform_all();
+            self.publish_standing();
         }
     }
 

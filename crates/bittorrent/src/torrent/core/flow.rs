@@ -71,6 +71,7 @@ impl TorrentCore {
         match verdict {
             Verdict::Good => self.piece_verified(piece),
             Verdict::Failed { contributors } => {
+                self.control.hash_failures += 1;
                 let from: Vec<String> = contributors.iter().map(|c| c.to_string()).collect();
                 log::warn!(
                     "{} piece {piece} failed its hash check (from {})",
@@ -84,7 +85,11 @@ impl TorrentCore {
                 self.request_more_all(now);
                 self.schedule_web_seeds(now);
             }
-            Verdict::StoreFailed(e) => self.fail(format!("storage failed on piece {piece}: {e}")),
+            Verdict::StoreFailed(e) => {
+                // Downloaded again once a resume retries.
+                self.flow.picker_mut().piece_failed(piece);
+                self.fail(format!("storage failed on piece {piece}: {e}"));
+            }
         }
         if was_backlogged && !self.flow.backlogged() {
             self.request_more_all(now);

@@ -37,7 +37,9 @@ impl TorrentCore {
             info_hash: self.info_hash,
             pieces_have: count,
         });
-        self.state = State::Active;
+        // Held until the control says it runs (not paused, queued or failed).
+        self.state = State::Paused;
+        self.control.counted_to = now;
         self.publish_transfer();
         if self.flow.picker().is_complete() {
             self.complete = true;
@@ -50,53 +52,22 @@ impl TorrentCore {
                 info_hash: self.info_hash,
             });
         }
-        self.start_announcer();
-        self.connect_more(now);
-        self.schedule_web_seeds(now);
+        self.apply_control(now);
+        self.check_share_limit(now);
     }
 
-    fn start_announcer(&mut self) {
+    pub(crate) fn start_announcer(&mut self) {
         if self.config.use_trackers && !self.announcing {
             self.announcing = true;
             self.out.push(Action::StartAnnouncer);
         }
     }
 
-    fn stop_announcer(&mut self) {
+    pub(crate) fn stop_announcer(&mut self) {
         if self.announcing {
             self.announcing = false;
             self.out.push(Action::StopAnnouncer);
         }
-    }
-
-    /// Disconnects every peer and stops announcing; what was downloaded stays.
-    pub(crate) fn pause(&mut self) {
-        if self.state != State::Active {
-            return;
-        }
-        log::info!("{} paused", self.tag());
-        self.state = State::Paused;
-        for addr in self.peers.addrs() {
-            self.peers.disconnect(addr, &mut self.out);
-        }
-        self.stop_announcer();
-        self.emit(Event::TorrentPaused {
-            info_hash: self.info_hash,
-        });
-    }
-
-    pub(crate) fn resume(&mut self, now: Instant) {
-        if self.state != State::Paused {
-            return;
-        }
-        log::info!("{} resumed", self.tag());
-        self.state = State::Active;
-        self.start_announcer();
-        self.connect_more(now);
-        self.schedule_web_seeds(now);
-        self.emit(Event::TorrentResumed {
-            info_hash: self.info_hash,
-        });
     }
 
     /// Shutdown begins: every peer is closed, pieces already complete are
@@ -125,6 +96,7 @@ impl TorrentCore {
     /// seeds are of no use, the store is finalized.
     pub(crate) fn on_complete(&mut self) {
         self.complete = true;
+        self.control.completed_at = Some(self.control.counted_to);
         log::info!("{} all pieces verified; finalizing storage", self.tag());
         for addr in self.peers.addrs() {
             self.peers.set_interest(addr, false, &mut self.out);
@@ -158,16 +130,6 @@ impl TorrentCore {
             }
             Err(e) => self.fail(format!("finalizing storage failed: {e}")),
         }
-    }
-
-    /// The torrent cannot go on: tell the session and stop.
-    pub(crate) fn fail(&mut self, message: String) {
-        log::error!("{} {message}; stopping the torrent", self.tag());
-        self.emit(Event::TorrentError {
-            info_hash: self.info_hash,
-            message,
-        });
-        self.out.push(Action::Stop);
     }
 
     pub(crate) fn save_resume_if_dirty(&mut self) {
@@ -229,8 +191,14 @@ impl TorrentCore {
 
     /// The torrent's counters now.
     pub(crate) fn stats(&mut self, now: Instant) -> TorrentStats {
+        self.count_time(now);
         let (peers, interested_peers, inbound_peers, unchoked_peers) = self.peers.counts();
+        let seeds = (self.peers.connected())
+            .filter(|(_, p)| p.bitfield.is_full())
+            .count();
         let picker = self.flow.picker();
+        let control = &self.control;
+        let totals = control.options.totals;
         TorrentStats {
             pieces_total: self.meta.piece_count(),
             pieces_have: picker.have().count_ones(),
@@ -250,22 +218,39 @@ impl TorrentCore {
             unchoked_peers,
             // Complete once the store is settled, too.
             complete: self.complete && self.finalizing == Finalizing::No,
-            state: match self.state {
-                State::Checking => TorrentState::Checking,
-                State::Paused => TorrentState::Paused,
-                State::Active | State::Stopping if picker.have().is_full() => TorrentState::Seeding,
-                State::Active | State::Stopping if self.complete => TorrentState::Finished,
-                State::Active | State::Stopping => TorrentState::Downloading,
-            },
+            state: self.public_state(),
             // The announce loop's; the actor adds them.
             trackers: Vec::new(),
             web_seed_downloaded: self.webseeds.bytes(),
             web_seeds_active: self.webseeds.active(),
             web_seeds: self.webseeds.status(),
-            // SEAM(issue 14, h-queue): seeds/leechers, failures, totals, times, limits.
-            total_downloaded: self.download.total(),
-            total_uploaded: self.upload.total(),
+            seeds,
+            leechers: peers - seeds,
+            hash_failures: control.hash_failures,
+            total_downloaded: totals.downloaded + self.download.total(),
+            total_uploaded: totals.uploaded + self.upload.total(),
+            seeding_time: totals.seeding_time + control.seeding,
+            active_time: control.active,
+            completed_at: (control.completed_at).map(|then| Self::wall_clock(then, now)),
+            share_limits: control.options.share_limits,
+            force_start: control.options.force_start,
+            error: control.error.clone(),
             ..TorrentStats::default()
+        }
+    }
+
+    /// The state an embedder sees.
+    fn public_state(&self) -> TorrentState {
+        let options = &self.control.options;
+        match self.state {
+            State::Checking => TorrentState::Checking,
+            State::Paused if self.control.error.is_some() => TorrentState::Error,
+            State::Paused if options.paused => TorrentState::Paused,
+            State::Paused if options.queued => TorrentState::Queued,
+            State::Paused => TorrentState::Paused,
+            State::Active | State::Stopping if self.have().is_full() => TorrentState::Seeding,
+            State::Active | State::Stopping if self.complete => TorrentState::Finished,
+            State::Active | State::Stopping => TorrentState::Downloading,
         }
     }
 }

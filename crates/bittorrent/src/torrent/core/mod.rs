@@ -16,6 +16,7 @@
 //! by topic over `lifecycle.rs`, `peering.rs`, `flow.rs`, `streaming.rs` and
 //! `webseeding.rs`.
 
+pub(crate) mod control;
 mod flow;
 mod lifecycle;
 mod peering;
@@ -42,7 +43,8 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::event::Event;
 use crate::metainfo::MetaInfo;
 use crate::peer::PeerCommand;
-use crate::picker::{PickMode, Picker, Priority};
+use crate::picker::{PickMode, Priority};
+use crate::torrent::core::control::{new_picker, Control};
 use crate::torrent::core::peers::PeerSet;
 use crate::torrent::core::pieces::PieceFlow;
 use crate::torrent::core::readers::Readers;
@@ -64,6 +66,8 @@ const DHT_INTERVAL: Duration = Duration::from_secs(300);
 const DHT_RETRY: Duration = Duration::from_secs(30);
 
 /// What the core asks the actor to do.
+// `Emit` carries events as they are (see `Event`), not boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Action {
     /// Send a command to a peer (`try_send`; a full mailbox drops the peer).
@@ -90,8 +94,10 @@ pub(crate) enum Action {
     Transfer(TransferStats),
     /// Announce on the DHT (and find peers).
     DhtAnnounce,
-    /// Stop the torrent (storage failed).
-    Stop,
+    /// Hash the store's pieces again; `full`: ignore the resume record.
+    Check { full: bool },
+    /// Announce to the trackers now.
+    Reannounce,
     /// Send a command to a web seed's task (it is idle: `try_send`).
     WebSeed(WebSeedId, WebSeedCommand),
     /// Stop a web seed's task for good (the core dropped it).
@@ -177,6 +183,8 @@ pub(crate) struct TorrentCore {
     /// The store is being finalized, or will be once it has taken the file
     /// selection (the two never run at once).
     finalizing: Finalizing,
+    /// Whether it runs (pause, queue, error, share limits), its times.
+    control: Control,
     out: Vec<Action>,
 }
 
@@ -190,16 +198,13 @@ impl TorrentCore {
         peers: &[SocketAddr],
         now: Instant,
     ) -> Self {
-        let mut picker = Picker::new(meta.piece_count(), meta.piece_length, meta.total_length);
+        let picker = new_picker(&meta, &config);
         let choker_config = ChokerConfig {
             slots: config.upload_slots,
             ..ChokerConfig::default()
         };
         let choker = match config.seed {
-            Some(seed) => {
-                picker = picker.with_rng_seed(seed);
-                Choker::with_seed(choker_config, seed)
-            }
+            Some(seed) => Choker::with_seed(choker_config, seed),
             None => Choker::new(choker_config),
         };
         let mut swarm = Swarm::new(config.ourselves.clone());
@@ -233,6 +238,7 @@ impl TorrentCore {
             resume_dirty: false,
             saving: false,
             finalizing: Finalizing::No,
+            control: Control::new(now),
             out: Vec::new(),
         };
         core.apply_priorities(now);
@@ -297,6 +303,9 @@ impl TorrentCore {
         if self.state == State::Stopping {
             return;
         }
+        self.count_time(now);
+        self.check_share_limit(now);
+        self.start_recheck_if_quiet(now);
         self.peers.tick(now, self.flow.picker_mut(), &mut self.out);
         self.cap_partial_pieces();
         if self.readers.sweep(self.flow.picker_mut(), now) {
@@ -338,7 +347,7 @@ impl TorrentCore {
 
     /// Announces on the DHT when due: right after the check, then every 5
     /// minutes, or after 30 s when nobody was found.
-    fn dht_announce(&mut self, now: Instant) {
+    pub(crate) fn dht_announce(&mut self, now: Instant) {
         if !self.config.use_dht || self.state != State::Active {
             return;
         }

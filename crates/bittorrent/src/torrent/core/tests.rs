@@ -21,6 +21,7 @@ use crate::tracker::TrackerUpdate;
 use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 use crate::webseed::{WebSeedCommand, WebSeedError, WebSeedEvent, WebSeedId};
 
+mod control;
 mod fast;
 mod webseeds;
 
@@ -476,7 +477,7 @@ fn pause_disconnects_and_stops_announcing_resume_undoes_it() {
     let mut rig = Rig::checked(&[u64::from(PIECE)], Vec::new(), &[]);
     rig.core.add_candidates([addr(1), addr(2)], false, rig.now);
     rig.settle();
-    rig.core.pause();
+    rig.core.pause(rig.now);
     let out = rig.settle();
     assert_eq!(disconnects(&out), [addr(1), addr(2)]);
     assert!(out.iter().any(|a| matches!(a, Action::StopAnnouncer)));

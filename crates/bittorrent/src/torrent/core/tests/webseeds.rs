@@ -222,7 +222,7 @@ fn a_web_seed_piece_cancels_the_peers_endgame_duplicates() {
 #[test]
 fn no_runs_while_paused_and_a_gone_task_gives_its_run_back() {
     let mut rig = Rig::checked(&[4 * u64::from(PIECE)], Vec::new(), &[]);
-    rig.core.pause();
+    rig.core.pause(rig.now);
     rig.settle();
     add_web_seed(&mut rig, "http://w/f");
     assert!(fetches(&rig.tick()).is_empty(), "paused");
