@@ -97,7 +97,7 @@ impl Pending {
             web_seeds,
             paused,
             force_start,
-            // SEAM(issue 14, h-limits): the torrent's rate limits.
+            // Taken by the handle (its limiter) before the actor starts.
             rate_limits: _,
             share_limits,
             totals,
