@@ -1,0 +1,5 @@
+//! The Web API's handlers, one module per qBittorrent API group: each reads
+//! its parameters, asks the [`Daemon`](crate::daemon::service::Daemon) (model
+//! and library), and answers as qBittorrent does.
+
+pub mod app;
