@@ -16,6 +16,7 @@
 pub mod api;
 pub mod args;
 pub mod error;
+pub mod events;
 pub mod listener;
 pub mod model;
 pub mod params;
@@ -60,6 +61,7 @@ pub async fn run(args: DaemonArgs) -> Result<(), String> {
     let daemon = Arc::new(Daemon::new(session.clone(), data, model, options));
     torrents::restore(&daemon).await;
     let saver = tokio::spawn(Arc::clone(&daemon).run_saver());
+    let follower = tokio::spawn(events::run(Arc::clone(&daemon)));
     let server = tokio::spawn(server::serve(Arc::clone(&daemon), api));
     eprintln!("api listening on http://{api_addr}");
     if let Some(addr) = session.listen_addr() {
@@ -69,6 +71,8 @@ pub async fn run(args: DaemonArgs) -> Result<(), String> {
     log::info!("stopping");
     daemon.stop.cancel();
     let _ = saver.await;
+    let _ = follower.await;
+    events::take_totals(&daemon).await;
     if let Err(e) = daemon.save(true).await {
         log::error!("final save failed: {e}");
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bittorrent::magnet::Magnet;
 use bittorrent::metainfo::MetaInfo;
@@ -200,6 +201,123 @@ pub fn move_data(from: &Path, to: &Path, meta: &MetaInfo) -> std::io::Result<()>
         remove_empty_dirs(&dir);
     }
     Ok(())
+}
+
+/// How long a removed torrent's actor may take to end (its last resume
+/// record written) before its files are touched anyway.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Removes a torrent from the session and waits until its actor has ended.
+async fn remove_and_wait(daemon: &Daemon, hash: &str) -> Result<(), ApiError> {
+    let handle = daemon.handle(hash).await.ok();
+    if let Some(info_hash) = InfoHash::from_hex(hash) {
+        daemon.session.remove_torrent(info_hash).await?;
+    }
+    if let Some(handle) = handle {
+        let gone = async {
+            while handle.stats().await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(REMOVE_TIMEOUT, gone).await.is_err() {
+            log::warn!("[{hash}] still running {REMOVE_TIMEOUT:?} after its removal");
+        }
+    }
+    Ok(())
+}
+
+/// The metainfo of a torrent: from the session, else its saved copy.
+async fn known_meta(daemon: &Daemon, hash: &str) -> Option<Arc<MetaInfo>> {
+    match meta_of(daemon, hash).await {
+        Some(meta) => Some(meta),
+        None => MetaInfo::load(daemon.data.torrent_path(hash))
+            .ok()
+            .map(Arc::new),
+    }
+}
+
+/// Removes a torrent: from the session, its record and its .torrent copy;
+/// with `with_files`, its files, resume record and part file too.
+///
+/// # Errors
+/// 404 for an unknown torrent; 500 if the session has stopped.
+pub async fn delete(daemon: &Daemon, hash: &str, with_files: bool) -> Result<(), ApiError> {
+    if daemon.read(|m| m.get(hash).is_none()) {
+        return Err(ApiError::no_torrent());
+    }
+    let meta = known_meta(daemon, hash).await;
+    remove_and_wait(daemon, hash).await?;
+    let Some(record) = daemon.change_records(|m| m.remove(hash)) else {
+        return Ok(());
+    };
+    let path = daemon.data.torrent_path(hash);
+    let removed = tokio::task::spawn_blocking(move || {
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::error!("cannot delete {}: {e}", path.display());
+            }
+        }
+        if let (true, Some(meta)) = (with_files, meta) {
+            delete_data(&record.save_path, &meta);
+        }
+    });
+    removed
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    log::info!(
+        "[{hash}] removed{}",
+        if with_files { " with its files" } else { "" }
+    );
+    Ok(())
+}
+
+/// Moves a torrent's data to `location`: out of the session, files and
+/// resume record moved, back in at the new path (its check is quick: the
+/// resume record moved with the files).
+///
+/// # Errors
+/// 404 for an unknown torrent; 409 when the files cannot be moved (the
+/// torrent is re-added where it was).
+pub async fn set_location(daemon: &Daemon, hash: &str, location: &Path) -> Result<(), ApiError> {
+    let snapshot = daemon.snapshot(hash).await?;
+    let old = snapshot.record.save_path.clone();
+    if old == location {
+        return Ok(());
+    }
+    let meta = known_meta(daemon, hash).await;
+    remove_and_wait(daemon, hash).await?;
+    let moved = match &meta {
+        Some(meta) => {
+            let (from, to, meta) = (old.clone(), location.to_path_buf(), Arc::clone(meta));
+            tokio::task::spawn_blocking(move || move_data(&from, &to, &meta))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|r| r)
+        }
+        None => std::fs::create_dir_all(location),
+    };
+    let target = match &moved {
+        Ok(()) => location.to_path_buf(),
+        Err(e) => {
+            log::error!("[{hash}] cannot move to {}: {e}", location.display());
+            old
+        }
+    };
+    let record = daemon.change_records(|m| {
+        let record = m.get_mut(hash)?;
+        record.save_path.clone_from(&target);
+        if let Some(stats) = &snapshot.stats {
+            record.downloaded = record.downloaded.max(stats.total_downloaded);
+            record.uploaded = record.uploaded.max(stats.total_uploaded);
+            record.seeding_time = record.seeding_time.max(stats.seeding_time.as_secs());
+        }
+        Some(record.clone())
+    });
+    let record = record.ok_or_else(ApiError::no_torrent)?;
+    let origin = saved_origin(&record, &daemon.data).map_err(ApiError::Internal)?;
+    let torrent = build(origin, &record, &daemon.data, daemon.options.use_trackers)?;
+    add(daemon, torrent).await?;
+    moved.map_err(|e| ApiError::Conflict(format!("Cannot move the files: {e}")))
 }
 
 /// The metainfo of a torrent in the session, if known.

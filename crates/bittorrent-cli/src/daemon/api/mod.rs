@@ -2,4 +2,7 @@
 //! its parameters, asks the [`Daemon`](crate::daemon::service::Daemon) (model
 //! and library), and answers as qBittorrent does.
 
+pub mod actions;
+pub mod add;
 pub mod app;
+pub mod categories;
