@@ -7,6 +7,7 @@
 
 mod args;
 mod create;
+mod daemon;
 mod echo;
 mod http;
 mod logging;
