@@ -12,6 +12,8 @@
 //! - `torrents`: building, restoring, removing and moving torrents.
 //! - `server`, `listener`, `params`, `error`: the axum server and its glue;
 //!   `api/`: the handlers.
+//! - `qbt` (pure parts of the Web API: JSON views, filters, sync deltas,
+//!   auth, metrics) and `page` (the built-in web page).
 
 pub mod api;
 pub mod args;
@@ -19,9 +21,11 @@ pub mod error;
 pub mod events;
 pub mod listener;
 pub mod model;
+pub mod page;
 pub mod params;
 pub mod persist;
 pub mod prefs;
+pub mod qbt;
 pub mod server;
 pub mod service;
 pub mod torrents;
