@@ -6,7 +6,11 @@
 //! passwords, sessions, login bans and the CSRF check, `metrics` renders
 //! `/metrics`.
 
+pub mod auth;
+pub mod details;
 #[cfg(test)]
 mod fixtures;
+pub mod prefs;
+pub mod session;
 pub mod state;
 pub mod views;
