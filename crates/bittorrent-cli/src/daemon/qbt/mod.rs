@@ -10,7 +10,9 @@ pub mod auth;
 pub mod details;
 #[cfg(test)]
 mod fixtures;
+pub mod params;
 pub mod prefs;
+pub mod query;
 pub mod session;
 pub mod state;
 pub mod views;
