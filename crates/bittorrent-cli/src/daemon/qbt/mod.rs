@@ -15,4 +15,5 @@ pub mod prefs;
 pub mod query;
 pub mod session;
 pub mod state;
+pub mod sync;
 pub mod views;
