@@ -10,6 +10,7 @@ pub mod auth;
 pub mod details;
 #[cfg(test)]
 mod fixtures;
+pub mod metrics;
 pub mod params;
 pub mod prefs;
 pub mod query;
