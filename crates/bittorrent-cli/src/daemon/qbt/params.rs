@@ -165,11 +165,14 @@ pub fn parse_ratio_limit(param: &str) -> Result<ShareLimit<f64>, ParamError> {
         .trim()
         .parse()
         .map_err(|_| invalid("ratioLimit", param))?;
-    match value {
-        v if v == -2.0 => Ok(ShareLimit::Session),
-        v if v == -1.0 => Ok(ShareLimit::Unlimited),
-        v if v.is_finite() && v >= 0.0 => Ok(ShareLimit::Limit(v)),
-        _ => Err(invalid("ratioLimit", param)),
+    if value == -2.0 {
+        Ok(ShareLimit::Session)
+    } else if value == -1.0 {
+        Ok(ShareLimit::Unlimited)
+    } else if value.is_finite() && value >= 0.0 {
+        Ok(ShareLimit::Limit(value))
+    } else {
+        Err(invalid("ratioLimit", param))
     }
 }
 
