@@ -13,9 +13,6 @@
 //! `tr[data-files-of=HASH]` with `input[type=checkbox][data-index=I]`, and
 //! `#delete-dialog` with `#delete-files` and `#delete-confirm`.
 
-// Served by the daemon's handlers.
-#![allow(dead_code)]
-
 /// The page.
 pub const INDEX_HTML: &str = include_str!("index.html");
 /// Its script.

@@ -10,10 +10,6 @@
 //! - `sync`: sync/maindata rid deltas. `auth`: password hashes, SID
 //!   sessions, login bans, the CSRF check. `metrics`: /metrics.
 
-// The daemon's handlers are the users of these items; some (a view field's
-// helper, a parser) serve endpoints the handlers may not wire yet.
-#![allow(dead_code)]
-
 pub mod auth;
 pub mod details;
 #[cfg(test)]
