@@ -26,6 +26,8 @@ pub mod page;
 pub mod params;
 pub mod persist;
 pub mod prefs;
+// Some parsers and helpers of `qbt` are not used by the handlers (yet).
+#[allow(dead_code)]
 pub mod qbt;
 pub mod server;
 pub mod service;
