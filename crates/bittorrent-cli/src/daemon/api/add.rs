@@ -33,15 +33,20 @@ struct AddOptions {
 }
 
 impl AddOptions {
-    fn from_params(p: &Params) -> Result<Self, ApiError> {
+    fn from_params(p: &Params, add_stopped: bool) -> Result<Self, ApiError> {
         Ok(Self {
             savepath: p
                 .get("savepath")
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             category: p.get("category").unwrap_or("").trim().to_owned(),
-            tags: split_tags(p.get("tags").unwrap_or("")),
-            paused: p.flag("paused", false)? || p.flag("stopped", false)?,
+            tags: split_tags(p.get("tags").unwrap_or(""))?,
+            // `stopped` (5.0) or `paused` (4.x); the preference when neither.
+            paused: match (p.get("stopped"), p.get("paused")) {
+                (Some(_), _) => p.flag("stopped", add_stopped)?,
+                (None, Some(_)) => p.flag("paused", add_stopped)?,
+                (None, None) => add_stopped,
+            },
             sequential: p.flag("sequentialDownload", false)?,
             first_last: p.flag("firstLastPiecePrio", false)?,
             ratio_limit: p.number("ratioLimit")?,
@@ -130,7 +135,8 @@ pub async fn add(
             files: Vec::new(),
         }
     };
-    let options = AddOptions::from_params(&request.params)?;
+    let add_stopped = daemon.read(|m| m.config.preferences.add_stopped_enabled);
+    let options = AddOptions::from_params(&request.params, add_stopped)?;
     let mut metas = request
         .files
         .iter()
