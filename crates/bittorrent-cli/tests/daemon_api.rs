@@ -380,6 +380,36 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     );
     assert_eq!(c.post("torrents/stop", &[("hashes", &hash)]).await.0, 200);
 
+    // Per-torrent limits, share limits, the queue, the alternative speeds, files.
+    let limit = [("hashes", hash.as_str()), ("limit", "1000")];
+    assert_eq!(c.post("torrents/setDownloadLimit", &limit).await.0, 200);
+    let limits = c
+        .json(&format!("torrents/downloadLimit?hashes={hash}"))
+        .await;
+    assert_eq!(limits[&hash], 1000);
+    let share = [
+        ("hashes", hash.as_str()),
+        ("ratioLimit", "2"),
+        ("seedingTimeLimit", "-1"),
+    ];
+    assert_eq!(c.post("torrents/setShareLimits", &share).await.0, 200);
+    assert_eq!(
+        c.post("torrents/setShareLimits", &[("hashes", &hash)])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        c.post("torrents/topPrio", &[("hashes", &hash)]).await.0,
+        200
+    );
+    assert_eq!(c.post("transfer/toggleSpeedLimitsMode", &[]).await.0, 200);
+    assert_eq!(c.get("transfer/speedLimitsMode").await, (200, "1".into()));
+    let bad_file = [("hash", hash.as_str()), ("id", "9"), ("priority", "1")];
+    assert_eq!(c.post("torrents/filePrio", &bad_file).await.0, 409);
+    let bad_prio = [("hash", hash.as_str()), ("id", "0"), ("priority", "3")];
+    assert_eq!(c.post("torrents/filePrio", &bad_prio).await.0, 400);
+
     // A graceful restart: everything is back, with the stored password.
     assert!(daemon.stop().success());
     let daemon = Daemon::start(&data, &[]);
@@ -392,6 +422,9 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     let prefs = c.json("app/preferences").await;
     assert_eq!(prefs["dl_limit"], 123456);
     assert!(c.json("torrents/categories").await.get("movies").is_some());
+    assert_eq!(info["dl_limit"], 1000);
+    assert_eq!(info["ratio_limit"], 2.0);
+    assert_eq!(c.get("transfer/speedLimitsMode").await, (200, "1".into()));
     assert_eq!(c.post("torrents/start", &[("hashes", &hash)]).await.0, 200);
     c.wait_complete(&hash).await;
 
