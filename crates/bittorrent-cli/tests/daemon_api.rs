@@ -447,6 +447,30 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     assert!(c.info(&hash).await.is_some());
     assert_eq!(c.json("app/preferences").await["up_limit"], 654321);
 
+    // Removed (files kept), then added back by a magnet link: the metadata
+    // comes from the seeder, is saved, and the data on disk is found.
+    assert_eq!(c.post("torrents/delete", &[("hashes", &hash)]).await.0, 200);
+    assert!(c.info(&hash).await.is_none());
+    assert!(save_path.join("album/cd1/a.bin").exists());
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&x.pe={seed_addr}");
+    assert_eq!(
+        c.post("torrents/add", &[("urls", &magnet)]).await,
+        (200, "Ok.".into())
+    );
+    c.wait_complete(&hash).await;
+    assert!(data.join(format!("torrents/{hash}.torrent")).exists());
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(data.join("torrents.json"))
+        .unwrap()
+        .contains("\"source\": \"torrent\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the magnet's record still names the magnet"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Delete with files: the files and the resume record go, nothing else.
     std::fs::write(save_path.join("mine.txt"), b"not the torrent's").unwrap();
     let (status, _) = c
