@@ -325,6 +325,10 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
         .is_array());
     let maindata = c.json("sync/maindata?rid=0").await;
     assert_eq!(maindata["full_update"], true);
+    assert!(
+        maindata["server_state"]["free_space_on_disk"].as_u64() > Some(0),
+        "{maindata}"
+    );
     assert!(maindata["torrents"].get(&hash).is_some(), "{maindata}");
     let rid = maindata["rid"].as_i64().unwrap().to_string();
     let delta = c.json(&format!("sync/maindata?rid={rid}")).await;

@@ -244,7 +244,7 @@ pub async fn maindata(
     let g = Gathered::new(&daemon, None).await;
     let infos = g.infos();
     let inputs = g.inputs();
-    let (categories, tags, alt, queueing) = daemon.read(|m| {
+    let (categories, tags, alt, queueing, save_path) = daemon.read(|m| {
         let categories: Vec<Category> = m
             .config
             .categories
@@ -259,6 +259,7 @@ pub async fn maindata(
             m.config.tags.iter().cloned().collect::<Vec<_>>(),
             m.config.alt_speed_enabled,
             m.config.preferences.queueing_enabled,
+            m.config.preferences.save_path.clone(),
         )
     });
     let facts = ServerFacts {
@@ -268,13 +269,25 @@ pub async fn maindata(
         total_peer_connections: g.stats.iter().map(|s| s.peers).sum(),
         queueing,
         use_alt_speed_limits: alt,
-        free_space_on_disk: 0,
+        free_space_on_disk: free_space(&save_path),
     };
     let transfer = qsession::transfer_info(&g.session, listening(&daemon, &g));
     let state = qsession::server_state(transfer, &facts);
     let now = MainData::new(&infos, &categories, &tags, tracker_map(&inputs), &state);
     let answer = daemon.lock_maindata().answer(rid, now);
     Ok(Json(answer).into_response())
+}
+
+/// Bytes free for us under `path` (its nearest existing folder), 0 if unknown.
+fn free_space(path: &str) -> u64 {
+    let mut dir = std::path::Path::new(path);
+    while !dir.exists() {
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => return 0,
+        }
+    }
+    rustix::fs::statvfs(dir).map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// `/metrics`: the Prometheus text format.
