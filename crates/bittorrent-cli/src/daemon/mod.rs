@@ -161,8 +161,6 @@ async fn start_session(args: &DaemonArgs, config: &Config) -> Result<SessionHand
             ..DhtConfig::default()
         })
     };
-    // SEAM(issue 14, h-limits): `SessionConfig::pex` from `!args.no_pex && prefs.pex`.
-    let _pex = !args.no_pex && prefs.pex;
     let config = SessionConfig {
         listen: Some(listen),
         dht,
@@ -176,6 +174,7 @@ async fn start_session(args: &DaemonArgs, config: &Config) -> Result<SessionHand
         rate_limits: prefs::rate_limits(prefs, config.alt_speed_enabled),
         share_limits: prefs::share_limits(prefs),
         queue: prefs::queue(prefs),
+        pex: !args.no_pex && prefs.pex,
         ..SessionConfig::default()
     };
     let (session, _events) = Session::spawn_with(config);
