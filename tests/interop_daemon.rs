@@ -1,0 +1,176 @@
+//! The daemon (`bittorrent-cli daemon`) driven by what drives qBittorrent: the PyPI client
+//! qbittorrent-api, the endpoints the *arr apps call (with curl), restarts (SIGTERM, then
+//! kill -9 in the middle of a download), and headless Chromium on the built-in page.
+//!
+//! Every case starts a Web API server ([`ApiServer`]: ours, or qbittorrent-nox with
+//! `BT_INTEROP_DAEMON=qbittorrent`, which checks the flows themselves), an opentracker and
+//! libtorrent seeders of payloads generated into a scratch directory, then runs a python flow of
+//! tests/peers (`qbt_*.py`) against the server's URL; the flow exits non-zero with a `FAIL`
+//! line on the first mismatch. Everything is on 127.0.0.1; `scripts/test` runs these tests in
+//! a loopback-only network namespace. `api_flow_reference_qbittorrent_nox` runs the
+//! qbittorrent-api flow against qbittorrent-nox in every run: if it fails, the failures of ours
+//! say nothing about the daemon.
+//! Run them alone with `cargo test -p bittorrent-cli --test interop_daemon -- --nocapture`.
+
+#[macro_use]
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::daemon::{run_flow, ApiServer, ServerKind, PASSWORD, USER};
+use harness::fixture::{Fixture, MIB};
+use harness::trackers::http_url;
+use harness::{Proc, Tool, Tracker};
+
+/// How long one python flow may take.
+const FLOW_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// A single-file payload, its torrent and a libtorrent seeder of it.
+struct Seeded {
+    fx: Fixture,
+    port: u16,
+    _seeder: Proc,
+}
+
+/// The payload `name` of `len` bytes (from `seed`), its torrent announcing to `announce`.
+fn payload(name: &str, len: u64, seed: u64, announce: &str) -> Fixture {
+    Fixture::with_payload_seed(name, &[("", len)], Some(announce), seed)
+}
+
+impl Seeded {
+    /// Starts a libtorrent seeder of `fx` (with lt_peer.py arguments `extra`).
+    fn seed(fx: Fixture, extra: &[&str]) -> Seeded {
+        let (seeder, port) = harness::lt_seeder_with(
+            &format!("seeder-{}", fx.name()),
+            &fx.torrent,
+            &fx.seed_dir,
+            fx.path(),
+            extra,
+        );
+        Seeded {
+            fx,
+            port,
+            _seeder: seeder,
+        }
+    }
+
+    fn hex(&self) -> String {
+        hex::encode(self.fx.hash)
+    }
+
+    /// `FILE:HEX:CONTENT` for the flows: the .torrent, the info-hash, the seeder's copy.
+    fn spec(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.fx.torrent.display(),
+            self.hex(),
+            self.fx.content.display()
+        )
+    }
+
+    /// A magnet with the seeder's address in `x.pe` (no tracker): metadata and data from it.
+    fn magnet(&self) -> String {
+        format!(
+            "magnet:?xt=urn:btih:{}&dn={}&x.pe=127.0.0.1:{}",
+            self.hex(),
+            self.fx.name(),
+            self.port
+        )
+    }
+
+    /// `MAGNET:HEX:CONTENT` for the flows.
+    fn magnet_spec(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.magnet(),
+            self.hex(),
+            self.fx.content.display()
+        )
+    }
+}
+
+/// An opentracker whitelisting `fixtures`, then a libtorrent seeder of each (with `extra`).
+fn swarm(dir: &Path, port: u16, fixtures: Vec<(Fixture, &[&str])>) -> (Tracker, Vec<Seeded>) {
+    let hashes: Vec<[u8; 20]> = fixtures.iter().map(|(fx, _)| fx.hash).collect();
+    let tracker = Tracker::start(dir, port, &hashes);
+    let seeded = fixtures
+        .into_iter()
+        .map(|(fx, extra)| Seeded::seed(fx, extra))
+        .collect();
+    (tracker, seeded)
+}
+
+/// The arguments every flow takes: the server's URL and credentials, its save path.
+fn server_args(server: &ApiServer) -> Vec<String> {
+    vec![
+        "--url".into(),
+        server.url.clone(),
+        "--user".into(),
+        USER.into(),
+        "--password".into(),
+        PASSWORD.into(),
+        "--save".into(),
+        server.save_path.display().to_string(),
+    ]
+}
+
+/// The qbittorrent-api flow (tests/peers/qbt_api_flow.py) against `kind`: a .torrent and a
+/// magnet with category and tags, completion, files/properties/trackers, pause/resume by both
+/// names, limits read back, a 1 MB/s limit measured, delete with files.
+fn api_flow(kind: ServerKind) {
+    require!(
+        Tool::Opentracker,
+        Tool::Mktorrent,
+        Tool::Libtorrent,
+        Tool::QbtApi
+    );
+    if !harness::have(&kind.tools()) {
+        return;
+    }
+    let dir = harness::scratch();
+    let port = harness::free_port();
+    let url = http_url(port);
+    let (_tracker, seeded) = swarm(
+        dir.path(),
+        port,
+        vec![
+            (payload("alpha.bin", 3 * MIB + 123, 11, &url), &[]),
+            (payload("bravo.bin", 2 * MIB + 77, 12, &url), &[]),
+            (payload("charlie.bin", 32 * MIB, 13, &url), &[]),
+        ],
+    );
+    let server = ApiServer::start(kind, dir.path(), "server", &[]);
+    let mut args = server_args(&server);
+    args.extend([
+        "--tracker".into(),
+        url,
+        "--torrent".into(),
+        seeded[0].spec(),
+        "--magnet".into(),
+        seeded[1].magnet_spec(),
+        "--limited".into(),
+        seeded[2].spec(),
+    ]);
+    let out = run_flow(
+        "api-flow",
+        "qbt_api_flow.py",
+        &args,
+        dir.path(),
+        FLOW_TIMEOUT,
+    );
+    eprintln!("{out}");
+    assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
+}
+
+/// 1. qbittorrent-api against the server of `BT_INTEROP_DAEMON` (ours by default).
+#[test]
+fn api_flow_qbittorrent_api_client() {
+    api_flow(ServerKind::from_env());
+}
+
+/// 1'. The same flow against qbittorrent-nox: the flow itself is right.
+#[test]
+fn api_flow_reference_qbittorrent_nox() {
+    api_flow(ServerKind::Qbittorrent);
+}
