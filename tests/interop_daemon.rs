@@ -174,3 +174,40 @@ fn api_flow_qbittorrent_api_client() {
 fn api_flow_reference_qbittorrent_nox() {
     api_flow(ServerKind::Qbittorrent);
 }
+
+/// The *arr apps' calls (tests/peers/qbt_arr_flow.py, with curl) against `kind`.
+fn arr_flow(kind: ServerKind) {
+    require!(
+        Tool::Opentracker,
+        Tool::Mktorrent,
+        Tool::Libtorrent,
+        Tool::QbtApi,
+        Tool::Curl
+    );
+    if !harness::have(&kind.tools()) {
+        return;
+    }
+    let dir = harness::scratch();
+    let port = harness::free_port();
+    let url = http_url(port);
+    let fx = payload("episode.mkv", 2 * MIB + 555, 21, &url);
+    let (_tracker, seeded) = swarm(dir.path(), port, vec![(fx, &[])]);
+    let server = ApiServer::start(kind, dir.path(), "server", &[]);
+    let mut args = server_args(&server);
+    args.extend(["--magnet".into(), seeded[0].magnet_spec()]);
+    let out = run_flow(
+        "arr-flow",
+        "qbt_arr_flow.py",
+        &args,
+        dir.path(),
+        FLOW_TIMEOUT,
+    );
+    eprintln!("{out}");
+    assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
+}
+
+/// 2. The *arr endpoints with curl, against the server of `BT_INTEROP_DAEMON` (ours by default).
+#[test]
+fn arr_flow_curl() {
+    arr_flow(ServerKind::from_env());
+}
