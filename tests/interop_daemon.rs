@@ -211,3 +211,70 @@ fn arr_flow(kind: ServerKind) {
 fn arr_flow_curl() {
     arr_flow(ServerKind::from_env());
 }
+
+/// 3. Restarts: a download in the middle (its seeder capped at 2 MB/s) and a complete, paused
+/// torrent with category, tags and limits; preferences set. SIGTERM and start again: all back,
+/// the download goes on; kill -9 in the middle and start again: all back, the download completes.
+#[test]
+fn restart_graceful_then_kill9() {
+    require!(
+        Tool::Opentracker,
+        Tool::Mktorrent,
+        Tool::Libtorrent,
+        Tool::QbtApi
+    );
+    let kind = ServerKind::from_env();
+    if !harness::have(&kind.tools()) {
+        return;
+    }
+    let dir = harness::scratch();
+    let port = harness::free_port();
+    let url = http_url(port);
+    let (_tracker, seeded) = swarm(
+        dir.path(),
+        port,
+        vec![
+            (
+                payload("movie.bin", 24 * MIB, 31, &url),
+                &["--upload-limit", "2000000"],
+            ),
+            (payload("small.bin", MIB + 1, 32, &url), &[]),
+        ],
+    );
+    let mut server = ApiServer::start(kind, dir.path(), "server", &[]);
+    let state = dir.path().join("snapshot.json");
+    let flow = |server: &ApiServer, step: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![step.to_string()];
+        args.extend(server_args(server));
+        args.extend([
+            "--state".into(),
+            state.display().to_string(),
+            "--downloading".into(),
+            seeded[0].spec(),
+            "--complete".into(),
+            seeded[1].spec(),
+        ]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        eprintln!(
+            "{}",
+            run_flow(name, "qbt_restart.py", &args, dir.path(), FLOW_TIMEOUT)
+        );
+    };
+    flow(&server, "setup", "restart-setup", &[]);
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "{}",
+        server.failure(&format!("exited {status} after SIGTERM"))
+    );
+    server.restart();
+    flow(
+        &server,
+        "check",
+        "restart-graceful",
+        &["--graceful", "--gain", "0.05", "--resnapshot"],
+    );
+    server.kill();
+    server.restart();
+    flow(&server, "check", "restart-kill9", &["--wait-complete"]);
+}
