@@ -163,13 +163,13 @@ fn api_flow(kind: ServerKind) {
     assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
 }
 
-/// 1. qbittorrent-api against the server of `BT_INTEROP_DAEMON` (ours by default).
+/// Case 1: qbittorrent-api against the server of `BT_INTEROP_DAEMON` (ours by default).
 #[test]
 fn api_flow_qbittorrent_api_client() {
     api_flow(ServerKind::from_env());
 }
 
-/// 1'. The same flow against qbittorrent-nox: the flow itself is right.
+/// Case 1': The same flow against qbittorrent-nox: the flow itself is right.
 #[test]
 fn api_flow_reference_qbittorrent_nox() {
     api_flow(ServerKind::Qbittorrent);
@@ -206,13 +206,13 @@ fn arr_flow(kind: ServerKind) {
     assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
 }
 
-/// 2. The *arr endpoints with curl, against the server of `BT_INTEROP_DAEMON` (ours by default).
+/// Case 2: The *arr endpoints with curl, against the server of `BT_INTEROP_DAEMON` (ours by default).
 #[test]
 fn arr_flow_curl() {
     arr_flow(ServerKind::from_env());
 }
 
-/// 3. Restarts: a download in the middle (its seeder capped at 2 MB/s) and a complete, paused
+/// Case 3: Restarts: a download in the middle (its seeder capped at 2 MB/s) and a complete, paused
 /// torrent with category, tags and limits; preferences set. SIGTERM and start again: all back,
 /// the download goes on; kill -9 in the middle and start again: all back, the download completes.
 #[test]
