@@ -278,3 +278,63 @@ fn restart_graceful_then_kill9() {
     server.restart();
     flow(&server, "check", "restart-kill9", &["--wait-complete"]);
 }
+
+/// Headless Chromium on the page of `kind` (qbittorrent-nox serves tests/peers/qbt_page, a
+/// minimal page with our page's element ids): a torrent added through the API is listed, a
+/// magnet typed into the page is added and downloads from its seeder.
+fn chromium_page(kind: ServerKind) {
+    require!(
+        Tool::Mktorrent,
+        Tool::Libtorrent,
+        Tool::QbtApi,
+        Tool::Chromium,
+        Tool::Opentracker
+    );
+    if !harness::have(&kind.tools()) {
+        return;
+    }
+    let dir = harness::scratch();
+    let port = harness::free_port();
+    let url = http_url(port);
+    let (_tracker, seeded) = swarm(
+        dir.path(),
+        port,
+        vec![
+            (payload("listed.bin", MIB + 3, 41, &url), &[]),
+            (payload("from-page.bin", 3 * MIB + 5, 42, &url), &[]),
+        ],
+    );
+    let page = harness::daemon::peer_script("qbt_page");
+    let server = ApiServer::start_with_page(kind, dir.path(), "server", &[], Some(&page));
+    let chromium = harness::which("chromium").expect("chromium");
+    let mut args = server_args(&server);
+    args.extend([
+        "--chromium".into(),
+        chromium.display().to_string(),
+        "--listed".into(),
+        seeded[0].spec(),
+        "--magnet".into(),
+        seeded[1].magnet_spec(),
+    ]);
+    let out = run_flow(
+        "chromium",
+        "qbt_chromium.py",
+        &args,
+        dir.path(),
+        FLOW_TIMEOUT,
+    );
+    eprintln!("{out}");
+    assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
+}
+
+/// Case 4: Chromium drives the page of the server of `BT_INTEROP_DAEMON` (ours by default).
+#[test]
+fn chromium_page_lists_and_adds_magnet() {
+    chromium_page(ServerKind::from_env());
+}
+
+/// Case 4': The same against qbittorrent-nox serving the reference page: the driver is right.
+#[test]
+fn chromium_page_reference_qbittorrent_nox() {
+    chromium_page(ServerKind::Qbittorrent);
+}

@@ -82,11 +82,23 @@ impl ApiServer {
     /// arguments `extra` (ours only; e.g. `--bypass-local-auth`); returns once its Web API
     /// accepts connections.
     pub fn start(kind: ServerKind, dir: &Path, name: &str, extra: &[&str]) -> ApiServer {
+        Self::start_with_page(kind, dir, name, extra, None)
+    }
+
+    /// [`ApiServer::start`]; qbittorrent-nox serves `qbt_page` (a directory with an
+    /// index.html) as its alternative Web UI, public and private (ours ignores it).
+    pub fn start_with_page(
+        kind: ServerKind,
+        dir: &Path,
+        name: &str,
+        extra: &[&str],
+        qbt_page: Option<&Path>,
+    ) -> ApiServer {
         let data = dir.join(format!("{name}-data"));
         let save_path = dir.join(format!("{name}-downloads"));
         fs::create_dir_all(&save_path).expect("create save path");
         if kind == ServerKind::Qbittorrent {
-            write_qbt_profile(&data, &save_path, free_port(), free_port());
+            write_qbt_profile(&data, &save_path, free_port(), free_port(), qbt_page);
         }
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (proc, url) = launch(kind, &data, &save_path, dir, &format!("{name}-1"), &extra);
@@ -250,10 +262,26 @@ fn wait_output(proc: &mut Proc, needle: &str) -> String {
 
 /// qBittorrent.conf: Web UI on 127.0.0.1:web with [`USER`]/[`PASSWORD`], peers on
 /// 127.0.0.1:peer, everything that could reach out off.
-fn write_qbt_profile(profile: &Path, save: &Path, web: u16, peer: u16) {
+fn write_qbt_profile(profile: &Path, save: &Path, web: u16, peer: u16, page: Option<&Path>) {
     let dir = profile.join("qBittorrent").join("config");
     fs::create_dir_all(&dir).expect("create qBittorrent profile");
     let save = save.display();
+    // The alternative Web UI: ROOT/public (before login) and ROOT/private (after).
+    let alt_ui = match page {
+        Some(page) => {
+            let root = profile.join("webui");
+            for side in ["public", "private"] {
+                fs::create_dir_all(root.join(side)).expect("create webui dir");
+                fs::copy(page.join("index.html"), root.join(side).join("index.html"))
+                    .expect("copy the reference page");
+            }
+            format!(
+                "WebUI\\AlternativeUIEnabled=true\nWebUI\\RootFolder={}\n",
+                root.display()
+            )
+        }
+        None => String::new(),
+    };
     let config = format!(
         "[LegalNotice]\nAccepted=true\n\n\
          [BitTorrent]\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
@@ -269,7 +297,7 @@ fn write_qbt_profile(profile: &Path, save: &Path, web: u16, peer: u16) {
          Bittorrent\\PeX=false\nGeneral\\Locale=en\n\
          WebUI\\Address=127.0.0.1\nWebUI\\Port={web}\nWebUI\\Username={USER}\n\
          WebUI\\Password_PBKDF2=\"{QBT_PASSWORD_HASH}\"\nWebUI\\LocalHostAuth=true\n\
-         WebUI\\CSRFProtection=true\nWebUI\\HostHeaderValidation=false\n"
+         WebUI\\CSRFProtection=true\nWebUI\\HostHeaderValidation=false\n{alt_ui}"
     );
     fs::write(dir.join("qBittorrent.conf"), config).expect("write qBittorrent.conf");
 }
