@@ -161,6 +161,7 @@ fn api_flow(kind: ServerKind) {
     );
     eprintln!("{out}");
     assert!(out.lines().any(|l| l == "PASS"), "no PASS line:\n{out}");
+    server.assert_password_hidden();
 }
 
 /// Case 1: qbittorrent-api against the server of `BT_INTEROP_DAEMON` (ours by default).
@@ -277,6 +278,8 @@ fn restart_graceful_then_kill9() {
     server.kill();
     server.restart();
     flow(&server, "check", "restart-kill9", &["--wait-complete"]);
+    server.assert_data_dir(&[seeded[0].fx.hash, seeded[1].fx.hash]);
+    server.assert_password_hidden();
 }
 
 /// Headless Chromium on the page of `kind` (qbittorrent-nox serves tests/peers/qbt_page, a

@@ -172,6 +172,47 @@ impl ApiServer {
         self.url = url;
     }
 
+    /// Panics if [`PASSWORD`] is in clear in any file of its data directory or in the output
+    /// of any of its runs (the spec: stored hashed, never logged).
+    pub fn assert_password_hidden(&self) {
+        let mut files = vec![];
+        for start in 1..=self.starts {
+            files.push(self.log_dir.join(format!("{}-{start}.log", self.name)));
+        }
+        let mut rel = vec![];
+        crate::harness::compare::walk(&self.data, &self.data, &mut rel);
+        files.extend(rel.iter().map(|r| self.data.join(r)));
+        for file in files {
+            let bytes = fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|w| w == PASSWORD.as_bytes()),
+                "the Web API password is in clear in {}",
+                file.display()
+            );
+        }
+    }
+
+    /// For ours: the data directory holds config.json, torrents.json and a .torrent copy of
+    /// each of `hashes` (the spec's layout).
+    pub fn assert_data_dir(&self, hashes: &[[u8; 20]]) {
+        if self.kind != ServerKind::Ours {
+            return;
+        }
+        let mut want = vec![
+            self.data.join("config.json"),
+            self.data.join("torrents.json"),
+        ];
+        want.extend(hashes.iter().map(|h| {
+            self.data
+                .join(format!("torrents/{}.torrent", hex::encode(h)))
+        }));
+        for path in want {
+            assert!(path.is_file(), "no {} in the data dir", path.display());
+        }
+    }
+
     /// Everything the current process wrote.
     pub fn output(&self) -> String {
         self.proc.output()
