@@ -164,6 +164,9 @@ pub struct Args {
 pub enum Command {
     /// Make a .torrent from a file or a folder.
     Create(crate::create::CreateArgs),
+    /// Run one session until stopped, driven over a qBittorrent-compatible
+    /// Web API (with a page, /metrics and streaming), its state persisted.
+    Daemon(Box<crate::daemon::args::DaemonArgs>),
 }
 
 /// `--web-seed`: an absolute http(s) URL, else a one-line error.

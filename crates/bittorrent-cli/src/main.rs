@@ -7,6 +7,9 @@
 
 mod args;
 mod create;
+// Until every handler is wired (issue 14 in progress).
+#[allow(dead_code)]
+mod daemon;
 mod echo;
 mod http;
 mod logging;
@@ -42,8 +45,10 @@ const SESSION_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
     let mut args = Args::parse();
-    if let Some(Command::Create(create)) = args.command.take() {
-        return exit_code(create::run(&create));
+    match args.command.take() {
+        Some(Command::Create(create)) => return exit_code(create::run(&create)),
+        Some(Command::Daemon(daemon)) => return run_daemon(*daemon),
+        None => {}
     }
     let bars = progress::bars(args.quiet);
     logging::init(args.verbose, &bars);
@@ -60,6 +65,18 @@ fn main() -> ExitCode {
         }
     };
     exit_code(runtime.block_on(run(args, bars)))
+}
+
+/// `bittorrent-cli daemon`: its own logger (no progress bars) and runtime.
+fn run_daemon(args: daemon::args::DaemonArgs) -> ExitCode {
+    logging::init(args.verbose, &progress::bars(true));
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => exit_code(runtime.block_on(daemon::run(args))),
+        Err(e) => exit_code(Err(format!("cannot start the async runtime: {e}"))),
+    }
 }
 
 /// Success, or the error printed once to stderr and a failure exit.

@@ -1,0 +1,179 @@
+//! `bittorrent-cli daemon`: one long-running session driven over a
+//! qBittorrent-compatible Web API (v2), its state persisted in a data
+//! directory and restored at start.
+//!
+//! # Layout
+//! - `args`: the command line.
+//! - `model` (records, categories, tags, config) and `prefs` (preferences):
+//!   plain data and synchronous operations.
+//! - `persist`: the data directory, written atomically.
+//! - `service`: [`Daemon`](service::Daemon), the model over the
+//!   `SessionHandle`, and the saver task.
+//! - `torrents`: building, restoring, removing and moving torrents.
+//! - `server`, `listener`, `params`, `error`: the axum server and its glue;
+//!   `api/`: the handlers.
+//! - `qbt` (pure parts of the Web API: JSON views, filters, sync deltas,
+//!   auth, metrics) and `page` (the built-in web page).
+
+pub mod api;
+pub mod args;
+pub mod error;
+pub mod events;
+pub mod listener;
+pub mod model;
+pub mod page;
+pub mod params;
+pub mod persist;
+pub mod prefs;
+pub mod qbt;
+pub mod server;
+pub mod service;
+pub mod torrents;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use bittorrent::dht::{self, DhtConfig};
+use bittorrent::portmap::PortMapConfig;
+use bittorrent::prelude::*;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::daemon::args::DaemonArgs;
+use crate::daemon::model::{Config, Model};
+use crate::daemon::persist::DataDir;
+use crate::daemon::prefs::Preferences;
+use crate::daemon::service::{Daemon, RunOptions};
+
+/// Runs the daemon until SIGTERM, Ctrl-C or `app/shutdown`.
+///
+/// # Errors
+/// A message for a failure to start (data directory, ports, credentials).
+pub async fn run(args: DaemonArgs) -> Result<(), String> {
+    let data = DataDir::open(&args.data_dir()?).map_err(|e| e.to_string())?;
+    let model = load_model(&data, &args)?;
+    data.save_config(&model.config).map_err(|e| e.to_string())?;
+    data.keep_backups();
+    let api = tokio::net::TcpListener::bind(args.api)
+        .await
+        .map_err(|e| format!("cannot listen for the Web API on {}: {e}", args.api))?;
+    let api_addr = api.local_addr().map_err(|e| e.to_string())?;
+    let session = start_session(&args, &model.config.preferences).await?;
+    let options = RunOptions {
+        use_trackers: !args.no_tracker,
+        api_port: api_addr.port(),
+    };
+    let daemon = Arc::new(Daemon::new(session.clone(), data, model, options));
+    torrents::restore(&daemon).await;
+    let saver = tokio::spawn(Arc::clone(&daemon).run_saver());
+    let follower = tokio::spawn(events::run(Arc::clone(&daemon)));
+    let server = tokio::spawn(server::serve(Arc::clone(&daemon), api));
+    eprintln!("api listening on http://{api_addr}");
+    if let Some(addr) = session.listen_addr() {
+        eprintln!("peers listening on {addr}");
+    }
+    wait_for_stop(&daemon).await?;
+    log::info!("stopping");
+    daemon.stop.cancel();
+    let _ = saver.await;
+    let _ = follower.await;
+    events::take_totals(&daemon).await;
+    if let Err(e) = daemon.save(true).await {
+        log::error!("final save failed: {e}");
+    }
+    session.shutdown();
+    session.join().await;
+    let _ = server.await;
+    Ok(())
+}
+
+/// Waits for SIGTERM, SIGINT or the daemon's own stop (`app/shutdown`).
+async fn wait_for_stop(daemon: &Daemon) -> Result<(), String> {
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM"),
+        _ = int.recv() => log::info!("SIGINT"),
+        _ = daemon.stop.cancelled() => {}
+    }
+    Ok(())
+}
+
+/// The persisted model, with the command line's persisted settings applied.
+fn load_model(data: &DataDir, args: &DaemonArgs) -> Result<Model, String> {
+    let config = data.load_config().map_err(|e| e.to_string())?;
+    let records = data.load_records().map_err(|e| e.to_string())?;
+    let mut config = config.unwrap_or_else(|| {
+        let mut config = Config::new("admin", "");
+        config.preferences = Preferences {
+            save_path: data.root().join("downloads"),
+            ..Preferences::default()
+        };
+        config
+    });
+    if let Some(path) = &args.save_path {
+        config.preferences.save_path.clone_from(path);
+    }
+    if args.bypass_local_auth {
+        config.preferences.bypass_local_auth = true;
+    }
+    if let Some(name) = &args.web_username {
+        config.username.clone_from(name);
+    }
+    Ok(Model {
+        config,
+        torrents: records.map(|r| r.torrents).unwrap_or_default(),
+    })
+}
+
+/// Starts the session from the preferences and this run's flags.
+async fn start_session(args: &DaemonArgs, prefs: &Preferences) -> Result<SessionHandle, String> {
+    let port = args.port.unwrap_or(prefs.listen_port);
+    let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+    let listen = SocketAddr::new(bind, port);
+    let dht = if args.no_dht || !prefs.dht {
+        None
+    } else {
+        let bootstrap = if args.dht_bootstrap.is_empty() {
+            dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
+        } else {
+            args.dht_bootstrap.clone()
+        };
+        let (ip, ip6) = match bind {
+            IpAddr::V4(v4) => (v4, None),
+            IpAddr::V6(v6) => (Ipv4Addr::UNSPECIFIED, Some(v6)),
+        };
+        Some(DhtConfig {
+            bind: SocketAddr::from((ip, port)),
+            bind_v6: ip6.map(|ip6| SocketAddr::from((ip6, port))),
+            bootstrap,
+            state_file: Some(args.data_dir()?.join("dht.state")),
+            ..DhtConfig::default()
+        })
+    };
+    // SEAM(issue 14, h-limits): `SessionConfig::pex` from `!args.no_pex && prefs.pex`.
+    let _pex = !args.no_pex && prefs.pex;
+    let config = SessionConfig {
+        listen: Some(listen),
+        dht,
+        port,
+        use_trackers: !args.no_tracker,
+        encryption: args
+            .encryption
+            .map_or_else(|| prefs.encryption_policy(), Into::into),
+        utp: args.utp.into(),
+        port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
+        rate_limits: prefs.rate_limits(),
+        share_limits: prefs.share_limits(),
+        queue: prefs.queue(),
+        ..SessionConfig::default()
+    };
+    let (session, _events) = Session::spawn_with(config);
+    if session.listen_addr().is_none() {
+        session.shutdown();
+        session.join().await;
+        return Err(format!(
+            "cannot listen for peers on {listen} (is the port in use? try -p)"
+        ));
+    }
+    Ok(session)
+}

@@ -1,0 +1,12 @@
+//! The pure parts of the qBittorrent Web API v2 (as qBittorrent 5.0): what
+//! the handlers answer, without IO. `views` builds the JSON objects with
+//! qBittorrent's field names and units, `state` decides the state strings,
+//! `query` filters and sorts `torrents/info` and parses the `hashes`
+//! parameter, `sync` computes `sync/maindata` deltas, `auth` holds
+//! passwords, sessions, login bans and the CSRF check, `metrics` renders
+//! `/metrics`.
+
+#[cfg(test)]
+mod fixtures;
+pub mod state;
+pub mod views;
