@@ -122,6 +122,24 @@ def check_torrent(client, args, spec, tags, tracker):
                                                                              len(urls)))
 
 
+def maindata(client, hashes):
+    """sync/maindata as Flood and VueTorrent poll it: a full update, then a delta by rid."""
+    full = client.sync_maindata(rid=0)
+    check(full.get("full_update") is True, "sync/maindata rid=0 is not a full update")
+    check(set(hashes) <= set(full.get("torrents", {})), "sync/maindata lacks the torrents")
+    check("proof" in full.get("categories", {}), "sync/maindata lacks the category")
+    check("dl_info_speed" in full.get("server_state", {}), "sync/maindata lacks server_state")
+    delta = client.sync_maindata(rid=full["rid"])
+    check(delta["rid"] != full["rid"], "sync/maindata rid did not change")
+    check(not delta.get("full_update"), "sync/maindata delta is a full update")
+    unchanged = [h for h, t in delta.get("torrents", {}).items() if "name" in t]
+    check(not unchanged, "sync/maindata delta repeats unchanged names of %r" % unchanged)
+    t = client.transfer_info()
+    check("dl_info_data" in t and "connection_status" in t, "transfer/info fields: %r" % t)
+    say("OK sync/maindata full update then delta (rid %d -> %d), transfer/info"
+        % (full["rid"], delta["rid"]))
+
+
 def raw_session(args):
     s = requests.Session()
     r = s.post(args.url + "/api/v2/auth/login",
@@ -269,6 +287,7 @@ def main():
     check_torrent(client, args, args.magnet, {"beta"}, None)
     check("proof" in client.torrents_categories(), "category proof not listed")
     check({"alpha", "beta"} <= set(client.torrents_tags()), "tags not listed")
+    maindata(client, [args.torrent[1], args.magnet[1]])
     pause_resume(client, args, version)
     limits(client, args)
     rate_limit(client, args)
