@@ -10,9 +10,15 @@ pub enum ApiError {
     /// 400: a missing or malformed parameter.
     #[error("{0}")]
     BadRequest(String),
-    /// 403: not logged in, banned, or a cross-site request.
+    /// 401: a cross-site request (Origin or Referer is another host).
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// 403: not logged in.
     #[error("Forbidden")]
     Forbidden,
+    /// 403: too many failed logins from this address.
+    #[error("Your IP address has been banned after too many failed authentication attempts.")]
+    Banned,
     /// 404: an unknown torrent (or file).
     #[error("{0}")]
     NotFound(String),
@@ -45,7 +51,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::Banned => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,

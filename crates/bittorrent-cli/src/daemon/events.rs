@@ -8,7 +8,7 @@ use std::time::Duration;
 use bittorrent::prelude::*;
 
 use crate::daemon::model::SourceRecord;
-use crate::daemon::prefs::ShareAction;
+use crate::daemon::prefs::{share_action, ShareAction};
 use crate::daemon::service::{unix_now, Daemon};
 
 /// How often totals and the queue order are taken into the records.
@@ -65,7 +65,7 @@ async fn on_event(daemon: &Daemon, event: Event) {
 /// keeps it so, remove takes it out (with its files for 3).
 async fn on_share_limit(daemon: &Daemon, info_hash: InfoHash) {
     let hash = info_hash.to_hex();
-    let action = daemon.read(|m| m.config.preferences.share_action());
+    let action = daemon.read(|m| share_action(&m.config.preferences));
     log::info!("[{}] share limit reached: {action:?}", info_hash.short());
     match action {
         ShareAction::Stop => daemon.change_records(|m| {

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod args;
+pub mod auth;
 pub mod error;
 pub mod events;
 pub mod listener;
@@ -41,7 +42,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::daemon::args::DaemonArgs;
 use crate::daemon::model::{Config, Model};
 use crate::daemon::persist::DataDir;
-use crate::daemon::prefs::Preferences;
 use crate::daemon::service::{Daemon, RunOptions};
 
 /// Runs the daemon until SIGTERM, Ctrl-C or `app/shutdown`.
@@ -50,19 +50,29 @@ use crate::daemon::service::{Daemon, RunOptions};
 /// A message for a failure to start (data directory, ports, credentials).
 pub async fn run(args: DaemonArgs) -> Result<(), String> {
     let data = DataDir::open(&args.data_dir()?).map_err(|e| e.to_string())?;
-    let model = load_model(&data, &args)?;
+    let mut model = load_model(&data, &args)?;
+    let (credentials, new_hash) = auth::startup_credentials(
+        &model.config.preferences.web_ui_username,
+        args.web_password.as_deref(),
+        &model.config.password_hash,
+        args.api,
+    )?;
+    if let Some(hash) = new_hash {
+        model.config.password_hash = hash;
+    }
+    let auth = auth::Auth::new(credentials, &model.config.preferences);
     data.save_config(&model.config).map_err(|e| e.to_string())?;
     data.keep_backups();
     let api = tokio::net::TcpListener::bind(args.api)
         .await
         .map_err(|e| format!("cannot listen for the Web API on {}: {e}", args.api))?;
     let api_addr = api.local_addr().map_err(|e| e.to_string())?;
-    let session = start_session(&args, &model.config.preferences).await?;
+    let session = start_session(&args, &model.config).await?;
     let options = RunOptions {
         use_trackers: !args.no_tracker,
         api_port: api_addr.port(),
     };
-    let daemon = Arc::new(Daemon::new(session.clone(), data, model, options));
+    let daemon = Arc::new(Daemon::new(session.clone(), data, model, options, auth));
     torrents::restore(&daemon).await;
     let saver = tokio::spawn(Arc::clone(&daemon).run_saver());
     let follower = tokio::spawn(events::run(Arc::clone(&daemon)));
@@ -102,22 +112,18 @@ async fn wait_for_stop(daemon: &Daemon) -> Result<(), String> {
 fn load_model(data: &DataDir, args: &DaemonArgs) -> Result<Model, String> {
     let config = data.load_config().map_err(|e| e.to_string())?;
     let records = data.load_records().map_err(|e| e.to_string())?;
-    let mut config = config.unwrap_or_else(|| {
-        let mut config = Config::new("admin", "");
-        config.preferences = Preferences {
-            save_path: data.root().join("downloads"),
-            ..Preferences::default()
-        };
-        config
-    });
+    let mut config = config.unwrap_or_else(|| Config::new(""));
+    if config.preferences.save_path.is_empty() {
+        config.preferences.save_path = data.root().join("downloads").display().to_string();
+    }
     if let Some(path) = &args.save_path {
-        config.preferences.save_path.clone_from(path);
+        config.preferences.save_path = path.display().to_string();
     }
     if args.bypass_local_auth {
         config.preferences.bypass_local_auth = true;
     }
     if let Some(name) = &args.web_username {
-        config.username.clone_from(name);
+        config.preferences.web_ui_username.clone_from(name);
     }
     Ok(Model {
         config,
@@ -126,7 +132,8 @@ fn load_model(data: &DataDir, args: &DaemonArgs) -> Result<Model, String> {
 }
 
 /// Starts the session from the preferences and this run's flags.
-async fn start_session(args: &DaemonArgs, prefs: &Preferences) -> Result<SessionHandle, String> {
+async fn start_session(args: &DaemonArgs, config: &Config) -> Result<SessionHandle, String> {
+    let prefs = &config.preferences;
     let port = args.port.unwrap_or(prefs.listen_port);
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
     let listen = SocketAddr::new(bind, port);
@@ -159,12 +166,12 @@ async fn start_session(args: &DaemonArgs, prefs: &Preferences) -> Result<Session
         use_trackers: !args.no_tracker,
         encryption: args
             .encryption
-            .map_or_else(|| prefs.encryption_policy(), Into::into),
+            .map_or_else(|| prefs::encryption_policy(prefs), Into::into),
         utp: args.utp.into(),
         port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
-        rate_limits: prefs.rate_limits(),
-        share_limits: prefs.share_limits(),
-        queue: prefs.queue(),
+        rate_limits: prefs::rate_limits(prefs, config.alt_speed_enabled),
+        share_limits: prefs::share_limits(prefs),
+        queue: prefs::queue(prefs),
         ..SessionConfig::default()
     };
     let (session, _events) = Session::spawn_with(config);

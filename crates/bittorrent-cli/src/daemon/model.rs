@@ -18,18 +18,22 @@ use bittorrent::torrent::Totals;
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::error::ApiError;
-use crate::daemon::prefs::Preferences;
+use crate::daemon::qbt::prefs::Preferences;
 
 /// `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    /// The Web API user name.
-    pub username: String,
-    /// The password, in qBittorrent's PBKDF2 format (never in clear).
+    /// The Web API password in qBittorrent's PBKDF2 format (never in clear;
+    /// "" when none is set: a temporary one is made at each start). The
+    /// user name is `preferences.web_ui_username`.
+    #[serde(default)]
     pub password_hash: String,
     /// The preferences.
     #[serde(default)]
     pub preferences: Preferences,
+    /// The alternative rate limits are in force.
+    #[serde(default)]
+    pub alt_speed_enabled: bool,
     /// Categories by name.
     #[serde(default)]
     pub categories: BTreeMap<String, Category>,
@@ -39,12 +43,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// A config with these credentials and default preferences.
-    pub fn new(username: &str, password_hash: &str) -> Self {
+    /// A config with this password hash and default preferences.
+    pub fn new(password_hash: &str) -> Self {
         Self {
-            username: username.into(),
             password_hash: password_hash.into(),
             preferences: Preferences::default(),
+            alt_speed_enabled: false,
             categories: BTreeMap::new(),
             tags: BTreeSet::new(),
         }
@@ -376,7 +380,7 @@ impl Model {
         }
         match self.config.categories.get(category) {
             Some(c) if !c.save_path.is_empty() => PathBuf::from(&c.save_path),
-            _ => self.config.preferences.save_path.clone(),
+            _ => PathBuf::from(&self.config.preferences.save_path),
         }
     }
 
@@ -442,7 +446,7 @@ mod tests {
 
     fn model() -> Model {
         let mut model = Model {
-            config: Config::new("admin", "h"),
+            config: Config::new("h"),
             torrents: Vec::new(),
         };
         for hash in ["aa", "bb"] {

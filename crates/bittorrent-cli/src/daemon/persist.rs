@@ -227,7 +227,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
         assert!(data.load_config().unwrap().is_none());
-        let mut config = Config::new("admin", "hash");
+        let mut config = Config::new("hash");
         config.tags.insert("x".into());
         data.save_config(&config).unwrap();
         assert_eq!(data.load_config().unwrap(), Some(config));
@@ -245,7 +245,7 @@ mod tests {
     fn a_corrupt_file_is_an_error_or_its_backup() {
         let dir = tempfile::tempdir().unwrap();
         let data = DataDir::open(dir.path()).unwrap();
-        let config = Config::new("admin", "hash");
+        let config = Config::new("hash");
         data.save_config(&config).unwrap();
         // A torn write (as if another program cut it short).
         let good = fs::read(data.config_path()).unwrap();
@@ -268,7 +268,7 @@ mod tests {
         let data = DataDir::open(dir.path()).unwrap();
         data.keep_backups();
         assert!(!backup_of(&data.config_path()).exists());
-        data.save_config(&Config::new("u", "h")).unwrap();
+        data.save_config(&Config::new("h")).unwrap();
         data.keep_backups();
         assert_eq!(
             fs::read(backup_of(&data.config_path())).unwrap(),

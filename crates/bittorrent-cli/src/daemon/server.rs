@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::daemon::api::{actions, add, app, categories};
+use crate::daemon::api::{actions, add, app, categories, stream};
 use crate::daemon::error::ApiError;
 use crate::daemon::listener::{CappedListener, PeerAddr, MAX_CONNECTIONS};
 use crate::daemon::service::Daemon;
@@ -90,6 +90,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/torrents/removeTags", post(categories::remove_tags));
     Router::new()
         .nest("/api/v2", api)
+        .route("/stream/{hash}/{index}", get(stream::stream).head(stream::stream))
         .layer(middleware::from_fn_with_state(Arc::clone(&daemon), flush))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
         .with_state(daemon)

@@ -12,10 +12,11 @@ use bittorrent::prelude::*;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::daemon::auth::Auth;
 use crate::daemon::error::ApiError;
 use crate::daemon::model::{Model, TorrentRecord};
 use crate::daemon::persist::DataDir;
-use crate::daemon::prefs::PrefChanges;
+use crate::daemon::prefs::{self, PrefChanges};
 
 /// How long the saver waits after a change for more changes before writing.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -41,6 +42,8 @@ pub struct Daemon {
     pub started: Instant,
     /// This run's options.
     pub options: RunOptions,
+    /// Login state.
+    pub auth: Auth,
     model: Mutex<Model>,
     config_dirty: AtomicBool,
     records_dirty: AtomicBool,
@@ -67,8 +70,15 @@ pub fn unix_now() -> i64 {
 
 impl Daemon {
     /// A daemon over `session` with `model`.
-    pub fn new(session: SessionHandle, data: DataDir, model: Model, options: RunOptions) -> Self {
+    pub fn new(
+        session: SessionHandle,
+        data: DataDir,
+        model: Model,
+        options: RunOptions,
+        auth: Auth,
+    ) -> Self {
         Self {
+            auth,
             session,
             data,
             stop: CancellationToken::new(),
@@ -161,15 +171,15 @@ impl Daemon {
     /// # Errors
     /// 500 if the session has stopped.
     pub async fn apply_preferences(&self, changes: &PrefChanges) -> Result<(), ApiError> {
-        let prefs = self.read(|m| m.config.preferences.clone());
+        let (prefs, alt) = self.read(|m| (m.config.preferences.clone(), m.config.alt_speed_enabled));
         if changes.rates {
-            self.session.set_rate_limits(prefs.rate_limits()).await?;
+            self.session.set_rate_limits(prefs::rate_limits(&prefs, alt)).await?;
         }
         if changes.queue {
-            self.session.set_queue(prefs.queue()).await?;
+            self.session.set_queue(prefs::queue(&prefs)).await?;
         }
         if changes.share {
-            self.session.set_share_limits(prefs.share_limits()).await?;
+            self.session.set_share_limits(prefs::share_limits(&prefs)).await?;
         }
         Ok(())
     }

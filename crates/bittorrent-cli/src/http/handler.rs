@@ -67,6 +67,30 @@ pub(super) fn handle(
     }
 }
 
+/// The response to a request for file `index` of `source` made through
+/// another server's route (the daemon's `/stream/<hash>/<index>`): `GET` and
+/// `HEAD` as `/files/<index>`, 405 for other methods.
+pub fn file_response(
+    method: &Method,
+    headers: &HeaderMap,
+    source: &dyn FileSource,
+    index: usize,
+    shutdown: &CancellationToken,
+) -> Response<ResponseBody> {
+    let head = match *method {
+        Method::GET => false,
+        Method::HEAD => true,
+        _ => {
+            let mut response = status_page(StatusCode::METHOD_NOT_ALLOWED);
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return response;
+        }
+    };
+    file(source, index, headers, head, shutdown)
+}
+
 /// Whether the query string holds a `json` parameter.
 fn wants_json(query: Option<&str>) -> bool {
     query.is_some_and(|q| {

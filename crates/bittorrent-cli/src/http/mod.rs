@@ -29,4 +29,5 @@ pub mod range;
 pub mod server;
 mod stalled;
 
+pub use handler::file_response;
 pub use server::{serve, FileInfo, FileReader, FileSource};

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Json, Response};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::daemon::error::ApiError;
 use crate::daemon::params::Params;
+use crate::daemon::prefs::PrefChanges;
+use crate::daemon::qbt::auth::PasswordHash;
 use crate::daemon::service::Daemon;
 
 /// qBittorrent's version we answer as (DAEMON-SPEC).
@@ -40,16 +42,11 @@ pub async fn build_info() -> Json<Value> {
 
 /// `app/preferences`: the supported keys (rates in bytes/s, times in minutes).
 pub async fn preferences(State(daemon): State<Arc<Daemon>>) -> Result<Json<Value>, ApiError> {
-    let (prefs, username) =
-        daemon.read(|m| (m.config.preferences.clone(), m.config.username.clone()));
-    let mut value = serde_json::to_value(&prefs).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let prefs = daemon.read(|m| m.config.preferences.clone());
+    let mut value =
+        serde_json::to_value(&prefs).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(map) = value.as_object_mut() {
-        map.insert("web_ui_username".into(), username.into());
         map.insert("web_ui_port".into(), daemon.options.api_port.into());
-        map.insert("temp_path_enabled".into(), false.into());
-        map.insert("scheduler_enabled".into(), false.into());
-        map.insert("max_inactive_seeding_time_enabled".into(), false.into());
-        map.insert("max_inactive_seeding_time".into(), (-1).into());
     }
     Ok(Json(value))
 }
@@ -60,21 +57,28 @@ pub async fn set_preferences(
     State(daemon): State<Arc<Daemon>>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let json: Map<String, Value> = serde_json::from_str(params.required("json")?)
-        .map_err(|e| ApiError::bad(format!("json: {e}")))?;
-    // Hashed once h-qbt's password module is merged.
-    let password_hash: Option<String> = None;
-    let changes = daemon.change(|m| {
-        let changes = m.config.preferences.apply(&json)?;
-        if let Some(name) = &changes.username {
-            m.config.username.clone_from(name);
-        }
-        if let Some(hash) = &password_hash {
-            m.config.password_hash.clone_from(hash);
-        }
-        Ok::<_, String>(changes)
+    let json = params.required("json")?.to_owned();
+    let applied = daemon.change(|m| {
+        let before = m.config.preferences.clone();
+        let applied = m.config.preferences.apply_json(&json)?;
+        let changes = PrefChanges::between(&before, &m.config.preferences, m.config.alt_speed_enabled);
+        Ok::<_, crate::daemon::qbt::prefs::PrefsError>((applied, changes, m.config.preferences.clone()))
     });
-    let changes = changes.map_err(ApiError::BadRequest)?;
+    let (applied, changes, prefs) = applied.map_err(|e| ApiError::bad(e.to_string()))?;
+    let password = match applied.password {
+        // PBKDF2 is slow on purpose: off the async workers.
+        Some(secret) => Some(
+            tokio::task::spawn_blocking(move || PasswordHash::generate(&secret))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some(hash) = &password {
+        let text = hash.to_config_string();
+        daemon.change(|m| m.config.password_hash = text);
+    }
+    daemon.auth.update(&prefs, password);
     daemon.apply_preferences(&changes).await?;
     if changes.restart {
         log::info!("listen port, encryption, DHT or PEX changed: in effect at the next start");

@@ -6,3 +6,4 @@ pub mod actions;
 pub mod add;
 pub mod app;
 pub mod categories;
+pub mod stream;

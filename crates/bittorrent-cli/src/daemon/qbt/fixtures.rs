@@ -83,3 +83,19 @@ pub fn context() -> ViewContext {
 pub fn hash(b: u8) -> InfoHash {
     InfoHash([b; 20])
 }
+
+/// The `torrents/info` view of a half-done single-file torrent whose hash
+/// is all `b` bytes (fields are then edited by the tests).
+pub fn info(b: u8) -> crate::daemon::qbt::views::TorrentInfo {
+    let meta = single_meta("f", 1000);
+    let stats = stats(1000, 500);
+    let rec = record();
+    let input = crate::daemon::qbt::views::TorrentInput {
+        hash: hash(b),
+        record: &rec,
+        stats: &stats,
+        meta: Some(&meta),
+        queue_position: None,
+    };
+    crate::daemon::qbt::views::torrent_info(&input, &context())
+}

@@ -6,7 +6,15 @@
 //! passwords, sessions, login bans and the CSRF check, `metrics` renders
 //! `/metrics`.
 
+pub mod auth;
+pub mod details;
 #[cfg(test)]
 mod fixtures;
+pub mod metrics;
+pub mod params;
+pub mod prefs;
+pub mod query;
+pub mod session;
 pub mod state;
+pub mod sync;
 pub mod views;
