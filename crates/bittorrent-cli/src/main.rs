@@ -7,8 +7,6 @@
 
 mod args;
 mod create;
-// Until every handler is wired (issue 14 in progress).
-#[allow(dead_code)]
 mod daemon;
 mod echo;
 mod http;

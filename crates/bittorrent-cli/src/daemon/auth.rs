@@ -148,7 +148,8 @@ pub async fn require_login(
     }
     let bypass = daemon.read(|m| m.config.preferences.bypass_local_auth);
     let allowed = bypasses_auth(bypass, peer.ip())
-        || sid(req.headers()).is_some_and(|sid| lock(&daemon.auth.sessions).touch(sid, Instant::now()));
+        || sid(req.headers())
+            .is_some_and(|sid| lock(&daemon.auth.sessions).touch(sid, Instant::now()));
     if !allowed {
         return ApiError::Forbidden.into_response();
     }

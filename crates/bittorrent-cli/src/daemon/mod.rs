@@ -26,6 +26,8 @@ pub mod page;
 pub mod params;
 pub mod persist;
 pub mod prefs;
+// Some parsers and helpers of `qbt` are not used by the handlers (yet).
+#[allow(dead_code)]
 pub mod qbt;
 pub mod server;
 pub mod service;
@@ -71,6 +73,8 @@ pub async fn run(args: DaemonArgs) -> Result<(), String> {
     let options = RunOptions {
         use_trackers: !args.no_tracker,
         api_port: api_addr.port(),
+        dht: !args.no_dht,
+        pex: !args.no_pex,
     };
     let daemon = Arc::new(Daemon::new(session.clone(), data, model, options, auth));
     torrents::restore(&daemon).await;

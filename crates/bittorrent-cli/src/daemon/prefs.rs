@@ -41,8 +41,12 @@ impl PrefChanges {
             rates: rate_limits(before, alt) != rate_limits(after, alt),
             queue: queue(before) != queue(after),
             share: share_limits(before) != share_limits(after),
-            restart: (before.listen_port, before.encryption, before.dht, before.pex)
-                != (after.listen_port, after.encryption, after.dht, after.pex),
+            restart: (
+                before.listen_port,
+                before.encryption,
+                before.dht,
+                before.pex,
+            ) != (after.listen_port, after.encryption, after.dht, after.pex),
         }
     }
 }
@@ -173,7 +177,9 @@ mod tests {
     fn changes_name_what_the_library_must_hear() {
         let before = Preferences::default();
         let mut after = before.clone();
-        after.apply_json(r#"{"dl_limit":2048,"listen_port":7000}"#).unwrap();
+        after
+            .apply_json(r#"{"dl_limit":2048,"listen_port":7000}"#)
+            .unwrap();
         let changes = PrefChanges::between(&before, &after, false);
         assert!(changes.rates && changes.restart && !changes.queue);
         // The normal pair changed while the alternative one is in force.

@@ -10,7 +10,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::daemon::api::{actions, add, app, categories, stream};
+use crate::daemon::api::{actions, add, app, categories, stream, transfer, views};
+use crate::daemon::auth;
 use crate::daemon::error::ApiError;
 use crate::daemon::listener::{CappedListener, PeerAddr, MAX_CONNECTIONS};
 use crate::daemon::service::Daemon;
@@ -28,8 +29,8 @@ macro_rules! read {
     };
 }
 
-/// Every route.
-pub fn router(daemon: Arc<Daemon>) -> Router {
+/// Every route behind the login check.
+fn protected(daemon: &Arc<Daemon>) -> Router<Arc<Daemon>> {
     let api = Router::new()
         .route("/app/version", read!(app::version))
         .route("/app/webapiVersion", read!(app::webapi_version))
@@ -37,6 +38,49 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/app/preferences", read!(app::preferences))
         .route("/app/setPreferences", post(app::set_preferences))
         .route("/app/shutdown", post(app::shutdown))
+        .route("/transfer/info", read!(views::transfer_info))
+        .route(
+            "/transfer/speedLimitsMode",
+            read!(transfer::speed_limits_mode),
+        )
+        .route(
+            "/transfer/toggleSpeedLimitsMode",
+            post(transfer::toggle_speed_limits_mode),
+        )
+        .route(
+            "/transfer/setSpeedLimitsMode",
+            post(transfer::set_speed_limits_mode),
+        )
+        .route("/transfer/downloadLimit", read!(transfer::download_limit))
+        .route("/transfer/uploadLimit", read!(transfer::upload_limit))
+        .route(
+            "/transfer/setDownloadLimit",
+            post(transfer::set_download_limit),
+        )
+        .route("/transfer/setUploadLimit", post(transfer::set_upload_limit))
+        .route("/sync/maindata", read!(views::maindata))
+        .route("/torrents/info", read!(views::info))
+        .route("/torrents/properties", read!(views::properties))
+        .route("/torrents/files", read!(views::files))
+        .route("/torrents/trackers", read!(views::trackers))
+        .route("/torrents/pieceStates", read!(views::piece_states))
+        .merge(torrent_actions());
+    Router::new()
+        .nest("/api/v2", api)
+        .route("/metrics", get(views::metrics))
+        .route(
+            "/stream/{hash}/{index}",
+            get(stream::stream).head(stream::stream),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(daemon),
+            auth::require_login,
+        ))
+}
+
+/// The `torrents/*` routes that change something.
+fn torrent_actions() -> Router<Arc<Daemon>> {
+    Router::new()
         .route(
             "/torrents/add",
             post(add::add).layer(DefaultBodyLimit::max(MAX_ADD_BODY)),
@@ -48,6 +92,7 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/torrents/resume", post(actions::start))
         .route("/torrents/recheck", post(actions::recheck))
         .route("/torrents/reannounce", post(actions::reannounce))
+        .route("/torrents/addPeers", post(actions::add_peers))
         .route("/torrents/setForceStart", post(actions::set_force_start))
         .route(
             "/torrents/setDownloadLimit",
@@ -87,10 +132,19 @@ pub fn router(daemon: Arc<Daemon>) -> Router {
         .route("/torrents/createTags", post(categories::create_tags))
         .route("/torrents/deleteTags", post(categories::delete_tags))
         .route("/torrents/addTags", post(categories::add_tags))
-        .route("/torrents/removeTags", post(categories::remove_tags));
-    Router::new()
-        .nest("/api/v2", api)
-        .route("/stream/{hash}/{index}", get(stream::stream).head(stream::stream))
+        .route("/torrents/removeTags", post(categories::remove_tags))
+}
+
+/// Every route.
+pub fn router(daemon: Arc<Daemon>) -> Router {
+    let open = Router::new()
+        .route("/api/v2/auth/login", post(auth::login))
+        .route("/api/v2/auth/logout", post(auth::logout))
+        .route("/", get(transfer::page))
+        .route("/index.html", get(transfer::page))
+        .route("/app.js", get(transfer::page))
+        .route("/style.css", get(transfer::page));
+    open.merge(protected(&daemon))
         .layer(middleware::from_fn_with_state(Arc::clone(&daemon), flush))
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY))
         .with_state(daemon)

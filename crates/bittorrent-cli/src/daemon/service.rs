@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bittorrent::metainfo::MetaInfo;
 use bittorrent::prelude::*;
@@ -17,9 +17,13 @@ use crate::daemon::error::ApiError;
 use crate::daemon::model::{Model, TorrentRecord};
 use crate::daemon::persist::DataDir;
 use crate::daemon::prefs::{self, PrefChanges};
+use crate::daemon::qbt::sync::MainDataSync;
 
 /// How long the saver waits after a change for more changes before writing.
 const SAVE_DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// `sync/maindata` answers kept for clients polling with their `rid`.
+const MAINDATA_KEPT: usize = 16;
 
 /// Settings of this run that are not preferences (from the command line).
 #[derive(Clone, Debug, Default)]
@@ -28,6 +32,10 @@ pub struct RunOptions {
     pub use_trackers: bool,
     /// The Web API's port.
     pub api_port: u16,
+    /// The DHT runs.
+    pub dht: bool,
+    /// PEX runs.
+    pub pex: bool,
 }
 
 /// The daemon's shared state.
@@ -38,12 +46,11 @@ pub struct Daemon {
     pub data: DataDir,
     /// Fired to stop the daemon (signal or `app/shutdown`).
     pub stop: CancellationToken,
-    /// When the daemon started.
-    pub started: Instant,
     /// This run's options.
     pub options: RunOptions,
     /// Login state.
     pub auth: Auth,
+    maindata: Mutex<MainDataSync>,
     model: Mutex<Model>,
     config_dirty: AtomicBool,
     records_dirty: AtomicBool,
@@ -79,10 +86,10 @@ impl Daemon {
     ) -> Self {
         Self {
             auth,
+            maindata: Mutex::new(MainDataSync::new(MAINDATA_KEPT)),
             session,
             data,
             stop: CancellationToken::new(),
-            started: Instant::now(),
             options,
             model: Mutex::new(model),
             config_dirty: AtomicBool::new(false),
@@ -94,6 +101,11 @@ impl Daemon {
     fn lock(&self) -> MutexGuard<'_, Model> {
         // A panic while holding the lock leaves plain data; go on with it.
         self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The `sync/maindata` answers kept by response id.
+    pub fn lock_maindata(&self) -> MutexGuard<'_, MainDataSync> {
+        self.maindata.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads the model.
@@ -171,15 +183,20 @@ impl Daemon {
     /// # Errors
     /// 500 if the session has stopped.
     pub async fn apply_preferences(&self, changes: &PrefChanges) -> Result<(), ApiError> {
-        let (prefs, alt) = self.read(|m| (m.config.preferences.clone(), m.config.alt_speed_enabled));
+        let (prefs, alt) =
+            self.read(|m| (m.config.preferences.clone(), m.config.alt_speed_enabled));
         if changes.rates {
-            self.session.set_rate_limits(prefs::rate_limits(&prefs, alt)).await?;
+            self.session
+                .set_rate_limits(prefs::rate_limits(&prefs, alt))
+                .await?;
         }
         if changes.queue {
             self.session.set_queue(prefs::queue(&prefs)).await?;
         }
         if changes.share {
-            self.session.set_share_limits(prefs::share_limits(&prefs)).await?;
+            self.session
+                .set_share_limits(prefs::share_limits(&prefs))
+                .await?;
         }
         Ok(())
     }

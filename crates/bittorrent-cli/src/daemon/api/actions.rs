@@ -148,6 +148,28 @@ pub async fn delete(State(daemon): State<Arc<Daemon>>, params: Params) -> Result
     Ok(())
 }
 
+/// `torrents/addPeers` (`hashes`, `peers`: `|`-separated `IP:port`).
+pub async fn add_peers(State(daemon): State<Arc<Daemon>>, params: Params) -> Result<(), ApiError> {
+    let peers = params
+        .required("peers")?
+        .split('|')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| p.trim().parse::<std::net::SocketAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::bad("peers: not a list of IP:port"))?;
+    let hashes = hashes(&daemon, &params)?;
+    each(
+        &daemon,
+        &hashes,
+        |_| {},
+        |h, _| {
+            let peers = peers.clone();
+            async move { h.add_peers(peers).await }
+        },
+    )
+    .await
+}
+
 /// `torrents/setForceStart` (`value`).
 pub async fn set_force_start(
     State(daemon): State<Arc<Daemon>>,

@@ -43,8 +43,7 @@ pub async fn build_info() -> Json<Value> {
 /// `app/preferences`: the supported keys (rates in bytes/s, times in minutes).
 pub async fn preferences(State(daemon): State<Arc<Daemon>>) -> Result<Json<Value>, ApiError> {
     let prefs = daemon.read(|m| m.config.preferences.clone());
-    let mut value =
-        serde_json::to_value(&prefs).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut value = serde_json::to_value(&prefs).map_err(|e| ApiError::Internal(e.to_string()))?;
     if let Some(map) = value.as_object_mut() {
         map.insert("web_ui_port".into(), daemon.options.api_port.into());
     }
@@ -61,8 +60,13 @@ pub async fn set_preferences(
     let applied = daemon.change(|m| {
         let before = m.config.preferences.clone();
         let applied = m.config.preferences.apply_json(&json)?;
-        let changes = PrefChanges::between(&before, &m.config.preferences, m.config.alt_speed_enabled);
-        Ok::<_, crate::daemon::qbt::prefs::PrefsError>((applied, changes, m.config.preferences.clone()))
+        let changes =
+            PrefChanges::between(&before, &m.config.preferences, m.config.alt_speed_enabled);
+        Ok::<_, crate::daemon::qbt::prefs::PrefsError>((
+            applied,
+            changes,
+            m.config.preferences.clone(),
+        ))
     });
     let (applied, changes, prefs) = applied.map_err(|e| ApiError::bad(e.to_string()))?;
     let password = match applied.password {

@@ -7,3 +7,5 @@ pub mod add;
 pub mod app;
 pub mod categories;
 pub mod stream;
+pub mod transfer;
+pub mod views;

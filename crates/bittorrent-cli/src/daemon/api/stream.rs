@@ -69,12 +69,6 @@ pub async fn stream(
     if source.open(index).is_none() {
         return Err(ApiError::NotFound("No such file".into()));
     }
-    let response = http::file_response(
-        req.method(),
-        req.headers(),
-        &source,
-        index,
-        &daemon.stop,
-    );
+    let response = http::file_response(req.method(), req.headers(), &source, index, &daemon.stop);
     Ok(response.map(Body::new).into_response())
 }
