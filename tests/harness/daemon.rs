@@ -249,7 +249,7 @@ fn launch_ours(
         .arg("--save-path")
         .arg(save_path)
         .args(["--api", "127.0.0.1:0", "-p", "0", "--bind", "127.0.0.1"])
-        .args(["--no-dht", "--no-port-mapping", "--no-pex"])
+        .args(["--no-dht", "--no-port-mapping", "--no-pex", "-v"])
         .args(["--web-username", USER, "--web-password", PASSWORD])
         .args(extra);
     let mut proc = Proc::spawn(name, cmd, log_dir);
