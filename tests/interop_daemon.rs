@@ -7,9 +7,11 @@
 //! libtorrent seeders of payloads generated into a scratch directory, then runs a python flow of
 //! tests/peers (`qbt_*.py`) against the server's URL; the flow exits non-zero with a `FAIL`
 //! line on the first mismatch. Everything is on 127.0.0.1; `scripts/test` runs these tests in
-//! a loopback-only network namespace. `api_flow_reference_qbittorrent_nox` runs the
-//! qbittorrent-api flow against qbittorrent-nox in every run: if it fails, the failures of ours
-//! say nothing about the daemon.
+//! a loopback-only network namespace. Two reference cases run against qbittorrent-nox (4.5 here)
+//! in every run: the qbittorrent-api flow, and the Chromium driver on tests/peers/qbt_page (a
+//! minimal page with our page's element ids, qbittorrent-nox's alternative Web UI); if they
+//! fail, the failures of ours say nothing about the daemon. The flows accept qBittorrent 4.x and
+//! 5.x spellings where they differ (pause/stop, paused*/stopped* states).
 //! Run them alone with `cargo test -p bittorrent-cli --test interop_daemon -- --nocapture`.
 
 #[macro_use]
