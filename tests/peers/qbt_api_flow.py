@@ -23,7 +23,7 @@ import time
 import qbittorrentapi
 import requests
 
-from qbt_common import (COMPLETE, DOWNLOADING, PAUSED, api_version_at_least, check, check_eq,
+from qbt_common import (COMPLETE, PAUSED, api_version_at_least, check, check_eq,
                         fail, norm_path, same_content, say, tags_of, wait_until)
 
 LIMIT = 1_000_000  # bytes/s, the measured download limit

@@ -15,7 +15,7 @@ PAUSED = {"pausedDL", "pausedUP", "stoppedDL", "stoppedUP"}
 COMPLETE = {"uploading", "stalledUP", "pausedUP", "stoppedUP", "queuedUP", "forcedUP",
             "checkingUP"}
 DOWNLOADING = {"downloading", "stalledDL", "metaDL", "forcedDL", "forcedMetaDL", "queuedDL",
-               "checkingDL", "forcedMetaDL"}
+               "checkingDL"}
 ALL_STATES = PAUSED | COMPLETE | DOWNLOADING | {
     "error", "missingFiles", "checkingResumeData", "moving", "unknown", "allocating"}
 
