@@ -67,6 +67,19 @@ impl IntoResponse for ApiError {
         if let Self::Internal(message) = &self {
             log::error!("Web API: {message}");
         }
+        if self == Self::TooLarge {
+            // The rest of the body is not read: the connection cannot be
+            // used again, and the client must know it.
+            return (
+                self.status(),
+                [
+                    ("content-type", "text/plain; charset=UTF-8"),
+                    ("connection", "close"),
+                ],
+                self.to_string(),
+            )
+                .into_response();
+        }
         (
             self.status(),
             [("content-type", "text/plain; charset=UTF-8")],

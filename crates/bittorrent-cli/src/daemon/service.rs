@@ -55,6 +55,9 @@ pub struct Daemon {
     config_dirty: AtomicBool,
     records_dirty: AtomicBool,
     wake_saver: Notify,
+    /// One save at a time (the saver and a request's flush share the
+    /// temporary file names).
+    saving: tokio::sync::Mutex<()>,
 }
 
 /// One torrent as a request sees it: the record, and what the library says.
@@ -95,6 +98,7 @@ impl Daemon {
             config_dirty: AtomicBool::new(false),
             records_dirty: AtomicBool::new(false),
             wake_saver: Notify::new(),
+            saving: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -135,6 +139,7 @@ impl Daemon {
     /// # Errors
     /// The persistence error, after logging it; the data stays dirty.
     pub async fn save(&self, all: bool) -> Result<(), String> {
+        let _saving = self.saving.lock().await;
         let config = self.config_dirty.swap(false, Ordering::SeqCst) || all;
         let records = self.records_dirty.swap(false, Ordering::SeqCst) || all;
         if !config && !records {
