@@ -23,7 +23,7 @@ use std::time::Duration;
 use harness::daemon::{run_flow, ApiServer, ServerKind, PASSWORD, USER};
 use harness::fixture::{Fixture, MIB};
 use harness::trackers::http_url;
-use harness::{Proc, Tool, Tracker};
+use harness::{Proc, Tool, Tracker, START_TIMEOUT};
 
 /// How long one python flow may take.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(180);
@@ -233,7 +233,7 @@ fn restart_graceful_then_kill9() {
     let dir = harness::scratch();
     let port = harness::free_port();
     let url = http_url(port);
-    let (_tracker, seeded) = swarm(
+    let (tracker, seeded) = swarm(
         dir.path(),
         port,
         vec![
@@ -264,13 +264,25 @@ fn restart_graceful_then_kill9() {
         );
     };
     flow(&server, "setup", "restart-setup", &[]);
+    let movie = seeded[0].fx.hash;
+    tracker.wait_leechers(&movie, 1, START_TIMEOUT);
     let status = server.stop();
     assert!(
         status.success(),
         "{}",
         server.failure(&format!("exited {status} after SIGTERM"))
     );
+    // A graceful stop tells the tracker `stopped`: it no longer lists the leecher.
+    let left = harness::poll(START_TIMEOUT, Duration::from_millis(200), || {
+        (tracker.leechers(&movie) == Some(0)).then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "the tracker still lists {:?} leechers after SIGTERM (no `stopped` announce)",
+        tracker.leechers(&movie)
+    );
     server.restart();
+    tracker.wait_leechers(&movie, 1, START_TIMEOUT);
     flow(
         &server,
         "check",
