@@ -372,9 +372,11 @@ pub fn run_flow(
 ) -> String {
     let python = crate::harness::tools::python().expect("python with libtorrent");
     let mut cmd = Command::new(python);
+    // No __pycache__ of qbt_common.py in the source tree.
     cmd.arg(peer_script(script))
         .args(args)
-        .env("PYTHONUNBUFFERED", "1");
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1");
     let mut proc = Proc::spawn(name, cmd, log_dir);
     match proc.wait_exit(timeout) {
         Some(status) if status.success() => proc.output(),
