@@ -299,7 +299,7 @@ fn restart_graceful_then_kill9() {
 /// Headless Chromium on the page of `kind` (qbittorrent-nox serves tests/peers/qbt_page, a
 /// minimal page with our page's element ids): a torrent added through the API is listed, a
 /// magnet typed into the page is added and downloads from its seeder.
-fn chromium_page(kind: ServerKind) {
+fn chromium_page(kind: ServerKind, bypass: bool) {
     require!(
         Tool::Mktorrent,
         Tool::Libtorrent,
@@ -322,7 +322,12 @@ fn chromium_page(kind: ServerKind) {
         ],
     );
     let page = harness::daemon::peer_script("qbt_page");
-    let server = ApiServer::start_with_page(kind, dir.path(), "server", &[], Some(&page));
+    let extra: &[&str] = if bypass {
+        &["--bypass-local-auth"]
+    } else {
+        &[]
+    };
+    let server = ApiServer::start_with_page(kind, dir.path(), "server", extra, Some(&page));
     let chromium = harness::which("chromium").expect("chromium");
     let mut args = server_args(&server);
     args.extend([
@@ -347,11 +352,19 @@ fn chromium_page(kind: ServerKind) {
 /// Case 4: Chromium drives the page of the server of `BT_INTEROP_DAEMON` (ours by default).
 #[test]
 fn chromium_page_lists_and_adds_magnet() {
-    chromium_page(ServerKind::from_env());
+    chromium_page(ServerKind::from_env(), false);
+}
+
+/// Case 4 with `--bypass-local-auth` (ours only): the page shows the list without a login.
+#[test]
+fn chromium_page_bypass_local_auth() {
+    if ServerKind::from_env() == ServerKind::Ours {
+        chromium_page(ServerKind::Ours, true);
+    }
 }
 
 /// Case 4': The same against qbittorrent-nox serving the reference page: the driver is right.
 #[test]
 fn chromium_page_reference_qbittorrent_nox() {
-    chromium_page(ServerKind::Qbittorrent);
+    chromium_page(ServerKind::Qbittorrent, false);
 }

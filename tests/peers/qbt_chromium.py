@@ -7,7 +7,7 @@
 
 The page's elements (agreed with the daemon's page): #login-user, #login-pass, #login-button
 (shown when a login is needed), #torrent-list with a `tr[data-hash=HASH]` per torrent,
-#magnet-input and #add-button. Chromium runs with a fresh profile, no sandbox (root), and no
+#magnet-input and #add-button (--no-login: the page must not ask for a login). Chromium runs with a fresh profile, no sandbox (root), and no
 background networking; it is stopped at the end. The flow: add the listed torrent through the
 API; load the page, log in through its form if it shows one; wait for the listed torrent's row;
 click #magnet-input, type the magnet, click #add-button (real mouse events); then through the API
@@ -139,6 +139,8 @@ def drive(b, args, client):
                        lambda: b.alive() and ("list" if b.eval(
                            "!!document.querySelector(%s)" % json.dumps("#torrent-list " + row))
                            else "login" if b.visible("#login-user") else False))
+    if shown == "login" and args.no_login:
+        fail("the page asks for a login from 127.0.0.1 under --bypass-local-auth")
     if shown == "login":
         b.type_into("#login-user", args.user)
         b.type_into("#login-pass", args.password)
@@ -174,6 +176,8 @@ def main():
     split = lambda s: s.rsplit(":", 2)  # noqa: E731
     ap.add_argument("--listed", required=True, type=split)
     ap.add_argument("--magnet", required=True, type=split)
+    ap.add_argument("--no-login", action="store_true",
+                    help="the page must show the list without a login (bypass on loopback)")
     args = ap.parse_args()
     client = qbittorrentapi.Client(host=args.url, username=args.user, password=args.password,
                                    REQUESTS_ARGS={"timeout": 15})
