@@ -380,6 +380,36 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     );
     assert_eq!(c.post("torrents/stop", &[("hashes", &hash)]).await.0, 200);
 
+    // Per-torrent limits, share limits, the queue, the alternative speeds, files.
+    let limit = [("hashes", hash.as_str()), ("limit", "1000")];
+    assert_eq!(c.post("torrents/setDownloadLimit", &limit).await.0, 200);
+    let limits = c
+        .json(&format!("torrents/downloadLimit?hashes={hash}"))
+        .await;
+    assert_eq!(limits[&hash], 1000);
+    let share = [
+        ("hashes", hash.as_str()),
+        ("ratioLimit", "2"),
+        ("seedingTimeLimit", "-1"),
+    ];
+    assert_eq!(c.post("torrents/setShareLimits", &share).await.0, 200);
+    assert_eq!(
+        c.post("torrents/setShareLimits", &[("hashes", &hash)])
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        c.post("torrents/topPrio", &[("hashes", &hash)]).await.0,
+        200
+    );
+    assert_eq!(c.post("transfer/toggleSpeedLimitsMode", &[]).await.0, 200);
+    assert_eq!(c.get("transfer/speedLimitsMode").await, (200, "1".into()));
+    let bad_file = [("hash", hash.as_str()), ("id", "9"), ("priority", "1")];
+    assert_eq!(c.post("torrents/filePrio", &bad_file).await.0, 409);
+    let bad_prio = [("hash", hash.as_str()), ("id", "0"), ("priority", "3")];
+    assert_eq!(c.post("torrents/filePrio", &bad_prio).await.0, 400);
+
     // A graceful restart: everything is back, with the stored password.
     assert!(daemon.stop().success());
     let daemon = Daemon::start(&data, &[]);
@@ -392,6 +422,9 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     let prefs = c.json("app/preferences").await;
     assert_eq!(prefs["dl_limit"], 123456);
     assert!(c.json("torrents/categories").await.get("movies").is_some());
+    assert_eq!(info["dl_limit"], 1000);
+    assert_eq!(info["ratio_limit"], 2.0);
+    assert_eq!(c.get("transfer/speedLimitsMode").await, (200, "1".into()));
     assert_eq!(c.post("torrents/start", &[("hashes", &hash)]).await.0, 200);
     c.wait_complete(&hash).await;
 
@@ -413,6 +446,30 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     assert_eq!(pending["category"], "movies");
     assert!(c.info(&hash).await.is_some());
     assert_eq!(c.json("app/preferences").await["up_limit"], 654321);
+
+    // Removed (files kept), then added back by a magnet link: the metadata
+    // comes from the seeder, is saved, and the data on disk is found.
+    assert_eq!(c.post("torrents/delete", &[("hashes", &hash)]).await.0, 200);
+    assert!(c.info(&hash).await.is_none());
+    assert!(save_path.join("album/cd1/a.bin").exists());
+    let magnet = format!("magnet:?xt=urn:btih:{hash}&x.pe={seed_addr}");
+    assert_eq!(
+        c.post("torrents/add", &[("urls", &magnet)]).await,
+        (200, "Ok.".into())
+    );
+    c.wait_complete(&hash).await;
+    assert!(data.join(format!("torrents/{hash}.torrent")).exists());
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(data.join("torrents.json"))
+        .unwrap()
+        .contains("\"source\": \"torrent\"")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the magnet's record still names the magnet"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Delete with files: the files and the resume record go, nothing else.
     std::fs::write(save_path.join("mine.txt"), b"not the torrent's").unwrap();

@@ -9,6 +9,7 @@ use bittorrent::prelude::*;
 
 use crate::daemon::model::SourceRecord;
 use crate::daemon::prefs::{share_action, ShareAction};
+use crate::daemon::qbt::views::unix_secs;
 use crate::daemon::service::{unix_now, Daemon};
 
 /// How often totals and the queue order are taken into the records.
@@ -103,6 +104,7 @@ pub async fn take_totals(daemon: &Daemon) {
                     st.total_downloaded > r.downloaded
                         || st.total_uploaded > r.uploaded
                         || st.seeding_time.as_secs() > r.seeding_time
+                        || (st.complete && r.completion_on.is_none())
                 })
             })
         }) || (!queue.is_empty() && m.torrents.iter().map(|r| &r.hash).ne(queue.iter()))
@@ -118,6 +120,10 @@ pub async fn take_totals(daemon: &Daemon) {
             r.downloaded = r.downloaded.max(st.total_downloaded);
             r.uploaded = r.uploaded.max(st.total_uploaded);
             r.seeding_time = r.seeding_time.max(st.seeding_time.as_secs());
+            // Complete without a TorrentComplete seen (complete on disk at add).
+            if st.complete && r.completion_on.is_none() {
+                r.completion_on = Some(st.completed_at.map_or_else(unix_now, unix_secs));
+            }
         }
         if !queue.is_empty() {
             m.reorder(&queue);

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::daemon::error::ApiError;
 use crate::daemon::qbt::prefs::Preferences;
+use crate::daemon::qbt::session::check_category_name;
 
 /// `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -264,23 +265,12 @@ pub struct Model {
     pub torrents: Vec<TorrentRecord>,
 }
 
-/// A category name as qBittorrent accepts it: not empty, no `\`, no `//`,
-/// not starting or ending with `/`.
-fn valid_category(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('\\')
-        && !name.contains("//")
-        && !name.starts_with('/')
-        && !name.ends_with('/')
-}
-
-/// Tags from a comma-separated list, trimmed, empty ones left out.
-pub fn split_tags(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Tags from a comma-separated list (trimmed, empty ones left out).
+///
+/// # Errors
+/// 400 for a tag qBittorrent refuses (over 255 bytes).
+pub fn split_tags(list: &str) -> Result<Vec<String>, ApiError> {
+    crate::daemon::qbt::params::parse_tags(list).map_err(|e| ApiError::bad(e.to_string()))
 }
 
 impl Model {
@@ -305,7 +295,7 @@ impl Model {
     /// # Errors
     /// 400 for an invalid name, 409 if it exists.
     pub fn create_category(&mut self, name: &str, save_path: &str) -> Result<(), ApiError> {
-        if !valid_category(name) {
+        if check_category_name(name).is_err() {
             return Err(ApiError::bad("Invalid category name"));
         }
         if self.config.categories.contains_key(name) {
@@ -484,7 +474,7 @@ mod tests {
     fn tags_are_created_added_removed_and_deleted_everywhere() {
         let mut model = model();
         let hashes = vec!["aa".to_string(), "bb".to_string(), "zz".to_string()];
-        model.add_tags(&hashes, &split_tags(" a, b ,,"));
+        model.add_tags(&hashes, &split_tags(" a, b ,,").unwrap());
         assert_eq!(model.config.tags.len(), 2);
         assert_eq!(model.get("bb").unwrap().tags.len(), 2);
         model.remove_tags(&hashes[..1], &["a".into()]);

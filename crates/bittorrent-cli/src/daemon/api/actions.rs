@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::daemon::error::ApiError;
 use crate::daemon::model::TorrentRecord;
 use crate::daemon::params::Params;
+use crate::daemon::qbt::params::{self, Hashes};
 use crate::daemon::service::Daemon;
 use crate::daemon::torrents;
 
@@ -26,24 +27,15 @@ pub fn hashes(daemon: &Daemon, params: &Params) -> Result<Vec<String>, ApiError>
     Ok(daemon.select(list.as_deref()))
 }
 
-/// `all` (`None`) or the `|`-separated info-hashes, lowercased.
+/// `all` (`None`) or the `|`-separated info-hashes, lowercase hex.
 ///
 /// # Errors
 /// 400 for an entry that is not 40 hex digits.
 pub fn parse_hashes(list: &str) -> Result<Option<Vec<String>>, ApiError> {
-    if list.trim().eq_ignore_ascii_case("all") {
-        return Ok(None);
+    match params::parse_hashes(list).map_err(|e| ApiError::bad(e.to_string()))? {
+        Hashes::All => Ok(None),
+        Hashes::Some(list) => Ok(Some(list.iter().map(InfoHash::to_hex).collect())),
     }
-    list.split('|')
-        .map(|h| {
-            let h = h.trim().to_ascii_lowercase();
-            match InfoHash::from_hex(&h) {
-                Some(_) => Ok(h),
-                None => Err(ApiError::bad(format!("Not an info-hash: {h}"))),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
 }
 
 /// One torrent named by `hash` (endpoints about a single torrent).
@@ -51,10 +43,9 @@ pub fn parse_hashes(list: &str) -> Result<Option<Vec<String>>, ApiError> {
 /// # Errors
 /// 400 when missing or malformed, 404 when the daemon does not have it.
 pub fn one_hash(daemon: &Daemon, params: &Params) -> Result<String, ApiError> {
-    let hash = params.required("hash")?.trim().to_ascii_lowercase();
-    if InfoHash::from_hex(&hash).is_none() {
-        return Err(ApiError::bad(format!("Not an info-hash: {hash}")));
-    }
+    let hash = params::parse_hash(params.required("hash")?)
+        .map_err(|e| ApiError::bad(e.to_string()))?
+        .to_hex();
     if daemon.read(|m| m.get(&hash).is_none()) {
         return Err(ApiError::no_torrent());
     }

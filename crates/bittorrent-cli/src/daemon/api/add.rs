@@ -33,15 +33,20 @@ struct AddOptions {
 }
 
 impl AddOptions {
-    fn from_params(p: &Params) -> Result<Self, ApiError> {
+    fn from_params(p: &Params, add_stopped: bool) -> Result<Self, ApiError> {
         Ok(Self {
             savepath: p
                 .get("savepath")
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned),
             category: p.get("category").unwrap_or("").trim().to_owned(),
-            tags: split_tags(p.get("tags").unwrap_or("")),
-            paused: p.flag("paused", false)? || p.flag("stopped", false)?,
+            tags: split_tags(p.get("tags").unwrap_or(""))?,
+            // `stopped` (5.0) or `paused` (4.x); the preference when neither.
+            paused: match (p.get("stopped"), p.get("paused")) {
+                (Some(_), _) => p.flag("stopped", add_stopped)?,
+                (None, Some(_)) => p.flag("paused", add_stopped)?,
+                (None, None) => add_stopped,
+            },
             sequential: p.flag("sequentialDownload", false)?,
             first_last: p.flag("firstLastPiecePrio", false)?,
             ratio_limit: p.number("ratioLimit")?,
@@ -112,54 +117,17 @@ pub async fn add(
     State(daemon): State<Arc<Daemon>>,
     req: Request,
 ) -> Result<&'static str, ApiError> {
-    let multipart = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let request = if multipart {
-        read_multipart(
-            Multipart::from_request(req, &())
-                .await
-                .map_err(|e| ApiError::bad(e.body_text()))?,
-        )
-        .await?
-    } else {
-        AddRequest {
-            params: Params::from_request(req, &()).await?,
-            files: Vec::new(),
-        }
-    };
-    let options = AddOptions::from_params(&request.params)?;
+    let request = read_request(req).await?;
+    let add_stopped = daemon.read(|m| m.config.preferences.add_stopped_enabled);
+    let options = AddOptions::from_params(&request.params, add_stopped)?;
     let mut metas = request
         .files
         .iter()
         .map(|bytes| MetaInfo::from_bytes(bytes))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::UnsupportedMedia(format!("Torrent file is not valid: {e}")))?;
-    let mut magnets = Vec::new();
-    for url in request
-        .params
-        .get("urls")
-        .unwrap_or("")
-        .lines()
-        .map(str::trim)
-    {
-        if url.is_empty() {
-            continue;
-        }
-        if url.starts_with("http://") || url.starts_with("https://") {
-            match fetch_torrent(url).await {
-                Ok(meta) => metas.push(meta),
-                Err(e) => log::warn!("torrents/add: {url}: {e}"),
-            }
-            continue;
-        }
-        match Magnet::parse(url) {
-            Ok(magnet) => magnets.push(magnet),
-            Err(e) => log::warn!("torrents/add: {e}"),
-        }
-    }
+    let (fetched, magnets) = read_urls(request.params.get("urls").unwrap_or("")).await;
+    metas.extend(fetched);
     daemon.change(|m| {
         m.ensure_category(&options.category)?;
         m.create_tags(&options.tags);
@@ -173,6 +141,45 @@ pub async fn add(
         added += usize::from(add_one(&daemon, &options, Origin::Magnet(magnet)).await?);
     }
     Ok(if added > 0 { "Ok." } else { "Fails." })
+}
+
+/// The request's fields and files: multipart, or a plain form (`urls` only).
+async fn read_request(req: Request) -> Result<AddRequest, ApiError> {
+    let multipart = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if multipart {
+        let form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| ApiError::bad(e.body_text()))?;
+        return read_multipart(form).await;
+    }
+    Ok(AddRequest {
+        params: Params::from_request(req, &()).await?,
+        files: Vec::new(),
+    })
+}
+
+/// The `urls` lines: .torrent files fetched from http(s) URLs, and magnet
+/// links; a line that is neither (or fails) is skipped with a warning.
+async fn read_urls(urls: &str) -> (Vec<MetaInfo>, Vec<Magnet>) {
+    let (mut metas, mut magnets) = (Vec::new(), Vec::new());
+    for url in urls.lines().map(str::trim).filter(|u| !u.is_empty()) {
+        if url.starts_with("http://") || url.starts_with("https://") {
+            match fetch_torrent(url).await {
+                Ok(meta) => metas.push(meta),
+                Err(e) => log::warn!("torrents/add: {url}: {e}"),
+            }
+            continue;
+        }
+        match Magnet::parse(url) {
+            Ok(magnet) => magnets.push(magnet),
+            Err(e) => log::warn!("torrents/add: {e}"),
+        }
+    }
+    (metas, magnets)
 }
 
 /// Adds one torrent: its .torrent copy and record first (a crash from here

@@ -79,7 +79,7 @@ pub async fn create_tags(
     State(daemon): State<Arc<Daemon>>,
     params: Params,
 ) -> Result<(), ApiError> {
-    let tags = split_tags(params.required("tags")?);
+    let tags = split_tags(params.required("tags")?)?;
     daemon.change(|m| m.create_tags(&tags));
     Ok(())
 }
@@ -89,14 +89,14 @@ pub async fn delete_tags(
     State(daemon): State<Arc<Daemon>>,
     params: Params,
 ) -> Result<(), ApiError> {
-    let tags = split_tags(params.required("tags")?);
+    let tags = split_tags(params.required("tags")?)?;
     daemon.change(|m| m.delete_tags(&tags));
     Ok(())
 }
 
 /// `torrents/addTags` (`hashes`, `tags`).
 pub async fn add_tags(State(daemon): State<Arc<Daemon>>, params: Params) -> Result<(), ApiError> {
-    let tags = split_tags(params.required("tags")?);
+    let tags = split_tags(params.required("tags")?)?;
     let hashes = hashes(&daemon, &params)?;
     daemon.change(|m| m.add_tags(&hashes, &tags));
     Ok(())
@@ -107,7 +107,7 @@ pub async fn remove_tags(
     State(daemon): State<Arc<Daemon>>,
     params: Params,
 ) -> Result<(), ApiError> {
-    let tags = split_tags(params.get("tags").unwrap_or(""));
+    let tags = split_tags(params.get("tags").unwrap_or(""))?;
     let hashes = hashes(&daemon, &params)?;
     daemon.change(|m| m.remove_tags(&hashes, &tags));
     Ok(())
