@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::daemon::api::{actions, add, app, categories, stream, transfer, views};
 use crate::daemon::auth;
 use crate::daemon::error::ApiError;
-use crate::daemon::listener::{CappedListener, PeerAddr, MAX_CONNECTIONS};
+use crate::daemon::listener::{CappedListener, PeerAddr, IDLE_TIMEOUT, MAX_CONNECTIONS};
 use crate::daemon::service::Daemon;
 
 /// The largest body of an ordinary request (forms of hashes and settings).
@@ -164,7 +164,7 @@ async fn flush(State(daemon): State<Arc<Daemon>>, req: Request, next: Next) -> R
 pub async fn serve(daemon: Arc<Daemon>, listener: TcpListener) {
     let stop = daemon.stop.clone();
     let app = router(daemon).into_make_service_with_connect_info::<PeerAddr>();
-    let listener = CappedListener::new(listener, MAX_CONNECTIONS);
+    let listener = CappedListener::new(listener, MAX_CONNECTIONS, IDLE_TIMEOUT);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
