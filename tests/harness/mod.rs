@@ -28,6 +28,8 @@
 //!   disk, crafted torrents.
 //! - [`evil`]: an in-process peer, honest or malicious, that counts its connections.
 //! - [`system`]: peak memory of a process, a small tmpfs.
+//! - [`daemon`]: a qBittorrent Web API server, ours (`bittorrent-cli daemon`) or qbittorrent-nox,
+//!   started, stopped, killed and restarted on its data directory; the python Web API flows.
 //! - [`http`]: nginx as a web seed, its access log; [`badhttp`]: a hostile HTTP server (404
 //!   for everything, or half a body then a close).
 //!
@@ -37,6 +39,8 @@
 //!   `cli`, our binary); the others check the harness and the seeders on their own.
 //! - `BT_INTEROP_CLI`: run this program instead of our bittorrent-cli as the seeder of the
 //!   seeding tests (tests/peers/lt_cli.py, a libtorrent stand-in, checks the tests themselves).
+//! - `BT_INTEROP_DAEMON=ours|qbittorrent`: which Web API server tests/interop_daemon.rs drives
+//!   (default ours; qbittorrent-nox checks the tests themselves).
 //! - `BT_PYTHON`: python interpreter that has the `libtorrent` module (else `python3`, then
 //!   `/usr/bin/python3` are probed).
 
@@ -46,6 +50,7 @@
 pub mod badhttp;
 pub mod cli;
 pub mod compare;
+pub mod daemon;
 pub mod dht;
 pub mod evil;
 pub mod fixture;

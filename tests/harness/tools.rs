@@ -78,6 +78,11 @@ pub enum Tool {
     Miniupnpd,
     /// nginx (Debian's), a web seed.
     Nginx,
+    /// The python modules of the Web API flows: qbittorrentapi (PyPI qbittorrent-api),
+    /// requests and websocket (websocket-client), beside libtorrent.
+    QbtApi,
+    /// Chromium (Debian's), headless, driven over the DevTools protocol.
+    Chromium,
 }
 
 impl Tool {
@@ -93,6 +98,8 @@ impl Tool {
             Tool::Ffmpeg => "ffmpeg and ffprobe",
             Tool::Miniupnpd => "miniupnpd and nft",
             Tool::Nginx => "nginx",
+            Tool::QbtApi => "python3 modules qbittorrentapi, requests, websocket",
+            Tool::Chromium => "chromium",
         }
     }
 
@@ -108,6 +115,16 @@ impl Tool {
             Tool::Ffmpeg => which("ffmpeg").is_some() && which("ffprobe").is_some(),
             Tool::Miniupnpd => which("miniupnpd").is_some() && which("nft").is_some(),
             Tool::Nginx => crate::harness::http::nginx_binary().is_some(),
+            Tool::QbtApi => python().is_some_and(|py| {
+                Command::new(py)
+                    .args(["-c", "import qbittorrentapi, requests, websocket"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            }),
+            Tool::Chromium => which("chromium").is_some(),
         }
     }
 }
