@@ -190,7 +190,7 @@ pub fn parse_seeding_time_limit(param: &str) -> Result<ShareLimit<Duration>, Par
         -2 => Ok(ShareLimit::Session),
         -1 => Ok(ShareLimit::Unlimited),
         v if v >= 0 => Ok(ShareLimit::Limit(Duration::from_secs(
-            v.unsigned_abs() * 60,
+            v.unsigned_abs().saturating_mul(60),
         ))),
         _ => Err(invalid("seedingTimeLimit", param)),
     }
@@ -284,6 +284,11 @@ mod tests {
         assert_eq!(
             parse_seeding_time_limit("90"),
             Ok(ShareLimit::Limit(Duration::from_secs(5400)))
+        );
+        // Found by the daemon_params fuzz target: minutes * 60 overflowed.
+        assert_eq!(
+            parse_seeding_time_limit(&i64::MAX.to_string()),
+            Ok(ShareLimit::Limit(Duration::from_secs(u64::MAX)))
         );
         let params = |k: &str| match k {
             "ratioLimit" => Some("2"),
