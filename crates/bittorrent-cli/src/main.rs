@@ -20,7 +20,7 @@ mod summary;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -137,6 +137,32 @@ fn list(sources: &[Source]) -> Result<(), String> {
     Ok(())
 }
 
+/// The DHT bootstrap nodes given, or the public routers when none are.
+async fn dht_bootstrap(given: &[SocketAddr]) -> Vec<SocketAddr> {
+    if given.is_empty() {
+        dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
+    } else {
+        given.to_vec()
+    }
+}
+
+/// The DHT nodes beside a peer listener on `bind`: an IPv4 node, and an
+/// IPv6 node (BEP 32) unless `bind` is IPv4 (an IPv6 or unspecified `bind`
+/// means 0.0.0.0 for the first), both on UDP `port`.
+fn dht_config(bind: IpAddr, port: u16, bootstrap: Vec<SocketAddr>, state: PathBuf) -> DhtConfig {
+    let (ip, ip6) = match bind {
+        IpAddr::V4(v4) => (v4, None),
+        IpAddr::V6(v6) => (Ipv4Addr::UNSPECIFIED, Some(v6)),
+    };
+    DhtConfig {
+        bind: SocketAddr::from((ip, port)),
+        bind_v6: ip6.map(|ip6| SocketAddr::from((ip6, port))),
+        bootstrap,
+        state_file: Some(state),
+        ..DhtConfig::default()
+    }
+}
+
 /// The session's settings from `args`, and how its DHT starts out.
 async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
     let bind = args.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
@@ -144,17 +170,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
     let (dht, view) = if args.no_dht {
         (None, Dht::Off)
     } else {
-        let bootstrap = if args.dht_bootstrap.is_empty() {
-            dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
-        } else {
-            args.dht_bootstrap.clone()
-        };
-        // An IPv4 node, and beside it an IPv6 node (BEP 32) unless --bind
-        // is IPv4: an IPv6 or unspecified --bind means 0.0.0.0 for the first.
-        let (ip, ip6) = match bind {
-            IpAddr::V4(v4) => (v4, None),
-            IpAddr::V6(v6) => (Ipv4Addr::UNSPECIFIED, Some(v6)),
-        };
+        let bootstrap = dht_bootstrap(&args.dht_bootstrap).await;
         let dht_port = args.dht_port.unwrap_or(args.port);
         let state_file = args.output.join(RESUME_DIR).join("dht.state");
         let view = Dht::Nodes {
@@ -162,14 +178,10 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
             busy: true,
             nothing_to_start_from: bootstrap.is_empty() && !state_file.exists(),
         };
-        let config = DhtConfig {
-            bind: SocketAddr::from((ip, dht_port)),
-            bind_v6: ip6.map(|ip6| SocketAddr::from((ip6, dht_port))),
-            bootstrap,
-            state_file: Some(state_file),
-            ..DhtConfig::default()
-        };
-        (Some(config), view)
+        (
+            Some(dht_config(bind, dht_port, bootstrap, state_file)),
+            view,
+        )
     };
     // A port of 0 is any free port: nothing to check.
     let dht_bind = dht.as_ref().map(|d| d.bind).filter(|a| a.port() != 0);

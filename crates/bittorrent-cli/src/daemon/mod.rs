@@ -33,10 +33,9 @@ pub mod server;
 pub mod service;
 pub mod torrents;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use bittorrent::dht::{self, DhtConfig};
 use bittorrent::portmap::PortMapConfig;
 use bittorrent::prelude::*;
 use tokio::signal::unix::{signal, SignalKind};
@@ -144,22 +143,9 @@ async fn start_session(args: &DaemonArgs, config: &Config) -> Result<SessionHand
     let dht = if args.no_dht || !prefs.dht {
         None
     } else {
-        let bootstrap = if args.dht_bootstrap.is_empty() {
-            dht::resolve_bootstrap(dht::PUBLIC_ROUTERS).await
-        } else {
-            args.dht_bootstrap.clone()
-        };
-        let (ip, ip6) = match bind {
-            IpAddr::V4(v4) => (v4, None),
-            IpAddr::V6(v6) => (Ipv4Addr::UNSPECIFIED, Some(v6)),
-        };
-        Some(DhtConfig {
-            bind: SocketAddr::from((ip, port)),
-            bind_v6: ip6.map(|ip6| SocketAddr::from((ip6, port))),
-            bootstrap,
-            state_file: Some(args.data_dir()?.join("dht.state")),
-            ..DhtConfig::default()
-        })
+        let bootstrap = crate::dht_bootstrap(&args.dht_bootstrap).await;
+        let state = args.data_dir()?.join("dht.state");
+        Some(crate::dht_config(bind, port, bootstrap, state))
     };
     let config = SessionConfig {
         listen: Some(listen),
