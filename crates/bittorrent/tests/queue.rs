@@ -17,25 +17,8 @@ use tokio::net::TcpListener;
 
 use crate::common::{
     loopback_config, meta_for, payload, plaintext_config, spawn_peer, spawn_seeder,
-    spawn_slow_seeder, wait_complete, TestSeeder,
+    spawn_slow_seeder, wait_complete, wait_for, TestSeeder,
 };
-
-/// Polls `stats` until `pred` holds (`timeout` at most); returns the last stats.
-async fn wait_for(
-    torrent: &TorrentHandle,
-    timeout: Duration,
-    pred: impl Fn(&TorrentStats) -> bool,
-) -> TorrentStats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stats = torrent.stats().await.unwrap();
-        if pred(&stats) || Instant::now() > deadline {
-            return stats;
-        }
-        // The poll interval: the handle has no stats notification to wait for.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A session that runs at most `downloads` downloads at once.
 fn queued_session(downloads: usize) -> (SessionHandle, EventReceiver) {

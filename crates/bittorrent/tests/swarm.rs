@@ -6,7 +6,7 @@ mod common;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bittorrent::prelude::*;
 use bittorrent::store::Store;
@@ -16,7 +16,7 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::common::{loopback_config, meta_for, payload, plaintext_config, spawn_peer};
+use crate::common::{loopback_config, meta_for, payload, plaintext_config, spawn_peer, wait_for};
 
 /// The metainfo of a single-file torrent of `data` with a real info
 /// dictionary, so that fetched metadata can be verified against its hash.
@@ -48,23 +48,6 @@ fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
             .unwrap();
     }
     store
-}
-
-/// Polls `stats` until `pred` holds or `timeout` passes; returns the last stats.
-async fn wait_for(
-    torrent: &TorrentHandle,
-    timeout: Duration,
-    pred: impl Fn(&TorrentStats) -> bool,
-) -> TorrentStats {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let stats = torrent.stats().await.unwrap();
-        if pred(&stats) || Instant::now() > deadline {
-            return stats;
-        }
-        // The poll interval: the handle has no stats notification to wait for.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn seeding_session(meta: &MetaInfo, data: &[u8]) -> (SessionHandle, TorrentHandle) {

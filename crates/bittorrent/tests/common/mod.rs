@@ -215,6 +215,23 @@ async fn spawn_peer_with_delay(
     }
 }
 
+/// Polls `stats` until `pred` holds or `timeout` passes; returns the last stats.
+pub async fn wait_for(
+    torrent: &TorrentHandle,
+    timeout: Duration,
+    pred: impl Fn(&TorrentStats) -> bool,
+) -> TorrentStats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let stats = torrent.stats().await.unwrap();
+        if pred(&stats) || Instant::now() > deadline {
+            return stats;
+        }
+        // The poll interval: the handle has no stats notification to wait for.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Waits until the torrent reports `complete` (30 s at most).
 pub async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
     let deadline = Instant::now() + Duration::from_secs(30);
