@@ -94,22 +94,14 @@ impl std::fmt::Debug for Torrent {
 impl Torrent {
     /// A torrent described by `meta_info`, stored in `store`.
     pub fn new(meta_info: MetaInfo, store: impl Store) -> Self {
-        Self {
-            source: Source::Meta {
+        let store: Arc<dyn Store> = Arc::new(store);
+        Self::with_source(
+            Source::Meta {
                 meta: meta_info,
-                store: Arc::new(store),
+                store,
             },
-            peers: Vec::new(),
-            use_trackers: true,
-            file_priorities: None,
-            mode: PickMode::default(),
-            web_seeds: Vec::new(),
-            paused: false,
-            force_start: false,
-            rate_limits: RateLimits::default(),
-            share_limits: TorrentShareLimits::default(),
-            totals: Totals::default(),
-        }
+            Vec::new(),
+        )
     }
 
     /// A torrent known only by a magnet link. Its info dictionary is fetched
@@ -133,8 +125,13 @@ impl Torrent {
         let peers = magnet.peers.clone();
         let make_store: StoreFactory =
             Box::new(move |meta| make_store(meta).map(|s| Arc::new(s) as Arc<dyn Store>));
+        Self::with_source(Source::Magnet { magnet, make_store }, peers)
+    }
+
+    /// A torrent from `source` with the default options.
+    fn with_source(source: Source, peers: Vec<SocketAddr>) -> Self {
         Self {
-            source: Source::Magnet { magnet, make_store },
+            source,
             peers,
             use_trackers: true,
             file_priorities: None,
