@@ -352,6 +352,33 @@ async fn the_api_downloads_survives_restarts_and_deletes() {
     let expected = std::fs::read(album.join("cd1/a.bin")).unwrap();
     assert_eq!(stream.bytes().await.unwrap().as_ref(), &expected[10..20]);
 
+    // Metrics: behind the login like the API; the finished torrent's series.
+    let metrics = format!("{}/metrics", daemon.root());
+    let status = anon.get(&metrics).send().await.unwrap().status();
+    assert_eq!(status, 403);
+    let text = anon
+        .get(&metrics)
+        .header("cookie", &c.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |name: &str| -> Option<f64> {
+        let prefix = format!("{name}{{infohash=\"{hash}\",");
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let pieces = series("bittorrent_torrent_pieces");
+    assert!(pieces > Some(0.0), "{text}");
+    assert_eq!(series("bittorrent_torrent_pieces_have"), pieces, "{text}");
+    let downloaded = series("bittorrent_torrent_downloaded_bytes_total");
+    assert!(downloaded >= Some(expected.len() as f64), "{text}");
+    assert_eq!(series("bittorrent_torrent_error"), Some(0.0), "{text}");
+
     // Settings and categories.
     let (status, _) = c
         .post("app/setPreferences", &[("json", r#"{"dl_limit":123456}"#)])
