@@ -49,16 +49,8 @@ pub(super) fn handle(
     if route == Route::NotFound {
         return status_page(StatusCode::NOT_FOUND);
     }
-    let head = match *req.method() {
-        Method::GET => false,
-        Method::HEAD => true,
-        _ => {
-            let mut response = status_page(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
-        }
+    let Some(head) = is_head(req.method()) else {
+        return method_not_allowed();
     };
     match route {
         Route::Index => index(source, wants_json(req.uri().query()), head),
@@ -77,18 +69,29 @@ pub fn file_response(
     index: usize,
     shutdown: &CancellationToken,
 ) -> Response<ResponseBody> {
-    let head = match *method {
-        Method::GET => false,
-        Method::HEAD => true,
-        _ => {
-            let mut response = status_page(StatusCode::METHOD_NOT_ALLOWED);
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return response;
-        }
-    };
-    file(source, index, headers, head, shutdown)
+    match is_head(method) {
+        Some(head) => file(source, index, headers, head, shutdown),
+        None => method_not_allowed(),
+    }
+}
+
+/// Whether `method` is `HEAD` (true) or `GET` (false); `None` for any
+/// other, which the server does not serve.
+fn is_head(method: &Method) -> Option<bool> {
+    match *method {
+        Method::GET => Some(false),
+        Method::HEAD => Some(true),
+        _ => None,
+    }
+}
+
+/// 405, naming the methods served.
+fn method_not_allowed() -> Response<ResponseBody> {
+    let mut response = status_page(StatusCode::METHOD_NOT_ALLOWED);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
 }
 
 /// Whether the query string holds a `json` parameter.
