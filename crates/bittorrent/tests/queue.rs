@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::common::{
-    loopback_config, meta_for, payload, plaintext_config, spawn_peer, spawn_seeder,
+    full_store, loopback_config, meta_for, payload, plaintext_config, spawn_peer, spawn_seeder,
     spawn_slow_seeder, wait_complete, wait_for, TestSeeder,
 };
 
@@ -179,17 +179,6 @@ async fn a_torrent_added_paused_neither_connects_nor_downloads_until_resumed() {
     wait_complete(&handle).await;
     session.shutdown();
     session.join().await;
-}
-
-/// A store already holding every piece of `data`.
-fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new(meta));
-    for (i, chunk) in data.chunks(meta.piece_length as usize).enumerate() {
-        store
-            .write_piece(i as u32, &[Bytes::copy_from_slice(chunk)])
-            .unwrap();
-    }
-    store
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bittorrent::prelude::*;
-use bittorrent::store::Store;
 use bittorrent::wire::{Handshake, HandshakeCodec};
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
-use crate::common::{loopback_config, meta_for, payload, plaintext_config, spawn_peer, wait_for};
+use crate::common::{
+    full_store, loopback_config, meta_for, payload, plaintext_config, spawn_peer, wait_for,
+};
 
 /// The metainfo of a single-file torrent of `data` with a real info
 /// dictionary, so that fetched metadata can be verified against its hash.
@@ -37,17 +37,6 @@ fn real_meta(data: &[u8]) -> MetaInfo {
     torrent.extend_from_slice(&info);
     torrent.push(b'e');
     MetaInfo::from_bytes(&torrent).unwrap()
-}
-
-/// A store already holding every piece of `data`.
-fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
-    let store = Arc::new(MemoryStore::new(meta));
-    for (i, chunk) in data.chunks(meta.piece_length as usize).enumerate() {
-        store
-            .write_piece(i as u32, &[Bytes::copy_from_slice(chunk)])
-            .unwrap();
-    }
-    store
 }
 
 async fn seeding_session(meta: &MetaInfo, data: &[u8]) -> (SessionHandle, TorrentHandle) {

@@ -232,6 +232,17 @@ pub async fn wait_for(
     }
 }
 
+/// A store already holding every piece of `data`.
+pub fn full_store(meta: &MetaInfo, data: &[u8]) -> Arc<MemoryStore> {
+    let store = Arc::new(MemoryStore::new(meta));
+    for (i, chunk) in data.chunks(meta.piece_length as usize).enumerate() {
+        store
+            .write_piece(i as u32, &[Bytes::copy_from_slice(chunk)])
+            .unwrap();
+    }
+    store
+}
+
 /// Waits until the torrent reports `complete` (30 s at most).
 pub async fn wait_complete(handle: &TorrentHandle) -> TorrentStats {
     let deadline = Instant::now() + Duration::from_secs(30);
