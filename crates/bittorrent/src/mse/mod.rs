@@ -25,6 +25,7 @@ pub(crate) mod crypto;
 #[doc(hidden)]
 pub mod fuzz;
 pub(crate) mod handshake;
+pub(crate) mod rc4;
 pub(crate) mod stream;
 
 use crypto::Keystream;
