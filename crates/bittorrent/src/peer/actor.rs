@@ -15,7 +15,7 @@ use crate::bitfield::Bitfield;
 use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, PexMessage, HANDSHAKE_ID,
 };
-use crate::peer::actor::blocks::write_blocks;
+use crate::peer::actor::blocks::{write_blocks, Buffers, ReadRun};
 use crate::peer::fast::Fast;
 use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
@@ -50,8 +50,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const HAVE_DELAY: Duration = Duration::from_millis(50);
 
 type Conn = Framed<PeerStream, MessageCodec>;
-/// A run of blocks read for the peer: the blocks, and their data end to end.
-type BlockRead = Result<(Vec<BlockInfo>, Bytes), StoreError>;
+/// A run of blocks read for the peer.
+type BlockRead = Result<ReadRun, StoreError>;
 
 /// Runs one connection to its end, then reports why it ended.
 pub(crate) async fn run(
@@ -89,6 +89,7 @@ pub(crate) async fn run(
         have,
         am_choking: true,
         uploads: UploadQueue::default(),
+        buffers: Buffers::new(READS_IN_FLIGHT),
         flush_at: None,
         fast: Fast::default(),
     };
@@ -120,6 +121,8 @@ struct PeerActor {
     am_choking: bool,
     /// The peer's requests waiting to be served.
     uploads: UploadQueue,
+    /// Reused buffers the store reads blocks into.
+    buffers: Buffers,
     /// When the messages queued without a flush (`have`s, metadata replies)
     /// must go out.
     flush_at: Option<Instant>,
@@ -251,12 +254,13 @@ impl PeerActor {
                     if !reads.is_empty() && sending.is_none() =>
                 {
                     reads.pop_front();
-                    let run = read.map_err(PeerError::ReadTask)??;
-                    for run in self.still_servable(run, &mut conn).await? {
-                        if self.send_blocks(run, &mut conn).await? {
+                    let ReadRun { blocks, mut buf, len } = read.map_err(PeerError::ReadTask)??;
+                    for (run, range) in self.still_servable(blocks, len, &mut conn).await? {
+                        if self.send_blocks(&run, &mut buf[range], &mut conn).await? {
                             last_send = Instant::now();
                         }
                     }
+                    self.buffers.give_back(buf, self.uploads.is_empty() && reads.is_empty());
                 }
                 _ = tick.tick() => self.on_tick(&mut conn, last_recv, &mut last_send).await?,
             }
@@ -340,15 +344,22 @@ impl PeerActor {
     }
 
     /// Reads the next run of queued requests from the store on a blocking
-    /// thread.
+    /// thread, into one of the peer's reused buffers.
     fn start_read(&mut self) -> Option<JoinHandle<BlockRead>> {
-        let run = self.uploads.next_run();
-        let first = run.first().copied()?;
-        let total: u32 = run.iter().map(|b| b.length).sum();
+        let blocks = self.uploads.next_run();
+        let first = blocks.first().copied()?;
+        // A run is at most `MAX_READ` bytes, the buffers' length.
+        let len: usize = blocks.iter().map(|b| b.length as usize).sum();
+        let mut buf = self.buffers.take();
         let store = std::sync::Arc::clone(&self.params.store);
         Some(tokio::task::spawn_blocking(move || {
-            let data = crate::store::read_exact(&*store, first.piece, first.begin, total)?;
-            Ok((run, data))
+            let dest = buf.get_mut(..len).ok_or(StoreError::OutOfRange {
+                index: first.piece,
+                begin: first.begin,
+                length: len as u64,
+            })?;
+            store.read_into(first.piece, first.begin, dest)?;
+            Ok(ReadRun { blocks, buf, len })
         }))
     }
 
@@ -356,18 +367,19 @@ impl PeerActor {
     /// whether anything was sent.
     async fn send_blocks(
         &mut self,
-        (blocks, data): (Vec<BlockInfo>, Bytes),
+        blocks: &[BlockInfo],
+        data: &mut [u8],
         conn: &mut Conn,
     ) -> Result<bool, PeerError> {
         if blocks.is_empty() {
             return Ok(false);
         }
         // Whatever is queued goes first; then the blocks go straight from the
-        // store's buffer to the socket in one vectored write, with no copy into
+        // read's buffer to the socket in one vectored write, with no copy into
         // the codec's buffer (encrypted in place, if the stream is).
         conn.flush().await?;
         let bytes = data.len() as u64;
-        write_blocks(conn.get_mut(), &blocks, data)
+        write_blocks(conn.get_mut(), blocks, data)
             .await
             .map_err(|e| PeerError::Wire(e.into()))?;
         self.charge_sent(bytes);

@@ -11,8 +11,9 @@ use crate::types::BlockInfo;
 pub const MAX_REQUEST_LEN: u32 = 128 * 1024;
 /// Requests a peer may have queued with us; more disconnect it (a flood).
 pub const MAX_QUEUED_REQUESTS: usize = 512;
-/// Most bytes read from the store in one go for one peer.
-const MAX_READ: u64 = 256 * 1024;
+/// Most bytes read from the store in one go for one peer (the size of the
+/// peer's reused upload buffers).
+pub(crate) const MAX_READ: u64 = 256 * 1024;
 
 /// Checks a request against the torrent and what we have.
 ///
@@ -103,6 +104,11 @@ impl UploadQueue {
         }
         self.live.clear();
         out
+    }
+
+    /// Whether no request is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.live.is_empty()
     }
 
     /// Queued requests.

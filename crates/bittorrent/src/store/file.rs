@@ -307,24 +307,40 @@ impl Store for FileStore {
     }
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
-        let slices =
-            self.layout
-                .slices(index, begin, u64::from(length))
-                .ok_or(StoreError::OutOfRange {
-                    index,
-                    begin,
-                    length: u64::from(length),
-                })?;
-        // `slices` checked the range against the piece, so this allocation is
-        // at most one piece long.
+        let out_of_range = StoreError::OutOfRange {
+            index,
+            begin,
+            length: u64::from(length),
+        };
+        // Checked against the piece first, so this allocation is at most one
+        // piece long.
+        self.layout
+            .slices(index, begin, u64::from(length))
+            .ok_or(out_of_range)?;
         let mut buf = vec![0u8; length as usize];
+        self.read_into(index, begin, &mut buf)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn read_into(&self, index: u32, begin: u32, buf: &mut [u8]) -> Result<(), StoreError> {
+        let length = buf.len() as u64;
+        let slices = self
+            .layout
+            .slices(index, begin, length)
+            .filter(|_| u32::try_from(length).is_ok())
+            .ok_or(StoreError::OutOfRange {
+                index,
+                begin,
+                length,
+            })?;
         let mut pos = 0;
         for slice in slices {
             let len = slice.length as usize;
             let dest = &mut buf[pos..pos + len];
             pos += len;
             if self.layout.files[slice.file].pad {
-                continue; // Pad bytes are zeros.
+                dest.fill(0); // Pad bytes are zeros.
+                continue;
             }
             let short_read = |path: &Path| StoreError::ShortRead {
                 path: path.to_path_buf(),
@@ -353,7 +369,7 @@ impl Store for FileStore {
                     },
                 })?;
         }
-        Ok(Bytes::from(buf))
+        Ok(())
     }
 
     fn finalize(&self) -> Result<(), StoreError> {
@@ -596,6 +612,10 @@ mod tests {
             let len = l.piece_len(index);
             let whole = store.read_block(index, 0, len).unwrap();
             assert_eq!(whole, data[start..start + len as usize]);
+            // Into a reused, dirty buffer: pad bytes are zeroed too.
+            let mut reused = vec![0xa5u8; len as usize];
+            store.read_into(index, 0, &mut reused).unwrap();
+            assert_eq!(reused, whole);
             for begin in (0..len).step_by(7) {
                 let n = 7.min(len - begin);
                 let got = store.read_block(index, begin, n).unwrap();
@@ -689,6 +709,8 @@ mod tests {
         assert!(oor_read(store.read_block(0, 30, 3)));
         assert!(oor_read(store.read_block(count, 0, 1)));
         assert!(oor_read(store.read_block(u32::MAX, u32::MAX, u32::MAX)));
+        assert!(oor(store.read_into(0, 30, &mut [0; 3])));
+        assert!(oor(store.read_into(count, 0, &mut [0; 1])));
         // The failed writes touched nothing.
         assert!(!dir.path().join("t").exists());
     }

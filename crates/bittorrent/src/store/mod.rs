@@ -42,6 +42,32 @@ pub trait Store: Send + Sync + 'static {
     /// Any IO error, or a range outside the piece.
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError>;
 
+    /// Reads `buf.len()` bytes at offset `begin` of piece `index` into `buf`:
+    /// the upload path reuses its buffers, with no allocation and no zeroing
+    /// per read. The default goes through [`Store::read_block`].
+    ///
+    /// # Errors
+    /// As [`Store::read_block`]; a read of another length is
+    /// [`StoreError::WrongLength`].
+    fn read_into(&self, index: u32, begin: u32, buf: &mut [u8]) -> Result<(), StoreError> {
+        let length = u32::try_from(buf.len()).map_err(|_| StoreError::OutOfRange {
+            index,
+            begin,
+            length: buf.len() as u64,
+        })?;
+        let data = self.read_block(index, begin, length)?;
+        if data.len() != buf.len() {
+            return Err(StoreError::WrongLength {
+                index,
+                begin,
+                expected: length,
+                got: data.len(),
+            });
+        }
+        buf.copy_from_slice(&data);
+        Ok(())
+    }
+
     /// Called once when every wanted piece is verified: create what no piece
     /// touched (zero-length files), flush buffers.
     ///
@@ -99,6 +125,10 @@ impl<S: Store> Store for std::sync::Arc<S> {
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
         (**self).read_block(index, begin, length)
+    }
+
+    fn read_into(&self, index: u32, begin: u32, buf: &mut [u8]) -> Result<(), StoreError> {
+        (**self).read_into(index, begin, buf)
     }
 
     fn finalize(&self) -> Result<(), StoreError> {

@@ -1,13 +1,57 @@
 //! Blocks out to the peer: `piece` messages written straight from the
-//! store's buffer.
+//! buffer the store read into.
 
 use std::io::IoSlice;
 
-use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 
 use crate::peer::transport::PeerStream;
+use crate::peer::upload::MAX_READ;
 use crate::types::BlockInfo;
+
+/// A run of blocks read for the peer: the blocks, and their data end to end
+/// in `buf[..len]`. `buf` is one of the peer's reused upload buffers
+/// ([`MAX_READ`] long), taken back after the write.
+pub(super) struct ReadRun {
+    pub(super) blocks: Vec<BlockInfo>,
+    pub(super) buf: Vec<u8>,
+    pub(super) len: usize,
+}
+
+/// Upload buffers a peer keeps for its next reads (one per read in flight).
+#[derive(Debug, Default)]
+pub(super) struct Buffers {
+    spare: Vec<Vec<u8>>,
+    /// Most buffers kept.
+    keep: usize,
+}
+
+impl Buffers {
+    /// A pool keeping at most `keep` buffers.
+    pub(super) fn new(keep: usize) -> Self {
+        Self {
+            spare: Vec::new(),
+            keep,
+        }
+    }
+
+    /// A buffer of [`MAX_READ`] bytes: a spare one, or a new one.
+    pub(super) fn take(&mut self) -> Vec<u8> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| vec![0u8; MAX_READ as usize])
+    }
+
+    /// Keeps `buf` for the next read, or frees it (`idle`: nothing queued,
+    /// so a peer that stopped asking holds no buffer).
+    pub(super) fn give_back(&mut self, buf: Vec<u8>, idle: bool) {
+        if idle {
+            self.spare.clear();
+        } else if self.spare.len() < self.keep && buf.len() == MAX_READ as usize {
+            self.spare.push(buf);
+        }
+    }
+}
 
 /// The 13 bytes before a block's data in a `piece` message.
 fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
@@ -20,13 +64,13 @@ fn piece_header(piece: u32, begin: u32, len: usize) -> [u8; 13] {
 }
 
 /// Writes `blocks` (their data end to end in `data`) as `piece` messages in
-/// one vectored write: straight from the store's buffer in plaintext; when
-/// encrypted, the keystream is applied in place on that buffer (owned by
-/// the store read, so no copy) and on the headers.
+/// one vectored write: straight from the read's buffer in plaintext; when
+/// encrypted, the keystream is applied in place on that buffer and on the
+/// headers (no copy).
 pub(super) async fn write_blocks(
     io: &mut PeerStream,
     blocks: &[BlockInfo],
-    data: Bytes,
+    data: &mut [u8],
 ) -> std::io::Result<()> {
     let mut headers: Vec<[u8; 13]> = blocks
         .iter()
@@ -35,7 +79,7 @@ pub(super) async fn write_blocks(
     let lengths = blocks.iter().map(|b| b.length as usize);
     if !io.is_encrypted() {
         let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(2 * blocks.len());
-        let mut rest: &[u8] = &data;
+        let mut rest: &[u8] = data;
         for (header, len) in headers.iter().zip(lengths) {
             let (block, tail) = rest
                 .split_at_checked(len)
@@ -46,12 +90,8 @@ pub(super) async fn write_blocks(
         }
         return write_all_vectored(io, &mut slices).await;
     }
-    // Unique unless a store shares its buffers (then one copy is the price).
-    let mut data = data
-        .try_into_mut()
-        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
     let mut parts: Vec<&mut [u8]> = Vec::with_capacity(2 * blocks.len());
-    let mut rest: &mut [u8] = &mut data;
+    let mut rest: &mut [u8] = data;
     for (header, len) in headers.iter_mut().zip(lengths) {
         let (block, tail) = rest
             .split_at_mut_checked(len)
@@ -76,4 +116,29 @@ async fn write_all_vectored(
         IoSlice::advance_slices(&mut slices, n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_up_to_the_limit_and_freed_when_idle() {
+        let mut pool = Buffers::new(2);
+        let (mut a, b, c) = (pool.take(), pool.take(), pool.take());
+        assert_eq!(a.len(), MAX_READ as usize);
+        a[0] = 42;
+        let a_ptr = a.as_ptr();
+        pool.give_back(a, false);
+        pool.give_back(b, false);
+        pool.give_back(c, false);
+        assert_eq!(pool.spare.len(), 2, "at most `keep`");
+        let again = pool.take();
+        let reused = pool.take();
+        assert_eq!(reused.as_ptr(), a_ptr, "the same allocation, reused");
+        pool.give_back(again, true);
+        assert!(pool.spare.is_empty(), "an idle peer keeps no buffer");
+        pool.give_back(vec![0; 10], false);
+        assert!(pool.spare.is_empty(), "a foreign-sized buffer is not kept");
+    }
 }

@@ -5,6 +5,7 @@
 //! allowed-fast pieces and suggestions. The rules are in `peer::fast` (pure);
 //! here they meet the socket.
 
+use std::ops::Range;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -143,11 +144,12 @@ impl PeerActor {
     /// sliced from the read's buffer; without it none.
     pub(super) async fn still_servable(
         &mut self,
-        (blocks, data): (Vec<BlockInfo>, Bytes),
+        blocks: Vec<BlockInfo>,
+        len: usize,
         conn: &mut Conn,
-    ) -> Result<Vec<(Vec<BlockInfo>, Bytes)>, PeerError> {
+    ) -> Result<Vec<(Vec<BlockInfo>, Range<usize>)>, PeerError> {
         if !self.am_choking {
-            return Ok(vec![(blocks, data)]);
+            return Ok(vec![(blocks, 0..len)]);
         }
         if !self.fast.enabled() {
             return Ok(Vec::new());
@@ -160,27 +162,21 @@ impl PeerActor {
             let end = offset + block.length as usize;
             // Charged when queued (a read started before the choke is not:
             // at most `READS_IN_FLIGHT` runs).
-            if end <= data.len() && self.fast.may_serve_choked(block.piece, pieces) {
+            if end <= len && self.fast.may_serve_choked(block.piece, pieces) {
                 if run.is_empty() {
                     start = offset;
                 }
                 run.push(block);
             } else {
                 if !run.is_empty() {
-                    runs.push((std::mem::take(&mut run), data.slice(start..offset)));
+                    runs.push((std::mem::take(&mut run), start..offset));
                 }
                 self.reject(block, conn).await?;
             }
             offset = end;
         }
         if !run.is_empty() {
-            if start == 0 && run.len() == blocks.len() {
-                // All of it: keep the buffer whole (and unshared, so an
-                // encrypted stream seals it in place).
-                runs.push((run, data));
-            } else {
-                runs.push((run, data.slice(start..offset)));
-            }
+            runs.push((run, start..offset));
         }
         Ok(runs)
     }
