@@ -65,14 +65,10 @@
 //! 0. `Streaming` mode with deadlines: urgent pieces, as above.
 //! 1. Free blocks of partial pieces the peer has: `High` pieces before
 //!    `Normal` ones, the oldest started first. Finishing started pieces
-//!    bounds the memory the torrent spends on buffers. Except (outside
-//!    `Sequential` mode, below the partial-piece cap) a partial piece that
-//!    is not the rarest thing the peer can give: when the peer has a
-//!    startable piece of the same class with a lower availability, the
-//!    partial piece is left to the other peers that have it, so a lone
-//!    seed's upload, which a whole swarm shares, goes to the pieces only it
-//!    has rather than to a piece fellow leechers can send. If the peer's
-//!    pipeline still has room after step 2, it takes those blocks too.
+//!    bounds the memory the torrent spends on buffers. But below the cap
+//!    (not `Sequential`), a piece others have waits for them while the peer
+//!    has rarer ones (a lone seed's upload goes to what only it has); the
+//!    peer takes it after step 2 if its pipeline still has room.
 //! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. In
 //!    `Sequential` mode the lowest index. Otherwise, while fewer than
 //!    [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, a
