@@ -65,7 +65,10 @@
 //! 0. `Streaming` mode with deadlines: urgent pieces, as above.
 //! 1. Free blocks of partial pieces the peer has: `High` pieces before
 //!    `Normal` ones, the oldest started first. Finishing started pieces
-//!    bounds the memory the torrent spends on buffers.
+//!    bounds the memory the torrent spends on buffers. But below the cap
+//!    (not `Sequential`), a piece others have waits for them while the peer
+//!    has rarer ones (a lone seed's upload goes to what only it has); the
+//!    peer takes it after step 2 if its pipeline still has room.
 //! 2. New pieces the peer has: `High` before `Normal`, never `Skip`. In
 //!    `Sequential` mode the lowest index. Otherwise, while fewer than
 //!    [`Picker::RANDOM_FIRST_PIECES`] pieces are started or verified, a

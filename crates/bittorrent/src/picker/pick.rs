@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use crate::bitfield::Bitfield;
 use crate::picker::geometry::make_block;
-use crate::picker::{BlockState, PickMode, Picker, Priority, HIGH};
+use crate::picker::rarity::{bucket, CLASSES};
+use crate::picker::{class_of, BlockState, PickMode, Picker, Priority, HIGH};
 use crate::types::BlockInfo;
 
 impl Picker {
@@ -72,20 +73,10 @@ impl Picker {
             self.pick_urgent(has, in_flight, max, now, fast, &mut picked);
         }
 
-        // 1. Finish what is started.
-        for prio in [Priority::High, Priority::Normal] {
-            let mut k = 0;
-            while k < self.order.len() && picked.len() < max {
-                let piece = self.order[k] as usize;
-                k += 1;
-                if self.priority[piece] == prio
-                    && has.get(piece)
-                    && !(urgent && self.urgent.get(piece))
-                {
-                    self.take_free_blocks(piece as u32, in_flight, max, &mut picked);
-                }
-            }
-        }
+        // 1. Finish what is started, unless others have it and this peer
+        //    has rarer pieces to give.
+        let mut rarest = Some([None; CLASSES]);
+        self.finish_started(has, in_flight, max, urgent, &mut rarest, &mut picked);
 
         // 2. Start new pieces. The cap binds only peers that got blocks above.
         let starved = picked.is_empty();
@@ -100,6 +91,11 @@ impl Picker {
                 // give the piece back rather than loop on it.
                 break;
             }
+        }
+
+        // 1b. What step 1 left to others, if the peer has nothing rarer.
+        if picked.len() < max && rarest.is_some_and(|r| r.iter().any(Option::is_some)) {
+            self.finish_started(has, in_flight, max, urgent, &mut None, &mut picked);
         }
 
         // 3. Endgame: duplicate requests, fewest requesters first.
@@ -134,6 +130,76 @@ impl Picker {
                     && self.rarity.contains(p)
                     && eligible(p)
             })
+    }
+
+    /// Free blocks of the partial pieces the peer has, `High` before
+    /// `Normal`, oldest first (never urgent ones when `urgent`). With
+    /// `rarest` (the peer's rarest bucket per class, computed on demand)
+    /// those better left to others are skipped (see `leave_to_others`).
+    fn finish_started(
+        &mut self,
+        has: &Bitfield,
+        in_flight: &HashSet<BlockInfo>,
+        max: usize,
+        urgent: bool,
+        rarest: &mut Option<[Option<Option<usize>>; CLASSES]>,
+        picked: &mut Vec<BlockInfo>,
+    ) {
+        for prio in [Priority::High, Priority::Normal] {
+            let mut k = 0;
+            while k < self.order.len() && picked.len() < max {
+                let piece = self.order[k];
+                k += 1;
+                let i = piece as usize;
+                if self.priority[i] != prio || !has.get(i) || (urgent && self.urgent.get(i)) {
+                    continue;
+                }
+                if let Some(rarest) = rarest.as_mut() {
+                    if self.leave_to_others(piece, has, rarest) {
+                        continue;
+                    }
+                }
+                self.take_free_blocks(piece, in_flight, max, picked);
+            }
+        }
+    }
+
+    /// Whether the free blocks of partial `piece` are better left to the
+    /// other peers that have it: it is not the rarest thing a peer with
+    /// `has` can give us, i.e. that peer has a startable piece of the same
+    /// class with a lower availability. So a peer that alone has some
+    /// pieces (a swarm's only seeder, whose upload everyone shares) spends
+    /// its upload on them, not on a piece fellow peers can send. Never in
+    /// `Sequential` mode, nor at the partial-piece cap (started pieces are
+    /// finished first there). `rarest` caches the peer's rarest bucket per
+    /// class (`None`: not computed yet).
+    pub(super) fn leave_to_others(
+        &self,
+        piece: u32,
+        has: &Bitfield,
+        rarest: &mut [Option<Option<usize>>; CLASSES],
+    ) -> bool {
+        if self.mode == PickMode::Sequential || self.partials.len() >= self.max_partial {
+            return false;
+        }
+        let Some(class) = class_of(self.priority[piece as usize]) else {
+            return false;
+        };
+        if self.partials.get(&piece).is_none_or(|p| p.free == 0) {
+            return false;
+        }
+        let own = bucket(self.availability[piece as usize]);
+        // Cheap exit: nothing startable anywhere is rarer.
+        if self
+            .rarity
+            .rarest_bucket(class, |_| true)
+            .is_none_or(|b| b >= own)
+        {
+            return false;
+        }
+        let peer_rarest = *rarest[class]
+            .get_or_insert_with(|| self.rarity.rarest_bucket(class, |p| has.get(p as usize)));
+        peer_rarest.is_some_and(|b| b < own)
     }
 
     /// Marks free blocks of partial `piece` (wanted) requested, in order,

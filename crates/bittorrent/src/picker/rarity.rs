@@ -187,6 +187,18 @@ impl RarityOrder {
         None
     }
 
+    /// The rarest availability bucket of `class` holding an `eligible`
+    /// piece (`None`: no such piece). Costs the buckets visited plus the
+    /// pieces skipped because they are not eligible.
+    pub(crate) fn rarest_bucket(
+        &self,
+        class: usize,
+        eligible: impl Fn(u32) -> bool,
+    ) -> Option<usize> {
+        let c = self.classes.get(class)?;
+        (0..c.start.len()).find(|&b| c.pieces[c.start[b]..c.end(b)].iter().any(|&p| eligible(p)))
+    }
+
     /// The lowest-index `eligible` piece of `class`. `O(pieces in class)`.
     pub(crate) fn lowest_in_class(
         &self,

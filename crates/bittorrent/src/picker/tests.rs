@@ -211,6 +211,81 @@ fn partial_pieces_are_finished_before_new_ones_start() {
     p.assert_consistent();
 }
 
+/// A picker of `n` pieces of 4 blocks, past the random first pieces
+/// (0..4 verified), a seed and a fellow with only piece 4 connected.
+fn seed_and_fellow(n: usize) -> (Picker, Bitfield, Bitfield) {
+    let mut p = picker(n, 4, 21);
+    let seed = Bitfield::full(n);
+    let fellow = bf(n, &[4]);
+    p.add_peer(&seed);
+    p.add_peer(&fellow);
+    for i in 0..4 {
+        p.mark_have(i);
+    }
+    // The fellow's pipeline had room for one block of piece 4.
+    assert_eq!(pieces_of(&p.pick(&fellow, &none(), 1)), BTreeSet::from([4]));
+    (p, seed, fellow)
+}
+
+#[test]
+fn a_partial_piece_a_fellow_has_is_left_to_it_while_the_seed_has_rarer_ones() {
+    let n = 8;
+    let (mut p, seed, fellow) = seed_and_fellow(n);
+    // The seed's upload goes to pieces only it has (5, 6, 7), not to the
+    // three free blocks of piece 4.
+    let from_seed = p.pick(&seed, &none(), 8);
+    assert_eq!(from_seed.len(), 8);
+    assert!(!pieces_of(&from_seed).contains(&4), "{from_seed:?}");
+    // The fellow finishes piece 4.
+    let from_fellow = p.pick(&fellow, &none(), 8);
+    assert_eq!(from_fellow.len(), 3);
+    assert_eq!(pieces_of(&from_fellow), BTreeSet::from([4]));
+    p.assert_consistent();
+}
+
+#[test]
+fn the_seed_finishes_a_shared_partial_piece_when_nothing_rarer_is_left() {
+    let n = 6;
+    let (mut p, seed, _) = seed_and_fellow(n);
+    // Piece 5 is the only rarer one: 4 blocks of it, then piece 4's.
+    let from_seed = p.pick(&seed, &none(), 7);
+    assert_eq!(from_seed.len(), 7);
+    assert_eq!(from_seed.iter().filter(|b| b.piece == 5).count(), 4);
+    assert_eq!(from_seed.iter().filter(|b| b.piece == 4).count(), 3);
+    p.assert_consistent();
+}
+
+#[test]
+fn shared_partial_pieces_are_finished_first_at_the_cap_and_in_sequential_mode() {
+    let n = 8;
+    let (mut p, seed, _) = seed_and_fellow(n);
+    p.set_max_partial_pieces(1);
+    let from_seed = p.pick(&seed, &none(), 3);
+    assert_eq!(pieces_of(&from_seed), BTreeSet::from([4]), "at the cap");
+
+    let (mut p, seed, _) = seed_and_fellow(n);
+    p.set_mode(PickMode::Sequential);
+    let from_seed = p.pick(&seed, &none(), 3);
+    assert_eq!(pieces_of(&from_seed), BTreeSet::from([4]), "sequential");
+    p.assert_consistent();
+}
+
+#[test]
+fn equally_available_partial_pieces_are_finished_first_from_any_seed() {
+    // Four seeds: every piece equally common, so nothing is rarer than a
+    // started piece and each seed finishes it (bounded buffers).
+    let n = 8;
+    let mut p = picker(n, 4, 22);
+    let seed = Bitfield::full(n);
+    for _ in 0..4 {
+        p.add_peer(&seed);
+    }
+    let first = p.pick(&seed, &none(), 1);
+    let second = p.pick(&seed, &none(), 3);
+    assert_eq!(pieces_of(&second), pieces_of(&first));
+    p.assert_consistent();
+}
+
 #[test]
 fn oldest_partial_first_and_high_partials_before_normal() {
     let n = 10;

@@ -124,8 +124,12 @@ impl TorrentCore {
         let picker = self.flow.picker_mut();
         picker.peer_has(piece);
         let wanted = !self.complete && picker.wants(piece);
-        if wanted && !peer.am_interested {
-            self.peers.set_interest(addr, true, &mut self.out);
+        if wanted {
+            // At once, not at the next tick: in a swarm a fellow's new piece
+            // is what spares the seeder's upload.
+            if !peer.am_interested {
+                self.peers.set_interest(addr, true, &mut self.out);
+            }
             self.request_more(addr, now);
         }
         self.drop_if_both_seeds(addr);

@@ -679,6 +679,34 @@ fn duplicate_haves_cost_nothing_and_a_wanted_have_makes_us_interested() {
 }
 
 #[test]
+fn a_have_of_a_wanted_piece_is_asked_for_at_once_from_an_interesting_peer() {
+    // A fellow leecher we already want something from: its next piece is
+    // requested when its `have` arrives, not at the next tick.
+    let len = 4 * u64::from(PIECE);
+    let mut rig = Rig::checked(&[len], Vec::new(), &[]);
+    rig.silent.push(addr(1));
+    let mut first = Bitfield::new(4);
+    first.set(0);
+    let out = rig.connect(1, first);
+    assert_eq!(
+        requested(&out).iter().map(|b| b.piece).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    let out = rig.peer(PeerEvent::Have {
+        addr: addr(1),
+        piece: 2,
+    });
+    assert!(
+        matches!(out[..], [Action::Peer(_, PeerCommand::Request(_))]),
+        "{out:?}"
+    );
+    assert_eq!(
+        requested(&out).iter().map(|b| b.piece).collect::<Vec<_>>(),
+        [2, 2]
+    );
+}
+
+#[test]
 fn a_later_bitfield_counts_as_the_haves_of_its_new_pieces() {
     let len = 4 * u64::from(PIECE);
     let mut rig = Rig::checked(&[len, len], vec![Priority::Skip, Priority::Normal], &[]);
