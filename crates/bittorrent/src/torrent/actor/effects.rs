@@ -201,7 +201,8 @@ impl Shell {
         let meta = Arc::clone(&running.meta);
         let wanted = running.core.wanted_files();
         let cancel = self.cancel.clone();
-        self.jobs.spawn(Job::Check, move || {
+        let limit = Arc::clone(&self.links.checks);
+        self.jobs.spawn_limited(Job::Check, limit, move || {
             let checked = check::check(&store, &meta, &wanted, full, &cancel);
             Ok(JobOutput::Checked(checked))
         });

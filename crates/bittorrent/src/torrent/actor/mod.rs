@@ -1,6 +1,8 @@
 //! The torrent actor: a thin async shell. One `select!` waits on the
 //! mailbox, peer events, web seed events, blocking jobs, tracker updates,
-//! DHT results, the magnet's metadata fetch and a 1 s tick; each input goes
+//! DHT results, the magnet's metadata fetch, the session's share limits and a
+//! tick (every second, or rarely while the torrent is quiet: see
+//! [`schedule`](crate::torrent::core::schedule)); each input goes
 //! to the synchronous [`TorrentCore`], and the shell carries out the
 //! [`Action`](crate::torrent::core::Action)s it returns. The shell owns the
 //! IO (peer handles, web seed tasks, blocking jobs); the core owns the
@@ -20,7 +22,7 @@ mod webseeds;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -38,6 +40,7 @@ use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::webseeds::WebSeedTasks;
 use crate::torrent::core::control::RunOptions;
+use crate::torrent::core::schedule::{QUIET_TICK, TICK};
 use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::status::SessionLinks;
@@ -160,6 +163,8 @@ struct Shell {
     links: SessionLinks,
     /// The session still sends the queue's verdict.
     queue_open: bool,
+    /// The session still publishes its share limits.
+    share_open: bool,
     /// A magnet link not started yet: paused or queued from the start.
     deferred: Option<Source>,
     /// Wakes the announce loop for an announce now.
@@ -221,6 +226,7 @@ pub(crate) async fn run(
         stopping: false,
         links,
         queue_open: true,
+        share_open: true,
         deferred: None,
         reannounce: Arc::new(Notify::new()),
     };
@@ -289,8 +295,9 @@ impl Shell {
     }
 
     async fn run(&mut self, inputs: &mut Inputs) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_tick = Instant::now();
+        let tick = tokio::time::sleep_until((last_tick + TICK).into());
+        tokio::pin!(tick);
         let cancel = self.cancel.clone();
         loop {
             tokio::select! {
@@ -335,10 +342,36 @@ impl Shell {
                     // The session dropped us: its cancellation follows.
                     Err(_) => self.queue_open = false,
                 },
-                _ = tick.tick() => self.on_tick(),
+                changed = self.links.share.changed(), if self.share_open => match changed {
+                    Ok(()) => self.on_session_share(),
+                    Err(_) => self.share_open = false,
+                },
+                () = &mut tick => {
+                    last_tick = Instant::now();
+                    self.on_tick();
+                }
             }
             self.perform_all();
             self.publish_standing();
+            // At a tick, and after any input while the torrent sleeps long
+            // (it may have become busy): when the next tick is due.
+            let deadline = tokio::time::Instant::from_std(last_tick + TICK);
+            if tick.is_elapsed() || tick.deadline() > deadline {
+                let due = self.next_tick(last_tick).into();
+                if due != tick.deadline() {
+                    tick.as_mut().reset(due);
+                }
+            }
+        }
+    }
+
+    /// When the tick after the one at `last` is due: the core's say while
+    /// it runs; every second while fetching metadata; rarely once ended.
+    fn next_tick(&mut self, last: Instant) -> Instant {
+        match &mut self.phase {
+            Phase::Running(running) => running.core.next_tick(last, Instant::now()),
+            Phase::Metadata(_) => last + TICK,
+            Phase::Ended => last + QUIET_TICK,
         }
     }
 
