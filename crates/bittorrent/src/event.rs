@@ -127,8 +127,8 @@ pub enum Event {
         /// The web seed is given up for this session.
         dropped: bool,
     },
-    /// Periodic statistics of a torrent: about once a second, or every 30 s
-    /// while it is quiet (no peers, nothing to do: an idle seed, a paused or
+    /// Periodic statistics of a torrent: about once a second, or every five
+    /// minutes while it is quiet (no peers, nothing to do: an idle seed, a paused or
     /// queued torrent).
     Stats {
         /// The torrent.

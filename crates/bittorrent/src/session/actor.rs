@@ -354,7 +354,7 @@ impl SessionActor {
                     Some(entry) => {
                         let cmd = TorrentCommand::Inbound {
                             addr,
-                            conn,
+                            conn: Box::new(conn),
                             handshake,
                         };
                         entry.handle.offer_inbound(cmd);

@@ -23,7 +23,8 @@ pub(crate) enum TorrentCommand {
     /// A connection accepted by the session's listener, handshake read.
     Inbound {
         addr: SocketAddr,
-        conn: Framed<PeerStream, HandshakeCodec>,
+        /// Boxed: the mailbox's slots are as large as its largest command.
+        conn: Box<Framed<PeerStream, HandshakeCodec>>,
         handshake: Handshake,
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead

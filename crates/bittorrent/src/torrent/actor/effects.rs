@@ -129,7 +129,7 @@ impl Shell {
             addr,
             origin,
             params,
-            self.peer_tx.clone(),
+            self.peer_events.sender(),
             self.cancel.child_token(),
         );
         self.peer_tasks.spawn(task);
@@ -151,7 +151,7 @@ impl Shell {
         self.announcers.spawn(run_announcer(
             cfg,
             self.stats_tx.subscribe(),
-            self.tracker_tx.clone(),
+            self.tracker_updates.sender(),
             token.clone(),
         ));
         self.announcer = Some(token);

@@ -17,6 +17,7 @@ mod effects;
 mod inputs;
 mod jobs;
 mod magnet;
+mod mailbox;
 mod webseeds;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use crate::picker::PickMode;
 use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
+use crate::torrent::actor::mailbox::Mailbox;
 use crate::torrent::actor::webseeds::WebSeedTasks;
 use crate::torrent::core::control::RunOptions;
 use crate::torrent::core::schedule::{QUIET_TICK, TICK};
@@ -47,7 +49,6 @@ use crate::torrent::status::SessionLinks;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
-use crate::webseed::WebSeedEvent;
 
 /// Capacity of the mailbox all peers of a torrent report into.
 const PEER_EVENTS: usize = 256;
@@ -55,6 +56,8 @@ const PEER_EVENTS: usize = 256;
 /// event may hold a whole piece, and the tasks wait when it is full: this
 /// bounds the pieces waiting for the torrent.
 const WEB_SEED_EVENTS: usize = 4;
+/// Capacity of the mailbox the announce loop reports into.
+const TRACKER_UPDATES: usize = 16;
 
 /// Where the torrent is.
 enum Phase {
@@ -139,13 +142,15 @@ struct Shell {
     cancel: CancellationToken,
     phase: Phase,
     pending: Pending,
-    peer_tx: mpsc::Sender<PeerEvent>,
+    /// Where the peers report (made with the first peer).
+    peer_events: Mailbox<PeerEvent>,
     peers: HashMap<SocketAddr, PeerHandle>,
     peer_tasks: JoinSet<()>,
     /// The web seeds' tasks and handles.
     web: WebSeedTasks,
     jobs: Jobs,
-    tracker_tx: mpsc::Sender<TrackerUpdate>,
+    /// Where the announce loop reports (made when it starts).
+    tracker_updates: Mailbox<TrackerUpdate>,
     stats_tx: watch::Sender<TransferStats>,
     /// Each tracker's status, published by the announce loop (both phases).
     tracker_status: watch::Sender<Vec<TrackerStatus>>,
@@ -174,9 +179,6 @@ struct Shell {
 /// The receiving ends of the actor's mailboxes.
 struct Inputs {
     commands: mpsc::Receiver<TorrentCommand>,
-    peer_rx: mpsc::Receiver<PeerEvent>,
-    web_rx: mpsc::Receiver<WebSeedEvent>,
-    tracker_rx: mpsc::Receiver<TrackerUpdate>,
 }
 
 /// Runs a torrent until `cancel` fires, it is removed, or storage fails.
@@ -191,9 +193,6 @@ pub(crate) async fn run(
 ) {
     let info_hash = torrent.info_hash();
     let (source, pending) = Pending::split(torrent, *links.queued.borrow());
-    let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
-    let (web_tx, web_rx) = mpsc::channel(WEB_SEED_EVENTS);
-    let (tracker_tx, tracker_rx) = mpsc::channel(16);
     // A magnet announces as a leecher of unknown size (left = 1) meanwhile.
     let (stats_tx, _) = watch::channel(TransferStats {
         uploaded: 0,
@@ -211,12 +210,12 @@ pub(crate) async fn run(
         cancel,
         phase: Phase::Ended,
         pending,
-        peer_tx,
+        peer_events: Mailbox::new(PEER_EVENTS),
         peers: HashMap::new(),
         peer_tasks: JoinSet::new(),
-        web: WebSeedTasks::new(web_tx),
+        web: WebSeedTasks::new(Mailbox::new(WEB_SEED_EVENTS)),
         jobs: Jobs::default(),
-        tracker_tx,
+        tracker_updates: Mailbox::new(TRACKER_UPDATES),
         stats_tx,
         tracker_status: watch::channel(Vec::new()).0,
         announcer: None,
@@ -232,14 +231,9 @@ pub(crate) async fn run(
     };
     shell.start(source);
     shell.publish_standing();
-    let mut inputs = Inputs {
-        commands,
-        peer_rx,
-        web_rx,
-        tracker_rx,
-    };
+    let mut inputs = Inputs { commands };
     shell.run(&mut inputs).await;
-    shell.shutdown(&mut inputs).await;
+    shell.shutdown().await;
 }
 
 /// Our listen endpoints as peers would list them: the listen address and
@@ -307,12 +301,12 @@ impl Shell {
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                event = inputs.peer_rx.recv() => match event {
+                event = self.peer_events.recv() => match event {
                     Some(event) => self.on_peer_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
                 },
-                event = inputs.web_rx.recv() => match event {
+                event = self.web.events.recv() => match event {
                     Some(event) => self.on_web_seed_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -320,7 +314,7 @@ impl Shell {
                 Some((job, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
                     self.on_job(job, result);
                 }
-                update = inputs.tracker_rx.recv() => match update {
+                update = self.tracker_updates.recv() => match update {
                     Some(update) => self.on_tracker(update),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -377,7 +371,7 @@ impl Shell {
 
     /// Stops every child and waits for them; complete pieces are still
     /// verified and stored, and the last resume record written.
-    async fn shutdown(&mut self, inputs: &mut Inputs) {
+    async fn shutdown(&mut self) {
         log::debug!("{} stopping", self.tag);
         self.stopping = true;
         self.cancel.cancel();
@@ -393,13 +387,13 @@ impl Shell {
         while !self.peer_tasks.is_empty() {
             tokio::select! {
                 _ = self.peer_tasks.join_next() => {}
-                _ = inputs.peer_rx.recv() => {}
+                _ = self.peer_events.recv() => {}
             }
         }
         while !self.web.tasks.is_empty() {
             tokio::select! {
                 _ = self.web.tasks.join_next() => {}
-                _ = inputs.web_rx.recv() => {}
+                _ = self.web.events.recv() => {}
             }
         }
         loop {

@@ -13,7 +13,7 @@ use crate::torrent::core::{Finalizing, State, TorrentCore};
 /// The tick of a torrent with something to tend.
 pub(crate) const TICK: Duration = Duration::from_secs(1);
 /// The longest a quiet torrent sleeps between ticks.
-pub(crate) const QUIET_TICK: Duration = Duration::from_secs(30);
+pub(crate) const QUIET_TICK: Duration = Duration::from_secs(300);
 
 impl TorrentCore {
     /// When the tick after the one at `last` is due, as of `now`.
