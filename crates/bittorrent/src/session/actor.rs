@@ -355,7 +355,7 @@ impl SessionActor {
                         let cmd = TorrentCommand::Inbound {
                             addr,
                             conn: Box::new(conn),
-                            handshake,
+                            handshake: Box::new(handshake),
                         };
                         entry.handle.offer_inbound(cmd);
                     }

@@ -25,7 +25,7 @@ impl Shell {
                 conn,
                 handshake,
             } => {
-                let conn = *conn;
+                let (conn, handshake) = (*conn, *handshake);
                 self.inbound(addr, Origin::Inbound { conn, handshake }, now);
             }
             TorrentCommand::WaitPiece {
