@@ -1,7 +1,8 @@
 //! When the core's next tick is due. A torrent with something to tend
 //! (peers, web seeds, readers, candidates to dial, pieces to verify, a
-//! record to write, a check, transfer rates still falling to zero) ticks
-//! every second; a quiet one (an idle seed, a paused or queued torrent)
+//! record to write, transfer rates still falling to zero) ticks every
+//! second; a quiet one (an idle seed, a paused or queued torrent, one
+//! checking or waiting to)
 //! only at its next DHT announce, and at least every [`QUIET_TICK`], so a
 //! session of thousands of idle torrents stays asleep. Any input may make
 //! a quiet torrent busy again: the actor asks again after each one.
@@ -34,7 +35,8 @@ impl TorrentCore {
         let limits = (control.options.share_limits).resolve(&control.session_share);
         let timed_limit = limits.seeding_time.is_some() && self.complete;
         let moving = self.download.rate(now) > 0.0 || self.upload.rate(now) > 0.0;
-        matches!(self.state, State::Checking | State::Stopping)
+        // Checking (or waiting for a permit to): its end is an input.
+        self.state == State::Stopping
             || !self.peers.addrs().is_empty()
             || self.swarm.len() > 0
             || !self.readers.is_empty()

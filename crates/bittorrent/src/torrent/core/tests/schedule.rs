@@ -24,8 +24,12 @@ fn an_idle_seed_sleeps_for_the_quiet_tick() {
 }
 
 #[test]
-fn a_torrent_ticks_every_second_while_checking() {
+fn a_torrent_sleeps_while_checking_and_ticks_with_a_candidate() {
+    // Thousands added at once wait their turn to check: none ticks.
     let mut rig = Rig::new(&[4 * u64::from(PIECE)], Vec::new());
+    assert_eq!(rig.core.stats(rig.now).state, TorrentState::Checking);
+    assert_eq!(next(&mut rig), QUIET_TICK);
+    rig.core.add_candidates([addr(9)], false, rig.now);
     assert_eq!(next(&mut rig), TICK);
 }
 
