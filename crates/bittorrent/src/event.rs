@@ -127,7 +127,9 @@ pub enum Event {
         /// The web seed is given up for this session.
         dropped: bool,
     },
-    /// Periodic statistics of a torrent (about once a second).
+    /// Periodic statistics of a torrent: about once a second, or every five
+    /// minutes while it is quiet (no peers, nothing to do: an idle seed, a paused or
+    /// queued torrent).
     Stats {
         /// The torrent.
         info_hash: InfoHash,

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, watch, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify, Semaphore};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +19,15 @@ use crate::torrent::status::{SessionLinks, TorrentLinks};
 use crate::torrent::{TorrentCommand, TorrentHandle};
 use crate::types::InfoHash;
 use crate::utp::{Endpoint, SharedUdp};
+
+/// Most commands taken in one go before the queue is decided again.
+const BATCH: usize = 1024;
+
+/// The answer to an `add_torrent_and_wait`, sent once the queue has decided.
+type AddReply = (
+    oneshot::Sender<Result<TorrentHandle, SessionError>>,
+    Result<TorrentHandle, SessionError>,
+);
 
 /// A torrent of the session, what stops it, and its status and queue
 /// channels.
@@ -46,8 +55,15 @@ struct SessionActor {
     share: watch::Sender<ShareLimits>,
     /// Woken when a torrent's standing changes.
     changed: Arc<Notify>,
+    /// Permits to check a store, shared by the torrents.
+    checks: Arc<Semaphore>,
     /// Payload received and sent by torrents since removed.
     removed: (u64, u64),
+    /// Torrents were added or removed: the queue is to be decided and the
+    /// list published (once per batch of commands).
+    dirty: bool,
+    /// Answers to adds, held until the queue has decided.
+    replies: Vec<AddReply>,
 }
 
 /// Runs the session until `cancel` fires or every handle is dropped, then
@@ -88,6 +104,9 @@ pub(crate) async fn run(
         tasks: JoinSet::new(),
         events,
         cancel: cancel.clone(),
+        dirty: false,
+        replies: Vec::new(),
+        checks: Arc::new(Semaphore::new(concurrent_checks())),
     };
     log::debug!("session started, peer id {:?}", actor.config.peer_id);
     actor.serve(&mut rx).await;
@@ -104,6 +123,12 @@ pub(crate) async fn run(
     while children.join_next().await.is_some() {}
     finished.cancel();
     log::debug!("session ended");
+}
+
+/// How many stores are checked at once: one per core, at most four (more
+/// only makes them wait on the disk and hold more read buffers).
+fn concurrent_checks() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
 }
 
 /// What the port mapper maps: TCP when listening, UDP when uTP runs (the
@@ -204,7 +229,15 @@ impl SessionActor {
                 _ = cancel.cancelled() => break,
                 () = changed.notified() => self.requeue(),
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => {
+                        self.handle(cmd);
+                        // A burst (thousands of torrents added) is taken
+                        // together: the queue decided once for all of it.
+                        for _ in 1..BATCH {
+                            let Ok(cmd) = rx.try_recv() else { break };
+                            self.handle(cmd);
+                        }
+                    }
                     None => break,
                 },
                 Some(ended) = self.tasks.join_next(), if !self.tasks.is_empty() => match ended {
@@ -215,6 +248,19 @@ impl SessionActor {
                     Err(e) => log::error!("a torrent task failed: {e}"),
                 },
             }
+            self.settle();
+        }
+    }
+
+    /// After added or removed torrents: decides the queue, publishes the
+    /// list, and answers the adds that wait.
+    fn settle(&mut self) {
+        if std::mem::take(&mut self.dirty) {
+            self.requeue();
+            self.publish_torrents();
+        }
+        for (reply, result) in self.replies.drain(..) {
+            let _ = reply.send(result);
         }
     }
 
@@ -243,7 +289,7 @@ impl SessionActor {
             SessionCommand::AddTorrent { torrent, reply } => {
                 let result = self.add(*torrent);
                 if let Some(reply) = reply {
-                    let _ = reply.send(result);
+                    self.replies.push((reply, result));
                 }
             }
             SessionCommand::GetTorrent { info_hash, reply } => {
@@ -308,8 +354,8 @@ impl SessionActor {
                     Some(entry) => {
                         let cmd = TorrentCommand::Inbound {
                             addr,
-                            conn,
-                            handshake,
+                            conn: Box::new(conn),
+                            handshake: Box::new(handshake),
                         };
                         entry.handle.offer_inbound(cmd);
                     }
@@ -335,6 +381,7 @@ impl SessionActor {
             Arc::clone(&self.changed),
             self.share.subscribe(),
             self.events.clone(),
+            Arc::clone(&self.checks),
         );
         let (handle, task) = TorrentHandle::spawn(
             torrent,
@@ -359,8 +406,7 @@ impl SessionActor {
             },
         );
         self.queue.push(info_hash);
-        self.requeue();
-        self.publish_torrents();
+        self.dirty = true;
         log::info!("[{}] added torrent {name:?}", info_hash.short());
         self.emit(Event::TorrentAdded { info_hash, name });
         Ok(handle)
@@ -373,8 +419,7 @@ impl SessionActor {
         self.removed.0 += status.downloaded;
         self.removed.1 += status.uploaded;
         self.queue.remove(info_hash);
-        self.requeue();
-        self.publish_torrents();
+        self.dirty = true;
         Some(entry)
     }
 

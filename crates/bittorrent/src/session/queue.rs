@@ -10,6 +10,8 @@
 //!   includes checking and fetching metadata, or seeding) and the total
 //!   are under their limits; the rest are queued.
 
+use std::collections::HashSet;
+
 use crate::limits::{QueueConfig, QueueMove};
 use crate::torrent::status::Standing;
 use crate::types::InfoHash;
@@ -18,6 +20,8 @@ use crate::types::InfoHash;
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     order: Vec<InfoHash>,
+    /// The torrents in `order`, to refuse a second push without a scan.
+    members: HashSet<InfoHash>,
 }
 
 impl Queue {
@@ -28,13 +32,15 @@ impl Queue {
 
     /// A new torrent goes to the back.
     pub(crate) fn push(&mut self, info_hash: InfoHash) {
-        if !self.order.contains(&info_hash) {
+        if self.members.insert(info_hash) {
             self.order.push(info_hash);
         }
     }
 
     pub(crate) fn remove(&mut self, info_hash: &InfoHash) {
-        self.order.retain(|h| h != info_hash);
+        if self.members.remove(info_hash) {
+            self.order.retain(|h| h != info_hash);
+        }
     }
 
     /// Moves a torrent; false if it is not in the queue. A move past either

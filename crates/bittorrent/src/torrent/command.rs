@@ -23,8 +23,10 @@ pub(crate) enum TorrentCommand {
     /// A connection accepted by the session's listener, handshake read.
     Inbound {
         addr: SocketAddr,
-        conn: Framed<PeerStream, HandshakeCodec>,
-        handshake: Handshake,
+        /// Boxed (as the handshake): the mailbox's slots are as large as
+        /// its largest command.
+        conn: Box<Framed<PeerStream, HandshakeCodec>>,
+        handshake: Box<Handshake>,
     },
     /// Reply once piece `piece` is verified, and make it (and a read-ahead
     /// window after it) urgent meanwhile, on behalf of streaming reader `reader`.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, watch, Notify, Semaphore};
 
 use crate::event::Event;
 use crate::limits::ShareLimits;
@@ -46,6 +46,9 @@ pub(crate) struct SessionLinks {
     pub share: watch::Receiver<ShareLimits>,
     /// The session's event stream.
     pub events: broadcast::Sender<Event>,
+    /// Permits to check a store: the session's torrents check a few at a
+    /// time.
+    pub checks: Arc<Semaphore>,
     /// The standing last published (none yet).
     published: Option<Standing>,
 }
@@ -63,6 +66,7 @@ impl SessionLinks {
         changed: Arc<Notify>,
         share: watch::Receiver<ShareLimits>,
         events: broadcast::Sender<Event>,
+        checks: Arc<Semaphore>,
     ) -> (Self, TorrentLinks) {
         let (status, status_rx) = watch::channel(TorrentStatus::default());
         let (queued_tx, queued) = watch::channel(true);
@@ -72,6 +76,7 @@ impl SessionLinks {
             queued,
             share,
             events,
+            checks,
             published: None,
         };
         let session = TorrentLinks {

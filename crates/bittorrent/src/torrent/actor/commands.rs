@@ -24,7 +24,10 @@ impl Shell {
                 addr,
                 conn,
                 handshake,
-            } => self.inbound(addr, Origin::Inbound { conn, handshake }, now),
+            } => {
+                let (conn, handshake) = (*conn, *handshake);
+                self.inbound(addr, Origin::Inbound { conn, handshake }, now);
+            }
             TorrentCommand::WaitPiece {
                 piece,
                 reader,

@@ -129,7 +129,7 @@ impl Shell {
             addr,
             origin,
             params,
-            self.peer_tx.clone(),
+            self.peer_events.sender(),
             self.cancel.child_token(),
         );
         self.peer_tasks.spawn(task);
@@ -151,7 +151,7 @@ impl Shell {
         self.announcers.spawn(run_announcer(
             cfg,
             self.stats_tx.subscribe(),
-            self.tracker_tx.clone(),
+            self.tracker_updates.sender(),
             token.clone(),
         ));
         self.announcer = Some(token);
@@ -201,7 +201,8 @@ impl Shell {
         let meta = Arc::clone(&running.meta);
         let wanted = running.core.wanted_files();
         let cancel = self.cancel.clone();
-        self.jobs.spawn(Job::Check, move || {
+        let limit = Arc::clone(&self.links.checks);
+        self.jobs.spawn_limited(Job::Check, limit, move || {
             let checked = check::check(&store, &meta, &wanted, full, &cancel);
             Ok(JobOutput::Checked(checked))
         });

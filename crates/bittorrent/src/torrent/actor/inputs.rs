@@ -215,6 +215,14 @@ impl Shell {
         self.spawn_check(false);
     }
 
+    /// The session's share limits changed: a torrent past them stops now.
+    pub(super) fn on_session_share(&mut self) {
+        let share = *self.links.share.borrow_and_update();
+        if let Some(core) = self.core() {
+            core.set_session_share(share, Instant::now());
+        }
+    }
+
     pub(super) fn on_tick(&mut self) {
         let now = Instant::now();
         match &mut self.phase {

@@ -3,7 +3,9 @@
 //! is still reported as that job.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinSet};
 
 use crate::store::StoreError;
@@ -39,6 +41,25 @@ impl Jobs {
         F: FnOnce() -> Result<JobOutput, StoreError> + Send + 'static,
     {
         let handle = self.set.spawn_blocking(work);
+        self.running.insert(handle.id(), job);
+    }
+
+    /// Runs `work` on a blocking thread as `job` once `limit` gives a
+    /// permit (kept until the work ends): the session's many torrents check
+    /// a few at a time rather than each on its own thread at once.
+    pub(super) fn spawn_limited<F>(&mut self, job: Job, limit: Arc<Semaphore>, work: F)
+    where
+        F: FnOnce() -> Result<JobOutput, StoreError> + Send + 'static,
+    {
+        let handle = self.set.spawn(async move {
+            // Never closed; if it were, the work runs unlimited.
+            let _permit = limit.acquire_owned().await;
+            match tokio::task::spawn_blocking(work).await {
+                Ok(result) => result,
+                // A panic of the work is this task's (reported as lost).
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        });
         self.running.insert(handle.id(), job);
     }
 

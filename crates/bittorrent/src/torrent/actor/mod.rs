@@ -1,6 +1,8 @@
 //! The torrent actor: a thin async shell. One `select!` waits on the
 //! mailbox, peer events, web seed events, blocking jobs, tracker updates,
-//! DHT results, the magnet's metadata fetch and a 1 s tick; each input goes
+//! DHT results, the magnet's metadata fetch, the session's share limits and a
+//! tick (every second, or rarely while the torrent is quiet: see
+//! [`schedule`](crate::torrent::core::schedule)); each input goes
 //! to the synchronous [`TorrentCore`], and the shell carries out the
 //! [`Action`](crate::torrent::core::Action)s it returns. The shell owns the
 //! IO (peer handles, web seed tasks, blocking jobs); the core owns the
@@ -15,12 +17,13 @@ mod effects;
 mod inputs;
 mod jobs;
 mod magnet;
+mod mailbox;
 mod webseeds;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::{broadcast, mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -36,15 +39,16 @@ use crate::picker::PickMode;
 use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
+use crate::torrent::actor::mailbox::Mailbox;
 use crate::torrent::actor::webseeds::WebSeedTasks;
 use crate::torrent::core::control::RunOptions;
+use crate::torrent::core::schedule::{QUIET_TICK, TICK};
 use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::status::SessionLinks;
 use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
-use crate::webseed::WebSeedEvent;
 
 /// Capacity of the mailbox all peers of a torrent report into.
 const PEER_EVENTS: usize = 256;
@@ -52,6 +56,8 @@ const PEER_EVENTS: usize = 256;
 /// event may hold a whole piece, and the tasks wait when it is full: this
 /// bounds the pieces waiting for the torrent.
 const WEB_SEED_EVENTS: usize = 4;
+/// Capacity of the mailbox the announce loop reports into.
+const TRACKER_UPDATES: usize = 16;
 
 /// Where the torrent is.
 enum Phase {
@@ -136,13 +142,15 @@ struct Shell {
     cancel: CancellationToken,
     phase: Phase,
     pending: Pending,
-    peer_tx: mpsc::Sender<PeerEvent>,
+    /// Where the peers report (made with the first peer).
+    peer_events: Mailbox<PeerEvent>,
     peers: HashMap<SocketAddr, PeerHandle>,
     peer_tasks: JoinSet<()>,
     /// The web seeds' tasks and handles.
     web: WebSeedTasks,
     jobs: Jobs,
-    tracker_tx: mpsc::Sender<TrackerUpdate>,
+    /// Where the announce loop reports (made when it starts).
+    tracker_updates: Mailbox<TrackerUpdate>,
     stats_tx: watch::Sender<TransferStats>,
     /// Each tracker's status, published by the announce loop (both phases).
     tracker_status: watch::Sender<Vec<TrackerStatus>>,
@@ -160,6 +168,8 @@ struct Shell {
     links: SessionLinks,
     /// The session still sends the queue's verdict.
     queue_open: bool,
+    /// The session still publishes its share limits.
+    share_open: bool,
     /// A magnet link not started yet: paused or queued from the start.
     deferred: Option<Source>,
     /// Wakes the announce loop for an announce now.
@@ -169,9 +179,6 @@ struct Shell {
 /// The receiving ends of the actor's mailboxes.
 struct Inputs {
     commands: mpsc::Receiver<TorrentCommand>,
-    peer_rx: mpsc::Receiver<PeerEvent>,
-    web_rx: mpsc::Receiver<WebSeedEvent>,
-    tracker_rx: mpsc::Receiver<TrackerUpdate>,
 }
 
 /// Runs a torrent until `cancel` fires, it is removed, or storage fails.
@@ -186,9 +193,6 @@ pub(crate) async fn run(
 ) {
     let info_hash = torrent.info_hash();
     let (source, pending) = Pending::split(torrent, *links.queued.borrow());
-    let (peer_tx, peer_rx) = mpsc::channel(PEER_EVENTS);
-    let (web_tx, web_rx) = mpsc::channel(WEB_SEED_EVENTS);
-    let (tracker_tx, tracker_rx) = mpsc::channel(16);
     // A magnet announces as a leecher of unknown size (left = 1) meanwhile.
     let (stats_tx, _) = watch::channel(TransferStats {
         uploaded: 0,
@@ -206,12 +210,12 @@ pub(crate) async fn run(
         cancel,
         phase: Phase::Ended,
         pending,
-        peer_tx,
+        peer_events: Mailbox::new(PEER_EVENTS),
         peers: HashMap::new(),
         peer_tasks: JoinSet::new(),
-        web: WebSeedTasks::new(web_tx),
+        web: WebSeedTasks::new(Mailbox::new(WEB_SEED_EVENTS)),
         jobs: Jobs::default(),
-        tracker_tx,
+        tracker_updates: Mailbox::new(TRACKER_UPDATES),
         stats_tx,
         tracker_status: watch::channel(Vec::new()).0,
         announcer: None,
@@ -221,19 +225,15 @@ pub(crate) async fn run(
         stopping: false,
         links,
         queue_open: true,
+        share_open: true,
         deferred: None,
         reannounce: Arc::new(Notify::new()),
     };
     shell.start(source);
     shell.publish_standing();
-    let mut inputs = Inputs {
-        commands,
-        peer_rx,
-        web_rx,
-        tracker_rx,
-    };
+    let mut inputs = Inputs { commands };
     shell.run(&mut inputs).await;
-    shell.shutdown(&mut inputs).await;
+    shell.shutdown().await;
 }
 
 /// Our listen endpoints as peers would list them: the listen address and
@@ -289,8 +289,9 @@ impl Shell {
     }
 
     async fn run(&mut self, inputs: &mut Inputs) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_tick = Instant::now();
+        let tick = tokio::time::sleep_until((last_tick + TICK).into());
+        tokio::pin!(tick);
         let cancel = self.cancel.clone();
         loop {
             tokio::select! {
@@ -300,12 +301,12 @@ impl Shell {
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                event = inputs.peer_rx.recv() => match event {
+                event = self.peer_events.recv() => match event {
                     Some(event) => self.on_peer_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
                 },
-                event = inputs.web_rx.recv() => match event {
+                event = self.web.events.recv() => match event {
                     Some(event) => self.on_web_seed_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -313,7 +314,7 @@ impl Shell {
                 Some((job, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
                     self.on_job(job, result);
                 }
-                update = inputs.tracker_rx.recv() => match update {
+                update = self.tracker_updates.recv() => match update {
                     Some(update) => self.on_tracker(update),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -335,16 +336,42 @@ impl Shell {
                     // The session dropped us: its cancellation follows.
                     Err(_) => self.queue_open = false,
                 },
-                _ = tick.tick() => self.on_tick(),
+                changed = self.links.share.changed(), if self.share_open => match changed {
+                    Ok(()) => self.on_session_share(),
+                    Err(_) => self.share_open = false,
+                },
+                () = &mut tick => {
+                    last_tick = Instant::now();
+                    self.on_tick();
+                }
             }
             self.perform_all();
             self.publish_standing();
+            // At a tick, and after any input while the torrent sleeps long
+            // (it may have become busy): when the next tick is due.
+            let deadline = tokio::time::Instant::from_std(last_tick + TICK);
+            if tick.is_elapsed() || tick.deadline() > deadline {
+                let due = self.next_tick(last_tick).into();
+                if due != tick.deadline() {
+                    tick.as_mut().reset(due);
+                }
+            }
+        }
+    }
+
+    /// When the tick after the one at `last` is due: the core's say while
+    /// it runs; every second while fetching metadata; rarely once ended.
+    fn next_tick(&mut self, last: Instant) -> Instant {
+        match &mut self.phase {
+            Phase::Running(running) => running.core.next_tick(last, Instant::now()),
+            Phase::Metadata(_) => last + TICK,
+            Phase::Ended => last + QUIET_TICK,
         }
     }
 
     /// Stops every child and waits for them; complete pieces are still
     /// verified and stored, and the last resume record written.
-    async fn shutdown(&mut self, inputs: &mut Inputs) {
+    async fn shutdown(&mut self) {
         log::debug!("{} stopping", self.tag);
         self.stopping = true;
         self.cancel.cancel();
@@ -360,13 +387,13 @@ impl Shell {
         while !self.peer_tasks.is_empty() {
             tokio::select! {
                 _ = self.peer_tasks.join_next() => {}
-                _ = inputs.peer_rx.recv() => {}
+                _ = self.peer_events.recv() => {}
             }
         }
         while !self.web.tasks.is_empty() {
             tokio::select! {
                 _ = self.web.tasks.join_next() => {}
-                _ = inputs.web_rx.recv() => {}
+                _ = self.web.events.recv() => {}
             }
         }
         loop {

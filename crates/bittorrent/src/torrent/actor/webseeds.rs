@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::metainfo::{check_web_seed_url, MetaInfo};
+use crate::torrent::actor::mailbox::Mailbox;
 use crate::torrent::actor::{Phase, Shell};
 use crate::webseed::{self, WebSeedCommand, WebSeedConfig, WebSeedEvent, WebSeedHandle, WebSeedId};
 
@@ -19,11 +19,12 @@ use crate::webseed::{self, WebSeedCommand, WebSeedConfig, WebSeedEvent, WebSeedH
 pub(super) struct WebSeedTasks {
     pub(super) tasks: JoinSet<()>,
     handles: HashMap<WebSeedId, (WebSeedHandle, CancellationToken)>,
-    events: mpsc::Sender<WebSeedEvent>,
+    /// Where the tasks report (made with the first).
+    pub(super) events: Mailbox<WebSeedEvent>,
 }
 
 impl WebSeedTasks {
-    pub(super) fn new(events: mpsc::Sender<WebSeedEvent>) -> Self {
+    pub(super) fn new(events: Mailbox<WebSeedEvent>) -> Self {
         Self {
             tasks: JoinSet::new(),
             handles: HashMap::new(),
@@ -67,7 +68,7 @@ impl Shell {
                 &url,
                 Arc::clone(meta),
                 config.clone(),
-                self.web.events.clone(),
+                self.web.events.sender(),
                 cancel.clone(),
                 &mut self.web.tasks,
             );

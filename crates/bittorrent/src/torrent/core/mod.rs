@@ -1,6 +1,7 @@
 //! The torrent's synchronous core: every decision of a running torrent,
 //! without IO. The actor feeds it inputs (commands, peer events, job results,
-//! tracker and DHT answers, a 1 s tick) with the current time and carries out
+//! tracker and DHT answers, a tick: every second, or
+//! rarely when quiet, see [`schedule`]) with the current time and carries out
 //! the [`Action`]s it returns.
 //!
 //! Parts, each with one job and its own tests:
@@ -10,7 +11,9 @@
 //! - [`readers::Readers`]: streaming waiters and read-ahead windows;
 //! - [`selection::Selection`]: file priorities and the pick mode;
 //! - [`swarm::Swarm`]: candidate addresses, backoff, bans;
-//! - [`webseeds::WebSeeds`]: each web seed's state, run length, backoff.
+//! - [`webseeds::WebSeeds`]: each web seed's state, run length, backoff;
+//! - [`schedule`]: when the next tick is due (every second, or rarely
+//!   when the torrent is quiet).
 //!
 //! `TorrentCore`'s own methods only route between the parts; they are split
 //! by topic over `lifecycle.rs`, `peering.rs`, `flow.rs`, `streaming.rs` and
@@ -24,6 +27,7 @@ pub(crate) mod peers;
 pub(crate) mod piece;
 pub(crate) mod pieces;
 pub(crate) mod readers;
+pub(crate) mod schedule;
 pub(crate) mod selection;
 mod streaming;
 pub(crate) mod swarm;
@@ -297,7 +301,7 @@ impl TorrentCore {
         }
     }
 
-    /// Once a second: pipelines, snubs, resume record, choke rounds, web
+    /// Every second, or rarely while quiet (see [`schedule`]): pipelines, snubs, resume record, choke rounds, web
     /// seeds' runs, dials, PEX, DHT, readers' leftovers, statistics.
     pub(crate) fn tick(&mut self, now: Instant) {
         if self.state == State::Stopping {

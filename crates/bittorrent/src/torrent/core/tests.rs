@@ -23,6 +23,7 @@ use crate::webseed::{WebSeedCommand, WebSeedError, WebSeedEvent, WebSeedId};
 
 mod control;
 mod fast;
+mod schedule;
 mod webseeds;
 
 /// Two blocks per piece.

@@ -170,6 +170,13 @@ impl WebSeeds {
             .count()
     }
 
+    /// Whether any web seed is left (not dropped).
+    pub(crate) fn in_use(&self) -> bool {
+        self.seeds
+            .iter()
+            .any(|s| !matches!(s.state, SeedState::Dropped))
+    }
+
     /// Pieces the runs in progress still hold (requested, not delivered).
     pub(crate) fn held_pieces(&self) -> usize {
         self.seeds
