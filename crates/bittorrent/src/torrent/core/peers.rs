@@ -30,7 +30,7 @@ pub(crate) const MAX_PIPELINE: usize = 256;
 /// pipeline is held to its share. What is in flight lands in memory, even
 /// once verification stops new requests, so this bounds the piece data we
 /// hold (with `pieces::MAX_VERIFY_BACKLOG`) whatever the number of peers.
-pub(crate) const REQUEST_BUDGET: u64 = 3 * 1024 * 1024;
+pub(crate) const REQUEST_BUDGET: u64 = 8 * 1024 * 1024;
 /// A peer that owes us blocks and sends none for this long is dropped.
 pub(crate) const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 

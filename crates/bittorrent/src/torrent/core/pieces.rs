@@ -25,7 +25,7 @@ use crate::types::BlockInfo;
 /// we stop requesting (backpressure when hashing and disk are slower than the
 /// network). With the request budget (`peers.rs`) it bounds the piece data
 /// held in memory: what is requested lands on top of this when it binds.
-pub(crate) const MAX_VERIFY_BACKLOG: u64 = 3 * 1024 * 1024;
+pub(crate) const MAX_VERIFY_BACKLOG: u64 = 4 * 1024 * 1024;
 /// Failed pieces a peer may have co-contributed to (without being identified
 /// as the culprit) before it is banned anyway.
 pub(crate) const BAN_THRESHOLD: u32 = 4;
