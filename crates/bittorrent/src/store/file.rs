@@ -1,6 +1,6 @@
 //! [`FileStore`]: pieces written into the torrent's files on disk.
 //!
-//! All IO is positional (`pwrite`/`pread` through
+//! All IO is positional (`pwritev` through rustix, `pread` through
 //! [`std::os::unix::fs::FileExt`]): no file has a shared cursor, so any number
 //! of threads may read and write at once through the same handles.
 
@@ -20,7 +20,7 @@ use bytes::Bytes;
 use crate::bitfield::Bitfield;
 use crate::metainfo::MetaInfo;
 use crate::recovery::{self, DiskState, OnDisk, Recovery};
-use crate::store::handles::{BlockCursor, HandleCache};
+use crate::store::handles::{pwrite_all, BlockCursor, HandleCache};
 use crate::store::journal::{Journal, JournalState};
 use crate::store::parts::PartFile;
 use crate::store::paths::check_paths;
@@ -273,21 +273,16 @@ impl Store for FileStore {
             if !target.in_parts {
                 self.written[slice.file].store(true, Ordering::Relaxed);
             }
-            let mut done = 0;
-            while done < slice.length {
-                let chunk = cursor.take(slice.length - done);
-                if chunk.is_empty() {
-                    // Unreachable: the blocks add up to the piece length.
-                    return Err(out_of_range());
-                }
-                file.write_all_at(chunk, target.offset + done)
-                    .map_err(|source| StoreError::Io {
-                        op: "write",
-                        path: target.path.to_path_buf(),
-                        source,
-                    })?;
-                done += chunk.len() as u64;
+            let parts = cursor.take_parts(slice.length);
+            if parts.iter().map(|p| p.len() as u64).sum::<u64>() != slice.length {
+                // Unreachable: the blocks add up to the piece length.
+                return Err(out_of_range());
             }
+            pwrite_all(&file, &parts, target.offset).map_err(|source| StoreError::Io {
+                op: "write",
+                path: target.path.to_path_buf(),
+                source,
+            })?;
             self.restamp(match target.in_parts {
                 true => self.parts_slot(),
                 false => slice.file,

@@ -1,8 +1,10 @@
 //! The [`FileStore`](crate::store::FileStore)'s helpers for positional IO:
-//! a cache of open handles and a cursor over a piece's blocks.
+//! a cache of open handles, a cursor over a piece's blocks and vectored
+//! positional writes.
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{self, IoSlice};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -112,6 +114,21 @@ impl<'a> BlockCursor<'a> {
         &[]
     }
 
+    /// The next `len` bytes (fewer at the end) as slices of the blocks.
+    pub(super) fn take_parts(&mut self, len: u64) -> Vec<&'a [u8]> {
+        let mut parts = Vec::new();
+        let mut left = len;
+        while left > 0 {
+            let chunk = self.take(left);
+            if chunk.is_empty() {
+                break;
+            }
+            left -= chunk.len() as u64;
+            parts.push(chunk);
+        }
+        parts
+    }
+
     /// Skips `n` bytes.
     pub(super) fn skip(&mut self, mut n: u64) {
         while n > 0 {
@@ -122,6 +139,34 @@ impl<'a> BlockCursor<'a> {
             n -= chunk.len() as u64;
         }
     }
+}
+
+/// Slices one `pwritev` takes at most (Linux's `IOV_MAX`).
+const MAX_SLICES: usize = 1024;
+
+/// Writes `parts` end to end at `offset` of `file`: one `pwritev` for a
+/// whole run of blocks (a syscall per block otherwise), repeated while the
+/// kernel takes less.
+///
+/// # Errors
+/// The OS error; [`io::ErrorKind::WriteZero`] if nothing could be written.
+pub(super) fn pwrite_all(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let batch = rest.len().min(MAX_SLICES);
+        let n = match rustix::io::pwritev(file, &rest[..batch], offset) {
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

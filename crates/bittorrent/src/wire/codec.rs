@@ -122,6 +122,14 @@ impl Default for MessageCodec {
     }
 }
 
+/// Room reserved in the read buffer past an incomplete `piece` frame, so a
+/// busy connection reads several blocks per syscall: each buffer the socket
+/// is read into is about this much larger than one block, and the blocks
+/// are split off it without a copy (only an incomplete frame at its end is
+/// copied into the next one). Below glibc's 128 KiB mmap threshold, so the
+/// buffers come from the heap and are reused.
+const READ_AHEAD: usize = 64 * 1024;
+
 /// Message ids of BEP 3, BEP 6 and BEP 10.
 mod id {
     pub const CHOKE: u8 = 0;
@@ -201,7 +209,16 @@ impl Decoder for MessageCodec {
             check_len(src[P], len)?;
         }
         if src.len() < total {
-            src.reserve(total - src.len());
+            let missing = total - src.len();
+            if src.capacity() - src.len() < missing {
+                // A block: room for the ones behind it too, so one read takes
+                // several (they are split off this buffer without a copy).
+                let ahead = match src.get(P) {
+                    Some(&id::PIECE) => READ_AHEAD,
+                    _ => 0,
+                };
+                src.reserve(missing + ahead);
+            }
             return Ok(None);
         }
         // The whole frame is buffered and its length fits its id.
@@ -543,6 +560,29 @@ mod tests {
         assert_eq!(codec.decode(&mut buf).expect("decode"), None);
         assert_eq!(&buf[..], &wire[..13]);
         assert!(buf.capacity() >= wire.len(), "reserved {}", buf.capacity());
+    }
+
+    #[test]
+    fn a_partial_block_reserves_read_ahead_once() {
+        let wire = encode(&Message::Piece {
+            piece: 1,
+            begin: 0,
+            data: Bytes::from(vec![7u8; BLOCK as usize]),
+        });
+        let mut buf = BytesMut::from(&wire[..13]);
+        let mut codec = MessageCodec::default();
+        assert_eq!(codec.decode(&mut buf).expect("decode"), None);
+        let cap = buf.capacity();
+        assert!(cap >= wire.len() + READ_AHEAD, "reserved {cap}");
+        // The frame fits now: no more room is taken for it.
+        buf.extend_from_slice(&wire[13..100]);
+        assert_eq!(codec.decode(&mut buf).expect("decode"), None);
+        assert_eq!(buf.capacity(), cap, "buffer grew again");
+        // A short frame other than a block reserves only what it lacks.
+        let have = encode(&Message::Have(3));
+        let mut buf = BytesMut::from(&have[..5]);
+        assert_eq!(codec.decode(&mut buf).expect("decode"), None);
+        assert!(buf.capacity() < READ_AHEAD, "reserved {}", buf.capacity());
     }
 
     #[test]

@@ -26,6 +26,11 @@ use crate::types::{BlockInfo, PeerId, BLOCK_SIZE};
 /// Pipeline depth bounds (blocks requested and not yet received, per peer).
 pub(crate) const MIN_PIPELINE: usize = 32;
 pub(crate) const MAX_PIPELINE: usize = 256;
+/// Bytes requested and not yet received, over all peers: each peer's
+/// pipeline is held to its share. What is in flight lands in memory, even
+/// once verification stops new requests, so this bounds the piece data we
+/// hold (with `pieces::MAX_VERIFY_BACKLOG`) whatever the number of peers.
+pub(crate) const REQUEST_BUDGET: u64 = 8 * 1024 * 1024;
 /// A peer that owes us blocks and sends none for this long is dropped.
 pub(crate) const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -248,8 +253,16 @@ impl PeerSet {
         }
     }
 
-    /// Fills `addr`'s pipeline up to its target depth with blocks from the
-    /// picker.
+    /// A peer's share of [`REQUEST_BUDGET`] in blocks: the budget split
+    /// among the peers that unchoke us, never below [`MIN_PIPELINE`].
+    fn request_share(&self) -> usize {
+        let budget = (REQUEST_BUDGET / u64::from(BLOCK_SIZE)) as usize;
+        let senders = self.peers.values().filter(|p| !p.choking_us).count();
+        (budget / senders.max(1)).max(MIN_PIPELINE)
+    }
+
+    /// Fills `addr`'s pipeline up to its target depth (within its share of
+    /// [`REQUEST_BUDGET`]) with blocks from the picker.
     pub(crate) fn fill(
         &mut self,
         addr: SocketAddr,
@@ -257,6 +270,7 @@ impl PeerSet {
         now: Instant,
         out: &mut Vec<Action>,
     ) {
+        let share = self.request_share();
         let Some(peer) = self.peers.get_mut(&addr) else {
             return;
         };
@@ -266,7 +280,7 @@ impl PeerSet {
         if peer.choking_us && peer.allowed_fast.is_empty() {
             return;
         }
-        let room = peer.target.saturating_sub(peer.in_flight.len());
+        let room = peer.target.min(share).saturating_sub(peer.in_flight.len());
         // Small top-ups are batched, except when the pipeline is nearly dry.
         if room == 0 || (room < 4 && peer.in_flight.len() > 4) {
             return;
@@ -575,6 +589,34 @@ mod tests {
         assert_eq!(blocks.len(), MIN_PIPELINE, "the whole target at once");
         assert_eq!(set.choked_us(addr(1), false, &mut picker), MIN_PIPELINE);
         assert!(set.get(&addr(1)).unwrap().in_flight.is_empty());
+    }
+
+    #[test]
+    fn the_request_budget_is_shared_by_the_peers_that_unchoke_us() {
+        let now = Instant::now();
+        let mut set = connected_set(8, now);
+        let budget = (REQUEST_BUDGET / u64::from(BLOCK_SIZE)) as usize;
+        assert_eq!(set.request_share(), budget, "nobody unchokes us yet");
+        let pieces = 64;
+        let mut picker = Picker::new(pieces, 16 * BLOCK_SIZE, 1 << 30).with_rng_seed(1);
+        let mut out = Vec::new();
+        for i in 1..=4 {
+            let peer = set.get_mut(&addr(i)).unwrap();
+            peer.bitfield = Bitfield::full(pieces);
+            picker.add_peer(&peer.bitfield);
+            peer.choking_us = false;
+            peer.am_interested = true;
+            peer.target = MAX_PIPELINE;
+        }
+        assert_eq!(set.request_share(), (budget / 4).max(MIN_PIPELINE));
+        for i in 1..=4 {
+            set.fill(addr(i), &mut picker, now, &mut out);
+        }
+        let in_flight: usize = (1..=4)
+            .map(|i| set.get(&addr(i)).unwrap().in_flight.len())
+            .sum();
+        assert_eq!(in_flight, 4 * (budget / 4).max(MIN_PIPELINE));
+        assert!(in_flight as u64 * u64::from(BLOCK_SIZE) <= REQUEST_BUDGET);
     }
 
     #[test]

@@ -21,9 +21,11 @@ use crate::torrent::core::verify::{SuspectBlock, Verified, VerifyJob};
 use crate::torrent::core::Action;
 use crate::types::BlockInfo;
 
-/// Bytes of complete pieces allowed to wait for verification before we stop
-/// requesting (backpressure when hashing and disk are slower than the network).
-pub(crate) const MAX_VERIFY_BACKLOG: u64 = 16 * 1024 * 1024;
+/// Bytes of complete pieces allowed to wait for or be in verification before
+/// we stop requesting (backpressure when hashing and disk are slower than the
+/// network). With the request budget (`peers.rs`) it bounds the piece data
+/// held in memory: what is requested lands on top of this when it binds.
+pub(crate) const MAX_VERIFY_BACKLOG: u64 = 4 * 1024 * 1024;
 /// Failed pieces a peer may have co-contributed to (without being identified
 /// as the culprit) before it is banned anyway.
 pub(crate) const BAN_THRESHOLD: u32 = 4;
@@ -165,10 +167,12 @@ impl PieceFlow {
         }
     }
 
-    /// True while too many complete pieces wait for verification.
+    /// True while too many complete pieces wait for or are in verification
+    /// (never before every verification slot has a piece and one waits).
     pub(crate) fn backlogged(&self) -> bool {
         let piece = u64::from(self.meta.piece_length).max(1);
-        self.queue.len() as u64 * piece >= MAX_VERIFY_BACKLOG.max(piece)
+        let floor = (self.max_verifying as u64 + 1) * piece;
+        self.in_verification() as u64 * piece >= MAX_VERIFY_BACKLOG.max(floor)
     }
 
     /// Pieces queued or being verified.
@@ -392,6 +396,37 @@ mod tests {
             flow.wasted(),
             u64::from(BAN_THRESHOLD) * 2 * u64::from(BLOCK_SIZE)
         );
+    }
+
+    #[test]
+    fn the_backlog_counts_pieces_queued_and_verifying() {
+        let piece = 2 << 20;
+        let meta = MetaInfo::for_test("t", piece, &[("f", 4 * u64::from(piece), false)]);
+        let picker = Picker::new(4, piece, 4 * u64::from(piece)).with_rng_seed(3);
+        let mut flow = PieceFlow::new(Arc::new(meta), picker, 1);
+        let all = crate::bitfield::Bitfield::full(4);
+        flow.picker.add_peer(&all);
+        let blocks = flow.picker.pick(&all, &Default::default(), 256);
+        let (last, first) = blocks.split_last().unwrap();
+        for b in first {
+            flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
+        }
+        let mut out = Vec::new();
+        flow.start_verifications(&mut out);
+        assert_eq!(flow.verifying(), 1);
+        assert!(!flow.backlogged(), "one piece of 2 MiB in verification");
+        flow.block(addr(1), *last, Bytes::from(vec![0; last.length as usize]));
+        assert!(flow.backlogged(), "one verifying and one waiting: 4 MiB");
+        let job = jobs(out).pop().unwrap();
+        let good = Verified {
+            piece: job.piece,
+            result: Ok(true),
+            senders: Vec::new(),
+            block_hashes: Vec::new(),
+            liars: Vec::new(),
+        };
+        flow.verified(good, &mut Vec::new());
+        assert!(!flow.backlogged());
     }
 
     #[test]
