@@ -21,6 +21,7 @@
 //! above the most a torrent requests from one peer at once (256 blocks,
 //! 4 MiB), so the window does not close under a full pipeline.
 
+pub(crate) mod conn;
 mod demux;
 mod udp;
 
