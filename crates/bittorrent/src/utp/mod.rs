@@ -23,6 +23,7 @@
 
 pub(crate) mod conn;
 mod demux;
+mod packet;
 mod udp;
 
 pub use demux::{classify, Datagram, Header, HeaderError, PacketType, HEADER_LEN};
