@@ -126,8 +126,11 @@ impl Ledbat {
         let acked = acked as f64;
         let linear = GAIN * off_target * acked.min(self.cwnd) / self.cwnd;
         if delay > self.target_us && self.slow_start {
+            // Past the target in slow start: the last round trip doubled
+            // the window, so the queue may hold up to a window. Halve.
             self.slow_start = false;
-            self.ssthresh = self.cwnd / 2.0;
+            self.cwnd = (self.cwnd / 2.0).max(self.mss);
+            self.ssthresh = self.cwnd;
         }
         let gain = if !self.slow_start {
             linear
@@ -190,7 +193,7 @@ mod tests {
         assert_eq!(l.queuing_delay_us(), 150_000);
         l.on_ack(MSS, true);
         assert!(!l.in_slow_start());
-        assert!(l.window() < 1 << 20);
+        assert!(l.window() < 1 << 19, "halved, then shrinking");
     }
 
     #[test]

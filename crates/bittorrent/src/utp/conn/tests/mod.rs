@@ -1,2 +1,3 @@
+mod conn;
 mod sim;
 mod transfer;

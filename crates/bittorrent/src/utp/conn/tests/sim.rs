@@ -226,21 +226,30 @@ impl Pair {
         }
     }
 
+    /// One round of the applications and the network: `a` writes from
+    /// `data[*written..]` (and closes when all is written), `b` reads.
+    /// Returns how both ended once they have.
+    pub(crate) fn pump(&mut self, data: &[u8], written: &mut usize) -> Option<(Closed, Closed)> {
+        *written += self.a.write(&data[*written..]);
+        if *written == data.len() {
+            self.a.close(self.now);
+        }
+        self.read();
+        if let (Some(a), Some(b)) = (self.a.closed(), self.b.as_ref().and_then(|b| b.closed())) {
+            return Some((a, b));
+        }
+        assert!(self.step(), "stuck at {:?}", self.now - self.start);
+        None
+    }
+
     /// Sends `data` from `a` to `b` and closes both; returns how each
     /// ended. Panics if simulated time passes `limit`.
     pub(crate) fn transfer(&mut self, data: &[u8], limit: Duration) -> (Closed, Closed) {
         let mut written = 0;
         loop {
-            written += self.a.write(&data[written..]);
-            if written == data.len() {
-                self.a.close(self.now);
+            if let Some(ends) = self.pump(data, &mut written) {
+                return ends;
             }
-            self.read();
-            if let (Some(a), Some(b)) = (self.a.closed(), self.b.as_ref().and_then(|b| b.closed()))
-            {
-                return (a, b);
-            }
-            assert!(self.step(), "stuck at {:?}", self.now - self.start);
             assert!(
                 self.now - self.start < limit,
                 "not done in {limit:?}: {} of {} bytes",

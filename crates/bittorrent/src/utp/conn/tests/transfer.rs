@@ -67,3 +67,33 @@ fn several_seeds_with_loss() {
         transfer(link(2, 3, 0.03), MIB / 2, seed);
     }
 }
+
+/// Not a test: the core's cost per packet. 256 MiB over a lossless link
+/// with 50 µs each way, both connections on one thread; prints packets per
+/// second of wall time. Run:
+/// `cargo test --release -p bittorrent --lib utp::conn::tests::transfer::bench -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_256_mib() {
+    let size = 256 * MIB;
+    let l = LinkConfig {
+        delay: Duration::from_micros(50),
+        ..LinkConfig::default()
+    };
+    let data = Rng::new(7).bytes(size);
+    let mut pair = Pair::new(Config::default(), l, l, 7);
+    let wall = std::time::Instant::now();
+    let ends = pair.transfer(&data, Duration::from_secs(3600));
+    let secs = wall.elapsed().as_secs_f64();
+    assert_eq!(ends, (Closed::Fin, Closed::Fin));
+    assert!(pair.received == data);
+    let packets = pair.ab.sent + pair.ba.sent;
+    println!(
+        "256 MiB: {packets} datagrams ({} data, {} acks) in {secs:.3} s wall: {:.0} datagrams/s, {:.0} MB/s; simulated {:?}",
+        pair.ab.sent,
+        pair.ba.sent,
+        packets as f64 / secs,
+        size as f64 / secs / 1e6,
+        pair.now - pair.start,
+    );
+}
