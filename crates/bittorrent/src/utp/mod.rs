@@ -26,6 +26,7 @@
 
 pub(crate) mod conn;
 mod demux;
+mod packet;
 mod socket;
 mod stream;
 mod table;
