@@ -26,6 +26,8 @@ mod demux;
 mod packet;
 mod udp;
 
+#[doc(hidden)]
+pub use conn::fuzz_connection;
 pub use demux::{classify, Datagram, Header, HeaderError, PacketType, HEADER_LEN};
 pub(crate) use udp::{SharedUdp, UdpPort};
 
