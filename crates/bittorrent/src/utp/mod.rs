@@ -32,6 +32,8 @@ mod stream;
 mod table;
 mod udp;
 
+#[doc(hidden)]
+pub use conn::fuzz_connection;
 pub use demux::{classify, Datagram, Header, HeaderError, PacketType, HEADER_LEN};
 pub(crate) use udp::{SharedUdp, UdpPort};
 

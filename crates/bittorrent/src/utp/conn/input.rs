@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::utp::conn::send::Acked;
 use crate::utp::conn::{seq, Closed, Connection, State};
-use crate::utp::demux::PacketType;
+use crate::utp::demux::{Header, PacketType};
 use crate::utp::packet::Packet;
 
 /// Duplicate ACKs (or packets SACKed past a hole) that mean a loss.
@@ -20,50 +20,10 @@ impl Connection {
         let Some(p) = Packet::parse(datagram) else {
             return;
         };
+        if !self.admit(&p.header, datagram) {
+            return;
+        }
         let h = p.header;
-        if self.closed.is_some() {
-            // Ended in order: the peer may not have our ACK of its FIN.
-            if self.closed == Some(Closed::Fin) && h.packet_type == PacketType::Fin {
-                self.ack_owed = true;
-            }
-            return;
-        }
-        if h.packet_type == PacketType::Syn {
-            if self.is_resent_syn(datagram) {
-                self.ack_owed = true;
-            }
-            return;
-        }
-        if h.connection_id != self.recv_id {
-            return;
-        }
-        if h.packet_type == PacketType::Reset {
-            let why = if self.state == State::SynSent {
-                Closed::Refused
-            } else {
-                Closed::Reset
-            };
-            self.end(why);
-            return;
-        }
-        // An ACK of something never sent: forged or broken, ignored.
-        if seq::after(h.ack_nr, self.send.next_seq().wrapping_sub(1)) {
-            return;
-        }
-        let carries_seq = matches!(h.packet_type, PacketType::Data | PacketType::Fin);
-        match self.state {
-            State::SynSent => {
-                if h.ack_nr != self.send.first_seq() {
-                    return;
-                }
-                self.state = State::Connected;
-                self.connect_deadline = None;
-                self.recv.set_ack_nr(h.seq_nr.wrapping_sub(1));
-            }
-            _ if carries_seq && self.recv.too_far(h.seq_nr) => return,
-            State::SynRecv => self.state = State::Connected,
-            _ => {}
-        }
         self.timeouts = 0;
         self.peer_wnd = h.wnd_size as usize;
         if h.timestamp_us != 0 {
@@ -84,6 +44,56 @@ impl Connection {
             _ => {}
         }
         self.check_done();
+    }
+
+    /// Whether a packet goes on to the ACK and data handling: answers a
+    /// resent SYN, takes a RESET, completes our handshake, drops what is
+    /// not for this connection or out of range.
+    fn admit(&mut self, h: &Header, datagram: &[u8]) -> bool {
+        if self.closed.is_some() {
+            // Ended in order: the peer may not have our ACK of its FIN.
+            if self.closed == Some(Closed::Fin) && h.packet_type == PacketType::Fin {
+                self.ack_owed = true;
+            }
+            return false;
+        }
+        if h.packet_type == PacketType::Syn {
+            if self.is_resent_syn(datagram) {
+                self.ack_owed = true;
+            }
+            return false;
+        }
+        if h.connection_id != self.recv_id {
+            return false;
+        }
+        if h.packet_type == PacketType::Reset {
+            let why = if self.state == State::SynSent {
+                Closed::Refused
+            } else {
+                Closed::Reset
+            };
+            self.end(why);
+            return false;
+        }
+        // An ACK of something never sent: forged or broken, ignored.
+        if seq::after(h.ack_nr, self.send.next_seq().wrapping_sub(1)) {
+            return false;
+        }
+        let carries_seq = matches!(h.packet_type, PacketType::Data | PacketType::Fin);
+        match self.state {
+            State::SynSent => {
+                if h.ack_nr != self.send.first_seq() {
+                    return false;
+                }
+                self.state = State::Connected;
+                self.connect_deadline = None;
+                self.recv.set_ack_nr(h.seq_nr.wrapping_sub(1));
+            }
+            _ if carries_seq && self.recv.too_far(h.seq_nr) => return false,
+            State::SynRecv => self.state = State::Connected,
+            _ => {}
+        }
+        true
     }
 
     /// The ACK fields of a packet.

@@ -16,6 +16,7 @@
 //! acceptor's `recv_id`); the SYN carries the initiator's `recv_id`.
 #![allow(dead_code)] // until the driver (utp/socket) uses every part
 
+mod fuzz;
 mod input;
 mod ledbat;
 mod output;
@@ -27,6 +28,8 @@ mod seq;
 mod tests;
 
 use std::time::{Duration, Instant};
+
+pub use fuzz::fuzz_connection;
 
 use crate::utp::demux::{PacketType, HEADER_LEN};
 use crate::utp::packet::Packet;

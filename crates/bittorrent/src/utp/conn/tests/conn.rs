@@ -318,3 +318,12 @@ fn garbage_never_panics() {
         b.handle_timeout(now + Duration::from_millis(i as u64));
     }
 }
+
+#[test]
+fn the_fuzz_entry_survives_random_input() {
+    let mut rng = Rng::new(5);
+    for _ in 0..300 {
+        let len = (rng.next_u64() % 3000) as usize;
+        crate::utp::fuzz_connection(&rng.bytes(len));
+    }
+}
