@@ -158,6 +158,15 @@ impl Inner {
     /// Sends what the connection has to send now, queues its next deadline.
     /// On a full socket the rest waits for the endpoint's task.
     pub(crate) fn transmit(&self, cell: &Arc<Cell>, st: &mut ConnState, now: Instant) {
+        if self.send(cell, st, now) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// [`transmit`](Self::transmit) without waking the endpoint's task:
+    /// true when the socket was full and the connection was queued for it.
+    fn send(&self, cell: &Arc<Cell>, st: &mut ConnState, now: Instant) -> bool {
+        let mut queued = false;
         let to = cell.key.0;
         let mut len = st.unsent.take();
         while let Some(n) = len.or_else(|| st.conn.poll_transmit(now, &mut st.buf)) {
@@ -167,8 +176,8 @@ impl Inner {
                     st.unsent = Some(n);
                     if !st.blocked {
                         st.blocked = true;
+                        queued = true;
                         lock(&self.blocked).push(Arc::clone(cell));
-                        self.wake.notify_one();
                     }
                     break;
                 }
@@ -180,6 +189,7 @@ impl Inner {
             }
         }
         self.schedule(cell.key, st);
+        queued
     }
 
     /// Queues the connection's next deadline if it is earlier than the one
@@ -415,7 +425,7 @@ impl Inner {
         for cell in touched.drain(..) {
             let (announce, closed) = {
                 let mut st = cell.lock();
-                self.transmit(&cell, &mut st, now);
+                self.send(&cell, &mut st, now);
                 st.wake();
                 let announce = st.unannounced && st.conn.is_established();
                 if announce {
@@ -470,7 +480,7 @@ impl Inner {
         for cell in blocked {
             let mut st = cell.lock();
             st.blocked = false;
-            self.transmit(&cell, &mut st, now);
+            self.send(&cell, &mut st, now);
             st.wake();
         }
     }
