@@ -1,26 +1,19 @@
 //! The session's one UDP socket, shared by uTP and the DHT as libtorrent
-//! does. uTP's dispatcher reads it (through [`Demux`], its transport): uTP
-//! packets go to uTP, KRPC datagrams are queued for the DHT
-//! ([`SharedUdp`]), anything else is dropped. Both send through it.
+//! does. uTP's endpoint reads it: uTP packets go to uTP, KRPC datagrams are
+//! queued for the DHT ([`DhtQueue`] to [`SharedUdp`]), anything else is
+//! dropped. Both send through it.
 //!
 //! On a dual-stack socket (`[::]`) IPv4 peers appear as IPv4-mapped IPv6
 //! addresses: they are turned back into IPv4 on receipt and mapped again on
 //! sending, so neither uTP nor the DHT sees the difference.
 
-use std::future::Future;
-use std::io::{self, IoSlice};
+use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use librqbit_dualstack_sockets::PollSendToVectored;
-use librqbit_utp::Transport;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-
-use crate::utp::demux::{classify, Datagram};
 
 /// A datagram for the DHT and its sender.
 pub(crate) type Inbound = (Vec<u8>, SocketAddr);
@@ -79,6 +72,39 @@ impl UdpPort {
     /// The OS error of the send.
     pub(crate) async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
         self.socket.send_to(buf, self.target(to)).await
+    }
+
+    /// Sends one datagram to `to` if the socket takes it now.
+    ///
+    /// # Errors
+    /// `WouldBlock` when the socket's send buffer is full; the OS error.
+    pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.try_send_to(buf, self.target(to))
+    }
+
+    /// Receives one datagram if one is there, with the sender's address as
+    /// uTP and the DHT see it (IPv4 unmapped).
+    ///
+    /// # Errors
+    /// `WouldBlock` when none is queued; the OS error.
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        let (len, from) = self.socket.try_recv_from(buf)?;
+        Ok((len, canonical(from)))
+    }
+
+    /// Waits until a datagram may be there.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        self.socket.readable().await
+    }
+
+    /// Waits until the send buffer has room.
+    pub(crate) async fn writable(&self) -> io::Result<()> {
+        self.socket.writable().await
+    }
+
+    /// The bound address.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local
     }
 }
 
@@ -175,103 +201,38 @@ impl SharedUdp {
     }
 }
 
-/// uTP's transport over the shared socket: reads every datagram, keeps the
-/// uTP ones, queues the DHT's.
+/// The DHT's queue on the shared socket: the endpoint's receive task reads
+/// every datagram, keeps the uTP ones and hands the DHT's over here.
 #[derive(Debug)]
-pub(crate) struct Demux {
-    port: UdpPort,
-    dht: mpsc::Sender<Inbound>,
+pub(crate) struct DhtQueue {
+    tx: mpsc::Sender<Inbound>,
 }
 
-impl Demux {
-    /// A demultiplexer over `port`, and the DHT's side of it (which may be
-    /// dropped: DHT datagrams are then dropped too).
-    pub(crate) fn new(port: UdpPort) -> (Self, SharedUdp) {
-        let (dht, rx) = mpsc::channel(DHT_QUEUE);
+impl DhtQueue {
+    /// A queue for `port`'s DHT datagrams, and the DHT's side of it (which
+    /// may be dropped: DHT datagrams are then dropped too).
+    pub(crate) fn new(port: &UdpPort) -> (Self, SharedUdp) {
+        let (tx, rx) = mpsc::channel(DHT_QUEUE);
         let shared = SharedUdp {
             port: port.clone(),
             rx,
             ipv6_half: false,
         };
-        (Self { port, dht }, shared)
+        (Self { tx }, shared)
     }
 
-    /// Reads datagrams until a uTP one; DHT ones are queued on the way.
-    /// A receive error is logged and skipped: uTP's dispatcher ends on
-    /// the first error it sees, and one bad datagram must not end uTP.
-    async fn next_utp(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        loop {
-            let (len, from) = match self.port.socket.recv_from(buf).await {
-                Ok(received) => received,
-                Err(e) => {
-                    log::debug!("UDP receive error: {e}");
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    continue;
-                }
-            };
-            let from = canonical(from);
-            let bytes = &buf[..len.min(buf.len())];
-            match classify(bytes) {
-                Datagram::Utp => return Ok((bytes.len(), from)),
-                Datagram::Dht => {
-                    if self.dht.try_send((bytes.to_vec(), from)).is_err() {
-                        log::trace!("{from}: DHT datagram dropped (DHT off or busy)");
-                    }
-                }
-                Datagram::Unknown => log::trace!("{from}: unknown datagram dropped"),
-            }
+    /// Queues one DHT datagram; dropped when the DHT is off or behind.
+    pub(crate) fn push(&self, bytes: &[u8], from: SocketAddr) {
+        if self.tx.try_send((bytes.to_vec(), from)).is_err() {
+            log::trace!("{from}: DHT datagram dropped (DHT off or busy)");
         }
-    }
-}
-
-impl PollSendToVectored for Demux {
-    fn poll_send_to_vectored(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-        target: SocketAddr,
-    ) -> Poll<io::Result<usize>> {
-        self.port
-            .socket
-            .poll_send_to_vectored(cx, bufs, self.port.target(target))
-    }
-}
-
-impl Transport for Demux {
-    fn recv_from<'a>(
-        &'a self,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send + Sync + 'a {
-        self.next_utp(buf)
-    }
-
-    fn send_to<'a>(
-        &'a self,
-        buf: &'a [u8],
-        target: SocketAddr,
-    ) -> impl Future<Output = io::Result<usize>> + Send + Sync + 'a {
-        self.port.send_to(buf, target)
-    }
-
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<io::Result<usize>> {
-        self.port
-            .socket
-            .poll_send_to(cx, buf, self.port.target(target))
-    }
-
-    fn bind_addr(&self) -> SocketAddr {
-        self.port.local
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// BEP 32 on one port: DHT datagrams reaching a dual-stack socket go to
     /// the half of their sender's family.
@@ -284,14 +245,19 @@ mod tests {
             return; // No IPv6 here: it fell back to IPv4.
         }
         let number = port.local.port();
-        let (demux, shared) = Demux::new(port);
+        let (dht, shared) = DhtQueue::new(&port);
         assert!(shared.is_dual_stack());
         let (mut v4, mut v6) = shared.split_ipv6();
         assert_eq!(v4.local_addr(), SocketAddr::from(([0, 0, 0, 0], number)));
         assert!(v6.local_addr().is_ipv6());
+        let reader = port.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 1500];
-            let _ = demux.next_utp(&mut buf).await;
+            while reader.readable().await.is_ok() {
+                while let Ok((len, from)) = reader.try_recv_from(&mut buf) {
+                    dht.push(&buf[..len], from);
+                }
+            }
         });
         let s4 = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let s6 = UdpSocket::bind("[::1]:0").await.unwrap();

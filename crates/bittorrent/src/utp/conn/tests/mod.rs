@@ -1,0 +1,3 @@
+mod conn;
+mod sim;
+mod transfer;
