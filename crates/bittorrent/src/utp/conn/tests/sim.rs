@@ -131,6 +131,10 @@ pub(crate) struct Pair {
     pub(crate) max_queuing_us: u32,
     /// Wall time spent inside the two connections' calls (for the bench).
     pub(crate) core: Duration,
+    /// `a`'s congestion window: largest, and how often it shrank.
+    pub(crate) max_cwnd: usize,
+    pub(crate) cwnd_cuts: usize,
+    last_cwnd: usize,
 }
 
 impl Pair {
@@ -150,6 +154,9 @@ impl Pair {
             received: Vec::new(),
             max_queuing_us: 0,
             core: Duration::ZERO,
+            max_cwnd: 0,
+            cwnd_cuts: 0,
+            last_cwnd: 0,
         }
     }
 
@@ -209,6 +216,10 @@ impl Pair {
             self.core += t.elapsed();
         }
         self.max_queuing_us = self.max_queuing_us.max(self.a.queuing_delay_us());
+        let cwnd = self.a.congestion_window();
+        self.cwnd_cuts += usize::from(cwnd < self.max_cwnd.min(self.last_cwnd));
+        self.last_cwnd = cwnd;
+        self.max_cwnd = self.max_cwnd.max(cwnd);
         if self.a.poll_timeout().is_some_and(|t| t <= self.now) {
             self.a.handle_timeout(self.now);
         }

@@ -36,6 +36,12 @@ fn lossless() {
     // 4 MiB in 1400-byte packets, plus SYN, FIN and the ACK of b's FIN.
     let data_packets = (4 * MIB).div_ceil(1400) as u64;
     assert_eq!(pair.ab.sent, data_packets + 3);
+    println!(
+        "lossless: cwnd max {} cuts {}",
+        pair.max_cwnd, pair.cwnd_cuts
+    );
+    assert_eq!(pair.cwnd_cuts, 0);
+    assert!(pair.max_cwnd >= MIB, "slow start grew to {}", pair.max_cwnd);
 }
 
 #[test]
@@ -49,6 +55,13 @@ fn one_percent_loss() {
 fn ten_percent_loss() {
     let pair = transfer(link(10, 0, 0.10), 4 * MIB, 3);
     assert!(pair.ab.dropped > 100);
+    // The congestion window under loss: cut again and again, kept small.
+    println!(
+        "10% loss: cwnd max {} cuts {}",
+        pair.max_cwnd, pair.cwnd_cuts
+    );
+    assert!(pair.cwnd_cuts > 20, "{} cuts", pair.cwnd_cuts);
+    assert!(pair.max_cwnd < 256 << 10, "cwnd reached {}", pair.max_cwnd);
 }
 
 #[test]
@@ -111,4 +124,60 @@ fn bench_256_mib() {
         packets / cpu.unwrap_or(wall),
         packets / core_cpu,
     );
+}
+
+/// A 2 MB/s bottleneck with an unbounded queue in front of it: a sender
+/// that filled its windows (4 MiB) would queue ~2 s. LEDBAT keeps the
+/// queueing delay near its 100 ms target once past slow start.
+#[test]
+fn ledbat_keeps_the_queue_near_the_target() {
+    let rate = 2_000_000;
+    let ab = LinkConfig {
+        delay: Duration::from_millis(10),
+        rate: Some(rate),
+        ..LinkConfig::default()
+    };
+    let ba = link(10, 0, 0.0);
+    let data = Rng::new(21).bytes(16 * MIB);
+    let mut pair = Pair::new(Config::default(), ab, ba, 21);
+    pair.ab.measure_from = Some(pair.start + Duration::from_secs(3));
+    let ends = pair.transfer(&data, Duration::from_secs(60));
+    assert_eq!(ends, (Closed::Fin, Closed::Fin));
+    assert!(pair.received == data);
+    let (sum, n) = pair.ab.queued_us;
+    let mean_ms = sum / n / 1000;
+    let secs = (pair.now - pair.start).as_secs_f64();
+    println!("mean queueing delay {mean_ms} ms over {n} packets, {secs:.1} s");
+    assert!(
+        (50..=150).contains(&mean_ms),
+        "mean queueing delay {mean_ms} ms"
+    );
+    // And the link stayed busy: within 15% of the bottleneck's time.
+    assert!(secs < 1.15 * (16 * MIB) as f64 / rate as f64, "{secs} s");
+}
+
+/// The reader stops for a minute: the window closes, the sender probes
+/// and does not give up, and the transfer finishes once reading resumes.
+#[test]
+fn a_paused_reader_closes_the_window_without_killing_the_connection() {
+    let config = Config {
+        recv_window: 64 << 10,
+        ..Config::default()
+    };
+    let l = link(5, 0, 0.0);
+    let data = Rng::new(31).bytes(MIB);
+    let mut pair = Pair::new(config, l, l, 31);
+    pair.b_reads = false;
+    let mut written = 0;
+    while pair.now - pair.start < Duration::from_secs(60) {
+        assert_eq!(pair.pump(&data, &mut written), None);
+    }
+    let b = pair.b.as_ref().unwrap();
+    assert!(pair.a.closed().is_none() && b.closed().is_none());
+    let sent_while_shut = pair.ab.sent;
+    // Probes only: far fewer packets than the megabyte needs.
+    assert!(sent_while_shut < 200, "{sent_while_shut}");
+    pair.b_reads = true;
+    while pair.pump(&data, &mut written).is_none() {}
+    assert!(pair.received == data);
 }
