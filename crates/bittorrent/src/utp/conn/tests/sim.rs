@@ -129,6 +129,12 @@ pub(crate) struct Pair {
     pub(crate) received: Vec<u8>,
     /// Largest queueing delay `a` estimated, µs.
     pub(crate) max_queuing_us: u32,
+    /// Wall time spent inside the two connections' calls (for the bench).
+    pub(crate) core: Duration,
+    /// `a`'s congestion window: largest, and how often it shrank.
+    pub(crate) max_cwnd: usize,
+    pub(crate) cwnd_cuts: usize,
+    last_cwnd: usize,
 }
 
 impl Pair {
@@ -147,18 +153,28 @@ impl Pair {
             b_reads: true,
             received: Vec::new(),
             max_queuing_us: 0,
+            core: Duration::ZERO,
+            max_cwnd: 0,
+            cwnd_cuts: 0,
+            last_cwnd: 0,
         }
     }
 
     /// Both send what they have.
     pub(crate) fn transmit(&mut self) {
-        while let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
+        loop {
+            let t = Instant::now();
+            let sent = self.a.poll_transmit(self.now, &mut self.buf);
+            self.core += t.elapsed();
+            let Some(n) = sent else { break };
             self.ab.send(self.now, &self.buf[..n], &mut self.rng);
         }
-        if let Some(b) = &mut self.b {
-            while let Some(n) = b.poll_transmit(self.now, &mut self.buf) {
-                self.ba.send(self.now, &self.buf[..n], &mut self.rng);
-            }
+        while let Some(b) = &mut self.b {
+            let t = Instant::now();
+            let sent = b.poll_transmit(self.now, &mut self.buf);
+            self.core += t.elapsed();
+            let Some(n) = sent else { break };
+            self.ba.send(self.now, &self.buf[..n], &mut self.rng);
         }
     }
 
@@ -184,16 +200,26 @@ impl Pair {
         self.now = self.now.max(next);
         while let Some(d) = self.ab.pop_due(self.now) {
             match &mut self.b {
-                Some(b) => b.handle_datagram(&d, self.now),
+                Some(b) => {
+                    let t = Instant::now();
+                    b.handle_datagram(&d, self.now);
+                    self.core += t.elapsed();
+                }
                 None => {
                     self.b = Connection::accept(self.config.clone(), &d, 30_000, self.now);
                 }
             }
         }
         while let Some(d) = self.ba.pop_due(self.now) {
+            let t = Instant::now();
             self.a.handle_datagram(&d, self.now);
+            self.core += t.elapsed();
         }
         self.max_queuing_us = self.max_queuing_us.max(self.a.queuing_delay_us());
+        let cwnd = self.a.congestion_window();
+        self.cwnd_cuts += usize::from(cwnd < self.max_cwnd.min(self.last_cwnd));
+        self.last_cwnd = cwnd;
+        self.max_cwnd = self.max_cwnd.max(cwnd);
         if self.a.poll_timeout().is_some_and(|t| t <= self.now) {
             self.a.handle_timeout(self.now);
         }
@@ -215,7 +241,9 @@ impl Pair {
         }
         let mut chunk = [0u8; 16 << 10];
         loop {
+            let t = Instant::now();
             let n = b.read(&mut chunk);
+            self.core += t.elapsed();
             if n == 0 {
                 break;
             }
@@ -230,7 +258,9 @@ impl Pair {
     /// `data[*written..]` (and closes when all is written), `b` reads.
     /// Returns how both ended once they have.
     pub(crate) fn pump(&mut self, data: &[u8], written: &mut usize) -> Option<(Closed, Closed)> {
+        let t = Instant::now();
         *written += self.a.write(&data[*written..]);
+        self.core += t.elapsed();
         if *written == data.len() {
             self.a.close(self.now);
         }
