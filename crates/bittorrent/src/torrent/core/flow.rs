@@ -41,7 +41,7 @@ impl TorrentCore {
             }
             return;
         }
-        peer.block_arrived(now);
+        peer.last_block = now;
         let from = Contributor::Peer(addr);
         if let BlockFate::Kept { complete } = self.flow.block(from, block, data) {
             if self.flow.picker().may_have_duplicates() {

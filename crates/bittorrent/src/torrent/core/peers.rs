@@ -30,16 +30,7 @@ pub(crate) const MAX_PIPELINE: usize = 256;
 /// pipeline is held to its share. What is in flight lands in memory, even
 /// once verification stops new requests, so this bounds the piece data we
 /// hold (with `pieces::MAX_VERIFY_BACKLOG`) whatever the number of peers.
-/// 4 MiB, one peer's deepest pipeline: with [`SLOW_START`] the pipelines
-/// reach their share within the first round trips, and 8 MiB, then used in
-/// full, cost a download from 4 seeders 8-14 MiB more peak RSS.
-pub(crate) const REQUEST_BUDGET: u64 = 4 * 1024 * 1024;
-/// A new connection's slow start: for this long after its handshake, each
-/// requested block that arrives deepens its pipeline by one (doubling it
-/// every round trip, as TCP's window), and the once-a-second rate estimate
-/// (which needs a few seconds of history) may only deepen it further. Without
-/// it a fast peer is held to [`MIN_PIPELINE`] until the first tick.
-pub(crate) const SLOW_START: Duration = Duration::from_secs(3);
+pub(crate) const REQUEST_BUDGET: u64 = 8 * 1024 * 1024;
 /// A peer that owes us blocks and sends none for this long is dropped.
 pub(crate) const SNUB_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -114,19 +105,6 @@ impl PeerEntry {
             fast: true,
             allowed_fast: Vec::new(),
         }
-    }
-
-    /// A block we requested arrived at `now`: in [slow start](SLOW_START),
-    /// the pipeline deepens by one.
-    pub(crate) fn block_arrived(&mut self, now: Instant) {
-        self.last_block = now;
-        if self.in_slow_start(now) {
-            self.target = (self.target + 1).min(MAX_PIPELINE);
-        }
-    }
-
-    fn in_slow_start(&self, now: Instant) -> bool {
-        self.connected && now.saturating_duration_since(self.connected_at) < SLOW_START
     }
 
     /// Chokes or unchokes the peer if that changes anything.
@@ -276,14 +254,10 @@ impl PeerSet {
     }
 
     /// A peer's share of [`REQUEST_BUDGET`] in blocks: the budget split
-    /// among the peers that serve us (they unchoke us, or choke us with
-    /// allowed-fast pieces: a seed's first second), never below
-    /// [`MIN_PIPELINE`].
+    /// among the peers that unchoke us, never below [`MIN_PIPELINE`].
     fn request_share(&self) -> usize {
         let budget = (REQUEST_BUDGET / u64::from(BLOCK_SIZE)) as usize;
-        let senders = (self.peers.values())
-            .filter(|p| !p.choking_us || !p.allowed_fast.is_empty())
-            .count();
+        let senders = self.peers.values().filter(|p| !p.choking_us).count();
         (budget / senders.max(1)).max(MIN_PIPELINE)
     }
 
@@ -404,8 +378,8 @@ impl PeerSet {
         }
     }
 
-    /// Once a second: pipeline targets from each peer's rate (past its slow
-    /// start), snubbed peers dropped, the faster half marked fast. A peer that chokes us (with the
+    /// Once a second: pipeline targets from each peer's rate, snubbed peers
+    /// dropped, the faster half marked fast. A peer that chokes us (with the
     /// Fast extension, its requests outlive the choke) and neither serves
     /// nor rejects them is not dropped: they are cancelled and go back to
     /// the picker.
@@ -414,12 +388,7 @@ impl PeerSet {
             let rate = peer.rate.rate(now);
             // About a quarter second of data in flight, within bounds.
             let wanted = (rate / 4.0 / f64::from(BLOCK_SIZE)) as usize;
-            let wanted = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
-            peer.target = if peer.in_slow_start(now) {
-                peer.target.max(wanted)
-            } else {
-                wanted
-            };
+            peer.target = wanted.clamp(MIN_PIPELINE, MAX_PIPELINE);
             let snubbed = now.duration_since(peer.last_block) > SNUB_TIMEOUT;
             if !peer.in_flight.is_empty() && snubbed && peer.choking_us {
                 log::debug!("{addr} chokes us and holds our requests; withdrawing them");
@@ -623,32 +592,6 @@ mod tests {
     }
 
     #[test]
-    fn slow_start_deepens_a_new_pipeline_per_block_then_the_rate_rules() {
-        let t0 = Instant::now();
-        let mut set = connected_set(1, t0);
-        let mut picker = Picker::new(8, 4 * BLOCK_SIZE, 32 * u64::from(BLOCK_SIZE));
-        let peer = set.get_mut(&addr(1)).unwrap();
-        for i in 0..40 {
-            peer.block_arrived(t0 + Duration::from_millis(i));
-        }
-        assert_eq!(peer.target, MIN_PIPELINE + 40, "one deeper per block");
-        // A tick within the slow start does not cut it back, though the
-        // young rate estimate is low.
-        let mut out = Vec::new();
-        set.tick(t0 + Duration::from_secs(1), &mut picker, &mut out);
-        assert_eq!(set.get(&addr(1)).unwrap().target, MIN_PIPELINE + 40);
-        // Past it, blocks no longer deepen it and the rate sets it.
-        let late = t0 + SLOW_START + Duration::from_secs(1);
-        set.get_mut(&addr(1)).unwrap().block_arrived(late);
-        set.tick(late, &mut picker, &mut out);
-        assert_eq!(set.get(&addr(1)).unwrap().target, MIN_PIPELINE);
-        for _ in 0..1000 {
-            set.get_mut(&addr(1)).unwrap().block_arrived(t0);
-        }
-        assert_eq!(set.get(&addr(1)).unwrap().target, MAX_PIPELINE, "bounded");
-    }
-
-    #[test]
     fn the_request_budget_is_shared_by_the_peers_that_unchoke_us() {
         let now = Instant::now();
         let mut set = connected_set(8, now);
@@ -674,10 +617,6 @@ mod tests {
             .sum();
         assert_eq!(in_flight, 4 * (budget / 4).max(MIN_PIPELINE));
         assert!(in_flight as u64 * u64::from(BLOCK_SIZE) <= REQUEST_BUDGET);
-        // A peer that chokes us but serves its allowed-fast pieces takes a
-        // share too (else each choked seed could ask for the whole budget).
-        set.get_mut(&addr(5)).unwrap().allowed_fast.push(3);
-        assert_eq!(set.request_share(), (budget / 5).max(MIN_PIPELINE));
     }
 
     #[test]
