@@ -213,6 +213,9 @@ impl PeerActor {
         // overlaps sending this one (on plaintext TCP, sent from the files).
         let mut reads: VecDeque<PendingRead> = VecDeque::new();
         let zero_copy = conn.get_ref().can_send_files();
+        if zero_copy {
+            log::debug!("{} uploads go out with sendfile", self.tag);
+        }
         let cancel = self.cancel.clone();
         loop {
             self.start_reads(&mut reads, zero_copy);
