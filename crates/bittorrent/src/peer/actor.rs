@@ -30,6 +30,8 @@ mod blocks;
 mod extended;
 mod fast;
 mod limit;
+#[cfg(test)]
+mod sendfile_tests;
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
