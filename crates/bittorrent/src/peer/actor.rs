@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +14,7 @@ use crate::bitfield::Bitfield;
 use crate::extension::{
     ExtendedHandshake, ExtendedMessage, Extension, ExtensionIds, PexMessage, HANDSHAKE_ID,
 };
-use crate::peer::actor::blocks::{write_blocks, Buffers, ReadRun};
+use crate::peer::actor::blocks::{Buffers, PendingRead};
 use crate::peer::fast::Fast;
 use crate::peer::guard::{Guard, Verdict};
 use crate::peer::handshake;
@@ -24,7 +23,6 @@ use crate::peer::upload::UploadQueue;
 use crate::peer::upload::MAX_QUEUED_REQUESTS;
 use crate::peer::{DisconnectReason, Origin, PeerCommand, PeerError, PeerEvent, PeerParams};
 use crate::ratelimit::{LinkLimits, Pause};
-use crate::store::StoreError;
 use crate::types::BlockInfo;
 use crate::wire::{Handshake, Message, MessageCodec};
 
@@ -32,6 +30,8 @@ mod blocks;
 mod extended;
 mod fast;
 mod limit;
+#[cfg(test)]
+mod sendfile_tests;
 
 /// Bytes buffered for writing before a flush is forced.
 const WRITE_BUFFER: usize = 512 * 1024;
@@ -50,8 +50,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(60);
 const HAVE_DELAY: Duration = Duration::from_millis(50);
 
 type Conn = Framed<PeerStream, MessageCodec>;
-/// A run of blocks read for the peer.
-type BlockRead = Result<ReadRun, StoreError>;
 
 /// Runs one connection to its end, then reports why it ended.
 pub(crate) async fn run(
@@ -212,12 +210,17 @@ impl PeerActor {
         let mut last_send = Instant::now();
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // Store reads for the peer, in request order: up to READS_IN_FLIGHT of
-        // up to 256 KiB each, so reading the next run overlaps sending this one.
-        let mut reads: VecDeque<JoinHandle<BlockRead>> = VecDeque::new();
+        // Runs of blocks got ready for the peer, in request order: up to
+        // READS_IN_FLIGHT of up to 256 KiB each, so reading the next run
+        // overlaps sending this one (on plaintext TCP, sent from the files).
+        let mut reads: VecDeque<PendingRead> = VecDeque::new();
+        let zero_copy = conn.get_ref().can_send_files();
+        if zero_copy {
+            log::debug!("{} uploads go out with sendfile", self.tag);
+        }
         let cancel = self.cancel.clone();
         loop {
-            self.start_reads(&mut reads);
+            self.start_reads(&mut reads, zero_copy);
             // A peer in debt with its budget, or with the download limits,
             // is not read from meanwhile; with the upload limits, not sent to.
             let now = Instant::now();
@@ -254,13 +257,10 @@ impl PeerActor {
                     if !reads.is_empty() && sending.is_none() =>
                 {
                     reads.pop_front();
-                    let ReadRun { blocks, mut buf, len } = read.map_err(PeerError::ReadTask)??;
-                    for (run, range) in self.still_servable(blocks, len, &mut conn).await? {
-                        if self.send_blocks(&run, &mut buf[range], &mut conn).await? {
-                            last_send = Instant::now();
-                        }
+                    let read = read.map_err(PeerError::ReadTask)??;
+                    if self.send_read(read, reads.is_empty(), &mut conn).await? {
+                        last_send = Instant::now();
                     }
-                    self.buffers.give_back(buf, self.uploads.is_empty() && reads.is_empty());
                 }
                 _ = tick.tick() => self.on_tick(&mut conn, last_recv, &mut last_send).await?,
             }
@@ -296,12 +296,14 @@ impl PeerActor {
         hs
     }
 
-    /// Starts store reads for queued requests, up to [`READS_IN_FLIGHT`]
+    /// Starts getting queued requests ready, up to [`READS_IN_FLIGHT`] runs
     /// (while we choke the peer, the queue holds only the allowed-fast
     /// requests we still serve).
-    fn start_reads(&mut self, reads: &mut VecDeque<JoinHandle<BlockRead>>) {
+    fn start_reads(&mut self, reads: &mut VecDeque<PendingRead>, zero_copy: bool) {
         while reads.len() < READS_IN_FLIGHT {
-            let Some(read) = self.start_read() else { break };
+            let Some(read) = self.start_read(zero_copy) else {
+                break;
+            };
             reads.push_back(read);
         }
     }
@@ -341,54 +343,6 @@ impl PeerActor {
             self.on_message(msg, conn).await?;
         }
         Ok(())
-    }
-
-    /// Reads the next run of queued requests from the store on a blocking
-    /// thread, into one of the peer's reused buffers.
-    fn start_read(&mut self) -> Option<JoinHandle<BlockRead>> {
-        let blocks = self.uploads.next_run();
-        let first = blocks.first().copied()?;
-        // A run is at most `MAX_READ` bytes, the buffers' length.
-        let len: usize = blocks.iter().map(|b| b.length as usize).sum();
-        let mut buf = self.buffers.take();
-        let store = std::sync::Arc::clone(&self.params.store);
-        Some(tokio::task::spawn_blocking(move || {
-            let dest = buf.get_mut(..len).ok_or(StoreError::OutOfRange {
-                index: first.piece,
-                begin: first.begin,
-                length: len as u64,
-            })?;
-            store.read_into(first.piece, first.begin, dest)?;
-            Ok(ReadRun { blocks, buf, len })
-        }))
-    }
-
-    /// Sends blocks read for the peer unless we choked it meanwhile. Returns
-    /// whether anything was sent.
-    async fn send_blocks(
-        &mut self,
-        blocks: &[BlockInfo],
-        data: &mut [u8],
-        conn: &mut Conn,
-    ) -> Result<bool, PeerError> {
-        if blocks.is_empty() {
-            return Ok(false);
-        }
-        // Whatever is queued goes first; then the blocks go straight from the
-        // read's buffer to the socket in one vectored write, with no copy into
-        // the codec's buffer (encrypted in place, if the stream is).
-        conn.flush().await?;
-        let bytes = data.len() as u64;
-        write_blocks(conn.get_mut(), blocks, data)
-            .await
-            .map_err(|e| PeerError::Wire(e.into()))?;
-        self.charge_sent(bytes);
-        self.emit(PeerEvent::Uploaded {
-            addr: self.addr,
-            bytes,
-        })
-        .await?;
-        Ok(true)
     }
 
     /// Asks the guard about a message, then acts on it: only news reaches

@@ -1,14 +1,18 @@
 //! The byte stream under a peer connection. The handshake, the codecs and
 //! the peer actor run on a [`PeerStream`] and do not care what carries it:
 //! TCP today, uTP (BEP 29) beside it, with or without MSE/PE encryption
-//! layered on top (the stream then keeps an MSE [`Crypt`] layer).
+//! layered on top (the stream then keeps an MSE [`Crypt`] layer). On
+//! plaintext TCP it also sends file data with sendfile(2)
+//! ([`PeerStream::send_file`]).
 
+use std::any::Any;
 use std::fmt;
+use std::fs::File;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::mse::stream::Crypt;
@@ -31,10 +35,20 @@ impl fmt::Display for TransportKind {
     }
 }
 
-/// Any byte stream a peer connection can run on.
-pub(crate) trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+/// Most bytes one sendfile(2) call is asked for.
+const SENDFILE_CHUNK: usize = 1 << 20;
 
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {}
+/// Any byte stream a peer connection can run on.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    /// The stream itself, to find out whether it is a TCP socket.
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Transport for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// A peer's byte stream, whatever carries it.
 pub(crate) struct PeerStream {
@@ -105,6 +119,77 @@ impl PeerStream {
     /// What carries the stream.
     pub(crate) fn kind(&self) -> TransportKind {
         self.kind
+    }
+
+    /// The TCP socket under the stream when bytes go out on it as they are
+    /// (plaintext TCP: not uTP, not RC4).
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        if self.is_encrypted() {
+            return None;
+        }
+        // Through `dyn Transport`: the box itself is a `Transport` too.
+        let inner: &dyn Transport = &*self.inner;
+        inner.as_any().downcast_ref::<TcpStream>()
+    }
+
+    /// Whether [`PeerStream::send_file`] works here (plaintext TCP).
+    pub(crate) fn can_send_files(&self) -> bool {
+        self.plain_tcp().is_some()
+    }
+
+    /// Corks the TCP socket (only full segments leave), or uncorks it (what
+    /// waits leaves now).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::Unsupported`] unless plaintext TCP; the OS error.
+    pub(crate) fn set_cork(&self, on: bool) -> io::Result<()> {
+        let tcp = self.plain_tcp().ok_or(io::ErrorKind::Unsupported)?;
+        rustix::net::sockopt::set_tcp_cork(tcp, on).map_err(io::Error::from)
+    }
+
+    /// Sends `len` bytes of `file` from `offset` with sendfile(2): from the
+    /// page cache to the socket, with no copy through user space. Waits
+    /// while the socket is full and goes on after partial sends. Only on
+    /// plaintext TCP ([`PeerStream::can_send_files`]); bytes written before
+    /// through the stream go first (the caller flushes its codec).
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::Unsupported`] unless plaintext TCP;
+    /// [`io::ErrorKind::UnexpectedEof`] if the file ends first (the bytes
+    /// before were sent: the connection must be dropped); the socket's or
+    /// the file's error.
+    pub(crate) async fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<()> {
+        if let Some(crypt) = &mut self.crypt {
+            let inner = &mut self.inner;
+            std::future::poll_fn(|cx| crypt.poll_drain(inner, cx)).await?;
+        }
+        let tcp = self.plain_tcp().ok_or(io::ErrorKind::Unsupported)?;
+        let mut at = offset;
+        let end = offset.checked_add(len).ok_or(io::ErrorKind::InvalidInput)?;
+        while at < end {
+            let count = usize::try_from(end - at).map_or(SENDFILE_CHUNK, |n| n.min(SENDFILE_CHUNK));
+            tcp.writable().await?;
+            let sent = tcp.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(tcp, file, Some(&mut at), count).map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("file ends at {at}, before the {len} bytes at {offset} to send"),
+                    ))
+                }
+                // The kernel moved `at` past what it sent.
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -194,5 +279,41 @@ mod tests {
         assert_eq!(&buf, b"ping");
         assert_eq!(a.kind(), TransportKind::Utp);
         assert_eq!(format!("{:?}", b), "PeerStream { kind: Tcp, .. }");
+        // Not a TCP socket: no sendfile.
+        assert!(!a.can_send_files() && !b.can_send_files());
+        let file = tempfile::tempfile().unwrap();
+        let err = b.send_file(&file, 0, 1).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[tokio::test]
+    async fn send_file_waits_out_a_full_socket_and_partial_sends() {
+        use std::io::Write;
+        let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&data).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A small send buffer: sendfile sends part, then the socket is full.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_send_buffer_size(4096).unwrap();
+        let ours = socket
+            .connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut theirs, _) = listener.accept().await.unwrap();
+        let mut ours = PeerStream::tcp(ours).unwrap();
+        let reader = tokio::spawn(async move {
+            // Start reading late, so the sender finds the socket full.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        ours.write_all(b"head").await.unwrap();
+        ours.send_file(&file, 100, 900_000).await.unwrap();
+        ours.shutdown().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..4], b"head");
+        assert!(got[4..] == data[100..900_100], "byte-identical");
     }
 }

@@ -25,7 +25,7 @@ use crate::store::journal::{Journal, JournalState};
 use crate::store::parts::PartFile;
 use crate::store::paths::check_paths;
 use crate::store::probe;
-use crate::store::{Layout, Store, StoreError};
+use crate::store::{FileRun, Layout, Store, StoreError};
 
 /// Folder under the download directory that holds resume records.
 pub const RESUME_DIR: &str = ".bittorrent";
@@ -337,34 +337,31 @@ impl Store for FileStore {
                 dest.fill(0); // Pad bytes are zeros.
                 continue;
             }
-            let short_read = |path: &Path| StoreError::ShortRead {
-                path: path.to_path_buf(),
-                offset: slice.offset,
-                length: slice.length,
-            };
-            let target = match self.target(index, slice, false) {
-                Ok(target) => target,
-                Err(StoreError::Io { source, path, .. })
-                    if source.kind() == io::ErrorKind::NotFound =>
-                {
-                    return Err(short_read(&path));
-                }
-                Err(e) => return Err(e),
-            };
-            let Some(file) = target.file else {
-                return Err(short_read(target.path));
-            };
-            file.read_exact_at(dest, target.offset)
+            let (file, offset, path) = self.read_target(index, slice)?;
+            file.read_exact_at(dest, offset)
                 .map_err(|source| match source.kind() {
-                    io::ErrorKind::UnexpectedEof => short_read(target.path),
+                    io::ErrorKind::UnexpectedEof => StoreError::ShortRead {
+                        path: path.to_path_buf(),
+                        offset: slice.offset,
+                        length: slice.length,
+                    },
                     _ => StoreError::Io {
                         op: "read",
-                        path: target.path.to_path_buf(),
+                        path: path.to_path_buf(),
                         source,
                     },
                 })?;
         }
         Ok(())
+    }
+
+    fn file_runs(
+        &self,
+        index: u32,
+        begin: u32,
+        length: u32,
+    ) -> Result<Option<Vec<FileRun>>, StoreError> {
+        self.runs_of(index, begin, length)
     }
 
     fn finalize(&self) -> Result<(), StoreError> {

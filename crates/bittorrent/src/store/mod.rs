@@ -13,13 +13,16 @@ mod parts;
 mod paths;
 mod probe;
 mod record;
+mod runs;
 mod shares;
 
 pub use file::{FileStore, RESUME_DIR};
 pub use layout::{FileSlice, Layout};
 pub use memory::MemoryStore;
 
+use std::fs::File;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -66,6 +69,29 @@ pub trait Store: Send + Sync + 'static {
         }
         buf.copy_from_slice(&data);
         Ok(())
+    }
+
+    /// Where `length` bytes at offset `begin` of piece `index` lie on disk:
+    /// the open files and offsets holding them, in order, so that an upload
+    /// can send them from the page cache without reading them into memory
+    /// (sendfile(2)). `Ok(None)` means not available: the default, and the
+    /// answer for bytes not all in files (a pad file's zeros); the caller
+    /// then reads with [`Store::read_into`].
+    ///
+    /// Unlike the other methods, this one is called on an async task: it
+    /// must not do IO beyond opening a file (ideally once, then cached).
+    ///
+    /// # Errors
+    /// A range outside the piece; a file that cannot be opened, or is not
+    /// there ([`StoreError::ShortRead`]).
+    fn file_runs(
+        &self,
+        index: u32,
+        begin: u32,
+        length: u32,
+    ) -> Result<Option<Vec<FileRun>>, StoreError> {
+        let _ = (index, begin, length);
+        Ok(None)
     }
 
     /// Called once when every wanted piece is verified: create what no piece
@@ -131,6 +157,15 @@ impl<S: Store> Store for std::sync::Arc<S> {
         (**self).read_into(index, begin, buf)
     }
 
+    fn file_runs(
+        &self,
+        index: u32,
+        begin: u32,
+        length: u32,
+    ) -> Result<Option<Vec<FileRun>>, StoreError> {
+        (**self).file_runs(index, begin, length)
+    }
+
     fn finalize(&self) -> Result<(), StoreError> {
         (**self).finalize()
     }
@@ -146,6 +181,18 @@ impl<S: Store> Store for std::sync::Arc<S> {
     fn save_resume(&self, have: &Bitfield) -> Result<(), StoreError> {
         (**self).save_resume(have)
     }
+}
+
+/// A run of bytes in an open file: where (part of) a block lies on disk,
+/// for an upload sent straight from the page cache ([`Store::file_runs`]).
+#[derive(Debug, Clone)]
+pub struct FileRun {
+    /// The open file.
+    pub file: Arc<File>,
+    /// Offset of the run in the file.
+    pub offset: u64,
+    /// Bytes in the run.
+    pub len: u64,
 }
 
 /// Reads like [`Store::read_block`], and refuses an answer of another length
