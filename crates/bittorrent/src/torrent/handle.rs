@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,7 @@ use crate::peer::connect::Connector;
 use crate::picker::{PickMode, Priority};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
-use crate::torrent::command::TorrentCommand;
+use crate::torrent::command::{command_channel, CommandSender, TorrentCommand};
 use crate::torrent::status::SessionLinks;
 use crate::torrent::{actor, FileReader, PieceState, Torrent, TorrentError, TorrentStats};
 use crate::types::InfoHash;
@@ -25,7 +25,7 @@ use crate::types::InfoHash;
 /// (see [`TorrentHandle::stream_parts`]).
 #[derive(Clone)]
 pub struct StreamParts {
-    pub(crate) tx: Option<mpsc::Sender<TorrentCommand>>,
+    pub(crate) tx: Option<CommandSender>,
     pub(crate) meta: Arc<MetaInfo>,
     pub(crate) store: Arc<dyn Store>,
 }
@@ -56,7 +56,7 @@ impl StreamParts {
 pub struct TorrentHandle {
     info_hash: InfoHash,
     name: Arc<str>,
-    tx: mpsc::Sender<TorrentCommand>,
+    tx: CommandSender,
     /// The torrent's own rate limiter, shared with its peers and web seeds.
     limits: RateLimiter,
 }
@@ -76,7 +76,7 @@ impl TorrentHandle {
     ) -> (Self, JoinHandle<()>) {
         let info_hash = torrent.info_hash();
         let name = Arc::from(torrent.name().as_str());
-        let (tx, rx) = mpsc::channel(Self::MAILBOX);
+        let (tx, rx) = command_channel(Self::MAILBOX);
         let limits = RateLimiter::new(torrent.rate_limits);
         let link_limits = connector.limits().with_torrent(limits.clone());
         let connector = connector.with_limits(link_limits);
