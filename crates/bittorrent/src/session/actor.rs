@@ -383,20 +383,14 @@ impl SessionActor {
             self.events.clone(),
             Arc::clone(&self.checks),
         );
-        let (handle, task) = TorrentHandle::spawn(
+        let handle = TorrentHandle::spawn(
             torrent,
             Arc::clone(&self.config),
             self.dht.clone(),
-            self.connector.clone(),
-            links,
+            (self.connector.clone(), links),
             cancel.clone(),
+            &mut self.tasks,
         );
-        self.tasks.spawn(async move {
-            if let Err(e) = task.await {
-                log::error!("[{}] torrent task failed: {e}", info_hash.short());
-            }
-            info_hash
-        });
         self.torrents.insert(
             info_hash,
             Entry {

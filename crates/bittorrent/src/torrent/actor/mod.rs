@@ -18,6 +18,7 @@ mod inputs;
 mod jobs;
 mod magnet;
 mod mailbox;
+mod tasks;
 mod webseeds;
 
 use std::collections::HashMap;
@@ -26,7 +27,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::{broadcast, watch, Notify};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionConfig;
@@ -40,6 +40,7 @@ use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::mailbox::Mailbox;
+use crate::torrent::actor::tasks::Tasks;
 use crate::torrent::actor::webseeds::WebSeedTasks;
 use crate::torrent::command::CommandReceiver;
 use crate::torrent::core::control::RunOptions;
@@ -146,7 +147,7 @@ struct Shell {
     /// Where the peers report (made with the first peer).
     peer_events: Mailbox<PeerEvent>,
     peers: HashMap<SocketAddr, PeerHandle>,
-    peer_tasks: JoinSet<()>,
+    peer_tasks: Tasks<()>,
     /// The web seeds' tasks and handles.
     web: WebSeedTasks,
     jobs: Jobs,
@@ -160,11 +161,11 @@ struct Shell {
     /// Cancels the running announce loop, if one runs.
     announcer: Option<CancellationToken>,
     /// Announce loops, the running one and any still sending `stopped`.
-    announcers: JoinSet<()>,
+    announcers: Tasks<()>,
     /// DHT peer lookups of the metadata phase.
-    lookups: JoinSet<Result<Vec<SocketAddr>, DhtError>>,
+    lookups: Tasks<Result<Vec<SocketAddr>, DhtError>>,
     /// The running phase's DHT announce (at most one).
-    dht_announce: JoinSet<Result<Announced, DhtError>>,
+    dht_announce: Tasks<Result<Announced, DhtError>>,
     /// Shutting down: no new peers, requests or announces.
     stopping: bool,
     /// The channels shared with the session (status, queue, share limits).
@@ -219,7 +220,7 @@ pub(crate) fn run(
         pending,
         peer_events: Mailbox::new(PEER_EVENTS),
         peers: HashMap::new(),
-        peer_tasks: JoinSet::new(),
+        peer_tasks: Tasks::default(),
         web: WebSeedTasks::new(Mailbox::new(WEB_SEED_EVENTS)),
         jobs: Jobs::default(),
         tracker_updates: Mailbox::new(TRACKER_UPDATES),
@@ -232,9 +233,9 @@ pub(crate) fn run(
         },
         trackers: None,
         announcer: None,
-        announcers: JoinSet::new(),
-        lookups: JoinSet::new(),
-        dht_announce: JoinSet::new(),
+        announcers: Tasks::default(),
+        lookups: Tasks::default(),
+        dht_announce: Tasks::default(),
         stopping: false,
         links,
         share_open: true,
