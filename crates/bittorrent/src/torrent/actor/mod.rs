@@ -18,6 +18,8 @@ mod inputs;
 mod jobs;
 mod magnet;
 mod mailbox;
+#[cfg(test)]
+mod sizes;
 mod tasks;
 mod webseeds;
 
