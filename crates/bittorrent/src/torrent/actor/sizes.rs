@@ -46,4 +46,18 @@ async fn print_the_sizes_of_a_torrents_parts() {
     println!("TorrentCore: {} B", size_of::<TorrentCore>());
     println!("TorrentCommand: {} B", size_of::<TorrentCommand>());
     println!("Event: {} B", size_of::<crate::event::Event>());
+    use crate::torrent::core as c;
+    println!("  PeerSet: {} B", size_of::<c::peers::PeerSet>());
+    println!("  PieceFlow: {} B", size_of::<c::pieces::PieceFlow>());
+    println!("    Picker: {} B", size_of::<crate::picker::Picker>());
+    println!("  Swarm: {} B", size_of::<c::swarm::Swarm>());
+    println!("  Readers: {} B", size_of::<c::readers::Readers>());
+    println!("  WebSeeds: {} B", size_of::<c::webseeds::WebSeeds>());
+    println!("  Selection: {} B", size_of::<c::selection::Selection>());
+    println!("  Control: {} B", size_of::<c::control::Control>());
+    println!("  CoreConfig: {} B", size_of::<c::CoreConfig>());
+    println!(
+        "  Choker: {} B",
+        size_of::<crate::choker::Choker<std::net::SocketAddr>>()
+    );
 }
