@@ -482,7 +482,10 @@ impl Watch {
                 handle.stats().await.ok()
             };
             if let Ok(Some(stats)) = tokio::time::timeout(SESSION_STATS_INTERVAL, ask).await {
-                self.progress.on_event(&Event::Stats { info_hash, stats });
+                self.progress.on_event(&Event::Stats {
+                    info_hash,
+                    stats: Box::new(stats),
+                });
             }
         }
     }

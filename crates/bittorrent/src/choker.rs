@@ -90,9 +90,10 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
+
+use crate::random::Random;
 
 /// Weight of a new peer in the optimistic draw (an old peer weighs 1).
 const NEW_PEER_WEIGHT: u32 = 3;
@@ -217,22 +218,22 @@ pub struct Choker<K> {
     optimistic_round: u64,
     /// Consecutive seed-state rounds run so far (0 while leeching).
     seed_rounds: u64,
-    rng: StdRng,
+    rng: Random,
 }
 
 impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
     /// A choker with an RNG seeded from the OS.
     pub fn new(config: ChokerConfig) -> Self {
-        Self::with_rng(config, StdRng::from_entropy())
+        Self::with_rng(config, Random::default())
     }
 
     /// A choker whose random choices are fixed by `seed` (for tests and
     /// reproducible simulations).
     pub fn with_seed(config: ChokerConfig, seed: u64) -> Self {
-        Self::with_rng(config, StdRng::seed_from_u64(seed))
+        Self::with_rng(config, Random::seeded(seed))
     }
 
-    fn with_rng(config: ChokerConfig, rng: StdRng) -> Self {
+    fn with_rng(config: ChokerConfig, rng: Random) -> Self {
         Self {
             config,
             round: 0,
@@ -440,7 +441,7 @@ fn rate(r: f64) -> f64 {
 }
 
 /// One item of `pool` drawn with probability proportional to its weight.
-fn weighted_pick<'a, T>(rng: &mut StdRng, pool: &[(&'a T, u32)]) -> Option<&'a T> {
+fn weighted_pick<'a, T>(rng: &mut Random, pool: &[(&'a T, u32)]) -> Option<&'a T> {
     let total: u64 = pool.iter().map(|(_, w)| u64::from(*w)).sum();
     if total == 0 {
         return None;

@@ -10,8 +10,10 @@ use crate::types::InfoHash;
 
 /// Something that happened in the session. Watch them with an
 /// [`EventReceiver`]; no polling is needed.
-// `Stats` is the large one; boxing it would change a public variant.
-#[allow(clippy::large_enum_variant)]
+///
+/// Events are kept small (the large [`TorrentStats`] is boxed): the
+/// session's broadcast buffer preallocates a slot for each of its
+/// thousands of events.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum Event {
@@ -133,8 +135,8 @@ pub enum Event {
     Stats {
         /// The torrent.
         info_hash: InfoHash,
-        /// Its counters.
-        stats: TorrentStats,
+        /// Its counters (boxed: see [`Event`]).
+        stats: Box<TorrentStats>,
     },
     /// The torrent stopped because of an error: its storage failed (it stays
     /// in the session in state

@@ -53,6 +53,7 @@ pub(crate) mod peer;
 pub(crate) mod picker;
 #[doc(hidden)]
 pub mod portmap;
+pub(crate) mod random;
 pub(crate) mod ratelimit;
 pub mod recovery;
 #[doc(hidden)]

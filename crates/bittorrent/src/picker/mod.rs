@@ -100,11 +100,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rand::rngs::StdRng;
-use rand::SeedableRng;
-
 use crate::bitfield::Bitfield;
 use crate::picker::rarity::{bucket, RarityOrder};
+use crate::random::Random;
 use crate::types::BlockInfo;
 
 mod deadlines;
@@ -230,7 +228,7 @@ pub struct Picker {
     /// No piece below this index is startable (in `rarity`): where the
     /// `Sequential` scan starts.
     seq_hint: usize,
-    rng: StdRng,
+    rng: Random,
 }
 
 impl Picker {
@@ -275,14 +273,14 @@ impl Picker {
             deadlines: Vec::new(),
             urgent: Bitfield::new(piece_count),
             seq_hint: 0,
-            rng: StdRng::from_entropy(),
+            rng: Random::default(),
         }
     }
 
     /// Replaces the random source with a seeded one, for reproducible picks
     /// (tests, simulations).
     pub fn with_rng_seed(mut self, seed: u64) -> Self {
-        self.rng = StdRng::seed_from_u64(seed);
+        self.rng = Random::seeded(seed);
         self
     }
 

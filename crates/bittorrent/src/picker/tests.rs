@@ -2,7 +2,8 @@ use crate::picker::*;
 use crate::types::BLOCK_SIZE;
 use proptest::prelude::*;
 // Explicit, so proptest's own `Rng` re-export does not shadow ours.
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashSet};
 
 mod runs;

@@ -383,20 +383,14 @@ impl SessionActor {
             self.events.clone(),
             Arc::clone(&self.checks),
         );
-        let (handle, task) = TorrentHandle::spawn(
+        let handle = TorrentHandle::spawn(
             torrent,
             Arc::clone(&self.config),
             self.dht.clone(),
-            self.connector.clone(),
-            links,
+            (self.connector.clone(), links),
             cancel.clone(),
+            &mut self.tasks,
         );
-        self.tasks.spawn(async move {
-            if let Err(e) = task.await {
-                log::error!("[{}] torrent task failed: {e}", info_hash.short());
-            }
-            info_hash
-        });
         self.torrents.insert(
             info_hash,
             Entry {
@@ -415,7 +409,7 @@ impl SessionActor {
     /// Takes a torrent out of the map and the queue, keeping its totals.
     fn forget(&mut self, info_hash: &InfoHash) -> Option<Entry> {
         let entry = self.torrents.remove(info_hash)?;
-        let status = *entry.links.status.borrow();
+        let status = entry.links.status();
         self.removed.0 += status.downloaded;
         self.removed.1 += status.uploaded;
         self.queue.remove(info_hash);
@@ -428,15 +422,11 @@ impl SessionActor {
         let order = self.queue.order();
         let entries: Vec<&Entry> = order.iter().filter_map(|h| self.torrents.get(h)).collect();
         let standings: Vec<_> = (entries.iter())
-            .map(|e| e.links.status.borrow().standing)
+            .map(|e| e.links.status().standing)
             .collect();
         let verdict = queue::decide(&self.queue_config, &standings);
         for (entry, queued) in entries.into_iter().zip(verdict) {
-            entry.links.queued.send_if_modified(|q| {
-                let changed = *q != queued;
-                *q = queued;
-                changed
-            });
+            entry.links.set_queued(queued);
         }
     }
 
@@ -446,7 +436,7 @@ impl SessionActor {
         let (mut downloaded, mut uploaded) = self.removed;
         let (mut download_rate, mut upload_rate) = (0.0, 0.0);
         for entry in self.torrents.values() {
-            let status = *entry.links.status.borrow();
+            let status = entry.links.status();
             downloaded += status.downloaded;
             uploaded += status.uploaded;
             download_rate += status.download_rate;

@@ -2,10 +2,12 @@
 //! [`StreamParts`], what opening streaming readers needs.
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use futures::FutureExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionConfig;
@@ -16,7 +18,7 @@ use crate::peer::connect::Connector;
 use crate::picker::{PickMode, Priority};
 use crate::ratelimit::RateLimiter;
 use crate::store::Store;
-use crate::torrent::command::TorrentCommand;
+use crate::torrent::command::{command_channel, CommandSender, TorrentCommand};
 use crate::torrent::status::SessionLinks;
 use crate::torrent::{actor, FileReader, PieceState, Torrent, TorrentError, TorrentStats};
 use crate::types::InfoHash;
@@ -25,7 +27,7 @@ use crate::types::InfoHash;
 /// (see [`TorrentHandle::stream_parts`]).
 #[derive(Clone)]
 pub struct StreamParts {
-    pub(crate) tx: Option<mpsc::Sender<TorrentCommand>>,
+    pub(crate) tx: Option<CommandSender>,
     pub(crate) meta: Arc<MetaInfo>,
     pub(crate) store: Arc<dyn Store>,
 }
@@ -56,7 +58,7 @@ impl StreamParts {
 pub struct TorrentHandle {
     info_hash: InfoHash,
     name: Arc<str>,
-    tx: mpsc::Sender<TorrentCommand>,
+    tx: CommandSender,
     /// The torrent's own rate limiter, shared with its peers and web seeds.
     limits: RateLimiter,
 }
@@ -65,33 +67,36 @@ impl TorrentHandle {
     /// Capacity of a torrent's command mailbox.
     const MAILBOX: usize = 64;
 
-    /// Starts the actor for `torrent`; returns its handle and task.
+    /// Starts the actor for `torrent` as a task of `tasks` (it ends with the
+    /// torrent's info-hash, also after a panic, which is logged); returns
+    /// its handle. One task per torrent, with no wrapper task around it.
     pub(crate) fn spawn(
         torrent: Torrent,
         config: Arc<SessionConfig>,
         dht: Option<DhtHandle>,
-        connector: Connector,
-        links: SessionLinks,
+        (connector, links): (Connector, SessionLinks),
         cancel: CancellationToken,
-    ) -> (Self, JoinHandle<()>) {
+        tasks: &mut JoinSet<InfoHash>,
+    ) -> Self {
         let info_hash = torrent.info_hash();
         let name = Arc::from(torrent.name().as_str());
-        let (tx, rx) = mpsc::channel(Self::MAILBOX);
+        let (tx, rx) = command_channel(Self::MAILBOX);
         let limits = RateLimiter::new(torrent.rate_limits);
         let link_limits = connector.limits().with_torrent(limits.clone());
         let connector = connector.with_limits(link_limits);
-        let task = tokio::spawn(actor::run(
-            torrent, config, dht, connector, rx, links, cancel,
-        ));
-        (
-            Self {
-                info_hash,
-                name,
-                tx,
-                limits,
-            },
-            task,
-        )
+        let run = actor::run(torrent, config, dht, connector, rx, links, cancel);
+        tasks.spawn(async move {
+            if AssertUnwindSafe(run).catch_unwind().await.is_err() {
+                log::error!("[{}] torrent task panicked", info_hash.short());
+            }
+            info_hash
+        });
+        Self {
+            info_hash,
+            name,
+            tx,
+            limits,
+        }
     }
 
     /// The torrent's name.

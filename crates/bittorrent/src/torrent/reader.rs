@@ -12,10 +12,11 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek, ReadBuf};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::metainfo::MetaInfo;
 use crate::store::Store;
+use crate::torrent::command::CommandSender;
 use crate::torrent::TorrentCommand;
 
 /// Most bytes fetched from the store per read.
@@ -36,7 +37,7 @@ pub struct FileReader {
     /// Dies with the reader: the torrent releases its window even when the
     /// `ReaderGone` message is lost.
     alive: Arc<()>,
-    tx: mpsc::Sender<TorrentCommand>,
+    tx: CommandSender,
     meta: Arc<MetaInfo>,
     store: Arc<dyn Store>,
     /// The file's first byte in the torrent's byte stream, and its length.
@@ -62,7 +63,7 @@ impl std::fmt::Debug for FileReader {
 
 impl FileReader {
     pub(crate) fn new(
-        tx: mpsc::Sender<TorrentCommand>,
+        tx: CommandSender,
         meta: Arc<MetaInfo>,
         store: Arc<dyn Store>,
         file: usize,

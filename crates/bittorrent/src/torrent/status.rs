@@ -1,8 +1,14 @@
 //! What a torrent and its session share without messages: the torrent's
-//! status (up, on a `watch` the session reads), the queue's verdict and the
-//! session's share limits (down, on `watch`es the torrent reads).
+//! status (up, in a `Shared` the session reads), the queue's verdict (down,
+//! in the same `Shared`, with a wake-up) and the session's share limits
+//! (down, on a `watch` the torrent reads).
+//!
+//! The per-torrent part is one small allocation rather than two `watch`
+//! channels (each ~350 bytes, most of it wakers for many receivers): with
+//! thousands of torrents in a session, it counts.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{broadcast, watch, Notify, Semaphore};
 
@@ -33,15 +39,24 @@ pub(crate) struct TorrentStatus {
     pub upload_rate: f64,
 }
 
-/// The torrent's ends of the channels it shares with its session.
+/// The state one torrent and its session share.
+#[derive(Debug)]
+struct Shared {
+    /// Published by the torrent, read by the session.
+    status: Mutex<TorrentStatus>,
+    /// True while the session's queue holds the torrent back.
+    queued: AtomicBool,
+    /// Woken when `queued` changes (a stored permit if the torrent is busy,
+    /// so no change is missed).
+    queued_changed: Notify,
+}
+
+/// The torrent's ends of what it shares with its session.
 #[derive(Debug)]
 pub(crate) struct SessionLinks {
-    /// The torrent publishes its status here.
-    pub status: watch::Sender<TorrentStatus>,
+    shared: Arc<Shared>,
     /// Woken when a torrent's standing changes: the queue is decided again.
     pub changed: Arc<Notify>,
-    /// True while the session's queue holds the torrent back.
-    pub queued: watch::Receiver<bool>,
     /// The session's share limits.
     pub share: watch::Receiver<ShareLimits>,
     /// The session's event stream.
@@ -53,11 +68,10 @@ pub(crate) struct SessionLinks {
     published: Option<Standing>,
 }
 
-/// The session's ends of one torrent's channels.
+/// The session's ends of what one torrent shares with it.
 #[derive(Debug)]
 pub(crate) struct TorrentLinks {
-    pub status: watch::Receiver<TorrentStatus>,
-    pub queued: watch::Sender<bool>,
+    shared: Arc<Shared>,
 }
 
 impl SessionLinks {
@@ -68,22 +82,31 @@ impl SessionLinks {
         events: broadcast::Sender<Event>,
         checks: Arc<Semaphore>,
     ) -> (Self, TorrentLinks) {
-        let (status, status_rx) = watch::channel(TorrentStatus::default());
-        let (queued_tx, queued) = watch::channel(true);
+        let shared = Arc::new(Shared {
+            status: Mutex::new(TorrentStatus::default()),
+            queued: AtomicBool::new(true),
+            queued_changed: Notify::new(),
+        });
         let links = Self {
-            status,
+            shared: Arc::clone(&shared),
             changed,
-            queued,
             share,
             events,
             checks,
             published: None,
         };
-        let session = TorrentLinks {
-            status: status_rx,
-            queued: queued_tx,
-        };
-        (links, session)
+        (links, TorrentLinks { shared })
+    }
+
+    /// True while the session's queue holds the torrent back.
+    pub(crate) fn queued(&self) -> bool {
+        self.shared.queued.load(Ordering::Acquire)
+    }
+
+    /// What tells when the queue's verdict changes (held apart from the
+    /// links, so waiting on it borrows nothing else).
+    pub(crate) fn queue_watch(&self) -> QueueWatch {
+        QueueWatch(Arc::clone(&self.shared))
     }
 
     /// Publishes the torrent's standing and wakes the session, if it
@@ -93,16 +116,53 @@ impl SessionLinks {
             return;
         }
         self.published = Some(standing);
-        self.status.send_modify(|s| s.standing = standing);
+        self.shared.modify(|s| s.standing = standing);
         self.changed.notify_one();
     }
 
     /// Publishes the torrent's totals and rates.
     pub(crate) fn publish_transfer(&self, downloaded: u64, uploaded: u64, rates: (f64, f64)) {
-        self.status.send_modify(|s| {
+        self.shared.modify(|s| {
             s.downloaded = downloaded;
             s.uploaded = uploaded;
             (s.download_rate, s.upload_rate) = rates;
         });
+    }
+}
+
+impl TorrentLinks {
+    /// The torrent's status as last published.
+    pub(crate) fn status(&self) -> TorrentStatus {
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Tells the torrent whether the queue holds it back (it is woken only
+    /// on a change).
+    pub(crate) fn set_queued(&self, queued: bool) {
+        if self.shared.queued.swap(queued, Ordering::AcqRel) != queued {
+            self.shared.queued_changed.notify_one();
+        }
+    }
+}
+
+/// Wakes a torrent when its session's queue changes its verdict.
+#[derive(Debug)]
+pub(crate) struct QueueWatch(Arc<Shared>);
+
+impl QueueWatch {
+    /// Returns when the queue's verdict may have changed since the last
+    /// call (read it with [`SessionLinks::queued`]).
+    pub(crate) async fn changed(&self) {
+        self.0.queued_changed.notified().await;
+    }
+}
+
+impl Shared {
+    fn modify(&self, f: impl FnOnce(&mut TorrentStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(PoisonError::into_inner));
     }
 }

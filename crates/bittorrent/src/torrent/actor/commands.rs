@@ -105,7 +105,7 @@ impl Shell {
                 ..TorrentStats::default()
             },
         };
-        stats.trackers = self.tracker_status.borrow().clone();
+        stats.trackers = self.tracker_statuses();
         stats.rate_limits = self.connector.limits().torrent_limits();
         stats
     }

@@ -15,7 +15,7 @@ use crate::torrent::{TorrentError, TorrentState};
 impl Shell {
     /// The session's queue changed its verdict.
     pub(super) fn on_queued(&mut self) {
-        let queued = *self.links.queued.borrow_and_update();
+        let queued = self.links.queued();
         self.pending.run.queued = queued;
         match self.core() {
             Some(core) => core.set_queued(queued, Instant::now()),
@@ -107,7 +107,7 @@ impl Shell {
             Phase::Running(running) => running.core.reannounce(now),
             Phase::Metadata(phase) => {
                 phase.next_lookup = now;
-                self.reannounce.notify_one();
+                self.wake_announcer();
                 self.lookup_if_due(now);
             }
             Phase::Ended => {}

@@ -4,15 +4,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::{watch, Notify};
+
 use crate::event::Event;
 use crate::peer::{Origin, PeerCommand, PeerHandle, PeerParams};
 use crate::store::Store;
 use crate::torrent::actor::jobs::JobOutput;
-use crate::torrent::actor::{Phase, Shell};
+use crate::torrent::actor::{Phase, Shell, TrackerLinks};
 use crate::torrent::check;
 use crate::torrent::core::Action;
 use crate::torrent::error::Job;
-use crate::tracker::{run_announcer, AnnouncerConfig};
+use crate::tracker::{run_announcer, AnnouncerConfig, TrackerStatus, TransferStats};
 
 impl Shell {
     /// Carries out everything the core decided, including what it decides
@@ -44,7 +46,7 @@ impl Shell {
             Action::Dial(addr) => self.spawn_peer(addr, Origin::Outbound),
             Action::Emit(mut event) => {
                 if let Event::Stats { stats, .. } = &mut event {
-                    stats.trackers = self.tracker_status.borrow().clone();
+                    stats.trackers = self.tracker_statuses();
                     stats.rate_limits = self.connector.limits().torrent_limits();
                 }
                 self.emit(event);
@@ -81,11 +83,11 @@ impl Shell {
             }
             Action::StopAnnouncer => self.stop_announcer(),
             Action::Transfer(stats) => {
-                self.stats_tx.send_replace(stats);
+                self.set_transfer(stats);
             }
             Action::DhtAnnounce => self.spawn_dht_announce(),
             Action::Check { full } => self.spawn_check(full),
-            Action::Reannounce => self.reannounce.notify_one(),
+            Action::Reannounce => self.wake_announcer(),
             Action::WebSeed(id, command) => self.send_web_seed(id, command),
             Action::DropWebSeed(id) => self.stop_web_seed(id),
         }
@@ -143,18 +145,50 @@ impl Shell {
         }
         let mut cfg =
             AnnouncerConfig::new(tiers, self.info_hash, self.config.peer_id, self.config.port);
-        cfg.status = Some(self.tracker_status.clone());
+        let transfer = self.transfer;
+        let links = self.trackers.get_or_insert_with(|| {
+            Box::new(TrackerLinks {
+                transfer: watch::channel(transfer).0,
+                status: watch::channel(Vec::new()).0,
+                reannounce: Arc::new(Notify::new()),
+            })
+        });
+        cfg.status = Some(links.status.clone());
         cfg.ipv6 = self.config.announce_ipv6;
         cfg.external_port = self.config.external_port.clone();
-        cfg.reannounce = Some(Arc::clone(&self.reannounce));
+        cfg.reannounce = Some(Arc::clone(&links.reannounce));
+        let transfer = links.transfer.subscribe();
         let token = self.cancel.child_token();
         self.announcers.spawn(run_announcer(
             cfg,
-            self.stats_tx.subscribe(),
+            transfer,
             self.tracker_updates.sender(),
             token.clone(),
         ));
         self.announcer = Some(token);
+    }
+
+    /// New totals for the trackers.
+    pub(super) fn set_transfer(&mut self, transfer: TransferStats) {
+        self.transfer = transfer;
+        if let Some(links) = &self.trackers {
+            links.transfer.send_replace(transfer);
+        }
+    }
+
+    /// Each tracker's status (none before the first announce loop).
+    pub(super) fn tracker_statuses(&self) -> Vec<TrackerStatus> {
+        match &self.trackers {
+            Some(links) => links.status.borrow().clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Wakes the announce loop for an announce now, if one runs.
+    pub(super) fn wake_announcer(&self) {
+        if let Some(links) = &self.trackers {
+            links.reannounce.notify_one();
+        }
     }
 
     /// Stops the announce loop; it sends `stopped` (with a short timeout) in

@@ -142,7 +142,7 @@ impl Shell {
         let Some(info) = info else {
             return; // Cancelled: the loop ends.
         };
-        if let Err(e) = self.enter_running(phase, &info) {
+        if let Err(e) = self.enter_running(*phase, &info) {
             log::error!("{} {e}", self.tag);
             let message = e.to_string();
             self.emit(Event::TorrentError {
@@ -205,7 +205,7 @@ impl Shell {
         let mut core = TorrentCore::new(Arc::clone(&meta), config, files, mode, peers, now);
         core.set_run_options(self.pending.run);
         core.set_session_share(*self.links.share.borrow(), now);
-        self.stats_tx.send_replace(core.transfer());
+        self.set_transfer(core.transfer());
         self.phase = Phase::Running(Box::new(Running {
             core,
             meta: Arc::clone(&meta),

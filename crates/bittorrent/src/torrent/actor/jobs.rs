@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
-use tokio::task::{Id, JoinSet};
+use tokio::task::Id;
 
 use crate::store::StoreError;
+use crate::torrent::actor::tasks::Tasks;
 use crate::torrent::check::Checked;
 use crate::torrent::core::verify::Verified;
 use crate::torrent::error::{Job, JobError};
@@ -26,7 +27,7 @@ pub(super) enum JobOutput {
 /// Running blocking jobs.
 #[derive(Default)]
 pub(super) struct Jobs {
-    set: JoinSet<Result<JobOutput, StoreError>>,
+    set: Tasks<Result<JobOutput, StoreError>>,
     running: HashMap<Id, Job>,
 }
 
@@ -40,7 +41,7 @@ impl Jobs {
     where
         F: FnOnce() -> Result<JobOutput, StoreError> + Send + 'static,
     {
-        let handle = self.set.spawn_blocking(work);
+        let handle = self.set.set().spawn_blocking(work);
         self.running.insert(handle.id(), job);
     }
 
@@ -51,7 +52,7 @@ impl Jobs {
     where
         F: FnOnce() -> Result<JobOutput, StoreError> + Send + 'static,
     {
-        let handle = self.set.spawn(async move {
+        let id = self.set.spawn(async move {
             // Never closed; if it were, the work runs unlimited.
             let _permit = limit.acquire_owned().await;
             match tokio::task::spawn_blocking(work).await {
@@ -60,7 +61,7 @@ impl Jobs {
                 Err(e) => std::panic::resume_unwind(e.into_panic()),
             }
         });
-        self.running.insert(handle.id(), job);
+        self.running.insert(id, job);
     }
 
     /// The next job to end, with its result; `None` when none runs.
@@ -74,6 +75,10 @@ impl Jobs {
             let Some(job) = self.running.remove(&id) else {
                 continue;
             };
+            if self.running.is_empty() {
+                // Let the map's table go (a torrent's jobs come in bursts).
+                self.running = HashMap::new();
+            }
             let result = match outcome {
                 Ok(result) => result.map_err(JobError::from),
                 Err(cause) => Err(JobError::Lost { job, cause }),

@@ -18,6 +18,9 @@ mod inputs;
 mod jobs;
 mod magnet;
 mod mailbox;
+#[cfg(test)]
+mod sizes;
+mod tasks;
 mod webseeds;
 
 use std::collections::HashMap;
@@ -25,8 +28,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{broadcast, mpsc, watch, Notify};
-use tokio::task::JoinSet;
+use tokio::sync::{broadcast, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SessionConfig;
@@ -40,13 +42,15 @@ use crate::store::Store;
 use crate::torrent::actor::jobs::Jobs;
 use crate::torrent::actor::magnet::MetadataPhase;
 use crate::torrent::actor::mailbox::Mailbox;
+use crate::torrent::actor::tasks::Tasks;
 use crate::torrent::actor::webseeds::WebSeedTasks;
+use crate::torrent::command::CommandReceiver;
 use crate::torrent::core::control::RunOptions;
 use crate::torrent::core::schedule::{QUIET_TICK, TICK};
 use crate::torrent::core::swarm::Ourselves;
 use crate::torrent::core::TorrentCore;
 use crate::torrent::status::SessionLinks;
-use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
+use crate::torrent::{FilePriorities, Source, Torrent};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
 
@@ -62,7 +66,7 @@ const TRACKER_UPDATES: usize = 16;
 /// Where the torrent is.
 enum Phase {
     /// A magnet link: fetching the info dictionary.
-    Metadata(MetadataPhase),
+    Metadata(Box<MetadataPhase>),
     /// The metainfo and store are known.
     Running(Box<Running>),
     /// No metainfo, and none coming: the metadata phase failed or was
@@ -145,61 +149,67 @@ struct Shell {
     /// Where the peers report (made with the first peer).
     peer_events: Mailbox<PeerEvent>,
     peers: HashMap<SocketAddr, PeerHandle>,
-    peer_tasks: JoinSet<()>,
+    peer_tasks: Tasks<()>,
     /// The web seeds' tasks and handles.
     web: WebSeedTasks,
     jobs: Jobs,
     /// Where the announce loop reports (made when it starts).
     tracker_updates: Mailbox<TrackerUpdate>,
-    stats_tx: watch::Sender<TransferStats>,
-    /// Each tracker's status, published by the announce loop (both phases).
-    tracker_status: watch::Sender<Vec<TrackerStatus>>,
+    /// The totals last given to the trackers.
+    transfer: TransferStats,
+    /// The channels shared with the announce loop, made when the first one
+    /// starts (most torrents of a big session never announce).
+    trackers: Option<Box<TrackerLinks>>,
     /// Cancels the running announce loop, if one runs.
     announcer: Option<CancellationToken>,
     /// Announce loops, the running one and any still sending `stopped`.
-    announcers: JoinSet<()>,
+    announcers: Tasks<()>,
     /// DHT peer lookups of the metadata phase.
-    lookups: JoinSet<Result<Vec<SocketAddr>, DhtError>>,
+    lookups: Tasks<Result<Vec<SocketAddr>, DhtError>>,
     /// The running phase's DHT announce (at most one).
-    dht_announce: JoinSet<Result<Announced, DhtError>>,
+    dht_announce: Tasks<Result<Announced, DhtError>>,
     /// Shutting down: no new peers, requests or announces.
     stopping: bool,
     /// The channels shared with the session (status, queue, share limits).
     links: SessionLinks,
-    /// The session still sends the queue's verdict.
-    queue_open: bool,
     /// The session still publishes its share limits.
     share_open: bool,
     /// A magnet link not started yet: paused or queued from the start.
     deferred: Option<Source>,
+}
+
+/// The torrent's ends of the channels it shares with its announce loops.
+struct TrackerLinks {
+    /// The totals for the announces.
+    transfer: watch::Sender<TransferStats>,
+    /// Each tracker's status, published by the announce loop (both phases).
+    status: watch::Sender<Vec<TrackerStatus>>,
     /// Wakes the announce loop for an announce now.
     reannounce: Arc<Notify>,
 }
 
 /// The receiving ends of the actor's mailboxes.
 struct Inputs {
-    commands: mpsc::Receiver<TorrentCommand>,
+    commands: CommandReceiver,
 }
 
 /// Runs a torrent until `cancel` fires, it is removed, or storage fails.
-pub(crate) async fn run(
+///
+/// The shell is boxed apart from the task's future, which then holds only
+/// what the loop awaits (with 5,000 torrents in a session, every byte of
+/// the future counts 5,000 times; see ARCHITECTURE.md).
+pub(crate) fn run(
     torrent: Torrent,
     config: Arc<SessionConfig>,
     dht: Option<DhtHandle>,
     connector: Connector,
-    commands: mpsc::Receiver<TorrentCommand>,
+    commands: CommandReceiver,
     links: SessionLinks,
     cancel: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let info_hash = torrent.info_hash();
-    let (source, pending) = Pending::split(torrent, *links.queued.borrow());
-    // A magnet announces as a leecher of unknown size (left = 1) meanwhile.
-    let (stats_tx, _) = watch::channel(TransferStats {
-        uploaded: 0,
-        downloaded: 0,
-        left: 1,
-    });
-    let mut shell = Shell {
+    let (source, pending) = Pending::split(torrent, links.queued());
+    let mut shell = Box::new(Shell {
         info_hash,
         tag: format!("[{}]", info_hash.short()),
         ourselves: Arc::new(our_endpoints(&config)),
@@ -212,28 +222,37 @@ pub(crate) async fn run(
         pending,
         peer_events: Mailbox::new(PEER_EVENTS),
         peers: HashMap::new(),
-        peer_tasks: JoinSet::new(),
+        peer_tasks: Tasks::default(),
         web: WebSeedTasks::new(Mailbox::new(WEB_SEED_EVENTS)),
         jobs: Jobs::default(),
         tracker_updates: Mailbox::new(TRACKER_UPDATES),
-        stats_tx,
-        tracker_status: watch::channel(Vec::new()).0,
+        // A magnet announces as a leecher of unknown size (left = 1)
+        // meanwhile.
+        transfer: TransferStats {
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+        },
+        trackers: None,
         announcer: None,
-        announcers: JoinSet::new(),
-        lookups: JoinSet::new(),
-        dht_announce: JoinSet::new(),
+        announcers: Tasks::default(),
+        lookups: Tasks::default(),
+        dht_announce: Tasks::default(),
         stopping: false,
         links,
-        queue_open: true,
         share_open: true,
         deferred: None,
-        reannounce: Arc::new(Notify::new()),
-    };
-    shell.start(source);
-    shell.publish_standing();
-    let mut inputs = Inputs { commands };
-    shell.run(&mut inputs).await;
-    shell.shutdown().await;
+    });
+    let source = Box::new(source);
+    async move {
+        shell.start(*source);
+        shell.publish_standing();
+        let mut inputs = Inputs { commands };
+        shell.run(&mut inputs).await;
+        // Boxed: its state is made only at the end, not kept beside the
+        // loop's for the torrent's whole life.
+        Box::pin(shell.shutdown()).await;
+    }
 }
 
 /// Our listen endpoints as peers would list them: the listen address and
@@ -280,7 +299,7 @@ impl Shell {
                 );
                 phase.add_candidates(self.pending.peers.iter().copied());
                 let tiers = phase.tiers();
-                self.phase = Phase::Metadata(phase);
+                self.phase = Phase::Metadata(Box::new(phase));
                 if self.pending.use_trackers && self.config.use_trackers && !tiers.is_empty() {
                     self.start_announcer(tiers);
                 }
@@ -293,11 +312,12 @@ impl Shell {
         let tick = tokio::time::sleep_until((last_tick + TICK).into());
         tokio::pin!(tick);
         let cancel = self.cancel.clone();
+        let queue = self.links.queue_watch();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 cmd = inputs.commands.recv() => match cmd {
-                    Some(cmd) => self.on_command(cmd),
+                    Some(cmd) => self.on_command(*cmd),
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
@@ -331,11 +351,7 @@ impl Shell {
                     self.on_web_seed_task_ended(ended);
                 }
                 Some(_) = self.announcers.join_next(), if !self.announcers.is_empty() => {}
-                changed = self.links.queued.changed(), if self.queue_open => match changed {
-                    Ok(()) => self.on_queued(),
-                    // The session dropped us: its cancellation follows.
-                    Err(_) => self.queue_open = false,
-                },
+                () = queue.changed() => self.on_queued(),
                 changed = self.links.share.changed(), if self.share_open => match changed {
                     Ok(()) => self.on_session_share(),
                     Err(_) => self.share_open = false,

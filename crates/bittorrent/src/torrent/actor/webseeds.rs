@@ -7,17 +7,18 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::task::{JoinError, JoinSet};
+use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 
 use crate::metainfo::{check_web_seed_url, MetaInfo};
 use crate::torrent::actor::mailbox::Mailbox;
+use crate::torrent::actor::tasks::Tasks;
 use crate::torrent::actor::{Phase, Shell};
 use crate::webseed::{self, WebSeedCommand, WebSeedConfig, WebSeedEvent, WebSeedHandle, WebSeedId};
 
 /// The web seeds' tasks, their handles and the mailbox they report into.
 pub(super) struct WebSeedTasks {
-    pub(super) tasks: JoinSet<()>,
+    pub(super) tasks: Tasks<()>,
     handles: HashMap<WebSeedId, (WebSeedHandle, CancellationToken)>,
     /// Where the tasks report (made with the first).
     pub(super) events: Mailbox<WebSeedEvent>,
@@ -26,7 +27,7 @@ pub(super) struct WebSeedTasks {
 impl WebSeedTasks {
     pub(super) fn new(events: Mailbox<WebSeedEvent>) -> Self {
         Self {
-            tasks: JoinSet::new(),
+            tasks: Tasks::default(),
             handles: HashMap::new(),
             events,
         }
@@ -70,7 +71,7 @@ impl Shell {
                 config.clone(),
                 self.web.events.sender(),
                 cancel.clone(),
-                &mut self.web.tasks,
+                self.web.tasks.set(),
             );
             self.web.handles.insert(id, (handle, cancel));
         }

@@ -331,7 +331,7 @@ impl TorrentCore {
         }
         self.dht_announce(now);
         self.publish_transfer();
-        let stats = self.stats(now);
+        let stats = Box::new(self.stats(now));
         self.emit(Event::Stats {
             info_hash: self.info_hash,
             stats,

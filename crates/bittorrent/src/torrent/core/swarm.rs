@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Candidates kept; beyond it a new one replaces a failing one, or is dropped.
@@ -39,8 +40,9 @@ pub(crate) struct Swarm {
 pub(crate) struct Ourselves {
     /// The listen port; 0 (not listening): nothing is us.
     port: u16,
-    /// Our addresses (IPv4-mapped ones as IPv4).
-    ips: HashSet<IpAddr>,
+    /// Our addresses (IPv4-mapped ones as IPv4); shared by the clones (a
+    /// torrent's shell and core each hold one).
+    ips: Arc<HashSet<IpAddr>>,
     /// An unspecified IPv4 bind: every IPv4 loopback address reaches us.
     any_v4_loopback: bool,
     /// An unspecified IPv6 bind: `::1` and (dual-stack) 127.0.0.0/8 too.
@@ -68,7 +70,7 @@ impl Ourselves {
         };
         Self {
             port: listen.port(),
-            ips,
+            ips: Arc::new(ips),
             any_v4_loopback: v4,
             any_loopback: v6,
             mapped: Vec::new(),
