@@ -196,24 +196,8 @@ impl DiskBatch {
             }
             match op {
                 DiskOp::Write { piece, begin, data } => {
-                    let mut len = data.len() as u64;
                     run.push(data);
-                    while let Some(DiskOp::Write {
-                        piece: p,
-                        begin: b,
-                        data,
-                    }) = ops.peek()
-                    {
-                        let next = u64::from(begin) + len;
-                        if *p != piece || u64::from(*b) != next || len + data.len() as u64 > MAX_RUN
-                        {
-                            break;
-                        }
-                        len += data.len() as u64;
-                        if let Some(DiskOp::Write { data, .. }) = ops.next() {
-                            run.push(data);
-                        }
-                    }
+                    take_run(&mut ops, piece, begin, &mut run);
                     if let Err(e) = store.write_blocks(piece, begin, &run) {
                         hashes.forget(piece);
                         write_failed.push((piece, e));
@@ -247,6 +231,32 @@ impl DiskBatch {
             hashes,
             verified,
             write_failed,
+        }
+    }
+}
+
+/// Moves the writes that continue `run` (of `piece`, from `begin`) from
+/// the front of `ops` onto it, up to [`MAX_RUN`] bytes.
+fn take_run(
+    ops: &mut std::iter::Peekable<std::vec::IntoIter<DiskOp>>,
+    piece: u32,
+    begin: u32,
+    run: &mut Vec<Bytes>,
+) {
+    let mut len: u64 = run.iter().map(|d| d.len() as u64).sum();
+    while let Some(DiskOp::Write {
+        piece: p,
+        begin: b,
+        data,
+    }) = ops.peek()
+    {
+        let next = u64::from(begin) + len;
+        if *p != piece || u64::from(*b) != next || len + data.len() as u64 > MAX_RUN {
+            break;
+        }
+        len += data.len() as u64;
+        if let Some(DiskOp::Write { data, .. }) = ops.next() {
+            run.push(data);
         }
     }
 }
