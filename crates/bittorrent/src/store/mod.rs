@@ -134,7 +134,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the pieces in `have` are verified and stored. Called
     /// from a blocking thread after the start-up check, then at most about
     /// once a second while pieces complete, and at completion and shutdown.
-    /// A store may also record the pieces it writes by itself, more often.
+    /// A store may also record the pieces it is told are verified by itself,
+    /// more often.
     ///
     /// # Errors
     /// Any IO error (the engine logs it and goes on).
