@@ -294,6 +294,9 @@ impl Shell {
         tokio::pin!(tick);
         let cancel = self.cancel.clone();
         loop {
+            // While the writer is behind, peers' blocks wait in their own
+            // sockets (they stop reading when the mailbox is full), not here.
+            let takes_peer_events = self.takes_peer_events();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 cmd = inputs.commands.recv() => match cmd {
@@ -301,7 +304,7 @@ impl Shell {
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                event = self.peer_events.recv() => match event {
+                event = self.peer_events.recv(), if takes_peer_events => match event {
                     Some(event) => self.on_peer_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -418,6 +421,15 @@ impl Shell {
     }
 
     /// The running phase's core, if the metadata is known.
+    /// Whether peer events are taken now: not while blocks wait for the
+    /// writer past its bound (a job runs then, whose end frees it).
+    fn takes_peer_events(&self) -> bool {
+        match &self.phase {
+            Phase::Running(running) => running.core.takes_blocks(),
+            _ => true,
+        }
+    }
+
     fn core(&mut self) -> Option<&mut TorrentCore> {
         match &mut self.phase {
             Phase::Running(running) => Some(&mut running.core),

@@ -23,16 +23,17 @@ use crate::store::{Store, StoreError};
 use crate::torrent::core::verify::{Verified, VerifyJob};
 
 /// Bytes of blocks queued for or being written before we stop requesting
-/// (backpressure when the disk or hashing is slower than the network). With
-/// the stash below it bounds the piece data in memory, whatever the piece
-/// size, torrent size or number of peers.
-pub(crate) const MAX_DISK_BACKLOG: u64 = 4 * 1024 * 1024;
+/// and stop taking peers' blocks (backpressure when the disk or hashing is
+/// slower than the network). With the stash below and the peer mailbox it
+/// bounds the piece data in memory, whatever the piece size, torrent size,
+/// request budget or number of peers.
+pub(crate) const MAX_DISK_BACKLOG: u64 = 3 * 1024 * 1024;
 /// A batch starts once this much is queued (or a piece is complete, or on
 /// a flush): fewer thread hops than one per block.
 pub(crate) const BATCH_MIN: u64 = 512 * 1024;
 /// Out-of-order blocks kept (already written) to be hashed when the gap
 /// before them is filled, per torrent; past it they are read back.
-pub(crate) const MAX_STASH: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_STASH: usize = 1024 * 1024;
 /// Contiguous bytes of one piece written with one call at most: small
 /// enough that they are still in cache when hashed right after.
 const MAX_RUN: u64 = 256 * 1024;

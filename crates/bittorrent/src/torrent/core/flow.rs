@@ -53,6 +53,14 @@ impl TorrentCore {
         self.request_more(addr, now);
     }
 
+    /// Whether more blocks may come in now: not while the writer's queue is
+    /// past its bound (the shell then leaves peer events in their mailbox,
+    /// so peers stop reading their sockets: TCP backpressure, and the bytes
+    /// in memory stay bounded whatever was requested).
+    pub(crate) fn takes_blocks(&self) -> bool {
+        !self.flow.backlogged()
+    }
+
     /// Starts the writer on what is queued if that is due (everything at
     /// once while stopping or before a recheck).
     pub(crate) fn start_writes(&mut self) {
