@@ -50,8 +50,10 @@ use crate::torrent::{FilePriorities, Source, Torrent, TorrentCommand};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
 
-/// Capacity of the mailbox all peers of a torrent report into.
-const PEER_EVENTS: usize = 256;
+/// Capacity of the mailbox all peers of a torrent report into. Mostly
+/// blocks (16 KiB each) while downloading, and it fills while the writer is
+/// behind (peer events wait then): 64 bounds that to 1 MiB.
+const PEER_EVENTS: usize = 64;
 /// Capacity of the mailbox the web seeds of a torrent report into. Each
 /// event may hold a whole piece, and the tasks wait when it is full: this
 /// bounds the pieces waiting for the torrent.

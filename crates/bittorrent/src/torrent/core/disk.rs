@@ -27,7 +27,7 @@ use crate::torrent::core::verify::{Verified, VerifyJob};
 /// slower than the network). With the stash below and the peer mailbox it
 /// bounds the piece data in memory, whatever the piece size, torrent size,
 /// request budget or number of peers.
-pub(crate) const MAX_DISK_BACKLOG: u64 = 3 * 1024 * 1024;
+pub(crate) const MAX_DISK_BACKLOG: u64 = 2 * 1024 * 1024;
 /// A batch starts once this much is queued (or a piece is complete, or on
 /// a flush): fewer thread hops than one per block.
 pub(crate) const BATCH_MIN: u64 = 512 * 1024;

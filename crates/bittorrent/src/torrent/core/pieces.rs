@@ -486,23 +486,19 @@ mod tests {
         flow.picker.add_peer(&all);
         let blocks = flow.picker.pick(&all, &Default::default(), 256);
         let mut out = Vec::new();
-        for b in &blocks[..128] {
+        for b in &blocks[..96] {
             flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
             flow.start_writes(&mut out, false);
         }
         assert_eq!(out.len(), 1, "one batch once 512 KiB are queued");
         assert!(flow.writing());
-        assert!(!flow.backlogged(), "2 MiB queued or written");
-        for b in &blocks[128..192] {
+        assert!(!flow.backlogged(), "1.5 MiB queued or written");
+        for b in &blocks[96..128] {
             flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
         }
-        assert!(flow.backlogged(), "3 MiB");
-        flow.disk_done(
-            batch(out)
-                .unwrap()
-                .run(&MemoryStore::with_geometry(piece, 4 * u64::from(piece))),
-            &mut Vec::new(),
-        );
+        assert!(flow.backlogged(), "2 MiB");
+        let store = MemoryStore::with_geometry(piece, 4 * u64::from(piece));
+        flow.disk_done(batch(out).unwrap().run(&store), &mut Vec::new());
         assert!(!flow.backlogged(), "the first batch is written");
     }
 
