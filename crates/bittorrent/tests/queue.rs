@@ -325,7 +325,7 @@ struct FlakyStore {
 }
 
 impl Store for FlakyStore {
-    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
         if self.full.load(Ordering::SeqCst) {
             return Err(StoreError::Io {
                 op: "write",
@@ -333,7 +333,7 @@ impl Store for FlakyStore {
                 source: std::io::Error::other("no space left on device"),
             });
         }
-        self.inner.write_piece(index, blocks)
+        self.inner.write_blocks(index, begin, blocks)
     }
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {

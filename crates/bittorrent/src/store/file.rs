@@ -248,18 +248,43 @@ impl FileStore {
 impl Store for FileStore {
     fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
         let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-        let out_of_range = || StoreError::OutOfRange {
-            index,
-            begin: 0,
-            length: total,
-        };
         let piece_len = self.layout.piece_len(index);
         if piece_len == 0 || total != u64::from(piece_len) {
+            return Err(StoreError::OutOfRange {
+                index,
+                begin: 0,
+                length: total,
+            });
+        }
+        self.write_blocks(index, 0, blocks)?;
+        self.piece_verified(index)
+    }
+
+    fn piece_verified(&self, index: u32) -> Result<(), StoreError> {
+        if self.layout.piece_len(index) == 0 {
+            return Err(StoreError::OutOfRange {
+                index,
+                begin: 0,
+                length: 0,
+            });
+        }
+        self.after_write(index);
+        Ok(())
+    }
+
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+        let out_of_range = || StoreError::OutOfRange {
+            index,
+            begin,
+            length: total,
+        };
+        if total == 0 {
             return Err(out_of_range());
         }
         let slices = self
             .layout
-            .slices(index, 0, total)
+            .slices(index, begin, total)
             .ok_or_else(out_of_range)?;
         self.before_write();
         let mut cursor = BlockCursor::new(blocks);
@@ -297,7 +322,6 @@ impl Store for FileStore {
                 }
             }
         }
-        self.after_write(index);
         Ok(())
     }
 

@@ -71,15 +71,25 @@ impl MemoryStore {
 impl Store for MemoryStore {
     fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
         let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+        if total != u64::from(self.geometry.piece_len(index)) {
+            return Err(StoreError::OutOfRange {
+                index,
+                begin: 0,
+                length: total,
+            });
+        }
+        self.write_blocks(index, 0, blocks)
+    }
+
+    /// Any write marks the piece for the next check's hashing.
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
         let out_of_range = || StoreError::OutOfRange {
             index,
-            begin: 0,
+            begin,
             length: total,
         };
-        if total != u64::from(self.geometry.piece_len(index)) {
-            return Err(out_of_range());
-        }
-        let range = self.range(index, 0, total).ok_or_else(out_of_range)?;
+        let range = self.range(index, begin, total).ok_or_else(out_of_range)?;
         let mut data = self.data();
         let dest = data.get_mut(range).ok_or_else(out_of_range)?;
         // The block lengths sum to `dest.len()` (checked above): no slice

@@ -1,8 +1,12 @@
-//! Persistence of verified pieces behind the [`Store`] trait.
+//! Persistence of pieces behind the [`Store`] trait.
 //!
-//! The engine hands a store only pieces whose SHA-1 matched. Store methods are
-//! blocking; the engine calls them from `spawn_blocking`, never on an async
-//! worker thread.
+//! The engine writes each block as it arrives ([`Store::write_blocks`]), hashes
+//! the piece as its blocks go by (reading back what it could not hash while
+//! hot), and tells the store which pieces verified ([`Store::piece_verified`]):
+//! only those are ever read for peers or readers, or recorded as had. Store
+//! methods are blocking; the engine calls them from `spawn_blocking`, never on
+//! an async worker thread, and writes one torrent's blocks from one thread at
+//! a time.
 
 mod file;
 mod handles;
@@ -32,12 +36,36 @@ use crate::recovery::Recovery;
 /// Where verified pieces are kept. Implementations must be safe to call from
 /// several blocking threads at once.
 pub trait Store: Send + Sync + 'static {
-    /// Writes verified piece `index`. `blocks` are the piece's bytes in order;
-    /// their concatenation is exactly the piece.
+    /// Writes bytes of piece `index` at offset `begin`: `blocks` in order,
+    /// their concatenation one contiguous run. The piece is not verified
+    /// yet: its data may be wrong and rewritten later, and a store must not
+    /// count it as had (nor list it in a resume record) until
+    /// [`Store::piece_verified`] names it.
+    ///
+    /// # Errors
+    /// Any IO error, or a range that does not fit the piece.
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError>;
+
+    /// Piece `index`, as written, matched its SHA-1: from now on it is had
+    /// (a store keeping a resume record lists it). The default does nothing.
+    ///
+    /// # Errors
+    /// Any IO error.
+    fn piece_verified(&self, index: u32) -> Result<(), StoreError> {
+        let _ = index;
+        Ok(())
+    }
+
+    /// Writes a whole piece known to be good: [`Store::write_blocks`] at
+    /// offset 0, then [`Store::piece_verified`]. `blocks` are the piece's
+    /// bytes in order; their concatenation is exactly the piece.
     ///
     /// # Errors
     /// Any IO error, or an index/length that does not fit the torrent.
-    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError>;
+    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        self.write_blocks(index, 0, blocks)?;
+        self.piece_verified(index)
+    }
 
     /// Reads `length` bytes at offset `begin` of piece `index`.
     ///
@@ -132,7 +160,8 @@ pub trait Store: Send + Sync + 'static {
     /// Records that the pieces in `have` are verified and stored. Called
     /// from a blocking thread after the start-up check, then at most about
     /// once a second while pieces complete, and at completion and shutdown.
-    /// A store may also record the pieces it writes by itself, more often.
+    /// A store may also record the pieces it is told are verified by itself,
+    /// more often.
     ///
     /// # Errors
     /// Any IO error (the engine logs it and goes on).
@@ -145,6 +174,14 @@ pub trait Store: Send + Sync + 'static {
 /// A shared store is a store: an embedder can keep an `Arc` to the store it
 /// hands to a torrent (to read what was written, for instance).
 impl<S: Store> Store for std::sync::Arc<S> {
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        (**self).write_blocks(index, begin, blocks)
+    }
+
+    fn piece_verified(&self, index: u32) -> Result<(), StoreError> {
+        (**self).piece_verified(index)
+    }
+
     fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
         (**self).write_piece(index, blocks)
     }
@@ -289,7 +326,7 @@ mod tests {
     }
 
     impl Store for Faulty {
-        fn write_piece(&self, _: u32, _: &[Bytes]) -> Result<(), StoreError> {
+        fn write_blocks(&self, _: u32, _: u32, _: &[Bytes]) -> Result<(), StoreError> {
             Ok(())
         }
 

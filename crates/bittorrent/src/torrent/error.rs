@@ -47,8 +47,8 @@ pub(crate) enum MetadataPhaseError {
 pub(crate) enum Job {
     /// Finding the pieces already in the store.
     Check,
-    /// Hashing (and storing) one piece.
-    Verify(u32),
+    /// Writing blocks and verifying pieces (a batch).
+    Disk,
     /// Finalizing the store once complete.
     Finalize,
     /// Writing the resume record.
@@ -61,7 +61,7 @@ impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Check => f.write_str("check"),
-            Self::Verify(piece) => write!(f, "verification of piece {piece}"),
+            Self::Disk => f.write_str("writes and verifications"),
             Self::Finalize => f.write_str("finalize"),
             Self::SaveResume => f.write_str("resume record"),
             Self::StoreSelection => f.write_str("file selection"),

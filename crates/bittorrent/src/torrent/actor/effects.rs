@@ -51,11 +51,10 @@ impl Shell {
                 }
                 self.emit(event);
             }
-            Action::Verify(job) => {
+            Action::Disk(batch) => {
                 let store = Arc::clone(store);
-                self.jobs.spawn(Job::Verify(job.piece), move || {
-                    Ok(JobOutput::Verified(job.run(&*store)))
-                });
+                self.jobs
+                    .spawn(Job::Disk, move || Ok(JobOutput::Disk(batch.run(&*store))));
             }
             Action::SaveResume(have) => {
                 let store = Arc::clone(store);

@@ -51,16 +51,16 @@ impl Shell {
                 let nothing = Checked::nothing(core.meta().piece_count());
                 core.checked(&nothing, now);
             }
-            (_, Ok(JobOutput::Verified(verified))) => core.verified(verified, now),
-            (Job::Verify(piece), Err(e)) => {
+            (_, Ok(JobOutput::Disk(done))) => core.disk_done(done, now),
+            (Job::Disk, Err(e)) => {
                 log::error!("{tag} {e}");
-                core.verification_lost(piece, now);
+                core.disk_lost(now);
             }
             (Job::Finalize, result) => core.finalized(result.map(drop)),
             (Job::SaveResume, result) => core.resume_saved(result.map(drop)),
             (Job::StoreSelection, result) => core.selection_stored(result.map(drop)),
             // A check or verification returns its own output.
-            (Job::Check | Job::Verify(_), Ok(JobOutput::Done)) => {}
+            (Job::Check | Job::Disk, Ok(JobOutput::Done)) => {}
         }
     }
 
@@ -189,7 +189,6 @@ impl Shell {
             upload_slots: self.config.upload_slots,
             use_trackers: use_trackers && !meta.trackers.is_empty(),
             use_dht: self.dht.is_some(),
-            max_verifying: std::thread::available_parallelism().map_or(2, |n| n.get()),
             seed: None,
             ourselves: Ourselves::clone(&self.ourselves),
         };

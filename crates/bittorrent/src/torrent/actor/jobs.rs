@@ -1,4 +1,4 @@
-//! The torrent actor's blocking jobs (check, verify, finalize, resume
+//! The torrent actor's blocking jobs (check, writes and verifications, finalize, resume
 //! record, file selection), each known by what it is, so a job that panics
 //! is still reported as that job.
 
@@ -11,15 +11,15 @@ use tokio::task::Id;
 use crate::store::StoreError;
 use crate::torrent::actor::tasks::Tasks;
 use crate::torrent::check::Checked;
-use crate::torrent::core::verify::Verified;
+use crate::torrent::core::disk::DiskDone;
 use crate::torrent::error::{Job, JobError};
 
 /// What a job returns.
 pub(super) enum JobOutput {
     /// The start-up check (`torrent/check.rs`).
     Checked(Checked),
-    /// A verification (its store error, if any, is inside).
-    Verified(Verified),
+    /// A batch of writes and verifications (store errors are inside).
+    Disk(DiskDone),
     /// A store job that returns nothing.
     Done,
 }

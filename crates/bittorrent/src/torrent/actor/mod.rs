@@ -54,8 +54,10 @@ use crate::torrent::{FilePriorities, Source, Torrent};
 use crate::tracker::{TrackerStatus, TrackerUpdate, TransferStats};
 use crate::types::InfoHash;
 
-/// Capacity of the mailbox all peers of a torrent report into.
-const PEER_EVENTS: usize = 256;
+/// Capacity of the mailbox all peers of a torrent report into. Mostly
+/// blocks (16 KiB each) while downloading, and it fills while the writer is
+/// behind (peer events wait then): 64 bounds that to 1 MiB.
+const PEER_EVENTS: usize = 64;
 /// Capacity of the mailbox the web seeds of a torrent report into. Each
 /// event may hold a whole piece, and the tasks wait when it is full: this
 /// bounds the pieces waiting for the torrent.
@@ -314,6 +316,9 @@ impl Shell {
         let cancel = self.cancel.clone();
         let queue = self.links.queue_watch();
         loop {
+            // While the writer is behind, peers' blocks wait in their own
+            // sockets (they stop reading when the mailbox is full), not here.
+            let takes_peer_events = self.takes_peer_events();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 cmd = inputs.commands.recv() => match cmd {
@@ -321,7 +326,7 @@ impl Shell {
                     // Every handle is gone, the session's included: stop.
                     None => break,
                 },
-                event = self.peer_events.recv() => match event {
+                event = self.peer_events.recv(), if takes_peer_events => match event {
                     Some(event) => self.on_peer_event(event),
                     // We hold a sender ourselves, so this cannot happen.
                     None => break,
@@ -434,6 +439,15 @@ impl Shell {
     }
 
     /// The running phase's core, if the metadata is known.
+    /// Whether peer events are taken now: not while blocks wait for the
+    /// writer past its bound (a job runs then, whose end frees it).
+    fn takes_peer_events(&self) -> bool {
+        match &self.phase {
+            Phase::Running(running) => running.core.takes_blocks(),
+            _ => true,
+        }
+    }
+
     fn core(&mut self) -> Option<&mut TorrentCore> {
         match &mut self.phase {
             Phase::Running(running) => Some(&mut running.core),

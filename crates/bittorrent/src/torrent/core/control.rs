@@ -260,7 +260,7 @@ impl TorrentCore {
     pub(crate) fn start_recheck_if_quiet(&mut self, now: Instant) {
         let busy = !self.peers.addrs().is_empty()
             || self.webseeds.active() > 0
-            || self.flow.in_verification() > 0
+            || self.flow.disk_busy()
             || self.finalizing == Finalizing::Running;
         if !self.control.recheck_due || busy {
             return;
@@ -268,11 +268,7 @@ impl TorrentCore {
         self.control.recheck_due = false;
         let wasted = self.flow.wasted();
         let picker = new_picker(&self.meta, &self.config);
-        self.flow = PieceFlow::new(
-            std::sync::Arc::clone(&self.meta),
-            picker,
-            self.config.max_verifying,
-        );
+        self.flow = PieceFlow::new(std::sync::Arc::clone(&self.meta), picker);
         self.flow.add_wasted(wasted);
         self.complete = false;
         self.finalizing = Finalizing::No;

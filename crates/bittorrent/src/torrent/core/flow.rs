@@ -1,5 +1,5 @@
-//! Blocks and verifications in the core: a block arrives, a piece
-//! completes, its verification ends (or is lost).
+//! Blocks and verifications in the core: a block arrives (and is queued
+//! for the writer), a batch of writes and verifications ends (or is lost).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -8,9 +8,9 @@ use bytes::Bytes;
 
 use crate::event::Event;
 use crate::peer::PeerCommand;
+use crate::torrent::core::disk::DiskDone;
 use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::pieces::{BlockFate, Verdict};
-use crate::torrent::core::verify::Verified;
 use crate::torrent::core::{Action, State, TorrentCore};
 use crate::types::BlockInfo;
 
@@ -47,27 +47,52 @@ impl TorrentCore {
             if self.flow.picker().may_have_duplicates() {
                 self.peers.cancel_duplicates(from, block, &mut self.out);
             }
-            if complete {
-                self.flow.start_verifications(&mut self.out);
-            }
+            let _ = complete;
+            self.start_writes();
         }
         self.request_more(addr, now);
     }
 
-    /// A verification ended.
-    pub(crate) fn verified(&mut self, verified: Verified, now: Instant) {
+    /// Whether more blocks may come in now: not while the writer's queue is
+    /// past its bound (the shell then leaves peer events in their mailbox,
+    /// so peers stop reading their sockets: TCP backpressure, and the bytes
+    /// in memory stay bounded whatever was requested).
+    pub(crate) fn takes_blocks(&self) -> bool {
+        !self.flow.backlogged()
+    }
+
+    /// Starts the writer on what is queued if that is due (everything at
+    /// once while stopping or before a recheck).
+    pub(crate) fn start_writes(&mut self) {
+        let force = self.state == State::Stopping || self.control.recheck_due;
+        self.flow.start_writes(&mut self.out, force);
+    }
+
+    /// A batch of writes and verifications ended.
+    pub(crate) fn disk_done(&mut self, done: DiskDone, now: Instant) {
         let was_backlogged = self.flow.backlogged();
-        let piece = verified.piece;
         let mut bans = Vec::new();
-        let verdict = self.flow.verified(verified, &mut bans);
+        let verdicts = self.flow.disk_done(done, &mut bans);
         self.store_selection();
-        self.flow.start_verifications(&mut self.out);
+        self.start_writes();
         for (who, why) in bans {
             match who {
                 Contributor::Peer(addr) => self.ban(addr, why),
                 Contributor::WebSeed(seed) => self.drop_web_seed(seed, why.to_string(), now),
             }
         }
+        let mut more = was_backlogged && !self.flow.backlogged();
+        for (piece, verdict) in verdicts {
+            more |= self.verdict(piece, verdict);
+        }
+        if more {
+            self.request_more_all(now);
+            self.schedule_web_seeds(now);
+        }
+    }
+
+    /// Acts on one piece's verdict; true when pieces are wanted again.
+    fn verdict(&mut self, piece: u32, verdict: Verdict) -> bool {
         match verdict {
             Verdict::Good => self.piece_verified(piece),
             Verdict::Failed { contributors } => {
@@ -82,19 +107,17 @@ impl TorrentCore {
                     info_hash: self.info_hash,
                     piece,
                 });
-                self.request_more_all(now);
-                self.schedule_web_seeds(now);
+                return true;
             }
             Verdict::StoreFailed(e) => {
                 // Downloaded again once a resume retries.
                 self.flow.picker_mut().piece_failed(piece);
-                self.fail(format!("storage failed on piece {piece}: {e}"));
+                if self.control.error.is_none() {
+                    self.fail(format!("storage failed on piece {piece}: {e}"));
+                }
             }
         }
-        if was_backlogged && !self.flow.backlogged() {
-            self.request_more_all(now);
-            self.schedule_web_seeds(now);
-        }
+        false
     }
 
     fn piece_verified(&mut self, piece: u32) {
@@ -120,16 +143,16 @@ impl TorrentCore {
         }
     }
 
-    /// A verification job ended without a result: its piece is downloaded
-    /// again.
-    pub(crate) fn verification_lost(&mut self, piece: u32, now: Instant) {
+    /// A batch of writes and verifications ended without a result: the
+    /// pieces it touched are downloaded again.
+    pub(crate) fn disk_lost(&mut self, now: Instant) {
         log::error!(
-            "{} the verification of piece {piece} was lost; downloading it again",
+            "{} a batch of writes and verifications was lost; downloading its pieces again",
             self.tag()
         );
-        self.flow.verification_lost(piece);
+        self.flow.disk_lost();
         self.store_selection();
-        self.flow.start_verifications(&mut self.out);
+        self.start_writes();
         self.request_more_all(now);
         self.schedule_web_seeds(now);
     }

@@ -77,7 +77,7 @@ impl TorrentCore {
         for addr in self.peers.addrs() {
             self.peers.disconnect(addr, &mut self.out);
         }
-        self.flow.start_verifications(&mut self.out);
+        self.start_writes();
     }
 
     /// The end of a shutdown, once every job is done: the last resume
@@ -85,7 +85,7 @@ impl TorrentCore {
     /// while there is still a job to wait for.
     pub(crate) fn finish(&mut self) -> bool {
         self.save_resume_if_dirty();
-        if self.saving || self.flow.in_verification() > 0 {
+        if self.saving || self.flow.disk_busy() {
             return true;
         }
         self.stop_announcer();

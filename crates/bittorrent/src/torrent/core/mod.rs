@@ -6,8 +6,9 @@
 //!
 //! Parts, each with one job and its own tests:
 //! - [`peers::PeerSet`]: connections, interest, pipelines, choke input, PEX;
-//! - [`pieces::PieceFlow`]: the picker, piece buffers, the verification
-//!   queue, strikes and bans;
+//! - [`pieces::PieceFlow`]: the picker, blocks queued for the writer
+//!   ([`disk`]: written as they arrive, hashed while hot), verifications,
+//!   strikes and bans;
 //! - [`readers::Readers`]: streaming waiters and read-ahead windows;
 //! - [`selection::Selection`]: file priorities and the pick mode;
 //! - [`swarm::Swarm`]: candidate addresses, backoff, bans;
@@ -20,6 +21,7 @@
 //! `webseeding.rs`.
 
 pub(crate) mod control;
+pub(crate) mod disk;
 mod flow;
 mod lifecycle;
 mod peering;
@@ -49,12 +51,12 @@ use crate::metainfo::MetaInfo;
 use crate::peer::PeerCommand;
 use crate::picker::{PickMode, Priority};
 use crate::torrent::core::control::{new_picker, Control};
+use crate::torrent::core::disk::DiskBatch;
 use crate::torrent::core::peers::PeerSet;
 use crate::torrent::core::pieces::PieceFlow;
 use crate::torrent::core::readers::Readers;
 use crate::torrent::core::selection::Selection;
 use crate::torrent::core::swarm::{Ourselves, Swarm};
-use crate::torrent::core::verify::VerifyJob;
 use crate::torrent::core::webseeds::WebSeeds;
 use crate::torrent::RateMeter;
 use crate::tracker::TransferStats;
@@ -82,8 +84,9 @@ pub(crate) enum Action {
     Dial(SocketAddr),
     /// Publish an event to the session's subscribers.
     Emit(Event),
-    /// Hash and store a complete piece on a blocking thread.
-    Verify(VerifyJob),
+    /// Write blocks and verify pieces on a blocking thread (one batch at a
+    /// time).
+    Disk(DiskBatch),
     /// Write the resume record with these verified pieces.
     SaveResume(Bitfield),
     /// Tell the store which files are wanted.
@@ -122,8 +125,6 @@ pub(crate) struct CoreConfig {
     pub use_trackers: bool,
     /// The session runs a DHT and the torrent is not private.
     pub use_dht: bool,
-    /// Verifications at once.
-    pub max_verifying: usize,
     /// Seed of the picker's and the choker's randomness (tests).
     pub seed: Option<u64>,
     /// Our listen endpoints: never dialled.
@@ -223,7 +224,7 @@ impl TorrentCore {
                 config.max_connections,
                 config.upload_slots,
             ),
-            flow: PieceFlow::new(Arc::clone(&meta), picker, config.max_verifying),
+            flow: PieceFlow::new(Arc::clone(&meta), picker),
             selection: Selection::new(files, meta.files.len(), mode),
             meta,
             config,
@@ -309,6 +310,9 @@ impl TorrentCore {
         }
         self.count_time(now);
         self.check_share_limit(now);
+        // Whatever waits for the writer goes now (a partial piece's blocks
+        // when its peers went quiet).
+        self.flow.start_writes(&mut self.out, true);
         self.start_recheck_if_quiet(now);
         self.peers.tick(now, self.flow.picker_mut(), &mut self.out);
         self.cap_partial_pieces();

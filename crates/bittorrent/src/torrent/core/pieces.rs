@@ -1,13 +1,13 @@
-//! The piece flow: which blocks to ask for (the picker), blocks assembled
-//! into pieces, complete pieces queued for verification, and what a failed
-//! hash check costs its senders (strikes and bans). Pure.
+//! The piece flow: which blocks to ask for (the picker), blocks queued for
+//! the writer as they arrive (`disk.rs`), complete pieces verified there,
+//! and what a failed hash check costs its senders (strikes and bans). Pure.
 //!
-//! Invariants: `buffers` holds the blocks of partly received pieces; a piece
-//! leaves it when complete and is then verified exactly once (it is queued or
-//! verifying, never both). A verification whose result is lost puts its
-//! piece back to missing.
+//! Invariants: `senders` holds who sent each block of partly received
+//! pieces; a piece leaves it when complete and is then verified exactly once
+//! (its `Verify` follows its last block in the writer's queue). A batch
+//! whose result is lost puts the pieces it touched back to missing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,16 +16,12 @@ use bytes::Bytes;
 use crate::metainfo::MetaInfo;
 use crate::picker::{Picker, Received};
 use crate::store::StoreError;
-use crate::torrent::core::piece::{Contributor, PieceBuffer};
+use crate::torrent::core::disk::{DiskDone, DiskOp, DiskQueue, MAX_DISK_BACKLOG};
+use crate::torrent::core::piece::Contributor;
 use crate::torrent::core::verify::{SuspectBlock, Verified, VerifyJob};
 use crate::torrent::core::Action;
-use crate::types::BlockInfo;
+use crate::types::{BlockInfo, BLOCK_SIZE};
 
-/// Bytes of complete pieces allowed to wait for or be in verification before
-/// we stop requesting (backpressure when hashing and disk are slower than the
-/// network). With the request budget (`peers.rs`) it bounds the piece data
-/// held in memory: what is requested lands on top of this when it binds.
-pub(crate) const MAX_VERIFY_BACKLOG: u64 = 4 * 1024 * 1024;
 /// Failed pieces a peer may have co-contributed to (without being identified
 /// as the culprit) before it is banned anyway.
 pub(crate) const BAN_THRESHOLD: u32 = 4;
@@ -77,16 +73,12 @@ pub(crate) enum Verdict {
 pub(crate) struct PieceFlow {
     meta: Arc<MetaInfo>,
     picker: Picker,
-    buffers: HashMap<u32, PieceBuffer>,
-    /// Complete pieces waiting for a verification slot.
-    queue: VecDeque<(u32, PieceBuffer)>,
-    /// Pieces being verified.
+    /// Who sent each block of the partly received pieces.
+    senders: HashMap<u32, Vec<Option<Contributor>>>,
+    /// Blocks and verifications on their way to the store.
+    disk: DiskQueue,
+    /// Complete pieces whose verification is queued or running.
     verifying: HashSet<u32>,
-    /// Verifications allowed at once: bounds threads and memory.
-    max_verifying: usize,
-    /// No verification starts (the store is taking a file selection, and
-    /// pieces written meanwhile could land where the old one says).
-    held: bool,
     /// Blocks of failed pieces from several senders, kept until the piece
     /// verifies so the sender of the bad block can be identified.
     suspects: HashMap<u32, Vec<SuspectBlock>>,
@@ -97,15 +89,13 @@ pub(crate) struct PieceFlow {
 }
 
 impl PieceFlow {
-    pub(crate) fn new(meta: Arc<MetaInfo>, picker: Picker, max_verifying: usize) -> Self {
+    pub(crate) fn new(meta: Arc<MetaInfo>, picker: Picker) -> Self {
         Self {
             meta,
             picker,
-            buffers: HashMap::new(),
-            queue: VecDeque::new(),
+            senders: HashMap::new(),
+            disk: DiskQueue::default(),
             verifying: HashSet::new(),
-            max_verifying: max_verifying.max(1),
-            held: false,
             suspects: HashMap::new(),
             strikes: HashMap::new(),
             bytes_have: 0,
@@ -144,80 +134,118 @@ impl PieceFlow {
     }
 
     /// A requested block arrived from `from` (a peer, or a web seed's piece
-    /// fed in block by block).
+    /// fed in block by block): it is queued for the writer, and with the
+    /// piece's last block so is its verification.
     pub(crate) fn block(&mut self, from: Contributor, block: BlockInfo, data: Bytes) -> BlockFate {
         let len = data.len() as u64;
         let Received::Fresh { piece_complete } = self.picker.block_received(block) else {
             self.wasted += len;
             return BlockFate::Wasted;
         };
-        let piece_len = self.meta.piece_len(block.piece);
-        let buffer = self
-            .buffers
-            .entry(block.piece)
-            .or_insert_with(|| PieceBuffer::new(piece_len));
-        buffer.insert(block, data, from);
+        let piece = block.piece;
+        let count = self.meta.piece_len(piece).div_ceil(BLOCK_SIZE) as usize;
+        let senders = self
+            .senders
+            .entry(piece)
+            .or_insert_with(|| vec![None; count]);
+        if let Some(slot) = senders.get_mut(block.index_in_piece()) {
+            *slot = Some(from);
+        }
+        self.disk.push(DiskOp::Write {
+            piece,
+            begin: block.begin,
+            data,
+        });
         if piece_complete {
-            if let Some(buffer) = self.buffers.remove(&block.piece) {
-                self.queue.push_back((block.piece, buffer));
-            }
+            self.piece_complete(piece);
         }
         BlockFate::Kept {
             complete: piece_complete,
         }
     }
 
-    /// True while too many complete pieces wait for or are in verification
-    /// (never before every verification slot has a piece and one waits).
+    /// Every block of `piece` is queued: its verification follows them.
+    fn piece_complete(&mut self, piece: u32) {
+        let senders = self.senders.remove(&piece).unwrap_or_default();
+        let expected = self.meta.piece_hashes.get(piece as usize).copied();
+        let (Some(senders), Some(expected)) = (senders.into_iter().collect(), expected) else {
+            // Cannot happen (the picker said complete), but never verify a hole.
+            log::warn!("piece {piece} complete without all blocks");
+            self.picker.piece_failed(piece);
+            self.disk.push(DiskOp::Forget(piece));
+            return;
+        };
+        self.verifying.insert(piece);
+        self.disk.push(DiskOp::Verify(VerifyJob {
+            piece,
+            length: self.meta.piece_len(piece),
+            expected,
+            senders,
+            suspects: self.suspects.remove(&piece).unwrap_or_default(),
+        }));
+    }
+
+    /// True while too many bytes wait for or are in the writer.
     pub(crate) fn backlogged(&self) -> bool {
-        let piece = u64::from(self.meta.piece_length).max(1);
-        let floor = (self.max_verifying as u64 + 1) * piece;
-        self.in_verification() as u64 * piece >= MAX_VERIFY_BACKLOG.max(floor)
+        self.disk.bytes() >= MAX_DISK_BACKLOG
     }
 
-    /// Pieces queued or being verified.
-    pub(crate) fn in_verification(&self) -> usize {
-        self.queue.len() + self.verifying.len()
+    /// Blocks or verifications are queued or being carried out.
+    pub(crate) fn disk_busy(&self) -> bool {
+        !self.disk.is_idle()
     }
 
-    /// Holds (or releases) verifications: none starts while held.
+    /// Holds (or releases) the writer: nothing is written while held.
     pub(crate) fn hold(&mut self, held: bool) {
-        self.held = held;
+        self.disk.hold(held);
     }
 
-    /// Pieces being verified (and stored) right now.
-    pub(crate) fn verifying(&self) -> usize {
-        self.verifying.len()
+    /// A batch of writes and verifications runs right now.
+    pub(crate) fn writing(&self) -> bool {
+        self.disk.running()
     }
 
-    /// Starts queued verifications while slots are free.
-    pub(crate) fn start_verifications(&mut self, out: &mut Vec<Action>) {
-        while !self.held && self.verifying.len() < self.max_verifying {
-            let Some((piece, buffer)) = self.queue.pop_front() else {
-                break;
-            };
-            let Some(blocks) = buffer.into_blocks() else {
-                // Cannot happen (the picker said complete), but never store a hole.
-                log::warn!("piece {piece} complete without all blocks");
-                self.picker.piece_failed(piece);
-                continue;
-            };
-            let Some(expected) = self.meta.piece_hashes.get(piece as usize).copied() else {
-                continue;
-            };
-            let suspects = self.suspects.remove(&piece).unwrap_or_default();
-            self.verifying.insert(piece);
-            out.push(Action::Verify(VerifyJob {
-                piece,
-                blocks,
-                expected,
-                suspects,
-            }));
+    /// Starts the writer on what is queued, if it is free and the queue is
+    /// worth a batch (anything at all with `force`).
+    pub(crate) fn start_writes(&mut self, out: &mut Vec<Action>, force: bool) {
+        if let Some(batch) = self.disk.next_batch(force) {
+            out.push(Action::Disk(batch));
+        }
+    }
+
+    /// A batch ended: the verdict on each piece it verified, or could not
+    /// write. Senders to ban are added to `bans`.
+    pub(crate) fn disk_done(
+        &mut self,
+        done: DiskDone,
+        bans: &mut Vec<(Contributor, BanReason)>,
+    ) -> Vec<(u32, Verdict)> {
+        self.disk.done(done.hashes);
+        let mut verdicts = Vec::new();
+        for (piece, e) in done.write_failed {
+            self.verifying.remove(&piece);
+            self.senders.remove(&piece);
+            self.picker.piece_failed(piece);
+            verdicts.push((piece, Verdict::StoreFailed(e)));
+        }
+        for verified in done.verified {
+            verdicts.push((verified.piece, self.verified(verified, bans)));
+        }
+        verdicts
+    }
+
+    /// A batch ended without a result (it panicked): the pieces it touched
+    /// are missing again and will be downloaded anew.
+    pub(crate) fn disk_lost(&mut self) {
+        for piece in self.disk.lost() {
+            self.verifying.remove(&piece);
+            self.senders.remove(&piece);
+            self.picker.piece_failed(piece);
         }
     }
 
     /// A verification ended. Senders to ban are added to `bans`.
-    pub(crate) fn verified(
+    fn verified(
         &mut self,
         verified: Verified,
         bans: &mut Vec<(Contributor, BanReason)>,
@@ -239,14 +267,6 @@ impl PieceFlow {
                 Verdict::Failed { contributors }
             }
             Err(e) => Verdict::StoreFailed(e),
-        }
-    }
-
-    /// A verification job ended without a result (it panicked): the piece
-    /// is missing again and will be downloaded anew.
-    pub(crate) fn verification_lost(&mut self, piece: u32) {
-        if self.verifying.remove(&piece) {
-            self.picker.piece_failed(piece);
         }
     }
 
@@ -284,19 +304,30 @@ impl PieceFlow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::BLOCK_SIZE;
+    use crate::store::{MemoryStore, Store};
+    use crate::torrent::core::disk::DiskBatch;
     use std::net::SocketAddr;
 
     fn addr(port: u16) -> Contributor {
         Contributor::Peer(SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
-    /// Four pieces of two blocks each.
-    fn flow(max_verifying: usize) -> PieceFlow {
+    /// Four pieces of two blocks each, all zeros except piece 3 (ones).
+    fn flow() -> PieceFlow {
         let len = 8 * u64::from(BLOCK_SIZE);
-        let meta = MetaInfo::for_test("t", 2 * BLOCK_SIZE, &[("f", len, false)]);
+        let mut meta = MetaInfo::for_test("t", 2 * BLOCK_SIZE, &[("f", len, false)]);
+        meta.piece_hashes = (0..4).map(|p| sha1_of(&piece_data(p))).collect();
         let picker = Picker::new(4, 2 * BLOCK_SIZE, len).with_rng_seed(3);
-        PieceFlow::new(Arc::new(meta), picker, max_verifying)
+        PieceFlow::new(Arc::new(meta), picker)
+    }
+
+    fn piece_data(piece: u32) -> Vec<u8> {
+        vec![u8::from(piece == 3); 2 * BLOCK_SIZE as usize]
+    }
+
+    fn sha1_of(data: &[u8]) -> [u8; 20] {
+        use sha1::{Digest, Sha1};
+        Sha1::digest(data).into()
     }
 
     fn block(piece: u32, i: u32) -> BlockInfo {
@@ -307,81 +338,128 @@ mod tests {
         }
     }
 
-    fn data() -> Bytes {
-        Bytes::from(vec![0u8; BLOCK_SIZE as usize])
+    fn data(piece: u32, byte: Option<u8>) -> Bytes {
+        let good = u8::from(piece == 3);
+        Bytes::from(vec![byte.unwrap_or(good); BLOCK_SIZE as usize])
     }
 
     /// Requests both blocks of `piece` and receives them, the first from
-    /// `a`, the second from `b`.
-    fn receive_piece(flow: &mut PieceFlow, piece: u32, a: Contributor, b: Contributor) {
+    /// `a`, the second from `b` (with `bad` bytes from `b` if given).
+    fn receive_piece(
+        flow: &mut PieceFlow,
+        piece: u32,
+        a: Contributor,
+        b: Contributor,
+        bad: Option<u8>,
+    ) {
         let mut has = crate::bitfield::Bitfield::new(4);
         has.set(piece as usize);
         flow.picker.add_peer(&has);
         let picked = flow.picker.pick(&has, &Default::default(), 2);
         assert_eq!(picked, vec![block(piece, 0), block(piece, 1)]);
         assert_eq!(
-            flow.block(a, block(piece, 0), data()),
+            flow.block(a, block(piece, 0), data(piece, None)),
             BlockFate::Kept { complete: false }
         );
         assert_eq!(
-            flow.block(b, block(piece, 1), data()),
+            flow.block(b, block(piece, 1), data(piece, bad)),
             BlockFate::Kept { complete: true }
         );
     }
 
-    fn jobs(out: Vec<Action>) -> Vec<VerifyJob> {
-        out.into_iter()
-            .filter_map(|a| match a {
-                Action::Verify(job) => Some(job),
-                _ => None,
-            })
-            .collect()
+    fn batch(out: Vec<Action>) -> Option<DiskBatch> {
+        out.into_iter().find_map(|a| match a {
+            Action::Disk(batch) => Some(batch),
+            _ => None,
+        })
     }
 
-    fn failed(job: VerifyJob) -> Verified {
-        Verified {
-            piece: job.piece,
-            result: Ok(false),
-            senders: job.blocks.iter().map(|(_, a)| *a).collect(),
-            block_hashes: Vec::new(),
-            liars: Vec::new(),
-        }
+    /// Runs what is due against `store`; the verdicts.
+    fn run(
+        flow: &mut PieceFlow,
+        store: &MemoryStore,
+        bans: &mut Vec<(Contributor, BanReason)>,
+    ) -> Vec<(u32, Verdict)> {
+        let mut out = Vec::new();
+        flow.start_writes(&mut out, false);
+        let Some(batch) = batch(out) else {
+            return Vec::new();
+        };
+        assert!(flow.writing());
+        flow.disk_done(batch.run(store), bans)
+    }
+
+    fn store() -> MemoryStore {
+        MemoryStore::with_geometry(2 * BLOCK_SIZE, 8 * u64::from(BLOCK_SIZE))
     }
 
     #[test]
-    fn verification_slots_bound_the_jobs_and_a_lost_job_puts_the_piece_back() {
-        let mut flow = flow(1);
-        receive_piece(&mut flow, 0, addr(1), addr(1));
-        receive_piece(&mut flow, 1, addr(1), addr(1));
+    fn blocks_are_written_at_once_and_the_piece_verified_after_them() {
+        let mut flow = flow();
+        let store = store();
+        receive_piece(&mut flow, 3, addr(1), addr(2), None);
+        assert!(flow.disk_busy());
+        let verdicts = run(&mut flow, &store, &mut Vec::new());
+        assert!(matches!(verdicts[..], [(3, Verdict::Good)]), "{verdicts:?}");
+        assert!(!flow.disk_busy());
+        assert!(flow.picker().have().get(3));
+        assert_eq!(flow.bytes_have(), 2 * u64::from(BLOCK_SIZE));
+        assert_eq!(
+            store.read_block(3, 0, 2 * BLOCK_SIZE).unwrap(),
+            piece_data(3)
+        );
+    }
+
+    #[test]
+    fn a_lost_batch_puts_its_pieces_back() {
+        let mut flow = flow();
+        receive_piece(&mut flow, 1, addr(1), addr(1), None);
         let mut out = Vec::new();
-        flow.start_verifications(&mut out);
-        let started = jobs(out);
-        assert_eq!(started.len(), 1, "one slot");
-        assert_eq!(flow.in_verification(), 2);
-        flow.verification_lost(started[0].piece);
-        assert_eq!(flow.in_verification(), 1);
+        flow.start_writes(&mut out, false);
+        assert!(batch(out).is_some());
+        flow.disk_lost();
+        assert!(!flow.disk_busy());
         assert!(
             flow.picker
                 .is_interesting(&crate::bitfield::Bitfield::full(4)),
             "the lost piece is wanted again"
         );
         let mut out = Vec::new();
-        flow.start_verifications(&mut out);
-        assert_eq!(jobs(out).len(), 1, "the slot is free again");
+        flow.start_writes(&mut out, true);
+        assert!(batch(out).is_none(), "nothing left");
+    }
+
+    #[test]
+    fn a_sole_sender_of_a_bad_piece_is_banned_and_a_liar_found_later() {
+        let mut flow = flow();
+        let store = store();
+        let mut bans = Vec::new();
+        receive_piece(&mut flow, 2, addr(1), addr(1), Some(9));
+        let verdicts = run(&mut flow, &store, &mut bans);
+        assert!(matches!(verdicts[..], [(2, Verdict::Failed { .. })]));
+        assert_eq!(bans, [(addr(1), BanReason::SoleSender)]);
+        assert!(!flow.picker().have().get(2));
+        // Two senders: strikes and suspects; the good copy names the liar.
+        bans.clear();
+        receive_piece(&mut flow, 2, addr(2), addr(3), Some(7));
+        run(&mut flow, &store, &mut bans);
+        assert!(bans.is_empty(), "{bans:?}");
+        receive_piece(&mut flow, 2, addr(4), addr(5), None);
+        let verdicts = run(&mut flow, &store, &mut bans);
+        assert!(matches!(verdicts[..], [(2, Verdict::Good)]), "{verdicts:?}");
+        assert_eq!(bans, [(addr(3), BanReason::BadBlock)]);
     }
 
     #[test]
     fn strikes_ban_a_co_contributor_after_the_threshold() {
-        let mut flow = flow(4);
+        let mut flow = flow();
+        let store = store();
         let mut bans = Vec::new();
         for round in 0..BAN_THRESHOLD {
-            receive_piece(&mut flow, 2, addr(1), addr(2));
-            let mut out = Vec::new();
-            flow.start_verifications(&mut out);
-            let job = jobs(out).pop().unwrap();
-            let verdict = flow.verified(failed(job), &mut bans);
+            receive_piece(&mut flow, 2, addr(1), addr(2), Some(1));
+            let verdicts = run(&mut flow, &store, &mut bans);
             assert!(
-                matches!(verdict, Verdict::Failed { ref contributors } if contributors.len() == 2)
+                matches!(verdicts[..], [(2, Verdict::Failed { ref contributors })] if contributors.len() == 2)
             );
             if round + 1 < BAN_THRESHOLD {
                 assert!(bans.is_empty(), "round {round}: {bans:?}");
@@ -399,41 +477,39 @@ mod tests {
     }
 
     #[test]
-    fn the_backlog_counts_pieces_queued_and_verifying() {
+    fn the_backlog_counts_bytes_queued_and_being_written() {
         let piece = 2 << 20;
         let meta = MetaInfo::for_test("t", piece, &[("f", 4 * u64::from(piece), false)]);
         let picker = Picker::new(4, piece, 4 * u64::from(piece)).with_rng_seed(3);
-        let mut flow = PieceFlow::new(Arc::new(meta), picker, 1);
+        let mut flow = PieceFlow::new(Arc::new(meta), picker);
         let all = crate::bitfield::Bitfield::full(4);
         flow.picker.add_peer(&all);
         let blocks = flow.picker.pick(&all, &Default::default(), 256);
-        let (last, first) = blocks.split_last().unwrap();
-        for b in first {
+        let mut out = Vec::new();
+        for b in &blocks[..96] {
+            flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
+            flow.start_writes(&mut out, false);
+        }
+        assert_eq!(out.len(), 1, "one batch once 512 KiB are queued");
+        assert!(flow.writing());
+        assert!(!flow.backlogged(), "1.5 MiB queued or written");
+        for b in &blocks[96..128] {
             flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
         }
-        let mut out = Vec::new();
-        flow.start_verifications(&mut out);
-        assert_eq!(flow.verifying(), 1);
-        assert!(!flow.backlogged(), "one piece of 2 MiB in verification");
-        flow.block(addr(1), *last, Bytes::from(vec![0; last.length as usize]));
-        assert!(flow.backlogged(), "one verifying and one waiting: 4 MiB");
-        let job = jobs(out).pop().unwrap();
-        let good = Verified {
-            piece: job.piece,
-            result: Ok(true),
-            senders: Vec::new(),
-            block_hashes: Vec::new(),
-            liars: Vec::new(),
-        };
-        flow.verified(good, &mut Vec::new());
-        assert!(!flow.backlogged());
+        assert!(flow.backlogged(), "2 MiB");
+        let store = MemoryStore::with_geometry(piece, 4 * u64::from(piece));
+        flow.disk_done(batch(out).unwrap().run(&store), &mut Vec::new());
+        assert!(!flow.backlogged(), "the first batch is written");
     }
 
     #[test]
     fn a_duplicate_block_is_wasted() {
-        let mut flow = flow(1);
-        receive_piece(&mut flow, 3, addr(1), addr(1));
-        assert_eq!(flow.block(addr(2), block(3, 0), data()), BlockFate::Wasted);
+        let mut flow = flow();
+        receive_piece(&mut flow, 3, addr(1), addr(1), None);
+        assert_eq!(
+            flow.block(addr(2), block(3, 0), data(3, None)),
+            BlockFate::Wasted
+        );
         assert_eq!(flow.wasted(), u64::from(BLOCK_SIZE));
     }
 }

@@ -42,7 +42,7 @@ impl TorrentCore {
             || !self.readers.is_empty()
             || self.webseeds.active() > 0
             || (!self.complete && self.webseeds.in_use())
-            || self.flow.in_verification() > 0
+            || self.flow.disk_busy()
             || self.finalizing != Finalizing::No
             || self.resume_dirty
             || self.saving

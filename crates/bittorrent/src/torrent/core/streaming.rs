@@ -80,7 +80,7 @@ impl TorrentCore {
             return;
         }
         self.flow.hold(true);
-        if self.flow.verifying() > 0 {
+        if self.flow.writing() {
             return; // Again when the last one ends.
         }
         if let Some(wanted) = self.selection.take_for_store() {
@@ -98,7 +98,7 @@ impl TorrentCore {
         self.store_selection();
         if !self.selection.is_storing() {
             self.flow.hold(false);
-            self.flow.start_verifications(&mut self.out);
+            self.start_writes();
         }
         self.finalize_if_due();
     }

@@ -60,7 +60,6 @@ fn config() -> CoreConfig {
         upload_slots: 2,
         use_trackers: true,
         use_dht: false,
-        max_verifying: 2,
         seed: Some(7),
         ourselves: swarm::Ourselves::new(addr(LISTEN), []),
     }
@@ -69,7 +68,7 @@ fn config() -> CoreConfig {
 /// An input the rig feeds back to the core.
 enum Input {
     Peer(PeerEvent),
-    Verified(verify::Verified),
+    Disk(disk::DiskDone),
     Finalized,
     Saved,
     SelectionStored,
@@ -99,7 +98,7 @@ struct Rig {
     silent: Vec<SocketAddr>,
     /// Verifications the rig holds instead of running (to test ordering).
     hold_verifications: bool,
-    held: Vec<verify::VerifyJob>,
+    held: Vec<disk::DiskBatch>,
     /// Store jobs asked for, in order (resume records apart).
     store_jobs: Vec<&'static str>,
     /// Resume records written.
@@ -215,7 +214,7 @@ impl Rig {
             };
             match input {
                 Input::Peer(event) => self.core.peer_event(event, self.now),
-                Input::Verified(v) => self.core.verified(v, self.now),
+                Input::Disk(done) => self.core.disk_done(done, self.now),
                 Input::Finalized => self.core.finalized(Ok(())),
                 Input::Saved => self.core.resume_saved(Ok(())),
                 Input::SelectionStored => self.core.selection_stored(Ok(())),
@@ -262,12 +261,12 @@ impl Rig {
                 }));
                 None
             }
-            Action::Verify(job) if self.hold_verifications => {
-                self.held.push(job);
+            Action::Disk(batch) if self.hold_verifications => {
+                self.held.push(batch);
                 None
             }
-            Action::Verify(job) => {
-                inputs.push_back(Input::Verified(job.run(&self.store)));
+            Action::Disk(batch) => {
+                inputs.push_back(Input::Disk(batch.run(&self.store)));
                 None
             }
             Action::Finalize => {
@@ -292,9 +291,9 @@ impl Rig {
     /// Runs the held verifications.
     fn release_verifications(&mut self) -> Vec<Action> {
         self.hold_verifications = false;
-        for job in std::mem::take(&mut self.held) {
-            let verified = job.run(&self.store);
-            self.core.verified(verified, self.now);
+        for batch in std::mem::take(&mut self.held) {
+            let done = batch.run(&self.store);
+            self.core.disk_done(done, self.now);
         }
         self.settle()
     }
@@ -588,7 +587,7 @@ fn a_new_selection_waits_for_pieces_being_written_and_holds_new_ones() {
     rig.hold_verifications = true;
     let seed = rig.full();
     rig.connect(1, seed);
-    assert_eq!(rig.held.len(), 2, "two verification slots");
+    assert_eq!(rig.held.len(), 1, "one batch of writes at a time");
     rig.core
         .set_file_priorities(vec![Priority::Skip, Priority::Normal], rig.now)
         .unwrap();
@@ -743,15 +742,19 @@ fn a_later_bitfield_counts_as_the_haves_of_its_new_pieces() {
 }
 
 #[test]
-fn a_lost_verification_downloads_its_piece_again() {
+fn a_lost_batch_downloads_its_piece_again() {
     let mut rig = Rig::checked(&[u64::from(PIECE)], Vec::new(), &[]);
     rig.hold_verifications = true;
     let seed = rig.full();
     rig.connect(1, seed);
-    let job = rig.held.pop().expect("one verification");
+    let batch = rig.held.pop().expect("one batch");
+    assert!(batch
+        .ops
+        .iter()
+        .any(|op| matches!(op, disk::DiskOp::Verify(_))));
     rig.hold_verifications = false;
     rig.served.clear();
-    rig.core.verification_lost(job.piece, rig.now);
+    rig.core.disk_lost(rig.now);
     rig.settle();
     assert_eq!(rig.served.len(), 2, "both blocks again");
     assert!(rig.core.stats(rig.now).complete);

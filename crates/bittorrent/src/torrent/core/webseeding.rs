@@ -127,7 +127,7 @@ impl TorrentCore {
             }
         }
         if complete {
-            self.flow.start_verifications(&mut self.out);
+            self.start_writes();
         }
     }
 
