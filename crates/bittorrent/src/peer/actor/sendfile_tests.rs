@@ -22,8 +22,12 @@ use crate::wire::{Handshake, Message, MessageCodec};
 struct FilesOnly(FileStore);
 
 impl Store for FilesOnly {
-    fn write_piece(&self, index: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
-        self.0.write_piece(index, blocks)
+    fn write_blocks(&self, index: u32, begin: u32, blocks: &[Bytes]) -> Result<(), StoreError> {
+        self.0.write_blocks(index, begin, blocks)
+    }
+
+    fn piece_verified(&self, index: u32) -> Result<(), StoreError> {
+        self.0.piece_verified(index)
     }
 
     fn read_block(&self, index: u32, begin: u32, length: u32) -> Result<Bytes, StoreError> {
