@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::peer::transport::{PeerStream, TransportKind};
 use crate::utp::conn::{Closed, Config, Connection, MAX_DATAGRAM};
 use crate::utp::demux::{classify, Datagram, Header};
+use crate::utp::icmp::Unreachable;
 use crate::utp::stream::UtpStream;
 use crate::utp::table::{self, free_id, Key, ResetLimiter, Route, Timers};
 use crate::utp::udp::{DhtQueue, UdpPort};
@@ -153,6 +154,12 @@ impl Inner {
         });
         tokio::spawn(Arc::clone(&inner).run(dht, cancel));
         inner
+    }
+
+    /// Connections in the table (tests: bounds).
+    #[cfg(test)]
+    pub(crate) fn connection_count(&self) -> usize {
+        lock(&self.conns).len()
     }
 
     /// Sends what the connection has to send now, queues its next deadline.
@@ -291,6 +298,7 @@ impl Inner {
                 () = self.wake.notified() => {}
                 () = &mut sleep, if sleeping_until.is_some() => sleeping_until = None,
             }
+            self.drain_errors(&mut touched);
             self.drain(&mut buf, &mut touched, &dht, &mut resets);
             self.fire_timers(&mut touched);
             self.flush(&mut touched);
@@ -323,6 +331,38 @@ impl Inner {
                 Datagram::Dht => dht.push(bytes, from),
                 Datagram::Unknown => log::trace!("{from}: unknown datagram dropped"),
                 Datagram::Utp => self.on_utp(bytes, from, now, touched, resets),
+            }
+        }
+    }
+
+    /// Reads the ICMP errors queued on the socket: "port unreachable"
+    /// refuses the connects to that address still waiting for their SYN's
+    /// answer; established connections ignore it (see
+    /// [`Connection::on_port_unreachable`]), and so does the DHT.
+    fn drain_errors(&self, touched: &mut Vec<Arc<Cell>>) {
+        for _ in 0..BATCH {
+            let error = match self.port.try_recv_error() {
+                Ok(Some(error)) => error,
+                Ok(None) => continue,
+                Err(_) => return,
+            };
+            let to = error.to;
+            if let Unreachable::Other(errno) = error.what {
+                log::trace!("{to}: ICMP error (errno {errno}) ignored");
+                continue;
+            }
+            let cells: Vec<_> = lock(&self.conns)
+                .iter()
+                .filter(|(key, _)| key.0 == to)
+                .map(|(_, cell)| Arc::clone(cell))
+                .collect();
+            for cell in cells {
+                if cell.lock().conn.on_port_unreachable() {
+                    log::debug!("{to}: uTP connect refused (ICMP port unreachable)");
+                    if !touched.iter().any(|c| Arc::ptr_eq(c, &cell)) {
+                        touched.push(cell);
+                    }
+                }
             }
         }
     }

@@ -204,6 +204,29 @@ fn a_reset_answering_the_syn_is_a_refusal() {
     assert!(a.readable() && a.writable());
 }
 
+/// ICMP "port unreachable" refuses a connect still waiting for its
+/// SYN-ACK, silently (nobody listens to a RESET); an established
+/// connection, at either end, ignores it.
+#[test]
+fn port_unreachable_refuses_only_a_pending_connect() {
+    let now = Instant::now();
+    let mut a = Connection::connect(Config::default(), 1000, 500, now);
+    drain(&mut a, now);
+    assert!(a.on_port_unreachable());
+    assert_eq!(a.closed(), Some(Closed::Refused));
+    assert!(a.writable(), "the connect's waiter is woken");
+    assert!(
+        drain(&mut a, now).is_empty(),
+        "nothing answers a closed port"
+    );
+    assert!(!a.on_port_unreachable(), "once");
+
+    let (mut a, mut b) = pair(Config::default(), now);
+    assert!(!a.on_port_unreachable() && !b.on_port_unreachable());
+    assert_eq!((a.closed(), b.closed()), (None, None));
+    assert_eq!(a.write(b"still up"), 8);
+}
+
 #[test]
 fn reset_ends_both_ends() {
     let now = Instant::now();
