@@ -26,8 +26,11 @@
 //! buffer is above the most a torrent requests from one peer at once (256
 //! blocks, 4 MiB), so the window does not close under a full pipeline.
 
+mod cell;
 pub(crate) mod conn;
 mod demux;
+#[cfg(test)]
+mod endpoint_tests;
 mod icmp;
 mod packet;
 mod socket;

@@ -1,10 +1,10 @@
 //! The endpoint's decisions, kept pure: which connection a received uTP
 //! packet belongs to, whether a SYN is admitted, when a stray packet earns a
-//! RESET, which id a new outbound connection takes, and the one timer queue
-//! of all connections.
+//! RESET, which id a new outbound connection takes, the bound on half-open
+//! inbound connections, and the one timer queue of all connections.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -112,6 +112,61 @@ impl ResetLimiter {
         } else {
             false
         }
+    }
+}
+
+/// Inbound connections whose peer has sent nothing since its SYN, at most.
+pub(crate) const MAX_HALF_OPEN: usize = 64;
+/// How long an inbound connection may stay half-open before it is dropped.
+pub(crate) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The half-open inbound connections, oldest first: a SYN was answered and
+/// the peer has sent nothing since. They are not handed to the listener
+/// yet (a BitTorrent initiator speaks first, and a forged source address
+/// never answers). A SYN flood holds at most [`MAX_HALF_OPEN`] of them,
+/// each for at most [`HALF_OPEN_TIMEOUT`]; past the bound a new SYN evicts
+/// the oldest, so a real peer still gets in during a flood if it answers
+/// before `MAX_HALF_OPEN` more SYNs arrive.
+#[derive(Debug, Default)]
+pub(crate) struct HalfOpen {
+    queue: VecDeque<(Instant, Key)>,
+}
+
+impl HalfOpen {
+    /// `key` became half-open at `now`; returns the connection evicted to
+    /// make room, if the bound was reached.
+    pub(crate) fn push(&mut self, key: Key, now: Instant) -> Option<Key> {
+        let evicted = if self.queue.len() >= MAX_HALF_OPEN {
+            self.queue.pop_front().map(|(_, key)| key)
+        } else {
+            None
+        };
+        self.queue.push_back((now, key));
+        evicted
+    }
+
+    /// `key` is no longer half-open (the peer answered, or it ended).
+    pub(crate) fn remove(&mut self, key: &Key) {
+        if let Some(i) = self.queue.iter().position(|(_, k)| k == key) {
+            self.queue.remove(i);
+        }
+    }
+
+    /// The next connection half-open for [`HALF_OPEN_TIMEOUT`] by `now`.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Key> {
+        match self.queue.front() {
+            Some(&(since, key)) if now >= since + HALF_OPEN_TIMEOUT => {
+                self.queue.pop_front();
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
+    /// How many there are.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
     }
 }
 
@@ -239,6 +294,35 @@ mod tests {
         let later = t0 + Duration::from_millis(100);
         let refill = (0..100).filter(|_| limiter.allow(later)).count();
         assert_eq!(refill, 10);
+    }
+
+    #[test]
+    fn half_open_connections_are_bounded_oldest_out_and_expire() {
+        let t0 = Instant::now();
+        let mut half = HalfOpen::default();
+        for port in 0..MAX_HALF_OPEN as u16 {
+            assert_eq!(half.push((addr(port), 1), t0), None);
+        }
+        // Past the bound, each new one evicts the oldest.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(half.push((addr(1000), 1), later), Some((addr(0), 1)));
+        assert_eq!(half.push((addr(1001), 1), later), Some((addr(1), 1)));
+        assert_eq!(half.len(), MAX_HALF_OPEN);
+        // One that answered leaves the queue.
+        half.remove(&(addr(2), 1));
+        assert_eq!(half.len(), MAX_HALF_OPEN - 1);
+        assert_eq!(half.push((addr(1002), 1), later), None);
+        // None expires early; the first ones expire first.
+        assert_eq!(half.pop_expired(t0 + HALF_OPEN_TIMEOUT / 2), None);
+        let expired: Vec<_> =
+            std::iter::from_fn(|| half.pop_expired(t0 + HALF_OPEN_TIMEOUT)).collect();
+        assert_eq!(expired.len(), MAX_HALF_OPEN - 3);
+        assert_eq!(expired[0], (addr(3), 1));
+        assert_eq!(half.len(), 3);
+        let rest: Vec<_> =
+            std::iter::from_fn(|| half.pop_expired(later + HALF_OPEN_TIMEOUT)).collect();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(half.len(), 0);
     }
 
     #[test]

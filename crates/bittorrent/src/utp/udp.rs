@@ -37,6 +37,43 @@ const FULL_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 pub(crate) struct UdpPort {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
+    /// Tests: sends refused as by a full socket.
+    #[cfg(test)]
+    pub(crate) full: Arc<std::sync::Mutex<FullSocket>>,
+}
+
+/// Tests: makes sends fail with `WouldBlock` as on a full socket, and
+/// checks that what a refused send carried is what goes out next.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct FullSocket {
+    /// Every `every`-th send is refused (0: none).
+    pub(crate) every: u32,
+    sends: u32,
+    /// The datagram refused last, until the next send.
+    pending: Option<(SocketAddr, Vec<u8>)>,
+    /// Sends refused.
+    pub(crate) refused: u32,
+    /// Sends after a refusal that were not the refused datagram.
+    pub(crate) replaced: u32,
+}
+
+#[cfg(test)]
+impl FullSocket {
+    fn refuse(&mut self, buf: &[u8], to: SocketAddr) -> bool {
+        self.sends += 1;
+        if self.every > 0 && self.sends % self.every == 0 {
+            self.refused += 1;
+            self.pending = Some((to, buf.to_vec()));
+            return true;
+        }
+        if let Some((at, bytes)) = self.pending.take() {
+            if at != to || bytes != buf {
+                self.replaced += 1;
+            }
+        }
+        false
+    }
 }
 
 impl UdpPort {
@@ -59,6 +96,8 @@ impl UdpPort {
         Ok(Self {
             socket: Arc::new(socket),
             local,
+            #[cfg(test)]
+            full: Arc::default(),
         })
     }
 
@@ -93,6 +132,10 @@ impl UdpPort {
     /// # Errors
     /// `WouldBlock` when the socket's send buffer is full; the OS error.
     pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        #[cfg(test)]
+        if crate::utp::cell::lock(&self.full).refuse(buf, to) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
         let to = self.target(to);
         match self.socket.try_send_to(buf, to) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.socket.try_send_to(buf, to),
