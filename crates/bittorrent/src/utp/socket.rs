@@ -141,7 +141,8 @@ impl Inner {
             return;
         }
         st.timer_at = Some(due);
-        if lock(&self.timers).push(due, key) {
+        let live = |k: &Key| lock(&self.conns).contains_key(k);
+        if lock(&self.timers).push(due, key, live) {
             self.wake.notify_one();
         }
     }
@@ -208,7 +209,13 @@ impl Inner {
         let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
         let mut sleeping_until = None;
         loop {
-            let next = lock(&self.timers).next();
+            let next = [
+                lock(&self.timers).next(),
+                lock(&self.half_open).next_expiry(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if next != sleeping_until {
                 sleeping_until = next;
                 let at = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -367,14 +374,14 @@ impl Inner {
             log::debug!("{}: half-open uTP connection dropped (too many)", old.key.0);
             old.lock().conn.reset();
         }
-        lock(&self.timers).push(now + table::HALF_OPEN_TIMEOUT, cell.key);
         Some(cell)
     }
 
     /// Drops the inbound connections half-open for too long.
     fn expire_half_open(&self, now: Instant) {
         while let Some(key) = lock(&self.half_open).pop_expired(now) {
-            if let Some(cell) = lock(&self.conns).remove(&key) {
+            let removed = lock(&self.conns).remove(&key);
+            if let Some(cell) = removed {
                 log::debug!("{}: half-open uTP connection timed out", key.0);
                 cell.lock().conn.reset();
             }

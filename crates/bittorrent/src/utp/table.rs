@@ -163,6 +163,13 @@ impl HalfOpen {
         }
     }
 
+    /// When the oldest one expires.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.queue
+            .front()
+            .map(|(since, _)| *since + HALF_OPEN_TIMEOUT)
+    }
+
     /// How many there are.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
@@ -173,19 +180,47 @@ impl HalfOpen {
 /// Every connection's next deadline in one queue. Entries are not removed
 /// when a deadline moves later: the stale one pops, the connection is
 /// looked at, finds nothing due and is queued again at its real deadline.
-/// A deadline moving earlier is queued at once.
-#[derive(Debug, Default)]
+/// A deadline moving earlier is queued at once. Entries of connections
+/// gone (a SYN flood leaves one per SYN) are swept out once the queue has
+/// doubled since the last sweep, so it stays in proportion to the live
+/// connections.
+#[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// Past this length, the next push sweeps.
+    sweep_at: usize,
+}
+
+/// The smallest queue length that is swept.
+const SWEEP_MIN: usize = 1024;
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            sweep_at: SWEEP_MIN,
+        }
+    }
 }
 
 impl Timers {
     /// Queues `key` at `at`; true when it is now the earliest deadline (the
-    /// endpoint's sleep must be shortened).
-    pub(crate) fn push(&mut self, at: Instant, key: Key) -> bool {
+    /// endpoint's sleep must be shortened). `live` says which connections
+    /// still exist, for a sweep.
+    pub(crate) fn push(&mut self, at: Instant, key: Key, live: impl Fn(&Key) -> bool) -> bool {
+        if self.heap.len() >= self.sweep_at {
+            self.heap.retain(|Reverse((_, k))| live(k));
+            self.sweep_at = (2 * self.heap.len()).max(SWEEP_MIN);
+        }
         let earliest = self.next().is_none_or(|next| at < next);
         self.heap.push(Reverse((at, key)));
         earliest
+    }
+
+    /// Entries queued (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
     }
 
     /// The earliest deadline.
@@ -326,13 +361,34 @@ mod tests {
     }
 
     #[test]
+    fn timers_of_gone_connections_are_swept() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let live = |k: &Key| k.1 < 10;
+        // A flood: one entry per connection, almost all gone at once.
+        for id in 0..60_000u16 {
+            timers.push(t0 + Duration::from_secs(30), (addr(1), id), live);
+            assert!(timers.len() <= 2 * SWEEP_MIN, "{} entries", timers.len());
+        }
+        // The live ones are kept.
+        let mut popped = Vec::new();
+        while let Some((_, key)) = timers.pop_due(t0 + Duration::from_secs(31)) {
+            popped.push(key.1);
+        }
+        for id in 0..10 {
+            assert!(popped.contains(&id));
+        }
+    }
+
+    #[test]
     fn timers_pop_in_order_and_report_a_new_earliest() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut timers = Timers::default();
-        assert!(timers.push(ms(20), (addr(1), 1)));
-        assert!(!timers.push(ms(30), (addr(1), 2)));
-        assert!(timers.push(ms(10), (addr(1), 3)));
+        let all = |_: &Key| true;
+        assert!(timers.push(ms(20), (addr(1), 1), all));
+        assert!(!timers.push(ms(30), (addr(1), 2), all));
+        assert!(timers.push(ms(10), (addr(1), 3), all));
         assert_eq!(timers.next(), Some(ms(10)));
         assert_eq!(timers.pop_due(ms(5)), None);
         assert_eq!(timers.pop_due(ms(25)), Some((ms(10), (addr(1), 3))));
