@@ -2,7 +2,9 @@
 //! --utp-only, both directions) seeds to our CLI, and downloads from our seeder; the content is
 //! compared byte for byte; a magnet link naming such a peer gets its metadata over uTP too. Our CLI runs with its default `--utp fallback`: it dials TCP first,
 //! which libtorrent accepts and closes at once when TCP is off, then uTP. Our debug log must
-//! show the peer connection ran over uTP. Everything is on 127.0.0.1. Run alone with
+//! show the peer connection ran over uTP. With `--utp prefer` against a peer whose UDP port is
+//! closed, the ICMP "port unreachable" refuses the uTP connect and TCP is dialed at once.
+//! Everything is on 127.0.0.1. Run alone with
 //! `cargo test -p bittorrent-cli --test interop_utp -- --nocapture`.
 
 #[macro_use]
@@ -18,6 +20,12 @@ const PAYLOAD: &[(&str, u64)] = &[("", 5 * MIB + 4321)];
 
 /// The log line of the peer actor for a handshake over uTP (at debug level).
 const OVER_UTP: &str = "handshake ok over uTP";
+
+/// The log line of the peer actor for a handshake over TCP (at debug level).
+const OVER_TCP: &str = "handshake ok over TCP";
+
+/// The uTP endpoint's log line for a SYN answered by ICMP port unreachable (debug).
+const REFUSED: &str = "uTP connect refused (ICMP port unreachable)";
 
 /// Our CLI's log, with the peer connections' debug lines.
 const LOG: &str = "info,bittorrent::peer=debug";
@@ -65,6 +73,52 @@ fn magnet_from_libtorrent_without_tcp_over_utp() {
         "{}",
         cli.failure("downloaded, but not over uTP")
     );
+}
+
+/// `--utp prefer` against our seeder with uTP off (its UDP port closed, no DHT): the uTP SYN
+/// comes back as ICMP port unreachable, the connect is refused at once (not timed out after
+/// 3 s), and the download goes over TCP.
+#[test]
+fn prefer_utp_falls_back_to_tcp_when_the_udp_port_is_closed() {
+    require!(Tool::Opentracker, Tool::Mktorrent);
+    let port = harness::free_port();
+    let fx = Fixture::new("utp-prefer.bin", PAYLOAD, Some(&http_url(port)));
+    let tracker = Tracker::start(fx.path(), port, &[fx.hash]);
+    let (mut seeder, seed_port) = harness::cli_seeder(
+        "cli-seeder-tcp-only",
+        &fx.torrent,
+        &fx.seed_dir,
+        fx.path(),
+        &[],
+        &["--utp", "disable"],
+    );
+    tracker.wait_seeders(&fx.hash, 1);
+    let mut cmd = harness::cli_command();
+    cmd.args(["--bind", "127.0.0.1", "-p", "0", "--no-tracker", "-q"])
+        .args(["--utp", "prefer", "-o"])
+        .arg(fx.out_dir())
+        .args(["--peer", &format!("127.0.0.1:{seed_port}")])
+        .arg(&fx.torrent)
+        .env(
+            "RUST_LOG",
+            "info,bittorrent::peer=debug,bittorrent::utp=debug",
+        );
+    let mut cli = Proc::spawn("cli-leecher-prefer", cmd, fx.path());
+    match cli.wait_exit(LEECH_TIMEOUT) {
+        Some(status) if status.success() => {}
+        Some(status) => panic!("{}", cli.failure(&format!("failed ({status})"))),
+        None => panic!("{}", cli.failure("did not finish")),
+    }
+    fx.check(&fx.out_dir());
+    let log = cli.output();
+    assert!(
+        log.contains(REFUSED),
+        "{}",
+        cli.failure("uTP not refused by ICMP")
+    );
+    assert!(log.contains(OVER_TCP), "{}", cli.failure("not over TCP"));
+    assert!(!log.contains(OVER_UTP), "{}", cli.failure("over uTP?"));
+    harness::cli_stop(&mut seeder);
 }
 
 /// Our CLI (default `--utp`) downloads `what` (a .torrent or a magnet) into the fixture's

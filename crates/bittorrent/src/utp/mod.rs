@@ -13,7 +13,9 @@
 //!   RESET), fires every connection's timers from one queue, and sends the
 //!   touched connections' packets once per batch read (one ACK for many
 //!   packets). A stream's write copies into its connection and sends at
-//!   once from the writer's task.
+//!   once from the writer's task. On Linux it also reads the socket's ICMP
+//!   errors (`icmp`): a SYN answered by "port unreachable" fails its
+//!   connect at once (the dialer falls back to TCP without waiting).
 //!
 //! Memory per connection is bounded like a TCP socket's buffers (Linux
 //! autotunes those up to 6 MiB received and 4 MiB sent): at most
@@ -24,8 +26,12 @@
 //! buffer is above the most a torrent requests from one peer at once (256
 //! blocks, 4 MiB), so the window does not close under a full pipeline.
 
+mod cell;
 pub(crate) mod conn;
 mod demux;
+#[cfg(test)]
+mod endpoint_tests;
+mod icmp;
 mod packet;
 mod socket;
 mod stream;
@@ -121,6 +127,7 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::utp::socket::CONNECT_TIMEOUT;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]
@@ -150,6 +157,67 @@ mod tests {
         b_dht.send_to(b"d1:y1:re", from).await.unwrap();
         let (len, _) = probe.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..len], b"d1:y1:re");
+        cancel.cancel();
+    }
+
+    /// A UDP port on loopback that nothing listens on.
+    fn closed_port() -> SocketAddr {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap()
+    }
+
+    /// A SYN to a closed port comes back as ICMP "port unreachable": the
+    /// connect fails as refused, well before its timeout; the DHT's side of
+    /// the socket still receives afterwards.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_connect_to_a_closed_port_is_refused_and_the_dht_goes_on() {
+        let cancel = CancellationToken::new();
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let (a, mut a_dht) = Endpoint::bind(any, cancel.clone()).unwrap();
+        for _ in 0..3 {
+            let connect = a.connect(closed_port());
+            let Ok(result) = tokio::time::timeout(CONNECT_TIMEOUT, connect).await else {
+                panic!("the connect was not refused");
+            };
+            let Err(e) = result else {
+                panic!("connected to a closed port");
+            };
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused, "{e}");
+        }
+        assert_eq!(
+            a.inner.connection_count(),
+            0,
+            "refused connections are dropped"
+        );
+
+        // The DHT's side sends (the ICMP error left pending does not eat
+        // the datagram) and receives.
+        let probe = tokio::net::UdpSocket::bind(any).await.unwrap();
+        a_dht.send_to(b"d1:y1:qe", closed_port()).await.unwrap();
+        a_dht
+            .send_to(b"d1:y1:qe", probe.local_addr().unwrap())
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let (len, _) = probe.recv_from(&mut buf).await.unwrap();
+        assert_eq!(&buf[..len], b"d1:y1:qe");
+        probe.send_to(b"d1:y1:re", a.local_addr()).await.unwrap();
+        let (len, from) = a_dht.recv_from(&mut buf).await.unwrap();
+        assert_eq!(
+            (&buf[..len], from),
+            (&b"d1:y1:re"[..], probe.local_addr().unwrap())
+        );
+
+        // uTP still connects to a live endpoint.
+        let (b, _) = Endpoint::bind(any, cancel.clone()).unwrap();
+        let mut incoming = b.incoming(cancel.clone());
+        let mut out = a.connect(b.local_addr()).await.unwrap();
+        out.write_all(b"still here").await.unwrap();
+        let (mut inbound, _) = incoming.recv().await.unwrap();
+        let mut buf = [0u8; 10];
+        inbound.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"still here");
         cancel.cancel();
     }
 }

@@ -10,8 +10,8 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -19,10 +19,13 @@ use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::peer::transport::{PeerStream, TransportKind};
-use crate::utp::conn::{Closed, Config, Connection, MAX_DATAGRAM};
+use crate::utp::cell::{closed_error, lock, Cell, ConnState};
+use crate::utp::conn::State;
+use crate::utp::conn::{Config, Connection};
 use crate::utp::demux::{classify, Datagram, Header};
+use crate::utp::icmp::Unreachable;
 use crate::utp::stream::UtpStream;
-use crate::utp::table::{self, free_id, Key, ResetLimiter, Route, Timers};
+use crate::utp::table::{self, free_id, HalfOpen, Key, ResetLimiter, Route, Timers};
 use crate::utp::udp::{DhtQueue, UdpPort};
 use crate::utp::{MAX_CONNECTIONS, MAX_RETRANSMISSIONS, RX_BUFFER, TX_BUFFER_MAX};
 
@@ -35,87 +38,6 @@ const RECV_BUF: usize = 64 * 1024;
 /// How long an outbound connection may take to be established.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Locks, ignoring poisoning: a panic elsewhere must not stop uTP.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// One connection, shared by its stream and the endpoint's task.
-pub(crate) struct Cell {
-    pub(crate) key: Key,
-    pub(crate) state: Mutex<ConnState>,
-}
-
-/// A connection and what waits on it.
-pub(crate) struct ConnState {
-    pub(crate) conn: Connection,
-    pub(crate) read_waker: Option<Waker>,
-    pub(crate) write_waker: Option<Waker>,
-    /// The earliest deadline queued in the endpoint's timers for it.
-    timer_at: Option<Instant>,
-    /// A datagram in `buf` the socket refused (full); sent first next time.
-    unsent: Option<usize>,
-    /// Queued on the endpoint's list of connections waiting to send.
-    blocked: bool,
-    /// Set when the stream is dropped: reset if not closed by then.
-    pub(crate) linger_until: Option<Instant>,
-    /// Inbound and not yet handed to the listener.
-    unannounced: bool,
-    buf: Box<[u8]>,
-}
-
-impl Cell {
-    fn new(key: Key, conn: Connection, inbound: bool) -> Arc<Self> {
-        Arc::new(Self {
-            key,
-            state: Mutex::new(ConnState {
-                conn,
-                read_waker: None,
-                write_waker: None,
-                timer_at: None,
-                unsent: None,
-                blocked: false,
-                linger_until: None,
-                unannounced: inbound,
-                buf: vec![0; MAX_DATAGRAM].into_boxed_slice(),
-            }),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ConnState> {
-        lock(&self.state)
-    }
-}
-
-impl ConnState {
-    /// Wakes the stream's reader and writer if they can go on.
-    pub(crate) fn wake(&mut self) {
-        if self.conn.readable() {
-            if let Some(waker) = self.read_waker.take() {
-                waker.wake();
-            }
-        }
-        if self.conn.writable() {
-            if let Some(waker) = self.write_waker.take() {
-                waker.wake();
-            }
-        }
-    }
-}
-
-/// Why a connection ended, as the error its stream returns.
-pub(crate) fn closed_error(closed: Closed) -> io::Error {
-    let kind = match closed {
-        Closed::Fin => io::ErrorKind::BrokenPipe,
-        Closed::Reset => io::ErrorKind::ConnectionReset,
-        Closed::TimedOut => io::ErrorKind::TimedOut,
-        Closed::Refused => io::ErrorKind::ConnectionRefused,
-    };
-    io::Error::new(kind, format!("uTP connection closed: {closed:?}"))
-}
-
 type Accepted = (PeerStream, SocketAddr);
 
 /// The endpoint: the socket, its connections, their timers.
@@ -127,6 +49,8 @@ pub(crate) struct Inner {
     wake: Notify,
     blocked: Mutex<Vec<Arc<Cell>>>,
     accept: Mutex<Option<mpsc::Sender<Accepted>>>,
+    /// Inbound connections not yet answered past the SYN (bounded).
+    half_open: Mutex<HalfOpen>,
 }
 
 /// The connections' settings: the buffer bounds of the module doc.
@@ -150,9 +74,22 @@ impl Inner {
             wake: Notify::new(),
             blocked: Mutex::new(Vec::new()),
             accept: Mutex::new(None),
+            half_open: Mutex::new(HalfOpen::default()),
         });
         tokio::spawn(Arc::clone(&inner).run(dht, cancel));
         inner
+    }
+
+    /// Connections in the table (tests: bounds).
+    #[cfg(test)]
+    pub(crate) fn connection_count(&self) -> usize {
+        lock(&self.conns).len()
+    }
+
+    /// Half-open inbound connections (tests: bounds).
+    #[cfg(test)]
+    pub(crate) fn half_open_count(&self) -> usize {
+        lock(&self.half_open).len()
     }
 
     /// Sends what the connection has to send now, queues its next deadline.
@@ -204,7 +141,8 @@ impl Inner {
             return;
         }
         st.timer_at = Some(due);
-        if lock(&self.timers).push(due, key) {
+        let live = |k: &Key| lock(&self.conns).contains_key(k);
+        if lock(&self.timers).push(due, key, live) {
             self.wake.notify_one();
         }
     }
@@ -271,7 +209,13 @@ impl Inner {
         let mut sleep = pin!(tokio::time::sleep(Duration::from_secs(3600)));
         let mut sleeping_until = None;
         loop {
-            let next = lock(&self.timers).next();
+            let next = [
+                lock(&self.timers).next(),
+                lock(&self.half_open).next_expiry(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             if next != sleeping_until {
                 sleeping_until = next;
                 let at = next.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
@@ -291,6 +235,7 @@ impl Inner {
                 () = self.wake.notified() => {}
                 () = &mut sleep, if sleeping_until.is_some() => sleeping_until = None,
             }
+            self.drain_errors(&mut touched);
             self.drain(&mut buf, &mut touched, &dht, &mut resets);
             self.fire_timers(&mut touched);
             self.flush(&mut touched);
@@ -323,6 +268,38 @@ impl Inner {
                 Datagram::Dht => dht.push(bytes, from),
                 Datagram::Unknown => log::trace!("{from}: unknown datagram dropped"),
                 Datagram::Utp => self.on_utp(bytes, from, now, touched, resets),
+            }
+        }
+    }
+
+    /// Reads the ICMP errors queued on the socket: "port unreachable"
+    /// refuses the connects to that address still waiting for their SYN's
+    /// answer; established connections ignore it (see
+    /// [`Connection::on_port_unreachable`]), and so does the DHT.
+    fn drain_errors(&self, touched: &mut Vec<Arc<Cell>>) {
+        for _ in 0..BATCH {
+            let error = match self.port.try_recv_error() {
+                Ok(Some(error)) => error,
+                Ok(None) => continue,
+                Err(_) => return,
+            };
+            let to = error.to;
+            if let Unreachable::Other(errno) = error.what {
+                log::trace!("{to}: ICMP error (errno {errno}) ignored");
+                continue;
+            }
+            let cells: Vec<_> = lock(&self.conns)
+                .iter()
+                .filter(|(key, _)| key.0 == to)
+                .map(|(_, cell)| Arc::clone(cell))
+                .collect();
+            for cell in cells {
+                if cell.lock().conn.on_port_unreachable() {
+                    log::debug!("{to}: uTP connect refused (ICMP port unreachable)");
+                    if !touched.iter().any(|c| Arc::ptr_eq(c, &cell)) {
+                        touched.push(cell);
+                    }
+                }
             }
         }
     }
@@ -381,18 +358,40 @@ impl Inner {
         Some(table::route(header, from, |k| conns.contains_key(k), admit))
     }
 
-    /// A new inbound connection from a SYN, in the table.
+    /// A new inbound connection from a SYN, in the table, half-open (the
+    /// oldest half-open one makes room past the bound).
     fn accept(&self, syn: &[u8], from: SocketAddr, now: Instant) -> Option<Arc<Cell>> {
         let conn = Connection::accept(config(), syn, rand::thread_rng().gen(), now)?;
         let cell = Cell::new((from, conn.recv_id()), conn, true);
         log::trace!("{from}: uTP SYN accepted");
-        lock(&self.conns).insert(cell.key, Arc::clone(&cell));
+        let evicted = lock(&self.half_open).push(cell.key, now);
+        let evicted = {
+            let mut conns = lock(&self.conns);
+            conns.insert(cell.key, Arc::clone(&cell));
+            evicted.and_then(|key| conns.remove(&key))
+        };
+        if let Some(old) = evicted {
+            log::debug!("{}: half-open uTP connection dropped (too many)", old.key.0);
+            old.lock().conn.reset();
+        }
         Some(cell)
+    }
+
+    /// Drops the inbound connections half-open for too long.
+    fn expire_half_open(&self, now: Instant) {
+        while let Some(key) = lock(&self.half_open).pop_expired(now) {
+            let removed = lock(&self.conns).remove(&key);
+            if let Some(cell) = removed {
+                log::debug!("{}: half-open uTP connection timed out", key.0);
+                cell.lock().conn.reset();
+            }
+        }
     }
 
     /// Handles the timeouts that are due.
     fn fire_timers(&self, touched: &mut Vec<Arc<Cell>>) {
         let now = Instant::now();
+        self.expire_half_open(now);
         loop {
             let Some((at, key)) = lock(&self.timers).pop_due(now) else {
                 break;
@@ -423,11 +422,14 @@ impl Inner {
     fn flush(self: &Arc<Self>, touched: &mut Vec<Arc<Cell>>) {
         let now = Instant::now();
         for cell in touched.drain(..) {
-            let (announce, closed) = {
+            let (half_open, announce, closed) = {
                 let mut st = cell.lock();
                 self.send(&cell, &mut st, now);
                 st.wake();
-                let announce = st.unannounced && st.conn.is_established();
+                let half_open = st.unannounced;
+                // Handed out once the peer has sent past its SYN.
+                let announce =
+                    half_open && matches!(st.conn.state(), State::Connected | State::FinSent);
                 if announce {
                     st.unannounced = false;
                 }
@@ -435,11 +437,24 @@ impl Inner {
                 if closed {
                     st.timer_at = None;
                 }
-                (announce, closed)
+                (half_open, announce, closed)
             };
-            if closed {
-                lock(&self.conns).remove(&cell.key);
-            } else if announce {
+            if !(announce || closed) {
+                continue;
+            }
+            // Still the table's (not dropped for another with its key).
+            let current = {
+                let mut conns = lock(&self.conns);
+                let current = conns.get(&cell.key).is_some_and(|c| Arc::ptr_eq(c, &cell));
+                if current && closed {
+                    conns.remove(&cell.key);
+                }
+                current
+            };
+            if half_open && current {
+                lock(&self.half_open).remove(&cell.key);
+            }
+            if announce && current && !closed {
                 self.announce(cell);
             }
         }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
-use crate::utp::socket::{closed_error, Cell, Inner};
+use crate::utp::cell::{closed_error, Cell};
+use crate::utp::socket::Inner;
 use crate::utp::table::LINGER;
 
 /// How long shutdown waits for the peer to acknowledge our FIN.

@@ -1,10 +1,10 @@
 //! The endpoint's decisions, kept pure: which connection a received uTP
 //! packet belongs to, whether a SYN is admitted, when a stray packet earns a
-//! RESET, which id a new outbound connection takes, and the one timer queue
-//! of all connections.
+//! RESET, which id a new outbound connection takes, the bound on half-open
+//! inbound connections, and the one timer queue of all connections.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -115,22 +115,112 @@ impl ResetLimiter {
     }
 }
 
+/// Inbound connections whose peer has sent nothing since its SYN, at most.
+pub(crate) const MAX_HALF_OPEN: usize = 64;
+/// How long an inbound connection may stay half-open before it is dropped.
+pub(crate) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The half-open inbound connections, oldest first: a SYN was answered and
+/// the peer has sent nothing since. They are not handed to the listener
+/// yet (a BitTorrent initiator speaks first, and a forged source address
+/// never answers). A SYN flood holds at most [`MAX_HALF_OPEN`] of them,
+/// each for at most [`HALF_OPEN_TIMEOUT`]; past the bound a new SYN evicts
+/// the oldest, so a real peer still gets in during a flood if it answers
+/// before `MAX_HALF_OPEN` more SYNs arrive.
+#[derive(Debug, Default)]
+pub(crate) struct HalfOpen {
+    queue: VecDeque<(Instant, Key)>,
+}
+
+impl HalfOpen {
+    /// `key` became half-open at `now`; returns the connection evicted to
+    /// make room, if the bound was reached.
+    pub(crate) fn push(&mut self, key: Key, now: Instant) -> Option<Key> {
+        let evicted = if self.queue.len() >= MAX_HALF_OPEN {
+            self.queue.pop_front().map(|(_, key)| key)
+        } else {
+            None
+        };
+        self.queue.push_back((now, key));
+        evicted
+    }
+
+    /// `key` is no longer half-open (the peer answered, or it ended).
+    pub(crate) fn remove(&mut self, key: &Key) {
+        if let Some(i) = self.queue.iter().position(|(_, k)| k == key) {
+            self.queue.remove(i);
+        }
+    }
+
+    /// The next connection half-open for [`HALF_OPEN_TIMEOUT`] by `now`.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<Key> {
+        match self.queue.front() {
+            Some(&(since, key)) if now >= since + HALF_OPEN_TIMEOUT => {
+                self.queue.pop_front();
+                Some(key)
+            }
+            _ => None,
+        }
+    }
+
+    /// When the oldest one expires.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        self.queue
+            .front()
+            .map(|(since, _)| *since + HALF_OPEN_TIMEOUT)
+    }
+
+    /// How many there are.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
 /// Every connection's next deadline in one queue. Entries are not removed
 /// when a deadline moves later: the stale one pops, the connection is
 /// looked at, finds nothing due and is queued again at its real deadline.
-/// A deadline moving earlier is queued at once.
-#[derive(Debug, Default)]
+/// A deadline moving earlier is queued at once. Entries of connections
+/// gone (a SYN flood leaves one per SYN) are swept out once the queue has
+/// doubled since the last sweep, so it stays in proportion to the live
+/// connections.
+#[derive(Debug)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// Past this length, the next push sweeps.
+    sweep_at: usize,
+}
+
+/// The smallest queue length that is swept.
+const SWEEP_MIN: usize = 1024;
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            heap: BinaryHeap::new(),
+            sweep_at: SWEEP_MIN,
+        }
+    }
 }
 
 impl Timers {
     /// Queues `key` at `at`; true when it is now the earliest deadline (the
-    /// endpoint's sleep must be shortened).
-    pub(crate) fn push(&mut self, at: Instant, key: Key) -> bool {
+    /// endpoint's sleep must be shortened). `live` says which connections
+    /// still exist, for a sweep.
+    pub(crate) fn push(&mut self, at: Instant, key: Key, live: impl Fn(&Key) -> bool) -> bool {
+        if self.heap.len() >= self.sweep_at {
+            self.heap.retain(|Reverse((_, k))| live(k));
+            self.sweep_at = (2 * self.heap.len()).max(SWEEP_MIN);
+        }
         let earliest = self.next().is_none_or(|next| at < next);
         self.heap.push(Reverse((at, key)));
         earliest
+    }
+
+    /// Entries queued (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.heap.len()
     }
 
     /// The earliest deadline.
@@ -242,13 +332,63 @@ mod tests {
     }
 
     #[test]
+    fn half_open_connections_are_bounded_oldest_out_and_expire() {
+        let t0 = Instant::now();
+        let mut half = HalfOpen::default();
+        for port in 0..MAX_HALF_OPEN as u16 {
+            assert_eq!(half.push((addr(port), 1), t0), None);
+        }
+        // Past the bound, each new one evicts the oldest.
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(half.push((addr(1000), 1), later), Some((addr(0), 1)));
+        assert_eq!(half.push((addr(1001), 1), later), Some((addr(1), 1)));
+        assert_eq!(half.len(), MAX_HALF_OPEN);
+        // One that answered leaves the queue.
+        half.remove(&(addr(2), 1));
+        assert_eq!(half.len(), MAX_HALF_OPEN - 1);
+        assert_eq!(half.push((addr(1002), 1), later), None);
+        // None expires early; the first ones expire first.
+        assert_eq!(half.pop_expired(t0 + HALF_OPEN_TIMEOUT / 2), None);
+        let expired: Vec<_> =
+            std::iter::from_fn(|| half.pop_expired(t0 + HALF_OPEN_TIMEOUT)).collect();
+        assert_eq!(expired.len(), MAX_HALF_OPEN - 3);
+        assert_eq!(expired[0], (addr(3), 1));
+        assert_eq!(half.len(), 3);
+        let rest: Vec<_> =
+            std::iter::from_fn(|| half.pop_expired(later + HALF_OPEN_TIMEOUT)).collect();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(half.len(), 0);
+    }
+
+    #[test]
+    fn timers_of_gone_connections_are_swept() {
+        let t0 = Instant::now();
+        let mut timers = Timers::default();
+        let live = |k: &Key| k.1 < 10;
+        // A flood: one entry per connection, almost all gone at once.
+        for id in 0..60_000u16 {
+            timers.push(t0 + Duration::from_secs(30), (addr(1), id), live);
+            assert!(timers.len() <= 2 * SWEEP_MIN, "{} entries", timers.len());
+        }
+        // The live ones are kept.
+        let mut popped = Vec::new();
+        while let Some((_, key)) = timers.pop_due(t0 + Duration::from_secs(31)) {
+            popped.push(key.1);
+        }
+        for id in 0..10 {
+            assert!(popped.contains(&id));
+        }
+    }
+
+    #[test]
     fn timers_pop_in_order_and_report_a_new_earliest() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
         let mut timers = Timers::default();
-        assert!(timers.push(ms(20), (addr(1), 1)));
-        assert!(!timers.push(ms(30), (addr(1), 2)));
-        assert!(timers.push(ms(10), (addr(1), 3)));
+        let all = |_: &Key| true;
+        assert!(timers.push(ms(20), (addr(1), 1), all));
+        assert!(!timers.push(ms(30), (addr(1), 2), all));
+        assert!(timers.push(ms(10), (addr(1), 3), all));
         assert_eq!(timers.next(), Some(ms(10)));
         assert_eq!(timers.pop_due(ms(5)), None);
         assert_eq!(timers.pop_due(ms(25)), Some((ms(10), (addr(1), 3))));

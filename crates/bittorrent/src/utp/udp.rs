@@ -12,8 +12,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+
+use crate::utp::icmp::{self, IcmpError};
 
 /// A datagram for the DHT and its sender.
 pub(crate) type Inbound = (Vec<u8>, SocketAddr);
@@ -25,12 +28,52 @@ const DHT_QUEUE: usize = 256;
 const RECV_BUFFER: usize = 8 << 20;
 /// Send buffer asked of the kernel.
 const SEND_BUFFER: usize = 4 << 20;
+/// How often a full socket is tried again once its readiness cannot be
+/// trusted (see [`UdpPort::writable`]).
+const FULL_RETRY: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The bound UDP socket, cheap to clone; sends with address mapping.
 #[derive(Debug, Clone)]
 pub(crate) struct UdpPort {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
+    /// Tests: sends refused as by a full socket.
+    #[cfg(test)]
+    pub(crate) full: Arc<std::sync::Mutex<FullSocket>>,
+}
+
+/// Tests: makes sends fail with `WouldBlock` as on a full socket, and
+/// checks that what a refused send carried is what goes out next.
+#[cfg(test)]
+#[derive(Debug, Default)]
+pub(crate) struct FullSocket {
+    /// Every `every`-th send is refused (0: none).
+    pub(crate) every: u32,
+    sends: u32,
+    /// The datagram refused last, until the next send.
+    pending: Option<(SocketAddr, Vec<u8>)>,
+    /// Sends refused.
+    pub(crate) refused: u32,
+    /// Sends after a refusal that were not the refused datagram.
+    pub(crate) replaced: u32,
+}
+
+#[cfg(test)]
+impl FullSocket {
+    fn refuse(&mut self, buf: &[u8], to: SocketAddr) -> bool {
+        self.sends += 1;
+        if self.every > 0 && self.sends % self.every == 0 {
+            self.refused += 1;
+            self.pending = Some((to, buf.to_vec()));
+            return true;
+        }
+        if let Some((at, bytes)) = self.pending.take() {
+            if at != to || bytes != buf {
+                self.replaced += 1;
+            }
+        }
+        false
+    }
 }
 
 impl UdpPort {
@@ -53,6 +96,8 @@ impl UdpPort {
         Ok(Self {
             socket: Arc::new(socket),
             local,
+            #[cfg(test)]
+            full: Arc::default(),
         })
     }
 
@@ -66,20 +111,58 @@ impl UdpPort {
         }
     }
 
-    /// Sends one datagram to `to`.
+    /// Sends one datagram to `to`, waiting while the socket is full.
     ///
     /// # Errors
     /// The OS error of the send.
     pub(crate) async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.socket.send_to(buf, self.target(to)).await
+        loop {
+            match self.try_send_to(buf, to) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable().await?,
+                sent => return sent,
+            }
+        }
     }
 
-    /// Sends one datagram to `to` if the socket takes it now.
+    /// Sends one datagram to `to` if the socket takes it now. A send that
+    /// fails for another reason is tried once more: the error may be an
+    /// ICMP error pending from an earlier datagram (see [`icmp`]), which
+    /// the failed send consumed.
     ///
     /// # Errors
     /// `WouldBlock` when the socket's send buffer is full; the OS error.
     pub(crate) fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
-        self.socket.try_send_to(buf, self.target(to))
+        #[cfg(test)]
+        if crate::utp::cell::lock(&self.full).refuse(buf, to) {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let to = self.target(to);
+        match self.socket.try_send_to(buf, to) {
+            Err(e) if e.kind() != io::ErrorKind::WouldBlock => self.socket.try_send_to(buf, to),
+            sent => sent,
+        }
+    }
+
+    /// The next ICMP error queued on the socket (the destination as uTP
+    /// and the DHT see it); `Ok(None)` for an entry not understood.
+    ///
+    /// # Errors
+    /// `WouldBlock` when none is queued. Any other error of the read is
+    /// logged and taken as `WouldBlock` too: the socket's error readiness
+    /// must be cleared, or its reader would wake again at once, forever.
+    pub(crate) fn try_recv_error(&self) -> io::Result<Option<IcmpError>> {
+        let error = self.socket.try_io(Interest::ERROR, || {
+            icmp::recv(&*self.socket).map_err(|e| {
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    log::debug!("UDP {}: reading the error queue: {e}", self.local);
+                }
+                io::Error::from(io::ErrorKind::WouldBlock)
+            })
+        })?;
+        Ok(error.map(|e| IcmpError {
+            to: canonical(e.to),
+            what: e.what,
+        }))
     }
 
     /// Receives one datagram if one is there, with the sender's address as
@@ -92,14 +175,25 @@ impl UdpPort {
         Ok((len, canonical(from)))
     }
 
-    /// Waits until a datagram may be there.
+    /// Waits until a datagram or an ICMP error may be there.
     pub(crate) async fn readable(&self) -> io::Result<()> {
-        self.socket.readable().await
+        self.socket
+            .ready(Interest::READABLE | Interest::ERROR)
+            .await
+            .map(drop)
     }
 
-    /// Waits until the send buffer has room.
+    /// Waits until the send buffer may have room. Once an ICMP error has
+    /// been reported on the socket, tokio keeps it "write closed" for good
+    /// (mio reads `EPOLLERR` so), and readiness no longer tells a full
+    /// socket from one with room: then this waits [`FULL_RETRY`] instead,
+    /// so a full socket is retried at that pace and never spun on.
     pub(crate) async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await
+        let ready = self.socket.ready(Interest::WRITABLE).await?;
+        if !ready.is_writable() {
+            tokio::time::sleep(FULL_RETRY).await;
+        }
+        Ok(())
     }
 
     /// The bound address.
@@ -118,6 +212,9 @@ fn bind_std(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     }
     if let Err(e) = socket.set_send_buffer_size(SEND_BUFFER) {
         log::debug!("UDP {addr}: cannot enlarge the send buffer: {e}");
+    }
+    if let Err(e) = icmp::enable(&socket, addr.is_ipv6()) {
+        log::debug!("UDP {addr}: ICMP errors will not be seen: {e}");
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;

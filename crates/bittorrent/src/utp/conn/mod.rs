@@ -325,6 +325,19 @@ impl Connection {
         }
     }
 
+    /// The peer's address answered with ICMP "port unreachable". A connect
+    /// still waiting for its SYN's answer is refused (true). A connection
+    /// past the handshake ignores it (false): a stray or forged ICMP error
+    /// must not end it, and its own timeouts end it if the peer is gone.
+    pub(crate) fn on_port_unreachable(&mut self) -> bool {
+        if self.state == State::SynSent && self.closed.is_none() {
+            self.end(Closed::Refused);
+            true
+        } else {
+            false
+        }
+    }
+
     /// Both FINs through, ours acknowledged and every byte read: ended.
     fn check_done(&mut self) {
         if self.closed.is_none() && self.fin_acked && self.recv.is_eof() {

@@ -119,6 +119,48 @@ fn sack_resends_the_hole_and_halves_the_window() {
     assert_eq!(Packet::parse(&ack[0]).unwrap().sack, None);
 }
 
+/// BEP 29 lets any packet carry the selective ACK: one on a DATA packet
+/// (some peers piggyback it) is honoured as on a STATE, and its payload
+/// is still taken.
+#[test]
+fn a_sack_on_a_data_packet_is_honoured() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(Config::default(), now);
+    let before = a.congestion_window();
+    assert_eq!(a.write(&vec![1u8; before]), before);
+    let data = drain(&mut a, now);
+    for d in &data[1..] {
+        b.handle_datagram(d, now);
+    }
+    let state = drain(&mut b, now);
+    let sack = Packet::parse(&state[0]).unwrap().sack.unwrap().to_vec();
+    assert_eq!(b.write(b"hi"), 2);
+    let out = drain(&mut b, now);
+    let plain = out.last().unwrap();
+    assert_eq!(header(plain).packet_type, PacketType::Data);
+    assert_eq!(header(plain).ack_nr, 500);
+    // b's DATA, with the SACK of its STATE spliced in.
+    let mut with_sack = plain[..20].to_vec();
+    with_sack[1] = 1;
+    with_sack.extend_from_slice(&[0, sack.len() as u8]);
+    with_sack.extend_from_slice(&sack);
+    with_sack.extend_from_slice(&plain[20..]);
+    let p = Packet::parse(&with_sack).unwrap();
+    assert_eq!((p.sack, p.payload), (Some(&sack[..]), &b"hi"[..]));
+
+    a.handle_datagram(&with_sack, now);
+    assert!(a.congestion_window() < before, "the SACK told of a loss");
+    let resent: Vec<_> = drain(&mut a, now)
+        .into_iter()
+        .filter(|d| header(d).packet_type == PacketType::Data)
+        .collect();
+    assert_eq!(resent.len(), 1, "only the hole is sent again");
+    assert_eq!(header(&resent[0]).seq_nr, 501);
+    let mut buf = [0u8; 8];
+    assert_eq!(a.read(&mut buf), 2);
+    assert_eq!(&buf[..2], b"hi");
+}
+
 #[test]
 fn three_duplicate_acks_resend() {
     let now = Instant::now();
@@ -202,6 +244,29 @@ fn a_reset_answering_the_syn_is_a_refusal() {
     a.handle_datagram(&reset, now);
     assert_eq!(a.closed(), Some(Closed::Refused));
     assert!(a.readable() && a.writable());
+}
+
+/// ICMP "port unreachable" refuses a connect still waiting for its
+/// SYN-ACK, silently (nobody listens to a RESET); an established
+/// connection, at either end, ignores it.
+#[test]
+fn port_unreachable_refuses_only_a_pending_connect() {
+    let now = Instant::now();
+    let mut a = Connection::connect(Config::default(), 1000, 500, now);
+    drain(&mut a, now);
+    assert!(a.on_port_unreachable());
+    assert_eq!(a.closed(), Some(Closed::Refused));
+    assert!(a.writable(), "the connect's waiter is woken");
+    assert!(
+        drain(&mut a, now).is_empty(),
+        "nothing answers a closed port"
+    );
+    assert!(!a.on_port_unreachable(), "once");
+
+    let (mut a, mut b) = pair(Config::default(), now);
+    assert!(!a.on_port_unreachable() && !b.on_port_unreachable());
+    assert_eq!((a.closed(), b.closed()), (None, None));
+    assert_eq!(a.write(b"still up"), 8);
 }
 
 #[test]
