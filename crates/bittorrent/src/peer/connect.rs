@@ -483,12 +483,16 @@ mod tests {
         let mut incoming = theirs.incoming(cancel.child_token());
         let connector = Connector::with_utp(Duration::from_secs(5), Some(ours), UtpMode::Fallback);
         // Nothing listens on TCP at the uTP port.
-        let (stream, route) = connector
+        let (mut stream, route) = connector
             .open(theirs.local_addr(), InfoHash([0; 20]))
             .await
             .unwrap();
         assert_eq!(route.transport, TransportKind::Utp);
         assert_eq!(stream.kind(), TransportKind::Utp);
+        // An inbound uTP connection is handed out once its dialer speaks.
+        tokio::io::AsyncWriteExt::write_all(&mut stream, b"x")
+            .await
+            .unwrap();
         assert!(incoming.recv().await.is_some());
         cancel.cancel();
     }
