@@ -40,7 +40,7 @@ mod imp {
         recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrLike, SockaddrStorage,
     };
 
-    use super::{IcmpError, Unreachable};
+    use crate::utp::icmp::{IcmpError, Unreachable};
 
     /// Turns on the error queue for IPv4 (and IPv6 when `ipv6`, which on a
     /// dual-stack socket carries the IPv4 peers' errors too).
@@ -102,7 +102,7 @@ mod imp {
 mod imp {
     use std::io;
 
-    use super::IcmpError;
+    use crate::utp::icmp::IcmpError;
 
     pub(crate) fn enable<T>(_socket: &T, _ipv6: bool) -> io::Result<()> {
         Ok(())
