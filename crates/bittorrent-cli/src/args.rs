@@ -128,6 +128,12 @@ pub struct Args {
     #[arg(long, conflicts_with = "web_seeds", help_heading = NETWORK)]
     pub no_web_seeds: bool,
 
+    /// Upload over plaintext TCP with sendfile(2), straight from the files
+    /// (Linux), instead of reading blocks into a buffer first: a little
+    /// less CPU and memory, but measured slower on loopback.
+    #[arg(long, help_heading = NETWORK)]
+    pub send_from_files: bool,
+
     /// Most bytes per second received, every torrent together: a number
     /// with an optional K (×1000), M (×1,000,000) or G (×10^9) suffix, e.g.
     /// 20M is 20,000,000 B/s (qBittorrent's unit). 0: unlimited (the default).

@@ -198,6 +198,7 @@ async fn session_config(args: &Args) -> Result<(SessionConfig, Dht), String> {
         utp: args.utp.into(),
         port_mapping: (!args.no_port_mapping).then(PortMapConfig::default),
         web_seeds: !args.no_web_seeds,
+        send_from_files: args.send_from_files,
         rate_limits: RateLimits {
             download: args.download_limit.filter(|&rate| rate > 0),
             upload: args.upload_limit.filter(|&rate| rate > 0),

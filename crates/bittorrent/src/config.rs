@@ -66,6 +66,13 @@ pub struct SessionConfig {
     /// private. Default true; false turns it off for every torrent: not
     /// advertised in the extended handshake, neither sent nor read.
     pub pex: bool,
+    /// Whether uploads over plaintext TCP go out with sendfile(2) straight
+    /// from the files (Linux), instead of being read into a buffer first.
+    /// Default false: against a libtorrent leecher on loopback it was
+    /// slower (1.80 against 1.67 s per GiB, medians of 5), though it costs
+    /// the seeder a little less CPU and memory. uTP, RC4 and stores without
+    /// files always use the buffered path.
+    pub send_from_files: bool,
     /// Download and upload limits of the whole session (default unlimited);
     /// change them while it runs with
     /// [`SessionHandle::set_rate_limits`](crate::session::SessionHandle::set_rate_limits).
@@ -161,6 +168,7 @@ impl Default for SessionConfig {
             external_port: ExternalPort::default(),
             web_seeds: true,
             pex: true,
+            send_from_files: false,
             announce_ipv6: None,
             rate_limits: RateLimits::default(),
             share_limits: ShareLimits::default(),

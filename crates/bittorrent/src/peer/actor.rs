@@ -214,7 +214,7 @@ impl PeerActor {
         // READS_IN_FLIGHT of up to 256 KiB each, so reading the next run
         // overlaps sending this one (on plaintext TCP, sent from the files).
         let mut reads: VecDeque<PendingRead> = VecDeque::new();
-        let zero_copy = conn.get_ref().can_send_files();
+        let zero_copy = self.params.send_from_files && conn.get_ref().can_send_files();
         if zero_copy {
             log::debug!("{} uploads go out with sendfile", self.tag);
         }

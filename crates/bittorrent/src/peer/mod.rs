@@ -60,6 +60,9 @@ pub(crate) struct PeerParams {
     pub listen_port: u16,
     /// Whether peer exchange is allowed (not for private torrents).
     pub pex: bool,
+    /// Whether plaintext TCP uploads go out with sendfile(2) from the
+    /// store's files ([`Config::send_from_files`](crate::config::Config::send_from_files)).
+    pub send_from_files: bool,
 }
 
 #[cfg(test)]
@@ -76,6 +79,7 @@ impl PeerParams {
             connector: Connector::new(Duration::from_secs(10)),
             listen_port: 0,
             pex: false,
+            send_from_files: false,
         }
     }
 }

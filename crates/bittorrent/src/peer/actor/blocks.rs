@@ -23,12 +23,6 @@ use crate::peer::{PeerError, PeerEvent};
 use crate::store::{FileRun, StoreError};
 use crate::types::BlockInfo;
 
-/// Whether plaintext TCP uploads go out with sendfile(2) from the store's
-/// files (when the store can say where blocks lie). On a loaded 2-core
-/// machine this cut the seeder's CPU by about a third but not its time;
-/// `false` keeps every upload on the buffered path (one line to A/B).
-const SEND_FROM_FILES: bool = true;
-
 /// A run of blocks got ready for the peer.
 pub(super) type BlockRead = Result<ReadRun, StoreError>;
 /// A run being got ready: read on a blocking thread, or found at once.
@@ -71,7 +65,7 @@ impl PeerActor {
         let first = blocks.first().copied()?;
         // A run is at most `MAX_READ` bytes, the buffers' length.
         let len: usize = blocks.iter().map(|b| b.length as usize).sum();
-        if zero_copy && SEND_FROM_FILES {
+        if zero_copy {
             let found = u32::try_from(len)
                 .map_err(|_| StoreError::OutOfRange {
                     index: first.piece,

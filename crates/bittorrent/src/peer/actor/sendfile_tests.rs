@@ -85,6 +85,7 @@ async fn seeding(
     }
     let mut params = PeerParams::for_test(meta, bits);
     params.store = Arc::new(store);
+    params.send_from_files = true;
     let (events, events_rx) = mpsc::channel(64);
     let (handle, task) = PeerHandle::start(
         addr,

@@ -125,6 +125,7 @@ impl Shell {
             connector: self.connector.clone(),
             listen_port: self.config.port,
             pex: self.config.pex && !running.meta.private,
+            send_from_files: self.config.send_from_files,
         };
         let (handle, task) = PeerHandle::start(
             addr,
