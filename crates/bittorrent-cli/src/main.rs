@@ -11,6 +11,7 @@ mod daemon;
 mod echo;
 mod http;
 mod logging;
+mod malloc;
 mod preflight;
 mod progress;
 mod select;
@@ -42,6 +43,7 @@ use crate::status::Dht;
 const SESSION_STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 fn main() -> ExitCode {
+    malloc::one_arena();
     let mut args = Args::parse();
     match args.command.take() {
         Some(Command::Create(create)) => return exit_code(create::run(&create)),
