@@ -40,7 +40,8 @@ pub trait Store: Send + Sync + 'static {
     /// their concatenation one contiguous run. The piece is not verified
     /// yet: its data may be wrong and rewritten later, and a store must not
     /// count it as had (nor list it in a resume record) until
-    /// [`Store::piece_verified`] names it.
+    /// [`Store::piece_verified`] names it. A torrent writes from two threads
+    /// at once, never to the same piece at once.
     ///
     /// # Errors
     /// Any IO error, or a range that does not fit the piece.

@@ -47,8 +47,8 @@ pub(crate) enum MetadataPhaseError {
 pub(crate) enum Job {
     /// Finding the pieces already in the store.
     Check,
-    /// Writing blocks and verifying pieces (a batch).
-    Disk,
+    /// Writing blocks and verifying pieces (a batch of one writer lane).
+    Disk(usize),
     /// Finalizing the store once complete.
     Finalize,
     /// Writing the resume record.
@@ -61,7 +61,7 @@ impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Check => f.write_str("check"),
-            Self::Disk => f.write_str("writes and verifications"),
+            Self::Disk(lane) => write!(f, "writes and verifications (lane {lane})"),
             Self::Finalize => f.write_str("finalize"),
             Self::SaveResume => f.write_str("resume record"),
             Self::StoreSelection => f.write_str("file selection"),

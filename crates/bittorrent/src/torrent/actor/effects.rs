@@ -53,8 +53,9 @@ impl Shell {
             }
             Action::Disk(batch) => {
                 let store = Arc::clone(store);
-                self.jobs
-                    .spawn(Job::Disk, move || Ok(JobOutput::Disk(batch.run(&*store))));
+                self.jobs.spawn(Job::Disk(batch.lane), move || {
+                    Ok(JobOutput::Disk(batch.run(&*store)))
+                });
             }
             Action::SaveResume(have) => {
                 let store = Arc::clone(store);

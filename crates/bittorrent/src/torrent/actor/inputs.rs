@@ -52,15 +52,15 @@ impl Shell {
                 core.checked(&nothing, now);
             }
             (_, Ok(JobOutput::Disk(done))) => core.disk_done(done, now),
-            (Job::Disk, Err(e)) => {
+            (Job::Disk(lane), Err(e)) => {
                 log::error!("{tag} {e}");
-                core.disk_lost(now);
+                core.disk_lost(lane, now);
             }
             (Job::Finalize, result) => core.finalized(result.map(drop)),
             (Job::SaveResume, result) => core.resume_saved(result.map(drop)),
             (Job::StoreSelection, result) => core.selection_stored(result.map(drop)),
             // A check or verification returns its own output.
-            (Job::Check | Job::Disk, Ok(JobOutput::Done)) => {}
+            (Job::Check | Job::Disk(_), Ok(JobOutput::Done)) => {}
         }
     }
 

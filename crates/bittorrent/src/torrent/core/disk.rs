@@ -5,10 +5,13 @@
 //! store (the page cache). So no piece is ever held whole in memory.
 //!
 //! The queue ([`DiskQueue`]) is decisions only: ops wait in it until a batch
-//! is worth a thread hop, and one batch runs at a time per torrent (one
-//! writer: no two threads contend for a file). A batch ([`DiskBatch`]) is the
-//! synchronous work, run on a blocking thread; it carries the hash states
-//! there and back.
+//! is worth a thread hop. A torrent has [`LANES`] writers: all of a piece's
+//! ops go to one lane (by its index), and each lane runs one batch at a
+//! time, so two lanes write and hash different pieces on two cores at once
+//! (one lane, SHA-1 and the page-cache copies of every block on one thread,
+//! capped a download at ~750 MB/s here). A batch ([`DiskBatch`]) is the
+//! synchronous work, run on a blocking thread; it carries its lane's hash
+//! states there and back.
 //!
 //! Invariant: a piece's hash state covers exactly the bytes of the piece as
 //! they are in the store. A write over bytes already hashed (a piece started
@@ -28,12 +31,14 @@ use crate::torrent::core::verify::{Verified, VerifyJob};
 /// bounds the piece data in memory, whatever the piece size, torrent size,
 /// request budget or number of peers.
 pub(crate) const MAX_DISK_BACKLOG: u64 = 2 * 1024 * 1024;
-/// A batch starts once this much is queued (or a piece is complete, or on
-/// a flush): fewer thread hops than one per block.
-pub(crate) const BATCH_MIN: u64 = 512 * 1024;
+/// Writers per torrent (see the module docs).
+pub(crate) const LANES: usize = 2;
+/// A lane's batch starts once this much is queued in the lane (or a piece
+/// is complete, or on a flush): fewer thread hops than one per block.
+pub(crate) const BATCH_MIN: u64 = 256 * 1024;
 /// Out-of-order blocks kept (already written) to be hashed when the gap
-/// before them is filled, per torrent; past it they are read back.
-pub(crate) const MAX_STASH: usize = 1024 * 1024;
+/// before them is filled, per lane; past it they are read back.
+pub(crate) const MAX_STASH: usize = 512 * 1024;
 /// Contiguous bytes of one piece written with one call at most: small
 /// enough that they are still in cache when hashed right after.
 const MAX_RUN: u64 = 256 * 1024;
@@ -165,9 +170,11 @@ impl Hashes {
     }
 }
 
-/// Ops to carry out on a blocking thread, with the hash states.
+/// Ops to carry out on a blocking thread, with their lane's hash states.
 #[derive(Debug)]
 pub(crate) struct DiskBatch {
+    /// The lane (of [`LANES`]) whose ops these are.
+    pub lane: usize,
     pub ops: Vec<DiskOp>,
     pub hashes: Hashes,
 }
@@ -175,6 +182,8 @@ pub(crate) struct DiskBatch {
 /// What a [`DiskBatch`] did.
 #[derive(Debug)]
 pub(crate) struct DiskDone {
+    /// The batch's lane.
+    pub lane: usize,
     pub hashes: Hashes,
     /// The pieces verified (or not), in order.
     pub verified: Vec<Verified>,
@@ -186,7 +195,11 @@ pub(crate) struct DiskDone {
 impl DiskBatch {
     /// Writes, hashes and verifies, in order.
     pub(crate) fn run(self, store: &dyn Store) -> DiskDone {
-        let Self { ops, mut hashes } = self;
+        let Self {
+            lane,
+            ops,
+            mut hashes,
+        } = self;
         let mut verified = Vec::new();
         let mut write_failed: Vec<(u32, StoreError)> = Vec::new();
         let mut ops = ops.into_iter().peekable();
@@ -229,6 +242,7 @@ impl DiskBatch {
             }
         }
         DiskDone {
+            lane,
             hashes,
             verified,
             write_failed,
@@ -262,24 +276,30 @@ fn take_run(
     }
 }
 
-/// Ops waiting for the writer, and whether a batch runs. Pure.
-#[derive(Debug)]
+/// Ops waiting for the writers, and which batches run. Pure.
+#[derive(Debug, Default)]
 pub(crate) struct DiskQueue {
-    pending: Vec<DiskOp>,
-    pending_bytes: u64,
-    /// A `Verify` is pending.
-    pending_verify: bool,
-    /// The hash states while no batch runs (`None`: one runs).
-    hashes: Option<Hashes>,
-    /// Bytes being written by the batch running.
-    running_bytes: u64,
-    /// Pieces the batch running touches.
-    running: HashSet<u32>,
+    lanes: [Lane; LANES],
     /// No batch starts (the store is taking a file selection).
     held: bool,
 }
 
-impl Default for DiskQueue {
+/// One writer's ops and state.
+#[derive(Debug)]
+struct Lane {
+    pending: Vec<DiskOp>,
+    pending_bytes: u64,
+    /// A `Verify` is pending.
+    pending_verify: bool,
+    /// The lane's hash states while no batch runs (`None`: one runs).
+    hashes: Option<Hashes>,
+    /// Bytes being written by the lane's batch.
+    running_bytes: u64,
+    /// Pieces the lane's batch touches.
+    running: HashSet<u32>,
+}
+
+impl Default for Lane {
     fn default() -> Self {
         Self {
             pending: Vec::new(),
@@ -288,71 +308,95 @@ impl Default for DiskQueue {
             hashes: Some(Hashes::default()),
             running_bytes: 0,
             running: HashSet::new(),
-            held: false,
         }
     }
 }
 
+impl Lane {
+    fn running(&self) -> bool {
+        self.hashes.is_none()
+    }
+}
+
+/// The lane of `piece`'s ops.
+fn lane_of(piece: u32) -> usize {
+    piece as usize % LANES
+}
+
 impl DiskQueue {
     pub(crate) fn push(&mut self, op: DiskOp) {
-        self.pending_bytes += op.bytes();
-        self.pending_verify |= matches!(op, DiskOp::Verify(_));
-        self.pending.push(op);
+        let lane = &mut self.lanes[lane_of(op.piece())];
+        lane.pending_bytes += op.bytes();
+        lane.pending_verify |= matches!(op, DiskOp::Verify(_));
+        lane.pending.push(op);
     }
 
     /// Bytes of blocks queued or being written.
     pub(crate) fn bytes(&self) -> u64 {
-        self.pending_bytes + self.running_bytes
+        (self.lanes.iter())
+            .map(|l| l.pending_bytes + l.running_bytes)
+            .sum()
     }
 
     /// A batch runs.
     pub(crate) fn running(&self) -> bool {
-        self.hashes.is_none()
+        self.lanes.iter().any(Lane::running)
     }
 
     /// Nothing queued and nothing running.
     pub(crate) fn is_idle(&self) -> bool {
-        self.pending.is_empty() && !self.running()
+        (self.lanes.iter()).all(|l| l.pending.is_empty() && !l.running())
     }
 
-    /// Holds (or releases) the writer: no batch starts while held.
+    /// Holds (or releases) the writers: no batch starts while held.
     pub(crate) fn hold(&mut self, held: bool) {
         self.held = held;
     }
 
-    /// The next batch, when none runs, the writer is not held and what is
-    /// queued is worth a thread hop: a piece to verify, [`BATCH_MIN`] bytes,
-    /// or anything at all with `force`.
+    /// The next batch of a lane that runs none, when the writers are not
+    /// held and what the lane has queued is worth a thread hop: a piece to
+    /// verify, [`BATCH_MIN`] bytes, or anything at all with `force`. Call
+    /// it until `None`: each lane may start one.
     pub(crate) fn next_batch(&mut self, force: bool) -> Option<DiskBatch> {
-        let due = force || self.pending_verify || self.pending_bytes >= BATCH_MIN;
-        if self.held || self.pending.is_empty() || !due {
+        if self.held {
             return None;
         }
-        let hashes = self.hashes.take()?;
-        let ops = std::mem::take(&mut self.pending);
-        self.running = ops.iter().map(DiskOp::piece).collect();
-        self.running_bytes = std::mem::take(&mut self.pending_bytes);
-        self.pending_verify = false;
-        Some(DiskBatch { ops, hashes })
+        let (index, lane) = (self.lanes.iter_mut().enumerate()).find(|(_, l)| {
+            let due = force || l.pending_verify || l.pending_bytes >= BATCH_MIN;
+            due && !l.running() && !l.pending.is_empty()
+        })?;
+        let hashes = lane.hashes.take()?;
+        let ops = std::mem::take(&mut lane.pending);
+        lane.running = ops.iter().map(DiskOp::piece).collect();
+        lane.running_bytes = std::mem::take(&mut lane.pending_bytes);
+        lane.pending_verify = false;
+        Some(DiskBatch {
+            lane: index,
+            ops,
+            hashes,
+        })
     }
 
-    /// The running batch ended and gave the hash states back.
-    pub(crate) fn done(&mut self, hashes: Hashes) {
-        self.hashes = Some(hashes);
-        self.running_bytes = 0;
-        self.running.clear();
+    /// `lane`'s batch ended and gave its hash states back.
+    pub(crate) fn done(&mut self, lane: usize, hashes: Hashes) {
+        let Some(lane) = self.lanes.get_mut(lane) else {
+            return;
+        };
+        lane.hashes = Some(hashes);
+        lane.running_bytes = 0;
+        lane.running.clear();
     }
 
-    /// The running batch ended without a result (it panicked): the hash
-    /// states are lost (pieces are then hashed from the store); returns the
+    /// `lane`'s batch ended without a result (it panicked): its hash states
+    /// are lost (its pieces are then hashed from the store); returns the
     /// pieces it touched, whose writes may not have happened.
-    pub(crate) fn lost(&mut self) -> HashSet<u32> {
-        if !self.running() {
+    pub(crate) fn lost(&mut self, lane: usize) -> HashSet<u32> {
+        let Some(lane) = self.lanes.get_mut(lane).filter(|l| l.running()) else {
             return HashSet::new();
-        }
-        self.hashes = Some(Hashes::default());
-        self.running_bytes = 0;
-        std::mem::take(&mut self.running)
+        };
+        lane.hashes = Some(Hashes::default());
+        lane.running_bytes = 0;
+        std::mem::take(&mut lane.running)
     }
 }
 
@@ -426,7 +470,12 @@ mod tests {
     }
 
     fn run(store: &Counting, ops: Vec<DiskOp>, hashes: Hashes) -> DiskDone {
-        DiskBatch { ops, hashes }.run(store)
+        DiskBatch {
+            lane: 0,
+            ops,
+            hashes,
+        }
+        .run(store)
     }
 
     fn good(done: &DiskDone) -> Vec<u32> {
@@ -542,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn the_queue_batches_and_runs_one_batch_at_a_time() {
+    fn the_queue_batches_and_runs_one_batch_per_lane_at_a_time() {
         let data = piece(0);
         let mut queue = DiskQueue::default();
         queue.push(write(0, 0, &data));
@@ -555,16 +604,28 @@ mod tests {
         assert!(queue.next_batch(true).is_none(), "held");
         queue.hold(false);
         let batch = queue.next_batch(true).unwrap();
+        assert_eq!(batch.lane, 0);
         assert!(queue.running());
         assert_eq!(queue.bytes(), u64::from(B), "being written");
         queue.push(verify(0));
-        assert!(queue.next_batch(true).is_none(), "one at a time");
+        assert!(queue.next_batch(true).is_none(), "one at a time per lane");
+        // Piece 1 is another lane's: its batch runs beside lane 0's.
+        let other = piece(1);
+        queue.push(write(1, 0, &other));
+        let second = queue.next_batch(true).expect("the other lane is free");
+        assert_eq!(second.lane, 1);
+        assert!(queue.next_batch(true).is_none(), "both lanes busy");
         let done = batch.run(&store(None));
-        queue.done(done.hashes);
-        assert_eq!(queue.bytes(), 0);
+        queue.done(done.lane, done.hashes);
+        assert_eq!(queue.bytes(), u64::from(B), "lane 1's block is in flight");
         let batch = queue.next_batch(false).expect("a verification is due");
         assert_eq!(batch.ops.len(), 1);
-        assert_eq!(queue.lost(), HashSet::from([0]));
+        assert_eq!(queue.lost(0), HashSet::from([0]));
+        assert!(queue.lost(0).is_empty(), "lane 0 runs nothing now");
+        assert!(!queue.is_idle(), "lane 1 still runs");
+        let done = second.run(&store(None));
+        queue.done(done.lane, done.hashes);
         assert!(queue.is_idle());
+        assert_eq!(queue.bytes(), 0);
     }
 }

@@ -145,12 +145,12 @@ impl TorrentCore {
 
     /// A batch of writes and verifications ended without a result: the
     /// pieces it touched are downloaded again.
-    pub(crate) fn disk_lost(&mut self, now: Instant) {
+    pub(crate) fn disk_lost(&mut self, lane: usize, now: Instant) {
         log::error!(
             "{} a batch of writes and verifications was lost; downloading its pieces again",
             self.tag()
         );
-        self.flow.disk_lost();
+        self.flow.disk_lost(lane);
         self.store_selection();
         self.start_writes();
         self.request_more_all(now);

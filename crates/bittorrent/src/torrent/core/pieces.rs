@@ -208,7 +208,7 @@ impl PieceFlow {
     /// Starts the writer on what is queued, if it is free and the queue is
     /// worth a batch (anything at all with `force`).
     pub(crate) fn start_writes(&mut self, out: &mut Vec<Action>, force: bool) {
-        if let Some(batch) = self.disk.next_batch(force) {
+        while let Some(batch) = self.disk.next_batch(force) {
             out.push(Action::Disk(batch));
         }
     }
@@ -220,7 +220,7 @@ impl PieceFlow {
         done: DiskDone,
         bans: &mut Vec<(Contributor, BanReason)>,
     ) -> Vec<(u32, Verdict)> {
-        self.disk.done(done.hashes);
+        self.disk.done(done.lane, done.hashes);
         let mut verdicts = Vec::new();
         for (piece, e) in done.write_failed {
             self.verifying.remove(&piece);
@@ -234,10 +234,10 @@ impl PieceFlow {
         verdicts
     }
 
-    /// A batch ended without a result (it panicked): the pieces it touched
-    /// are missing again and will be downloaded anew.
-    pub(crate) fn disk_lost(&mut self) {
-        for piece in self.disk.lost() {
+    /// `lane`'s batch ended without a result (it panicked): the pieces it
+    /// touched are missing again and will be downloaded anew.
+    pub(crate) fn disk_lost(&mut self, lane: usize) {
+        for piece in self.disk.lost(lane) {
             self.verifying.remove(&piece);
             self.senders.remove(&piece);
             self.picker.piece_failed(piece);
@@ -382,11 +382,14 @@ mod tests {
     ) -> Vec<(u32, Verdict)> {
         let mut out = Vec::new();
         flow.start_writes(&mut out, false);
-        let Some(batch) = batch(out) else {
-            return Vec::new();
-        };
-        assert!(flow.writing());
-        flow.disk_done(batch.run(store), bans)
+        let mut verdicts = Vec::new();
+        for action in out {
+            if let Action::Disk(batch) = action {
+                assert!(flow.writing());
+                verdicts.extend(flow.disk_done(batch.run(store), bans));
+            }
+        }
+        verdicts
     }
 
     fn store() -> MemoryStore {
@@ -416,8 +419,8 @@ mod tests {
         receive_piece(&mut flow, 1, addr(1), addr(1), None);
         let mut out = Vec::new();
         flow.start_writes(&mut out, false);
-        assert!(batch(out).is_some());
-        flow.disk_lost();
+        let lost = batch(out).expect("a batch");
+        flow.disk_lost(lost.lane);
         assert!(!flow.disk_busy());
         assert!(
             flow.picker

@@ -587,7 +587,11 @@ fn a_new_selection_waits_for_pieces_being_written_and_holds_new_ones() {
     rig.hold_verifications = true;
     let seed = rig.full();
     rig.connect(1, seed);
-    assert_eq!(rig.held.len(), 1, "one batch of writes at a time");
+    assert_eq!(
+        rig.held.len(),
+        disk::LANES,
+        "one batch of writes per lane at a time"
+    );
     rig.core
         .set_file_priorities(vec![Priority::Skip, Priority::Normal], rig.now)
         .unwrap();
@@ -754,7 +758,7 @@ fn a_lost_batch_downloads_its_piece_again() {
         .any(|op| matches!(op, disk::DiskOp::Verify(_))));
     rig.hold_verifications = false;
     rig.served.clear();
-    rig.core.disk_lost(rig.now);
+    rig.core.disk_lost(batch.lane, rig.now);
     rig.settle();
     assert_eq!(rig.served.len(), 2, "both blocks again");
     assert!(rig.core.stats(rig.now).complete);
