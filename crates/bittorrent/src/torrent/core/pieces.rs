@@ -481,26 +481,30 @@ mod tests {
 
     #[test]
     fn the_backlog_counts_bytes_queued_and_being_written() {
-        let piece = 2 << 20;
-        let meta = MetaInfo::for_test("t", piece, &[("f", 4 * u64::from(piece), false)]);
-        let picker = Picker::new(4, piece, 4 * u64::from(piece)).with_rng_seed(3);
+        // One piece (one writer lane) larger than the backlog.
+        let piece = 8 << 20;
+        let meta = MetaInfo::for_test("t", piece, &[("f", u64::from(piece), false)]);
+        let picker = Picker::new(1, piece, u64::from(piece)).with_rng_seed(3);
         let mut flow = PieceFlow::new(Arc::new(meta), picker);
-        let all = crate::bitfield::Bitfield::full(4);
+        let all = crate::bitfield::Bitfield::full(1);
         flow.picker.add_peer(&all);
-        let blocks = flow.picker.pick(&all, &Default::default(), 256);
+        let blocks = flow.picker.pick(&all, &Default::default(), 512);
+        let bound = (MAX_DISK_BACKLOG / u64::from(BLOCK_SIZE)) as usize;
         let mut out = Vec::new();
-        for b in &blocks[..96] {
+        for b in &blocks[..bound - 1] {
             flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
             flow.start_writes(&mut out, false);
         }
-        assert_eq!(out.len(), 1, "one batch once 512 KiB are queued");
+        assert_eq!(out.len(), 1, "one batch once a lane has 256 KiB");
         assert!(flow.writing());
-        assert!(!flow.backlogged(), "1.5 MiB queued or written");
-        for b in &blocks[96..128] {
-            flow.block(addr(1), *b, Bytes::from(vec![0; b.length as usize]));
-        }
-        assert!(flow.backlogged(), "2 MiB");
-        let store = MemoryStore::with_geometry(piece, 4 * u64::from(piece));
+        assert!(!flow.backlogged(), "a block short of the bound");
+        flow.block(
+            addr(1),
+            blocks[bound - 1],
+            Bytes::from(vec![0; BLOCK_SIZE as usize]),
+        );
+        assert!(flow.backlogged(), "queued and being written add up");
+        let store = MemoryStore::with_geometry(piece, u64::from(piece));
         flow.disk_done(batch(out).unwrap().run(&store), &mut Vec::new());
         assert!(!flow.backlogged(), "the first batch is written");
     }
