@@ -182,6 +182,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn uploads_are_buffered_unless_sendfile_is_asked_for() {
+        // sendfile(2) measured slower against a libtorrent leecher; it is
+        // an opt-in (the sendfile tests turn it on).
+        assert!(!SessionConfig::default().send_from_files);
+    }
+
+    #[test]
     fn only_global_ipv6_addresses_are_worth_announcing() {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(global_ipv6(ip("2a01:4f8::1")), "2a01:4f8::1".parse().ok());

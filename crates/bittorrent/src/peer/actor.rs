@@ -212,7 +212,8 @@ impl PeerActor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         // Runs of blocks got ready for the peer, in request order: up to
         // READS_IN_FLIGHT of up to 256 KiB each, so reading the next run
-        // overlaps sending this one (on plaintext TCP, sent from the files).
+        // overlaps sending this one (with `send_from_files`, on plaintext
+        // TCP, sent from the files).
         let mut reads: VecDeque<PendingRead> = VecDeque::new();
         let zero_copy = self.params.send_from_files && conn.get_ref().can_send_files();
         if zero_copy {

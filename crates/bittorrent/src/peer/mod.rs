@@ -61,7 +61,7 @@ pub(crate) struct PeerParams {
     /// Whether peer exchange is allowed (not for private torrents).
     pub pex: bool,
     /// Whether plaintext TCP uploads go out with sendfile(2) from the
-    /// store's files ([`Config::send_from_files`](crate::config::Config::send_from_files)).
+    /// store's files ([`SessionConfig::send_from_files`](crate::config::SessionConfig::send_from_files)).
     pub send_from_files: bool,
 }
 
